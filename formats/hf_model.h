@@ -1,0 +1,28 @@
+/* A Hugging Face model directory: config.json, the weights (one
+ * model.safetensors, or shards listed in model.safetensors.index.json),
+ * and the tokenizer files. Accepts the directory itself or the path of a
+ * .safetensors file with config.json beside it. Knows files, not
+ * architectures: model/weights.h maps names to roles. */
+#ifndef XF_FORMATS_HF_MODEL_H
+#define XF_FORMATS_HF_MODEL_H
+
+#include <jansson.h>
+
+#include "core/error.h"
+#include "formats/safetensors.h"
+#include "formats/tensor.h"
+
+typedef struct xf_hf_model {
+    char *dir;                    /* the model directory */
+    json_t *config;               /* config.json */
+    json_t *tokenizer;            /* tokenizer.json, or NULL if absent */
+    json_t *tokenizer_config;     /* tokenizer_config.json, or NULL if absent */
+    xf_safetensors *shards;
+    size_t n_shards;
+    xf_tensor_set tensors;        /* union over all shards */
+} xf_hf_model;
+
+int xf_hf_open(xf_hf_model *m, const char *path, xf_error *err);
+void xf_hf_close(xf_hf_model *m);
+
+#endif

@@ -1,0 +1,95 @@
+/* The .xfq container: reader (mmap, validated, CRC-checked) and writer
+ * (atomic). Spec: docs/xfq-format.md. */
+#ifndef XF_FORMATS_XFQ_H
+#define XF_FORMATS_XFQ_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "core/mapped_file.h"
+#include "formats/tensor.h"
+
+#define XFQ_MAGIC "XFQUANT\0"
+#define XFQ_VERSION 1u
+#define XFQ_ALIGN 64u
+#define XFQ_MAX_DIMS 4
+#define XFQ_MAX_META (256u * 1024u * 1024u)
+
+enum xfq_storage {
+    XFQ_STORAGE_F32 = 1,
+    XFQ_STORAGE_F16 = 2,
+    XFQ_STORAGE_BF16 = 3,
+    XFQ_STORAGE_Q2 = 16,
+    XFQ_STORAGE_Q3 = 17,
+    XFQ_STORAGE_Q4 = 18,
+    XFQ_STORAGE_Q8 = 20,
+};
+
+enum xfq_record_flags {
+    XFQ_FLAG_ASYM = 1u << 0,
+    XFQ_FLAG_PERM = 1u << 1,
+    XFQ_FLAG_KNOWN = XFQ_FLAG_ASYM | XFQ_FLAG_PERM,
+};
+
+typedef struct xfq_file_header {
+    uint8_t magic[8];
+    uint32_t version;
+    uint32_t flags;
+    uint64_t meta_offset;
+    uint64_t meta_size;
+    uint64_t table_offset;
+    uint32_t n_tensors;
+    uint32_t names_size;
+    uint64_t data_offset;
+    uint32_t header_crc;
+    uint32_t reserved;
+} xfq_file_header;
+_Static_assert(sizeof(xfq_file_header) == 64, "xfq file header is 64 bytes");
+
+typedef struct xfq_tensor_record {
+    uint32_t name_offset;
+    uint32_t name_len;
+    uint32_t storage;
+    uint32_t ndim;
+    uint64_t shape[XFQ_MAX_DIMS];
+    int32_t group_size;
+    uint32_t flags;
+    uint64_t offset;
+    uint64_t nbytes;
+    uint32_t crc32;
+    uint32_t reserved;
+} xfq_tensor_record;
+_Static_assert(sizeof(xfq_tensor_record) == 80, "xfq tensor record is 80 bytes");
+
+typedef struct xfq_file {
+    xf_mapped_file file;
+    json_t *meta;          /* the metadata object */
+    xf_tensor_set tensors; /* views into the mapping, sorted by name */
+    char *names;           /* NUL-terminated copies of the names */
+} xfq_file;
+
+enum { XFQ_OPEN_NO_CRC = 1 };
+
+int xfq_open(xfq_file *f, const char *path, int open_flags, xf_error *err);
+void xfq_close(xfq_file *f);
+
+/* ---- writing ---- */
+
+/* One tensor to write. Plain: dtype F32/F16/BF16 and `data` (nbytes =
+ * numel * size). Packed: dtype Q2/Q3/Q4/Q8, ndim 2, and the grid in
+ * `packed` (codes already packed with xfq_pack_row, row_bytes set). */
+typedef xf_tensor xfq_write_tensor;
+
+/* Validates, checks every float for NaN/Inf (fails naming the tensor),
+ * sorts by name, computes CRCs, and writes atomically. `meta` must be an
+ * object; it is serialized with sorted keys. */
+int xfq_write(const char *path, const json_t *meta, const xfq_write_tensor *tensors, size_t n,
+              xf_error *err);
+
+/* Bits per weight over the packed tensors of a set (0 if none), and over
+ * all 2-D+ float/packed tensors. */
+double xfq_packed_bits_per_weight(const xf_tensor_set *s);
+
+#endif

@@ -1,0 +1,51 @@
+/* Bit packing of integer weight codes into 32-code blocks (see
+ * docs/xfq-format.md, "Packed weights") and dequantization of a packed
+ * tensor. */
+#ifndef XF_FORMATS_XFQ_PACK_H
+#define XF_FORMATS_XFQ_PACK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "formats/tensor.h"
+
+#define XFQ_BLOCK_CODES 32
+
+typedef struct { uint8_t qs[XFQ_BLOCK_CODES * 2 / 8]; } xfq_block_q2;
+typedef struct { uint8_t qs[XFQ_BLOCK_CODES * 3 / 8]; } xfq_block_q3;
+typedef struct { uint8_t qs[XFQ_BLOCK_CODES * 4 / 8]; } xfq_block_q4;
+typedef struct { uint8_t qs[XFQ_BLOCK_CODES * 8 / 8]; } xfq_block_q8;
+_Static_assert(sizeof(xfq_block_q2) == 8, "Q2 block is 8 bytes");
+_Static_assert(sizeof(xfq_block_q3) == 12, "Q3 block is 12 bytes");
+_Static_assert(sizeof(xfq_block_q4) == 16, "Q4 block is 16 bytes");
+_Static_assert(sizeof(xfq_block_q8) == 32, "Q8 block is 32 bytes");
+
+/* Bytes of one block of 32 codes at `bits` (2, 3, 4, 8); 0 if unsupported. */
+size_t xfq_block_bytes(int bits);
+/* Packs n codes (each < 2^bits) of one row; writes ceil(n/32) blocks,
+ * padding codes = 0. */
+void xfq_pack_row(const uint8_t *codes, int64_t n, int bits, uint8_t *out);
+void xfq_unpack_row(const uint8_t *packed, int64_t n, int bits, uint8_t *codes);
+
+/* Byte layout of one packed tensor (parts at 64-byte aligned offsets). */
+typedef struct xfq_packed_layout {
+    size_t row_bytes;
+    size_t codes_offset, codes_bytes;
+    size_t scales_offset, scales_bytes;
+    size_t zeros_offset, zeros_bytes;   /* 0 bytes when symmetric */
+    size_t perm_offset, perm_bytes;     /* 0 bytes without perm */
+    size_t total_bytes;
+} xfq_packed_layout;
+
+/* Fails (overflow, bad bits/group) with a message naming `what`. */
+int xfq_packed_layout_compute(int64_t rows, int64_t cols, int bits, int64_t group_size,
+                              bool asym, bool has_perm, xfq_packed_layout *out,
+                              const char *what, xf_error *err);
+
+/* Dequantizes a packed 2-D tensor into dst[rows*cols] (logical order). */
+int xfq_dequantize(const xf_tensor *t, float *dst, xf_error *err);
+/* One logical row. */
+int xfq_dequantize_row(const xf_tensor *t, int64_t r, float *dst, xf_error *err);
+
+#endif

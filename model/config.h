@@ -1,0 +1,56 @@
+/* Architecture description parsed from an HF config.json. One struct for
+ * every supported family; fields a family lacks keep neutral values. */
+#ifndef XF_MODEL_CONFIG_H
+#define XF_MODEL_CONFIG_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/error.h"
+
+typedef enum xf_family {
+    XF_FAMILY_LLAMA = 1, /* llama, mistral, qwen2 */
+    XF_FAMILY_OPT,
+    XF_FAMILY_GPT2,
+} xf_family;
+
+typedef enum xf_activation {
+    XF_ACT_SILU = 1,   /* SwiGLU MLP: down(silu(gate(x)) * up(x)) */
+    XF_ACT_RELU,       /* OPT: fc2(relu(fc1(x))) */
+    XF_ACT_GELU_TANH,  /* GPT-2 "gelu_new" */
+    XF_ACT_GELU,       /* exact erf GELU */
+} xf_activation;
+
+typedef struct xf_model_config {
+    char model_type[32]; /* "llama", "mistral", "qwen2", "opt", "gpt2" */
+    xf_family family;
+    int64_t hidden;
+    int64_t intermediate;
+    int64_t n_layers;
+    int64_t n_heads;
+    int64_t n_kv_heads;
+    int64_t head_dim;
+    int64_t vocab;
+    int64_t max_pos;
+    double norm_eps;
+    double rope_theta;      /* llama family */
+    bool tie_embeddings;
+    bool qkv_bias;          /* q/k/v have biases (qwen2, OPT, GPT-2) */
+    bool o_bias;            /* o_proj has a bias (OPT, GPT-2) */
+    bool mlp_bias;          /* fc1/fc2 biases (OPT, GPT-2) */
+    bool layer_norm;        /* LayerNorm (OPT, GPT-2) instead of RMSNorm */
+    bool norm_before;       /* pre-LN (OPT do_layer_norm_before; always true otherwise) */
+    bool fused_qkv;         /* GPT-2 c_attn: one [3*hidden, hidden] linear */
+    int64_t pos_offset;     /* learned position table offset (OPT: 2) */
+    xf_activation act;
+    int64_t bos_id, eos_id; /* -1 if unknown */
+} xf_model_config;
+
+/* Parses config.json; unknown model_type or unsupported options
+ * (e.g. rope_scaling, OPT project_in) fail with a clear message naming
+ * `what` (the file). */
+int xf_model_config_parse(xf_model_config *cfg, const json_t *config, const char *what,
+                          xf_error *err);
+
+#endif

@@ -1,0 +1,64 @@
+/* Binds a tensor set (from an HF directory or an .xfq) to the roles of an
+ * architecture: per-layer norms and linears, embeddings, head. Fails
+ * listing the missing and the unexpected tensor names. */
+#ifndef XF_MODEL_WEIGHTS_H
+#define XF_MODEL_WEIGHTS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "formats/tensor.h"
+#include "model/config.h"
+
+typedef enum xf_linear_role {
+    XF_LIN_Q = 0, /* GPT-2: the fused c_attn (q|k|v) */
+    XF_LIN_K,
+    XF_LIN_V,
+    XF_LIN_O,
+    XF_LIN_GATE,  /* llama family only */
+    XF_LIN_UP,    /* OPT/GPT-2: fc1 / c_fc */
+    XF_LIN_DOWN,  /* OPT/GPT-2: fc2 / c_proj */
+    XF_LIN_COUNT
+} xf_linear_role;
+
+const char *xf_linear_role_name(xf_linear_role r); /* "q", "k", ... */
+
+typedef struct xf_linear {
+    const xf_tensor *w; /* NULL if the role is absent in this family */
+    const xf_tensor *b; /* bias or NULL */
+    bool transposed;    /* stored [in, out] (HF GPT-2 Conv1D) */
+    int64_t out, in;    /* logical y = W x + b, W is [out, in] */
+} xf_linear;
+
+typedef struct xf_norm {
+    const xf_tensor *w;
+    const xf_tensor *b; /* LayerNorm bias or NULL */
+} xf_norm;
+
+typedef struct xf_layer_weights {
+    xf_norm attn_norm; /* input_layernorm / self_attn_layer_norm / ln_1 */
+    xf_norm mlp_norm;  /* post_attention_layernorm / final_layer_norm / ln_2 */
+    xf_linear lin[XF_LIN_COUNT];
+} xf_layer_weights;
+
+typedef struct xf_model_weights {
+    xf_model_config cfg;
+    const xf_tensor *tok_embed; /* [vocab, hidden] */
+    const xf_tensor *pos_embed; /* OPT/GPT-2 learned positions, else NULL */
+    xf_norm final_norm;
+    xf_linear lm_head;          /* tied: w == tok_embed */
+    xf_layer_weights *layers;   /* cfg.n_layers */
+} xf_model_weights;
+
+/* `transposed_conv1d`: true for HF GPT-2 files (Conv1D stores [in, out]);
+ * false for .xfq files, which always store [out, in]. */
+int xf_model_bind(xf_model_weights *mw, const xf_model_config *cfg, const xf_tensor_set *set,
+                  bool transposed_conv1d, const char *what, xf_error *err);
+void xf_model_unbind(xf_model_weights *mw);
+
+/* The HF tensor name of a role's weight, e.g. "model.layers.3.self_attn.q_proj.weight". */
+int xf_linear_weight_name(const xf_model_config *cfg, int layer, xf_linear_role role,
+                          char *buf, size_t cap);
+
+#endif

@@ -1,0 +1,96 @@
+#include "tests/support/test_util.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+const char *xf_test_shared(const char *rel)
+{
+    static char buf[4096];
+    snprintf(buf, sizeof buf, "../shared/%s", rel);
+    struct stat st;
+    if (stat(buf, &st) != 0)
+        return NULL;
+    return buf;
+}
+
+char *xf_test_tmpdir(void)
+{
+    const char *base = getenv("TMPDIR");
+    if (!base || !*base)
+        base = "/tmp";
+    char *p = malloc(strlen(base) + 32);
+    if (!p)
+        return NULL;
+    sprintf(p, "%s/xfq-test-XXXXXX", base);
+    if (!mkdtemp(p)) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void xf_test_rmtree(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
+            xf_test_rmtree(path);
+        else
+            unlink(path);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+char *xf_test_write_file(const char *dir, const char *name, const void *data, size_t n)
+{
+    char *path = malloc(strlen(dir) + strlen(name) + 2);
+    if (!path)
+        return NULL;
+    sprintf(path, "%s/%s", dir, name);
+    FILE *fp = fopen(path, "wb");
+    if (!fp) {
+        free(path);
+        return NULL;
+    }
+    if (n && fwrite(data, 1, n, fp) != n) {
+        fclose(fp);
+        free(path);
+        return NULL;
+    }
+    fclose(fp);
+    return path;
+}
+
+uint64_t xf_test_rand_u64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+float xf_test_rand_uniform(uint64_t *state)
+{
+    return (float)((xf_test_rand_u64(state) >> 40) * (1.0 / 16777216.0));
+}
+
+float xf_test_rand_normal(uint64_t *state)
+{
+    double u1 = ((xf_test_rand_u64(state) >> 11) + 1.0) * (1.0 / 9007199254740993.0);
+    double u2 = (xf_test_rand_u64(state) >> 11) * (1.0 / 9007199254740992.0);
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}

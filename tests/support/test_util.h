@@ -1,0 +1,34 @@
+/* Helpers shared by the cmocka tests. */
+#ifndef XF_TEST_UTIL_H
+#define XF_TEST_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* "../shared" relative to the repository root (tests run there). Returns
+ * the joined path (static buffer, valid until the next call) or NULL when
+ * shared/ is absent; then the caller skips with xf_test_skip_reason. */
+const char *xf_test_shared(const char *rel);
+/* Prints "SKIP: <why>" and calls cmocka's skip(). */
+#define XF_TEST_REQUIRE_SHARED(path_var, rel)                                   \
+    const char *path_var = xf_test_shared(rel);                                 \
+    do {                                                                        \
+        if (!path_var) {                                                        \
+            print_message("SKIP: ../shared/%s not found (shared material absent)\n", rel); \
+            skip();                                                             \
+        }                                                                       \
+    } while (0)
+
+/* A fresh empty temporary directory (mkdtemp); caller removes it with
+ * xf_test_rmtree. */
+char *xf_test_tmpdir(void);
+void xf_test_rmtree(const char *dir);
+/* Writes bytes to dir/name; returns malloc'd full path. */
+char *xf_test_write_file(const char *dir, const char *name, const void *data, size_t n);
+/* Deterministic pseudo-random numbers for tests (splitmix64). */
+uint64_t xf_test_rand_u64(uint64_t *state);
+float xf_test_rand_normal(uint64_t *state);
+float xf_test_rand_uniform(uint64_t *state); /* [0, 1) */
+
+#endif
