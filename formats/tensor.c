@@ -1,0 +1,160 @@
+#include "formats/tensor.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/half.h"
+#include "formats/xfq_pack.h"
+
+static const struct {
+    const char *name;
+    size_t size;
+} dtype_info[XF_DTYPE_COUNT] = {
+    [XF_DTYPE_INVALID] = {"?", 0},   [XF_DTYPE_F16] = {"F16", 2}, [XF_DTYPE_BF16] = {"BF16", 2},
+    [XF_DTYPE_F32] = {"F32", 4},     [XF_DTYPE_F64] = {"F64", 8}, [XF_DTYPE_I8] = {"I8", 1},
+    [XF_DTYPE_U8] = {"U8", 1},       [XF_DTYPE_I16] = {"I16", 2}, [XF_DTYPE_U16] = {"U16", 2},
+    [XF_DTYPE_I32] = {"I32", 4},     [XF_DTYPE_U32] = {"U32", 4}, [XF_DTYPE_I64] = {"I64", 8},
+    [XF_DTYPE_U64] = {"U64", 8},     [XF_DTYPE_BOOL] = {"BOOL", 1}, [XF_DTYPE_Q2] = {"Q2", 0},
+    [XF_DTYPE_Q3] = {"Q3", 0},       [XF_DTYPE_Q4] = {"Q4", 0},   [XF_DTYPE_Q8] = {"Q8", 0},
+};
+
+size_t xf_dtype_size(xf_dtype t)
+{
+    return (t > XF_DTYPE_INVALID && t < XF_DTYPE_COUNT) ? dtype_info[t].size : 0;
+}
+
+const char *xf_dtype_name(xf_dtype t)
+{
+    return (t > XF_DTYPE_INVALID && t < XF_DTYPE_COUNT) ? dtype_info[t].name : "?";
+}
+
+xf_dtype xf_dtype_from_name(const char *name)
+{
+    /* only the plain types are safetensors dtypes */
+    for (int t = XF_DTYPE_F16; t <= XF_DTYPE_BOOL; t++)
+        if (strcmp(dtype_info[t].name, name) == 0)
+            return (xf_dtype)t;
+    return XF_DTYPE_INVALID;
+}
+
+bool xf_dtype_is_packed(xf_dtype t) { return t >= XF_DTYPE_Q2 && t <= XF_DTYPE_Q8; }
+
+bool xf_dtype_is_float(xf_dtype t)
+{
+    return t == XF_DTYPE_F16 || t == XF_DTYPE_BF16 || t == XF_DTYPE_F32 || t == XF_DTYPE_F64;
+}
+
+int xf_dtype_packed_bits(xf_dtype t)
+{
+    switch (t) {
+    case XF_DTYPE_Q2: return 2;
+    case XF_DTYPE_Q3: return 3;
+    case XF_DTYPE_Q4: return 4;
+    case XF_DTYPE_Q8: return 8;
+    default: return 0;
+    }
+}
+
+int64_t xf_tensor_numel(const xf_tensor *t)
+{
+    int64_t n = 1;
+    for (int i = 0; i < t->ndim; i++)
+        n *= t->shape[i];
+    return n;
+}
+
+static void plain_to_f32(xf_dtype dt, const void *src, float *dst, size_t n)
+{
+    switch (dt) {
+    case XF_DTYPE_F16: xf_f16_to_f32_array(src, dst, n); break;
+    case XF_DTYPE_BF16: xf_bf16_to_f32_array(src, dst, n); break;
+    case XF_DTYPE_F32: memcpy(dst, src, n * sizeof(float)); break;
+    case XF_DTYPE_F64: {
+        const double *d = src;
+        for (size_t i = 0; i < n; i++)
+            dst[i] = (float)d[i];
+        break;
+    }
+    default: break;
+    }
+}
+
+int xf_tensor_to_f32(const xf_tensor *t, float *dst, xf_error *err)
+{
+    if (xf_dtype_is_packed(t->dtype))
+        return xfq_dequantize(t, dst, err);
+    if (!xf_dtype_is_float(t->dtype))
+        return xf_fail(err, "tensor %s: dtype %s is not a floating-point type", t->name,
+                       xf_dtype_name(t->dtype));
+    plain_to_f32(t->dtype, t->data, dst, (size_t)xf_tensor_numel(t));
+    return 0;
+}
+
+int xf_tensor_row_to_f32(const xf_tensor *t, int64_t r, float *dst, xf_error *err)
+{
+    if (t->ndim != 2)
+        return xf_fail(err, "tensor %s: expected 2 dimensions, has %d", t->name, t->ndim);
+    if (r < 0 || r >= t->shape[0])
+        return xf_fail(err, "tensor %s: row %lld out of range [0, %lld)", t->name, (long long)r,
+                       (long long)t->shape[0]);
+    if (xf_dtype_is_packed(t->dtype))
+        return xfq_dequantize_row(t, r, dst, err);
+    if (!xf_dtype_is_float(t->dtype))
+        return xf_fail(err, "tensor %s: dtype %s is not a floating-point type", t->name,
+                       xf_dtype_name(t->dtype));
+    size_t cols = (size_t)t->shape[1];
+    const char *base = (const char *)t->data + (size_t)r * cols * xf_dtype_size(t->dtype);
+    plain_to_f32(t->dtype, base, dst, cols);
+    return 0;
+}
+
+static int cmp_tensor_name(const void *a, const void *b)
+{
+    return strcmp(((const xf_tensor *)a)->name, ((const xf_tensor *)b)->name);
+}
+
+int xf_tensor_set_init(xf_tensor_set *s, const xf_tensor *items, size_t n, const char *what,
+                       xf_error *err)
+{
+    s->items = NULL;
+    s->n = 0;
+    if (n == 0)
+        return 0;
+    s->items = malloc(n * sizeof *items);
+    if (!s->items)
+        return xf_fail(err, "%s: out of memory", what);
+    memcpy(s->items, items, n * sizeof *items);
+    qsort(s->items, n, sizeof *items, cmp_tensor_name);
+    for (size_t i = 1; i < n; i++) {
+        if (strcmp(s->items[i - 1].name, s->items[i].name) == 0) {
+            xf_fail(err, "%s: tensor \"%s\" appears more than once", what, s->items[i].name);
+            xf_tensor_set_free(s);
+            return -1;
+        }
+    }
+    s->n = n;
+    return 0;
+}
+
+void xf_tensor_set_free(xf_tensor_set *s)
+{
+    free(s->items);
+    s->items = NULL;
+    s->n = 0;
+}
+
+const xf_tensor *xf_tensor_set_find(const xf_tensor_set *s, const char *name)
+{
+    size_t lo = 0, hi = s->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(s->items[mid].name, name);
+        if (c == 0)
+            return &s->items[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
