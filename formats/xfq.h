@@ -88,8 +88,9 @@ typedef xf_tensor xfq_write_tensor;
 int xfq_write(const char *path, const json_t *meta, const xfq_write_tensor *tensors, size_t n,
               xf_error *err);
 
-/* Bits per weight over the packed tensors of a set (0 if none), and over
- * all 2-D+ float/packed tensors. */
+/* Bits per weight (8 * nbytes / elements, padding counted) over the packed
+ * tensors of a set (0 if none), and over all 2-D+ float/packed tensors. */
 double xfq_packed_bits_per_weight(const xf_tensor_set *s);
+double xfq_all_bits_per_weight(const xf_tensor_set *s);
 
 #endif

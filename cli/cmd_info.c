@@ -1,0 +1,254 @@
+/* xfquant info FILE [--json]: tensors, dtypes, shapes, parameter count,
+ * bits per weight and (for .xfq) the recipe. The text output is rendered
+ * from the same JSON object that --json prints, so the two never disagree. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "core/json_util.h"
+#include "core/read_file.h"
+#include "formats/hf_model.h"
+#include "formats/safetensors.h"
+#include "formats/xfq.h"
+#include "model/config.h"
+#include "model/loader.h"
+
+static const char info_help[] =
+    "usage: xfquant info FILE [--json]\n\n"
+    "Describes FILE: an HF model directory, a .safetensors file (config.json\n"
+    "beside it is used when present) or an .xfq file.\n\n"
+    "  --json   print the description as JSON (schema in docs/cli.md)\n"
+    "  --help   this text\n";
+
+static bool has_suffix(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && !strcmp(s + a - b, suffix);
+}
+
+/* One entry of "tensors" and the running totals. */
+static json_t *describe_tensors(const xf_tensor_set *set, json_t *out)
+{
+    json_t *arr = json_array();
+    int64_t params = 0, bytes = 0, packed_params = 0, packed_bytes = 0;
+    for (size_t i = 0; i < set->n; i++) {
+        const xf_tensor *t = &set->items[i];
+        json_t *shape = json_array();
+        for (int d = 0; d < t->ndim; d++)
+            json_array_append_new(shape, json_integer(t->shape[d]));
+        int64_t n = xf_tensor_numel(t);
+        json_t *e = json_pack("{s:s, s:s, s:o, s:I, s:I}", "name", t->name, "dtype",
+                              xf_dtype_name(t->dtype), "shape", shape, "params", (json_int_t)n,
+                              "bytes", (json_int_t)t->nbytes);
+        if (n > 0)
+            json_object_set_new(e, "bits_per_weight", json_real(8.0 * (double)t->nbytes / (double)n));
+        if (xf_dtype_is_packed(t->dtype)) {
+            json_object_set_new(e, "group_size", json_integer(t->packed.group_size));
+            json_object_set_new(e, "asym", json_boolean(t->packed.asym));
+            json_object_set_new(e, "act_order", json_boolean(t->packed.perm != NULL));
+            packed_params += n;
+            packed_bytes += (int64_t)t->nbytes;
+        }
+        params += n;
+        bytes += (int64_t)t->nbytes;
+        json_array_append_new(arr, e);
+    }
+    json_object_set_new(out, "n_tensors", json_integer((json_int_t)set->n));
+    json_object_set_new(out, "n_params", json_integer(params));
+    json_object_set_new(out, "tensor_bytes", json_integer(bytes));
+    json_object_set_new(out, "bits_per_weight",
+                        params ? json_real(8.0 * (double)bytes / (double)params) : json_null());
+    json_object_set_new(out, "packed_params", json_integer(packed_params));
+    json_object_set_new(out, "packed_bits_per_weight",
+                        packed_params ? json_real(8.0 * (double)packed_bytes / (double)packed_params)
+                                      : json_null());
+    json_object_set_new(out, "tensors", arr);
+    return out;
+}
+
+static void describe_config(const json_t *config_json, const char *what, json_t *out)
+{
+    xf_model_config cfg;
+    xf_error err = {0};
+    if (xf_model_config_parse(&cfg, config_json, what, &err) != 0) {
+        json_object_set_new(out, "architecture", json_null());
+        json_object_set_new(out, "config_error", json_string(err.msg));
+        return;
+    }
+    json_object_set_new(out, "architecture",
+                        json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "model_type",
+                                  cfg.model_type, "hidden", (json_int_t)cfg.hidden,
+                                  "intermediate", (json_int_t)cfg.intermediate, "layers",
+                                  (json_int_t)cfg.n_layers, "heads", (json_int_t)cfg.n_heads,
+                                  "kv_heads", (json_int_t)cfg.n_kv_heads, "vocab",
+                                  (json_int_t)cfg.vocab, "max_position_embeddings",
+                                  (json_int_t)cfg.max_pos, "tied_embeddings",
+                                  cfg.tie_embeddings));
+}
+
+static json_t *info_xfq(const char *path, xf_error *err)
+{
+    xfq_file f;
+    if (xfq_open(&f, path, 0, err) != 0)
+        return NULL;
+    json_t *out = json_pack("{s:s, s:s}", "path", path, "format", "xfq");
+    json_object_set(out, "format_version", json_object_get(f.meta, "format_version"));
+    const json_t *config = json_object_get(f.meta, "config");
+    if (json_is_object(config))
+        describe_config(config, path, out);
+    describe_tensors(&f.tensors, out);
+    const json_t *recipe = json_object_get(f.meta, "recipe");
+    json_object_set_new(out, "recipe", recipe ? json_deep_copy(recipe) : json_null());
+    const json_t *prov = json_object_get(f.meta, "provenance");
+    json_object_set_new(out, "provenance", prov ? json_deep_copy(prov) : json_null());
+    const json_t *tok = json_object_get(f.meta, "tokenizer");
+    json_object_set_new(out, "has_tokenizer",
+                        json_boolean(json_is_object(tok) && json_object_get(tok, "tokenizer.json")));
+    xfq_close(&f);
+    return out;
+}
+
+static json_t *info_hf(const char *path, xf_error *err)
+{
+    xf_hf_model m;
+    if (xf_hf_open(&m, path, err) != 0)
+        return NULL;
+    json_t *out = json_pack("{s:s, s:s, s:s, s:I}", "path", path, "format", "hf", "directory",
+                            m.dir, "shards", (json_int_t)m.n_shards);
+    describe_config(m.config, path, out);
+    describe_tensors(&m.tensors, out);
+    json_object_set_new(out, "recipe", json_null());
+    json_object_set_new(out, "has_tokenizer", json_boolean(m.tokenizer != NULL));
+    xf_hf_close(&m);
+    return out;
+}
+
+static json_t *info_safetensors(const char *path, xf_error *err)
+{
+    xf_safetensors st;
+    if (xf_safetensors_open(&st, path, err) != 0)
+        return NULL;
+    xf_tensor_set set = {st.tensors, st.n_tensors}; /* borrowed: already sorted */
+    json_t *out = json_pack("{s:s, s:s}", "path", path, "format", "safetensors");
+    json_object_set_new(out, "architecture", json_null());
+    describe_tensors(&set, out);
+    json_object_set_new(out, "metadata", st.metadata ? json_deep_copy(st.metadata) : json_null());
+    json_object_set_new(out, "recipe", json_null());
+    xf_safetensors_close(&st);
+    return out;
+}
+
+static void print_text(const json_t *o)
+{
+    printf("%s: %s\n", json_string_value(json_object_get(o, "path")),
+           json_string_value(json_object_get(o, "format")));
+    const json_t *arch = json_object_get(o, "architecture");
+    if (json_is_object(arch))
+        printf("architecture: %s, hidden %lld, intermediate %lld, %lld layers, %lld heads / %lld kv, "
+               "vocab %lld, max positions %lld, %s embeddings\n",
+               json_string_value(json_object_get(arch, "model_type")),
+               (long long)json_integer_value(json_object_get(arch, "hidden")),
+               (long long)json_integer_value(json_object_get(arch, "intermediate")),
+               (long long)json_integer_value(json_object_get(arch, "layers")),
+               (long long)json_integer_value(json_object_get(arch, "heads")),
+               (long long)json_integer_value(json_object_get(arch, "kv_heads")),
+               (long long)json_integer_value(json_object_get(arch, "vocab")),
+               (long long)json_integer_value(json_object_get(arch, "max_position_embeddings")),
+               json_is_true(json_object_get(arch, "tied_embeddings")) ? "tied" : "untied");
+    if (json_object_get(o, "config_error"))
+        printf("config: %s\n", json_string_value(json_object_get(o, "config_error")));
+    const json_t *tensors = json_object_get(o, "tensors");
+    size_t i;
+    const json_t *t;
+    printf("%-56s %-5s %-16s %10s %7s\n", "tensor", "dtype", "shape", "params", "bpw");
+    json_array_foreach(tensors, i, t)
+    {
+        char shape[64] = "";
+        size_t k;
+        const json_t *d;
+        json_array_foreach(json_object_get(t, "shape"), k, d)
+        {
+            char part[24];
+            snprintf(part, sizeof part, "%s%lld", k ? "x" : "", (long long)json_integer_value(d));
+            strncat(shape, part, sizeof shape - strlen(shape) - 1);
+        }
+        const json_t *bpw = json_object_get(t, "bits_per_weight");
+        printf("%-56s %-5s %-16s %10lld %7.3f", json_string_value(json_object_get(t, "name")),
+               json_string_value(json_object_get(t, "dtype")), shape,
+               (long long)json_integer_value(json_object_get(t, "params")),
+               bpw ? json_real_value(bpw) : 0.0);
+        if (json_object_get(t, "group_size"))
+            printf("  g%lld%s%s", (long long)json_integer_value(json_object_get(t, "group_size")),
+                   json_is_true(json_object_get(t, "asym")) ? " asym" : " sym",
+                   json_is_true(json_object_get(t, "act_order")) ? " act-order" : "");
+        printf("\n");
+    }
+    printf("tensors: %lld, parameters: %lld, bits per weight (all tensors): %.4f\n",
+           (long long)json_integer_value(json_object_get(o, "n_tensors")),
+           (long long)json_integer_value(json_object_get(o, "n_params")),
+           json_real_value(json_object_get(o, "bits_per_weight")));
+    const json_t *pb = json_object_get(o, "packed_bits_per_weight");
+    if (json_is_real(pb))
+        printf("quantized tensors: %lld parameters at %.4f bits per weight (codes, scales, zeros, "
+               "permutations)\n",
+               (long long)json_integer_value(json_object_get(o, "packed_params")),
+               json_real_value(pb));
+    const json_t *recipe = json_object_get(o, "recipe");
+    if (json_is_object(recipe)) {
+        char *s = json_dumps(recipe, JSON_SORT_KEYS | JSON_COMPACT);
+        printf("recipe: %s\n", s ? s : "?");
+        free(s);
+    }
+}
+
+int xf_cmd_info(const xf_cli_ctx *ctx, int argc, char **argv)
+{
+    (void)ctx;
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
+    bool as_json = false;
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "+jh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'j': as_json = true; break;
+        case 'h': fputs(info_help, stdout); return XF_EXIT_OK;
+        default: return xf_usage_error("info", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind != argc - 1)
+        return xf_usage_error("info", "expected exactly one FILE");
+    const char *path = argv[optind];
+    xf_error err = {0};
+    json_t *out;
+    if (xf_path_is_xfq(path))
+        out = info_xfq(path, &err);
+    else if (has_suffix(path, ".safetensors") && !xf_path_is_dir(path)) {
+        /* with config.json beside it: a model; else just the tensors */
+        char *dup = strdup(path);
+        char *slash = dup ? strrchr(dup, '/') : NULL;
+        char *cfg = NULL;
+        if (dup) {
+            if (slash)
+                *slash = '\0';
+            cfg = xf_path_join(slash ? dup : ".", "config.json");
+        }
+        out = cfg && xf_path_exists(cfg) ? info_hf(path, &err) : info_safetensors(path, &err);
+        free(cfg);
+        free(dup);
+    } else
+        out = info_hf(path, &err);
+    if (!out)
+        return xf_failure(err.msg);
+    if (as_json) {
+        char *s = json_dumps(out, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
+        puts(s ? s : "{}");
+        free(s);
+    } else
+        print_text(out);
+    json_decref(out);
+    return XF_EXIT_OK;
+}

@@ -1,0 +1,168 @@
+#include "formats/xfq_check.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "formats/xfq.h"
+
+bool xfq_utf8_valid(const uint8_t *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = s[i];
+        if (c == 0)
+            return false;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t len;
+        uint32_t cp, min;
+        if ((c & 0xe0) == 0xc0) {
+            len = 2, cp = c & 0x1f, min = 0x80;
+        } else if ((c & 0xf0) == 0xe0) {
+            len = 3, cp = c & 0x0f, min = 0x800;
+        } else if ((c & 0xf8) == 0xf0) {
+            len = 4, cp = c & 0x07, min = 0x10000;
+        } else {
+            return false; /* continuation byte or 0xf8.. lead */
+        }
+        if (n - i < len)
+            return false;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += len;
+    }
+    return true;
+}
+
+uint32_t xfq_crc32(uint32_t crc, const void *p, size_t n)
+{
+    const Bytef *b = p;
+    uLong c = crc;
+    while (n > 0) {
+        uInt chunk = n > (1u << 30) ? (1u << 30) : (uInt)n; /* zlib takes 32-bit lengths */
+        c = crc32(c, b, chunk);
+        b += chunk;
+        n -= chunk;
+    }
+    return (uint32_t)c;
+}
+
+xf_dtype xfq_storage_dtype(uint32_t storage)
+{
+    switch (storage) {
+    case XFQ_STORAGE_F32: return XF_DTYPE_F32;
+    case XFQ_STORAGE_F16: return XF_DTYPE_F16;
+    case XFQ_STORAGE_BF16: return XF_DTYPE_BF16;
+    case XFQ_STORAGE_Q2: return XF_DTYPE_Q2;
+    case XFQ_STORAGE_Q3: return XF_DTYPE_Q3;
+    case XFQ_STORAGE_Q4: return XF_DTYPE_Q4;
+    case XFQ_STORAGE_Q8: return XF_DTYPE_Q8;
+    default: return XF_DTYPE_INVALID;
+    }
+}
+
+uint32_t xfq_dtype_storage(xf_dtype t)
+{
+    switch (t) {
+    case XF_DTYPE_F32: return XFQ_STORAGE_F32;
+    case XF_DTYPE_F16: return XFQ_STORAGE_F16;
+    case XF_DTYPE_BF16: return XFQ_STORAGE_BF16;
+    case XF_DTYPE_Q2: return XFQ_STORAGE_Q2;
+    case XF_DTYPE_Q3: return XFQ_STORAGE_Q3;
+    case XF_DTYPE_Q4: return XFQ_STORAGE_Q4;
+    case XF_DTYPE_Q8: return XFQ_STORAGE_Q8;
+    default: return 0;
+    }
+}
+
+static const char *scale_problem(uint16_t h)
+{
+    if ((h & 0x7c00u) == 0x7c00u)
+        return (h & 0x3ffu) ? "NaN" : "infinite";
+    if ((h & 0x7fffu) == 0)
+        return "zero";
+    if (h & 0x8000u)
+        return "negative";
+    return NULL;
+}
+
+int xfq_check_packed_grid(const xf_tensor *t, const char *what, xf_error *err)
+{
+    const xf_packed_view *p = &t->packed;
+    const int64_t rows = t->shape[0], cols = t->shape[1], G = p->n_groups;
+    const size_t grid = (size_t)rows * (size_t)G;
+    for (size_t i = 0; i < grid; i++) {
+        uint16_t h;
+        memcpy(&h, &p->scales[i], sizeof h);
+        const char *bad = scale_problem(h);
+        if (bad)
+            return xf_fail(err, "%s: tensor %s: scale [%lld, %lld] is %s (must be finite and > 0)",
+                           what, t->name, (long long)(i / (size_t)G), (long long)(i % (size_t)G),
+                           bad);
+    }
+    if (p->asym) {
+        unsigned maxq = (1u << p->bits) - 1u;
+        for (size_t i = 0; i < grid; i++)
+            if (p->zeros[i] > maxq)
+                return xf_fail(err, "%s: tensor %s: zero point [%lld, %lld] is %u, above %u", what,
+                               t->name, (long long)(i / (size_t)G), (long long)(i % (size_t)G),
+                               p->zeros[i], maxq);
+    }
+    if (p->perm) {
+        uint8_t *seen = calloc((size_t)cols, 1);
+        if (!seen)
+            return xf_fail(err, "%s: tensor %s: out of memory", what, t->name);
+        for (int64_t j = 0; j < cols; j++) {
+            int32_t v;
+            memcpy(&v, &p->perm[j], sizeof v);
+            if (v < 0 || v >= cols || seen[v]) {
+                free(seen);
+                return xf_fail(err,
+                               "%s: tensor %s: perm is not a permutation of 0..%lld (entry %lld "
+                               "is %d%s)",
+                               what, t->name, (long long)cols - 1, (long long)j, (int)v,
+                               (v >= 0 && v < cols) ? ", a repeat" : ", out of range");
+            }
+            seen[v] = 1;
+        }
+        free(seen);
+    }
+    return 0;
+}
+
+int64_t xfq_find_nonfinite(xf_dtype dt, const void *data, size_t n)
+{
+    const uint8_t *b = data;
+    switch (dt) {
+    case XF_DTYPE_F32:
+        for (size_t i = 0; i < n; i++) {
+            uint32_t u;
+            memcpy(&u, b + 4 * i, 4);
+            if ((u & 0x7f800000u) == 0x7f800000u)
+                return (int64_t)i;
+        }
+        return -1;
+    case XF_DTYPE_F16:
+    case XF_DTYPE_BF16: {
+        uint16_t mask = dt == XF_DTYPE_F16 ? 0x7c00u : 0x7f80u;
+        for (size_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, b + 2 * i, 2);
+            if ((h & mask) == mask)
+                return (int64_t)i;
+        }
+        return -1;
+    }
+    default: return -1;
+    }
+}

@@ -1,0 +1,79 @@
+#include "model/loader.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+bool xf_path_is_xfq(const char *path)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return false;
+    char magic[8];
+    bool yes = fread(magic, 1, 8, fp) == 8 && memcmp(magic, XFQ_MAGIC, 8) == 0;
+    fclose(fp);
+    return yes;
+}
+
+static int open_xfq(xf_loaded_model *m, const char *path, xf_error *err)
+{
+    if (xfq_open(&m->xfq, path, 0, err) != 0)
+        return -1;
+    m->source = XF_SOURCE_XFQ;
+    m->config_json = json_object_get(m->xfq.meta, "config");
+    if (!json_is_object(m->config_json))
+        return xf_fail(err, "%s: metadata has no \"config\" object", path);
+    const json_t *tok = json_object_get(m->xfq.meta, "tokenizer");
+    if (json_is_object(tok)) {
+        m->tokenizer_json = json_object_get(tok, "tokenizer.json");
+        m->tokenizer_config_json = json_object_get(tok, "tokenizer_config.json");
+    }
+    m->tensors = &m->xfq.tensors;
+    return 0;
+}
+
+static int open_hf(xf_loaded_model *m, const char *path, xf_error *err)
+{
+    if (xf_hf_open(&m->hf, path, err) != 0)
+        return -1;
+    m->source = XF_SOURCE_HF;
+    m->config_json = m->hf.config;
+    m->tokenizer_json = m->hf.tokenizer;
+    m->tokenizer_config_json = m->hf.tokenizer_config;
+    m->tensors = &m->hf.tensors;
+    return 0;
+}
+
+int xf_model_open(xf_loaded_model *m, const char *path, xf_error *err)
+{
+    memset(m, 0, sizeof *m);
+    m->path = strdup(path);
+    if (!m->path)
+        return xf_fail(err, "%s: out of memory", path);
+    int rc = xf_path_is_xfq(path) ? open_xfq(m, path, err) : open_hf(m, path, err);
+    if (rc != 0)
+        goto fail;
+    char what[1200];
+    snprintf(what, sizeof what, "%s: config", path);
+    if (xf_model_config_parse(&m->cfg, m->config_json, what, err) != 0)
+        goto fail;
+    /* HF GPT-2 files store Conv1D weights [in, out]; .xfq always [out, in] */
+    bool conv1d_transposed = m->source == XF_SOURCE_HF && m->cfg.family == XF_FAMILY_GPT2;
+    if (xf_model_bind(&m->weights, &m->cfg, m->tensors, conv1d_transposed, path, err) != 0)
+        goto fail;
+    return 0;
+fail:
+    xf_model_close(m);
+    return -1;
+}
+
+void xf_model_close(xf_loaded_model *m)
+{
+    xf_model_unbind(&m->weights);
+    if (m->source == XF_SOURCE_HF)
+        xf_hf_close(&m->hf);
+    else if (m->source == XF_SOURCE_XFQ)
+        xfq_close(&m->xfq);
+    free(m->path);
+    memset(m, 0, sizeof *m);
+}

@@ -1,0 +1,37 @@
+/* Opens "a model" the way users name one: an HF directory, a .safetensors
+ * file with config.json beside it, or an .xfq file. Gives the config, the
+ * role-bound weights and the tokenizer JSON, whatever the source. */
+#ifndef XF_MODEL_LOADER_H
+#define XF_MODEL_LOADER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "core/error.h"
+#include "formats/hf_model.h"
+#include "formats/xfq.h"
+#include "model/config.h"
+#include "model/weights.h"
+
+typedef enum xf_model_source { XF_SOURCE_HF = 1, XF_SOURCE_XFQ } xf_model_source;
+
+typedef struct xf_loaded_model {
+    xf_model_source source;
+    char *path;
+    xf_hf_model hf;               /* when source == HF */
+    xfq_file xfq;                 /* when source == XFQ */
+    const json_t *config_json;    /* borrowed from hf/xfq */
+    const json_t *tokenizer_json; /* may be NULL */
+    const json_t *tokenizer_config_json; /* may be NULL */
+    const xf_tensor_set *tensors;
+    xf_model_config cfg;
+    xf_model_weights weights;
+} xf_loaded_model;
+
+/* True when the file starts with the .xfq magic. */
+bool xf_path_is_xfq(const char *path);
+
+int xf_model_open(xf_loaded_model *m, const char *path, xf_error *err);
+void xf_model_close(xf_loaded_model *m);
+
+#endif
