@@ -1,0 +1,183 @@
+#include "eval/perplexity.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eval/nll.h"
+#include "eval/progress.h"
+
+/* Running sums of per-prediction NLLs (fp64) and per-window means. */
+typedef struct nll_acc {
+    double sum, sum_sq, sum_window_means;
+    int64_t count, windows;
+} nll_acc;
+
+static void acc_window(nll_acc *a, const double *nll, int64_t n)
+{
+    double ws = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        ws += nll[i];
+        a->sum_sq += nll[i] * nll[i];
+    }
+    a->sum += ws;
+    a->sum_window_means += ws / (double)n;
+    a->count += n;
+    a->windows++;
+}
+
+static void acc_finish(const nll_acc *a, const xf_window_plan *plan, int64_t n_tokens,
+                       double seconds, xf_ppl_result *r)
+{
+    memset(r, 0, sizeof *r);
+    double mean = a->sum / (double)a->count;
+    r->mean_nll = plan->protocol == XF_PROTOCOL_GPTQ ? a->sum_window_means / (double)a->windows
+                                                      : mean;
+    r->ppl = exp(r->mean_nll);
+    double var = a->sum_sq / (double)a->count - mean * mean;
+    r->ppl_stderr = (var > 0 && a->count > 1) ? r->ppl * sqrt(var / (double)(a->count - 1)) : 0.0;
+    r->n_tokens = n_tokens;
+    r->n_windows = a->windows;
+    r->seqlen = plan->seqlen;
+    r->n_scored = a->count;
+    r->seconds = seconds;
+    r->tokens_per_second = seconds > 0 ? (double)(a->windows * plan->seqlen) / seconds : 0.0;
+}
+
+static int check_finite(const float *logits, int64_t n, xf_error *err)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(logits[i]))
+            return xf_fail(err, "the model produced a non-finite logit (NaN/Inf)");
+    return 0;
+}
+
+int xf_perplexity_run(const xf_scorer *model, const int32_t *tokens, int64_t n_tokens,
+                      const xf_window_plan *plan, xf_ppl_result *res, xf_error *err)
+{
+    int64_t T = plan->seqlen, V = model->vocab, ns = xf_window_scored(plan);
+    int32_t *win = malloc((size_t)T * sizeof *win);
+    float *logits = malloc((size_t)T * (size_t)V * sizeof *logits);
+    double *nll = malloc((size_t)ns * sizeof *nll);
+    if (!win || !logits || !nll) {
+        free(win);
+        free(logits);
+        free(nll);
+        return xf_fail(err, "out of memory for %lld x %lld logits", (long long)T, (long long)V);
+    }
+    nll_acc acc = {0};
+    xf_progress prog;
+    xf_progress_init(&prog, "ppl: window");
+    int rc = 0;
+    for (int64_t w = 0; w < plan->n_windows; w++) {
+        xf_window_tokens(plan, tokens, w, win);
+        if (model->fn(model->user, win, T, logits, err) != 0 ||
+            check_finite(logits, T * V, err) != 0) {
+            rc = -1;
+            break;
+        }
+        for (int64_t i = 0; i < ns; i++) {
+            int64_t pos = plan->first_scored + i;
+            nll[i] = xf_nll_row(logits + pos * V, V, win[pos + 1]);
+        }
+        acc_window(&acc, nll, ns);
+        char extra[64];
+        snprintf(extra, sizeof extra, " ppl %.4f", exp(acc.sum_window_means / (double)acc.windows));
+        xf_progress_update(&prog, w + 1, plan->n_windows, (w + 1) * T, extra);
+    }
+    xf_progress_finish(&prog);
+    if (rc == 0)
+        acc_finish(&acc, plan, n_tokens, xf_now_seconds() - prog.t_start, res);
+    free(win);
+    free(logits);
+    free(nll);
+    return rc;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Nearest-rank percentile of sorted values. */
+static double percentile(const double *sorted, int64_t n, double q)
+{
+    if (n == 0)
+        return 0.0;
+    int64_t k = (int64_t)ceil(q * (double)n) - 1;
+    if (k < 0)
+        k = 0;
+    if (k >= n)
+        k = n - 1;
+    return sorted[k];
+}
+
+int xf_kld_run(const xf_scorer *base, const xf_scorer *model, const int32_t *tokens,
+               int64_t n_tokens, const xf_window_plan *plan, xf_kld_result *res, xf_error *err)
+{
+    if (base->vocab != model->vocab)
+        return xf_fail(err, "the models have different vocabularies (%lld vs %lld tokens)",
+                       (long long)base->vocab, (long long)model->vocab);
+    int64_t T = plan->seqlen, V = base->vocab, ns = xf_window_scored(plan);
+    int64_t total = ns * plan->n_windows;
+    int32_t *win = malloc((size_t)T * sizeof *win);
+    float *lb = malloc((size_t)T * (size_t)V * sizeof *lb);
+    float *lm = malloc((size_t)T * (size_t)V * sizeof *lm);
+    double *nb = malloc((size_t)ns * sizeof *nb), *nm = malloc((size_t)ns * sizeof *nm);
+    double *kl = malloc((size_t)total * sizeof *kl);
+    int rc = 0;
+    if (!win || !lb || !lm || !nb || !nm || !kl) {
+        rc = xf_fail(err, "out of memory for KL divergence over %lld positions", (long long)total);
+        goto out;
+    }
+    nll_acc ab = {0}, am = {0};
+    int64_t same = 0, k = 0;
+    double kl_sum = 0.0;
+    xf_progress prog;
+    xf_progress_init(&prog, "kld: window");
+    for (int64_t w = 0; w < plan->n_windows; w++) {
+        xf_window_tokens(plan, tokens, w, win);
+        if (base->fn(base->user, win, T, lb, err) != 0 || check_finite(lb, T * V, err) != 0 ||
+            model->fn(model->user, win, T, lm, err) != 0 || check_finite(lm, T * V, err) != 0) {
+            rc = -1;
+            break;
+        }
+        for (int64_t i = 0; i < ns; i++) {
+            int64_t pos = plan->first_scored + i;
+            xf_kl_row r = xf_kl_row_compute(lb + pos * V, lm + pos * V, V, win[pos + 1]);
+            nb[i] = r.nll_base;
+            nm[i] = r.nll_model;
+            kl[k++] = r.kl;
+            kl_sum += r.kl;
+            same += r.same_top1;
+        }
+        acc_window(&ab, nb, ns);
+        acc_window(&am, nm, ns);
+        xf_progress_update(&prog, w + 1, plan->n_windows, (w + 1) * T, NULL);
+    }
+    xf_progress_finish(&prog);
+    if (rc != 0)
+        goto out;
+    double secs = xf_now_seconds() - prog.t_start;
+    memset(res, 0, sizeof *res);
+    acc_finish(&ab, plan, n_tokens, secs, &res->base);
+    acc_finish(&am, plan, n_tokens, secs, &res->model);
+    qsort(kl, (size_t)k, sizeof *kl, cmp_double);
+    res->n_scored = k;
+    res->kl_mean = kl_sum / (double)k;
+    res->kl_median = percentile(kl, k, 0.5);
+    res->kl_p99 = percentile(kl, k, 0.99);
+    res->kl_p999 = percentile(kl, k, 0.999);
+    res->kl_max = kl[k - 1];
+    res->same_top1 = (double)same / (double)k;
+out:
+    free(win);
+    free(lb);
+    free(lm);
+    free(nb);
+    free(nm);
+    free(kl);
+    return rc;
+}
