@@ -1,0 +1,31 @@
+/* A text file turned into the token stream a model sees: read, hashed
+ * (SHA-256, for provenance and --json) and encoded once with the model's
+ * own tokenizer, BOS included when the tokenizer adds it. */
+#ifndef XF_EVAL_TEXT_TOKENS_H
+#define XF_EVAL_TEXT_TOKENS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "calib/tokenizer.h"
+#include "core/error.h"
+#include "model/loader.h"
+
+typedef struct xf_text_tokens {
+    int32_t *ids;
+    size_t n;
+    size_t text_bytes;
+    char sha256[65];
+} xf_text_tokens;
+
+/* Fails on an unreadable or empty file, or when the text encodes to no
+ * token besides BOS. */
+int xf_text_tokens_load(xf_text_tokens *tt, const char *path, const xf_tokenizer *tok,
+                        xf_error *err);
+void xf_text_tokens_free(xf_text_tokens *tt);
+
+/* The tokenizer of a loaded model (HF dir or .xfq); fails naming the model
+ * when it has none. */
+xf_tokenizer *xf_model_tokenizer(const xf_loaded_model *m, xf_error *err);
+
+#endif
