@@ -247,7 +247,8 @@ static int parse_entry(const char *name, const json_t *info, const uint8_t *data
  * furthest end seen so far. Empty tensors occupy no bytes. */
 static int check_overlaps(entry_range *ranges, size_t n, const char *path, xf_error *err)
 {
-    qsort(ranges, n, sizeof *ranges, cmp_range);
+    if (n > 1)
+        qsort(ranges, n, sizeof *ranges, cmp_range);
     const entry_range *furthest = NULL;
     for (size_t i = 0; i < n; i++) {
         if (ranges[i].begin == ranges[i].end)

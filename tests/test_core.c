@@ -1,0 +1,331 @@
+/* core utilities: atomic output files, SHA-256, whole-file reads and path
+ * helpers, the typed JSON getters, one-line error messages. */
+#include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/json_util.h"
+#include "core/read_file.h"
+#include "core/sha256.h"
+#include "tests/support/test_util.h"
+
+static size_t dir_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+            n++;
+    closedir(d);
+    return n;
+}
+
+/* ---- atomic files ------------------------------------------------------- */
+
+static void test_atomic_commit(void **state)
+{
+    (void)state;
+    char *dir = xf_test_tmpdir();
+    assert_non_null(dir);
+    char *path = xf_path_join(dir, "out.bin");
+    xf_atomic_file f;
+    xf_error err;
+    assert_int_equal(xf_atomic_open(&f, path, &err), 0);
+    assert_false(xf_path_exists(path)); /* nothing under the final name yet */
+    assert_int_equal(xf_atomic_write(&f, "hello", 5, &err), 0);
+    assert_int_equal(xf_atomic_pad(&f, 8, &err), 0);
+    assert_int_equal(f.pos, 8);
+    assert_int_equal(xf_atomic_pad(&f, 8, &err), 0); /* already aligned: no bytes */
+    assert_int_equal(f.pos, 8);
+    assert_int_equal(xf_atomic_write(&f, "x", 1, &err), 0);
+    assert_int_equal(xf_atomic_pad(&f, 4, &err), 0);
+    assert_int_equal(f.pos, 12);
+    assert_int_equal(xf_atomic_commit(&f, &err), 0);
+    xf_atomic_abort(&f); /* after commit: only frees, keeps the file */
+
+    char *data;
+    size_t len;
+    assert_int_equal(xf_read_file(path, &data, &len, &err), 0);
+    assert_int_equal(len, 12);
+    assert_memory_equal(data, "hello\0\0\0x\0\0\0", 12);
+    free(data);
+    assert_int_equal(dir_entries(dir), 1); /* the temp file is gone */
+
+    /* committing over an existing file replaces it */
+    assert_int_equal(xf_atomic_open(&f, path, &err), 0);
+    assert_int_equal(xf_atomic_write(&f, "new", 3, &err), 0);
+    assert_int_equal(xf_atomic_commit(&f, &err), 0);
+    assert_int_equal(xf_read_file(path, &data, &len, &err), 0);
+    assert_int_equal(len, 3);
+    assert_memory_equal(data, "new", 3);
+    free(data);
+    assert_int_equal(dir_entries(dir), 1);
+
+    free(path);
+    xf_test_rmtree(dir);
+    free(dir);
+}
+
+static void test_atomic_abort(void **state)
+{
+    (void)state;
+    char *dir = xf_test_tmpdir();
+    char *path = xf_path_join(dir, "out.bin");
+    xf_atomic_file f;
+    xf_error err;
+    assert_int_equal(xf_atomic_open(&f, path, &err), 0);
+    assert_int_equal(dir_entries(dir), 1); /* the temp file */
+    assert_int_equal(xf_atomic_write(&f, "partial", 7, &err), 0);
+    xf_atomic_abort(&f);
+    assert_int_equal(dir_entries(dir), 0);
+    assert_false(xf_path_exists(path));
+    xf_atomic_abort(&f); /* twice is harmless */
+    /* writing after abort is an error, not a crash */
+    assert_int_equal(xf_atomic_write(&f, "x", 1, &err), -1);
+
+    /* an existing file survives an aborted replacement */
+    assert_int_equal(xf_atomic_open(&f, path, &err), 0);
+    assert_int_equal(xf_atomic_write(&f, "keep", 4, &err), 0);
+    assert_int_equal(xf_atomic_commit(&f, &err), 0);
+    assert_int_equal(xf_atomic_open(&f, path, &err), 0);
+    assert_int_equal(xf_atomic_write(&f, "lost", 4, &err), 0);
+    xf_atomic_abort(&f);
+    char *data;
+    size_t len;
+    assert_int_equal(xf_read_file(path, &data, &len, &err), 0);
+    assert_int_equal(len, 4);
+    assert_memory_equal(data, "keep", 4);
+    free(data);
+    assert_int_equal(dir_entries(dir), 1);
+
+    /* a missing directory: clean error naming the path */
+    char *bad = xf_path_join(dir, "missing/out.bin");
+    assert_int_equal(xf_atomic_open(&f, bad, &err), -1);
+    assert_non_null(strstr(err.msg, bad));
+    free(bad);
+    free(path);
+    xf_test_rmtree(dir);
+    free(dir);
+}
+
+/* ---- sha256 ------------------------------------------------------------- */
+
+static void test_sha256_vectors(void **state)
+{
+    (void)state;
+    char hex[65];
+    /* FIPS 180-2 test vectors */
+    xf_sha256_hex("abc", 3, hex);
+    assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    xf_sha256_hex("", 0, hex);
+    assert_string_equal(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    const char *two_blocks = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    xf_sha256_hex(two_blocks, strlen(two_blocks), hex);
+    assert_string_equal(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+
+    char *dir = xf_test_tmpdir();
+    char *p = xf_test_write_file(dir, "abc.txt", "abc", 3);
+    xf_error err;
+    assert_int_equal(xf_sha256_file_hex(p, hex, &err), 0);
+    assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    free(p);
+    p = xf_test_write_file(dir, "empty.txt", "", 0);
+    assert_int_equal(xf_sha256_file_hex(p, hex, &err), 0);
+    assert_string_equal(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    free(p);
+    xf_test_rmtree(dir);
+    free(dir);
+}
+
+/* ---- files and paths ---------------------------------------------------- */
+
+static void test_read_file(void **state)
+{
+    (void)state;
+    char *dir = xf_test_tmpdir();
+    /* larger than the first read buffer, with NUL bytes inside */
+    size_t n = 200000;
+    char *src = malloc(n);
+    assert_non_null(src);
+    uint64_t rng = 7;
+    for (size_t i = 0; i < n; i++)
+        src[i] = (char)xf_test_rand_u64(&rng);
+    src[10] = '\0';
+    char *p = xf_test_write_file(dir, "data.bin", src, n);
+    char *data;
+    size_t len;
+    xf_error err;
+    assert_int_equal(xf_read_file(p, &data, &len, &err), 0);
+    assert_int_equal(len, n);
+    assert_memory_equal(data, src, n);
+    assert_int_equal(data[n], '\0');
+    free(data);
+    free(src);
+    free(p);
+
+    p = xf_test_write_file(dir, "empty", "", 0);
+    assert_int_equal(xf_read_file(p, &data, &len, &err), 0);
+    assert_int_equal(len, 0);
+    assert_string_equal(data, "");
+    free(data);
+    free(p);
+
+    p = xf_path_join(dir, "missing.txt");
+    assert_int_equal(xf_read_file(p, &data, &len, &err), -1);
+    assert_null(data);
+    assert_non_null(strstr(err.msg, p));
+    assert_false(xf_path_exists(p));
+    free(p);
+
+    assert_true(xf_path_is_dir(dir));
+    assert_true(xf_path_exists(dir));
+    p = xf_path_join(dir, "data.bin");
+    assert_false(xf_path_is_dir(p));
+    free(p);
+    xf_test_rmtree(dir);
+    free(dir);
+
+    char *j = xf_path_join("a/b", "c");
+    assert_string_equal(j, "a/b/c");
+    free(j);
+    j = xf_path_join("a/b/", "c");
+    assert_string_equal(j, "a/b/c");
+    free(j);
+}
+
+/* ---- JSON --------------------------------------------------------------- */
+
+static void test_json_getters(void **state)
+{
+    (void)state;
+    xf_error err;
+    const char *text = "{\"i\": 3, \"f\": 4096.0, \"r\": 2.5, \"b\": true, \"s\": \"x\", \"n\": null}";
+    json_t *o = xf_json_load_buffer(text, strlen(text), "cfg.json", &err);
+    assert_non_null(o);
+
+    int64_t i;
+    assert_int_equal(xf_json_get_int(o, "i", true, 0, &i, "cfg.json", &err), 0);
+    assert_int_equal(i, 3);
+    assert_int_equal(xf_json_get_int(o, "f", true, 0, &i, "cfg.json", &err), 0);
+    assert_int_equal(i, 4096);
+    assert_int_equal(xf_json_get_int(o, "absent", false, 17, &i, "cfg.json", &err), 0);
+    assert_int_equal(i, 17);
+    assert_int_equal(xf_json_get_int(o, "n", false, 5, &i, "cfg.json", &err), 0); /* null = absent */
+    assert_int_equal(i, 5);
+    assert_int_equal(xf_json_get_int(o, "absent", true, 0, &i, "cfg.json", &err), -1);
+    assert_non_null(strstr(err.msg, "cfg.json"));
+    assert_non_null(strstr(err.msg, "absent"));
+    assert_int_equal(xf_json_get_int(o, "r", true, 0, &i, "cfg.json", &err), -1);
+    assert_non_null(strstr(err.msg, "\"r\""));
+    assert_int_equal(xf_json_get_int(o, "s", true, 0, &i, "cfg.json", &err), -1);
+
+    double d;
+    assert_int_equal(xf_json_get_double(o, "r", true, 0, &d, "cfg.json", &err), 0);
+    assert_true(d == 2.5);
+    assert_int_equal(xf_json_get_double(o, "i", true, 0, &d, "cfg.json", &err), 0);
+    assert_true(d == 3.0);
+    assert_int_equal(xf_json_get_double(o, "absent", false, 1.5, &d, "cfg.json", &err), 0);
+    assert_true(d == 1.5);
+    assert_int_equal(xf_json_get_double(o, "b", true, 0, &d, "cfg.json", &err), -1);
+    assert_int_equal(xf_json_get_double(o, "absent", true, 0, &d, "cfg.json", &err), -1);
+
+    bool b;
+    assert_int_equal(xf_json_get_bool(o, "b", true, false, &b, "cfg.json", &err), 0);
+    assert_true(b);
+    assert_int_equal(xf_json_get_bool(o, "absent", false, false, &b, "cfg.json", &err), 0);
+    assert_false(b);
+    assert_int_equal(xf_json_get_bool(o, "i", true, false, &b, "cfg.json", &err), -1);
+    assert_int_equal(xf_json_get_bool(o, "absent", true, false, &b, "cfg.json", &err), -1);
+
+    const char *s;
+    assert_int_equal(xf_json_get_string(o, "s", true, NULL, &s, "cfg.json", &err), 0);
+    assert_string_equal(s, "x");
+    assert_int_equal(xf_json_get_string(o, "absent", false, "dflt", &s, "cfg.json", &err), 0);
+    assert_string_equal(s, "dflt");
+    assert_int_equal(xf_json_get_string(o, "i", true, NULL, &s, "cfg.json", &err), -1);
+    assert_non_null(strstr(err.msg, "\"i\""));
+    assert_int_equal(xf_json_get_string(o, "absent", true, NULL, &s, "cfg.json", &err), -1);
+
+    /* deterministic dump: sorted keys, compact */
+    json_t *u = json_pack("{s:i, s:i, s:[i,i]}", "zeta", 1, "alpha", 2, "mid", 3, 4);
+    char *dump = xf_json_dump_sorted(u);
+    assert_string_equal(dump, "{\"alpha\":2,\"mid\":[3,4],\"zeta\":1}");
+    free(dump);
+    json_decref(u);
+    json_decref(o);
+
+    /* malformed text and duplicate keys: one line naming the source */
+    assert_null(xf_json_load_buffer("{\"a\":1,\n\"a\":2}", 14, "dup.json", &err));
+    assert_non_null(strstr(err.msg, "dup.json"));
+    assert_null(strchr(err.msg, '\n'));
+    assert_null(xf_json_load_buffer("{\"a\":", 5, "bad.json", &err));
+    assert_non_null(strstr(err.msg, "bad.json"));
+
+    char *dir = xf_test_tmpdir();
+    char *p = xf_test_write_file(dir, "c.json", "{\"k\": [1, 2]}", 13);
+    json_t *f = xf_json_load_file(p, &err);
+    assert_non_null(f);
+    assert_int_equal(json_array_size(json_object_get(f, "k")), 2);
+    json_decref(f);
+    free(p);
+    p = xf_test_write_file(dir, "bad.json", "{\n\"k\": ]", 8);
+    assert_null(xf_json_load_file(p, &err));
+    assert_non_null(strstr(err.msg, p));
+    assert_non_null(strstr(err.msg, "line 2"));
+    free(p);
+    xf_test_rmtree(dir);
+    free(dir);
+}
+
+/* ---- errors ------------------------------------------------------------- */
+
+static void test_error_one_line(void **state)
+{
+    (void)state;
+    xf_error err;
+    assert_int_equal(xf_fail(&err, "%s: bad\nthing\r%d", "f.txt", 7), -1);
+    assert_string_equal(err.msg, "f.txt: bad thing 7");
+
+    assert_int_equal(xf_fail(&err, "inner\nproblem"), -1);
+    assert_int_equal(xf_fail_prefix(&err, "outer %d\nctx", 2), -1);
+    assert_string_equal(err.msg, "outer 2 ctx: inner problem");
+    assert_null(strchr(err.msg, '\n'));
+
+    /* overlong prefix + message: truncated, terminated, still one line */
+    char big[3000];
+    memset(big, 'p', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    big[100] = '\n';
+    xf_fail(&err, "%s", big);
+    xf_fail_prefix(&err, "%s", big);
+    assert_int_equal(strlen(err.msg), XF_ERROR_MSG_MAX - 1);
+    assert_null(strchr(err.msg, '\n'));
+
+    /* a NULL error sink is allowed */
+    assert_int_equal(xf_fail(NULL, "dropped %d", 1), -1);
+    assert_int_equal(xf_fail_prefix(NULL, "dropped"), -1);
+
+    xf_error_clear(&err);
+    assert_string_equal(err.msg, "");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_atomic_commit),  cmocka_unit_test(test_atomic_abort),
+        cmocka_unit_test(test_sha256_vectors), cmocka_unit_test(test_read_file),
+        cmocka_unit_test(test_json_getters),   cmocka_unit_test(test_error_one_line),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
