@@ -15,6 +15,8 @@ static const xf_command commands[] = {
     {"info", xf_cmd_info, "describe a .safetensors file, an HF model directory or an .xfq file"},
     {"ppl", xf_cmd_ppl, "perplexity of a model on a text (GPTQ or llama.cpp protocol)"},
     {"kld", xf_cmd_kld, "KL divergence of a model's predictions from a base model's"},
+    {"rtn", xf_cmd_rtn, "round-to-nearest weight quantization into an .xfq file"},
+    {"gptq", xf_cmd_gptq, "GPTQ weight quantization with calibration text into an .xfq file"},
 };
 
 static void print_help(FILE *out)

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "eval/nll.h"
-#include "eval/progress.h"
+#include "core/progress.h"
 
 /* Running sums of per-prediction NLLs (fp64) and per-window means. */
 typedef struct nll_acc {

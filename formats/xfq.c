@@ -174,7 +174,9 @@ typedef struct span {
 static int cmp_span(const void *a, const void *b)
 {
     const span *x = a, *y = b;
-    return x->start < y->start ? -1 : x->start > y->start ? 1 : 0;
+    if (x->start != y->start)
+        return x->start < y->start ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index; /* deterministic message */
 }
 
 static int check_overlaps(const xfq_tensor_record *recs, const xf_tensor *ts, size_t n,

@@ -83,8 +83,12 @@ void xfq_close(xfq_file *f);
 typedef xf_tensor xfq_write_tensor;
 
 /* Validates, checks every float for NaN/Inf (fails naming the tensor),
- * sorts by name, computes CRCs, and writes atomically. `meta` must be an
- * object; it is serialized with sorted keys. */
+ * sorts by name, computes CRCs, and writes atomically (nothing is left
+ * behind on failure). `meta` must be an object; "format": "xfq" and
+ * "format_version": 1 are added when absent (other values are refused);
+ * it is serialized with sorted keys. Same input => byte-identical file.
+ * For packed tensors the record is assembled from `packed` (codes,
+ * scales, zeros if asym, perm if non-NULL); `data`/`nbytes` are ignored. */
 int xfq_write(const char *path, const json_t *meta, const xfq_write_tensor *tensors, size_t n,
               xf_error *err);
 

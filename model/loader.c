@@ -29,6 +29,16 @@ static int open_xfq(xf_loaded_model *m, const char *path, xf_error *err)
         m->tokenizer_config_json = json_object_get(tok, "tokenizer_config.json");
     }
     m->tensors = &m->xfq.tensors;
+    /* Evaluating a file without the transforms it was made with would give
+     * wrong numbers: refuse what this build does not implement. */
+    const json_t *online = json_object_get(json_object_get(m->xfq.meta, "recipe"), "online_transforms");
+    if (json_is_array(online) && json_array_size(online) > 0) {
+        const json_t *first = json_array_get(online, 0);
+        const char *kind = json_is_string(first) ? json_string_value(first)
+                           : json_string_value(json_object_get(first, "kind"));
+        return xf_fail(err, "%s: needs online transform \"%s\", which this xfquant does not implement",
+                       path, kind ? kind : "?");
+    }
     return 0;
 }
 

@@ -46,18 +46,33 @@ typedef struct xf_model_weights {
     xf_model_config cfg;
     const xf_tensor *tok_embed; /* [vocab, hidden] */
     const xf_tensor *pos_embed; /* OPT/GPT-2 learned positions, else NULL */
-    xf_norm final_norm;
-    xf_linear lm_head;          /* tied: w == tok_embed */
+    xf_norm final_norm;         /* w NULL for post-LN OPT (do_layer_norm_before false),
+                                 * which HF builds without a final LayerNorm */
+    xf_linear lm_head;          /* tied: w == tok_embed (see xf_model_bind) */
     xf_layer_weights *layers;   /* cfg.n_layers */
 } xf_model_weights;
 
 /* `transposed_conv1d`: true for HF GPT-2 files (Conv1D stores [in, out]);
- * false for .xfq files, which always store [out, in]. */
+ * false for .xfq files, which always store [out, in]. Packed weights are
+ * always [out, in] (transposed false) whatever the flag.
+ * Name prefixes are detected once per set: OPT "model.decoder." or
+ * "decoder."; GPT-2 "transformer." or none; Llama family "model.".
+ * Checks every tensor's shape against cfg and its dtype (floating point;
+ * packed allowed for 2-D weights only). Ignores known non-weight buffers
+ * (GPT-2 h.N.attn.bias / h.N.attn.masked_bias, Llama
+ * layers.N.self_attn.rotary_emb.inv_freq); any other tensor not bound is
+ * "unexpected" and fails the bind. Tied models: lm_head.w = tok_embed; a
+ * stored lm_head.weight copy (common in tied checkpoints) is accepted and
+ * shape-checked but not used. Views borrow from `set` (keep it alive). */
 int xf_model_bind(xf_model_weights *mw, const xf_model_config *cfg, const xf_tensor_set *set,
                   bool transposed_conv1d, const char *what, xf_error *err);
 void xf_model_unbind(xf_model_weights *mw);
 
-/* The HF tensor name of a role's weight, e.g. "model.layers.3.self_attn.q_proj.weight". */
+/* The HF tensor name of a role's weight, e.g. "model.layers.3.self_attn.q_proj.weight",
+ * with the canonical prefix of save_pretrained ("model." for Llama/OPT,
+ * "transformer." for GPT-2). -1 if the family has no such role (e.g. GATE
+ * for OPT, K/V for GPT-2) or buf is too small. To name a tensor exactly as
+ * the source set does (prefix included), use the bound lin.w->name. */
 int xf_linear_weight_name(const xf_model_config *cfg, int layer, xf_linear_role role,
                           char *buf, size_t cap);
 

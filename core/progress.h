@@ -1,7 +1,7 @@
 /* A one-line progress display on stderr, only when stderr is a TTY
  * (silent in pipes, logs and CI). */
-#ifndef XF_EVAL_PROGRESS_H
-#define XF_EVAL_PROGRESS_H
+#ifndef XF_CORE_PROGRESS_H
+#define XF_CORE_PROGRESS_H
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -1,0 +1,216 @@
+/* GPTQ solver benchmark: blocked (lazy batch) sweep vs the plain unblocked
+ * sweep (block = 1: every column updates all columns right of it), and the
+ * GFLOP/s of the trailing-update SGEMMs vs the same SGEMM calls made plainly.
+ *
+ * Usage: bench_gptq [--quick] [--threads N]
+ *   default shapes 4096x4096 and 4096x11008, --quick 1024x1024 and 1024x2752.
+ * The unblocked sweep is timed on a subset of the rows (rows are
+ * independent, its cost is linear in them) and scaled to all rows; the
+ * subset fits in cache better than the full matrix, so the scaled time and
+ * the reported speedup are, if anything, underestimates.
+ * Prints one "name: value" line per number. */
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/threads.h"
+#include "quant/gptq.h"
+#include "quant/hessian.h"
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static uint64_t rng_state = 12345;
+static float rand_normal(void)
+{
+    /* splitmix64 + Box-Muller; quality is irrelevant here */
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    double u1 = ((z >> 11) + 1.0) / 9007199254740993.0, u2 = (double)(z & 0xffffff) / 16777216.0;
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n);
+    if (!p) {
+        fprintf(stderr, "bench_gptq: out of memory (%zu bytes)\n", n);
+        exit(1);
+    }
+    return p;
+}
+
+/* H of N correlated input rows: x = z * s + (z2 M) with a rank-64 mixing. */
+static double *synthetic_hessian(int64_t d, int64_t N)
+{
+    const int64_t K = 64, chunk = 512;
+    float *M = xmalloc(sizeof(float) * (size_t)(K * d));
+    float *s = xmalloc(sizeof(float) * (size_t)d);
+    float *X = xmalloc(sizeof(float) * (size_t)(chunk * d));
+    float *Z2 = xmalloc(sizeof(float) * (size_t)(chunk * K));
+    for (int64_t i = 0; i < K * d; i++)
+        M[i] = rand_normal() / 8.0f;
+    for (int64_t j = 0; j < d; j++)
+        s[j] = expf(0.5f * rand_normal());
+    xf_hessian h;
+    xf_error err;
+    double *H = xmalloc(sizeof(double) * (size_t)(d * d));
+    if (xf_hessian_init(&h, d, &err) != 0) {
+        fprintf(stderr, "%s\n", err.msg);
+        exit(1);
+    }
+    for (int64_t r0 = 0; r0 < N; r0 += chunk) {
+        for (int64_t i = 0; i < chunk * d; i++)
+            X[i] = rand_normal() * s[i % d];
+        for (int64_t i = 0; i < chunk * K; i++)
+            Z2[i] = rand_normal();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)chunk, (int)d, (int)K, 1.0f,
+                    Z2, (int)K, M, (int)d, 1.0f, X, (int)d);
+        if (xf_hessian_add(&h, X, chunk, &err) != 0) {
+            fprintf(stderr, "%s\n", err.msg);
+            exit(1);
+        }
+    }
+    if (xf_hessian_finalize(&h, H, &err) != 0) {
+        fprintf(stderr, "%s\n", err.msg);
+        exit(1);
+    }
+    xf_hessian_free(&h);
+    free(M);
+    free(s);
+    free(X);
+    free(Z2);
+    return H;
+}
+
+static void run_shape(int64_t rows, int64_t cols, int64_t sub_rows)
+{
+    char tag[64];
+    snprintf(tag, sizeof tag, "%lldx%lld", (long long)rows, (long long)cols);
+    const int64_t N = 2048;
+    double t = now_s();
+    double *H = synthetic_hessian(cols, N);
+    printf("%s hessian_build_s: %.2f\n", tag, now_s() - t);
+    float *W = xmalloc(sizeof(float) * (size_t)(rows * cols));
+    for (int64_t i = 0; i < rows * cols; i++)
+        W[i] = rand_normal() * 0.02f;
+
+    xf_gptq_params p;
+    xf_gptq_params_default(&p);
+    xf_error err;
+    xf_gptq_factor f;
+    if (xf_gptq_factor_init(&f, H, cols, &p, tag, &err) != 0) {
+        fprintf(stderr, "%s\n", err.msg);
+        exit(1);
+    }
+    free(H);
+    printf("%s factor_s: %.2f\n", tag, f.seconds);
+
+    /* blocked sweep on all rows */
+    float *Wb = xmalloc(sizeof(float) * (size_t)(rows * cols));
+    memcpy(Wb, W, sizeof(float) * (size_t)(rows * cols));
+    xf_qweight qb;
+    xf_gptq_stats sb;
+    if (xf_gptq_solve_factored(Wb, rows, &f, &p, &qb, &sb, tag, &err) != 0) {
+        fprintf(stderr, "%s\n", err.msg);
+        exit(1);
+    }
+    printf("%s blocked_sweep_s: %.3f\n", tag, sb.seconds_sweep);
+    printf("%s blocked_total_s: %.3f\n", tag, sb.seconds_sweep + f.seconds);
+    double gemm_gf = sb.gemm_flops / sb.seconds_gemm / 1e9;
+    printf("%s trailing_sgemm_gflops: %.1f\n", tag, gemm_gf);
+    printf("%s trailing_sgemm_share_of_sweep: %.2f\n", tag, sb.seconds_gemm / sb.seconds_sweep);
+
+    /* the same SGEMM calls, made plainly on fresh buffers */
+    const int64_t B = p.block;
+    float *E = xmalloc(sizeof(float) * (size_t)(rows * B));
+    float *C = xmalloc(sizeof(float) * (size_t)(rows * cols));
+    for (int64_t i = 0; i < rows * B; i++)
+        E[i] = rand_normal();
+    memcpy(C, W, sizeof(float) * (size_t)(rows * cols));
+    double plain_s = 0, plain_flops = 0;
+    for (int64_t i1 = 0; i1 + B < cols; i1 += B) {
+        int64_t i2 = i1 + B;
+        t = now_s();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)(cols - i2), (int)B,
+                    -1.0f, E, (int)B, f.U + i1 * cols + i2, (int)cols, 1.0f, C + i2, (int)cols);
+        plain_s += now_s() - t;
+        plain_flops += 2.0 * (double)rows * (double)B * (double)(cols - i2);
+    }
+    double plain_gf = plain_flops / plain_s / 1e9;
+    printf("%s plain_sgemm_same_shapes_gflops: %.1f\n", tag, plain_gf);
+    printf("%s trailing_vs_plain_sgemm: %.2f\n", tag, gemm_gf / plain_gf);
+    /* and one large square SGEMM, for scale */
+    int64_t sq = cols < rows ? cols : rows;
+    t = now_s();
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)sq, (int)sq, (int)sq, 1.0f, W,
+                (int)sq, C, (int)sq, 0.0f, Wb, (int)sq);
+    printf("%s square_sgemm_%lld_gflops: %.1f\n", tag, (long long)sq,
+           2.0 * (double)sq * sq * sq / (now_s() - t) / 1e9);
+
+    /* unblocked (block = 1) and blocked on a row subset */
+    float *Wu = xmalloc(sizeof(float) * (size_t)(sub_rows * cols));
+    memcpy(Wu, W, sizeof(float) * (size_t)(sub_rows * cols));
+    xf_gptq_params pu = p;
+    pu.block = 1;
+    xf_qweight qu;
+    xf_gptq_stats su;
+    if (xf_gptq_solve_factored(Wu, sub_rows, &f, &pu, &qu, &su, tag, &err) != 0) {
+        fprintf(stderr, "%s\n", err.msg);
+        exit(1);
+    }
+    double unblocked = su.seconds_sweep * (double)rows / (double)sub_rows;
+    printf("%s unblocked_rows_timed: %lld\n", tag, (long long)sub_rows);
+    printf("%s unblocked_sweep_s_scaled: %.2f\n", tag, unblocked);
+    printf("%s sweep_speedup: %.1f\n", tag, unblocked / sb.seconds_sweep);
+    printf("%s total_speedup_incl_factor: %.1f\n", tag,
+           (unblocked + f.seconds) / (sb.seconds_sweep + f.seconds));
+    int64_t same = 0;
+    for (int64_t i = 0; i < sub_rows * cols; i++)
+        same += qu.codes[i] == qb.codes[i];
+    printf("%s codes_equal_blocked_vs_unblocked_pct: %.4f\n", tag,
+           100.0 * (double)same / (double)(sub_rows * cols));
+
+    xf_qweight_free(&qb);
+    xf_qweight_free(&qu);
+    xf_gptq_factor_free(&f);
+    free(W);
+    free(Wb);
+    free(Wu);
+    free(E);
+    free(C);
+}
+
+int main(int argc, char **argv)
+{
+    int quick = 0, threads = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0)
+            quick = 1;
+        else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
+            threads = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "usage: %s [--quick] [--threads N]\n", argv[0]);
+            return 2;
+        }
+    }
+    xf_threads_set(threads);
+    printf("threads: %d\n", xf_threads_get());
+    if (quick) {
+        run_shape(1024, 1024, 256);
+        run_shape(1024, 2752, 128);
+    } else {
+        run_shape(4096, 4096, 256);
+        run_shape(4096, 11008, 128);
+    }
+    return 0;
+}

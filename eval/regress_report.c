@@ -1,0 +1,634 @@
+/* Outputs of a regression run: terminal table, JSON, JUnit XML, Markdown,
+ * SVG. Everything is printed into an open_memstream buffer. */
+#include "eval/regress_report.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/atomic_file.h"
+
+/* ---- shared formatting ---- */
+
+static const char *fmt_num(char *buf, size_t cap, double v)
+{
+    if (isnan(v))
+        snprintf(buf, cap, "-");
+    else if (isinf(v))
+        snprintf(buf, cap, "%s", v > 0 ? "+inf" : "-inf");
+    else
+        snprintf(buf, cap, "%.6g", v);
+    return buf;
+}
+
+static const char *fmt_delta(char *buf, size_t cap, const xf_regress_check *k)
+{
+    if (!isfinite(k->delta))
+        snprintf(buf, cap, "-");
+    else if (k->expected != 0)
+        snprintf(buf, cap, "%+.4g (%+.2f%%)", k->delta, 100.0 * k->delta / fabs(k->expected));
+    else
+        snprintf(buf, cap, "%+.4g", k->delta);
+    return buf;
+}
+
+static const char *fmt_band(char *buf, size_t cap, const xf_regress_check *k)
+{
+    char lo[32], hi[32];
+    snprintf(buf, cap, "[%s, %s]", fmt_num(lo, sizeof lo, k->lo), fmt_num(hi, sizeof hi, k->hi));
+    return buf;
+}
+
+static const char *check_note(const xf_regress_check *k)
+{
+    if (k->status == XF_REGRESS_PASS)
+        return "";
+    if (isnan(k->got))
+        return "not measured";
+    return k->got < k->lo ? "below floor" : "above ceiling";
+}
+
+static const char *overall(const xf_regress_results *r)
+{
+    return xf_regress_failed(r) ? "FAIL" : r->n_pass > 0 ? "PASS" : "SKIP";
+}
+
+/* XML text/attribute escaping; control characters XML 1.0 cannot carry
+ * become spaces. */
+static void xml_escaped(FILE *o, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        switch (c) {
+        case '&': fputs("&amp;", o); break;
+        case '<': fputs("&lt;", o); break;
+        case '>': fputs("&gt;", o); break;
+        case '"': fputs("&quot;", o); break;
+        case '\'': fputs("&apos;", o); break;
+        default: fputc(c < 0x20 && c != '\t' && c != '\n' && c != '\r' ? ' ' : c, o);
+        }
+    }
+}
+
+/* ---- terminal table ---- */
+
+#define T_COLS 7
+#define T_CELL 96
+
+typedef struct {
+    char cell[T_COLS][T_CELL];
+    const char *note; /* last column, not padded */
+} table_row;
+
+typedef struct {
+    table_row *rows;
+    size_t n, cap;
+} table;
+
+static table_row *table_add(table *t)
+{
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? 2 * t->cap : 16;
+        table_row *rows = realloc(t->rows, cap * sizeof *rows);
+        if (!rows)
+            return NULL;
+        t->rows = rows;
+        t->cap = cap;
+    }
+    table_row *row = &t->rows[t->n++];
+    memset(row, 0, sizeof *row);
+    row->note = "";
+    return row;
+}
+
+static void table_print(FILE *o, const table *t, int ncols)
+{
+    size_t w[T_COLS] = {0};
+    for (size_t i = 0; i < t->n; i++)
+        for (int c = 0; c < ncols; c++)
+            if (strlen(t->rows[i].cell[c]) > w[c])
+                w[c] = strlen(t->rows[i].cell[c]);
+    for (size_t i = 0; i < t->n; i++) {
+        bool note = *t->rows[i].note != 0;
+        for (int c = 0; c < ncols; c++) {
+            /* the last cell is padded only when a note follows: no trailing blanks */
+            int pad = c + 1 < ncols || note ? (int)w[c] : 0;
+            fprintf(o, "%s%-*s", c ? "  " : "", pad, t->rows[i].cell[c]);
+        }
+        if (note)
+            fprintf(o, "  %s", t->rows[i].note);
+        fputc('\n', o);
+    }
+}
+
+static void cells(table_row *row, const char *a, const char *b, const char *c, const char *d,
+                  const char *e, const char *f, const char *g)
+{
+    const char *v[T_COLS] = {a, b, c, d, e, f, g};
+    for (int i = 0; i < T_COLS; i++)
+        snprintf(row->cell[i], T_CELL, "%s", v[i] ? v[i] : "");
+}
+
+static int render_table(FILE *o, const xf_regress_results *r)
+{
+    const xf_regress_suite *s = r->suite;
+    table t = {0};
+    table_row *row = table_add(&t);
+    if (!row)
+        return -1;
+    cells(row, "case", "metric", "expected", "got", "delta", "band", "result");
+    for (size_t i = 0; i < s->n_cases; i++) {
+        const xf_regress_case_result *cr = &r->cases[i];
+        if (!cr->selected)
+            continue;
+        const char *st = xf_regress_status_name(cr->status);
+        if (cr->n_checks == 0 || cr->exec != XF_REGRESS_EXEC_OK) {
+            if (!(row = table_add(&t)))
+                goto oom;
+            cells(row, s->cases[i].id, "-", "-", "-", "-", "-", st);
+            row->note = cr->reason.msg;
+            continue;
+        }
+        for (size_t k = 0; k < cr->n_checks; k++) {
+            const xf_regress_check *ck = &cr->checks[k];
+            char e[32], g[32], d[64], b[80];
+            if (!(row = table_add(&t)))
+                goto oom;
+            cells(row, s->cases[i].id, xf_regress_metric_name(ck->metric),
+                  fmt_num(e, sizeof e, ck->expected), fmt_num(g, sizeof g, ck->got),
+                  fmt_delta(d, sizeof d, ck), fmt_band(b, sizeof b, ck),
+                  xf_regress_status_name(ck->status));
+            row->note = check_note(ck);
+        }
+    }
+    table_print(o, &t, T_COLS);
+
+    t.n = 0;
+    if (!(row = table_add(&t)))
+        goto oom;
+    cells(row, "relation", "expect", "lhs", "rhs", "result", NULL, NULL);
+    size_t nrel = 0;
+    for (size_t i = 0; i < s->n_relations; i++) {
+        const xf_regress_relation_result *rr = &r->relations[i];
+        if (!rr->selected)
+            continue;
+        char a[32], b[32];
+        if (!(row = table_add(&t)))
+            goto oom;
+        cells(row, s->relations[i].id, s->relations[i].expr, fmt_num(a, sizeof a, rr->lhs),
+              fmt_num(b, sizeof b, rr->rhs), xf_regress_status_name(rr->status), NULL, NULL);
+        row->note = rr->reason.msg;
+        nrel++;
+    }
+    if (nrel) {
+        fputc('\n', o);
+        table_print(o, &t, 5);
+    }
+    free(t.rows);
+    /* Not "N passed, N failed": CI log scanners read that as a test-runner
+     * summary line. */
+    fprintf(o, "\nresult: %s (%zu pass, %zu fail, %zu skip)\n", overall(r), r->n_pass, r->n_fail,
+            r->n_skip);
+    return 0;
+oom:
+    free(t.rows);
+    return -1;
+}
+
+/* ---- JSON ---- */
+
+static json_t *jnum(double v)
+{
+    return isfinite(v) ? json_real(v) : json_null();
+}
+
+static json_t *build_json(const xf_regress_results *r)
+{
+    const xf_regress_suite *s = r->suite;
+    json_t *root = json_object(), *cases = json_array(), *rels = json_array();
+    if (!root || !cases || !rels) {
+        json_decref(root);
+        json_decref(cases);
+        json_decref(rels);
+        return NULL;
+    }
+    json_object_set_new(root, "suite", json_string(s->name));
+    json_object_set_new(root, "file", json_string(s->path));
+    json_object_set_new(root, "status", json_string(overall(r)));
+    json_object_set_new(root, "passed", json_integer((json_int_t)r->n_pass));
+    json_object_set_new(root, "failed", json_integer((json_int_t)r->n_fail));
+    json_object_set_new(root, "skipped", json_integer((json_int_t)r->n_skip));
+    for (size_t i = 0; i < s->n_cases; i++) {
+        const xf_regress_case_result *cr = &r->cases[i];
+        if (!cr->selected)
+            continue;
+        json_t *c = json_object(), *got = json_object(), *checks = json_array();
+        json_object_set_new(c, "id", json_string(s->cases[i].id));
+        json_object_set_new(c, "method", json_string(xf_regress_method_name(s->cases[i].recipe.method)));
+        json_object_set_new(c, "status", json_string(xf_regress_status_name(cr->status)));
+        json_object_set_new(c, "reason", cr->reason.msg[0] ? json_string(cr->reason.msg) : json_null());
+        for (int m = 0; m < XF_REGRESS_N_METRICS; m++) {
+            double v = xf_regress_metrics_get(&cr->got, (xf_regress_metric)m);
+            if (isfinite(v))
+                json_object_set_new(got, xf_regress_metric_name((xf_regress_metric)m), json_real(v));
+        }
+        json_object_set_new(c, "measured", got);
+        for (size_t k = 0; k < cr->n_checks; k++) {
+            const xf_regress_check *ck = &cr->checks[k];
+            json_t *j = json_object();
+            json_object_set_new(j, "metric", json_string(xf_regress_metric_name(ck->metric)));
+            json_object_set_new(j, "expected", jnum(ck->expected));
+            json_object_set_new(j, "got", jnum(ck->got));
+            json_object_set_new(j, "delta", jnum(ck->delta));
+            json_object_set_new(j, "floor", jnum(ck->lo));
+            json_object_set_new(j, "ceiling", jnum(ck->hi));
+            json_object_set_new(j, "status", json_string(xf_regress_status_name(ck->status)));
+            json_array_append_new(checks, j);
+        }
+        json_object_set_new(c, "checks", checks);
+        json_array_append_new(cases, c);
+    }
+    for (size_t i = 0; i < s->n_relations; i++) {
+        const xf_regress_relation_result *rr = &r->relations[i];
+        if (!rr->selected)
+            continue;
+        json_t *j = json_object();
+        json_object_set_new(j, "id", json_string(s->relations[i].id));
+        json_object_set_new(j, "expect", json_string(s->relations[i].expr));
+        json_object_set_new(j, "status", json_string(xf_regress_status_name(rr->status)));
+        json_object_set_new(j, "lhs", jnum(rr->lhs));
+        json_object_set_new(j, "rhs", jnum(rr->rhs));
+        json_object_set_new(j, "reason", rr->reason.msg[0] ? json_string(rr->reason.msg) : json_null());
+        json_array_append_new(rels, j);
+    }
+    json_object_set_new(root, "cases", cases);
+    json_object_set_new(root, "relations", rels);
+    return root;
+}
+
+static int render_json(FILE *o, const xf_regress_results *r)
+{
+    json_t *j = build_json(r);
+    char *text = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15))
+                   : NULL;
+    json_decref(j);
+    if (!text)
+        return -1;
+    fprintf(o, "%s\n", text);
+    free(text);
+    return 0;
+}
+
+/* ---- JUnit XML ---- */
+
+static void junit_checks(FILE *o, const xf_regress_case_result *cr)
+{
+    for (size_t k = 0; k < cr->n_checks; k++) {
+        const xf_regress_check *ck = &cr->checks[k];
+        char e[32], g[32], d[64], b[80], line[320];
+        snprintf(line, sizeof line, "%s: expected %s got %s delta %s band %s %s %s\n",
+                 xf_regress_metric_name(ck->metric), fmt_num(e, sizeof e, ck->expected),
+                 fmt_num(g, sizeof g, ck->got), fmt_delta(d, sizeof d, ck),
+                 fmt_band(b, sizeof b, ck), xf_regress_status_name(ck->status), check_note(ck));
+        xml_escaped(o, line);
+    }
+}
+
+static void junit_verdict(FILE *o, xf_regress_status st, const char *reason,
+                          const xf_regress_case_result *cr)
+{
+    if (st == XF_REGRESS_PASS) {
+        fputs("/>\n", o);
+        return;
+    }
+    fputs(">\n", o);
+    if (st == XF_REGRESS_SKIP) {
+        fputs("    <skipped message=\"", o);
+        xml_escaped(o, reason);
+        fputs("\"/>\n", o);
+    } else {
+        fputs("    <failure message=\"", o);
+        xml_escaped(o, reason);
+        fputs("\">", o);
+        if (cr)
+            junit_checks(o, cr);
+        fputs("</failure>\n", o);
+    }
+    fputs("  </testcase>\n", o);
+}
+
+static int render_junit(FILE *o, const xf_regress_results *r)
+{
+    const xf_regress_suite *s = r->suite;
+    double total = 0;
+    for (size_t i = 0; i < s->n_cases; i++)
+        if (r->cases[i].selected && isfinite(r->cases[i].got.seconds))
+            total += r->cases[i].got.seconds;
+    fputs("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"", o);
+    xml_escaped(o, s->name);
+    fprintf(o, "\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" skipped=\"%zu\" time=\"%.3f\">\n",
+            r->n_pass + r->n_fail + r->n_skip, r->n_fail, r->n_skip, total);
+    for (size_t i = 0; i < s->n_cases; i++) {
+        const xf_regress_case_result *cr = &r->cases[i];
+        if (!cr->selected)
+            continue;
+        fputs("  <testcase classname=\"regress.", o);
+        xml_escaped(o, s->name);
+        fputs("\" name=\"", o);
+        xml_escaped(o, s->cases[i].id);
+        fprintf(o, "\" time=\"%.3f\"", isfinite(cr->got.seconds) ? cr->got.seconds : 0.0);
+        junit_verdict(o, cr->status, cr->reason.msg, cr);
+    }
+    for (size_t i = 0; i < s->n_relations; i++) {
+        const xf_regress_relation_result *rr = &r->relations[i];
+        if (!rr->selected)
+            continue;
+        fputs("  <testcase classname=\"regress.", o);
+        xml_escaped(o, s->name);
+        fputs(".relations\" name=\"", o);
+        xml_escaped(o, s->relations[i].id);
+        fputs("\" time=\"0.000\"", o);
+        junit_verdict(o, rr->status, rr->reason.msg, NULL);
+    }
+    fputs("</testsuite>\n", o);
+    return 0;
+}
+
+/* ---- Markdown ---- */
+
+/* A table cell: '|' would end it and '<' could open an HTML tag. */
+static void md_escaped(FILE *o, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '|': fputs("\\|", o); break;
+        case '<': fputs("&lt;", o); break;
+        case '>': fputs("&gt;", o); break;
+        case '&': fputs("&amp;", o); break;
+        case '\n':
+        case '\r': fputc(' ', o); break;
+        default: fputc(*s, o);
+        }
+    }
+}
+
+static int render_markdown(FILE *o, const xf_regress_results *r)
+{
+    const xf_regress_suite *s = r->suite;
+    fputs("# Regression suite ", o);
+    md_escaped(o, s->name);
+    fprintf(o, "\n\n**%s**: %zu pass, %zu fail, %zu skip (`", overall(r), r->n_pass, r->n_fail,
+            r->n_skip);
+    md_escaped(o, s->path);
+    fputs("`)\n\n| case | method | metric | expected | got | delta | band | result |\n"
+          "|---|---|---|---:|---:|---:|---|---|\n",
+          o);
+    for (size_t i = 0; i < s->n_cases; i++) {
+        const xf_regress_case_result *cr = &r->cases[i];
+        if (!cr->selected)
+            continue;
+        const char *method = xf_regress_method_name(s->cases[i].recipe.method);
+        if (cr->n_checks == 0 || cr->exec != XF_REGRESS_EXEC_OK) {
+            fputs("| ", o);
+            md_escaped(o, s->cases[i].id);
+            fprintf(o, " | %s | - | - | - | - | - | %s", method,
+                    xf_regress_status_name(cr->status));
+            if (cr->reason.msg[0]) {
+                fputs(": ", o);
+                md_escaped(o, cr->reason.msg);
+            }
+            fputs(" |\n", o);
+            continue;
+        }
+        for (size_t k = 0; k < cr->n_checks; k++) {
+            const xf_regress_check *ck = &cr->checks[k];
+            char e[32], g[32], d[64], b[80];
+            fputs("| ", o);
+            md_escaped(o, s->cases[i].id);
+            fprintf(o, " | %s | %s | %s | %s | %s | ", method, xf_regress_metric_name(ck->metric),
+                    fmt_num(e, sizeof e, ck->expected), fmt_num(g, sizeof g, ck->got),
+                    fmt_delta(d, sizeof d, ck));
+            md_escaped(o, fmt_band(b, sizeof b, ck));
+            fprintf(o, " | %s%s%s |\n", xf_regress_status_name(ck->status),
+                    *check_note(ck) ? ": " : "", check_note(ck));
+        }
+    }
+    bool header = false;
+    for (size_t i = 0; i < s->n_relations; i++) {
+        const xf_regress_relation_result *rr = &r->relations[i];
+        if (!rr->selected)
+            continue;
+        if (!header)
+            fputs("\n## Relations\n\n| relation | expect | lhs | rhs | result |\n"
+                  "|---|---|---:|---:|---|\n",
+                  o);
+        header = true;
+        char a[32], b[32];
+        fputs("| ", o);
+        md_escaped(o, s->relations[i].id);
+        fputs(" | ", o);
+        md_escaped(o, s->relations[i].expr);
+        fprintf(o, " | %s | %s | %s", fmt_num(a, sizeof a, rr->lhs), fmt_num(b, sizeof b, rr->rhs),
+                xf_regress_status_name(rr->status));
+        if (rr->reason.msg[0]) {
+            fputs(": ", o);
+            md_escaped(o, rr->reason.msg);
+        }
+        fputs(" |\n", o);
+    }
+    return 0;
+}
+
+/* ---- SVG: bits per weight vs perplexity ---- */
+
+enum { SVG_W = 640, SVG_H = 420, PLOT_L = 70, PLOT_R = 490, PLOT_T = 40, PLOT_B = 360 };
+
+typedef struct {
+    double x, y;
+    const char *id;
+} svg_point;
+
+typedef struct {
+    double lo, hi, step;
+} svg_axis;
+
+/* Round limits and a 1/2/5 x 10^k tick step giving about 5 intervals. */
+static svg_axis nice_axis(double lo, double hi)
+{
+    if (!(hi - lo > 1e-12 * fmax(1.0, fabs(hi)))) {
+        double pad = lo != 0 ? 0.1 * fabs(lo) : 1.0;
+        lo -= pad;
+        hi += pad;
+    }
+    double raw = (hi - lo) / 5, mag = pow(10, floor(log10(raw))), f = raw / mag;
+    double step = (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * mag;
+    svg_axis a = {floor(lo / step) * step, ceil(hi / step) * step, step};
+    return a;
+}
+
+static double map(double v, const svg_axis *a, double p0, double p1)
+{
+    return p0 + (v - a->lo) / (a->hi - a->lo) * (p1 - p0);
+}
+
+static int cmp_point(const void *a, const void *b)
+{
+    const svg_point *p = a, *q = b;
+    if (p->x != q->x)
+        return p->x < q->x ? -1 : 1;
+    return p->y < q->y ? -1 : p->y > q->y;
+}
+
+static void svg_text(FILE *o, double x, double y, const char *anchor, const char *extra,
+                     const char *text)
+{
+    fprintf(o, "<text x=\"%.2f\" y=\"%.2f\" text-anchor=\"%s\"%s>", x, y, anchor, extra);
+    xml_escaped(o, text);
+    fputs("</text>\n", o);
+}
+
+static int render_svg(FILE *o, const xf_regress_results *r)
+{
+    static const char *const colors[] = {"#444444", "#d62728", "#1f77b4"};
+    const xf_regress_suite *s = r->suite;
+    svg_point *pts = calloc(s->n_cases ? s->n_cases : 1, sizeof *pts);
+    size_t count[3] = {0}, start[3] = {0}, n = 0;
+    if (!pts)
+        return -1;
+    /* Group points by method (fp16, rtn, gptq), each group sorted by x. */
+    for (int m = 0; m < 3; m++) {
+        start[m] = n;
+        for (size_t i = 0; i < s->n_cases; i++) {
+            const xf_regress_case_result *cr = &r->cases[i];
+            if (!cr->selected || cr->exec != XF_REGRESS_EXEC_OK ||
+                (int)s->cases[i].recipe.method != m || !isfinite(cr->got.ppl) ||
+                !isfinite(cr->got.bits_per_weight))
+                continue;
+            pts[n++] = (svg_point){cr->got.bits_per_weight, cr->got.ppl, s->cases[i].id};
+        }
+        count[m] = n - start[m];
+        qsort(pts + start[m], count[m], sizeof *pts, cmp_point);
+    }
+    double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        xlo = fmin(xlo, pts[i].x);
+        xhi = fmax(xhi, pts[i].x);
+        ylo = fmin(ylo, pts[i].y);
+        yhi = fmax(yhi, pts[i].y);
+    }
+    if (n == 0)
+        xlo = 0, xhi = 16, ylo = 0, yhi = 100;
+    svg_axis ax = nice_axis(xlo, xhi), ay = nice_axis(ylo, yhi);
+
+    fprintf(o,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+            "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"12\">\n"
+            "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"white\"/>\n",
+            SVG_W, SVG_H, SVG_W, SVG_H, SVG_W, SVG_H);
+    char title[256];
+    snprintf(title, sizeof title, "%s: perplexity vs bits per weight", s->name);
+    svg_text(o, (PLOT_L + PLOT_R) / 2.0, 24, "middle", " font-size=\"14\"", title);
+    /* Axes and ticks are <line>s: <path> is reserved for the series. */
+    fprintf(o,
+            "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"black\"/>\n"
+            "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"black\"/>\n",
+            PLOT_L, PLOT_B, PLOT_R, PLOT_B, PLOT_L, PLOT_B, PLOT_L, PLOT_T);
+    char lab[32];
+    for (int i = 0; i <= 50; i++) {
+        double v = ax.lo + i * ax.step;
+        if (v > ax.hi + 1e-9 * ax.step)
+            break;
+        double px = map(v, &ax, PLOT_L, PLOT_R);
+        fprintf(o, "<line x1=\"%.2f\" y1=\"%d\" x2=\"%.2f\" y2=\"%d\" stroke=\"black\"/>\n", px,
+                PLOT_B, px, PLOT_B + 5);
+        snprintf(lab, sizeof lab, "%g", fabs(v) < 1e-12 * ax.step ? 0.0 : v);
+        svg_text(o, px, PLOT_B + 18, "middle", "", lab);
+    }
+    for (int i = 0; i <= 50; i++) {
+        double v = ay.lo + i * ay.step;
+        if (v > ay.hi + 1e-9 * ay.step)
+            break;
+        double py = map(v, &ay, PLOT_B, PLOT_T);
+        fprintf(o, "<line x1=\"%d\" y1=\"%.2f\" x2=\"%d\" y2=\"%.2f\" stroke=\"black\"/>\n",
+                PLOT_L - 5, py, PLOT_L, py);
+        snprintf(lab, sizeof lab, "%g", fabs(v) < 1e-12 * ay.step ? 0.0 : v);
+        svg_text(o, PLOT_L - 8, py + 4, "end", "", lab);
+    }
+    svg_text(o, (PLOT_L + PLOT_R) / 2.0, PLOT_B + 40, "middle", "", "bits per weight");
+    fprintf(o, "<text x=\"18\" y=\"%.2f\" text-anchor=\"middle\" transform=\"rotate(-90 18 %.2f)\">"
+               "perplexity</text>\n",
+            (PLOT_T + PLOT_B) / 2.0, (PLOT_T + PLOT_B) / 2.0);
+    if (n == 0)
+        svg_text(o, (PLOT_L + PLOT_R) / 2.0, (PLOT_T + PLOT_B) / 2.0, "middle", "",
+                 "no measured cases");
+
+    int legend_row = 0;
+    for (int m = 0; m < 3; m++) {
+        if (count[m] == 0)
+            continue;
+        const svg_point *p = pts + start[m];
+        fprintf(o, "<path fill=\"none\" stroke=\"%s\" stroke-width=\"2\" d=\"", colors[m]);
+        for (size_t i = 0; i < count[m]; i++)
+            fprintf(o, "%s%.2f %.2f", i ? " L " : "M ", map(p[i].x, &ax, PLOT_L, PLOT_R),
+                    map(p[i].y, &ay, PLOT_B, PLOT_T));
+        fputs("\"/>\n", o);
+        for (size_t i = 0; i < count[m]; i++) {
+            char tip[160];
+            snprintf(tip, sizeof tip, "%s: %.6g bits, ppl %.6g", p[i].id, p[i].x, p[i].y);
+            fprintf(o, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"4\" fill=\"%s\"><title>",
+                    map(p[i].x, &ax, PLOT_L, PLOT_R), map(p[i].y, &ay, PLOT_B, PLOT_T), colors[m]);
+            xml_escaped(o, tip);
+            fputs("</title></circle>\n", o);
+        }
+        double ly = PLOT_T + 10 + 20 * legend_row++;
+        fprintf(o, "<rect x=\"%d\" y=\"%.2f\" width=\"14\" height=\"4\" fill=\"%s\"/>\n",
+                PLOT_R + 20, ly - 4, colors[m]);
+        svg_text(o, PLOT_R + 40, ly + 2, "start", "", xf_regress_method_name((xf_regress_method)m));
+    }
+    fputs("</svg>\n", o);
+    free(pts);
+    return 0;
+}
+
+/* ---- entry points ---- */
+
+char *xf_regress_render(const xf_regress_results *r, xf_regress_format fmt)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *o = open_memstream(&buf, &len);
+    if (!o)
+        return NULL;
+    int rc = -1;
+    switch (fmt) {
+    case XF_REGRESS_TABLE: rc = render_table(o, r); break;
+    case XF_REGRESS_JSON: rc = render_json(o, r); break;
+    case XF_REGRESS_JUNIT: rc = render_junit(o, r); break;
+    case XF_REGRESS_MARKDOWN: rc = render_markdown(o, r); break;
+    case XF_REGRESS_SVG: rc = render_svg(o, r); break;
+    }
+    if (fclose(o) != 0 || rc != 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+int xf_regress_write(const xf_regress_results *r, xf_regress_format fmt, const char *path,
+                     xf_error *err)
+{
+    char *text = xf_regress_render(r, fmt);
+    if (!text)
+        return xf_fail(err, "%s: out of memory rendering the report", path);
+    xf_atomic_file f;
+    int rc = xf_atomic_open(&f, path, err);
+    if (rc == 0)
+        rc = xf_atomic_write(&f, text, strlen(text), err);
+    if (rc == 0)
+        rc = xf_atomic_commit(&f, err);
+    xf_atomic_abort(&f);
+    free(text);
+    return rc;
+}

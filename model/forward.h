@@ -1,0 +1,176 @@
+/* The transformer forward pass shared by calibration and evaluation, in
+ * fp32 activations, matching Hugging Face transformers for the llama family
+ * (llama/mistral/qwen2), OPT (pre-LN and post-LN) and GPT-2.
+ *
+ * Three levels:
+ *   - xf_dense_layer / xf_dense_head: one layer's (or the final norm and
+ *     LM head's) weights dequantized to fp32, [out, in] row-major for every
+ *     linear (GPT-2 Conv1D weights are transposed on load);
+ *   - layer-level calls on a hidden-state buffer h [T, hidden]:
+ *     xf_forward_embed -> xf_forward_layer (once per layer, in place) ->
+ *     xf_forward_final, all using one xf_workspace sized for a max T;
+ *   - xf_runner: the whole model, tokens -> logits.
+ *
+ * Positions are always 0..T-1 (one window per call, no KV cache). RoPE
+ * angles are HF's: inv_freq and p * inv_freq rounded to fp32 as HF computes
+ * them, then cos/sin of that angle in double, cast to fp32.
+ *
+ * Threading: every product (the linears, and attention's Q K^T and P V per
+ * head) is a cblas_sgemm call made from the calling thread, threaded by
+ * OpenBLAS, never from inside an OpenMP parallel region. The only OpenMP
+ * loop is attention's softmax, parallel over (head, row) when it is large
+ * enough; the elementwise ops stay on the calling thread (two busy-waiting
+ * thread pools fighting over few cores cost more than they save). Results
+ * depend only on inputs and the thread count. */
+#ifndef XF_MODEL_FORWARD_H
+#define XF_MODEL_FORWARD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "model/config.h"
+#include "model/weights.h"
+
+/* ---- fp32 weights ------------------------------------------------------ */
+
+/* One layer's weights in fp32. Every array is malloc'd and owned.
+ *
+ * The linears are meant to be replaced by the caller (the GPTQ pipeline
+ * swaps in dequantized quantized weights): write into w[role] in place, or
+ * free() it and store another malloc'd array of the same shape
+ * [out[role], in[role]]; xf_dense_layer_free frees whatever w/b hold. The
+ * shapes themselves must not change. */
+typedef struct xf_dense_layer {
+    int layer;                   /* index in the model (passed to hooks) */
+    float *w[XF_LIN_COUNT];      /* [out, in] row-major; NULL: role absent */
+    float *b[XF_LIN_COUNT];      /* [out]; NULL: no bias */
+    int64_t out[XF_LIN_COUNT];   /* 0 when absent */
+    int64_t in[XF_LIN_COUNT];
+    float *attn_norm_w, *attn_norm_b; /* [hidden]; _b NULL for RMSNorm */
+    float *mlp_norm_w, *mlp_norm_b;
+} xf_dense_layer;
+
+/* The logical [out, in] of a role's linear in this architecture (GPT-2's
+ * fused c_attn is XF_LIN_Q with out = q_dim + 2 * kv_dim); false if the
+ * family has no such linear (K/V when fused, GATE outside the llama family). */
+bool xf_forward_role_shape(const xf_model_config *cfg, xf_linear_role role, int64_t *out,
+                           int64_t *in);
+
+/* Loads layer `layer` of mw; checks every tensor's shape against mw->cfg
+ * (missing or unexpected roles fail, naming the tensor). */
+int xf_dense_layer_init(xf_dense_layer *dl, const xf_model_weights *mw, int layer,
+                        xf_error *err);
+void xf_dense_layer_free(xf_dense_layer *dl);
+/* Bytes xf_dense_layer_init would allocate for that layer. */
+size_t xf_dense_layer_bytes(const xf_model_weights *mw, int layer);
+
+/* The final norm (absent for post-LN OPT: norm_w NULL) and the LM head. */
+typedef struct xf_dense_head {
+    float *norm_w, *norm_b; /* [hidden] or NULL */
+    float *w;               /* [vocab, hidden]; a tied head is a copy of the embedding */
+    float *b;               /* [vocab] or NULL */
+    int64_t vocab, hidden;
+} xf_dense_head;
+
+int xf_dense_head_init(xf_dense_head *hd, const xf_model_weights *mw, xf_error *err);
+void xf_dense_head_free(xf_dense_head *hd);
+
+/* ---- hooks --------------------------------------------------------------- */
+
+/* Callbacks seen by xf_forward_layer; a NULL struct or NULL member means
+ * nothing is called. Each returns 0, or -1 after filling err to abort the
+ * forward pass.
+ *
+ * on_linear_input: called once per DISTINCT linear input, right before the
+ * matmuls that read it, with x [rows = T, cols = in] row-major. x is
+ * mutable: the matmuls read it after the hook returns. Order and roles:
+ *   XF_LIN_Q    the q/k/v input (GPT-2: the fused c_attn input)
+ *   XF_LIN_O    the attention output entering o_proj / out_proj
+ *   XF_LIN_GATE the MLP input (llama family: read by gate and up), or
+ *   XF_LIN_UP   the MLP input (OPT fc1, GPT-2 c_fc)
+ *   XF_LIN_DOWN the down_proj / fc2 / mlp.c_proj input
+ * on_kv: K and V after RoPE (before attention), each [T, n_kv_heads *
+ * head_dim] row-major (token-major, heads side by side); mutable. */
+typedef struct xf_forward_hooks {
+    void *user;
+    int (*on_linear_input)(void *user, int layer, xf_linear_role role, float *x, int64_t rows,
+                           int64_t cols, xf_error *err);
+    int (*on_kv)(void *user, int layer, float *k, float *v, int64_t T, int64_t n_kv_heads,
+                 int64_t head_dim, xf_error *err);
+} xf_forward_hooks;
+
+/* ---- layer-level forward ---------------------------------------------- */
+
+/* Attention scores held at once by a workspace: heads are processed in
+ * chunks whose [T, T] score matrices fit this (at least one head). */
+#define XF_WORKSPACE_SCORE_BYTES ((size_t)256 << 20)
+
+/* Scratch buffers for T <= max_T tokens of one architecture, plus the
+ * RoPE tables (llama family). Owned; not shared between threads. */
+typedef struct xf_workspace {
+    xf_model_config cfg;
+    int64_t max_T;
+    int64_t q_dim, kv_dim;  /* n_heads * head_dim, n_kv_heads * head_dim */
+    float *x;               /* [max_T, hidden] input of a block (normed, or a copy of h) */
+    float *q, *k, *v;       /* [max_T, q_dim], [max_T, kv_dim] x2 */
+    float *qkv;             /* [max_T, 3 * hidden], fused c_attn only */
+    float *attn;            /* [max_T, q_dim] attention output */
+    float *mlp_a, *mlp_b;   /* [max_T, intermediate] (mlp_b: gated MLPs) */
+    float *y;               /* [max_T, hidden] block output before the residual */
+    float *row;             /* [hidden] embedding row */
+    float *rope_cos, *rope_sin; /* [max_T, head_dim / 2], NULL without RoPE */
+    float *scores;          /* [score_heads, max_T, max_T] attention scores */
+    int64_t score_heads;    /* heads whose scores are held at once */
+} xf_workspace;
+
+/* Checks the head/dimension arithmetic of cfg (fails naming `what`). */
+int xf_workspace_init(xf_workspace *ws, const xf_model_config *cfg, int64_t max_T,
+                      const char *what, xf_error *err);
+void xf_workspace_free(xf_workspace *ws);
+
+/* h [T, hidden] = token embeddings (+ learned position embeddings at
+ * positions 0..T-1, OPT offset included), looked up row by row from the
+ * tensors (never densified). Fails on an out-of-range token id. */
+int xf_forward_embed(xf_workspace *ws, const xf_model_weights *mw, const int32_t *tokens,
+                     int64_t T, float *h, xf_error *err);
+
+/* Runs one decoder layer in place on h [T, hidden]. hooks may be NULL. */
+int xf_forward_layer(xf_workspace *ws, const xf_dense_layer *dl, float *h, int64_t T,
+                     const xf_forward_hooks *hooks, xf_error *err);
+
+/* logits [T, vocab] = head(final_norm(h)); h is left unchanged. */
+int xf_forward_final(xf_workspace *ws, const xf_dense_head *hd, const float *h, int64_t T,
+                     float *logits, xf_error *err);
+
+/* ---- model-level runner ------------------------------------------------ */
+
+#define XF_RUNNER_DEFAULT_CACHE_BYTES ((size_t)4 << 30)
+
+typedef struct xf_runner {
+    const xf_model_weights *mw; /* borrowed; must outlive the runner */
+    xf_workspace ws;
+    xf_dense_head head;
+    xf_dense_layer *layers;     /* all layers when cached, else NULL */
+    float *h;                   /* [max_T, hidden] */
+} xf_runner;
+
+/* Caches every layer in fp32 when their total size is <= cache_bytes
+ * (0: XF_RUNNER_DEFAULT_CACHE_BYTES); otherwise each forward call loads
+ * and frees one layer at a time. */
+int xf_runner_init(xf_runner *r, const xf_model_weights *mw, int64_t max_T, size_t cache_bytes,
+                   xf_error *err);
+void xf_runner_free(xf_runner *r);
+/* logits [T, vocab] (caller's buffer) for tokens at positions 0..T-1,
+ * 1 <= T <= max_T. */
+int xf_runner_forward(xf_runner *r, const int32_t *tokens, int64_t T, float *logits,
+                      xf_error *err);
+/* Same, with hooks on every layer (hooks may be NULL). */
+int xf_runner_forward_hooked(xf_runner *r, const int32_t *tokens, int64_t T,
+                             const xf_forward_hooks *hooks, float *logits, xf_error *err);
+/* The cached fp32 layer l (its linears may be replaced, see
+ * xf_dense_layer), or NULL when layers are not cached. */
+xf_dense_layer *xf_runner_cached_layer(xf_runner *r, int l);
+
+#endif

@@ -1,0 +1,264 @@
+/* GPTQ stage 2: the blocked column sweep (lazy batch updates).
+ *
+ * W is copied into Wp, permuted to quantization order (dead columns
+ * zeroed). Per block of B columns [i1, i2): every row runs the column loop
+ * on its own (rows are independent: OpenMP over rows), updating only the
+ * block's columns and recording the scaled errors E [rows, B]; then the
+ * columns right of the block get one cblas_sgemm: Wp[:, i2:] -= E U[i1:i2, i2:].
+ * All sweep arithmetic is fp32 with fp32 U, as the reference.
+ *
+ * Group grids (non-static) are fitted when column i reaches a group start,
+ * on the *current* weights of columns [i, i+g): inside the block those are
+ * the row's updated values; right of the block the block's pending update
+ * (columns i1..i-1) is applied to a copy first. So the result does not
+ * depend on the block size (the reference reads W[:, i:i+g] there, which
+ * misses the updates of the current block when g and B are not aligned). */
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "quant/gptq.h"
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Read-only description of one solve, shared by the row workers. */
+typedef struct sweep_ctx {
+    int64_t n;             /* columns */
+    int64_t g;             /* group size (n = per channel) */
+    int64_t B;             /* block width (leading dimension of E) */
+    const float *U;        /* [n, n] */
+    const int32_t *grp;    /* [n] group index of quantization position i */
+    const int32_t *store;  /* [n] storage column of position i */
+    const uint8_t *fit_at; /* [n] 1 where a grid is fitted (group start) */
+    xf_grid_config grid;
+} sweep_ctx;
+
+/* Columns [i1, i2) of row r. w: the row of Wp; e: the row of E; vals: scratch. */
+static double sweep_row(const sweep_ctx *c, xf_qweight *q, int64_t r, float *w, float *e,
+                        int64_t i1, int64_t i2, float *vals)
+{
+    const int64_t n = c->n;
+    uint8_t *codes = q->codes + r * n;
+    double loss = 0.0;
+    for (int64_t i = i1; i < i2; i++) {
+        if (c->fit_at[i]) {
+            const int64_t c1 = i + c->g < n ? i + c->g : n;
+            const int64_t in_blk = c1 < i2 ? c1 : i2;
+            for (int64_t j = i; j < c1; j++)
+                vals[j - i] = w[j];
+            /* columns right of the block still miss this block's updates */
+            for (int64_t k = i1; k < i && in_blk < c1; k++) {
+                const float ek = e[k - i1];
+                const float *uk = c->U + k * n;
+                for (int64_t j = in_blk; j < c1; j++)
+                    vals[j - i] -= ek * uk[j];
+            }
+            xf_grid fit = xf_grid_fit(&c->grid, vals, c1 - i);
+            xf_qweight_set_grid(q, r, c->grp[i], &fit);
+        }
+        const xf_grid gr = xf_qweight_grid(q, r, c->grp[i]);
+        const float x = w[i];
+        const uint8_t code = xf_grid_quantize(&gr, x);
+        const float qv = xf_grid_dequantize(&gr, code);
+        const float d = c->U[i * n + i];
+        const float err = (x - qv) / d;
+        loss += ((double)x - qv) * ((double)x - qv) / ((double)d * d);
+        e[i - i1] = err;
+        codes[c->store[i]] = code;
+        w[i] = qv;
+        const float *ui = c->U + i * n;
+        for (int64_t j = i + 1; j < i2; j++)
+            w[j] -= err * ui[j];
+    }
+    return loss;
+}
+
+static int64_t first_nonfinite(const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return i;
+    return -1;
+}
+
+int xf_gptq_solve_factored(float *W, int64_t rows, const xf_gptq_factor *f,
+                           const xf_gptq_params *p, xf_qweight *out, xf_gptq_stats *st,
+                           const char *name, xf_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!name)
+        name = "?";
+    const double t0 = now_s();
+    const int64_t n = f->n;
+    if (xf_grid_config_check(&p->grid, name, err) != 0)
+        return -1;
+    if (rows < 1)
+        return xf_fail(err, "%s: %lld rows", name, (long long)rows);
+    if (p->block < 1)
+        return xf_fail(err, "%s: block size %lld must be >= 1", name, (long long)p->block);
+    if (p->act_order != f->act_order)
+        return xf_fail(err, "%s: act-order setting differs from the factorized Hessian's", name);
+    int64_t bad = first_nonfinite(W, rows * n);
+    if (bad >= 0)
+        return xf_fail(err, "%s: non-finite weight at [%lld, %lld]", name,
+                       (long long)(bad / n), (long long)(bad % n));
+
+    const int64_t g = xf_group_size_resolve(p->group, n);
+    const bool per_channel = g == n;
+    const bool static_g = p->static_groups && !per_channel;
+    bool identity = true;
+    for (int64_t i = 0; i < n && identity; i++)
+        identity = f->perm[i] == i;
+    const bool store_perm = f->act_order && !per_channel && !static_g && !identity;
+    const int64_t B = p->block < n ? p->block : n;
+
+    if (xf_qweight_init(out, rows, n, p->grid.bits, g, !p->grid.sym, store_perm, name, err) != 0)
+        return -1;
+    if (store_perm)
+        memcpy(out->perm, f->perm, (size_t)n * sizeof *f->perm);
+
+    const int nthreads = omp_get_max_threads();
+    const int64_t scratch_len = static_g ? n : g;
+    float *Wp = malloc((size_t)rows * (size_t)n * sizeof *Wp);
+    float *E = malloc((size_t)rows * (size_t)B * sizeof *E);
+    float *scratch = malloc((size_t)nthreads * (size_t)scratch_len * sizeof *scratch);
+    int32_t *grp = malloc((size_t)n * sizeof *grp);
+    int32_t *store = malloc((size_t)n * sizeof *store);
+    uint8_t *fit_at = calloc((size_t)n, 1);
+    double *row_loss = calloc((size_t)rows, sizeof *row_loss);
+    double *row_qerr = calloc((size_t)rows, sizeof *row_qerr);
+    int rc = -1;
+    if (!Wp || !E || !scratch || !grp || !store || !fit_at || !row_loss || !row_qerr) {
+        xf_fail(err, "%s: out of memory for the GPTQ sweep of a [%lld, %lld] weight", name,
+                (long long)rows, (long long)n);
+        goto done;
+    }
+
+    for (int64_t i = 0; i < n; i++) {
+        const int32_t orig = f->perm[i];
+        if (per_channel) {
+            grp[i] = 0;
+            store[i] = orig;
+            fit_at[i] = i == 0;
+        } else if (static_g) {
+            grp[i] = (int32_t)(orig / g);
+            store[i] = orig;
+        } else {
+            grp[i] = (int32_t)(i / g);
+            store[i] = store_perm ? (int32_t)i : orig; /* orig == i without a perm */
+            fit_at[i] = i % g == 0;
+        }
+    }
+
+    /* Wp = W in quantization order, dead columns zeroed */
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t i = 0; i < n; i++)
+            Wp[r * n + i] = f->dead[f->perm[i]] ? 0.0f : W[r * n + f->perm[i]];
+
+    if (static_g) { /* grids of logical column groups, on the original weights */
+#pragma omp parallel
+        {
+            float *row = scratch + (size_t)omp_get_thread_num() * (size_t)scratch_len;
+#pragma omp for schedule(static)
+            for (int64_t r = 0; r < rows; r++) {
+                for (int64_t i = 0; i < n; i++)
+                    row[f->perm[i]] = Wp[r * n + i];
+                for (int64_t gi = 0; gi < out->n_groups; gi++) {
+                    int64_t j0 = gi * g, j1 = j0 + g < n ? j0 + g : n;
+                    xf_grid fit = xf_grid_fit(&p->grid, row + j0, j1 - j0);
+                    xf_qweight_set_grid(out, r, gi, &fit);
+                }
+            }
+        }
+    }
+
+    const sweep_ctx ctx = {.n = n, .g = g, .B = B, .U = f->U, .grp = grp, .store = store,
+                           .fit_at = fit_at, .grid = p->grid};
+    double gemm_s = 0.0, gemm_flops = 0.0;
+    for (int64_t i1 = 0; i1 < n; i1 += B) {
+        const int64_t i2 = i1 + B < n ? i1 + B : n;
+#pragma omp parallel
+        {
+            float *vals = scratch + (size_t)omp_get_thread_num() * (size_t)scratch_len;
+#pragma omp for schedule(static)
+            for (int64_t r = 0; r < rows; r++)
+                row_loss[r] += sweep_row(&ctx, out, r, Wp + r * n, E + r * B, i1, i2, vals);
+        }
+        if (i2 < n) {
+            const double tg = now_s();
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)(n - i2),
+                        (int)(i2 - i1), -1.0f, E, (int)B, f->U + i1 * n + i2, (int)n, 1.0f,
+                        Wp + i2, (int)n);
+            gemm_s += now_s() - tg;
+            gemm_flops += 2.0 * (double)rows * (double)(i2 - i1) * (double)(n - i2);
+        }
+    }
+
+    double loss = 0.0;
+    for (int64_t r = 0; r < rows; r++)
+        loss += row_loss[r];
+    if (!isfinite(loss)) { /* Q itself is always finite: scales are */
+        xf_fail(err, "%s: GPTQ sweep broke down numerically (loss %g, damp %g)", name, loss,
+                f->damp_used);
+        goto done;
+    }
+    /* success: Q back to logical order into W, ||W - Q||^2 on the way */
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        double s = 0.0;
+        for (int64_t i = 0; i < n; i++) {
+            float *dst = W + r * n + f->perm[i];
+            double d = (double)*dst - Wp[r * n + i];
+            s += d * d;
+            *dst = Wp[r * n + i];
+        }
+        row_qerr[r] = s;
+    }
+    if (st) {
+        memset(st, 0, sizeof *st);
+        st->damp_used = f->damp_used;
+        st->retries = f->retries;
+        st->dead_columns = f->dead_columns;
+        st->loss = loss / 2.0; /* the reference stores Losses1 / 2 */
+        for (int64_t r = 0; r < rows; r++)
+            st->qerr += row_qerr[r];
+        st->seconds_factor = f->seconds;
+        st->seconds_sweep = now_s() - t0;
+        st->seconds_gemm = gemm_s;
+        st->gemm_flops = gemm_flops;
+    }
+    rc = 0;
+done:
+    free(Wp);
+    free(E);
+    free(scratch);
+    free(grp);
+    free(store);
+    free(fit_at);
+    free(row_loss);
+    free(row_qerr);
+    if (rc != 0)
+        xf_qweight_free(out);
+    return rc;
+}
+
+int xf_gptq_solve(float *W, int64_t rows, int64_t cols, const double *H, const xf_gptq_params *p,
+                  xf_qweight *out, xf_gptq_stats *st, const char *name, xf_error *err)
+{
+    memset(out, 0, sizeof *out);
+    xf_gptq_factor f;
+    if (xf_gptq_factor_init(&f, H, cols, p, name, err) != 0)
+        return -1;
+    int rc = xf_gptq_solve_factored(W, rows, &f, p, out, st, name, err);
+    xf_gptq_factor_free(&f);
+    return rc;
+}

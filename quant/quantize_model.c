@@ -1,0 +1,450 @@
+#include "quant/quantize_model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "calib/sampling.h"
+#include "calib/tokenizer.h"
+#include "core/log.h"
+#include "core/progress.h"
+#include "model/forward.h"
+#include "model/ops.h"
+#include "quant/gptq.h"
+#include "quant/hessian.h"
+#include "quant/rtn.h"
+#include "quant/xfq_out.h"
+
+void xf_quant_options_defaults(xf_quant_options *o, xf_quant_method method)
+{
+    memset(o, 0, sizeof *o);
+    o->method = method;
+    o->grid.bits = 4;
+    o->grid.sym = false;
+    o->grid.clip = XF_CLIP_NONE;
+    o->group = 128;
+    o->damp = 0.01;
+    o->block = 128;
+    o->nsamples = 128;
+    o->seqlen = 0;
+    o->seed = 0;
+    o->calib_format = XF_CALIB_AUTO;
+}
+
+/* The linears that read one distinct input, in true-sequential order. */
+typedef struct lin_group {
+    xf_linear_role input_role; /* role under which the forward hook reports the input */
+    xf_linear_role roles[3];
+    int n;
+} lin_group;
+
+static int sequential_groups(const xf_model_config *cfg, lin_group g[4])
+{
+    if (cfg->family == XF_FAMILY_LLAMA) {
+        g[0] = (lin_group){XF_LIN_Q, {XF_LIN_Q, XF_LIN_K, XF_LIN_V}, 3};
+        g[2] = (lin_group){XF_LIN_GATE, {XF_LIN_GATE, XF_LIN_UP}, 2};
+    } else {
+        g[0] = cfg->fused_qkv ? (lin_group){XF_LIN_Q, {XF_LIN_Q}, 1}
+                              : (lin_group){XF_LIN_Q, {XF_LIN_Q, XF_LIN_K, XF_LIN_V}, 3};
+        g[2] = (lin_group){XF_LIN_UP, {XF_LIN_UP}, 1};
+    }
+    g[1] = (lin_group){XF_LIN_O, {XF_LIN_O}, 1};
+    g[3] = (lin_group){XF_LIN_DOWN, {XF_LIN_DOWN}, 1};
+    return 4;
+}
+
+static json_t *recipe_json(const xf_quant_options *o)
+{
+    json_t *r = json_pack("{s:s, s:i, s:I, s:b, s:s, s:b, s:o, s:[]}", "method",
+                          o->method == XF_METHOD_GPTQ ? "gptq" : "rtn", "bits", o->grid.bits,
+                          "group_size", (json_int_t)o->group, "sym", o->grid.sym, "clip",
+                          xf_clip_name(o->grid.clip), "quantize_head", o->quantize_head,
+                          "rotation", json_null(), "online_transforms");
+    if (o->method == XF_METHOD_GPTQ) {
+        json_object_set_new(r, "act_order", json_boolean(o->act_order));
+        json_object_set_new(r, "static_groups", json_boolean(o->static_groups));
+        json_object_set_new(r, "damp", json_real(o->damp));
+        json_object_set_new(r, "block", json_integer(o->block));
+        json_object_set_new(r, "true_sequential", json_true());
+        json_object_set_new(r, "gptq_v2", json_boolean(o->gptq_v2));
+    }
+    return r;
+}
+
+/* ---- RTN ---------------------------------------------------------------- */
+
+static int rtn_tensor(const xf_quant_options *o, const xf_tensor *t, bool transposed,
+                      const char *name, xf_quant_collector *col, xf_error *err)
+{
+    int64_t rows = transposed ? t->shape[1] : t->shape[0];
+    int64_t cols = transposed ? t->shape[0] : t->shape[1];
+    float *W = malloc((size_t)(rows * cols) * sizeof *W);
+    if (!W)
+        return xf_fail(err, "%s: out of memory", name);
+    if (xf_tensor_to_f32(t, W, err) != 0) {
+        free(W);
+        return -1;
+    }
+    if (transposed) {
+        float *tr = malloc((size_t)(rows * cols) * sizeof *tr);
+        if (!tr) {
+            free(W);
+            return xf_fail(err, "%s: out of memory", name);
+        }
+        for (int64_t i = 0; i < cols; i++)
+            for (int64_t j = 0; j < rows; j++)
+                tr[j * cols + i] = W[i * rows + j];
+        free(W);
+        W = tr;
+    }
+    xf_rtn_params p = {o->grid, o->group, false};
+    xf_qweight q;
+    int rc = xf_rtn_quantize(W, rows, cols, &p, &q, name, err);
+    if (rc == 0) {
+        float *dq = malloc((size_t)(rows * cols) * sizeof *dq);
+        double qerr = 0.0;
+        if (dq) {
+            xf_qweight_dequantize(&q, dq);
+            for (int64_t i = 0; i < rows * cols; i++)
+                qerr += ((double)W[i] - dq[i]) * ((double)W[i] - dq[i]);
+            free(dq);
+        }
+        rc = xf_quant_collector_add(col, &q, name, json_pack("{s:f}", "qerr", qerr), err);
+        xf_qweight_free(&q);
+    }
+    free(W);
+    return rc;
+}
+
+static int quantize_rtn(xf_loaded_model *m, const xf_quant_options *o, xf_quant_collector *col,
+                        xf_error *err)
+{
+    const xf_model_weights *mw = &m->weights;
+    xf_progress prog;
+    xf_progress_init(&prog, "rtn: layer");
+    for (int64_t l = 0; l < mw->cfg.n_layers; l++) {
+        for (int r = 0; r < XF_LIN_COUNT; r++) {
+            const xf_linear *lin = &mw->layers[l].lin[r];
+            if (!lin->w)
+                continue;
+            if (rtn_tensor(o, lin->w, lin->transposed, lin->w->name, col, err) != 0)
+                return -1;
+        }
+        xf_progress_update(&prog, l + 1, mw->cfg.n_layers, 0, NULL);
+    }
+    xf_progress_finish(&prog);
+    if (o->quantize_head)
+        return rtn_tensor(o, mw->lm_head.w, mw->lm_head.transposed, mw->lm_head.w->name, col, err);
+    return 0;
+}
+
+/* ---- GPTQ --------------------------------------------------------------- */
+
+typedef struct capture_ctx {
+    int layer;
+    xf_linear_role role;
+    xf_hessian *hess;
+} capture_ctx;
+
+static int capture_input(void *user, int layer, xf_linear_role role, float *x, int64_t rows,
+                         int64_t cols, xf_error *err)
+{
+    capture_ctx *c = user;
+    if (layer != c->layer || role != c->role)
+        return 0;
+    if (cols != c->hess->d)
+        return xf_fail(err, "layer %d %s input has %lld columns, the Hessian %lld", layer,
+                       xf_linear_role_name(role), (long long)cols, (long long)c->hess->d);
+    return xf_hessian_add(c->hess, x, rows, err);
+}
+
+static json_t *gptq_stats_json(const xf_gptq_stats *s)
+{
+    return json_pack("{s:f, s:f, s:f, s:I, s:i}", "damp", s->damp_used, "loss", s->loss, "qerr",
+                     s->qerr, "dead_columns", (json_int_t)s->dead_columns, "retries", s->retries);
+}
+
+static void gptq_params_from(const xf_quant_options *o, xf_gptq_params *p)
+{
+    xf_gptq_params_default(p);
+    p->grid = o->grid;
+    p->group = o->group;
+    p->act_order = o->act_order;
+    p->static_groups = o->static_groups;
+    p->damp = o->damp;
+    p->block = o->block;
+}
+
+/* GPTQ on the fp32 weights W [out, in] of the linears sharing one input
+ * (one factorization of its Hessian H); each W is replaced by its
+ * dequantized quantization, so later passes see the quantized layer. */
+static int gptq_linears(const xf_quant_options *o, float *const *W, const int64_t *rows,
+                        const char *const *names, int n, int64_t cols, const double *H,
+                        xf_quant_collector *col, xf_error *err)
+{
+    xf_gptq_params p;
+    gptq_params_from(o, &p);
+    xf_gptq_factor f;
+    if (xf_gptq_factor_init(&f, H, cols, &p, names[0], err) != 0)
+        return -1;
+    int rc = 0;
+    for (int k = 0; k < n && rc == 0; k++) {
+        xf_qweight q;
+        xf_gptq_stats st;
+        rc = xf_gptq_solve_factored(W[k], rows[k], &f, &p, &q, &st, names[k], err);
+        if (rc == 0) {
+            rc = xf_quant_collector_add(col, &q, names[k], gptq_stats_json(&st), err);
+            xf_qweight_free(&q);
+        }
+    }
+    xf_gptq_factor_free(&f);
+    return rc;
+}
+
+static int prepare_calibration(xf_loaded_model *m, const xf_quant_options *o, int64_t seqlen,
+                               xf_calib_set *cs, json_t *prov, xf_error *err)
+{
+    xf_calib_text ct;
+    if (!o->calib_path)
+        return xf_fail(err, "gptq needs calibration text (--calib FILE)");
+    if (xf_calib_text_read(&ct, o->calib_path, o->calib_format, o->calib_field, err) != 0)
+        return -1;
+    if (!m->tokenizer_json) {
+        xf_calib_text_free(&ct);
+        return xf_fail(err, "%s: no tokenizer.json, cannot tokenize calibration text", m->path);
+    }
+    xf_tokenizer *tok = xf_tokenizer_load(m->tokenizer_json, m->tokenizer_config_json, m->path, err);
+    if (!tok) {
+        xf_calib_text_free(&ct);
+        return -1;
+    }
+    int32_t *ids = NULL;
+    size_t n = 0;
+    int rc = xf_tokenizer_encode(tok, ct.text, ct.len, true, &ids, &n, err);
+    xf_tokenizer_free(tok);
+    if (rc == 0) {
+        rc = xf_calib_set_sample(cs, ids, (int64_t)n, o->nsamples, seqlen, o->seed, err);
+        if (rc != 0)
+            xf_fail_prefix(err, "%s", o->calib_path);
+    }
+    free(ids);
+    if (rc == 0) {
+        xf_log_info("calibration: %s (%s, %zu documents): %zu tokens, %lld windows of %lld",
+                    o->calib_path, xf_calib_format_name(ct.format), ct.n_documents, n,
+                    (long long)o->nsamples, (long long)seqlen);
+        json_t *starts = json_array();
+        for (int64_t s = 0; s < cs->nsamples; s++)
+            json_array_append_new(starts, json_integer(cs->starts[s]));
+        json_object_set_new(
+            prov, "calibration",
+            json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:o}", "file", o->calib_path,
+                      "format", xf_calib_format_name(ct.format), "sha256", ct.sha256,
+                      "documents", (json_int_t)ct.n_documents, "tokens_available",
+                      (json_int_t)n, "nsamples", (json_int_t)o->nsamples, "seqlen",
+                      (json_int_t)seqlen, "seed", (json_int_t)o->seed, "sample_starts", starts));
+    }
+    xf_calib_text_free(&ct);
+    return rc;
+}
+
+/* Runs layer dl on every calibration sample (in a scratch copy), feeding
+ * the hooks; `inplace` updates the stored hidden states instead. */
+static int run_layer_all(xf_workspace *ws, const xf_dense_layer *dl, float *h_all, float *tmp,
+                         int64_t nsamples, int64_t T, int64_t hidden,
+                         const xf_forward_hooks *hooks, bool inplace, xf_error *err)
+{
+    size_t win = (size_t)(T * hidden);
+    for (int64_t s = 0; s < nsamples; s++) {
+        float *h = h_all + (size_t)s * win;
+        if (!inplace) {
+            memcpy(tmp, h, win * sizeof *tmp);
+            h = tmp;
+        }
+        if (xf_forward_layer(ws, dl, h, T, hooks, err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int gptq_head(xf_loaded_model *m, const xf_quant_options *o, const float *h_all,
+                     int64_t nsamples, int64_t T, xf_quant_collector *col, xf_error *err)
+{
+    const xf_model_weights *mw = &m->weights;
+    int64_t hidden = mw->cfg.hidden, vocab = mw->cfg.vocab;
+    xf_dense_head hd;
+    if (xf_dense_head_init(&hd, mw, err) != 0)
+        return -1;
+    xf_hessian hs;
+    float *x = malloc((size_t)(T * hidden) * sizeof *x);
+    double *H = malloc((size_t)(hidden * hidden) * sizeof *H);
+    int rc = 0;
+    if (!x || !H || xf_hessian_init(&hs, hidden, err) != 0) {
+        rc = x && H ? -1 : xf_fail(err, "out of memory for the head Hessian");
+        goto out_nohess;
+    }
+    for (int64_t s = 0; s < nsamples && rc == 0; s++) {
+        const float *h = h_all + (size_t)(s * T * hidden);
+        if (!hd.norm_w)
+            memcpy(x, h, (size_t)(T * hidden) * sizeof *x);
+        else if (mw->cfg.layer_norm)
+            xf_op_layernorm(h, x, T, hidden, hd.norm_w, hd.norm_b, mw->cfg.norm_eps);
+        else
+            xf_op_rmsnorm(h, x, T, hidden, hd.norm_w, mw->cfg.norm_eps);
+        rc = xf_hessian_add(&hs, x, T, err);
+    }
+    if (rc == 0)
+        rc = xf_hessian_finalize(&hs, H, err);
+    if (rc == 0) {
+        const char *name = mw->lm_head.w->name;
+        rc = gptq_linears(o, &hd.w, &vocab, &name, 1, hidden, H, col, err);
+    }
+    xf_hessian_free(&hs);
+out_nohess:
+    free(x);
+    free(H);
+    xf_dense_head_free(&hd);
+    return rc;
+}
+
+static int quantize_gptq(xf_loaded_model *m, const xf_quant_options *o, int64_t T,
+                         const xf_calib_set *cs, xf_quant_collector *col, xf_error *err)
+{
+    const xf_model_weights *mw = &m->weights;
+    const xf_model_config *cfg = &mw->cfg;
+    int64_t hidden = cfg->hidden, ns = cs->nsamples;
+    size_t win = (size_t)(T * hidden);
+    if (ns > 0 && win > SIZE_MAX / sizeof(float) / (size_t)ns)
+        return xf_fail(err, "calibration activations too large");
+    float *h_all = malloc((size_t)ns * win * sizeof *h_all);
+    float *tmp = malloc(win * sizeof *tmp);
+    xf_workspace ws;
+    int ws_ok = 0, rc = 0;
+    if (!h_all || !tmp) {
+        rc = xf_fail(err, "out of memory for %lld x %lld x %lld calibration activations",
+                     (long long)ns, (long long)T, (long long)hidden);
+        goto out;
+    }
+    if (xf_workspace_init(&ws, cfg, T, m->path, err) != 0) {
+        rc = -1;
+        goto out;
+    }
+    ws_ok = 1;
+    for (int64_t s = 0; s < ns && rc == 0; s++)
+        rc = xf_forward_embed(&ws, mw, cs->tokens + s * T, T, h_all + (size_t)s * win, err);
+    lin_group groups[4];
+    int n_groups = sequential_groups(cfg, groups);
+    xf_progress prog;
+    xf_progress_init(&prog, "gptq: layer");
+    for (int64_t l = 0; l < cfg->n_layers && rc == 0; l++) {
+        xf_dense_layer dl;
+        if (xf_dense_layer_init(&dl, mw, (int)l, err) != 0) {
+            rc = -1;
+            break;
+        }
+        for (int g = 0; g < n_groups && rc == 0; g++) {
+            const lin_group *grp = &groups[g];
+            int64_t d = dl.in[grp->roles[0]];
+            xf_hessian hs;
+            if (xf_hessian_init(&hs, d, err) != 0) {
+                rc = -1;
+                break;
+            }
+            capture_ctx cap = {(int)l, grp->input_role, &hs};
+            xf_forward_hooks hooks = {&cap, capture_input, NULL};
+            double *H = malloc((size_t)(d * d) * sizeof *H);
+            if (!H)
+                rc = xf_fail(err, "out of memory for a %lld-wide Hessian", (long long)d);
+            if (rc == 0)
+                rc = run_layer_all(&ws, &dl, h_all, tmp, ns, T, hidden, &hooks, false, err);
+            if (rc == 0)
+                rc = xf_hessian_finalize(&hs, H, err);
+            if (rc == 0) {
+                float *W[3];
+                int64_t rows[3];
+                const char *names[3];
+                for (int k = 0; k < grp->n; k++) {
+                    xf_linear_role role = grp->roles[k];
+                    W[k] = dl.w[role];
+                    rows[k] = dl.out[role];
+                    names[k] = mw->layers[l].lin[role].w->name;
+                }
+                rc = gptq_linears(o, W, rows, names, grp->n, d, H, col, err);
+            }
+            free(H);
+            xf_hessian_free(&hs);
+            char extra[96];
+            snprintf(extra, sizeof extra, " %s", xf_linear_role_name(grp->roles[0]));
+            xf_progress_update(&prog, l, cfg->n_layers, 0, extra);
+        }
+        /* sequential: the next layer sees this layer's quantized outputs */
+        if (rc == 0)
+            rc = run_layer_all(&ws, &dl, h_all, tmp, ns, T, hidden, NULL, true, err);
+        xf_dense_layer_free(&dl);
+        xf_progress_update(&prog, l + 1, cfg->n_layers, 0, NULL);
+    }
+    xf_progress_finish(&prog);
+    if (rc == 0 && o->quantize_head)
+        rc = gptq_head(m, o, h_all, ns, T, col, err);
+out:
+    if (ws_ok)
+        xf_workspace_free(&ws);
+    free(h_all);
+    free(tmp);
+    return rc;
+}
+
+int xf_quantize_model(xf_loaded_model *m, const xf_quant_options *o, const char *out_path,
+                      const json_t *command_line, json_t **summary, xf_error *err)
+{
+    if (summary)
+        *summary = NULL;
+    const xf_model_config *cfg = &m->cfg;
+    if (o->quantize_head && cfg->tie_embeddings)
+        return xf_fail(err, "%s: the LM head is tied to the embeddings; --quantize-head would "
+                            "quantize the embedding table too (not supported)", m->path);
+    if (o->gptq_v2)
+        return xf_fail(err, "--gptq-v2 is not implemented yet");
+    int64_t T = o->seqlen > 0 ? o->seqlen : (cfg->max_pos > 0 && cfg->max_pos < 2048 ? cfg->max_pos : 2048);
+    json_t *prov = json_pack("{s:s, s:s, s:s}", "tool", "xfquant", "tool_version", XF_VERSION,
+                             "source", m->path);
+    json_object_set_new(prov, "command_line",
+                        command_line ? json_deep_copy(command_line) : json_array());
+    json_t *recipe = recipe_json(o);
+    xf_quant_collector col;
+    xf_quant_collector_init(&col);
+    xf_calib_set cs = {0};
+    double t0 = xf_now_seconds();
+    int rc;
+    if (o->method == XF_METHOD_RTN) {
+        rc = quantize_rtn(m, o, &col, err);
+    } else {
+        rc = prepare_calibration(m, o, T, &cs, prov, err);
+        if (rc == 0)
+            rc = quantize_gptq(m, o, T, &cs, &col, err);
+    }
+    double t_quant = xf_now_seconds() - t0;
+    if (rc == 0)
+        rc = xf_quant_write_xfq(m, &col, recipe, prov, out_path, err);
+    if (rc == 0 && summary) {
+        int64_t qparams = 0, qbytes = 0;
+        for (size_t i = 0; i < col.n; i++) {
+            qparams += xf_tensor_numel(&col.items[i].tensor);
+            qbytes += (int64_t)col.items[i].tensor.nbytes;
+        }
+        *summary = json_pack("{s:s, s:s, s:o, s:I, s:I, s:f, s:f}", "output", out_path, "model",
+                             m->path, "recipe", json_deep_copy(recipe), "quantized_tensors",
+                             (json_int_t)col.n, "quantized_params", (json_int_t)qparams,
+                             "bits_per_weight",
+                             qparams ? 8.0 * (double)qbytes / (double)qparams : 0.0,
+                             "seconds", t_quant);
+        if (json_object_get(prov, "calibration"))
+            json_object_set(*summary, "calibration", json_object_get(prov, "calibration"));
+        json_object_set(*summary, "tensor_stats", col.stats);
+    }
+    xf_calib_set_free(&cs);
+    xf_quant_collector_free(&col);
+    json_decref(recipe);
+    json_decref(prov);
+    return rc;
+}

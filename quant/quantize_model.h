@@ -1,0 +1,47 @@
+/* Whole-model weight quantization into an .xfq file: RTN (no calibration)
+ * or GPTQ (calibrated, block by block, true-sequential), then the .xfq with
+ * the recipe, provenance and per-tensor statistics. */
+#ifndef XF_QUANT_QUANTIZE_MODEL_H
+#define XF_QUANT_QUANTIZE_MODEL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "calib/calib_text.h"
+#include "core/error.h"
+#include "model/loader.h"
+#include "quant/grid.h"
+
+typedef enum xf_quant_method { XF_METHOD_RTN = 1, XF_METHOD_GPTQ } xf_quant_method;
+
+typedef struct xf_quant_options {
+    xf_quant_method method;
+    xf_grid_config grid;   /* bits, sym, clip */
+    int64_t group;         /* columns per group; -1: per output channel */
+    bool quantize_head;    /* also the LM head (untied models only) */
+    /* GPTQ */
+    bool act_order;
+    bool static_groups;
+    double damp;           /* relative dampening (0.01) */
+    int64_t block;         /* lazy-batch block size (128) */
+    bool gptq_v2;          /* asymmetric calibration (GPTQv2) */
+    /* calibration (GPTQ) */
+    const char *calib_path;
+    const char *calib_field;   /* JSONL field or NULL */
+    xf_calib_format calib_format;
+    int64_t nsamples;          /* 128 */
+    int64_t seqlen;            /* 0: min(2048, max_position_embeddings) */
+    uint64_t seed;             /* 0 */
+    bool progress;             /* progress line on a TTY */
+} xf_quant_options;
+
+void xf_quant_options_defaults(xf_quant_options *o, xf_quant_method method);
+
+/* Quantizes the linears of m and writes out_path atomically. command_line
+ * (array of strings, may be NULL) goes into the provenance. *summary (if
+ * non-NULL) receives a JSON object describing the run (owned by caller). */
+int xf_quantize_model(xf_loaded_model *m, const xf_quant_options *o, const char *out_path,
+                      const json_t *command_line, json_t **summary, xf_error *err);
+
+#endif

@@ -1,0 +1,168 @@
+/* Quantized-weight container: allocation, dequantization and export to a
+ * packed .xfq tensor. */
+#include "quant/qweight.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/half.h"
+#include "formats/xfq_pack.h"
+
+int64_t xf_group_size_resolve(int64_t group, int64_t cols)
+{
+    return (group <= 0 || group >= cols) ? cols : group;
+}
+
+int xf_qweight_init(xf_qweight *q, int64_t rows, int64_t cols, int bits, int64_t group_size,
+                    bool asym, bool with_perm, const char *what, xf_error *err)
+{
+    memset(q, 0, sizeof *q);
+    if (bits < XF_GRID_MIN_BITS || bits > XF_GRID_MAX_BITS)
+        return xf_fail(err, "%s: bit width %d outside [%d, %d]", what, bits, XF_GRID_MIN_BITS,
+                       XF_GRID_MAX_BITS);
+    if (rows < 1 || cols < 1 || cols > INT32_MAX)
+        return xf_fail(err, "%s: invalid weight shape [%lld, %lld]", what, (long long)rows,
+                       (long long)cols);
+    if (group_size < 1 || group_size > cols)
+        return xf_fail(err, "%s: group size %lld outside [1, %lld]", what,
+                       (long long)group_size, (long long)cols);
+    int64_t n_groups = (cols + group_size - 1) / group_size;
+    size_t ncodes, ngrid;
+    if (__builtin_mul_overflow((size_t)rows, (size_t)cols, &ncodes) ||
+        __builtin_mul_overflow((size_t)rows, (size_t)n_groups, &ngrid) ||
+        ngrid > SIZE_MAX / sizeof(float))
+        return xf_fail(err, "%s: weight shape [%lld, %lld] too large", what, (long long)rows,
+                       (long long)cols);
+    q->rows = rows;
+    q->cols = cols;
+    q->bits = bits;
+    q->group_size = group_size;
+    q->n_groups = n_groups;
+    q->asym = asym;
+    q->codes = calloc(ncodes, 1);
+    q->scales = calloc(ngrid, sizeof(float));
+    q->zeros = malloc(ngrid);
+    q->perm = with_perm ? malloc((size_t)cols * sizeof(int32_t)) : NULL;
+    if (!q->codes || !q->scales || !q->zeros || (with_perm && !q->perm)) {
+        xf_qweight_free(q);
+        return xf_fail(err, "%s: out of memory for a [%lld, %lld] quantized weight", what,
+                       (long long)rows, (long long)cols);
+    }
+    memset(q->zeros, asym ? 0 : 1 << (bits - 1), ngrid);
+    if (with_perm)
+        for (int64_t j = 0; j < cols; j++)
+            q->perm[j] = (int32_t)j;
+    return 0;
+}
+
+void xf_qweight_free(xf_qweight *q)
+{
+    free(q->codes);
+    free(q->scales);
+    free(q->zeros);
+    free(q->perm);
+    memset(q, 0, sizeof *q);
+}
+
+void xf_qweight_dequantize_row(const xf_qweight *q, int64_t r, float *dst)
+{
+    const uint8_t *c = q->codes + r * q->cols;
+    for (int64_t j0 = 0, gi = 0; j0 < q->cols; j0 += q->group_size, gi++) {
+        int64_t j1 = j0 + q->group_size < q->cols ? j0 + q->group_size : q->cols;
+        xf_grid g = xf_qweight_grid(q, r, gi);
+        if (q->perm)
+            for (int64_t j = j0; j < j1; j++)
+                dst[q->perm[j]] = xf_grid_dequantize(&g, c[j]);
+        else
+            for (int64_t j = j0; j < j1; j++)
+                dst[j] = xf_grid_dequantize(&g, c[j]);
+    }
+}
+
+void xf_qweight_dequantize(const xf_qweight *q, float *dst)
+{
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < q->rows; r++)
+        xf_qweight_dequantize_row(q, r, dst + r * q->cols);
+}
+
+xf_dtype xf_qweight_dtype(int bits)
+{
+    switch (bits) {
+    case 2: return XF_DTYPE_Q2;
+    case 3: return XF_DTYPE_Q3;
+    case 4: return XF_DTYPE_Q4;
+    case 8: return XF_DTYPE_Q8;
+    default: return XF_DTYPE_INVALID;
+    }
+}
+
+int xf_qweight_export(const xf_qweight *q, const char *name, xf_qweight_packed *out,
+                      xf_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!name)
+        name = "?";
+    xf_dtype dt = xf_qweight_dtype(q->bits);
+    if (dt == XF_DTYPE_INVALID)
+        return xf_fail(err, "%s: %d-bit weights have no packed storage type (2, 3, 4 or 8)",
+                       name, q->bits);
+    xfq_packed_layout lay;
+    if (xfq_packed_layout_compute(q->rows, q->cols, q->bits, q->group_size, q->asym,
+                                  q->perm != NULL, &lay, name, err) != 0)
+        return -1;
+    const size_t ngrid = (size_t)(q->rows * q->n_groups);
+    for (size_t i = 0; i < ngrid; i++) {
+        float s = q->scales[i];
+        if (!(s > 0.0f && s <= 65504.0f) || xf_f16_to_f32(xf_f32_to_f16(s)) != s)
+            return xf_fail(err, "%s: scale %g of row %zu is not a positive fp16 value", name,
+                           (double)s, i / (size_t)q->n_groups);
+    }
+    out->buf = calloc(lay.total_bytes, 1); /* zero padding between parts */
+    out->name = strdup(name);
+    if (!out->buf || !out->name) {
+        xf_qweight_packed_free(out);
+        return xf_fail(err, "%s: out of memory for %zu packed bytes", name, lay.total_bytes);
+    }
+    uint8_t *codes = out->buf + lay.codes_offset;
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < q->rows; r++)
+        xfq_pack_row(q->codes + r * q->cols, q->cols, q->bits, codes + (size_t)r * lay.row_bytes);
+    uint16_t *scales = (uint16_t *)(void *)(out->buf + lay.scales_offset);
+    xf_f32_to_f16_array(q->scales, scales, ngrid);
+    uint8_t *zeros = NULL;
+    if (q->asym) {
+        zeros = out->buf + lay.zeros_offset;
+        memcpy(zeros, q->zeros, ngrid);
+    }
+    int32_t *perm = NULL;
+    if (q->perm) {
+        perm = (int32_t *)(void *)(out->buf + lay.perm_offset);
+        memcpy(perm, q->perm, (size_t)q->cols * sizeof(int32_t));
+    }
+    xf_tensor *t = &out->tensor;
+    t->name = out->name;
+    t->dtype = dt;
+    t->ndim = 2;
+    t->shape[0] = q->rows;
+    t->shape[1] = q->cols;
+    t->data = out->buf;
+    t->nbytes = lay.total_bytes;
+    t->packed.bits = q->bits;
+    t->packed.group_size = q->group_size;
+    t->packed.n_groups = q->n_groups;
+    t->packed.asym = q->asym;
+    t->packed.codes = codes;
+    t->packed.row_bytes = lay.row_bytes;
+    t->packed.scales = scales;
+    t->packed.zeros = zeros;
+    t->packed.perm = perm;
+    return 0;
+}
+
+void xf_qweight_packed_free(xf_qweight_packed *p)
+{
+    free(p->buf);
+    free(p->name);
+    memset(p, 0, sizeof *p);
+}

@@ -1,0 +1,26 @@
+/* Round-to-nearest quantization of a weight matrix: every row of every
+ * group gets its own grid (quant/grid.h), fitted on the weights themselves. */
+#ifndef XF_QUANT_RTN_H
+#define XF_QUANT_RTN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "quant/grid.h"
+#include "quant/qweight.h"
+
+typedef struct xf_rtn_params {
+    xf_grid_config grid;
+    int64_t group;   /* columns per group; <= 0 (-1): per channel (one grid per row) */
+    bool per_tensor; /* one grid for the whole tensor (overrides group); stored
+                        as per-channel with the same scale/zero in every row */
+} xf_rtn_params;
+
+/* Quantizes W [rows, cols] (fp32, row-major, finite; not modified) into
+ * *out (initialized here; free with xf_qweight_free). No permutation.
+ * Errors name `name` (the tensor). */
+int xf_rtn_quantize(const float *W, int64_t rows, int64_t cols, const xf_rtn_params *p,
+                    xf_qweight *out, const char *name, xf_error *err);
+
+#endif

@@ -1,0 +1,329 @@
+/* Uniform grids and RTN against a scalar reference written here from the
+ * specification (GPTQ reference Quantizer + fp16-rounded scales). */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/half.h"
+#include "quant/grid.h"
+#include "quant/qweight.h"
+#include "quant/rtn.h"
+#include "tests/support/test_util.h"
+
+/* ---- scalar reference ---- */
+
+typedef struct ref_grid {
+    float scale;
+    int zero, maxq;
+} ref_grid;
+
+/* round half to even, without rint */
+static double round_half_even(double t)
+{
+    double fl = floor(t), frac = t - fl;
+    if (frac > 0.5)
+        return fl + 1.0;
+    if (frac < 0.5)
+        return fl;
+    return fmod(fl, 2.0) == 0.0 ? fl : fl + 1.0;
+}
+
+static float fp16_round(float s) { return xf_f16_to_f32(xf_f32_to_f16(s)); }
+
+static ref_grid ref_range(float lo, float hi, int bits, bool sym)
+{
+    ref_grid g = {.maxq = (1 << bits) - 1};
+    if (sym) {
+        float m = -lo > hi ? -lo : hi;
+        lo = -m;
+        hi = m;
+    }
+    if (lo == 0.0f && hi == 0.0f) {
+        lo = -1.0f;
+        hi = 1.0f;
+    }
+    g.scale = fp16_round((hi - lo) / (float)g.maxq);
+    if (sym) {
+        g.zero = (g.maxq + 1) / 2;
+    } else {
+        g.zero = (int)round_half_even((double)(-lo / g.scale));
+        g.zero = g.zero < 0 ? 0 : g.zero > g.maxq ? g.maxq : g.zero;
+    }
+    return g;
+}
+
+static void ref_minmax(const float *x, int n, float *lo, float *hi)
+{
+    *lo = 0.0f;
+    *hi = 0.0f;
+    for (int i = 0; i < n; i++) {
+        if (x[i] < *lo)
+            *lo = x[i];
+        if (x[i] > *hi)
+            *hi = x[i];
+    }
+}
+
+static int ref_quant(const ref_grid *g, float x)
+{
+    double q = round_half_even((double)(x / g->scale)) + g->zero;
+    return q < 0 ? 0 : q > g->maxq ? g->maxq : (int)q;
+}
+
+static float ref_dequant(const ref_grid *g, int q) { return g->scale * (float)(q - g->zero); }
+
+static double ref_err24(const ref_grid *g, const float *x, int n)
+{
+    double s = 0;
+    for (int i = 0; i < n; i++)
+        s += pow(fabs((double)x[i] - ref_dequant(g, ref_quant(g, x[i]))), 2.4);
+    return s;
+}
+
+/* ---- data ---- */
+
+enum { NCASES = 9 };
+
+/* Row kind k of n values. */
+static void make_row(int k, float *x, int n, uint64_t *rng)
+{
+    for (int i = 0; i < n; i++) {
+        float v = xf_test_rand_normal(rng);
+        switch (k) {
+        case 0: x[i] = v; break;
+        case 1: x[i] = fabsf(v) * 3.0f; break;          /* all positive */
+        case 2: x[i] = -fabsf(v) * 0.01f; break;        /* all negative, small */
+        case 3: x[i] = 0.0f; break;                     /* degenerate */
+        case 4: x[i] = (i % 3 == 0) ? 0.0f : v * 1e-3f; break;
+        case 5: x[i] = v + (i == n / 2 ? 40.0f : 0.0f); break; /* outlier */
+        case 6: x[i] = v * 300.0f; break;
+        case 7: x[i] = (float)((int)(v * 4)) * 0.25f; break; /* many exact ties */
+        default: x[i] = (i == 0) ? 0.7f : 0.0f; break;  /* one non-zero */
+        }
+    }
+}
+
+/* ---- tests ---- */
+
+static void test_fit_matches_reference(void **state)
+{
+    (void)state;
+    uint64_t rng = 11;
+    enum { N = 67 };
+    float x[N];
+    for (int bits = 2; bits <= 8; bits++)
+        for (int sym = 0; sym <= 1; sym++)
+            for (int k = 0; k < NCASES; k++)
+                for (int rep = 0; rep < 3; rep++) {
+                    int n = rep == 2 ? 1 : N - rep * 30;
+                    make_row(k, x, n, &rng);
+                    xf_grid_config c = {.bits = bits, .sym = sym, .clip = XF_CLIP_NONE};
+                    xf_grid g = xf_grid_fit(&c, x, n);
+                    float lo, hi;
+                    ref_minmax(x, n, &lo, &hi);
+                    ref_grid r = ref_range(lo, hi, bits, sym);
+                    assert_true(g.scale == r.scale);
+                    assert_int_equal(g.zero, r.zero);
+                    assert_int_equal(g.maxq, r.maxq);
+                    if (sym)
+                        assert_int_equal(g.zero, 1 << (bits - 1));
+                    /* stored == used: the scale is an fp16 value */
+                    assert_true(fp16_round(g.scale) == g.scale);
+                    for (int i = 0; i < n; i++) {
+                        uint8_t q = xf_grid_quantize(&g, x[i]);
+                        assert_int_equal(q, ref_quant(&r, x[i]));
+                        assert_true(xf_grid_dequantize(&g, q) == ref_dequant(&r, q));
+                    }
+                    if (k == 3) /* all zero: exact zeros back */
+                        for (int i = 0; i < n; i++)
+                            assert_true(xf_grid_dequantize(&g, xf_grid_quantize(&g, x[i])) == 0.0f);
+                }
+}
+
+static void test_degenerate_range(void **state)
+{
+    (void)state;
+    float z[5] = {0};
+    xf_grid_config c = {.bits = 4, .sym = false};
+    xf_grid g = xf_grid_fit(&c, z, 5);
+    /* [-1, 1]: scale fp16(2/15), zero round(1/scale) = round(7.50..) = 8 */
+    assert_true(g.scale == fp16_round(2.0f / 15.0f));
+    assert_int_equal(g.zero, (int)round_half_even(1.0 / g.scale));
+    c.sym = true;
+    g = xf_grid_fit(&c, z, 5);
+    assert_true(g.scale == fp16_round(2.0f / 15.0f));
+    assert_int_equal(g.zero, 8);
+}
+
+static void test_round_half_even_and_clamp(void **state)
+{
+    (void)state;
+    xf_grid g = {.scale = 0.5f, .zero = 8, .maxq = 15};
+    assert_int_equal(xf_grid_quantize(&g, 0.25f), 8);   /* 0.5 -> 0 */
+    assert_int_equal(xf_grid_quantize(&g, 0.75f), 10);  /* 1.5 -> 2 */
+    assert_int_equal(xf_grid_quantize(&g, 1.25f), 10);  /* 2.5 -> 2 */
+    assert_int_equal(xf_grid_quantize(&g, -0.25f), 8);  /* -0.5 -> -0 */
+    assert_int_equal(xf_grid_quantize(&g, -0.75f), 6);  /* -1.5 -> -2 */
+    assert_int_equal(xf_grid_quantize(&g, 100.0f), 15);
+    assert_int_equal(xf_grid_quantize(&g, -100.0f), 0);
+    assert_true(xf_grid_dequantize(&g, 15) == 3.5f);
+    assert_true(xf_grid_dequantize(&g, 0) == -4.0f);
+}
+
+static void test_round_scale_limits(void **state)
+{
+    (void)state;
+    assert_true(xf_grid_round_scale(1e-12f) == 5.9604644775390625e-08f);
+    assert_true(xf_grid_round_scale(1e9f) == 65504.0f);
+    assert_true(xf_grid_round_scale(0.1f) == fp16_round(0.1f));
+    /* a row of tiny values still gets a valid positive scale */
+    float x[3] = {1e-30f, -2e-30f, 0.0f};
+    xf_grid_config c = {.bits = 3, .sym = false};
+    xf_grid g = xf_grid_fit(&c, x, 3);
+    assert_true(g.scale > 0.0f && isfinite(g.scale));
+    assert_true(g.zero <= 7);
+}
+
+/* MSE clip: never worse than no clip in the 2.4-norm, the chosen grid is
+ * the grid of one of the 80 shrink factors, and no factor is better. */
+static void test_mse_clip(void **state)
+{
+    (void)state;
+    uint64_t rng = 5;
+    enum { N = 128 };
+    float x[N];
+    int shrunk = 0;
+    for (int bits = 2; bits <= 8; bits += (bits < 4 ? 1 : 2))
+        for (int sym = 0; sym <= 1; sym++)
+            for (int k = 0; k < NCASES; k++) {
+                make_row(k, x, N, &rng);
+                xf_grid_config c = {.bits = bits, .sym = sym, .clip = XF_CLIP_MSE};
+                xf_grid_config c0 = {.bits = bits, .sym = sym, .clip = XF_CLIP_NONE};
+                xf_grid g = xf_grid_fit(&c, x, N), g0 = xf_grid_fit(&c0, x, N);
+                ref_grid r = {.scale = g.scale, .zero = g.zero, .maxq = g.maxq};
+                ref_grid r0 = {.scale = g0.scale, .zero = g0.zero, .maxq = g0.maxq};
+                double e = ref_err24(&r, x, N), e0 = ref_err24(&r0, x, N);
+                assert_true(e <= e0 * (1 + 1e-9) + 1e-30);
+                float lo, hi;
+                ref_minmax(x, N, &lo, &hi);
+                if (sym) {
+                    float m = -lo > hi ? -lo : hi;
+                    lo = -m;
+                    hi = m;
+                }
+                if (lo == 0.0f && hi == 0.0f) {
+                    lo = -1.0f;
+                    hi = 1.0f;
+                }
+                int found = -1;
+                double best = INFINITY;
+                for (int i = 0; i < 80; i++) {
+                    float p = (float)(1.0 - i / 100.0);
+                    ref_grid ri = ref_range(p * lo, p * hi, bits, sym);
+                    double ei = ref_err24(&ri, x, N);
+                    best = ei < best ? ei : best;
+                    if (found < 0 && ri.scale == g.scale && ri.zero == g.zero)
+                        found = i;
+                }
+                assert_true(found >= 0);
+                assert_true(e <= best * (1 + 1e-6) + 1e-30);
+                shrunk += found > 0;
+                /* the clip grid is an fp16 value too */
+                assert_true(fp16_round(g.scale) == g.scale);
+            }
+    assert_true(shrunk > 0); /* outlier rows do get clipped */
+}
+
+static void test_config_check(void **state)
+{
+    (void)state;
+    xf_error err;
+    xf_grid_config c = {.bits = 1};
+    assert_int_equal(xf_grid_config_check(&c, "layer.w", &err), -1);
+    assert_non_null(strstr(err.msg, "layer.w"));
+    c.bits = 9;
+    assert_int_equal(xf_grid_config_check(&c, "x", &err), -1);
+    c.bits = 5;
+    assert_int_equal(xf_grid_config_check(&c, "x", &err), 0);
+    c.clip = (xf_clip)7;
+    assert_int_equal(xf_grid_config_check(&c, "x", &err), -1);
+    xf_clip cl;
+    assert_int_equal(xf_clip_from_name("mse", &cl), 0);
+    assert_int_equal(cl, XF_CLIP_MSE);
+    assert_int_equal(xf_clip_from_name("max", &cl), -1);
+}
+
+/* RTN = the reference grid of every (row, group) and nearest codes. */
+static void test_rtn_matches_reference(void **state)
+{
+    (void)state;
+    enum { R = 9, C = 100 };
+    uint64_t rng = 77;
+    float *W = malloc(sizeof(float) * R * C), *dq = malloc(sizeof(float) * R * C);
+    for (int r = 0; r < R; r++)
+        make_row(r % NCASES, W + r * C, C, &rng);
+    const int64_t groups[] = {-1, 32, 100, 7, 1};
+    for (int gi = 0; gi < 5; gi++)
+        for (int sym = 0; sym <= 1; sym++) {
+            xf_rtn_params p = {.grid = {.bits = 3, .sym = sym}, .group = groups[gi]};
+            xf_qweight q;
+            xf_error err;
+            assert_int_equal(xf_rtn_quantize(W, R, C, &p, &q, "t", &err), 0);
+            int64_t g = groups[gi] <= 0 ? C : groups[gi];
+            assert_int_equal(q.group_size, g);
+            assert_null(q.perm);
+            xf_qweight_dequantize(&q, dq);
+            for (int r = 0; r < R; r++)
+                for (int j0 = 0; j0 < C; j0 += (int)g) {
+                    int n = j0 + g < C ? (int)g : C - j0;
+                    float lo, hi;
+                    ref_minmax(W + r * C + j0, n, &lo, &hi);
+                    ref_grid rg = ref_range(lo, hi, 3, sym);
+                    for (int j = j0; j < j0 + n; j++) {
+                        assert_int_equal(q.codes[r * C + j], ref_quant(&rg, W[r * C + j]));
+                        assert_true(dq[r * C + j] == ref_dequant(&rg, q.codes[r * C + j]));
+                    }
+                }
+            xf_qweight_free(&q);
+        }
+    /* per tensor: one grid for all rows */
+    xf_rtn_params pt = {.grid = {.bits = 4, .sym = false}, .group = 16, .per_tensor = true};
+    xf_qweight q;
+    assert_int_equal(xf_rtn_quantize(W, R, C, &pt, &q, "t", NULL), 0);
+    assert_int_equal(q.n_groups, 1);
+    float lo, hi;
+    ref_minmax(W, R * C, &lo, &hi);
+    ref_grid rg = ref_range(lo, hi, 4, false);
+    for (int r = 0; r < R; r++) {
+        assert_true(q.scales[r] == rg.scale);
+        assert_int_equal(q.zeros[r], rg.zero);
+    }
+    xf_qweight_free(&q);
+    /* a NaN weight is refused with the tensor's name */
+    W[5] = NAN;
+    xf_error err;
+    assert_int_equal(xf_rtn_quantize(W, R, C, &pt, &q, "blk.0.w", &err), -1);
+    assert_non_null(strstr(err.msg, "blk.0.w"));
+    free(W);
+    free(dq);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fit_matches_reference),
+        cmocka_unit_test(test_degenerate_range),
+        cmocka_unit_test(test_round_half_even_and_clamp),
+        cmocka_unit_test(test_round_scale_limits),
+        cmocka_unit_test(test_mse_clip),
+        cmocka_unit_test(test_config_check),
+        cmocka_unit_test(test_rtn_matches_reference),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

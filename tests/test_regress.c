@@ -1,0 +1,1298 @@
+/* Accuracy-regression machinery: suite parsing (strict), bands on each side
+ * (absolute and relative), relations, skip propagation, the filter,
+ * --update round trips, and the outputs (JUnit XML and SVG checked by a
+ * small well-formedness checker written here, table, JSON, Markdown). The
+ * case runner is a fake executor returning scripted metrics. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/read_file.h"
+#include "eval/regress_compare.h"
+#include "eval/regress_report.h"
+#include "eval/regress_run.h"
+#include "eval/regress_suite.h"
+#include "tests/support/test_util.h"
+
+/* ------------------------------------------------------------------ */
+/* Fixture: a root directory with a model directory, texts and a suite. */
+
+typedef struct {
+    char *root;
+    char *suite_path;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    f->root = xf_test_tmpdir();
+    if (!f || !f->root)
+        return -1;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/models", f->root);
+    mkdir(dir, 0755);
+    snprintf(dir, sizeof dir, "%s/models/m", f->root);
+    mkdir(dir, 0755);
+    free(xf_test_write_file(dir, "config.json", "{}", 2));
+    free(xf_test_write_file(f->root, "eval.txt", "text", 4));
+    free(xf_test_write_file(f->root, "calib.txt", "calib", 5));
+    f->suite_path = xf_path_join(f->root, "suite.json");
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    xf_test_rmtree(f->root);
+    free(f->root);
+    free(f->suite_path);
+    free(f);
+    return 0;
+}
+
+/* JSON in C literals with ' for " (no test string needs a real '). */
+static char *dq(const char *s)
+{
+    char *t = strdup(s);
+    for (char *p = t; *p; p++)
+        if (*p == '\'')
+            *p = '"';
+    return t;
+}
+
+static void write_suite(const fixture *f, const char *json_sq)
+{
+    char *t = dq(json_sq);
+    FILE *fp = fopen(f->suite_path, "wb");
+    assert_non_null(fp);
+    fputs(t, fp);
+    fclose(fp);
+    free(t);
+}
+
+/* Loads json_sq as the suite; returns 0/-1 like the loader. */
+static int load(const fixture *f, const char *json_sq, xf_regress_suite *s, xf_error *err)
+{
+    write_suite(f, json_sq);
+    return xf_regress_suite_load(s, f->suite_path, f->root, err);
+}
+
+#define GPTQ_RECIPE                                                                          \
+    "{'method': 'gptq', 'bits': 4, 'group': 128, 'sym': false, 'act_order': false, "         \
+    "'calib': 'calib.txt', 'nsamples': 128, 'seqlen': 256, 'seed': 0}"
+#define RTN_RECIPE "{'method': 'rtn', 'bits': 4, 'group': 128}"
+#define EVAL "{'text': 'eval.txt', 'protocol': 'gptq', 'seqlen': 256, 'max_windows': 0}"
+#define CASE(id, recipe, expect)                                                             \
+    "{'id': '" id "', 'model': 'models/m', 'recipe': " recipe ", 'eval': " EVAL               \
+    ", 'expect': " expect "}"
+#define PPL_BAND(v) "{'ppl': {'value': " v ", 'rel_floor': 0.01, 'rel_ceiling': 0.01}}"
+
+/* ------------------------------------------------------------------ */
+/* Fake executor: scripted outcomes by case id. */
+
+typedef struct {
+    const char *id;
+    xf_regress_exec exec;
+    double ppl, kld, bpw, seconds; /* NAN = not measured */
+    const char *why;
+} fake_entry;
+
+typedef struct {
+    const fake_entry *entries;
+    size_t n;
+    int calls;
+    char called[16][XF_REGRESS_ID_MAX + 1];
+} fake_exec;
+
+static xf_regress_exec fake_run(const xf_regress_case *c, void *user, xf_regress_metrics *out,
+                                xf_error *why)
+{
+    fake_exec *fx = user;
+    if (fx->calls < 16)
+        snprintf(fx->called[fx->calls], sizeof fx->called[0], "%s", c->id);
+    fx->calls++;
+    /* The runner hands over a cleared struct. */
+    assert_true(isnan(out->ppl) && isnan(out->kld) && isnan(out->bits_per_weight) &&
+                isnan(out->seconds));
+    for (size_t i = 0; i < fx->n; i++) {
+        const fake_entry *e = &fx->entries[i];
+        if (strcmp(e->id, c->id))
+            continue;
+        if (e->exec != XF_REGRESS_EXEC_OK) {
+            xf_fail(why, "%s", e->why);
+            return e->exec;
+        }
+        out->ppl = e->ppl;
+        out->kld = e->kld;
+        out->bits_per_weight = e->bpw;
+        out->seconds = e->seconds;
+        return XF_REGRESS_EXEC_OK;
+    }
+    xf_fail(why, "no scripted outcome for %s", c->id);
+    return XF_REGRESS_EXEC_FAIL;
+}
+
+#define OK(id, ppl, bpw) {id, XF_REGRESS_EXEC_OK, ppl, NAN, bpw, 1.0, NULL}
+
+static bool was_called(const fake_exec *fx, const char *id)
+{
+    for (int i = 0; i < fx->calls && i < 16; i++)
+        if (!strcmp(fx->called[i], id))
+            return true;
+    return false;
+}
+
+static const xf_regress_case_result *case_result(const xf_regress_results *r, const char *id)
+{
+    long i = xf_regress_suite_find(r->suite, id);
+    assert_true(i >= 0);
+    return &r->cases[i];
+}
+
+/* ------------------------------------------------------------------ */
+/* Parsing */
+
+static void test_parse_full_case(void **state)
+{
+    fixture *f = *state;
+    xf_regress_suite s;
+    xf_error err = {0};
+    int rc = load(f,
+                  "{'name': 'demo', 'description': 'd', 'cases': ["
+                  CASE("gptq-w4", GPTQ_RECIPE,
+                       "{'ppl': {'value': 80.8, 'rel_floor': 0.01, 'rel_ceiling': 0.02},"
+                       " 'bits_per_weight': {'value': 4.25, 'abs_floor': 0, 'abs_ceiling': 0},"
+                       " 'seconds': {'value': 10, 'abs_ceiling': 5}}")
+                  ", {'id': 'base', 'model': 'models/m', 'recipe': {'method': 'fp16'},"
+                  " 'eval': {'text': 'eval.txt', 'protocol': 'llamacpp', 'ctx': 128},"
+                  " 'expect': {}}"
+                  ", {'id': 'rtn.w3_x', 'model': '/abs/model', 'recipe': {'method': 'rtn', "
+                  "'bits': 3, 'sym': true, 'act_bits': 8, 'kv_bits': 4, 'rotation': 'hadamard',"
+                  " 'seed': 7}, 'eval': {'text': 'eval.txt'}, 'expect': " PPL_BAND("90") "}"
+                  "], 'relations': [{'id': 'order', 'expect': 'ppl(gptq-w4)<ppl(rtn.w3_x)*0.99'},"
+                  " {'expect': ' kld( base ) >= kld(gptq-w4) '}]}",
+                  &s, &err);
+    assert_int_equal(rc, 0);
+    assert_string_equal(s.name, "demo");
+    assert_int_equal(s.n_cases, 3);
+    assert_int_equal(s.n_relations, 2);
+
+    const xf_regress_case *g = &s.cases[0];
+    assert_string_equal(g->id, "gptq-w4");
+    assert_int_equal(g->recipe.method, XF_REGRESS_GPTQ);
+    assert_int_equal(g->recipe.bits, 4);
+    assert_int_equal(g->recipe.group, 128);
+    assert_int_equal(g->recipe.sym, 0);
+    assert_int_equal(g->recipe.act_order, 0);
+    assert_int_equal(g->recipe.act_bits, -1); /* absent: CLI default */
+    assert_null(g->recipe.rotation);
+    assert_int_equal(g->recipe.nsamples, 128);
+    assert_int_equal(g->recipe.seqlen, 256);
+    assert_int_equal(g->recipe.seed, 0);
+    assert_string_equal(g->recipe.calib, "calib.txt");
+    char want[4096];
+    snprintf(want, sizeof want, "%s/calib.txt", f->root);
+    assert_string_equal(g->recipe.calib_path, want);
+    snprintf(want, sizeof want, "%s/models/m", f->root);
+    assert_string_equal(g->model_path, want);
+    assert_int_equal(g->eval.protocol, XF_PROTOCOL_GPTQ);
+    assert_int_equal(g->eval.seqlen, 256);
+    assert_int_equal(g->eval.ctx, -1);
+
+    const xf_regress_band *b = &g->expect[XF_REGRESS_PPL];
+    assert_true(b->present);
+    assert_true(b->value == 80.8);
+    assert_int_equal(b->floor.kind, XF_REGRESS_TOL_REL);
+    assert_true(b->floor.tol == 0.01);
+    assert_int_equal(b->ceiling.kind, XF_REGRESS_TOL_REL);
+    assert_true(b->ceiling.tol == 0.02);
+    assert_int_equal(g->expect[XF_REGRESS_BPW].floor.kind, XF_REGRESS_TOL_ABS);
+    assert_int_equal(g->expect[XF_REGRESS_SECONDS].floor.kind, XF_REGRESS_TOL_OPEN);
+    assert_false(g->expect[XF_REGRESS_KLD].present);
+
+    const xf_regress_case *base = &s.cases[1];
+    assert_int_equal(base->recipe.method, XF_REGRESS_FP16);
+    assert_int_equal(base->recipe.bits, -1);
+    assert_int_equal(base->eval.protocol, XF_PROTOCOL_LLAMACPP);
+    assert_int_equal(base->eval.ctx, 128);
+    assert_int_equal(base->eval.max_windows, 0);
+
+    const xf_regress_case *rtn = &s.cases[2];
+    assert_string_equal(rtn->model_path, "/abs/model"); /* absolute paths stay */
+    assert_int_equal(rtn->recipe.sym, 1);
+    assert_int_equal(rtn->recipe.act_bits, 8);
+    assert_int_equal(rtn->recipe.kv_bits, 4);
+    assert_string_equal(rtn->recipe.rotation, "hadamard");
+    assert_int_equal(rtn->recipe.seed, 7);
+    assert_int_equal(rtn->recipe.group, -1);
+
+    const xf_regress_relation *r0 = &s.relations[0];
+    assert_string_equal(r0->id, "order");
+    assert_int_equal(r0->op, XF_REGRESS_LT);
+    assert_int_equal(r0->lhs.case_index, 0);
+    assert_int_equal(r0->rhs.case_index, 2);
+    assert_true(r0->lhs.factor == 1.0);
+    assert_true(r0->rhs.factor == 0.99);
+    const xf_regress_relation *r1 = &s.relations[1];
+    assert_string_equal(r1->id, r1->expr); /* no id: the expression names it */
+    assert_int_equal(r1->op, XF_REGRESS_GE);
+    assert_int_equal(r1->lhs.metric, XF_REGRESS_KLD);
+    /* kld is wanted because a relation names it, not because it is expected */
+    assert_true(s.cases[1].wants[XF_REGRESS_KLD]);
+    assert_true(s.cases[0].wants[XF_REGRESS_KLD]);
+    assert_false(s.cases[2].wants[XF_REGRESS_KLD]);
+    assert_true(s.cases[2].wants[XF_REGRESS_PPL]);
+    xf_regress_suite_free(&s);
+}
+
+typedef struct {
+    const char *json; /* ' for " */
+    const char *needle;
+} bad_suite;
+
+static void test_parse_errors_name_file_and_case(void **state)
+{
+    fixture *f = *state;
+    static const bad_suite bad[] = {
+        {"{'cases': [" CASE("a", RTN_RECIPE, PPL_BAND("9")) "], 'relation': []}",
+         "unknown key 'relation'"},
+        {"{'name': 'x'}", "missing key 'cases'"},
+        {"{'cases': []}", "non-empty array"},
+        {"{'cases': [{'id': 'a', 'recipe': " RTN_RECIPE ", 'eval': " EVAL ", 'expect': {}}]}",
+         "case 'a': missing key 'model'"},
+        {"{'cases': [{'model': 'm', 'recipe': " RTN_RECIPE ", 'eval': " EVAL ", 'expect': {}}]}",
+         "case #1: missing key 'id'"},
+        {"{'cases': [{'id': 'a', 'modle': 'm', 'model': 'm', 'recipe': " RTN_RECIPE
+         ", 'eval': " EVAL ", 'expect': {}}]}",
+         "case 'a': unknown key 'modle'"},
+        {"{'cases': [" CASE("a", "{'method': 'rtn', 'bits': 4, 'grup': 128}", "{}") "]}",
+         "case 'a': recipe: unknown key 'grup'"},
+        {"{'cases': [" CASE("a", RTN_RECIPE, "{'ppl': {'value': 9, 'rel_flor': 0.1}}") "]}",
+         "case 'a': expect: ppl: unknown key 'rel_flor'"},
+        {"{'cases': [" CASE("a", RTN_RECIPE, "{'perplexity': {'value': 9, 'rel_floor': 0.1}}") "]}",
+         "case 'a': expect: unknown metric 'perplexity'"},
+        {"{'cases': [" CASE("a", RTN_RECIPE,
+                            "{'ppl': {'value': 9, 'rel_floor': 0.1, 'abs_floor': 1}}") "]}",
+         "case 'a': expect: ppl: give 'abs_floor' or 'rel_floor', not both"},
+        {"{'cases': [" CASE("a", RTN_RECIPE, "{'ppl': {'value': 9, 'abs_ceiling': -1}}") "]}",
+         "case 'a': expect: ppl: 'abs_ceiling' must be a finite number >= 0"},
+        {"{'cases': [" CASE("a", RTN_RECIPE, "{'ppl': {'value': 9}}") "]}",
+         "case 'a': expect: ppl: band has neither a floor nor a ceiling"},
+        {"{'cases': [" CASE("a", RTN_RECIPE, "{'kld': {'value': 0, 'rel_ceiling': 0.5}}") "]}",
+         "case 'a': expect: kld: a relative tolerance around value 0"},
+        {"{'cases': [" CASE("a", RTN_RECIPE, "{'ppl': {'value': '9', 'rel_floor': 0.1}}") "]}",
+         "case 'a': expect: ppl: 'value' must be a finite number"},
+        {"{'cases': [" CASE("a", RTN_RECIPE, "{'ppl': {'rel_floor': 0.1}}") "]}",
+         "case 'a': expect: ppl: missing key 'value'"},
+        {"{'cases': [" CASE("a", "{'method': 'awq', 'bits': 4}", "{}") "]}",
+         "case 'a': recipe: 'method' must be"},
+        {"{'cases': [" CASE("a", "{'method': 'fp16', 'bits': 4}", "{}") "]}",
+         "case 'a': recipe: key 'bits' does not apply to method fp16"},
+        {"{'cases': [" CASE("a", "{'method': 'rtn', 'bits': 4, 'act_order': true}", "{}") "]}",
+         "case 'a': recipe: key 'act_order' applies to method gptq only"},
+        {"{'cases': [" CASE("a", "{'method': 'gptq', 'group': 128}", "{}") "]}",
+         "case 'a': recipe: missing key 'bits'"},
+        {"{'cases': [" CASE("a", "{'method': 'rtn', 'bits': 9}", "{}") "]}",
+         "case 'a': recipe: 'bits' must be an integer in [2, 8]"},
+        {"{'cases': [" CASE("a", "{'method': 'rtn', 'bits': 4.0}", "{}") "]}",
+         "case 'a': recipe: 'bits' must be an integer"},
+        {"{'cases': [" CASE("a", "{'method': 'rtn', 'bits': 4, 'sym': 1}", "{}") "]}",
+         "case 'a': recipe: 'sym' must be true or false"},
+        {"{'cases': [{'id': 'a', 'model': 'm', 'recipe': " RTN_RECIPE
+         ", 'eval': {'protocol': 'gptq'}, 'expect': {}}]}",
+         "case 'a': eval: missing key 'text'"},
+        {"{'cases': [{'id': 'a', 'model': 'm', 'recipe': " RTN_RECIPE
+         ", 'eval': {'text': 't', 'protocol': 'llamacpp', 'seqlen': 512}, 'expect': {}}]}",
+         "case 'a': eval: 'seqlen' applies to protocol gptq"},
+        {"{'cases': [{'id': 'a', 'model': 'm', 'recipe': " RTN_RECIPE
+         ", 'eval': {'text': 't', 'protocol': 'wiki'}, 'expect': {}}]}",
+         "case 'a': eval: 'protocol' must be"},
+        {"{'cases': [{'id': 'a', 'model': 'm', 'recipe': " RTN_RECIPE ", 'eval': " EVAL "}]}",
+         "case 'a': missing key 'expect'"},
+        {"{'cases': [" CASE("a", RTN_RECIPE, "{}") ", " CASE("a", RTN_RECIPE, "{}") "]}",
+         "case 'a': duplicate case id"},
+        {"{'cases': [" CASE("a b", RTN_RECIPE, "{}") "]}", "case #1: 'id' must be"},
+        {"{'cases': [" CASE("a", RTN_RECIPE, "{}") "], 'relations': [{'id': 'r1', "
+         "'expect': 'ppl(a) < ppl(zzz)'}]}",
+         "relation 'r1': unknown case id 'zzz'"},
+        {"{'cases': [" CASE("a", RTN_RECIPE, "{}") "], 'relations': [{'id': 'r1', "
+         "'expect': 'ppl(a) = ppl(a)'}]}",
+         "relation 'r1': expected one of < <= > >="},
+        {"{'cases': [" CASE("a", RTN_RECIPE, "{}") "], 'relations': [{'id': 'r1', "
+         "'expect': 'acc(a) < ppl(a)'}]}",
+         "relation 'r1': unknown metric 'acc'"},
+        {"{'cases': [" CASE("a", RTN_RECIPE, "{}") "], 'relations': [{'id': 'r1', "
+         "'expect': 'ppl(a) < ppl(a) x'}]}",
+         "relation 'r1': expected the end of the expression"},
+        {"{'cases': [" CASE("a", RTN_RECIPE, "{}") "], 'relations': [{'id': 'r1', "
+         "'expect': 'ppl(a) < ppl(a) * 0'}]}",
+         "relation 'r1': expected a finite number > 0"},
+        {"{'cases': [" CASE("a", RTN_RECIPE, "{}") "], 'relations': [{'id': 'r1', "
+         "'expect': 'ppl(a < ppl(a)'}]}",
+         "relation 'r1': expected ')'"},
+        {"{'cases': [" CASE("a", RTN_RECIPE, "{}") "], 'relations': [{'id': 'r1', "
+         "'expct': 'ppl(a) < ppl(a)'}]}",
+         "relation 'r1': unknown key 'expct'"},
+        {"{'cases': [" CASE("a", RTN_RECIPE, "{}") "], 'relations': [{'id': 'r1'}]}",
+         "relation 'r1': missing key 'expect'"},
+        {"{'cases': [" CASE("a", RTN_RECIPE, "{}") ",]}", "invalid JSON at line 1"},
+        {"{'cases': [], 'cases': []}", "invalid JSON"}, /* duplicate key */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        xf_regress_suite s;
+        xf_error err = {0};
+        int rc = load(f, bad[i].json, &s, &err);
+        if (rc == 0 || !strstr(err.msg, bad[i].needle) || !strstr(err.msg, f->suite_path) ||
+            strchr(err.msg, '\n'))
+            fail_msg("bad suite #%zu: rc %d, message \"%s\" lacks \"%s\" or the path", i, rc,
+                     err.msg, bad[i].needle);
+        /* A failed load leaves an empty suite that is safe to free. */
+        assert_null(s.cases);
+        xf_regress_suite_free(&s);
+    }
+    xf_regress_suite s;
+    xf_error err = {0};
+    assert_int_equal(xf_regress_suite_load(&s, "/nonexistent/suite.json", NULL, &err), -1);
+    assert_non_null(strstr(err.msg, "/nonexistent/suite.json"));
+}
+
+/* ------------------------------------------------------------------ */
+/* Bands */
+
+static xf_regress_band band(double v, xf_regress_tol fk, double ft, xf_regress_tol ck, double ct)
+{
+    xf_regress_band b = {true, v, {fk, ft}, {ck, ct}};
+    return b;
+}
+
+static void test_band_sides(void **state)
+{
+    (void)state;
+    /* absolute: [9, 12] */
+    xf_regress_band a = band(10, XF_REGRESS_TOL_ABS, 1, XF_REGRESS_TOL_ABS, 2);
+    assert_true(xf_regress_band_holds(&a, 9.0));
+    assert_false(xf_regress_band_holds(&a, 8.99));
+    assert_true(xf_regress_band_holds(&a, 12.0));
+    assert_false(xf_regress_band_holds(&a, 12.01));
+    assert_false(xf_regress_band_holds(&a, NAN));
+    /* relative, different sides: [79.2, 84] */
+    xf_regress_band r = band(80, XF_REGRESS_TOL_REL, 0.01, XF_REGRESS_TOL_REL, 0.05);
+    double lo, hi;
+    xf_regress_band_limits(&r, &lo, &hi);
+    assert_true(fabs(lo - 79.2) < 1e-12 && fabs(hi - 84.0) < 1e-12);
+    assert_true(xf_regress_band_holds(&r, 79.2));
+    assert_false(xf_regress_band_holds(&r, 79.19));
+    assert_true(xf_regress_band_holds(&r, 84.0));
+    assert_false(xf_regress_band_holds(&r, 84.01));
+    /* open floor: only the ceiling counts */
+    xf_regress_band c = band(5, XF_REGRESS_TOL_OPEN, 0, XF_REGRESS_TOL_ABS, 1);
+    xf_regress_band_limits(&c, &lo, &hi);
+    assert_true(isinf(lo) && lo < 0);
+    assert_true(xf_regress_band_holds(&c, -1e9));
+    assert_false(xf_regress_band_holds(&c, 6.01));
+    /* relative around a negative value uses |value| */
+    xf_regress_band n = band(-10, XF_REGRESS_TOL_REL, 0.1, XF_REGRESS_TOL_REL, 0.1);
+    assert_true(xf_regress_band_holds(&n, -11.0));
+    assert_true(xf_regress_band_holds(&n, -9.0));
+    assert_false(xf_regress_band_holds(&n, -11.01));
+    assert_false(xf_regress_band_holds(&n, -8.99));
+    /* zero-width band: exact value passes, the next representable does too
+     * (decimal round-off slack), a visible change does not */
+    xf_regress_band z = band(4.125, XF_REGRESS_TOL_ABS, 0, XF_REGRESS_TOL_ABS, 0);
+    assert_true(xf_regress_band_holds(&z, 4.125));
+    assert_true(xf_regress_band_holds(&z, nextafter(4.125, 5)));
+    assert_false(xf_regress_band_holds(&z, 4.1251));
+}
+
+/* Each case fails on exactly one side of one band kind. */
+static void test_verdicts_each_side(void **state)
+{
+    fixture *f = *state;
+    xf_regress_suite s;
+    xf_error err = {0};
+    assert_int_equal(
+        load(f,
+             "{'cases': ["
+             CASE("ok", RTN_RECIPE, "{'ppl': {'value': 100, 'rel_floor': 0.01, 'rel_ceiling': 0.02}}") ","
+             CASE("rel-floor", RTN_RECIPE, "{'ppl': {'value': 100, 'rel_floor': 0.01, 'rel_ceiling': 0.02}}") ","
+             CASE("rel-ceil", RTN_RECIPE, "{'ppl': {'value': 100, 'rel_floor': 0.01, 'rel_ceiling': 0.02}}") ","
+             CASE("abs-floor", RTN_RECIPE, "{'bits_per_weight': {'value': 4.25, 'abs_floor': 0.5, 'abs_ceiling': 0.1}}") ","
+             CASE("abs-ceil", RTN_RECIPE, "{'bits_per_weight': {'value': 4.25, 'abs_floor': 0.5, 'abs_ceiling': 0.1}}") ","
+             CASE("no-kld", RTN_RECIPE, "{'kld': {'value': 0.1, 'abs_ceiling': 0.1}}")
+             "]}",
+             &s, &err),
+        0);
+    /* rel band [99, 102]; abs band [3.75, 4.35] */
+    const fake_entry ent[] = {
+        OK("ok", 101.9, 4.25),       OK("rel-floor", 98.9, 4.25), OK("rel-ceil", 102.1, 4.25),
+        OK("abs-floor", 100, 3.74), OK("abs-ceil", 100, 4.36),   OK("no-kld", 100, 4.25),
+    };
+    fake_exec fx = {ent, sizeof ent / sizeof ent[0], 0, {{0}}};
+    xf_regress_results r;
+    assert_int_equal(xf_regress_run(&s, NULL, fake_run, &fx, &r, &err), 0);
+    assert_int_equal(fx.calls, 6);
+    assert_int_equal(case_result(&r, "ok")->status, XF_REGRESS_PASS);
+    static const struct {
+        const char *id, *why;
+    } fails[] = {{"rel-floor", "ppl 98.9 below floor 99"},
+                 {"rel-ceil", "ppl 102.1 above ceiling 102"},
+                 {"abs-floor", "bits_per_weight 3.74 below floor 3.75"},
+                 {"abs-ceil", "bits_per_weight 4.36 above ceiling 4.35"},
+                 {"no-kld", "kld not measured"}};
+    for (size_t i = 0; i < 5; i++) {
+        const xf_regress_case_result *cr = case_result(&r, fails[i].id);
+        assert_int_equal(cr->status, XF_REGRESS_FAIL);
+        if (!strstr(cr->reason.msg, fails[i].why))
+            fail_msg("%s: reason \"%s\" lacks \"%s\"", fails[i].id, cr->reason.msg, fails[i].why);
+        assert_int_equal(cr->n_checks, 1);
+        assert_int_equal(cr->checks[0].status, XF_REGRESS_FAIL);
+    }
+    const xf_regress_check *k = &case_result(&r, "rel-ceil")->checks[0];
+    assert_true(fabs(k->delta - 2.1) < 1e-9);
+    assert_true(fabs(k->lo - 99) < 1e-9 && fabs(k->hi - 102) < 1e-9);
+    assert_int_equal(r.n_pass, 1);
+    assert_int_equal(r.n_fail, 5);
+    assert_int_equal(r.n_skip, 0);
+    assert_true(xf_regress_failed(&r));
+    /* seconds came from the executor (1.0), not from the runner's clock */
+    assert_true(case_result(&r, "ok")->got.seconds == 1.0);
+    xf_regress_results_free(&r);
+    xf_regress_suite_free(&s);
+}
+
+/* ------------------------------------------------------------------ */
+/* Relations */
+
+static void test_relations(void **state)
+{
+    fixture *f = *state;
+    xf_regress_suite s;
+    xf_error err = {0};
+    assert_int_equal(
+        load(f,
+             "{'cases': [" CASE("gptq-w4", GPTQ_RECIPE, "{'ppl': {'value': 84, 'abs_floor': 5, 'abs_ceiling': 5}}")
+             "," CASE("rtn-w4", RTN_RECIPE, "{'ppl': {'value': 84, 'abs_floor': 5, 'abs_ceiling': 5}}")
+             "], 'relations': ["
+             "{'id': 'gptq-beats-rtn', 'expect': 'ppl(gptq-w4) < ppl(rtn-w4)'},"
+             "{'id': 'margin', 'expect': 'ppl(gptq-w4) < ppl(rtn-w4) * 0.99'},"
+             "{'id': 'le-self', 'expect': 'ppl(rtn-w4) <= ppl(rtn-w4)'},"
+             "{'id': 'lt-self', 'expect': 'ppl(rtn-w4) < ppl(rtn-w4)'},"
+             "{'id': 'ge-scaled', 'expect': 'bits_per_weight(gptq-w4) * 2 >= bits_per_weight(rtn-w4)'},"
+             "{'id': 'gt', 'expect': 'ppl(rtn-w4) > ppl(gptq-w4)'}"
+             "]}",
+             &s, &err),
+        0);
+    /* In order: gptq 82 < rtn 85, both inside [79, 89]. */
+    {
+        const fake_entry ent[] = {OK("gptq-w4", 82, 4.25), OK("rtn-w4", 85, 4.25)};
+        fake_exec fx = {ent, 2, 0, {{0}}};
+        xf_regress_results r;
+        assert_int_equal(xf_regress_run(&s, NULL, fake_run, &fx, &r, &err), 0);
+        assert_int_equal(r.relations[0].status, XF_REGRESS_PASS);
+        assert_int_equal(r.relations[1].status, XF_REGRESS_PASS); /* 82 < 84.15 */
+        assert_int_equal(r.relations[2].status, XF_REGRESS_PASS);
+        assert_int_equal(r.relations[3].status, XF_REGRESS_FAIL);
+        assert_int_equal(r.relations[4].status, XF_REGRESS_PASS);
+        assert_int_equal(r.relations[5].status, XF_REGRESS_PASS);
+        assert_true(fabs(r.relations[1].rhs - 85 * 0.99) < 1e-9);
+        assert_true(fabs(r.relations[4].lhs - 8.5) < 1e-12);
+        xf_regress_results_free(&r);
+    }
+    /* Flipped: each number still in its band, the ordering is not. */
+    {
+        const fake_entry ent[] = {OK("gptq-w4", 85, 4.25), OK("rtn-w4", 84.5, 4.25)};
+        fake_exec fx = {ent, 2, 0, {{0}}};
+        xf_regress_results r;
+        assert_int_equal(xf_regress_run(&s, NULL, fake_run, &fx, &r, &err), 0);
+        assert_int_equal(case_result(&r, "gptq-w4")->status, XF_REGRESS_PASS);
+        assert_int_equal(case_result(&r, "rtn-w4")->status, XF_REGRESS_PASS);
+        assert_int_equal(r.relations[0].status, XF_REGRESS_FAIL);
+        assert_non_null(strstr(r.relations[0].reason.msg, "85 < 84.5 does not hold"));
+        assert_int_equal(r.relations[5].status, XF_REGRESS_FAIL);
+        assert_true(xf_regress_failed(&r));
+        xf_regress_results_free(&r);
+    }
+    /* A margin can fail while the plain ordering holds. */
+    {
+        const fake_entry ent[] = {OK("gptq-w4", 84.5, 4.25), OK("rtn-w4", 85, 4.25)};
+        fake_exec fx = {ent, 2, 0, {{0}}};
+        xf_regress_results r;
+        assert_int_equal(xf_regress_run(&s, NULL, fake_run, &fx, &r, &err), 0);
+        assert_int_equal(r.relations[0].status, XF_REGRESS_PASS);
+        assert_int_equal(r.relations[1].status, XF_REGRESS_FAIL); /* 84.5 >= 84.15 */
+        xf_regress_results_free(&r);
+    }
+    xf_regress_suite_free(&s);
+}
+
+/* ------------------------------------------------------------------ */
+/* Skips, failures to run, the filter */
+
+static void test_skip_propagation(void **state)
+{
+    fixture *f = *state;
+    xf_regress_suite s;
+    xf_error err = {0};
+    assert_int_equal(
+        load(f,
+             "{'cases': [" CASE("good", RTN_RECIPE, PPL_BAND("100"))
+             ", {'id': 'no-model', 'model': 'models/absent', 'recipe': " RTN_RECIPE ", 'eval': " EVAL
+             ", 'expect': " PPL_BAND("100") "}"
+             ", {'id': 'no-text', 'model': 'models/m', 'recipe': " RTN_RECIPE
+             ", 'eval': {'text': 'absent.txt'}, 'expect': " PPL_BAND("100") "}"
+             ", {'id': 'no-calib', 'model': 'models/m', 'recipe': {'method': 'gptq', 'bits': 4, "
+             "'calib': 'absent-calib.txt'}, 'eval': " EVAL ", 'expect': " PPL_BAND("100") "}"
+             "," CASE("exec-skip", RTN_RECIPE, PPL_BAND("100"))
+             "," CASE("exec-fail", RTN_RECIPE, PPL_BAND("100"))
+             "," CASE("nan-ppl", RTN_RECIPE, "{}")
+             "," CASE("no-expect", RTN_RECIPE, "{}")
+             "], 'relations': ["
+             "{'id': 'r-model', 'expect': 'ppl(good) < ppl(no-model)'},"
+             "{'id': 'r-skip', 'expect': 'ppl(exec-skip) > ppl(good)'},"
+             "{'id': 'r-fail', 'expect': 'ppl(good) < ppl(exec-fail)'},"
+             "{'id': 'r-kld', 'expect': 'kld(good) < kld(no-expect)'},"
+             "{'id': 'r-ok', 'expect': 'ppl(good) < ppl(no-expect)'}"
+             "]}",
+             &s, &err),
+        0);
+    const fake_entry ent[] = {
+        OK("good", 100, 4.25),
+        OK("no-model", 100, 4.25),
+        {"exec-skip", XF_REGRESS_EXEC_SKIP, NAN, NAN, NAN, NAN, "needs 80 GB"},
+        {"exec-fail", XF_REGRESS_EXEC_FAIL, NAN, NAN, NAN, NAN, "quantize: boom"},
+        {"nan-ppl", XF_REGRESS_EXEC_OK, NAN, NAN, 4.0, NAN, NULL},
+        {"no-expect", XF_REGRESS_EXEC_OK, 120, NAN, 4.0, NAN, NULL},
+    };
+    fake_exec fx = {ent, sizeof ent / sizeof ent[0], 0, {{0}}};
+    xf_regress_results r;
+    assert_int_equal(xf_regress_run(&s, NULL, fake_run, &fx, &r, &err), 0);
+    /* missing files: SKIP with the reason, executor never called */
+    assert_false(was_called(&fx, "no-model"));
+    assert_false(was_called(&fx, "no-text"));
+    assert_false(was_called(&fx, "no-calib"));
+    assert_int_equal(fx.calls, 5);
+    const xf_regress_case_result *c = case_result(&r, "no-model");
+    assert_int_equal(c->status, XF_REGRESS_SKIP);
+    assert_non_null(strstr(c->reason.msg, "model models/absent not found"));
+    assert_non_null(strstr(case_result(&r, "no-text")->reason.msg, "absent.txt not found"));
+    assert_non_null(strstr(case_result(&r, "no-calib")->reason.msg, "absent-calib.txt not found"));
+    assert_int_equal(case_result(&r, "exec-skip")->status, XF_REGRESS_SKIP);
+    assert_string_equal(case_result(&r, "exec-skip")->reason.msg, "needs 80 GB");
+    assert_int_equal(case_result(&r, "exec-fail")->status, XF_REGRESS_FAIL);
+    assert_string_equal(case_result(&r, "exec-fail")->reason.msg, "quantize: boom");
+    /* OK with a non-finite ppl is a failure of the executor */
+    assert_int_equal(case_result(&r, "nan-ppl")->status, XF_REGRESS_FAIL);
+    assert_non_null(strstr(case_result(&r, "nan-ppl")->reason.msg, "ppl nan"));
+    /* no expectation: ran = PASS; seconds filled in by the runner */
+    c = case_result(&r, "no-expect");
+    assert_int_equal(c->status, XF_REGRESS_PASS);
+    assert_true(isfinite(c->got.seconds) && c->got.seconds >= 0);
+
+    assert_int_equal(r.relations[0].status, XF_REGRESS_SKIP);
+    assert_non_null(strstr(r.relations[0].reason.msg, "case 'no-model' skipped: model"));
+    assert_int_equal(r.relations[1].status, XF_REGRESS_SKIP);
+    assert_int_equal(r.relations[2].status, XF_REGRESS_SKIP);
+    assert_non_null(strstr(r.relations[2].reason.msg, "exec-fail"));
+    assert_int_equal(r.relations[3].status, XF_REGRESS_FAIL); /* kld not measured */
+    assert_non_null(strstr(r.relations[3].reason.msg, "kld(good) not measured"));
+    assert_int_equal(r.relations[4].status, XF_REGRESS_PASS);
+    /* cases: good, no-expect PASS; exec-fail, nan-ppl FAIL; 4 SKIP.
+     * relations: 1 PASS, 1 FAIL, 3 SKIP. */
+    assert_int_equal(r.n_pass, 3);
+    assert_int_equal(r.n_fail, 3);
+    assert_int_equal(r.n_skip, 7);
+    xf_regress_results_free(&r);
+
+    /* Everything skipped: not a failure, but nothing passed either. */
+    xf_regress_results r2;
+    assert_int_equal(xf_regress_run(&s, "^no-(model|text)$", fake_run, &fx, &r2, &err), 0);
+    assert_int_equal(r2.n_pass, 0);
+    assert_int_equal(r2.n_fail, 0);
+    assert_int_equal(r2.n_skip, 3); /* 2 cases + r-model */
+    assert_false(xf_regress_failed(&r2));
+    char *table = xf_regress_render(&r2, XF_REGRESS_TABLE);
+    assert_non_null(strstr(table, "result: SKIP"));
+    free(table);
+    xf_regress_results_free(&r2);
+    xf_regress_suite_free(&s);
+}
+
+static void test_filter(void **state)
+{
+    fixture *f = *state;
+    xf_regress_suite s;
+    xf_error err = {0};
+    assert_int_equal(
+        load(f,
+             "{'cases': [" CASE("gptq-w4", GPTQ_RECIPE, PPL_BAND("80")) "," CASE("gptq-w3", GPTQ_RECIPE, PPL_BAND("90"))
+             "," CASE("rtn-w4", RTN_RECIPE, PPL_BAND("85")) "], 'relations': ["
+             "{'id': 'a', 'expect': 'ppl(gptq-w4) < ppl(rtn-w4)'},"
+             "{'id': 'b', 'expect': 'ppl(gptq-w4) < ppl(gptq-w3)'}]}",
+             &s, &err),
+        0);
+    const fake_entry ent[] = {OK("gptq-w4", 80, 4.25), OK("gptq-w3", 90, 3.25),
+                              OK("rtn-w4", 85, 4.25)};
+    fake_exec fx = {ent, 3, 0, {{0}}};
+    xf_regress_results r;
+    assert_int_equal(xf_regress_run(&s, "^gptq-", fake_run, &fx, &r, &err), 0);
+    assert_int_equal(fx.calls, 2);
+    assert_false(was_called(&fx, "rtn-w4"));
+    assert_false(case_result(&r, "rtn-w4")->selected);
+    assert_int_equal(r.relations[0].status, XF_REGRESS_SKIP);
+    assert_non_null(strstr(r.relations[0].reason.msg, "not selected"));
+    assert_int_equal(r.relations[1].status, XF_REGRESS_PASS);
+    assert_int_equal(r.n_pass, 3);
+    assert_int_equal(r.n_skip, 1);
+    /* unselected cases do not appear in the outputs */
+    char *table = xf_regress_render(&r, XF_REGRESS_TABLE);
+    assert_null(strstr(table, "rtn-w4 "));
+    free(table);
+    xf_regress_results_free(&r);
+
+    /* a pattern that selects nothing: no relation either */
+    assert_int_equal(xf_regress_run(&s, "nomatch", fake_run, &fx, &r, &err), 0);
+    assert_int_equal(r.n_pass + r.n_fail + r.n_skip, 0);
+    xf_regress_results_free(&r);
+
+    assert_int_equal(xf_regress_run(&s, "gptq-(", fake_run, &fx, &r, &err), -1);
+    assert_non_null(strstr(err.msg, "--filter 'gptq-('"));
+    assert_null(strchr(err.msg, '\n'));
+    xf_regress_suite_free(&s);
+}
+
+/* ------------------------------------------------------------------ */
+/* --update */
+
+/* Same keys in the same order at every level (values may differ). */
+static void assert_same_shape(const json_t *a, const json_t *b, const char *where)
+{
+    if (json_typeof(a) != json_typeof(b)) {
+        /* an integer value may become a real */
+        if (json_is_number(a) && json_is_number(b))
+            return;
+        fail_msg("%s: JSON types differ", where);
+    }
+    if (json_is_object(a)) {
+        assert_int_equal(json_object_size(a), json_object_size(b));
+        void *ia = json_object_iter((json_t *)a), *ib = json_object_iter((json_t *)b);
+        while (ia && ib) {
+            if (strcmp(json_object_iter_key(ia), json_object_iter_key(ib)))
+                fail_msg("%s: key order changed: %s vs %s", where, json_object_iter_key(ia),
+                         json_object_iter_key(ib));
+            assert_same_shape(json_object_iter_value(ia), json_object_iter_value(ib),
+                              json_object_iter_key(ia));
+            ia = json_object_iter_next((json_t *)a, ia);
+            ib = json_object_iter_next((json_t *)b, ib);
+        }
+    } else if (json_is_array(a)) {
+        assert_int_equal(json_array_size(a), json_array_size(b));
+        for (size_t i = 0; i < json_array_size(a); i++)
+            assert_same_shape(json_array_get(a, i), json_array_get(b, i), where);
+    }
+}
+
+static void test_update_round_trip(void **state)
+{
+    fixture *f = *state;
+    /* Keys deliberately not in alphabetical order; a skipped case; a
+     * zero-width band; a seconds band with an open floor. */
+    const char *src =
+        "{'name': 'rt', 'cases': ["
+        "{'model': 'models/m', 'id': 'gptq-w4', 'description': 'keep me', 'recipe': " GPTQ_RECIPE
+        ", 'eval': " EVAL ", 'expect': {'ppl': {'rel_ceiling': 0.02, 'value': 80.8, 'rel_floor': 0.01},"
+        " 'bits_per_weight': {'value': 4, 'abs_floor': 0, 'abs_ceiling': 0},"
+        " 'seconds': {'value': 10, 'rel_ceiling': 1.5}}},"
+        "{'id': 'absent', 'model': 'models/none', 'recipe': " RTN_RECIPE ", 'eval': " EVAL
+        ", 'expect': {'ppl': {'value': 123.25, 'abs_floor': 1, 'abs_ceiling': 2}}}"
+        "], 'relations': [{'expect': 'ppl(gptq-w4) < ppl(absent)', 'id': 'rel'}]}";
+    xf_regress_suite s;
+    xf_error err = {0};
+    assert_int_equal(load(f, src, &s, &err), 0);
+    json_t *before = json_deep_copy(s.doc);
+
+    const double new_ppl = 81.23456789012345, new_bpw = 4.1234567890123456;
+    const fake_entry ent[] = {{"gptq-w4", XF_REGRESS_EXEC_OK, new_ppl, NAN, new_bpw, 12.5, NULL}};
+    fake_exec fx = {ent, 1, 0, {{0}}};
+    xf_regress_results r;
+    assert_int_equal(xf_regress_run(&s, NULL, fake_run, &fx, &r, &err), 0);
+    assert_int_equal(case_result(&r, "gptq-w4")->status, XF_REGRESS_FAIL); /* bpw moved */
+    char *diff = NULL;
+    assert_int_equal(xf_regress_suite_update(&s, &r, &diff, &err), 0);
+    assert_non_null(diff);
+    assert_non_null(strstr(diff, "gptq-w4 ppl: 80.8 -> 81.23456789012"));
+    assert_non_null(strstr(diff, "gptq-w4 bits_per_weight: 4 -> 4.123456789012"));
+    assert_non_null(strstr(diff, "gptq-w4 seconds: 10 -> 12.5 (+25.00%)"));
+    assert_null(strstr(diff, "absent")); /* skipped: kept */
+    free(diff);
+
+    /* The file on disk: valid, new values, everything else kept. */
+    xf_regress_suite s2;
+    assert_int_equal(xf_regress_suite_load(&s2, f->suite_path, f->root, &err), 0);
+    const xf_regress_case *c = &s2.cases[0];
+    assert_true(fabs(c->expect[XF_REGRESS_PPL].value - new_ppl) <= 1e-13 * new_ppl);
+    assert_true(fabs(c->expect[XF_REGRESS_BPW].value - new_bpw) <= 1e-13 * new_bpw);
+    assert_true(c->expect[XF_REGRESS_SECONDS].value == 12.5);
+    assert_true(c->expect[XF_REGRESS_PPL].floor.tol == 0.01);
+    assert_true(c->expect[XF_REGRESS_PPL].ceiling.tol == 0.02);
+    assert_int_equal(c->expect[XF_REGRESS_SECONDS].floor.kind, XF_REGRESS_TOL_OPEN);
+    assert_true(s2.cases[1].expect[XF_REGRESS_PPL].value == 123.25);
+    assert_string_equal(c->description, "keep me");
+    assert_string_equal(s2.relations[0].expr, "ppl(gptq-w4) < ppl(absent)");
+    assert_same_shape(before, s2.doc, "root");
+    /* Apart from the three values, the documents are equal. */
+    json_t *patched = json_deep_copy(before);
+    json_t *exp = json_object_get(json_array_get(json_object_get(patched, "cases"), 0), "expect");
+    json_object_set_new(json_object_get(exp, "ppl"), "value",
+                        json_real(c->expect[XF_REGRESS_PPL].value));
+    json_object_set_new(json_object_get(exp, "bits_per_weight"), "value",
+                        json_real(c->expect[XF_REGRESS_BPW].value));
+    json_object_set_new(json_object_get(exp, "seconds"), "value", json_real(12.5));
+    assert_true(json_equal(patched, s2.doc));
+    json_decref(patched);
+    /* Human-written decimals survive re-serialization textually. */
+    char *text;
+    size_t len;
+    assert_int_equal(xf_read_file(f->suite_path, &text, &len, &err), 0);
+    assert_non_null(strstr(text, "\"rel_floor\": 0.01"));
+    assert_non_null(strstr(text, "\"value\": 123.25"));
+    /* The in-memory suite was updated too. */
+    assert_true(s.cases[0].expect[XF_REGRESS_PPL].value == c->expect[XF_REGRESS_PPL].value);
+
+    /* The same measurements now pass (also the zero-width band), and a
+     * second update changes nothing and leaves the file alone. */
+    xf_regress_results_free(&r);
+    xf_regress_results r2;
+    assert_int_equal(xf_regress_run(&s2, NULL, fake_run, &fx, &r2, &err), 0);
+    assert_int_equal(case_result(&r2, "gptq-w4")->status, XF_REGRESS_PASS);
+    assert_int_equal(xf_regress_suite_update(&s2, &r2, &diff, &err), 0);
+    assert_string_equal(diff, "no expected value changed\n");
+    free(diff);
+    char *text2;
+    assert_int_equal(xf_read_file(f->suite_path, &text2, &len, &err), 0);
+    assert_string_equal(text, text2);
+    free(text);
+    free(text2);
+    xf_regress_results_free(&r2);
+    xf_regress_suite_free(&s2);
+    json_decref(before);
+    xf_regress_suite_free(&s);
+}
+
+/* ------------------------------------------------------------------ */
+/* A minimal XML well-formedness checker with a flat element list. */
+
+#define XML_MAX_NODES 512
+#define XML_MAX_ATTRS 12
+
+typedef struct {
+    char name[32];
+    int parent;
+    int n_attrs;
+    char key[XML_MAX_ATTRS][32];
+    char val[XML_MAX_ATTRS][512]; /* entities decoded */
+} xml_node;
+
+typedef struct {
+    xml_node nodes[XML_MAX_NODES];
+    int n;
+    char error[256];
+} xml_doc;
+
+/* Decodes one entity at *p (which points at '&'); false if it is not one
+ * of the five predefined entities. */
+static bool xml_entity(const char **p, char *out)
+{
+    static const struct {
+        const char *ent;
+        char c;
+    } ents[] = {{"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
+    for (size_t i = 0; i < 5; i++)
+        if (!strncmp(*p, ents[i].ent, strlen(ents[i].ent))) {
+            *out = ents[i].c;
+            *p += strlen(ents[i].ent);
+            return true;
+        }
+    return false;
+}
+
+static bool xml_name(const char **p, char *out, size_t cap)
+{
+    size_t n = 0;
+    if (!isalpha((unsigned char)**p) && **p != '_')
+        return false;
+    while (isalnum((unsigned char)**p) || **p == '_' || **p == '-' || **p == ':' || **p == '.') {
+        if (n + 1 < cap)
+            out[n++] = **p;
+        (*p)++;
+    }
+    out[n] = 0;
+    return true;
+}
+
+static bool xml_fail(xml_doc *d, const char *start, const char *p, const char *what)
+{
+    snprintf(d->error, sizeof d->error, "offset %d: %s", (int)(p - start), what);
+    return false;
+}
+
+static bool xml_parse(const char *text, xml_doc *d)
+{
+    memset(d, 0, sizeof *d);
+    const char *p = text;
+    int stack[64], depth = 0, roots = 0;
+    if (!strncmp(p, "<?xml", 5)) {
+        const char *e = strstr(p, "?>");
+        if (!e)
+            return xml_fail(d, text, p, "unterminated prolog");
+        p = e + 2;
+    }
+    while (*p) {
+        if (*p != '<') {
+            char c;
+            if (*p == '&') {
+                if (!xml_entity(&p, &c))
+                    return xml_fail(d, text, p, "bare '&'");
+                continue;
+            }
+            if (*p == '>')
+                return xml_fail(d, text, p, "bare '>' in text");
+            if (depth == 0 && !isspace((unsigned char)*p))
+                return xml_fail(d, text, p, "text outside the root element");
+            p++;
+            continue;
+        }
+        p++;
+        if (*p == '/') { /* end tag */
+            p++;
+            char name[32];
+            if (!xml_name(&p, name, sizeof name) || *p != '>')
+                return xml_fail(d, text, p, "bad end tag");
+            p++;
+            if (depth == 0 || strcmp(d->nodes[stack[depth - 1]].name, name))
+                return xml_fail(d, text, p, "unbalanced end tag");
+            depth--;
+            continue;
+        }
+        if (d->n == XML_MAX_NODES)
+            return xml_fail(d, text, p, "too many elements");
+        xml_node *nd = &d->nodes[d->n];
+        if (!xml_name(&p, nd->name, sizeof nd->name))
+            return xml_fail(d, text, p, "bad element name");
+        nd->parent = depth ? stack[depth - 1] : -1;
+        if (depth == 0 && ++roots > 1)
+            return xml_fail(d, text, p, "more than one root element");
+        for (;;) {
+            bool ws = false;
+            while (isspace((unsigned char)*p)) {
+                p++;
+                ws = true;
+            }
+            if (*p == '>' || (p[0] == '/' && p[1] == '>'))
+                break;
+            if (!ws || nd->n_attrs == XML_MAX_ATTRS)
+                return xml_fail(d, text, p, "bad attribute list");
+            int a = nd->n_attrs++;
+            if (!xml_name(&p, nd->key[a], sizeof nd->key[a]) || *p != '=' || p[1] != '"')
+                return xml_fail(d, text, p, "bad attribute");
+            for (int k = 0; k < a; k++)
+                if (!strcmp(nd->key[k], nd->key[a]))
+                    return xml_fail(d, text, p, "duplicate attribute");
+            p += 2;
+            size_t n = 0;
+            while (*p != '"') {
+                char c = *p;
+                if (!c || c == '<')
+                    return xml_fail(d, text, p, "bad attribute value");
+                if (c == '&') {
+                    if (!xml_entity(&p, &c))
+                        return xml_fail(d, text, p, "bare '&' in attribute");
+                } else {
+                    p++;
+                }
+                if (n + 1 < sizeof nd->val[a])
+                    nd->val[a][n++] = c;
+            }
+            nd->val[a][n] = 0;
+            p++;
+        }
+        d->n++;
+        if (*p == '/') {
+            p += 2; /* empty element */
+        } else {
+            p++;
+            if (depth == 64)
+                return xml_fail(d, text, p, "too deep");
+            stack[depth++] = d->n - 1;
+        }
+    }
+    if (depth != 0)
+        return xml_fail(d, text, p, "unclosed element");
+    if (roots != 1)
+        return xml_fail(d, text, p, "no root element");
+    return true;
+}
+
+static const char *xml_attr(const xml_node *n, const char *key)
+{
+    for (int i = 0; i < n->n_attrs; i++)
+        if (!strcmp(n->key[i], key))
+            return n->val[i];
+    return NULL;
+}
+
+static int xml_count(const xml_doc *d, const char *name)
+{
+    int c = 0;
+    for (int i = 0; i < d->n; i++)
+        c += !strcmp(d->nodes[i].name, name);
+    return c;
+}
+
+static void test_xml_checker_rejects(void **state)
+{
+    (void)state;
+    /* The checker itself must catch what it is meant to catch. */
+    static const char *const bad[] = {"<a><b></a></b>", "<a>x & y</a>", "<a b=\"<\"/>",
+                                      "<a/><b/>", "<a b=\"1\" b=\"2\"/>", "<a>", "<a>1 > 0</a>"};
+    xml_doc *d = malloc(sizeof *d);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (xml_parse(bad[i], d))
+            fail_msg("checker accepted \"%s\"", bad[i]);
+    assert_true(xml_parse("<?xml version=\"1.0\"?>\n<a x=\"&lt;&amp;\"><b/>t &gt;</a>\n", d));
+    assert_int_equal(d->n, 2);
+    assert_string_equal(xml_attr(&d->nodes[0], "x"), "<&");
+    assert_int_equal(d->nodes[1].parent, 0);
+    free(d);
+}
+
+/* A results set with every verdict, and XML special characters in the
+ * suite name and in reasons. */
+static void mixed_results(const fixture *f, xf_regress_suite *s, xf_regress_results *r,
+                          fake_exec *fx, const fake_entry *ent, size_t n)
+{
+    xf_error err = {0};
+    assert_int_equal(
+        load(f,
+             "{'name': 'q&a <suite>', 'cases': [" CASE("fp16", "{'method': 'fp16'}", PPL_BAND("70"))
+             "," CASE("rtn-w8", "{'method': 'rtn', 'bits': 8}", PPL_BAND("70.5"))
+             "," CASE("rtn-w4", RTN_RECIPE, PPL_BAND("85"))
+             "," CASE("gptq-w4", GPTQ_RECIPE, PPL_BAND("80"))
+             "," CASE("gptq-w3", GPTQ_RECIPE, PPL_BAND("90"))
+             "," CASE("gptq-w2", GPTQ_RECIPE, PPL_BAND("300"))
+             "," CASE("broken", RTN_RECIPE, PPL_BAND("85"))
+             ", {'id': 'gone', 'model': 'models/gone', 'recipe': " RTN_RECIPE ", 'eval': " EVAL
+             ", 'expect': " PPL_BAND("1") "}"
+             "], 'relations': ["
+             "{'expect': 'ppl(gptq-w4) < ppl(rtn-w4)'},"
+             "{'id': 'w3<w4', 'expect': 'ppl(gptq-w3) < ppl(gptq-w4)'},"
+             "{'id': 'skipped', 'expect': 'ppl(gone) > ppl(fp16)'}]}",
+             s, &err),
+        0);
+    fx->entries = ent;
+    fx->n = n;
+    fx->calls = 0;
+    assert_int_equal(xf_regress_run(s, NULL, fake_run, fx, r, &err), 0);
+}
+
+static const fake_entry mixed_entries[] = {
+    OK("fp16", 70, 16),    OK("rtn-w8", 70.4, 8.25), OK("rtn-w4", 85, 4.25), OK("gptq-w4", 80, 4.25),
+    OK("gptq-w3", 95, 3.25), /* above its ceiling: FAIL */
+    OK("gptq-w2", 300, 2.25),
+    {"broken", XF_REGRESS_EXEC_FAIL, NAN, NAN, NAN, NAN, "bad \"tensor\" <w> & 'x'"},
+};
+
+static void test_junit_xml(void **state)
+{
+    fixture *f = *state;
+    xf_regress_suite s;
+    xf_regress_results r;
+    fake_exec fx;
+    mixed_results(f, &s, &r, &fx, mixed_entries, sizeof mixed_entries / sizeof mixed_entries[0]);
+    char *xml = xf_regress_render(&r, XF_REGRESS_JUNIT);
+    assert_non_null(xml);
+    xml_doc *d = malloc(sizeof *d);
+    if (!xml_parse(xml, d))
+        fail_msg("JUnit XML not well-formed: %s\n%s", d->error, xml);
+
+    /* one <testsuite>, the root, with counts that match its children */
+    assert_int_equal(xml_count(d, "testsuite"), 1);
+    const xml_node *ts = &d->nodes[0];
+    assert_string_equal(ts->name, "testsuite");
+    assert_string_equal(xml_attr(ts, "name"), "q&a <suite>");
+    int tests = 0, failures = 0, skipped = 0;
+    for (int i = 0; i < d->n; i++) {
+        const xml_node *n = &d->nodes[i];
+        if (!strcmp(n->name, "testcase")) {
+            assert_int_equal(n->parent, 0);
+            assert_non_null(xml_attr(n, "name"));
+            assert_non_null(xml_attr(n, "classname"));
+            tests++;
+        } else if (!strcmp(n->name, "failure") || !strcmp(n->name, "skipped")) {
+            assert_string_equal(d->nodes[n->parent].name, "testcase");
+            assert_non_null(xml_attr(n, "message"));
+            if (n->name[0] == 'f')
+                failures++;
+            else
+                skipped++;
+        } else if (i != 0) {
+            fail_msg("unexpected element <%s>", n->name);
+        }
+    }
+    assert_int_equal(atoi(xml_attr(ts, "tests")), tests);
+    assert_int_equal(atoi(xml_attr(ts, "failures")), failures);
+    assert_int_equal(atoi(xml_attr(ts, "skipped")), skipped);
+    /* 8 cases + 3 relations; FAIL: gptq-w3, broken, w3<w4; SKIP: gone, skipped */
+    assert_int_equal(tests, 11);
+    assert_int_equal(failures, 3);
+    assert_int_equal(skipped, 2);
+
+    /* one <testcase> per case with the right child, at most one child each */
+    for (size_t i = 0; i < s.n_cases; i++) {
+        int found = 0;
+        for (int k = 0; k < d->n; k++) {
+            const xml_node *n = &d->nodes[k];
+            if (strcmp(n->name, "testcase") || strcmp(xml_attr(n, "name"), s.cases[i].id))
+                continue;
+            found++;
+            int kids = 0;
+            const char *kid = NULL, *msg = NULL;
+            for (int j = 0; j < d->n; j++)
+                if (d->nodes[j].parent == k) {
+                    kids++;
+                    kid = d->nodes[j].name;
+                    msg = xml_attr(&d->nodes[j], "message");
+                }
+            xf_regress_status st = r.cases[i].status;
+            assert_int_equal(kids, st == XF_REGRESS_PASS ? 0 : 1);
+            if (st == XF_REGRESS_FAIL)
+                assert_string_equal(kid, "failure");
+            if (st == XF_REGRESS_SKIP)
+                assert_string_equal(kid, "skipped");
+            if (!strcmp(s.cases[i].id, "broken")) /* escaped, then decoded back */
+                assert_string_equal(msg, "bad \"tensor\" <w> & 'x'");
+        }
+        assert_int_equal(found, 1);
+    }
+    /* the relation named by its '<'-containing id */
+    bool rel = false;
+    for (int k = 0; k < d->n; k++)
+        rel |= !strcmp(d->nodes[k].name, "testcase") && !strcmp(xml_attr(&d->nodes[k], "name"), "w3<w4");
+    assert_true(rel);
+    free(d);
+
+    /* written to a file through the atomic writer: same bytes */
+    char *path = xf_path_join(f->root, "junit.xml"), *text;
+    size_t len;
+    xf_error err = {0};
+    assert_int_equal(xf_regress_write(&r, XF_REGRESS_JUNIT, path, &err), 0);
+    assert_int_equal(xf_read_file(path, &text, &len, &err), 0);
+    assert_string_equal(text, xml);
+    free(text);
+    free(path);
+    assert_int_equal(xf_regress_write(&r, XF_REGRESS_JUNIT, "/nonexistent-dir/j.xml", &err), -1);
+    assert_non_null(strstr(err.msg, "/nonexistent-dir/j.xml"));
+    free(xml);
+    xf_regress_results_free(&r);
+    xf_regress_suite_free(&s);
+}
+
+static int count_substr(const char *s, const char *needle)
+{
+    int n = 0;
+    for (const char *p = s; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+static void test_svg_plot(void **state)
+{
+    fixture *f = *state;
+    xf_regress_suite s;
+    xf_regress_results r;
+    fake_exec fx;
+    mixed_results(f, &s, &r, &fx, mixed_entries, sizeof mixed_entries / sizeof mixed_entries[0]);
+    char *svg = xf_regress_render(&r, XF_REGRESS_SVG);
+    assert_non_null(svg);
+    xml_doc *d = malloc(sizeof *d);
+    if (!xml_parse(svg, d))
+        fail_msg("SVG not well-formed: %s\n%s", d->error, svg);
+    assert_string_equal(d->nodes[0].name, "svg");
+    assert_string_equal(xml_attr(&d->nodes[0], "xmlns"), "http://www.w3.org/2000/svg");
+    /* three methods ran: exactly one <path> per series */
+    assert_int_equal(xml_count(d, "path"), 3);
+    /* points: 1 fp16 + 2 rtn + 3 gptq (broken and gone have none) */
+    assert_int_equal(xml_count(d, "circle"), 6);
+    /* each path has as many vertices as its series has points: 1, 2, 3 */
+    int vertices[3] = {0}, k = 0;
+    for (int i = 0; i < d->n; i++)
+        if (!strcmp(d->nodes[i].name, "path"))
+            vertices[k++] = 1 + count_substr(xml_attr(&d->nodes[i], "d"), " L ");
+    assert_int_equal(vertices[0], 1);
+    assert_int_equal(vertices[1], 2);
+    assert_int_equal(vertices[2], 3);
+    assert_non_null(strstr(svg, ">bits per weight</text>"));
+    assert_non_null(strstr(svg, ">perplexity</text>"));
+    assert_non_null(strstr(svg, ">gptq</text>"));
+    assert_non_null(strstr(svg, ">rtn</text>"));
+    assert_non_null(strstr(svg, ">fp16</text>"));
+    assert_true(xml_count(d, "line") >= 4); /* two axes + ticks */
+    /* every circle lies inside the drawing */
+    for (int i = 0; i < d->n; i++)
+        if (!strcmp(d->nodes[i].name, "circle")) {
+            double cx = atof(xml_attr(&d->nodes[i], "cx")), cy = atof(xml_attr(&d->nodes[i], "cy"));
+            assert_true(cx >= 0 && cx <= 640 && cy >= 0 && cy <= 420);
+        }
+    free(svg);
+    xf_regress_results_free(&r);
+    xf_regress_suite_free(&s);
+
+    /* Only one method measured, all at the same bits: one path, no NaN. */
+    const fake_entry one[] = {OK("gptq-w4", 80, 4.25), OK("gptq-w3", 80, 4.25)};
+    mixed_results(f, &s, &r, &fx, one, 2);
+    svg = xf_regress_render(&r, XF_REGRESS_SVG);
+    assert_true(xml_parse(svg, d));
+    assert_int_equal(xml_count(d, "path"), 1);
+    assert_null(strstr(svg, "nan"));
+    assert_null(strstr(svg, "inf"));
+    free(svg);
+    xf_regress_results_free(&r);
+    xf_regress_suite_free(&s);
+
+    /* Nothing measured: a valid, empty chart. */
+    mixed_results(f, &s, &r, &fx, NULL, 0);
+    svg = xf_regress_render(&r, XF_REGRESS_SVG);
+    assert_true(xml_parse(svg, d));
+    assert_int_equal(xml_count(d, "path"), 0);
+    assert_int_equal(xml_count(d, "circle"), 0);
+    free(svg);
+    free(d);
+    xf_regress_results_free(&r);
+    xf_regress_suite_free(&s);
+}
+
+static void test_table_json_markdown(void **state)
+{
+    fixture *f = *state;
+    xf_regress_suite s;
+    xf_regress_results r;
+    fake_exec fx;
+    mixed_results(f, &s, &r, &fx, mixed_entries, sizeof mixed_entries / sizeof mixed_entries[0]);
+
+    char *t = xf_regress_render(&r, XF_REGRESS_TABLE);
+    assert_non_null(t);
+    const char *hdr[] = {"case", "metric", "expected", "got", "delta", "band", "result"};
+    for (size_t i = 0; i < 7; i++)
+        assert_non_null(strstr(t, hdr[i]));
+    /* gptq-w3: expected 90, got 95, +5 (+5.56%), band [89.1, 90.9] */
+    const char *line = strstr(t, "gptq-w3");
+    assert_non_null(line);
+    char row[256];
+    snprintf(row, sizeof row, "%.*s", (int)strcspn(line, "\n"), line);
+    assert_non_null(strstr(row, "95"));
+    assert_non_null(strstr(row, "+5 (+5.56%)"));
+    assert_non_null(strstr(row, "[89.1, 90.9]"));
+    assert_non_null(strstr(row, "FAIL"));
+    assert_non_null(strstr(row, "above ceiling"));
+    assert_non_null(strstr(t, "model models/gone not found"));
+    assert_non_null(strstr(t, "result: FAIL (6 pass, 3 fail, 2 skip)"));
+    /* no trailing blanks on any line */
+    for (const char *p = t; (p = strchr(p, '\n')); p++)
+        assert_true(p == t || p[-1] != ' ');
+    free(t);
+
+    char *js = xf_regress_render(&r, XF_REGRESS_JSON);
+    json_error_t je;
+    json_t *j = json_loads(js, 0, &je);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "status")), "FAIL");
+    assert_int_equal(json_integer_value(json_object_get(j, "failed")), 3);
+    assert_int_equal(json_array_size(json_object_get(j, "cases")), 8);
+    assert_int_equal(json_array_size(json_object_get(j, "relations")), 3);
+    json_t *w3 = json_array_get(json_object_get(j, "cases"), 4);
+    assert_string_equal(json_string_value(json_object_get(w3, "id")), "gptq-w3");
+    json_t *chk = json_array_get(json_object_get(w3, "checks"), 0);
+    assert_true(json_real_value(json_object_get(chk, "got")) == 95);
+    assert_string_equal(json_string_value(json_object_get(chk, "status")), "FAIL");
+    json_t *broken = json_array_get(json_object_get(j, "cases"), 6);
+    assert_string_equal(json_string_value(json_object_get(broken, "reason")),
+                        "bad \"tensor\" <w> & 'x'");
+    json_decref(j);
+    free(js);
+
+    char *md = xf_regress_render(&r, XF_REGRESS_MARKDOWN);
+    assert_non_null(strstr(md, "| case | method | metric | expected | got | delta | band | result |"));
+    assert_non_null(strstr(md, "| gptq-w3 | gptq | ppl | 90 | 95 |"));
+    assert_non_null(strstr(md, "## Relations"));
+    /* '<' escaped so a Markdown renderer cannot read it as HTML */
+    assert_non_null(strstr(md, "ppl(gptq-w4) &lt; ppl(rtn-w4)"));
+    assert_null(strstr(md, "<w>"));
+    /* every table row has as many cells as its header: count unescaped '|' */
+    for (const char *p = md; *p;) {
+        size_t n = strcspn(p, "\n");
+        if (p[0] == '|') {
+            int bars = 0;
+            for (size_t i = 0; i < n; i++)
+                bars += p[i] == '|' && (i == 0 || p[i - 1] != '\\');
+            assert_true(bars == 9 || bars == 6);
+        }
+        p += n + (p[n] == '\n');
+    }
+    free(md);
+    xf_regress_results_free(&r);
+    xf_regress_suite_free(&s);
+}
+
+/* The example in docs/regress.md is a valid suite. */
+static void test_docs_example_parses(void **state)
+{
+    (void)state;
+    char *doc;
+    size_t len;
+    xf_error err = {0};
+    assert_int_equal(xf_read_file("docs/regress.md", &doc, &len, &err), 0);
+    const char *mark = strstr(doc, "<!-- example-suite -->");
+    assert_non_null(mark);
+    const char *start = strstr(mark, "```json\n");
+    assert_non_null(start);
+    start += 8;
+    const char *end = strstr(start, "```");
+    assert_non_null(end);
+    xf_regress_suite s;
+    if (xf_regress_suite_parse(&s, start, (size_t)(end - start), "docs/regress.md", ".", &err))
+        fail_msg("%s", err.msg);
+    assert_true(s.n_cases >= 3);
+    assert_true(s.n_relations >= 1);
+    xf_regress_suite_free(&s);
+    free(doc);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_parse_full_case, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_parse_errors_name_file_and_case, setup, teardown),
+        cmocka_unit_test(test_band_sides),
+        cmocka_unit_test_setup_teardown(test_verdicts_each_side, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_relations, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_skip_propagation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_filter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_update_round_trip, setup, teardown),
+        cmocka_unit_test(test_xml_checker_rejects),
+        cmocka_unit_test_setup_teardown(test_junit_xml, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_svg_plot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_table_json_markdown, setup, teardown),
+        cmocka_unit_test(test_docs_example_parses),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
