@@ -212,7 +212,7 @@ int xf_cmd_info(const xf_cli_ctx *ctx, int argc, char **argv)
     optind = 1;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "+jh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
         switch (c) {
         case 'j': as_json = true; break;
         case 'h': fputs(info_help, stdout); return XF_EXIT_OK;
