@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "calib/tokenizer.h"
 #include "core/read_file.h"
 #include "core/sha256.h"
 
@@ -196,6 +197,8 @@ int xf_calib_text_read(xf_calib_text *ct, const char *path, xf_calib_format form
     }
     ct->format = format;
     int rc;
+    /* sha256 is of the source bytes; the text itself is then read like
+     * Python's text mode, as the GPTQ reference reads its calibration data */
     switch (format) {
     case XF_CALIB_DIR: rc = read_dir(ct, path, err); break;
     case XF_CALIB_JSONL: rc = read_jsonl(ct, path, field ? field : "text", err); break;
@@ -212,6 +215,8 @@ int xf_calib_text_read(xf_calib_text *ct, const char *path, xf_calib_format form
         }
         break;
     }
+    if (rc == 0)
+        ct->len = xf_text_universal_newlines(ct->text, ct->len);
     return rc;
 }
 

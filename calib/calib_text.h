@@ -3,7 +3,8 @@
  * line, the text in field "text" or --calib-field NAME) or a directory of
  * .txt files (sorted by name). Records and files are joined with "\n\n",
  * the separator the reference uses for WikiText-2, into one string that is
- * tokenized once. */
+ * tokenized once. Like Python's text mode (and so the reference), CRLF
+ * and lone CR become LF; a UTF-8 BOM is kept. */
 #ifndef XF_CALIB_CALIB_TEXT_H
 #define XF_CALIB_CALIB_TEXT_H
 

@@ -42,7 +42,8 @@ static const char gptq_help[] =
     "  --static-groups      fit every group's grid before the sweep\n"
     "  --damp X             relative dampening of the Hessian (default 0.01)\n"
     "  --block N            lazy-batch block size (default 128)\n"
-    "  --gptq-v2            asymmetric calibration (GPTQv2) [not implemented yet]\n"
+    "  --gptq-v2            asymmetric calibration (GPTQv2): match the full-precision\n"
+    "                       layer outputs on full-precision inputs\n"
     "  --threads N, --json, -v   as for rtn\n";
 
 enum {

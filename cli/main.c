@@ -17,6 +17,7 @@ static const xf_command commands[] = {
     {"kld", xf_cmd_kld, "KL divergence of a model's predictions from a base model's"},
     {"rtn", xf_cmd_rtn, "round-to-nearest weight quantization into an .xfq file"},
     {"gptq", xf_cmd_gptq, "GPTQ weight quantization with calibration text into an .xfq file"},
+    {"regress", xf_cmd_regress, "run an accuracy regression suite (quantize, evaluate, compare)"},
 };
 
 static void print_help(FILE *out)
@@ -26,7 +27,7 @@ static void print_help(FILE *out)
             "usage: xfquant [--version] [--help] COMMAND [ARGS]\n\ncommands:\n",
             XF_VERSION);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(out, "  %-6s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
     fprintf(out,
             "\nMODEL arguments accept an HF model directory (config.json + *.safetensors),\n"
             "a .safetensors file with config.json beside it, or an .xfq file.\n"

@@ -148,8 +148,8 @@ static void compare_case(const xf_regress_case *c, xf_regress_case_result *cr)
             xf_fail(&cr->reason, "%s %.6g below floor %.6g (expected %.6g)", name, k->got, k->lo,
                     k->expected);
         else
-            xf_fail(&cr->reason, "%s %.6g above ceiling %.6g (expected %.6g)", name, k->got,
-                    k->hi, k->expected);
+            xf_fail(&cr->reason, "%s %.6g above ceiling %.6g (expected %.6g)", name, k->got, k->hi,
+                    k->expected);
     }
 }
 
@@ -165,8 +165,7 @@ static bool op_holds(xf_regress_op op, double a, double b)
 }
 
 /* True (with the SKIP reason in why) when the term's case has no values. */
-static bool term_unavailable(const xf_regress_results *r, const xf_regress_term *t,
-                             xf_error *why)
+static bool term_unavailable(const xf_regress_results *r, const xf_regress_term *t, xf_error *why)
 {
     const xf_regress_case_result *cr = &r->cases[t->case_index];
     const char *id = r->suite->cases[t->case_index].id;

@@ -19,7 +19,9 @@
 #include "eval/regress_suite.h"
 
 typedef enum xf_regress_status {
-    XF_REGRESS_PASS = 0, XF_REGRESS_FAIL, XF_REGRESS_SKIP
+    XF_REGRESS_PASS = 0,
+    XF_REGRESS_FAIL,
+    XF_REGRESS_SKIP
 } xf_regress_status;
 
 /* "PASS", "FAIL", "SKIP". */
@@ -29,9 +31,9 @@ const char *xf_regress_status_name(xf_regress_status s);
  * sets every field to NAN before the executor is called). */
 typedef struct xf_regress_metrics {
     double ppl;
-    double kld;             /* only needed when case->wants[XF_REGRESS_KLD] */
+    double kld; /* only needed when case->wants[XF_REGRESS_KLD] */
     double bits_per_weight;
-    double seconds;         /* left NAN: the runner fills in its own timing */
+    double seconds; /* left NAN: the runner fills in its own timing */
 } xf_regress_metrics;
 
 void xf_regress_metrics_clear(xf_regress_metrics *m);
@@ -40,9 +42,9 @@ void xf_regress_metrics_set(xf_regress_metrics *m, xf_regress_metric metric, dou
 
 /* How running a case ended (the executor's return value). */
 typedef enum xf_regress_exec {
-    XF_REGRESS_EXEC_OK = 0,  /* metrics filled */
-    XF_REGRESS_EXEC_SKIP,    /* could not run here; `why` says why */
-    XF_REGRESS_EXEC_FAIL     /* an error; `why` holds it */
+    XF_REGRESS_EXEC_OK = 0, /* metrics filled */
+    XF_REGRESS_EXEC_SKIP,   /* could not run here; `why` says why */
+    XF_REGRESS_EXEC_FAIL    /* an error; `why` holds it */
 } xf_regress_exec;
 
 /* The band check of one expected metric. */
@@ -54,24 +56,24 @@ typedef struct xf_regress_check {
 } xf_regress_check;
 
 typedef struct xf_regress_case_result {
-    bool selected;               /* matched the filter (others are not reported) */
+    bool selected; /* matched the filter (others are not reported) */
     xf_regress_exec exec;
     xf_regress_metrics got;
     xf_regress_status status;
-    xf_error reason;             /* why SKIP/FAIL (first failing check); empty on PASS */
+    xf_error reason; /* why SKIP/FAIL (first failing check); empty on PASS */
     xf_regress_check checks[XF_REGRESS_N_METRICS]; /* expected metrics, in enum order */
     size_t n_checks;
 } xf_regress_case_result;
 
 typedef struct xf_regress_relation_result {
-    bool selected;  /* at least one of its cases selected */
+    bool selected; /* at least one of its cases selected */
     xf_regress_status status;
     double lhs, rhs; /* factor * metric of each side; NAN when not evaluated */
     xf_error reason;
 } xf_regress_relation_result;
 
 typedef struct xf_regress_results {
-    const xf_regress_suite *suite; /* borrowed */
+    const xf_regress_suite *suite;         /* borrowed */
     xf_regress_case_result *cases;         /* [suite->n_cases] */
     xf_regress_relation_result *relations; /* [suite->n_relations] */
     size_t n_pass, n_fail, n_skip;         /* over selected cases + relations */

@@ -176,7 +176,10 @@ static int render_table(FILE *o, const xf_regress_results *r)
         char a[32], b[32];
         if (!(row = table_add(&t)))
             goto oom;
-        cells(row, s->relations[i].id, s->relations[i].expr, fmt_num(a, sizeof a, rr->lhs),
+        /* an unnamed relation is named by its expression: do not print it twice */
+        const char *name =
+            strcmp(s->relations[i].id, s->relations[i].expr) ? s->relations[i].id : "-";
+        cells(row, name, s->relations[i].expr, fmt_num(a, sizeof a, rr->lhs),
               fmt_num(b, sizeof b, rr->rhs), xf_regress_status_name(rr->status), NULL, NULL);
         row->note = rr->reason.msg;
         nrel++;
@@ -225,13 +228,16 @@ static json_t *build_json(const xf_regress_results *r)
             continue;
         json_t *c = json_object(), *got = json_object(), *checks = json_array();
         json_object_set_new(c, "id", json_string(s->cases[i].id));
-        json_object_set_new(c, "method", json_string(xf_regress_method_name(s->cases[i].recipe.method)));
+        json_object_set_new(c, "method",
+                            json_string(xf_regress_method_name(s->cases[i].recipe.method)));
         json_object_set_new(c, "status", json_string(xf_regress_status_name(cr->status)));
-        json_object_set_new(c, "reason", cr->reason.msg[0] ? json_string(cr->reason.msg) : json_null());
+        json_object_set_new(c, "reason",
+                            cr->reason.msg[0] ? json_string(cr->reason.msg) : json_null());
         for (int m = 0; m < XF_REGRESS_N_METRICS; m++) {
             double v = xf_regress_metrics_get(&cr->got, (xf_regress_metric)m);
             if (isfinite(v))
-                json_object_set_new(got, xf_regress_metric_name((xf_regress_metric)m), json_real(v));
+                json_object_set_new(got, xf_regress_metric_name((xf_regress_metric)m),
+                                    json_real(v));
         }
         json_object_set_new(c, "measured", got);
         for (size_t k = 0; k < cr->n_checks; k++) {
@@ -259,7 +265,8 @@ static json_t *build_json(const xf_regress_results *r)
         json_object_set_new(j, "status", json_string(xf_regress_status_name(rr->status)));
         json_object_set_new(j, "lhs", jnum(rr->lhs));
         json_object_set_new(j, "rhs", jnum(rr->rhs));
-        json_object_set_new(j, "reason", rr->reason.msg[0] ? json_string(rr->reason.msg) : json_null());
+        json_object_set_new(j, "reason",
+                            rr->reason.msg[0] ? json_string(rr->reason.msg) : json_null());
         json_array_append_new(rels, j);
     }
     json_object_set_new(root, "cases", cases);
@@ -270,8 +277,8 @@ static json_t *build_json(const xf_regress_results *r)
 static int render_json(FILE *o, const xf_regress_results *r)
 {
     json_t *j = build_json(r);
-    char *text = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15))
-                   : NULL;
+    char *text =
+        j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15)) : NULL;
     json_decref(j);
     if (!text)
         return -1;
@@ -557,8 +564,9 @@ static int render_svg(FILE *o, const xf_regress_results *r)
         svg_text(o, PLOT_L - 8, py + 4, "end", "", lab);
     }
     svg_text(o, (PLOT_L + PLOT_R) / 2.0, PLOT_B + 40, "middle", "", "bits per weight");
-    fprintf(o, "<text x=\"18\" y=\"%.2f\" text-anchor=\"middle\" transform=\"rotate(-90 18 %.2f)\">"
-               "perplexity</text>\n",
+    fprintf(o,
+            "<text x=\"18\" y=\"%.2f\" text-anchor=\"middle\" transform=\"rotate(-90 18 %.2f)\">"
+            "perplexity</text>\n",
             (PLOT_T + PLOT_B) / 2.0, (PLOT_T + PLOT_B) / 2.0);
     if (n == 0)
         svg_text(o, (PLOT_L + PLOT_R) / 2.0, (PLOT_T + PLOT_B) / 2.0, "middle", "",

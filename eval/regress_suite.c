@@ -11,7 +11,7 @@
 #include "core/read_file.h"
 
 static const char *const metric_names[XF_REGRESS_N_METRICS] = {"ppl", "kld", "bits_per_weight",
-                                                                "seconds"};
+                                                               "seconds"};
 static const char *const method_names[] = {"fp16", "rtn", "gptq"};
 static const char *const op_names[] = {"<", "<=", ">", ">="};
 
@@ -45,10 +45,15 @@ const char *xf_regress_op_name(xf_regress_op op)
 static const char *const top_keys[] = {"name", "description", "cases", "relations", NULL};
 static const char *const case_keys[] = {"id",   "description", "model", "recipe",
                                         "eval", "expect",      NULL};
-static const char *const recipe_keys[] = {"method",  "bits",     "group", "sym",
-                                          "act_order", "act_bits", "kv_bits", "rotation",
-                                          "seed",    "calib",    "nsamples", "seqlen",
-                                          NULL};
+static const char *const recipe_keys[] = {
+    "method",        "bits",          "group",    "sym",      "clip",
+    "quantize_head", "act_bits",      "kv_bits",  "rotation", "calib",
+    "calib_field",   "calib_format",  "nsamples", "seqlen",   "seed",
+    "act_order",     "static_groups", "damp",     "block",    "gptq_v2", NULL};
+/* Flags of `xfquant gptq` that `xfquant rtn` does not have. */
+static const char *const gptq_only_keys[] = {
+    "calib",     "calib_field",   "calib_format", "nsamples", "seqlen", "seed",
+    "act_order", "static_groups", "damp",         "block",    "gptq_v2", NULL};
 static const char *const eval_keys[] = {"text", "protocol", "seqlen", "ctx", "max_windows", NULL};
 static const char *const band_keys[] = {"value",       "abs_floor",   "rel_floor",
                                         "abs_ceiling", "rel_ceiling", NULL};
@@ -69,13 +74,14 @@ static int check_keys(const json_t *obj, const char *const *allowed, const char 
 {
     const char *key;
     json_t *v;
-    json_object_foreach((json_t *)obj, key, v) {
+    json_object_foreach ((json_t *)obj, key, v) {
         if (in_list(allowed, key))
             continue;
         char list[512] = "";
         size_t at = 0;
         for (const char *const *a = allowed; *a && at < sizeof list; a++)
-            at += (size_t)snprintf(list + at, sizeof list - at, "%s%s", a == allowed ? "" : ", ", *a);
+            at +=
+                (size_t)snprintf(list + at, sizeof list - at, "%s%s", a == allowed ? "" : ", ", *a);
         return xf_fail(err, "%s: %sunknown key '%s' (allowed: %s)", ctx, where, key, list);
     }
     return 0;
@@ -114,11 +120,11 @@ static int get_string(const json_t *obj, const char *key, bool required, char **
     return 0;
 }
 
-/* An integer in [lo, hi]; *out = -1 when absent. */
+/* An integer in [lo, hi]; *out = XF_REGRESS_ABSENT when absent. */
 static int get_int(const json_t *obj, const char *key, int64_t lo, int64_t hi, int64_t *out,
                    const char *ctx, const char *where, xf_error *err)
 {
-    *out = -1;
+    *out = XF_REGRESS_ABSENT;
     json_t *v = json_object_get(obj, key);
     if (!v)
         return 0;
@@ -152,10 +158,29 @@ static char *resolve(const char *root, const char *p)
 
 /* ---- recipe ---- */
 
+/* A string that must be one of `values` (NULL-terminated); NULL if absent. */
+static int get_enum(const json_t *obj, const char *key, const char *const *values, char **out,
+                    const char *ctx, const char *where, xf_error *err)
+{
+    if (get_string(obj, key, false, out, ctx, where, err))
+        return -1;
+    if (!*out || in_list(values, *out))
+        return 0;
+    char list[256] = "";
+    size_t at = 0;
+    for (const char *const *v = values; *v && at < sizeof list; v++)
+        at +=
+            (size_t)snprintf(list + at, sizeof list - at, "%s\"%s\"", v == values ? "" : ", ", *v);
+    return xf_fail(err, "%s: %s'%s' must be one of %s", ctx, where, key, list);
+}
+
 static int parse_recipe(xf_regress_recipe *rc, const json_t *j, const char *root, const char *ctx,
                         xf_error *err)
 {
+    static const char *const clips[] = {"none", "mse", NULL};
+    static const char *const formats[] = {"text", "jsonl", "dir", NULL};
     const char *w = "recipe: ";
+    rc->damp = NAN;
     if (check_keys(j, recipe_keys, ctx, w, err))
         return -1;
     json_t *m = json_object_get(j, "method");
@@ -173,40 +198,57 @@ static int parse_recipe(xf_regress_recipe *rc, const json_t *j, const char *root
     /* Keys that mean nothing for the method are refused, not ignored. */
     const char *key;
     json_t *v;
-    json_object_foreach((json_t *)j, key, v) {
+    json_object_foreach ((json_t *)j, key, v) {
         if (!strcmp(key, "method"))
             continue;
         if (rc->method == XF_REGRESS_FP16)
             return xf_fail(err, "%s: recipe: key '%s' does not apply to method fp16", ctx, key);
-        bool gptq_only = !strcmp(key, "act_order") || !strcmp(key, "calib") ||
-                         !strcmp(key, "nsamples") || !strcmp(key, "seqlen");
-        if (rc->method == XF_REGRESS_RTN && gptq_only)
-            return xf_fail(err, "%s: recipe: key '%s' applies to method gptq only", ctx, key);
+        /* rtn has no sampling; its only use of a seed is a random rotation */
+        bool rtn_seed = !strcmp(key, "seed") && json_object_get(j, "rotation");
+        if (rc->method == XF_REGRESS_RTN && in_list(gptq_only_keys, key) && !rtn_seed)
+            return xf_fail(err, "%s: recipe: key '%s' applies to method gptq only%s", ctx, key,
+                           strcmp(key, "seed") ? "" : " (or rtn with a rotation)");
     }
 
-    int64_t t;
-    if (get_int(j, "bits", 2, 8, &t, ctx, w, err))
+    if (get_int(j, "bits", 2, 8, &rc->bits, ctx, w, err))
         return -1;
-    rc->bits = (int)t;
-    if (rc->method != XF_REGRESS_FP16 && rc->bits < 0)
+    if (rc->bits == 5 || rc->bits == 6 || rc->bits == 7)
+        return xf_fail(err, "%s: recipe: 'bits' must be 2, 3, 4 or 8", ctx);
+    if (rc->method != XF_REGRESS_FP16 && rc->bits == XF_REGRESS_ABSENT)
         return xf_fail(err, "%s: recipe: missing key 'bits' (required for method %s)", ctx,
                        method_names[rc->method]);
-    if (get_int(j, "group", 0, INT32_MAX, &rc->group, ctx, w, err) ||
-        get_bool(j, "sym", &rc->sym, ctx, w, err) ||
-        get_bool(j, "act_order", &rc->act_order, ctx, w, err))
+    if (get_int(j, "group", -1, INT32_MAX, &rc->group, ctx, w, err))
         return -1;
-    if (get_int(j, "act_bits", 2, 16, &t, ctx, w, err))
-        return -1;
-    rc->act_bits = (int)t;
-    if (get_int(j, "kv_bits", 2, 16, &t, ctx, w, err))
-        return -1;
-    rc->kv_bits = (int)t;
-    if (get_string(j, "rotation", false, &rc->rotation, ctx, w, err) ||
-        get_int(j, "seed", 0, INT64_MAX, &rc->seed, ctx, w, err) ||
+    if (rc->group == 0)
+        return xf_fail(err,
+                       "%s: recipe: 'group' must be a positive integer or -1 (one grid per "
+                       "row)",
+                       ctx);
+    if (get_bool(j, "sym", &rc->sym, ctx, w, err) ||
+        get_enum(j, "clip", clips, &rc->clip, ctx, w, err) ||
+        get_bool(j, "quantize_head", &rc->quantize_head, ctx, w, err) ||
+        get_int(j, "act_bits", 2, 16, &rc->act_bits, ctx, w, err) ||
+        get_int(j, "kv_bits", 2, 16, &rc->kv_bits, ctx, w, err) ||
+        get_string(j, "rotation", false, &rc->rotation, ctx, w, err) ||
         get_string(j, "calib", false, &rc->calib, ctx, w, err) ||
-        get_int(j, "nsamples", 1, INT32_MAX, &rc->nsamples, ctx, w, err) ||
-        get_int(j, "seqlen", 1, INT32_MAX, &rc->seqlen, ctx, w, err))
+        get_string(j, "calib_field", false, &rc->calib_field, ctx, w, err) ||
+        get_enum(j, "calib_format", formats, &rc->calib_format, ctx, w, err) ||
+        get_int(j, "nsamples", 1, 1 << 20, &rc->nsamples, ctx, w, err) ||
+        get_int(j, "seqlen", 1, 1 << 20, &rc->seqlen, ctx, w, err) ||
+        get_int(j, "seed", 0, INT64_MAX, &rc->seed, ctx, w, err) ||
+        get_bool(j, "act_order", &rc->act_order, ctx, w, err) ||
+        get_bool(j, "static_groups", &rc->static_groups, ctx, w, err) ||
+        get_bool(j, "gptq_v2", &rc->gptq_v2, ctx, w, err) ||
+        get_int(j, "block", 1, 1 << 16, &rc->block, ctx, w, err))
         return -1;
+    json_t *damp = json_object_get(j, "damp");
+    if (damp) {
+        if (!json_is_number(damp) || !(json_number_value(damp) >= 0) || json_number_value(damp) > 1)
+            return xf_fail(err, "%s: recipe: 'damp' must be a number in [0, 1]", ctx);
+        rc->damp = json_number_value(damp);
+    }
+    if (rc->method == XF_REGRESS_GPTQ && !rc->calib)
+        return xf_fail(err, "%s: recipe: missing key 'calib' (required for method gptq)", ctx);
     if (rc->calib && !(rc->calib_path = resolve(root, rc->calib)))
         return xf_fail(err, "%s: out of memory", ctx);
     return 0;
@@ -218,7 +260,8 @@ static int parse_eval(xf_regress_eval *ev, const json_t *j, const char *root, co
                       xf_error *err)
 {
     const char *w = "eval: ";
-    if (check_keys(j, eval_keys, ctx, w, err) || get_string(j, "text", true, &ev->text, ctx, w, err))
+    if (check_keys(j, eval_keys, ctx, w, err) ||
+        get_string(j, "text", true, &ev->text, ctx, w, err))
         return -1;
     if (!(ev->text_path = resolve(root, ev->text)))
         return xf_fail(err, "%s: out of memory", ctx);
@@ -231,11 +274,11 @@ static int parse_eval(xf_regress_eval *ev, const json_t *j, const char *root, co
         get_int(j, "max_windows", 0, INT32_MAX, &ev->max_windows, ctx, w, err))
         return -1;
     /* Same rule as the CLI: each protocol has its own window option. */
-    if (ev->protocol == XF_PROTOCOL_GPTQ && ev->ctx >= 0)
+    if (ev->protocol == XF_PROTOCOL_GPTQ && ev->ctx != XF_REGRESS_ABSENT)
         return xf_fail(err, "%s: eval: 'ctx' applies to protocol llamacpp; use 'seqlen'", ctx);
-    if (ev->protocol == XF_PROTOCOL_LLAMACPP && ev->seqlen >= 0)
+    if (ev->protocol == XF_PROTOCOL_LLAMACPP && ev->seqlen != XF_REGRESS_ABSENT)
         return xf_fail(err, "%s: eval: 'seqlen' applies to protocol gptq; use 'ctx'", ctx);
-    if (ev->max_windows < 0)
+    if (ev->max_windows == XF_REGRESS_ABSENT)
         ev->max_windows = 0;
     return 0;
 }
@@ -266,7 +309,7 @@ static int parse_expect(xf_regress_case *c, const json_t *j, const char *ctx, xf
 {
     const char *key;
     json_t *b;
-    json_object_foreach((json_t *)j, key, b) {
+    json_object_foreach ((json_t *)j, key, b) {
         xf_regress_metric m;
         if (xf_regress_metric_parse(key, strlen(key), &m) != 0)
             return xf_fail(err,
@@ -291,14 +334,16 @@ static int parse_expect(xf_regress_case *c, const json_t *j, const char *ctx, xf
             parse_side(b, "abs_ceiling", "rel_ceiling", &band->ceiling, ctx, key, err))
             return -1;
         if (band->floor.kind == XF_REGRESS_TOL_OPEN && band->ceiling.kind == XF_REGRESS_TOL_OPEN)
-            return xf_fail(err, "%s: expect: %s: band has neither a floor nor a ceiling, so it "
-                                "checks nothing",
+            return xf_fail(err,
+                           "%s: expect: %s: band has neither a floor nor a ceiling, so it "
+                           "checks nothing",
                            ctx, key);
-        bool rel = band->floor.kind == XF_REGRESS_TOL_REL ||
-                   band->ceiling.kind == XF_REGRESS_TOL_REL;
+        bool rel =
+            band->floor.kind == XF_REGRESS_TOL_REL || band->ceiling.kind == XF_REGRESS_TOL_REL;
         if (rel && band->value == 0)
-            return xf_fail(err, "%s: expect: %s: a relative tolerance around value 0 is an empty "
-                                "band; use abs_floor/abs_ceiling",
+            return xf_fail(err,
+                           "%s: expect: %s: a relative tolerance around value 0 is an empty "
+                           "band; use abs_floor/abs_ceiling",
                            ctx, key);
         band->present = true;
     }
@@ -348,8 +393,8 @@ static int parse_case(xf_regress_suite *s, size_t idx, const json_t *j, const ch
         return -1;
     if (!(c->model_path = resolve(root, c->model)))
         return xf_fail(err, "%s: out of memory", ctx);
-    if (parse_recipe(&c->recipe, recipe, root, ctx, err) || parse_eval(&c->eval, ev, root, ctx, err) ||
-        parse_expect(c, expect, ctx, err))
+    if (parse_recipe(&c->recipe, recipe, root, ctx, err) ||
+        parse_eval(&c->eval, ev, root, ctx, err) || parse_expect(c, expect, ctx, err))
         return -1;
     for (int m = 0; m < XF_REGRESS_N_METRICS; m++)
         c->wants[m] = c->expect[m].present;
@@ -388,8 +433,9 @@ static int parse_term(rel_lexer *lx, const xf_regress_suite *s, xf_regress_term 
     if (lx->p == m0)
         return syntax(lx, "a metric name", err);
     if (xf_regress_metric_parse(m0, (size_t)(lx->p - m0), &t->metric) != 0)
-        return xf_fail(err, "%s: unknown metric '%.*s' (allowed: ppl, kld, bits_per_weight, "
-                            "seconds)",
+        return xf_fail(err,
+                       "%s: unknown metric '%.*s' (allowed: ppl, kld, bits_per_weight, "
+                       "seconds)",
                        lx->ctx, (int)(lx->p - m0), m0);
     skip_ws(lx);
     if (*lx->p != '(')
@@ -422,8 +468,8 @@ static int parse_term(rel_lexer *lx, const xf_regress_suite *s, xf_regress_term 
         skip_ws(lx);
         /* Only number characters, so strtod cannot read "inf"/"nan"/hex. */
         const char *n0 = lx->p;
-        while (isdigit((unsigned char)*lx->p) || *lx->p == '.' || *lx->p == 'e' ||
-               *lx->p == 'E' || *lx->p == '+' || *lx->p == '-')
+        while (isdigit((unsigned char)*lx->p) || *lx->p == '.' || *lx->p == 'e' || *lx->p == 'E' ||
+               *lx->p == '+' || *lx->p == '-')
             lx->p++;
         char num[64];
         size_t nn = (size_t)(lx->p - n0);
@@ -579,9 +625,12 @@ void xf_regress_suite_free(xf_regress_suite *s)
         free(c->description);
         free(c->model);
         free(c->model_path);
+        free(c->recipe.clip);
         free(c->recipe.rotation);
         free(c->recipe.calib);
         free(c->recipe.calib_path);
+        free(c->recipe.calib_field);
+        free(c->recipe.calib_format);
         free(c->eval.text);
         free(c->eval.text_path);
     }

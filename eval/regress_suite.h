@@ -27,10 +27,10 @@
 
 /* The metrics a case can measure and expect. */
 typedef enum xf_regress_metric {
-    XF_REGRESS_PPL = 0,  /* "ppl": perplexity on eval.text */
-    XF_REGRESS_KLD,      /* "kld": KL(unquantized model || quantized) per token */
-    XF_REGRESS_BPW,      /* "bits_per_weight": storage bits per linear weight */
-    XF_REGRESS_SECONDS,  /* "seconds": wall time of quantize + evaluate */
+    XF_REGRESS_PPL = 0, /* "ppl": perplexity on eval.text */
+    XF_REGRESS_KLD,     /* "kld": KL(unquantized model || quantized) per token */
+    XF_REGRESS_BPW,     /* "bits_per_weight": storage bits per linear weight */
+    XF_REGRESS_SECONDS, /* "seconds": wall time of quantize + evaluate */
     XF_REGRESS_N_METRICS
 } xf_regress_metric;
 
@@ -48,34 +48,49 @@ typedef enum xf_regress_method {
 /* "fp16", "rtn", "gptq". */
 const char *xf_regress_method_name(xf_regress_method m);
 
+/* Integer recipe/eval fields not given in the suite. */
+#define XF_REGRESS_ABSENT INT64_MIN
+
 /* One recipe = one command line of `xfquant rtn` / `xfquant gptq` (keys map
- * 1:1 to flags, docs/regress.md has the table). An absent key means "flag
- * not given: the CLI's default"; integers are then -1 and optional strings
- * NULL; booleans are tri-state (-1 absent, 0 false, 1 true). */
+ * 1:1 to flags; docs/regress.md has the table, xf_regress_quant_argv builds
+ * the command line). An absent key means "flag not given: the CLI's
+ * default": integers are then XF_REGRESS_ABSENT, damp NAN, strings NULL,
+ * booleans (tri-state) -1; a given boolean is 0 or 1. */
 typedef struct xf_regress_recipe {
     xf_regress_method method;
-    int bits;          /* --bits (2..8); required for rtn/gptq, -1 for fp16 */
-    int64_t group;     /* --group; 0 = one group per row */
+    int64_t bits;      /* --bits: 2, 3, 4 or 8; required for rtn/gptq */
+    int64_t group;     /* --group: columns per group, or -1 (one grid per row) */
     int sym;           /* --sym */
-    int act_order;     /* --act-order (gptq only) */
-    int act_bits;      /* --act-bits (2..16) */
-    int kv_bits;       /* --kv-bits (2..16) */
-    char *rotation;    /* --rotation NAME */
-    int64_t seed;      /* --seed */
-    char *calib;       /* --calib FILE (gptq only), as written in the suite */
-    char *calib_path;  /* the same, resolved against the root */
-    int64_t nsamples;  /* --nsamples (gptq only) */
-    int64_t seqlen;    /* --seqlen of calibration windows (gptq only) */
+    char *clip;        /* --clip none|mse */
+    int quantize_head; /* --quantize-head */
+    /* Reserved for flags the CLI does not have yet (they are passed through,
+     * so today's CLI refuses them rather than ignoring them). */
+    int64_t act_bits; /* --act-bits (2..16) */
+    int64_t kv_bits;  /* --kv-bits (2..16) */
+    char *rotation;   /* --rotation NAME */
+    /* gptq only (seed also for rtn with a rotation) */
+    char *calib;        /* --calib FILE (required for gptq), as written in the suite */
+    char *calib_path;   /* the same, resolved against the root */
+    char *calib_field;  /* --calib-field NAME */
+    char *calib_format; /* --calib-format text|jsonl|dir */
+    int64_t nsamples;   /* --nsamples */
+    int64_t seqlen;     /* --seqlen: tokens per calibration window */
+    int64_t seed;       /* --seed */
+    int act_order;      /* --act-order */
+    int static_groups;  /* --static-groups */
+    int gptq_v2;        /* --gptq-v2 */
+    double damp;        /* --damp, in [0, 1] */
+    int64_t block;      /* --block */
 } xf_regress_recipe;
 
 /* The evaluation: maps 1:1 to the options of `xfquant ppl` / `xfquant kld`. */
 typedef struct xf_regress_eval {
-    char *text;            /* --text FILE, as written */
-    char *text_path;       /* resolved against the root */
-    xf_protocol protocol;  /* --protocol (default gptq) */
-    int64_t seqlen;        /* --seqlen (gptq protocol only); -1 absent */
-    int64_t ctx;           /* --ctx (llamacpp protocol only); -1 absent */
-    int64_t max_windows;   /* --max-windows; 0 = all (default) */
+    char *text;           /* --text FILE, as written */
+    char *text_path;      /* resolved against the root */
+    xf_protocol protocol; /* --protocol (default gptq) */
+    int64_t seqlen;       /* --seqlen (gptq protocol only) or XF_REGRESS_ABSENT */
+    int64_t ctx;          /* --ctx (llamacpp protocol only) or XF_REGRESS_ABSENT */
+    int64_t max_windows;  /* --max-windows; 0 = all (the default) */
 } xf_regress_eval;
 
 /* One side of a tolerance band. */
@@ -112,7 +127,10 @@ typedef struct xf_regress_case {
 } xf_regress_case;
 
 typedef enum xf_regress_op {
-    XF_REGRESS_LT = 0, XF_REGRESS_LE, XF_REGRESS_GT, XF_REGRESS_GE
+    XF_REGRESS_LT = 0,
+    XF_REGRESS_LE,
+    XF_REGRESS_GT,
+    XF_REGRESS_GE
 } xf_regress_op;
 
 /* "<", "<=", ">", ">=". */
@@ -134,22 +152,21 @@ typedef struct xf_regress_relation {
 } xf_regress_relation;
 
 typedef struct xf_regress_suite {
-    char *path;   /* the suite file (names it in every message) */
-    char *root;   /* what relative paths were resolved against */
-    char *name;   /* "name" key, or the file name without .json */
+    char *path; /* the suite file (names it in every message) */
+    char *root; /* what relative paths were resolved against */
+    char *name; /* "name" key, or the file name without .json */
     char *description;
     xf_regress_case *cases;
     size_t n_cases;
     xf_regress_relation *relations;
     size_t n_relations;
-    json_t *doc;  /* the parsed file, for update */
+    json_t *doc; /* the parsed file, for update */
 } xf_regress_suite;
 
 /* Loads and validates the suite at path; relative paths in it are resolved
  * against root (NULL: the current directory). On failure *s is left empty
  * (safe to free) and err holds one line "PATH: case 'ID': problem". */
-int xf_regress_suite_load(xf_regress_suite *s, const char *path, const char *root,
-                          xf_error *err);
+int xf_regress_suite_load(xf_regress_suite *s, const char *path, const char *root, xf_error *err);
 /* The same from a buffer; `path` only names it in messages and is kept as
  * the file update would write. */
 int xf_regress_suite_parse(xf_regress_suite *s, const char *text, size_t len, const char *path,
@@ -158,6 +175,17 @@ void xf_regress_suite_free(xf_regress_suite *s);
 
 /* Index of the case with that id, or -1. */
 long xf_regress_suite_find(const xf_regress_suite *s, const char *id);
+
+/* The command line a case stands for, as a NULL-terminated malloc'd
+ * array (free with xf_regress_argv_free); NULL when out of memory.
+ * quant: {"rtn"|"gptq", flags..., MODEL, out_xfq} with resolved paths; for
+ * fp16 an empty array (*argc = 0: nothing to quantize).
+ * eval: the options shared by `xfquant ppl MODEL` and `xfquant kld BASE
+ * MODEL`: {"--text", FILE, "--protocol", P, ["--seqlen"|"--ctx", N],
+ * ["--max-windows", N]}. */
+char **xf_regress_quant_argv(const xf_regress_case *c, const char *out_xfq, int *argc);
+char **xf_regress_eval_argv(const xf_regress_case *c, int *argc);
+void xf_regress_argv_free(char **argv);
 
 struct xf_regress_results;
 

@@ -82,7 +82,7 @@ int xf_regress_suite_update(xf_regress_suite *s, const struct xf_regress_results
     size_t dlen = 0;
     FILE *d = open_memstream(&dbuf, &dlen);
     json_t *doc = json_deep_copy(s->doc);
-    double (*newv)[XF_REGRESS_N_METRICS] = calloc(s->n_cases, sizeof *newv);
+    double(*newv)[XF_REGRESS_N_METRICS] = calloc(s->n_cases, sizeof *newv);
     int rc = -1;
     if (!d || !doc || !newv) {
         xf_fail(err, "%s: out of memory", s->path);

@@ -18,7 +18,10 @@ int xf_text_tokens_load(xf_text_tokens *tt, const char *path, const xf_tokenizer
         free(text);
         return xf_fail(err, "%s: the text file is empty", path);
     }
-    xf_sha256_hex(text, len, tt->sha256);
+    xf_sha256_hex(text, len, tt->sha256); /* of the file's bytes */
+    /* Read like Python's text mode (what the reference evaluations do):
+     * CRLF and lone CR become LF; a UTF-8 BOM is kept. */
+    len = xf_text_universal_newlines(text, len);
     tt->text_bytes = len;
     int rc = xf_tokenizer_encode(tok, text, len, true, &tt->ids, &tt->n, err);
     free(text);

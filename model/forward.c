@@ -164,7 +164,8 @@ static int hook_input(const xf_forward_hooks *hooks, int layer, xf_linear_role r
 {
     if (!hooks || !hooks->on_linear_input)
         return 0;
-    return hooks->on_linear_input(hooks->user, layer, role, x, rows, cols, err) == 0 ? 0 : -1;
+    int rc = hooks->on_linear_input(hooks->user, layer, role, x, rows, cols, err);
+    return rc == 0 ? 0 : rc == XF_HOOK_STOP ? XF_HOOK_STOP : -1;
 }
 
 static void linear(const xf_dense_layer *dl, xf_linear_role r, const float *x, int64_t T,
@@ -183,8 +184,11 @@ static int attention_block(xf_workspace *ws, const xf_dense_layer *dl, float *h,
         norm_rows(ws, h, ws->x, T, dl->attn_norm_w, dl->attn_norm_b);
     else
         memcpy(ws->x, h, (size_t)(T * H) * sizeof *h);
-    if (hook_input(hooks, dl->layer, XF_LIN_Q, ws->x, T, H, err) != 0)
-        return -1;
+    {
+        int hr = hook_input(hooks, dl->layer, XF_LIN_Q, ws->x, T, H, err);
+        if (hr != 0)
+            return hr;
+    }
     if (c->fused_qkv) {
         /* GPT-2 c_attn: one [T, q|k|v] product, split in that order */
         const int64_t w3 = qd + 2 * kvd;
@@ -210,8 +214,11 @@ static int attention_block(xf_workspace *ws, const xf_dense_layer *dl, float *h,
         return -1;
     xf_op_attention(ws->q, ws->k, ws->v, ws->attn, T, c->n_heads, c->n_kv_heads, c->head_dim,
                     ws->scores, ws->score_heads);
-    if (hook_input(hooks, dl->layer, XF_LIN_O, ws->attn, T, qd, err) != 0)
-        return -1;
+    {
+        int hr = hook_input(hooks, dl->layer, XF_LIN_O, ws->attn, T, qd, err);
+        if (hr != 0)
+            return hr;
+    }
     linear(dl, XF_LIN_O, ws->attn, T, ws->y);
     xf_op_add(h, ws->y, T * H);
     if (!c->norm_before)
@@ -230,19 +237,28 @@ static int mlp_block(xf_workspace *ws, const xf_dense_layer *dl, float *h, int64
     else
         memcpy(ws->x, h, (size_t)(T * H) * sizeof *h);
     if (dl->w[XF_LIN_GATE]) {
-        if (hook_input(hooks, dl->layer, XF_LIN_GATE, ws->x, T, H, err) != 0)
-            return -1;
+        {
+            int hr = hook_input(hooks, dl->layer, XF_LIN_GATE, ws->x, T, H, err);
+            if (hr != 0)
+                return hr;
+        }
         linear(dl, XF_LIN_GATE, ws->x, T, ws->mlp_a);
         linear(dl, XF_LIN_UP, ws->x, T, ws->mlp_b);
         xf_op_act_gated(c->act, ws->mlp_a, ws->mlp_b, T * I);
     } else {
-        if (hook_input(hooks, dl->layer, XF_LIN_UP, ws->x, T, H, err) != 0)
-            return -1;
+        {
+            int hr = hook_input(hooks, dl->layer, XF_LIN_UP, ws->x, T, H, err);
+            if (hr != 0)
+                return hr;
+        }
         linear(dl, XF_LIN_UP, ws->x, T, ws->mlp_a);
         xf_op_act(c->act, ws->mlp_a, T * I);
     }
-    if (hook_input(hooks, dl->layer, XF_LIN_DOWN, ws->mlp_a, T, I, err) != 0)
-        return -1;
+    {
+        int hr = hook_input(hooks, dl->layer, XF_LIN_DOWN, ws->mlp_a, T, I, err);
+        if (hr != 0)
+            return hr;
+    }
     linear(dl, XF_LIN_DOWN, ws->mlp_a, T, ws->y);
     xf_op_add(h, ws->y, T * H);
     if (!c->norm_before)
@@ -255,9 +271,12 @@ int xf_forward_layer(xf_workspace *ws, const xf_dense_layer *dl, float *h, int64
 {
     if (check_T(ws, T, err) != 0 || check_layer(ws, dl, err) != 0)
         return -1;
-    if (attention_block(ws, dl, h, T, hooks, err) != 0 || mlp_block(ws, dl, h, T, hooks, err) != 0)
+    int rc = attention_block(ws, dl, h, T, hooks, err);
+    if (rc == 0)
+        rc = mlp_block(ws, dl, h, T, hooks, err);
+    if (rc < 0)
         return xf_fail_prefix(err, "layer %d", dl->layer);
-    return 0;
+    return rc; /* 0, or XF_HOOK_STOP */
 }
 
 int xf_forward_final(xf_workspace *ws, const xf_dense_head *hd, const float *h, int64_t T,

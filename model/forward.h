@@ -79,6 +79,12 @@ void xf_dense_head_free(xf_dense_head *hd);
 
 /* ---- hooks --------------------------------------------------------------- */
 
+/* A hook returns 0 to continue, -1 (err filled) to abort, or XF_HOOK_STOP
+ * to end the current layer's forward pass early without error (capture
+ * passes that need nothing further): xf_forward_layer then returns
+ * XF_HOOK_STOP and h holds unspecified partial results. */
+#define XF_HOOK_STOP 1
+
 /* Callbacks seen by xf_forward_layer; a NULL struct or NULL member means
  * nothing is called. Each returns 0, or -1 after filling err to abort the
  * forward pass.
@@ -166,7 +172,8 @@ void xf_runner_free(xf_runner *r);
  * 1 <= T <= max_T. */
 int xf_runner_forward(xf_runner *r, const int32_t *tokens, int64_t T, float *logits,
                       xf_error *err);
-/* Same, with hooks on every layer (hooks may be NULL). */
+/* Same, with hooks on every layer (hooks may be NULL). Returns
+ * XF_HOOK_STOP (logits not written) when a hook stopped the pass. */
 int xf_runner_forward_hooked(xf_runner *r, const int32_t *tokens, int64_t T,
                              const xf_forward_hooks *hooks, float *logits, xf_error *err);
 /* The cached fp32 layer l (its linears may be replaced, see

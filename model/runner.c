@@ -65,8 +65,9 @@ int xf_runner_forward_hooked(xf_runner *r, const int32_t *tokens, int64_t T,
         return -1;
     for (int l = 0; l < mw->cfg.n_layers; l++) {
         if (r->layers) {
-            if (xf_forward_layer(&r->ws, &r->layers[l], r->h, T, hooks, err) != 0)
-                return -1;
+            int rc = xf_forward_layer(&r->ws, &r->layers[l], r->h, T, hooks, err);
+            if (rc != 0)
+                return rc < 0 ? -1 : rc; /* XF_HOOK_STOP ends the pass, logits unset */
             continue;
         }
         xf_dense_layer dl;
@@ -75,7 +76,7 @@ int xf_runner_forward_hooked(xf_runner *r, const int32_t *tokens, int64_t T,
         int rc = xf_forward_layer(&r->ws, &dl, r->h, T, hooks, err);
         xf_dense_layer_free(&dl);
         if (rc != 0)
-            return -1;
+            return rc < 0 ? -1 : rc;
     }
     return xf_forward_final(&r->ws, &r->head, r->h, T, logits, err);
 }

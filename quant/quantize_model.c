@@ -12,6 +12,7 @@
 #include "model/forward.h"
 #include "model/ops.h"
 #include "quant/gptq.h"
+#include "quant/gptq_v2.h"
 #include "quant/hessian.h"
 #include "quant/rtn.h"
 #include "quant/xfq_out.h"
@@ -144,7 +145,8 @@ static int quantize_rtn(xf_loaded_model *m, const xf_quant_options *o, xf_quant_
 typedef struct capture_ctx {
     int layer;
     xf_linear_role role;
-    xf_hessian *hess;
+    xf_hessian *hess; /* accumulates the input's Hessian, or NULL */
+    float *copy;      /* receives the input [rows, cols], or NULL */
 } capture_ctx;
 
 static int capture_input(void *user, int layer, xf_linear_role role, float *x, int64_t rows,
@@ -153,10 +155,15 @@ static int capture_input(void *user, int layer, xf_linear_role role, float *x, i
     capture_ctx *c = user;
     if (layer != c->layer || role != c->role)
         return 0;
-    if (cols != c->hess->d)
+    if (c->hess && cols != c->hess->d)
         return xf_fail(err, "layer %d %s input has %lld columns, the Hessian %lld", layer,
                        xf_linear_role_name(role), (long long)cols, (long long)c->hess->d);
-    return xf_hessian_add(c->hess, x, rows, err);
+    if (c->hess && xf_hessian_add(c->hess, x, rows, err) != 0)
+        return -1;
+    if (c->copy)
+        memcpy(c->copy, x, (size_t)(rows * cols) * sizeof *x);
+    /* the rest of the layer is not needed for this group's Hessian */
+    return XF_HOOK_STOP;
 }
 
 static json_t *gptq_stats_json(const xf_gptq_stats *s)
@@ -261,7 +268,7 @@ static int run_layer_all(xf_workspace *ws, const xf_dense_layer *dl, float *h_al
             memcpy(tmp, h, win * sizeof *tmp);
             h = tmp;
         }
-        if (xf_forward_layer(ws, dl, h, T, hooks, err) != 0)
+        if (xf_forward_layer(ws, dl, h, T, hooks, err) < 0)
             return -1;
     }
     return 0;
@@ -307,22 +314,104 @@ out_nohess:
     return rc;
 }
 
+/* The calibration activations: the hidden states entering the current
+ * layer for every window, from the model being quantized and (GPTQv2) from
+ * the full-precision model. */
+typedef struct calib_streams {
+    int64_t ns, T, hidden;
+    float *h_q;   /* [ns, T, hidden] */
+    float *h_fp;  /* [ns, T, hidden] or NULL */
+    float *tmp;   /* [T, hidden] */
+    float *x_q, *x_fp; /* [T, max input width] captured inputs (GPTQv2) */
+} calib_streams;
+
+/* Hessian H (and for GPTQv2 the cross-covariance C) of the input of one
+ * group of linears of layer dl (dl_fp: the same layer in full precision). */
+static int group_statistics(xf_workspace *ws, const xf_dense_layer *dl, const xf_dense_layer *dl_fp,
+                            const lin_group *grp, calib_streams *cs, double *H, double *C,
+                            xf_error *err)
+{
+    int64_t d = dl->in[grp->roles[0]], T = cs->T, win = T * cs->hidden;
+    xf_hessian hs;
+    xf_cross_cov cc;
+    if (xf_hessian_init(&hs, d, err) != 0)
+        return -1;
+    if (C && xf_cross_cov_init(&cc, d, err) != 0) {
+        xf_hessian_free(&hs);
+        return -1;
+    }
+    capture_ctx cap_q = {dl->layer, grp->input_role, &hs, C ? cs->x_q : NULL};
+    capture_ctx cap_fp = {dl->layer, grp->input_role, NULL, cs->x_fp};
+    xf_forward_hooks hooks_q = {&cap_q, capture_input, NULL};
+    xf_forward_hooks hooks_fp = {&cap_fp, capture_input, NULL};
+    int rc = 0;
+    for (int64_t s = 0; s < cs->ns && rc == 0; s++) {
+        memcpy(cs->tmp, cs->h_q + s * win, (size_t)win * sizeof *cs->tmp);
+        rc = xf_forward_layer(ws, dl, cs->tmp, T, &hooks_q, err) < 0 ? -1 : 0;
+        if (rc == 0 && C) {
+            memcpy(cs->tmp, cs->h_fp + s * win, (size_t)win * sizeof *cs->tmp);
+            rc = xf_forward_layer(ws, dl_fp, cs->tmp, T, &hooks_fp, err) < 0 ? -1 : 0;
+            if (rc == 0)
+                rc = xf_cross_cov_add(&cc, cs->x_fp, cs->x_q, T, err);
+        }
+    }
+    if (rc == 0)
+        rc = xf_hessian_finalize(&hs, H, err);
+    if (rc == 0 && C)
+        rc = xf_cross_cov_finalize(&cc, C, err);
+    if (C)
+        xf_cross_cov_free(&cc);
+    xf_hessian_free(&hs);
+    return rc;
+}
+
+static int quantize_group(const xf_quant_options *o, const xf_model_weights *mw,
+                          xf_dense_layer *dl, const lin_group *grp, const double *H,
+                          const double *C, xf_quant_collector *col, xf_error *err)
+{
+    float *W[3];
+    int64_t rows[3];
+    const char *names[3];
+    int64_t d = dl->in[grp->roles[0]];
+    for (int k = 0; k < grp->n; k++) {
+        xf_linear_role role = grp->roles[k];
+        W[k] = dl->w[role];
+        rows[k] = dl->out[role];
+        names[k] = mw->layers[dl->layer].lin[role].w->name;
+        if (C) {
+            double used;
+            if (xf_gptq_v2_correct(W[k], rows[k], d, H, C, o->damp, &used, names[k], err) != 0)
+                return -1;
+        }
+    }
+    return gptq_linears(o, W, rows, names, grp->n, d, H, col, err);
+}
+
 static int quantize_gptq(xf_loaded_model *m, const xf_quant_options *o, int64_t T,
-                         const xf_calib_set *cs, xf_quant_collector *col, xf_error *err)
+                         const xf_calib_set *calib, xf_quant_collector *col, xf_error *err)
 {
     const xf_model_weights *mw = &m->weights;
     const xf_model_config *cfg = &mw->cfg;
-    int64_t hidden = cfg->hidden, ns = cs->nsamples;
-    size_t win = (size_t)(T * hidden);
-    if (ns > 0 && win > SIZE_MAX / sizeof(float) / (size_t)ns)
+    calib_streams cs = {calib->nsamples, T, cfg->hidden, NULL, NULL, NULL, NULL, NULL};
+    size_t win = (size_t)(T * cfg->hidden);
+    int64_t max_in = cfg->intermediate > cfg->hidden ? cfg->intermediate : cfg->hidden;
+    if (cfg->n_heads * cfg->head_dim > max_in)
+        max_in = cfg->n_heads * cfg->head_dim;
+    if (cs.ns > 0 && win > SIZE_MAX / sizeof(float) / (size_t)cs.ns / 2)
         return xf_fail(err, "calibration activations too large");
-    float *h_all = malloc((size_t)ns * win * sizeof *h_all);
-    float *tmp = malloc(win * sizeof *tmp);
+    cs.h_q = malloc((size_t)cs.ns * win * sizeof *cs.h_q);
+    cs.tmp = malloc(win * sizeof *cs.tmp);
+    bool v2 = o->gptq_v2;
+    if (v2) {
+        cs.h_fp = malloc((size_t)cs.ns * win * sizeof *cs.h_fp);
+        cs.x_q = malloc((size_t)(T * max_in) * sizeof *cs.x_q);
+        cs.x_fp = malloc((size_t)(T * max_in) * sizeof *cs.x_fp);
+    }
     xf_workspace ws;
     int ws_ok = 0, rc = 0;
-    if (!h_all || !tmp) {
+    if (!cs.h_q || !cs.tmp || (v2 && (!cs.h_fp || !cs.x_q || !cs.x_fp))) {
         rc = xf_fail(err, "out of memory for %lld x %lld x %lld calibration activations",
-                     (long long)ns, (long long)T, (long long)hidden);
+                     (long long)cs.ns, (long long)T, (long long)cfg->hidden);
         goto out;
     }
     if (xf_workspace_init(&ws, cfg, T, m->path, err) != 0) {
@@ -330,67 +419,63 @@ static int quantize_gptq(xf_loaded_model *m, const xf_quant_options *o, int64_t 
         goto out;
     }
     ws_ok = 1;
-    for (int64_t s = 0; s < ns && rc == 0; s++)
-        rc = xf_forward_embed(&ws, mw, cs->tokens + s * T, T, h_all + (size_t)s * win, err);
+    for (int64_t s = 0; s < cs.ns && rc == 0; s++)
+        rc = xf_forward_embed(&ws, mw, calib->tokens + s * T, T, cs.h_q + (size_t)s * win, err);
+    if (rc == 0 && v2)
+        memcpy(cs.h_fp, cs.h_q, (size_t)cs.ns * win * sizeof *cs.h_fp);
     lin_group groups[4];
     int n_groups = sequential_groups(cfg, groups);
     xf_progress prog;
     xf_progress_init(&prog, "gptq: layer");
     for (int64_t l = 0; l < cfg->n_layers && rc == 0; l++) {
-        xf_dense_layer dl;
+        xf_dense_layer dl, dl_fp;
         if (xf_dense_layer_init(&dl, mw, (int)l, err) != 0) {
             rc = -1;
             break;
         }
+        if (v2 && xf_dense_layer_init(&dl_fp, mw, (int)l, err) != 0) {
+            xf_dense_layer_free(&dl);
+            rc = -1;
+            break;
+        }
         for (int g = 0; g < n_groups && rc == 0; g++) {
-            const lin_group *grp = &groups[g];
-            int64_t d = dl.in[grp->roles[0]];
-            xf_hessian hs;
-            if (xf_hessian_init(&hs, d, err) != 0) {
-                rc = -1;
-                break;
-            }
-            capture_ctx cap = {(int)l, grp->input_role, &hs};
-            xf_forward_hooks hooks = {&cap, capture_input, NULL};
+            int64_t d = dl.in[groups[g].roles[0]];
             double *H = malloc((size_t)(d * d) * sizeof *H);
-            if (!H)
+            double *C = v2 ? malloc((size_t)(d * d) * sizeof *C) : NULL;
+            if (!H || (v2 && !C))
                 rc = xf_fail(err, "out of memory for a %lld-wide Hessian", (long long)d);
             if (rc == 0)
-                rc = run_layer_all(&ws, &dl, h_all, tmp, ns, T, hidden, &hooks, false, err);
+                rc = group_statistics(&ws, &dl, v2 ? &dl_fp : NULL, &groups[g], &cs, H, C, err);
             if (rc == 0)
-                rc = xf_hessian_finalize(&hs, H, err);
-            if (rc == 0) {
-                float *W[3];
-                int64_t rows[3];
-                const char *names[3];
-                for (int k = 0; k < grp->n; k++) {
-                    xf_linear_role role = grp->roles[k];
-                    W[k] = dl.w[role];
-                    rows[k] = dl.out[role];
-                    names[k] = mw->layers[l].lin[role].w->name;
-                }
-                rc = gptq_linears(o, W, rows, names, grp->n, d, H, col, err);
-            }
+                rc = quantize_group(o, mw, &dl, &groups[g], H, C, col, err);
             free(H);
-            xf_hessian_free(&hs);
+            free(C);
             char extra[96];
-            snprintf(extra, sizeof extra, " %s", xf_linear_role_name(grp->roles[0]));
+            snprintf(extra, sizeof extra, " %s", xf_linear_role_name(groups[g].roles[0]));
             xf_progress_update(&prog, l, cfg->n_layers, 0, extra);
         }
-        /* sequential: the next layer sees this layer's quantized outputs */
+        /* sequential: the next layer sees this layer's quantized outputs
+         * (and, for GPTQv2, the full-precision stream moves on in fp) */
         if (rc == 0)
-            rc = run_layer_all(&ws, &dl, h_all, tmp, ns, T, hidden, NULL, true, err);
+            rc = run_layer_all(&ws, &dl, cs.h_q, cs.tmp, cs.ns, T, cfg->hidden, NULL, true, err);
+        if (rc == 0 && v2)
+            rc = run_layer_all(&ws, &dl_fp, cs.h_fp, cs.tmp, cs.ns, T, cfg->hidden, NULL, true, err);
         xf_dense_layer_free(&dl);
+        if (v2)
+            xf_dense_layer_free(&dl_fp);
         xf_progress_update(&prog, l + 1, cfg->n_layers, 0, NULL);
     }
     xf_progress_finish(&prog);
     if (rc == 0 && o->quantize_head)
-        rc = gptq_head(m, o, h_all, ns, T, col, err);
+        rc = gptq_head(m, o, cs.h_q, cs.ns, T, col, err);
 out:
     if (ws_ok)
         xf_workspace_free(&ws);
-    free(h_all);
-    free(tmp);
+    free(cs.h_q);
+    free(cs.h_fp);
+    free(cs.tmp);
+    free(cs.x_q);
+    free(cs.x_fp);
     return rc;
 }
 
@@ -403,8 +488,8 @@ int xf_quantize_model(xf_loaded_model *m, const xf_quant_options *o, const char 
     if (o->quantize_head && cfg->tie_embeddings)
         return xf_fail(err, "%s: the LM head is tied to the embeddings; --quantize-head would "
                             "quantize the embedding table too (not supported)", m->path);
-    if (o->gptq_v2)
-        return xf_fail(err, "--gptq-v2 is not implemented yet");
+    if (o->gptq_v2 && o->method != XF_METHOD_GPTQ)
+        return xf_fail(err, "--gptq-v2 applies to gptq only");
     int64_t T = o->seqlen > 0 ? o->seqlen : (cfg->max_pos > 0 && cfg->max_pos < 2048 ? cfg->max_pos : 2048);
     json_t *prov = json_pack("{s:s, s:s, s:s}", "tool", "xfquant", "tool_version", XF_VERSION,
                              "source", m->path);
