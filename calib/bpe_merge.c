@@ -75,13 +75,12 @@ void xf_bpe_work_free(xf_bpe_work *w)
 }
 
 /* Min-heap of (rank << 32 | position): smallest rank first, then the
- * leftmost position, as HF orders its merge queue. 4-ary: half the depth
- * of a binary heap, and the four children share a cache line. */
+ * leftmost position, as HF orders its merge queue. */
 static void heap_push(uint64_t *h, size_t *n, uint64_t v)
 {
     size_t i = (*n)++;
     while (i > 0) {
-        size_t parent = (i - 1) / 4;
+        size_t parent = (i - 1) / 2;
         if (h[parent] <= v)
             break;
         h[i] = h[parent];
@@ -96,18 +95,15 @@ static uint64_t heap_pop(uint64_t *h, size_t *n)
     uint64_t last = h[--(*n)];
     size_t i = 0, count = *n;
     for (;;) {
-        size_t c = 4 * i + 1;
+        size_t c = 2 * i + 1;
         if (c >= count)
             break;
-        size_t end = c + 4 < count ? c + 4 : count;
-        size_t m = c;
-        for (size_t k = c + 1; k < end; k++)
-            if (h[k] < h[m])
-                m = k;
-        if (h[m] >= last)
+        if (c + 1 < count && h[c + 1] < h[c])
+            c++;
+        if (h[c] >= last)
             break;
-        h[i] = h[m];
-        i = m;
+        h[i] = h[c];
+        i = c;
     }
     if (count)
         h[i] = last;

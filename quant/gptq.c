@@ -2,17 +2,20 @@
  *
  * W is copied into Wp, permuted to quantization order (dead columns
  * zeroed). Per block of B columns [i1, i2): every row runs the column loop
- * on its own (rows are independent: OpenMP over rows), updating only the
- * block's columns and recording the scaled errors E [rows, B]; then the
- * columns right of the block get one cblas_sgemm: Wp[:, i2:] -= E U[i1:i2, i2:].
- * All sweep arithmetic is fp32 with fp32 U, as the reference.
+ * on its own (rows are independent), recording the scaled errors
+ * E [rows, B]; then the columns right of the block get one cblas_sgemm:
+ * Wp[:, i2:] -= E U[i1:i2, i2:] (one per block and per thread's row slice,
+ * see below). Inside the block the same idea is used once more with
+ * sub-blocks of SUB_BLOCK columns. All sweep arithmetic is fp32 with fp32 U,
+ * as the reference; only the summation order of the updates differs from
+ * the plain column-by-column algorithm.
  *
  * Group grids (non-static) are fitted when column i reaches a group start,
- * on the *current* weights of columns [i, i+g): inside the block those are
- * the row's updated values; right of the block the block's pending update
- * (columns i1..i-1) is applied to a copy first. So the result does not
- * depend on the block size (the reference reads W[:, i:i+g] there, which
- * misses the updates of the current block when g and B are not aligned). */
+ * on the *current* weights of columns [i, i+g): the updates still pending
+ * for columns past the sub-block / block (from the columns before i) are
+ * applied to a copy first. So the result does not depend on the block size
+ * (the reference reads W[:, i:i+g] there, which misses the updates of the
+ * current block when g and B are not aligned). */
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
@@ -41,48 +44,81 @@ typedef struct sweep_ctx {
     xf_grid_config grid;
 } sweep_ctx;
 
-/* Columns [i1, i2) of row r. w: the row of Wp; e: the row of E; vals: scratch. */
-static double sweep_row(const sweep_ctx *c, xf_qweight *q, int64_t r, float *w, float *e,
-                        int64_t i1, int64_t i2, float *vals)
+/* Fits row r's grid for the group starting at column i on the row's
+ * current weights. Column i lies in sub-block [s1, s2) of block [i1, i2);
+ * w: the row of Wp; e: its row of E. Columns in [s2, i2) still miss the
+ * updates of columns s1..i-1, columns from i2 on those of i1..i-1. */
+static void fit_group(const sweep_ctx *c, xf_qweight *q, int64_t r, const float *w,
+                      const float *e, int64_t i, int64_t i1, int64_t s1, int64_t s2, int64_t i2,
+                      float *restrict vals)
 {
     const int64_t n = c->n;
-    uint8_t *codes = q->codes + r * n;
-    double loss = 0.0;
-    for (int64_t i = i1; i < i2; i++) {
-        if (c->fit_at[i]) {
-            const int64_t c1 = i + c->g < n ? i + c->g : n;
-            const int64_t in_blk = c1 < i2 ? c1 : i2;
-            for (int64_t j = i; j < c1; j++)
-                vals[j - i] = w[j];
-            /* columns right of the block still miss this block's updates */
-            for (int64_t k = i1; k < i && in_blk < c1; k++) {
-                const float ek = e[k - i1];
-                const float *uk = c->U + k * n;
-                for (int64_t j = in_blk; j < c1; j++)
-                    vals[j - i] -= ek * uk[j];
-            }
-            xf_grid fit = xf_grid_fit(&c->grid, vals, c1 - i);
-            xf_qweight_set_grid(q, r, c->grp[i], &fit);
-        }
-        const xf_grid gr = xf_qweight_grid(q, r, c->grp[i]);
-        const float x = w[i];
-        const uint8_t code = xf_grid_quantize(&gr, x);
-        const float qv = xf_grid_dequantize(&gr, code);
-        const float d = c->U[i * n + i];
-        const float err = (x - qv) / d;
-        loss += ((double)x - qv) * ((double)x - qv) / ((double)d * d);
-        e[i - i1] = err;
-        codes[c->store[i]] = code;
-        w[i] = qv;
-        const float *ui = c->U + i * n;
-        for (int64_t j = i + 1; j < i2; j++)
-            w[j] -= err * ui[j];
+    const int64_t c1 = i + c->g < n ? i + c->g : n;
+    for (int64_t j = i; j < c1; j++)
+        vals[j - i] = w[j];
+    const int64_t blk_end = c1 < i2 ? c1 : i2;
+    for (int64_t k = s1; k < i && s2 < blk_end; k++) {
+        const float ek = e[k - i1];
+        const float *uk = c->U + k * n;
+        for (int64_t j = s2; j < blk_end; j++)
+            vals[j - i] -= ek * uk[j];
     }
-    return loss;
+    for (int64_t k = i1; k < i && i2 < c1; k++) {
+        const float ek = e[k - i1];
+        const float *uk = c->U + k * n;
+        for (int64_t j = i2; j < c1; j++)
+            vals[j - i] -= ek * uk[j];
+    }
+    xf_grid fit = xf_grid_fit(&c->grid, vals, c1 - i);
+    xf_qweight_set_grid(q, r, c->grp[i], &fit);
 }
 
+/* Rows handled together by one thread: each row is a serial chain of
+ * divisions and updates; interleaving a few independent rows column by
+ * column lets the CPU overlap their latencies (and reuses each U row). */
+enum { ROW_TILE = 8 };
+
+/* Columns per sub-block: inside a block, the column-by-column updates only
+ * reach the end of the sub-block; a small GEMM then updates the rest of
+ * the block (the same lazy-batch idea one level down; the scalar update
+ * loops cost rows*cols*SUB/2 instead of rows*cols*B/2). */
+enum { SUB_BLOCK = 16 };
+
+/* Columns [s1, s2) (a sub-block of block [i1, i2)) of rows [ra, rb)
+ * (rb - ra <= ROW_TILE): Wp rows in w (stride n), their E rows in e
+ * (stride B, column k - i1 for column k). */
+static void sweep_tile(const sweep_ctx *c, xf_qweight *q, int64_t ra, int64_t rb, float *w,
+                       float *e, int64_t i1, int64_t s1, int64_t s2, int64_t i2, float *vals)
+{
+    const int64_t n = c->n, B = c->B, m = rb - ra;
+    for (int64_t i = s1; i < s2; i++) {
+        const float d = c->U[i * n + i];
+        const float *ui = c->U + i * n;
+        const int64_t gi = c->grp[i], st = c->store[i];
+        for (int64_t t = 0; t < m; t++) {
+            const int64_t r = ra + t;
+            float *restrict wr = w + t * n;
+            if (c->fit_at[i])
+                fit_group(c, q, r, wr, e + t * B, i, i1, s1, s2, i2, vals);
+            const xf_grid gr = xf_qweight_grid(q, r, gi);
+            const float x = wr[i];
+            const uint8_t code = xf_grid_quantize(&gr, x);
+            const float qv = xf_grid_dequantize(&gr, code);
+            const float err = (x - qv) / d;
+            e[t * B + (i - i1)] = err;
+            q->codes[r * n + st] = code;
+            wr[i] = qv;
+            for (int64_t j = i + 1; j < s2; j++)
+                wr[j] -= err * ui[j];
+        }
+    }
+}
+
+/* Index of the first non-finite value, or -1 (fast scan, then locate). */
 static int64_t first_nonfinite(const float *x, int64_t n)
 {
+    if (xf_all_finite(x, n))
+        return -1;
     for (int64_t i = 0; i < n; i++)
         if (!isfinite(x[i]))
             return i;
@@ -135,8 +171,10 @@ int xf_gptq_solve_factored(float *W, int64_t rows, const xf_gptq_factor *f,
     uint8_t *fit_at = calloc((size_t)n, 1);
     double *row_loss = calloc((size_t)rows, sizeof *row_loss);
     double *row_qerr = calloc((size_t)rows, sizeof *row_qerr);
+    double *thread_gemm_s = calloc((size_t)nthreads, sizeof *thread_gemm_s);
     int rc = -1;
-    if (!Wp || !E || !scratch || !grp || !store || !fit_at || !row_loss || !row_qerr) {
+    if (!Wp || !E || !scratch || !grp || !store || !fit_at || !row_loss || !row_qerr ||
+        !thread_gemm_s) {
         xf_fail(err, "%s: out of memory for the GPTQ sweep of a [%lld, %lld] weight", name,
                 (long long)rows, (long long)n);
         goto done;
@@ -158,50 +196,75 @@ int xf_gptq_solve_factored(float *W, int64_t rows, const xf_gptq_factor *f,
         }
     }
 
-    /* Wp = W in quantization order, dead columns zeroed */
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t i = 0; i < n; i++)
-            Wp[r * n + i] = f->dead[f->perm[i]] ? 0.0f : W[r * n + f->perm[i]];
-
-    if (static_g) { /* grids of logical column groups, on the original weights */
-#pragma omp parallel
-        {
-            float *row = scratch + (size_t)omp_get_thread_num() * (size_t)scratch_len;
-#pragma omp for schedule(static)
-            for (int64_t r = 0; r < rows; r++) {
+    /* Rows are independent in GPTQ, so every OpenMP thread runs the whole
+     * sweep on its own slice of rows, with its own per-block cblas_sgemm
+     * for the slice's trailing update, and the threads never synchronize.
+     * OpenBLAS is set to one thread meanwhile: alternating OpenMP regions
+     * with multi-threaded BLAS calls on the same cores lets the idle side
+     * spin-wait against the busy one (measured 1.5-50x slower here). */
+    const sweep_ctx ctx = {.n = n, .g = g, .B = B, .U = f->U, .grp = grp, .store = store,
+                           .fit_at = fit_at, .grid = p->grid};
+    const int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+#pragma omp parallel num_threads(nthreads)
+    {
+        const int T = omp_get_num_threads(), t = omp_get_thread_num();
+        const int64_t r0 = rows * t / T, r1 = rows * (t + 1) / T, m = r1 - r0;
+        float *vals = scratch + (size_t)t * (size_t)scratch_len;
+        double gs = 0.0;
+        /* Wp = W in quantization order, dead columns zeroed */
+        for (int64_t r = r0; r < r1; r++)
+            if (identity && f->dead_columns == 0)
+                memcpy(Wp + r * n, W + r * n, (size_t)n * sizeof *Wp);
+            else
                 for (int64_t i = 0; i < n; i++)
-                    row[f->perm[i]] = Wp[r * n + i];
+                    Wp[r * n + i] = f->dead[f->perm[i]] ? 0.0f : W[r * n + f->perm[i]];
+        if (static_g) /* grids of logical column groups, on the original weights */
+            for (int64_t r = r0; r < r1; r++) {
+                for (int64_t i = 0; i < n; i++)
+                    vals[f->perm[i]] = Wp[r * n + i];
                 for (int64_t gi = 0; gi < out->n_groups; gi++) {
                     int64_t j0 = gi * g, j1 = j0 + g < n ? j0 + g : n;
-                    xf_grid fit = xf_grid_fit(&p->grid, row + j0, j1 - j0);
+                    xf_grid fit = xf_grid_fit(&p->grid, vals + j0, j1 - j0);
                     xf_qweight_set_grid(out, r, gi, &fit);
                 }
             }
+        for (int64_t i1 = 0; i1 < n && m > 0; i1 += B) {
+            const int64_t i2 = i1 + B < n ? i1 + B : n;
+            for (int64_t s1 = i1; s1 < i2; s1 += SUB_BLOCK) {
+                const int64_t s2 = s1 + SUB_BLOCK < i2 ? s1 + SUB_BLOCK : i2;
+                for (int64_t ra = r0; ra < r1; ra += ROW_TILE) {
+                    const int64_t rb = ra + ROW_TILE < r1 ? ra + ROW_TILE : r1;
+                    sweep_tile(&ctx, out, ra, rb, Wp + ra * n, E + ra * B, i1, s1, s2, i2, vals);
+                }
+                if (s2 < i2) /* Wp[rows, s2:i2] -= E[rows, s1:s2] U[s1:s2, s2:i2] */
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)(i2 - s2),
+                                (int)(s2 - s1), -1.0f, E + r0 * B + (s1 - i1), (int)B,
+                                f->U + s1 * n + s2, (int)n, 1.0f, Wp + r0 * n + s2, (int)n);
+            }
+            /* loss (w - q)^2 / d^2 = err^2, summed off the serial chain */
+            for (int64_t r = r0; r < r1; r++) {
+                double l = 0.0;
+                for (int64_t k = 0; k < i2 - i1; k++)
+                    l += (double)E[r * B + k] * E[r * B + k];
+                row_loss[r] += l;
+            }
+            if (i2 < n) { /* Wp[rows, i2:] -= E[rows, :] U[i1:i2, i2:] */
+                const double tg = now_s();
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)(n - i2),
+                            (int)(i2 - i1), -1.0f, E + r0 * B, (int)B, f->U + i1 * n + i2,
+                            (int)n, 1.0f, Wp + r0 * n + i2, (int)n);
+                gs += now_s() - tg;
+            }
         }
+        thread_gemm_s[t] = gs;
     }
-
-    const sweep_ctx ctx = {.n = n, .g = g, .B = B, .U = f->U, .grp = grp, .store = store,
-                           .fit_at = fit_at, .grid = p->grid};
+    openblas_set_num_threads(blas_threads);
     double gemm_s = 0.0, gemm_flops = 0.0;
-    for (int64_t i1 = 0; i1 < n; i1 += B) {
-        const int64_t i2 = i1 + B < n ? i1 + B : n;
-#pragma omp parallel
-        {
-            float *vals = scratch + (size_t)omp_get_thread_num() * (size_t)scratch_len;
-#pragma omp for schedule(static)
-            for (int64_t r = 0; r < rows; r++)
-                row_loss[r] += sweep_row(&ctx, out, r, Wp + r * n, E + r * B, i1, i2, vals);
-        }
-        if (i2 < n) {
-            const double tg = now_s();
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)(n - i2),
-                        (int)(i2 - i1), -1.0f, E, (int)B, f->U + i1 * n + i2, (int)n, 1.0f,
-                        Wp + i2, (int)n);
-            gemm_s += now_s() - tg;
-            gemm_flops += 2.0 * (double)rows * (double)(i2 - i1) * (double)(n - i2);
-        }
-    }
+    for (int t = 0; t < nthreads; t++) /* the threads' GEMMs ran side by side */
+        gemm_s = thread_gemm_s[t] > gemm_s ? thread_gemm_s[t] : gemm_s;
+    for (int64_t i2 = B; i2 < n; i2 += B)
+        gemm_flops += 2.0 * (double)rows * (double)B * (double)(n - i2);
 
     double loss = 0.0;
     for (int64_t r = 0; r < rows; r++)
@@ -246,6 +309,7 @@ done:
     free(fit_at);
     free(row_loss);
     free(row_qerr);
+    free(thread_gemm_s);
     if (rc != 0)
         xf_qweight_free(out);
     return rc;

@@ -7,7 +7,9 @@
  *   xf_gptq_factor_init: dead columns, act-order permutation, damping and
  *     U = upper Cholesky factor of H^-1 (fp64 LAPACK, then stored as fp32);
  *   xf_gptq_solve_factored: the blocked column sweep on W (fp32, one
- *     cblas_sgemm per block for the columns right of the block).
+ *     cblas_sgemm per block for the columns right of the block; each OpenMP
+ *     thread sweeps its own slice of rows, with OpenBLAS single-threaded
+ *     for the duration of the call and restored afterwards).
  * xf_gptq_solve does both.
  *
  * Layout of the result (quant/qweight.h):

@@ -110,9 +110,9 @@ static double error_bounded(const xf_grid *g, const float *x, int64_t n, double 
 xf_grid xf_grid_fit(const xf_grid_config *c, const float *x, int64_t n)
 {
     float xmin = 0.0f, xmax = 0.0f; /* the range always includes 0 */
-    for (int64_t i = 0; i < n; i++) {
-        xmin = fminf(xmin, x[i]);
-        xmax = fmaxf(xmax, x[i]);
+    for (int64_t i = 0; i < n; i++) { /* plain compares: inputs are finite, and they inline */
+        xmin = x[i] < xmin ? x[i] : xmin;
+        xmax = x[i] > xmax ? x[i] : xmax;
     }
     if (c->sym) { /* symmetric before the shrink, as the reference */
         float m = fmaxf(-xmin, xmax);

@@ -15,6 +15,7 @@
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "core/error.h"
 
@@ -74,6 +75,19 @@ void xf_grid_fit_rows(const xf_grid_config *c, const float *x, int64_t rows, int
 
 /* sum |x_i - dq(q(x_i))|^norm in double (the MSE search objective). */
 double xf_grid_error(const xf_grid *g, const float *x, int64_t n, float norm);
+
+/* True when no value is Inf or NaN (exponent bits all set); integer
+ * arithmetic so the loop vectorizes. */
+static inline bool xf_all_finite(const float *x, int64_t n)
+{
+    uint32_t bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], sizeof u);
+        bad |= (uint32_t)((u & 0x7f800000u) == 0x7f800000u);
+    }
+    return bad == 0;
+}
 
 static inline uint8_t xf_grid_quantize(const xf_grid *g, float x)
 {

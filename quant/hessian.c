@@ -2,6 +2,8 @@
  * an fp64 sum (see hessian.h). */
 #include "quant/hessian.h"
 
+#include "quant/grid.h"
+
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
@@ -57,16 +59,13 @@ int xf_hessian_add(xf_hessian *h, const float *x, int64_t n, xf_error *err)
         return xf_fail(err, "hessian: negative row count %lld", (long long)n);
     if (n == 0)
         return 0;
-    /* One bad activation would silently poison the whole Hessian. */
-    int64_t bad = -1;
-#pragma omp parallel for schedule(static) reduction(max : bad)
+    /* One bad activation would silently poison the whole Hessian. (A plain
+     * loop: an OpenMP region right before the BLAS call would leave its
+     * threads spinning against OpenBLAS's.) */
     for (int64_t r = 0; r < n; r++)
-        for (int64_t j = 0; j < d; j++)
-            if (!isfinite(x[r * d + j]) && r > bad)
-                bad = r;
-    if (bad >= 0)
-        return xf_fail(err, "hessian (width %lld): input row %lld has a non-finite value",
-                       (long long)d, (long long)bad);
+        if (!xf_all_finite(x + r * d, d))
+            return xf_fail(err, "hessian (width %lld): input row %lld has a non-finite value",
+                           (long long)d, (long long)r);
     /* Chunks keep each fp32 partial sum short even for one huge call. */
     for (int64_t r0 = 0; r0 < n;) {
         int64_t take = n - r0;

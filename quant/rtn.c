@@ -4,9 +4,11 @@
 #include <math.h>
 #include <stdlib.h>
 
-/* Index of the first non-finite value, or -1. */
+/* Index of the first non-finite value, or -1 (fast scan, then locate). */
 static int64_t first_nonfinite(const float *x, int64_t n)
 {
+    if (xf_all_finite(x, n))
+        return -1;
     for (int64_t i = 0; i < n; i++)
         if (!isfinite(x[i]))
             return i;

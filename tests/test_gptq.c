@@ -253,9 +253,10 @@ static void test_matches_plain_reference(void **state)
     const int64_t blocks[] = {1, 7, 32, 128, 256};
     struct { int64_t group; bool stat; bool sym; xf_clip clip; int bits; } modes[] = {
         {-1, false, false, XF_CLIP_NONE, 4}, {32, false, false, XF_CLIP_NONE, 3},
-        {32, true, true, XF_CLIP_NONE, 4},   {32, false, true, XF_CLIP_MSE, 4}};
+        {32, true, true, XF_CLIP_NONE, 4},   {32, false, true, XF_CLIP_MSE, 4},
+        {24, false, false, XF_CLIP_NONE, 4}}; /* group starts inside sub-blocks */
     long total = 0, off = 0, scale_off = 0;
-    for (int m = 0; m < 4; m++)
+    for (int m = 0; m < 5; m++)
         for (int act = 0; act <= 1; act++) {
             xf_gptq_params p;
             xf_gptq_params_default(&p);

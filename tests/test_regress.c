@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include <ctype.h>
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -195,7 +196,9 @@ static void test_parse_full_case(void **state)
     assert_int_equal(g->recipe.group, 128);
     assert_int_equal(g->recipe.sym, 0);
     assert_int_equal(g->recipe.act_order, 0);
-    assert_int_equal(g->recipe.act_bits, -1); /* absent: CLI default */
+    assert_true(g->recipe.act_bits == XF_REGRESS_ABSENT); /* absent: CLI default */
+    assert_true(isnan(g->recipe.damp));
+    assert_int_equal(g->recipe.static_groups, -1);
     assert_null(g->recipe.rotation);
     assert_int_equal(g->recipe.nsamples, 128);
     assert_int_equal(g->recipe.seqlen, 256);
@@ -208,7 +211,7 @@ static void test_parse_full_case(void **state)
     assert_string_equal(g->model_path, want);
     assert_int_equal(g->eval.protocol, XF_PROTOCOL_GPTQ);
     assert_int_equal(g->eval.seqlen, 256);
-    assert_int_equal(g->eval.ctx, -1);
+    assert_true(g->eval.ctx == XF_REGRESS_ABSENT);
 
     const xf_regress_band *b = &g->expect[XF_REGRESS_PPL];
     assert_true(b->present);
@@ -223,7 +226,7 @@ static void test_parse_full_case(void **state)
 
     const xf_regress_case *base = &s.cases[1];
     assert_int_equal(base->recipe.method, XF_REGRESS_FP16);
-    assert_int_equal(base->recipe.bits, -1);
+    assert_true(base->recipe.bits == XF_REGRESS_ABSENT);
     assert_int_equal(base->eval.protocol, XF_PROTOCOL_LLAMACPP);
     assert_int_equal(base->eval.ctx, 128);
     assert_int_equal(base->eval.max_windows, 0);
@@ -235,7 +238,7 @@ static void test_parse_full_case(void **state)
     assert_int_equal(rtn->recipe.kv_bits, 4);
     assert_string_equal(rtn->recipe.rotation, "hadamard");
     assert_int_equal(rtn->recipe.seed, 7);
-    assert_int_equal(rtn->recipe.group, -1);
+    assert_true(rtn->recipe.group == XF_REGRESS_ABSENT);
 
     const xf_regress_relation *r0 = &s.relations[0];
     assert_string_equal(r0->id, "order");
@@ -305,6 +308,21 @@ static void test_parse_errors_name_file_and_case(void **state)
          "case 'a': recipe: missing key 'bits'"},
         {"{'cases': [" CASE("a", "{'method': 'rtn', 'bits': 9}", "{}") "]}",
          "case 'a': recipe: 'bits' must be an integer in [2, 8]"},
+        {"{'cases': [" CASE("a", "{'method': 'rtn', 'bits': 5}", "{}") "]}",
+         "case 'a': recipe: 'bits' must be 2, 3, 4 or 8"},
+        {"{'cases': [" CASE("a", "{'method': 'rtn', 'bits': 4, 'group': 0}", "{}") "]}",
+         "case 'a': recipe: 'group' must be a positive integer or -1"},
+        {"{'cases': [" CASE("a", "{'method': 'gptq', 'bits': 4}", "{}") "]}",
+         "case 'a': recipe: missing key 'calib'"},
+        {"{'cases': [" CASE("a", "{'method': 'rtn', 'bits': 4, 'seed': 1}", "{}") "]}",
+         "case 'a': recipe: key 'seed' applies to method gptq only"},
+        {"{'cases': [" CASE("a", "{'method': 'rtn', 'bits': 4, 'clip': 'max'}", "{}") "]}",
+         "case 'a': recipe: 'clip' must be one of"},
+        {"{'cases': [" CASE("a", "{'method': 'gptq', 'bits': 4, 'calib': 'c', "
+                                "'calib_format': 'csv'}", "{}") "]}",
+         "case 'a': recipe: 'calib_format' must be one of"},
+        {"{'cases': [" CASE("a", "{'method': 'gptq', 'bits': 4, 'calib': 'c', 'damp': 2}", "{}") "]}",
+         "case 'a': recipe: 'damp' must be a number in [0, 1]"},
         {"{'cases': [" CASE("a", "{'method': 'rtn', 'bits': 4.0}", "{}") "]}",
          "case 'a': recipe: 'bits' must be an integer"},
         {"{'cases': [" CASE("a", "{'method': 'rtn', 'bits': 4, 'sym': 1}", "{}") "]}",
@@ -416,6 +434,8 @@ static void test_band_sides(void **state)
 }
 
 /* Each case fails on exactly one side of one band kind. */
+#define REL_BAND "{'ppl': {'value': 100, 'rel_floor': 0.01, 'rel_ceiling': 0.02}}"
+#define ABS_BAND "{'bits_per_weight': {'value': 4.25, 'abs_floor': 0.5, 'abs_ceiling': 0.1}}"
 static void test_verdicts_each_side(void **state)
 {
     fixture *f = *state;
@@ -424,11 +444,11 @@ static void test_verdicts_each_side(void **state)
     assert_int_equal(
         load(f,
              "{'cases': ["
-             CASE("ok", RTN_RECIPE, "{'ppl': {'value': 100, 'rel_floor': 0.01, 'rel_ceiling': 0.02}}") ","
-             CASE("rel-floor", RTN_RECIPE, "{'ppl': {'value': 100, 'rel_floor': 0.01, 'rel_ceiling': 0.02}}") ","
-             CASE("rel-ceil", RTN_RECIPE, "{'ppl': {'value': 100, 'rel_floor': 0.01, 'rel_ceiling': 0.02}}") ","
-             CASE("abs-floor", RTN_RECIPE, "{'bits_per_weight': {'value': 4.25, 'abs_floor': 0.5, 'abs_ceiling': 0.1}}") ","
-             CASE("abs-ceil", RTN_RECIPE, "{'bits_per_weight': {'value': 4.25, 'abs_floor': 0.5, 'abs_ceiling': 0.1}}") ","
+             CASE("ok", RTN_RECIPE, REL_BAND) ","
+             CASE("rel-floor", RTN_RECIPE, REL_BAND) ","
+             CASE("rel-ceil", RTN_RECIPE, REL_BAND) ","
+             CASE("abs-floor", RTN_RECIPE, ABS_BAND) ","
+             CASE("abs-ceil", RTN_RECIPE, ABS_BAND) ","
              CASE("no-kld", RTN_RECIPE, "{'kld': {'value': 0.1, 'abs_ceiling': 0.1}}")
              "]}",
              &s, &err),
@@ -474,6 +494,8 @@ static void test_verdicts_each_side(void **state)
 /* ------------------------------------------------------------------ */
 /* Relations */
 
+#define BAND_84 "{'ppl': {'value': 84, 'abs_floor': 5, 'abs_ceiling': 5}}"
+
 static void test_relations(void **state)
 {
     fixture *f = *state;
@@ -481,14 +503,15 @@ static void test_relations(void **state)
     xf_error err = {0};
     assert_int_equal(
         load(f,
-             "{'cases': [" CASE("gptq-w4", GPTQ_RECIPE, "{'ppl': {'value': 84, 'abs_floor': 5, 'abs_ceiling': 5}}")
-             "," CASE("rtn-w4", RTN_RECIPE, "{'ppl': {'value': 84, 'abs_floor': 5, 'abs_ceiling': 5}}")
+             "{'cases': [" CASE("gptq-w4", GPTQ_RECIPE, BAND_84)
+             "," CASE("rtn-w4", RTN_RECIPE, BAND_84)
              "], 'relations': ["
              "{'id': 'gptq-beats-rtn', 'expect': 'ppl(gptq-w4) < ppl(rtn-w4)'},"
              "{'id': 'margin', 'expect': 'ppl(gptq-w4) < ppl(rtn-w4) * 0.99'},"
              "{'id': 'le-self', 'expect': 'ppl(rtn-w4) <= ppl(rtn-w4)'},"
              "{'id': 'lt-self', 'expect': 'ppl(rtn-w4) < ppl(rtn-w4)'},"
-             "{'id': 'ge-scaled', 'expect': 'bits_per_weight(gptq-w4) * 2 >= bits_per_weight(rtn-w4)'},"
+             "{'id': 'ge-scaled', "
+             "'expect': 'bits_per_weight(gptq-w4) * 2 >= bits_per_weight(rtn-w4)'},"
              "{'id': 'gt', 'expect': 'ppl(rtn-w4) > ppl(gptq-w4)'}"
              "]}",
              &s, &err),
@@ -1253,6 +1276,112 @@ static void test_table_json_markdown(void **state)
     xf_regress_suite_free(&s);
 }
 
+static void assert_argv(char **argv, int argc, const char *const *want)
+{
+    int n = 0;
+    while (want[n])
+        n++;
+    assert_non_null(argv);
+    if (argc != n)
+        fail_msg("argc %d, want %d (first: %s)", argc, n, argc ? argv[0] : "-");
+    for (int i = 0; i < n; i++)
+        assert_string_equal(argv[i], want[i]);
+    assert_null(argv[argc]);
+}
+
+/* The recipe and eval keys become exactly the documented CLI flags. */
+static void test_argv_maps_recipe_to_cli_flags(void **state)
+{
+    fixture *f = *state;
+    xf_regress_suite s;
+    xf_error err = {0};
+    assert_int_equal(
+        load(f,
+             "{'cases': [{'id': 'g', 'model': 'models/m', 'recipe': {'method': 'gptq', 'bits': 3, "
+             "'group': -1, 'sym': true, 'clip': 'mse', 'quantize_head': false, "
+             "'calib': 'calib.txt', 'calib_field': 'body', 'calib_format': 'jsonl', "
+             "'nsamples': 64, 'seqlen': 512, 'seed': 3, 'act_order': true, "
+             "'static_groups': true, 'damp': 0.05, 'block': 64}, "
+             "'eval': {'text': 'eval.txt', 'protocol': 'llamacpp', 'ctx': 256, 'max_windows': 8}, "
+             "'expect': {}},"
+             "{'id': 'r', 'model': '/abs/m', 'recipe': {'method': 'rtn', 'bits': 4, 'sym': false, "
+             "'act_bits': 8, 'rotation': 'hadamard', 'seed': 1}, 'eval': {'text': 'eval.txt'}, "
+             "'expect': {}},"
+             "{'id': 'f', 'model': 'models/m', 'recipe': {'method': 'fp16'}, "
+             "'eval': {'text': 'eval.txt', 'seqlen': 128}, 'expect': {}}]}",
+             &s, &err),
+        0);
+    char model[4096], calib[4096], text[4096];
+    snprintf(model, sizeof model, "%s/models/m", f->root);
+    snprintf(calib, sizeof calib, "%s/calib.txt", f->root);
+    snprintf(text, sizeof text, "%s/eval.txt", f->root);
+    int argc;
+    char **argv = xf_regress_quant_argv(&s.cases[0], "/tmp/out.xfq", &argc);
+    const char *const want_g[] = {
+        "gptq",          "--bits",   "3",          "--group",   "-1",       "--sym",
+        "--clip",        "mse",      "--calib",    calib,       "--calib-field", "body",
+        "--calib-format", "jsonl",   "--nsamples", "64",        "--seqlen", "512",
+        "--seed",        "3",        "--act-order", "--static-groups", "--damp", "0.05",
+        "--block",       "64",       model,        "/tmp/out.xfq", NULL};
+    assert_argv(argv, argc, want_g);
+    xf_regress_argv_free(argv);
+    argv = xf_regress_eval_argv(&s.cases[0], &argc);
+    const char *const want_ge[] = {"--text", text,    "--protocol",    "llamacpp", "--ctx",
+                                   "256",    "--max-windows", "8", NULL};
+    assert_argv(argv, argc, want_ge);
+    xf_regress_argv_free(argv);
+
+    argv = xf_regress_quant_argv(&s.cases[1], "o.xfq", &argc);
+    const char *const want_r[] = {"rtn",        "--bits",   "4",      "--act-bits", "8",
+                                  "--rotation", "hadamard", "--seed", "1",          "/abs/m",
+                                  "o.xfq",      NULL};
+    assert_argv(argv, argc, want_r);
+    xf_regress_argv_free(argv);
+    argv = xf_regress_eval_argv(&s.cases[1], &argc);
+    const char *const want_re[] = {"--text", text, "--protocol", "gptq", NULL};
+    assert_argv(argv, argc, want_re);
+    xf_regress_argv_free(argv);
+
+    argv = xf_regress_quant_argv(&s.cases[2], "o.xfq", &argc); /* fp16: nothing to run */
+    const char *const none[] = {NULL};
+    assert_argv(argv, argc, none);
+    xf_regress_argv_free(argv);
+    argv = xf_regress_eval_argv(&s.cases[2], &argc);
+    const char *const want_fe[] = {"--text", text, "--protocol", "gptq", "--seqlen", "128", NULL};
+    assert_argv(argv, argc, want_fe);
+    xf_regress_argv_free(argv);
+    xf_regress_suite_free(&s);
+
+    /* Every flag emitted for rtn/gptq (other than the reserved act/kv bits
+     * and rotation) is one the CLI documents in its --help. */
+    const char *bin = getenv("XFQUANT_BIN");
+    if (!bin || !xf_path_exists(bin)) {
+        print_message("SKIP: CLI flag check: XFQUANT_BIN not set or not built\n");
+        return;
+    }
+    static const char *const flags[][2] = {
+        {"gptq", "--bits"},          {"gptq", "--group"},        {"gptq", "--sym"},
+        {"gptq", "--clip"},          {"gptq", "--quantize-head"}, {"gptq", "--calib"},
+        {"gptq", "--calib-field"},   {"gptq", "--calib-format"}, {"gptq", "--nsamples"},
+        {"gptq", "--seqlen"},        {"gptq", "--seed"},         {"gptq", "--act-order"},
+        {"gptq", "--static-groups"}, {"gptq", "--damp"},         {"gptq", "--block"},
+        {"rtn", "--bits"},           {"rtn", "--group"},         {"rtn", "--sym"},
+        {"rtn", "--clip"},           {"rtn", "--quantize-head"}, {"ppl", "--text"},
+        {"ppl", "--protocol"},       {"ppl", "--seqlen"},        {"ppl", "--ctx"},
+        {"ppl", "--max-windows"},    {"kld", "--text"},          {"kld", "--max-windows"}};
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+        char cmd[4200], help[16384];
+        snprintf(cmd, sizeof cmd, "'%s' %s --help 2>&1", bin, flags[i][0]);
+        FILE *p = popen(cmd, "r");
+        assert_non_null(p);
+        size_t n = fread(help, 1, sizeof help - 1, p);
+        help[n] = 0;
+        pclose(p);
+        if (!strstr(help, flags[i][1]))
+            fail_msg("xfquant %s --help does not mention %s", flags[i][0], flags[i][1]);
+    }
+}
+
 /* The example in docs/regress.md is a valid suite. */
 static void test_docs_example_parses(void **state)
 {
@@ -1277,6 +1406,33 @@ static void test_docs_example_parses(void **state)
     free(doc);
 }
 
+/* Every suite committed under tests/regress/ loads (a broken suite file
+ * would otherwise only show up when someone runs `xfquant regress`). */
+static void test_repo_suites_parse(void **state)
+{
+    (void)state;
+    DIR *d = opendir("tests/regress");
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (len < 6 || strcmp(e->d_name + len - 5, ".json"))
+            continue;
+        char path[512];
+        snprintf(path, sizeof path, "tests/regress/%s", e->d_name);
+        xf_regress_suite s;
+        xf_error err = {0};
+        if (xf_regress_suite_load(&s, path, ".", &err))
+            fail_msg("%s", err.msg);
+        assert_true(s.n_cases >= 1);
+        xf_regress_suite_free(&s);
+        n++;
+    }
+    closedir(d);
+    assert_true(n >= 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1292,7 +1448,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_junit_xml, setup, teardown),
         cmocka_unit_test_setup_teardown(test_svg_plot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_table_json_markdown, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_argv_maps_recipe_to_cli_flags, setup, teardown),
         cmocka_unit_test(test_docs_example_parses),
+        cmocka_unit_test(test_repo_suites_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

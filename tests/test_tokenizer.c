@@ -633,6 +633,39 @@ static void test_split_behaviors(void **state)
                  "\"Isolated\", \"invert\": true}", "a-b--c", inv);
 }
 
+/* ---- added tokens: flags and matching ------------------------------------ */
+
+static void test_added_token_flags(void **state)
+{
+    (void)state;
+    const char *json =
+        "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \" \": 2, \"<\": 3, "
+        "\">\": 4, \"m\": 5, \"r\": 6, \"w\": 7}, \"merges\": []}, \"added_tokens\": ["
+        "{\"id\": 10, \"content\": \"<m>\", \"lstrip\": true, \"normalized\": false},"
+        "{\"id\": 11, \"content\": \"<r>\", \"rstrip\": true, \"normalized\": false},"
+        "{\"id\": 12, \"content\": \"<w>\", \"single_word\": true, \"normalized\": false},"
+        "{\"id\": 14, \"content\": \"ab\", \"normalized\": false},"
+        "{\"id\": 15, \"content\": \"abb\", \"normalized\": false}]}";
+    xf_tokenizer *tok = load_text(json, NULL);
+    EXPECT_IDS(tok, "a <m>b", false, 0, 10, 1);     /* lstrip takes the space */
+    EXPECT_IDS(tok, "a<r>  b", false, 0, 11, 1);    /* rstrip takes both spaces */
+    EXPECT_IDS(tok, "a <w> b", false, 0, 2, 12, 2, 1);
+    EXPECT_IDS(tok, "a<w>b", false, 0, 3, 7, 4, 1); /* inside a word: plain text */
+    EXPECT_IDS(tok, "abbab", false, 15, 14);        /* longest match first */
+    assert_int_equal(xf_tokenizer_vocab_size(tok), 16);
+    xf_tokenizer_free(tok);
+
+    /* "normalized": true tokens match the normalized text, with their own
+     * content normalized too: "he" -> "▁he", found twice in "▁he▁he". */
+    tok = load_text("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"" U "\": 0, \"h\": 1, "
+                    "\"e\": 2}, \"merges\": []}, \"normalizer\": " SP_NORMALIZER ", "
+                    "\"added_tokens\": [{\"id\": 3, \"content\": \"he\", \"normalized\": true}]}",
+                    NULL);
+    EXPECT_IDS(tok, "he he", false, 3, 3);
+    EXPECT_IDS(tok, "ehe", false, 0, 2, 1, 2);
+    xf_tokenizer_free(tok);
+}
+
 /* ---- round trips on random bytes --------------------------------------- */
 
 static void random_text(uint64_t *rng, char *buf, size_t n)
@@ -895,6 +928,7 @@ int main(void)
         cmocka_unit_test(test_gpt2_ids),
         cmocka_unit_test(test_llama3_split),
         cmocka_unit_test(test_split_behaviors),
+        cmocka_unit_test(test_added_token_flags),
         cmocka_unit_test(test_roundtrip_random_bytes),
         cmocka_unit_test(test_unsupported_types),
         cmocka_unit_test(test_merge_matches_naive),
