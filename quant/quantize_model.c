@@ -342,8 +342,8 @@ static int group_statistics(xf_workspace *ws, const xf_dense_layer *dl, const xf
     }
     capture_ctx cap_q = {dl->layer, grp->input_role, &hs, C ? cs->x_q : NULL};
     capture_ctx cap_fp = {dl->layer, grp->input_role, NULL, cs->x_fp};
-    xf_forward_hooks hooks_q = {&cap_q, capture_input, NULL};
-    xf_forward_hooks hooks_fp = {&cap_fp, capture_input, NULL};
+    xf_forward_hooks hooks_q = {.user = &cap_q, .on_linear_input = capture_input};
+    xf_forward_hooks hooks_fp = {.user = &cap_fp, .on_linear_input = capture_input};
     int rc = 0;
     for (int64_t s = 0; s < cs->ns && rc == 0; s++) {
         memcpy(cs->tmp, cs->h_q + s * win, (size_t)win * sizeof *cs->tmp);

@@ -273,6 +273,39 @@ static void test_gptq_shared_deterministic(void **state)
     struct stat st;
     assert_int_not_equal(stat(out3, &st), 0);
 
+    /* kld of the model against itself is exactly 0; against the 3-bit file it is not */
+    XF_TEST_REQUIRE_SHARED(evalt, "data/tinystories/eval.txt");
+    char eval_path[4096];
+    snprintf(eval_path, sizeof eval_path, "%s", evalt);
+    r = run("kld %s %s --text %s --seqlen 128 --max-windows 2 --json", model_dir, model_dir,
+            eval_path);
+    assert_int_equal(r.code, 0);
+    j = json_loads(r.out, 0, NULL);
+    assert_non_null(j);
+    assert_true(json_real_value(json_object_get(j, "kl_mean")) == 0.0);
+    assert_true(json_real_value(json_object_get(j, "kl_max")) == 0.0);
+    assert_true(json_real_value(json_object_get(j, "same_top1")) == 1.0);
+    json_decref(j);
+    result_free(&r);
+    r = run("kld %s %s --text %s --seqlen 128 --max-windows 2 --json", model_dir, out1, eval_path);
+    assert_int_equal(r.code, 0);
+    j = json_loads(r.out, 0, NULL);
+    assert_non_null(j);
+    assert_true(json_real_value(json_object_get(j, "kl_mean")) > 0.0);
+    json_decref(j);
+    result_free(&r);
+    /* llama.cpp protocol: ppl with a standard error */
+    r = run("ppl %s --text %s --protocol llamacpp --ctx 128 --max-windows 3 --json", model_dir,
+            eval_path);
+    assert_int_equal(r.code, 0);
+    j = json_loads(r.out, 0, NULL);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "protocol")), "llamacpp");
+    assert_int_equal(json_integer_value(json_object_get(j, "n_scored")), 3 * 63);
+    assert_true(json_real_value(json_object_get(j, "ppl_stderr")) > 0.0);
+    json_decref(j);
+    result_free(&r);
+
     /* empty evaluation text */
     char empty[4200];
     snprintf(empty, sizeof empty, "%s/empty.txt", g_tmp);
