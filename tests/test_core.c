@@ -18,18 +18,6 @@
 #include "core/sha256.h"
 #include "tests/support/test_util.h"
 
-static size_t dir_entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    size_t n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-            n++;
-    closedir(d);
-    return n;
-}
 
 /* ---- atomic files ------------------------------------------------------- */
 
@@ -60,7 +48,7 @@ static void test_atomic_commit(void **state)
     assert_int_equal(len, 12);
     assert_memory_equal(data, "hello\0\0\0x\0\0\0", 12);
     free(data);
-    assert_int_equal(dir_entries(dir), 1); /* the temp file is gone */
+    assert_int_equal(xf_test_dir_entries(dir), 1); /* the temp file is gone */
 
     /* committing over an existing file replaces it */
     assert_int_equal(xf_atomic_open(&f, path, &err), 0);
@@ -70,7 +58,7 @@ static void test_atomic_commit(void **state)
     assert_int_equal(len, 3);
     assert_memory_equal(data, "new", 3);
     free(data);
-    assert_int_equal(dir_entries(dir), 1);
+    assert_int_equal(xf_test_dir_entries(dir), 1);
 
     free(path);
     xf_test_rmtree(dir);
@@ -85,10 +73,10 @@ static void test_atomic_abort(void **state)
     xf_atomic_file f;
     xf_error err;
     assert_int_equal(xf_atomic_open(&f, path, &err), 0);
-    assert_int_equal(dir_entries(dir), 1); /* the temp file */
+    assert_int_equal(xf_test_dir_entries(dir), 1); /* the temp file */
     assert_int_equal(xf_atomic_write(&f, "partial", 7, &err), 0);
     xf_atomic_abort(&f);
-    assert_int_equal(dir_entries(dir), 0);
+    assert_int_equal(xf_test_dir_entries(dir), 0);
     assert_false(xf_path_exists(path));
     xf_atomic_abort(&f); /* twice is harmless */
     /* writing after abort is an error, not a crash */
@@ -107,7 +95,7 @@ static void test_atomic_abort(void **state)
     assert_int_equal(len, 4);
     assert_memory_equal(data, "keep", 4);
     free(data);
-    assert_int_equal(dir_entries(dir), 1);
+    assert_int_equal(xf_test_dir_entries(dir), 1);
 
     /* a missing directory: clean error naming the path */
     char *bad = xf_path_join(dir, "missing/out.bin");

@@ -18,18 +18,6 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static size_t dir_entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    size_t n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-            n++;
-    closedir(d);
-    return n;
-}
 
 /* u64 LE header length, the header, then data_len bytes 0,1,2,... */
 static char *write_st(const char *dir, const char *name, uint64_t header_len, const char *header,
@@ -161,7 +149,7 @@ static void test_roundtrip_all_dtypes(void **state)
     char *path = xf_path_join(dir, "m.safetensors");
     xf_error err;
     assert_int_equal(xf_safetensors_write(path, s.t, s.n, meta, &err), 0);
-    assert_int_equal(dir_entries(dir), 1); /* no temp file left */
+    assert_int_equal(xf_test_dir_entries(dir), 1); /* no temp file left */
 
     xf_safetensors st;
     if (xf_safetensors_open(&st, path, &err) != 0)
@@ -478,7 +466,7 @@ static void expect_write_fails(const char *dir, const xf_tensor *t, size_t n, co
     assert_int_equal(xf_safetensors_write(path, t, n, meta, &err), -1);
     if (!strstr(err.msg, word) || !strstr(err.msg, path))
         fail_msg("message \"%s\" lacks \"%s\" or the path", err.msg, word);
-    assert_int_equal(dir_entries(dir), 0);
+    assert_int_equal(xf_test_dir_entries(dir), 0);
     free(path);
 }
 
@@ -532,7 +520,7 @@ static void test_writer_refusals(void **state)
     xf_error err;
     assert_int_equal(xf_safetensors_write(missing, &ok, 1, NULL, &err), -1);
     assert_non_null(strstr(err.msg, "no/such/dir"));
-    assert_int_equal(dir_entries(dir), 0);
+    assert_int_equal(xf_test_dir_entries(dir), 0);
     free(missing);
 
     /* valid multi-byte names (2, 3 and 4 bytes) are accepted and kept */

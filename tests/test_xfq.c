@@ -288,18 +288,6 @@ static blob write_good(fixture *fx, const char *name)
     return a;
 }
 
-static int count_dir_entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-            n++;
-    closedir(d);
-    return n;
-}
 
 /* ------------------------------------------------------------- round trip */
 
@@ -820,13 +808,13 @@ static void expect_write_refused(fixture *fx, const json_t *meta, const xf_tenso
     if (rc == 0 || !strstr(err.msg, s1) || (s2 && !strstr(err.msg, s2)))
         fail_msg("expected write refusal \"%s\"/\"%s\", got rc %d: %s", s1, s2 ? s2 : "", rc,
                  err.msg);
-    assert_int_equal(count_dir_entries(sub), 0);
+    assert_int_equal(xf_test_dir_entries(sub), 0);
     /* an existing output survives a refused write */
     FILE *fp = fopen(p, "wb");
     fputs("old", fp);
     fclose(fp);
     assert_int_equal(xfq_write(p, meta, t, n, &err), -1);
-    assert_int_equal(count_dir_entries(sub), 1);
+    assert_int_equal(xf_test_dir_entries(sub), 1);
     blob b = read_blob(p);
     assert_int_equal(b.n, 3);
     assert_memory_equal(b.b, "old", 3);

@@ -55,6 +55,20 @@ void xf_test_rmtree(const char *dir)
     rmdir(dir);
 }
 
+int xf_test_dir_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+            n++;
+    closedir(d);
+    return n;
+}
+
 char *xf_test_write_file(const char *dir, const char *name, const void *data, size_t n)
 {
     char *path = malloc(strlen(dir) + strlen(name) + 2);

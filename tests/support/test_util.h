@@ -24,6 +24,9 @@ const char *xf_test_shared(const char *rel);
  * xf_test_rmtree. */
 char *xf_test_tmpdir(void);
 void xf_test_rmtree(const char *dir);
+/* Entries of a directory other than "." and ".." (-1 if it cannot be
+ * opened): how tests check that a failed write left nothing behind. */
+int xf_test_dir_entries(const char *dir);
 /* Writes bytes to dir/name; returns malloc'd full path. */
 char *xf_test_write_file(const char *dir, const char *name, const void *data, size_t n);
 /* Deterministic pseudo-random numbers for tests (splitmix64). */
