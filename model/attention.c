@@ -9,6 +9,7 @@
 #include <cblas.h>
 #include <math.h>
 #include <stdbool.h>
+#include <string.h>
 
 void xf_op_rope_tables(double theta, int64_t head_dim, int64_t max_T, float *cos_t,
                        float *sin_t)
@@ -86,9 +87,43 @@ static void softmax_row(float *row, int64_t i, int64_t n_cols)
         row[j] = 0.0f;
 }
 
+/* Hands each head of the chunk to the probability hook as a clean causal
+ * [T, T] matrix, then re-zeroes what P V reads above the diagonal (the
+ * causal mask must hold whatever the hook wrote). Sequential, on the
+ * calling thread: hooks may call BLAS or OpenMP themselves. */
+static int probs_hook(float *scores, int64_t hc, int64_t h0, int64_t T, xf_op_probs_fn probs,
+                      void *user, int layer, xf_error *err)
+{
+    for (int64_t c = 0; c < hc; c++) {
+        float *P = scores + c * T * T;
+        for (int64_t i = 0; i + 1 < T; i++)
+            memset(P + i * T + i + 1, 0, (size_t)(T - i - 1) * sizeof *P);
+        int rc = probs(user, layer, h0 + c, P, T, T, err);
+        if (rc != 0)
+            return rc;
+        for (int64_t i = 0; i + 1 < T; i++) {
+            int64_t blk_end = (i / XF_ATTN_BQ + 1) * XF_ATTN_BQ;
+            if (blk_end > T)
+                blk_end = T;
+            if (blk_end > i + 1)
+                memset(P + i * T + i + 1, 0, (size_t)(blk_end - i - 1) * sizeof *P);
+        }
+    }
+    return 0;
+}
+
 void xf_op_attention(const float *q, const float *k, const float *v, float *out, int64_t T,
                      int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, float *scores,
                      int64_t score_heads)
+{
+    (void)xf_op_attention_hooked(q, k, v, out, T, n_heads, n_kv_heads, head_dim, scores,
+                                 score_heads, NULL, NULL, 0, NULL);
+}
+
+int xf_op_attention_hooked(const float *q, const float *k, const float *v, float *out, int64_t T,
+                           int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, float *scores,
+                           int64_t score_heads, xf_op_probs_fn probs, void *user, int layer,
+                           xf_error *err)
 {
     const int64_t q_dim = n_heads * head_dim, kv_dim = n_kv_heads * head_dim;
     const int64_t group = n_heads / n_kv_heads;
@@ -117,6 +152,11 @@ void xf_op_attention(const float *q, const float *k, const float *v, float *out,
             int64_t blk_end = (i / XF_ATTN_BQ + 1) * XF_ATTN_BQ;
             softmax_row(scores + c * T * T + i * T, i, blk_end < T ? blk_end : T);
         }
+        if (probs) {
+            int rc = probs_hook(scores, hc, h0, T, probs, user, layer, err);
+            if (rc != 0)
+                return rc;
+        }
         /* 3. O_h = P_h V_kvh, same blocks */
         for (int64_t c = 0; c < hc; c++) {
             const int64_t h = h0 + c, kvh = h / group;
@@ -130,4 +170,5 @@ void xf_op_attention(const float *q, const float *k, const float *v, float *out,
             }
         }
     }
+    return 0;
 }

@@ -212,8 +212,14 @@ static int attention_block(xf_workspace *ws, const xf_dense_layer *dl, float *h,
         hooks->on_kv(hooks->user, dl->layer, ws->k, ws->v, T, c->n_kv_heads, c->head_dim, err) !=
             0)
         return -1;
-    xf_op_attention(ws->q, ws->k, ws->v, ws->attn, T, c->n_heads, c->n_kv_heads, c->head_dim,
-                    ws->scores, ws->score_heads);
+    {
+        int hr = xf_op_attention_hooked(ws->q, ws->k, ws->v, ws->attn, T, c->n_heads,
+                                        c->n_kv_heads, c->head_dim, ws->scores, ws->score_heads,
+                                        hooks ? hooks->on_attn_probs : NULL,
+                                        hooks ? hooks->user : NULL, dl->layer, err);
+        if (hr != 0)
+            return hr < 0 ? -1 : hr;
+    }
     {
         int hr = hook_input(hooks, dl->layer, XF_LIN_O, ws->attn, T, qd, err);
         if (hr != 0)

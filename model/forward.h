@@ -98,13 +98,24 @@ void xf_dense_head_free(xf_dense_head *hd);
  *   XF_LIN_UP   the MLP input (OPT fc1, GPT-2 c_fc)
  *   XF_LIN_DOWN the down_proj / fc2 / mlp.c_proj input
  * on_kv: K and V after RoPE (before attention), each [T, n_kv_heads *
- * head_dim] row-major (token-major, heads side by side); mutable. */
+ * head_dim] row-major (token-major, heads side by side); mutable.
+ * on_attn_probs: the post-softmax probabilities of query head `head`
+ * (0..n_heads-1), p [T_q, T_k] row-major (here T_q = T_k = T), causal: row
+ * i holds keys 0..i, entries j > i are 0. Mutable: P V reads p after the
+ * hook (whatever the hook writes above the diagonal is zeroed again, so no
+ * future token can leak in). Called once per head per layer, in head
+ * order, from the calling thread (outside any OpenMP region). When NULL
+ * the attention runs exactly as without hooks (no extra pass).
+ * (Appended last so that positional initializers of the first three
+ * members stay valid C; prefer designated initializers.) */
 typedef struct xf_forward_hooks {
     void *user;
     int (*on_linear_input)(void *user, int layer, xf_linear_role role, float *x, int64_t rows,
                            int64_t cols, xf_error *err);
     int (*on_kv)(void *user, int layer, float *k, float *v, int64_t T, int64_t n_kv_heads,
                  int64_t head_dim, xf_error *err);
+    int (*on_attn_probs)(void *user, int layer, int64_t head, float *p, int64_t T_q,
+                         int64_t T_k, xf_error *err);
 } xf_forward_hooks;
 
 /* ---- layer-level forward ---------------------------------------------- */

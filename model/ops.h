@@ -48,6 +48,20 @@ void xf_op_rope_apply(float *x, int64_t T, int64_t n_heads, int64_t head_dim,
 void xf_op_attention(const float *q, const float *k, const float *v, float *out, int64_t T,
                      int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, float *scores,
                      int64_t score_heads);
+/* The post-softmax hook of xf_op_attention_hooked (same contract as
+ * xf_forward_hooks.on_attn_probs): 0 to go on, XF_HOOK_STOP (1) or -1
+ * (err filled) to end the attention early. */
+typedef int (*xf_op_probs_fn)(void *user, int layer, int64_t head, float *p, int64_t T_q,
+                              int64_t T_k, xf_error *err);
+/* xf_op_attention, calling probs(user, layer, head, P_head, T, T, err) on
+ * each head's causal [T, T] probabilities (zeros above the diagonal) after
+ * the softmax; entries above the diagonal are zeroed again after the call.
+ * probs NULL: exactly xf_op_attention, no extra pass. Returns 0, or the
+ * hook's first non-zero return (out is then incomplete). */
+int xf_op_attention_hooked(const float *q, const float *k, const float *v, float *out, int64_t T,
+                           int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, float *scores,
+                           int64_t score_heads, xf_op_probs_fn probs, void *user, int layer,
+                           xf_error *err);
 /* How many heads' [max_T, max_T] score matrices fit budget_bytes (>= 1,
  * <= n_heads). */
 int64_t xf_op_attention_score_heads(int64_t n_heads, int64_t max_T, size_t budget_bytes);
