@@ -12,6 +12,7 @@
 #include "formats/hf_model.h"
 #include "formats/safetensors.h"
 #include "formats/xfq.h"
+#include "formats/xfq_outliers.h"
 #include "model/config.h"
 #include "model/loader.h"
 
@@ -28,11 +29,25 @@ static bool has_suffix(const char *s, const char *suffix)
     return a >= b && !strcmp(s + a - b, suffix);
 }
 
-/* One entry of "tensors" and the running totals. */
+/* The packed weight whose outlier side table t is part of, or NULL. */
+static const xf_tensor *side_table_owner(const xf_tensor_set *set, const xf_tensor *t)
+{
+    size_t wlen;
+    if (xfq_outliers_parse_name(t->name, &wlen) < 0)
+        return NULL;
+    char *name = strndup(t->name, wlen);
+    const xf_tensor *w = name ? xf_tensor_set_find(set, name) : NULL;
+    free(name);
+    return w && xf_dtype_is_packed(w->dtype) ? w : NULL;
+}
+
+/* One entry of "tensors" and the running totals. An outlier side table's
+ * bytes are its weight's (bits per weight include them); its elements are
+ * not parameters. */
 static json_t *describe_tensors(const xf_tensor_set *set, json_t *out)
 {
     json_t *arr = json_array();
-    int64_t params = 0, bytes = 0, packed_params = 0, packed_bytes = 0;
+    int64_t params = 0, bytes = 0, packed_params = 0, packed_bytes = 0, outliers = 0;
     for (size_t i = 0; i < set->n; i++) {
         const xf_tensor *t = &set->items[i];
         json_t *shape = json_array();
@@ -42,16 +57,28 @@ static json_t *describe_tensors(const xf_tensor_set *set, json_t *out)
         json_t *e = json_pack("{s:s, s:s, s:o, s:I, s:I}", "name", t->name, "dtype",
                               xf_dtype_name(t->dtype), "shape", shape, "params", (json_int_t)n,
                               "bytes", (json_int_t)t->nbytes);
-        if (n > 0)
-            json_object_set_new(e, "bits_per_weight", json_real(8.0 * (double)t->nbytes / (double)n));
+        const xf_tensor *owner = side_table_owner(set, t);
+        xf_sparse_outliers ol = {0};
+        if (xf_dtype_is_packed(t->dtype))
+            xfq_outliers_find(set, t->name, &ol);
+        const size_t side = xfq_outliers_bytes(&ol);
+        if (owner)
+            json_object_set_new(e, "outlier_table_of", json_string(owner->name));
+        else if (n > 0)
+            json_object_set_new(e, "bits_per_weight",
+                                json_real(8.0 * (double)(t->nbytes + side) / (double)n));
         if (xf_dtype_is_packed(t->dtype)) {
             json_object_set_new(e, "group_size", json_integer(t->packed.group_size));
             json_object_set_new(e, "asym", json_boolean(t->packed.asym));
             json_object_set_new(e, "act_order", json_boolean(t->packed.perm != NULL));
+            json_object_set_new(e, "outliers", json_integer(xfq_outliers_nnz(&ol)));
+            json_object_set_new(e, "outlier_bytes", json_integer((json_int_t)side));
             packed_params += n;
-            packed_bytes += (int64_t)t->nbytes;
+            packed_bytes += (int64_t)(t->nbytes + side);
+            outliers += xfq_outliers_nnz(&ol);
         }
-        params += n;
+        if (!owner)
+            params += n;
         bytes += (int64_t)t->nbytes;
         json_array_append_new(arr, e);
     }
@@ -61,6 +88,7 @@ static json_t *describe_tensors(const xf_tensor_set *set, json_t *out)
     json_object_set_new(out, "bits_per_weight",
                         params ? json_real(8.0 * (double)bytes / (double)params) : json_null());
     json_object_set_new(out, "packed_params", json_integer(packed_params));
+    json_object_set_new(out, "outliers", json_integer(outliers));
     json_object_set_new(out, "packed_bits_per_weight",
                         packed_params ? json_real(8.0 * (double)packed_bytes / (double)packed_params)
                                       : json_null());
@@ -175,14 +203,20 @@ static void print_text(const json_t *o)
             strncat(shape, part, sizeof shape - strlen(shape) - 1);
         }
         const json_t *bpw = json_object_get(t, "bits_per_weight");
-        printf("%-56s %-5s %-16s %10lld %7.3f", json_string_value(json_object_get(t, "name")),
+        printf("%-56s %-5s %-16s %10lld", json_string_value(json_object_get(t, "name")),
                json_string_value(json_object_get(t, "dtype")), shape,
-               (long long)json_integer_value(json_object_get(t, "params")),
-               bpw ? json_real_value(bpw) : 0.0);
+               (long long)json_integer_value(json_object_get(t, "params")));
+        if (json_object_get(t, "outlier_table_of"))
+            printf(" %7s  (outlier table)", "-"); /* its bytes are in the weight's bpw */
+        else
+            printf(" %7.3f", bpw ? json_real_value(bpw) : 0.0);
         if (json_object_get(t, "group_size"))
             printf("  g%lld%s%s", (long long)json_integer_value(json_object_get(t, "group_size")),
                    json_is_true(json_object_get(t, "asym")) ? " asym" : " sym",
                    json_is_true(json_object_get(t, "act_order")) ? " act-order" : "");
+        json_int_t nout = json_integer_value(json_object_get(t, "outliers"));
+        if (nout > 0)
+            printf(" +%lld fp16 outliers", (long long)nout);
         printf("\n");
     }
     printf("tensors: %lld, parameters: %lld, bits per weight (all tensors): %.4f\n",
@@ -190,11 +224,17 @@ static void print_text(const json_t *o)
            (long long)json_integer_value(json_object_get(o, "n_params")),
            json_real_value(json_object_get(o, "bits_per_weight")));
     const json_t *pb = json_object_get(o, "packed_bits_per_weight");
+    json_int_t nout = json_integer_value(json_object_get(o, "outliers"));
     if (json_is_real(pb))
         printf("quantized tensors: %lld parameters at %.4f bits per weight (codes, scales, zeros, "
-               "permutations)\n",
+               "permutations%s)\n",
                (long long)json_integer_value(json_object_get(o, "packed_params")),
-               json_real_value(pb));
+               json_real_value(pb), nout > 0 ? ", outlier tables" : "");
+    if (nout > 0)
+        printf("outliers: %lld weights kept in fp16 (%.4f%% of the quantized parameters)\n",
+               (long long)nout,
+               100.0 * (double)nout /
+                   (double)json_integer_value(json_object_get(o, "packed_params")));
     const json_t *recipe = json_object_get(o, "recipe");
     if (json_is_object(recipe)) {
         char *s = json_dumps(recipe, JSON_SORT_KEYS | JSON_COMPACT);

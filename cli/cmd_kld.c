@@ -62,10 +62,10 @@ int xf_cmd_kld(const xf_cli_ctx *ctx, int argc, char **argv)
         xf_fail_prefix(&err, "%s", a.text);
         goto out;
     }
-    if (xf_model_scorer_init(&sb, &base.weights, seqlen, &err) != 0)
+    if (xf_model_scorer_open(&sb, &base, seqlen, &err) != 0)
         goto out;
     sb_ok = true;
-    if (xf_model_scorer_init(&sm, &model.weights, seqlen, &err) != 0)
+    if (xf_model_scorer_open(&sm, &model, seqlen, &err) != 0)
         goto out;
     sm_ok = true;
     xf_kld_result r;

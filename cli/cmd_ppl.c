@@ -63,8 +63,11 @@ int xf_cmd_ppl(const xf_cli_ctx *ctx, int argc, char **argv)
         xf_fail_prefix(&err, "%s", a.text);
         goto out;
     }
-    if (xf_model_scorer_init(&ms, &m.weights, seqlen, &err) != 0)
+    if (xf_model_scorer_open(&ms, &m, seqlen, &err) != 0)
         goto out;
+    char scheme[256] = "";
+    if (ms.hooked)
+        xf_act_scheme_describe(&ms.act.scheme, scheme, sizeof scheme);
     rc = xf_perplexity_run(&ms.scorer, tt.ids, (int64_t)tt.n, &plan, &res, &err);
     xf_model_scorer_free(&ms);
     if (rc != 0)
@@ -77,7 +80,8 @@ int xf_cmd_ppl(const xf_cli_ctx *ctx, int argc, char **argv)
                (long long)res.n_windows, (long long)res.seqlen, (long long)res.n_scored,
                xf_protocol_name(a.protocol), res.tokens_per_second, res.seconds,
                xf_threads_get());
-        json_t *names = json_pack("{s:s, s:s}", "model", a.positional[0], "text", a.text);
+        json_t *names = json_pack("{s:s, s:s, s:o}", "model", a.positional[0], "text", a.text,
+                                  "act_scheme", scheme[0] ? json_string(scheme) : json_null());
         char *s = json_dumps(names, JSON_COMPACT | JSON_SORT_KEYS);
         /* strip the braces: splice the escaped strings into the object */
         if (s) {
@@ -89,14 +93,14 @@ int xf_cmd_ppl(const xf_cli_ctx *ctx, int argc, char **argv)
         printf("\"text_sha256\": \"%s\"}\n", tt.sha256);
     } else if (a.protocol == XF_PROTOCOL_LLAMACPP) {
         printf("%s: ppl %.4f +/- %.4f (llama.cpp protocol, ctx %lld, %lld chunks, %lld tokens "
-               "scored of %lld, %.0f tok/s)\n",
+               "scored of %lld, %.0f tok/s%s%s)\n",
                a.positional[0], res.ppl, res.ppl_stderr, (long long)res.seqlen,
                (long long)res.n_windows, (long long)res.n_scored, (long long)res.n_tokens,
-               res.tokens_per_second);
+               res.tokens_per_second, scheme[0] ? "; " : "", scheme);
     } else {
-        printf("%s: ppl %.4f (GPTQ protocol, seqlen %lld, %lld windows, %lld tokens, %.0f tok/s)\n",
+        printf("%s: ppl %.4f (GPTQ protocol, seqlen %lld, %lld windows, %lld tokens, %.0f tok/s%s%s)\n",
                a.positional[0], res.ppl, (long long)res.seqlen, (long long)res.n_windows,
-               (long long)res.n_tokens, res.tokens_per_second);
+               (long long)res.n_tokens, res.tokens_per_second, scheme[0] ? "; " : "", scheme);
     }
     exit_code = XF_EXIT_OK;
 out:

@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/quant_args.h"
+#include "cli/scheme_args.h"
 #include "core/log.h"
 #include "core/threads.h"
 #include "model/loader.h"
@@ -20,9 +22,16 @@ static const char rtn_help[] =
     "  --clip none|mse   MSE search of the grid range (GPTQ reference: norm 2.4,\n"
     "                    100 points, max shrink 0.8); default none\n"
     "  --quantize-head   also quantize the LM head (untied models)\n"
+    "  --outliers P      keep the fraction P of each tensor's weights (those the grid\n"
+    "                    represents worst) in fp16 in a sparse side table, outside\n"
+    "                    the grid fit: \"0.5%\" (percent) or \"0.005\" (fraction), in\n"
+    "                    [0, 100%]; default 0 (none)\n"
     "  --threads N       threads (default: all cores)\n"
     "  --json            print a JSON summary\n"
-    "  -v, --verbose     log progress details\n";
+    "  -v, --verbose     log progress details\n"
+    "  --calib FILE, --calib-field, --calib-format, --nsamples, --seqlen, --seed\n"
+    "                    as for gptq; rtn reads calibration text only for\n"
+    "                    --act-clip search and --attn-prob-base search\n";
 
 static const char gptq_help[] =
     "usage: xfquant gptq --bits N --calib FILE [options] IN OUT.xfq\n\n"
@@ -30,6 +39,8 @@ static const char gptq_help[] =
     "OUT.xfq, calibrated block by block on text (true-sequential: q/k/v, then o,\n"
     "then gate/up, then down, each seeing inputs from the already quantized ones).\n\n"
     "  --bits N, --group G, --sym, --clip none|mse, --quantize-head   as for rtn\n"
+    "  --outliers P         as for rtn; chosen by the SpQR sensitivity\n"
+    "                       ((w - q(w)) / U_jj)^2, kept exactly in the sweep\n"
     "  --calib FILE         calibration text: plain text, JSON Lines (.jsonl) or a\n"
     "                       directory of .txt files\n"
     "  --calib-field NAME   JSON Lines field holding the text (default \"text\")\n"
@@ -49,10 +60,33 @@ static const char gptq_help[] =
 enum {
     OPT_BITS = 256, OPT_GROUP, OPT_SYM, OPT_CLIP, OPT_HEAD, OPT_THREADS, OPT_JSON, OPT_CALIB,
     OPT_FIELD, OPT_FORMAT, OPT_NSAMPLES, OPT_SEQLEN, OPT_SEED, OPT_ACT_ORDER, OPT_STATIC,
-    OPT_DAMP, OPT_BLOCK, OPT_V2, OPT_HELP
+    OPT_DAMP, OPT_BLOCK, OPT_V2, OPT_HELP, OPT_OUTLIERS
 };
 
-static int run_quant(const xf_cli_ctx *ctx, xf_quant_method method, int argc, char **argv)
+/* --outliers: "0.5%" (percent) or "0.005" (fraction), within [0, 1]. */
+static bool parse_outliers(const char *s, double *out)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n >= 64)
+        return false;
+    char buf[64];
+    memcpy(buf, s, n + 1);
+    bool percent = buf[n - 1] == '%';
+    if (percent)
+        buf[n - 1] = '\0';
+    double v;
+    if (!xf_parse_double(buf, &v))
+        return false;
+    if (percent)
+        v /= 100.0;
+    if (!(v >= 0.0 && v <= 1.0))
+        return false;
+    *out = v;
+    return true;
+}
+
+int xf_quant_args_parse(xf_quant_method method, int argc, char **argv, xf_quant_options *o_out,
+                        xf_quant_cli *x)
 {
     const char *cmd = method == XF_METHOD_GPTQ ? "gptq" : "rtn";
     static const struct option opts[] = {
@@ -76,7 +110,18 @@ static int run_quant(const xf_cli_ctx *ctx, xf_quant_method method, int argc, ch
         {"gptq-v2", no_argument, NULL, OPT_V2},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, OPT_HELP},
+        {"outliers", required_argument, NULL, OPT_OUTLIERS},
         {0, 0, 0, 0}};
+    /* this command's options followed by the shared scheme options */
+    enum { N_OWN = sizeof opts / sizeof *opts - 1, N_ALL = N_OWN + 32 };
+    struct option all[N_ALL + 1];
+    size_t n_all = 0;
+    for (size_t i = 0; i < N_OWN; i++)
+        all[n_all++] = opts[i];
+    for (size_t i = 0; xf_scheme_options[i].name && n_all < N_ALL; i++)
+        all[n_all++] = xf_scheme_options[i];
+    all[n_all] = (struct option){0, 0, 0, 0};
+    memset(x, 0, sizeof *x);
     xf_quant_options o;
     xf_quant_options_defaults(&o, method);
     int threads = 0;
@@ -86,8 +131,18 @@ static int run_quant(const xf_cli_ctx *ctx, xf_quant_method method, int argc, ch
     optind = 1;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "v", opts, NULL)) != -1) {
-        bool gptq_only = c >= OPT_CALIB && c <= OPT_V2;
+    int calib_given = 0; /* calibration options given */
+    bool seed_given = false;
+    while ((c = getopt_long(argc, argv, "v", all, NULL)) != -1) {
+        int src;
+        if (xf_scheme_option(c, optarg, &o, cmd, &src)) {
+            if (src != 0)
+                return src;
+            continue;
+        }
+        calib_given += c >= OPT_CALIB && c <= OPT_SEED;
+        seed_given = seed_given || c == OPT_SEED;
+        bool gptq_only = c >= OPT_ACT_ORDER && c <= OPT_V2;
         if (gptq_only && method != XF_METHOD_GPTQ)
             return xf_usage_error(cmd, "option '%s' applies to gptq only", argv[optind - 1]);
         switch (c) {
@@ -108,6 +163,11 @@ static int run_quant(const xf_cli_ctx *ctx, xf_quant_method method, int argc, ch
                 return xf_usage_error(cmd, "--clip must be none or mse, not '%s'", optarg);
             break;
         case OPT_HEAD: o.quantize_head = true; break;
+        case OPT_OUTLIERS:
+            if (!parse_outliers(optarg, &o.outliers))
+                return xf_usage_error(cmd, "--outliers must be a percentage in [0%%, 100%%] "
+                                           "(\"0.5%%\") or a fraction in [0, 1], not '%s'", optarg);
+            break;
         case OPT_THREADS:
             if (!xf_parse_int(optarg, 1, 4096, &v))
                 return xf_usage_error(cmd, "--threads must be a positive integer, not '%s'", optarg);
@@ -156,7 +216,11 @@ static int run_quant(const xf_cli_ctx *ctx, xf_quant_method method, int argc, ch
             break;
         case OPT_V2: o.gptq_v2 = true; break;
         case 'v': xf_log_set_level(XF_LOG_INFO); break;
-        case OPT_HELP: fputs(method == XF_METHOD_GPTQ ? gptq_help : rtn_help, stdout); return 0;
+        case OPT_HELP:
+            fputs(method == XF_METHOD_GPTQ ? gptq_help : rtn_help, stdout);
+            fputs(xf_scheme_help, stdout);
+            x->help = true;
+            return 0;
         default: return xf_usage_error(cmd, "unknown option or missing value: '%s'", argv[optind - 1]);
         }
     }
@@ -164,8 +228,34 @@ static int run_quant(const xf_cli_ctx *ctx, xf_quant_method method, int argc, ch
         return xf_usage_error(cmd, "expected IN and OUT.xfq");
     if (method == XF_METHOD_GPTQ && !o.calib_path)
         return xf_usage_error(cmd, "--calib FILE is required");
-    const char *in = argv[optind], *out = argv[optind + 1];
-    xf_threads_set(threads);
+    bool rtn_reads_calib = o.act_clip_search || o.attn_prob_base_search || o.smooth > 0 ||
+                           o.rotate == XF_ROTATE_LEARNED || o.rotate == XF_ROTATE_KLT;
+    bool seed_only = seed_given && calib_given == 1 && o.rotate != XF_ROTATE_NONE;
+    if (method == XF_METHOD_RTN && calib_given && !rtn_reads_calib && !seed_only)
+        return xf_usage_error(cmd, "rtn reads calibration text only for --act-clip search, "
+                                   "--attn-prob-base search, --smooth and --rotate klt|learned "
+                                   "(and --seed only with --rotate)");
+    if (method == XF_METHOD_RTN && rtn_reads_calib && !o.calib_path)
+        return xf_usage_error(cmd, "--act-clip search, --attn-prob-base search, --smooth and "
+                                   "--rotate klt|learned need --calib FILE");
+    x->in = argv[optind];
+    x->out = argv[optind + 1];
+    x->threads = threads;
+    x->json = json;
+    *o_out = o;
+    return 0;
+}
+
+static int run_quant(const xf_cli_ctx *ctx, xf_quant_method method, int argc, char **argv)
+{
+    xf_quant_options o;
+    xf_quant_cli x;
+    int prc = xf_quant_args_parse(method, argc, argv, &o, &x);
+    if (prc != 0 || x.help)
+        return prc;
+    const char *in = x.in, *out = x.out;
+    bool json = x.json;
+    xf_threads_set(x.threads);
     xf_error err = {0};
     xf_loaded_model m;
     if (xf_model_open(&m, in, &err) != 0)

@@ -112,6 +112,8 @@ char **xf_regress_quant_argv(const xf_regress_case *c, const char *out_xfq, int 
         push_str(&a, "--damp", buf);
     }
     push_int(&a, "--block", r->block);
+    for (int i = 0; i < r->n_scheme_flags; i++)
+        push(&a, r->scheme_flags[i]);
     push(&a, c->model_path);
     push(&a, out_xfq);
     return finish(&a, argc);

@@ -13,52 +13,6 @@
 #include "model/loader.h"
 #include "quant/quantize_model.h"
 
-/* Recipe -> quantization options; the same defaults as the CLI. */
-static int options_from_recipe(const xf_regress_recipe *r, xf_quant_options *o, xf_error *err)
-{
-    if (r->act_bits != XF_REGRESS_ABSENT || r->kv_bits != XF_REGRESS_ABSENT || r->rotation)
-        return xf_fail(err, "activation/KV quantization and rotations are not implemented yet");
-    xf_quant_options_defaults(o, r->method == XF_REGRESS_GPTQ ? XF_METHOD_GPTQ : XF_METHOD_RTN);
-    o->grid.bits = (int)r->bits;
-    if (r->group != XF_REGRESS_ABSENT)
-        o->group = r->group;
-    if (r->sym > 0)
-        o->grid.sym = true;
-    if (r->clip && xf_clip_from_name(r->clip, &o->grid.clip) != 0)
-        return xf_fail(err, "unknown clip \"%s\"", r->clip);
-    if (r->quantize_head > 0)
-        o->quantize_head = true;
-    o->calib_path = r->calib_path;
-    o->calib_field = r->calib_field;
-    if (r->calib_format) {
-        if (!strcmp(r->calib_format, "text"))
-            o->calib_format = XF_CALIB_TEXT;
-        else if (!strcmp(r->calib_format, "jsonl"))
-            o->calib_format = XF_CALIB_JSONL;
-        else if (!strcmp(r->calib_format, "dir"))
-            o->calib_format = XF_CALIB_DIR;
-        else
-            return xf_fail(err, "unknown calib_format \"%s\"", r->calib_format);
-    }
-    if (r->nsamples != XF_REGRESS_ABSENT)
-        o->nsamples = r->nsamples;
-    if (r->seqlen != XF_REGRESS_ABSENT)
-        o->seqlen = r->seqlen;
-    if (r->seed != XF_REGRESS_ABSENT)
-        o->seed = (uint64_t)r->seed;
-    if (r->act_order > 0)
-        o->act_order = true;
-    if (r->static_groups > 0)
-        o->static_groups = true;
-    if (r->gptq_v2 > 0)
-        o->gptq_v2 = true;
-    if (!isnan(r->damp))
-        o->damp = r->damp;
-    if (r->block != XF_REGRESS_ABSENT)
-        o->block = r->block;
-    return 0;
-}
-
 /* The evaluation window length, with `xfquant ppl`'s defaults. */
 static int64_t window_length(const xf_regress_eval *e, const xf_model_config *cfg)
 {
@@ -103,10 +57,10 @@ static int evaluate(const xf_regress_case *c, const xf_loaded_model *base,
     xf_model_scorer sm, sb;
     rc = xf_window_plan_make(&plan, c->eval.protocol, T, (int64_t)tt.n, maxw, bos, err);
     if (rc == 0)
-        rc = xf_model_scorer_init(&sm, &model->weights, T, err);
+        rc = xf_model_scorer_open(&sm, model, T, err);
     if (rc == 0) {
         if (c->wants[XF_REGRESS_KLD]) {
-            rc = xf_model_scorer_init(&sb, &base->weights, T, err);
+            rc = xf_model_scorer_open(&sb, base, T, err);
             if (rc == 0) {
                 xf_kld_result kr;
                 rc = xf_kld_run(&sb.scorer, &sm.scorer, tt.ids, (int64_t)tt.n, &plan, &kr, err);
@@ -145,16 +99,25 @@ xf_regress_exec xf_regress_execute(const xf_regress_case *c, void *user, xf_regr
         out->seconds = xf_now_seconds() - t0;
         return verdict;
     }
-    xf_quant_options o;
-    if (options_from_recipe(&c->recipe, &o, why) != 0) {
-        xf_model_close(&base);
-        return XF_REGRESS_EXEC_FAIL;
-    }
-    o.progress = ctx && ctx->progress;
     char path[4096];
     snprintf(path, sizeof path, "%s/xfquant-regress-%ld-%s.xfq",
              ctx && ctx->tmpdir ? ctx->tmpdir : "/tmp", (long)getpid(), c->id);
-    json_t *cmd = json_pack("[s, s]", "xfquant", "regress");
+    int qargc;
+    char **qargv = xf_regress_quant_argv(c, path, &qargc);
+    xf_quant_options o;
+    if (!qargv || !ctx || !ctx->parse_quant || ctx->parse_quant(qargc, qargv, &o) != 0) {
+        xf_fail(why, "%s", !qargv ? "out of memory"
+                           : !ctx || !ctx->parse_quant ? "no recipe parser given"
+                                                       : "the recipe's flags were refused "
+                                                         "(see the message above)");
+        xf_regress_argv_free(qargv);
+        xf_model_close(&base);
+        return XF_REGRESS_EXEC_FAIL;
+    }
+    o.progress = ctx->progress;
+    json_t *cmd = json_pack("[s]", "xfquant");
+    for (int i = 0; i < qargc; i++)
+        json_array_append_new(cmd, json_string(qargv[i]));
     json_t *summary = NULL;
     int rc = xf_quantize_model(&base, &o, path, cmd, &summary, why);
     json_decref(cmd);
@@ -168,6 +131,7 @@ xf_regress_exec xf_regress_execute(const xf_regress_case *c, void *user, xf_regr
         }
     }
     json_decref(summary);
+    xf_regress_argv_free(qargv); /* o's strings point into it */
     unlink(path);
     xf_model_close(&base);
     out->seconds = xf_now_seconds() - t0;

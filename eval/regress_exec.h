@@ -8,9 +8,18 @@
 
 #include "eval/regress_run.h"
 
+#include "quant/quantize_model.h"
+
+/* Parses the `xfquant rtn|gptq` command line argv[0..argc) (argv[0] is
+ * "rtn" or "gptq") into *o: the CLI's own parser (cli/quant_args.h), so a
+ * recipe means exactly what its flags mean. Returns 0, or non-zero after
+ * printing one usage line. String options in *o point into argv. */
+typedef int (*xf_quant_argv_parser)(int argc, char **argv, xf_quant_options *o);
+
 typedef struct xf_regress_exec_ctx {
     const char *tmpdir; /* where temporary .xfq files go (removed after each case) */
     bool progress;
+    xf_quant_argv_parser parse_quant; /* required for rtn/gptq cases */
 } xf_regress_exec_ctx;
 
 /* An xf_regress_executor; user = xf_regress_exec_ctx*. */

@@ -9,6 +9,7 @@
 
 #include "core/json_util.h"
 #include "core/read_file.h"
+#include "eval/regress_scheme_keys.h"
 
 static const char *const metric_names[XF_REGRESS_N_METRICS] = {"ppl", "kld", "bits_per_weight",
                                                                "seconds"};
@@ -49,7 +50,14 @@ static const char *const recipe_keys[] = {
     "method",        "bits",          "group",    "sym",      "clip",
     "quantize_head", "act_bits",      "kv_bits",  "rotation", "calib",
     "calib_field",   "calib_format",  "nsamples", "seqlen",   "seed",
-    "act_order",     "static_groups", "damp",     "block",    "gptq_v2", NULL};
+    "act_order",     "static_groups", "damp",     "block",    "gptq_v2",
+    /* eval/regress_scheme_keys.c */
+    "act_sym", "act_group", "act_clip", "act_inputs", "kv_group", "kv_clip", "attn_prob_bits",
+    "attn_prob_quant", "attn_prob_base", "tensor_bits", "smooth", "outliers", NULL};
+/* Calibration keys rtn accepts when a scheme key searches on calibration
+ * text (act_clip or attn_prob_base "search"). */
+static const char *const calib_keys[] = {"calib", "calib_field", "calib_format", "nsamples",
+                                         "seqlen", "seed", NULL};
 /* Flags of `xfquant gptq` that `xfquant rtn` does not have. */
 static const char *const gptq_only_keys[] = {
     "calib",     "calib_field",   "calib_format", "nsamples", "seqlen", "seed",
@@ -195,6 +203,11 @@ static int parse_recipe(xf_regress_recipe *rc, const json_t *j, const char *root
         return xf_fail(err, "%s: recipe: 'method' must be \"fp16\", \"rtn\" or \"gptq\"", ctx);
     rc->method = (xf_regress_method)method;
 
+    bool wants_calib = false;
+    if (rc->method != XF_REGRESS_FP16 &&
+        xf_regress_scheme_flags(j, &rc->scheme_flags, &rc->n_scheme_flags, &wants_calib, ctx,
+                                err) != 0)
+        return -1;
     /* Keys that mean nothing for the method are refused, not ignored. */
     const char *key;
     json_t *v;
@@ -205,7 +218,9 @@ static int parse_recipe(xf_regress_recipe *rc, const json_t *j, const char *root
             return xf_fail(err, "%s: recipe: key '%s' does not apply to method fp16", ctx, key);
         /* rtn has no sampling; its only use of a seed is a random rotation */
         bool rtn_seed = !strcmp(key, "seed") && json_object_get(j, "rotation");
-        if (rc->method == XF_REGRESS_RTN && in_list(gptq_only_keys, key) && !rtn_seed)
+        bool rtn_calib = wants_calib && in_list(calib_keys, key);
+        if (rc->method == XF_REGRESS_RTN && in_list(gptq_only_keys, key) && !rtn_seed &&
+            !rtn_calib)
             return xf_fail(err, "%s: recipe: key '%s' applies to method gptq only%s", ctx, key,
                            strcmp(key, "seed") ? "" : " (or rtn with a rotation)");
     }
@@ -249,6 +264,8 @@ static int parse_recipe(xf_regress_recipe *rc, const json_t *j, const char *root
     }
     if (rc->method == XF_REGRESS_GPTQ && !rc->calib)
         return xf_fail(err, "%s: recipe: missing key 'calib' (required for method gptq)", ctx);
+    if (wants_calib && !rc->calib)
+        return xf_fail(err, "%s: recipe: missing key 'calib' (a \"search\" key needs it)", ctx);
     if (rc->calib && !(rc->calib_path = resolve(root, rc->calib)))
         return xf_fail(err, "%s: out of memory", ctx);
     return 0;
@@ -627,6 +644,7 @@ void xf_regress_suite_free(xf_regress_suite *s)
         free(c->model_path);
         free(c->recipe.clip);
         free(c->recipe.rotation);
+        xf_regress_scheme_flags_free(c->recipe.scheme_flags);
         free(c->recipe.calib);
         free(c->recipe.calib_path);
         free(c->recipe.calib_field);

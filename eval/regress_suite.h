@@ -81,6 +81,10 @@ typedef struct xf_regress_recipe {
     int gptq_v2;        /* --gptq-v2 */
     double damp;        /* --damp, in [0, 1] */
     int64_t block;      /* --block */
+    /* act_sym ... outliers (eval/regress_scheme_keys.h), already rendered as
+     * flags; NULL-terminated, NULL when none */
+    char **scheme_flags;
+    int n_scheme_flags;
 } xf_regress_recipe;
 
 /* The evaluation: maps 1:1 to the options of `xfquant ppl` / `xfquant kld`. */

@@ -10,6 +10,7 @@
 
 #include "core/json_util.h"
 #include "formats/xfq_check.h"
+#include "formats/xfq_outliers.h"
 #include "formats/xfq_pack.h"
 
 static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
@@ -294,6 +295,9 @@ static int load_tensors(xfq_file *f, const xfq_file_header *h, int open_flags, x
             goto out;
     }
     rc = xf_tensor_set_init(&f->tensors, ts, n, path, err);
+    /* side tables are checked always: dequantization trusts them too */
+    if (rc == 0)
+        rc = xfq_outliers_check_set(&f->tensors, path, err);
 out:
     free(recs);
     free(ts);
@@ -338,13 +342,21 @@ void xfq_close(xfq_file *f)
     memset(f, 0, sizeof *f);
 }
 
+/* Bytes of t's outlier side table (0 without one). */
+static double side_bytes(const xf_tensor_set *s, const xf_tensor *t)
+{
+    xf_sparse_outliers o;
+    xfq_outliers_find(s, t->name, &o);
+    return (double)xfq_outliers_bytes(&o);
+}
+
 double xfq_packed_bits_per_weight(const xf_tensor_set *s)
 {
     double bytes = 0, weights = 0;
     for (size_t i = 0; i < s->n; i++) {
         const xf_tensor *t = &s->items[i];
         if (xf_dtype_is_packed(t->dtype)) {
-            bytes += (double)t->nbytes;
+            bytes += (double)t->nbytes + side_bytes(s, t);
             weights += (double)xf_tensor_numel(t);
         }
     }
@@ -357,7 +369,7 @@ double xfq_all_bits_per_weight(const xf_tensor_set *s)
     for (size_t i = 0; i < s->n; i++) {
         const xf_tensor *t = &s->items[i];
         if (t->ndim >= 2 && (xf_dtype_is_packed(t->dtype) || xf_dtype_is_float(t->dtype))) {
-            bytes += (double)t->nbytes;
+            bytes += (double)t->nbytes + (xf_dtype_is_packed(t->dtype) ? side_bytes(s, t) : 0.0);
             weights += (double)xf_tensor_numel(t);
         }
     }

@@ -21,6 +21,7 @@ enum xfq_storage {
     XFQ_STORAGE_F32 = 1,
     XFQ_STORAGE_F16 = 2,
     XFQ_STORAGE_BF16 = 3,
+    XFQ_STORAGE_I32 = 8, /* outlier side tables (formats/xfq_outliers.h) */
     XFQ_STORAGE_Q2 = 16,
     XFQ_STORAGE_Q3 = 17,
     XFQ_STORAGE_Q4 = 18,
@@ -77,12 +78,13 @@ void xfq_close(xfq_file *f);
 
 /* ---- writing ---- */
 
-/* One tensor to write. Plain: dtype F32/F16/BF16 and `data` (nbytes =
+/* One tensor to write. Plain: dtype F32/F16/BF16/I32 and `data` (nbytes =
  * numel * size). Packed: dtype Q2/Q3/Q4/Q8, ndim 2, and the grid in
  * `packed` (codes already packed with xfq_pack_row, row_bytes set). */
 typedef xf_tensor xfq_write_tensor;
 
 /* Validates, checks every float for NaN/Inf (fails naming the tensor),
+ * checks outlier side tables (formats/xfq_outliers.h) like the reader,
  * sorts by name, computes CRCs, and writes atomically (nothing is left
  * behind on failure). `meta` must be an object; "format": "xfq" and
  * "format_version": 1 are added when absent (other values are refused);
@@ -93,7 +95,9 @@ int xfq_write(const char *path, const json_t *meta, const xfq_write_tensor *tens
               xf_error *err);
 
 /* Bits per weight (8 * nbytes / elements, padding counted) over the packed
- * tensors of a set (0 if none), and over all 2-D+ float/packed tensors. */
+ * tensors of a set (0 if none), and over all 2-D+ float/packed tensors.
+ * The bytes of a packed weight's outlier side table count as its bytes;
+ * the table's elements are not weights. */
 double xfq_packed_bits_per_weight(const xf_tensor_set *s);
 double xfq_all_bits_per_weight(const xf_tensor_set *s);
 

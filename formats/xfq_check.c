@@ -63,6 +63,7 @@ xf_dtype xfq_storage_dtype(uint32_t storage)
     case XFQ_STORAGE_F32: return XF_DTYPE_F32;
     case XFQ_STORAGE_F16: return XF_DTYPE_F16;
     case XFQ_STORAGE_BF16: return XF_DTYPE_BF16;
+    case XFQ_STORAGE_I32: return XF_DTYPE_I32;
     case XFQ_STORAGE_Q2: return XF_DTYPE_Q2;
     case XFQ_STORAGE_Q3: return XF_DTYPE_Q3;
     case XFQ_STORAGE_Q4: return XF_DTYPE_Q4;
@@ -77,6 +78,7 @@ uint32_t xfq_dtype_storage(xf_dtype t)
     case XF_DTYPE_F32: return XFQ_STORAGE_F32;
     case XF_DTYPE_F16: return XFQ_STORAGE_F16;
     case XF_DTYPE_BF16: return XFQ_STORAGE_BF16;
+    case XF_DTYPE_I32: return XFQ_STORAGE_I32;
     case XF_DTYPE_Q2: return XFQ_STORAGE_Q2;
     case XF_DTYPE_Q3: return XFQ_STORAGE_Q3;
     case XF_DTYPE_Q4: return XFQ_STORAGE_Q4;

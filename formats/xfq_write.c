@@ -12,6 +12,7 @@
 #include "core/json_util.h"
 #include "formats/xfq.h"
 #include "formats/xfq_check.h"
+#include "formats/xfq_outliers.h"
 #include "formats/xfq_pack.h"
 
 /* One tensor as it will be written. */
@@ -305,6 +306,13 @@ int xfq_write(const char *path, const json_t *meta, const xfq_write_tensor *tens
             goto out;
         }
     }
+    xf_tensor_set set; /* side tables are checked against their weights, as on open */
+    if (xf_tensor_set_init(&set, tensors, n, path, err) != 0)
+        goto out;
+    int side_rc = xfq_outliers_check_set(&set, path, err);
+    xf_tensor_set_free(&set);
+    if (side_rc != 0)
+        goto out;
     meta_text = metadata_text(meta, path, err);
     if (meta_text)
         rc = write_all(path, meta_text, pl, n, err);

@@ -30,14 +30,20 @@ static int open_xfq(xf_loaded_model *m, const char *path, xf_error *err)
     }
     m->tensors = &m->xfq.tensors;
     /* Evaluating a file without the transforms it was made with would give
-     * wrong numbers: refuse what this build does not implement. */
+     * wrong numbers: refuse kinds this build does not implement (the full
+     * check, and the application, are quant/online.h's, through the hooks
+     * of eval/model_scorer.h; callers that run the model otherwise must
+     * refuse files with m->has_online_transforms). */
     const json_t *online = json_object_get(json_object_get(m->xfq.meta, "recipe"), "online_transforms");
-    if (json_is_array(online) && json_array_size(online) > 0) {
-        const json_t *first = json_array_get(online, 0);
-        const char *kind = json_is_string(first) ? json_string_value(first)
-                           : json_string_value(json_object_get(first, "kind"));
-        return xf_fail(err, "%s: needs online transform \"%s\", which this xfquant does not implement",
-                       path, kind ? kind : "?");
+    for (size_t i = 0; json_is_array(online) && i < json_array_size(online); i++) {
+        const json_t *e = json_array_get(online, i);
+        const char *kind = json_is_string(e) ? json_string_value(e)
+                                             : json_string_value(json_object_get(e, "kind"));
+        if (!kind || strcmp(kind, "hadamard") != 0)
+            return xf_fail(err, "%s: needs online transform \"%s\", which this xfquant does not "
+                                "implement",
+                           path, kind ? kind : "?");
+        m->has_online_transforms = true;
     }
     return 0;
 }
@@ -67,14 +73,19 @@ int xf_model_open(xf_loaded_model *m, const char *path, xf_error *err)
     snprintf(what, sizeof what, "%s: config", path);
     if (xf_model_config_parse(&m->cfg, m->config_json, what, err) != 0)
         goto fail;
-    /* HF GPT-2 files store Conv1D weights [in, out]; .xfq always [out, in] */
-    bool conv1d_transposed = m->source == XF_SOURCE_HF && m->cfg.family == XF_FAMILY_GPT2;
-    if (xf_model_bind(&m->weights, &m->cfg, m->tensors, conv1d_transposed, path, err) != 0)
+    if (xf_model_bind(&m->weights, &m->cfg, m->tensors, xf_model_conv1d_transposed(m), path,
+                      err) != 0)
         goto fail;
     return 0;
 fail:
     xf_model_close(m);
     return -1;
+}
+
+bool xf_model_conv1d_transposed(const xf_loaded_model *m)
+{
+    /* HF GPT-2 files store Conv1D weights [in, out]; .xfq always [out, in] */
+    return m->source == XF_SOURCE_HF && m->cfg.family == XF_FAMILY_GPT2;
 }
 
 void xf_model_close(xf_loaded_model *m)

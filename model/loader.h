@@ -26,6 +26,8 @@ typedef struct xf_loaded_model {
     const xf_tensor_set *tensors;
     xf_model_config cfg;
     xf_model_weights weights;
+    bool has_online_transforms;   /* .xfq recipe lists online transforms (rotations):
+                                     run it through eval/model_scorer.h's hooks */
 } xf_loaded_model;
 
 /* True when the file starts with the .xfq magic. */
@@ -33,5 +35,10 @@ bool xf_path_is_xfq(const char *path);
 
 int xf_model_open(xf_loaded_model *m, const char *path, xf_error *err);
 void xf_model_close(xf_loaded_model *m);
+
+/* The `transposed_conv1d` flag m's tensors are bound with (xf_model_bind):
+ * true for HF GPT-2 files, whose Conv1D weights are stored [in, out].
+ * Whoever rebinds m->weights (model/model_edit.h) must pass the same. */
+bool xf_model_conv1d_transposed(const xf_loaded_model *m);
 
 #endif

@@ -178,6 +178,23 @@ static const xf_tensor *need_fmt(binder *b, int ndim, int64_t d0, int64_t d1, co
     return need(b, name, ndim, d0, d1);
 }
 
+/* The outlier side table of linear weight w (if any): looked up (so it is
+ * not "unexpected") and checked against w. */
+static void bind_outliers(binder *b, xf_linear *lin, const xf_tensor *w)
+{
+    static const xfq_outliers_part parts[XFQ_OUTLIERS_NPARTS] = {
+        XFQ_OUTLIERS_ROW_PTR, XFQ_OUTLIERS_COL, XFQ_OUTLIERS_VAL};
+    const xf_tensor **slot[XFQ_OUTLIERS_NPARTS] = {&lin->outliers.row_ptr, &lin->outliers.col,
+                                                   &lin->outliers.val};
+    char name[600];
+    for (int p = 0; p < XFQ_OUTLIERS_NPARTS; p++)
+        *slot[p] = xfq_outliers_name(w->name, parts[p], name, sizeof name) == 0
+                       ? lookup(b, name) : NULL;
+    xf_error e;
+    if (xfq_outliers_check(&lin->outliers, w, NULL, &e) != 0)
+        note_problem(b, "%s", e.msg);
+}
+
 static void bind_norm(binder *b, xf_norm *n, bool with_bias, int64_t dim, const char *base)
 {
     n->w = need_fmt(b, 1, dim, 0, "%s.weight", base);
@@ -205,6 +222,7 @@ static void bind_linear(binder *b, xf_linear *lin, const xf_model_config *cfg, i
         else
             check(b, w, 2, out, in);
         lin->w = w;
+        bind_outliers(b, lin, w);
     }
     if (with_bias)
         lin->b = need_fmt(b, 1, out, 0, "%s.bias", base);
@@ -350,6 +368,8 @@ int xf_model_bind(xf_model_weights *mw, const xf_model_config *cfg, const xf_ten
         mw->lm_head.w = mw->tok_embed;
     } else {
         mw->lm_head.w = need(&b, "lm_head.weight", 2, cfg->vocab, h);
+        if (mw->lm_head.w)
+            bind_outliers(&b, &mw->lm_head, mw->lm_head.w);
     }
 
     name_list extra = {0};

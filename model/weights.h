@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "formats/tensor.h"
+#include "formats/xfq_outliers.h"
 #include "model/config.h"
 
 typedef enum xf_linear_role {
@@ -29,6 +30,8 @@ typedef struct xf_linear {
     const xf_tensor *b; /* bias or NULL */
     bool transposed;    /* stored [in, out] (HF GPT-2 Conv1D) */
     int64_t out, in;    /* logical y = W x + b, W is [out, in] */
+    xf_sparse_outliers outliers; /* fp16 entries replacing w's dequantized ones
+                                    (packed w only; all NULL when none) */
 } xf_linear;
 
 typedef struct xf_norm {
@@ -61,7 +64,10 @@ typedef struct xf_model_weights {
  * packed allowed for 2-D weights only). Ignores known non-weight buffers
  * (GPT-2 h.N.attn.bias / h.N.attn.masked_bias, Llama
  * layers.N.self_attn.rotary_emb.inv_freq); any other tensor not bound is
- * "unexpected" and fails the bind. Tied models: lm_head.w = tok_embed; a
+ * "unexpected" and fails the bind. A packed linear's (or untied LM head's)
+ * outlier side table W.outliers.{row_ptr,col,val} is bound to its
+ * xf_linear and checked (complete, consistent with W); side tables of any
+ * other tensor are unexpected. Tied models: lm_head.w = tok_embed; a
  * stored lm_head.weight copy (common in tied checkpoints) is accepted and
  * shape-checked but not used. Views borrow from `set` (keep it alive). */
 int xf_model_bind(xf_model_weights *mw, const xf_model_config *cfg, const xf_tensor_set *set,

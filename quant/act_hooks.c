@@ -12,6 +12,8 @@ static int quant_linear_input(void *user, int layer, xf_linear_role role, float 
     const xf_act_hooks *h = user;
     const xf_act_scheme *s = &h->scheme;
     const xf_act_input in = xf_act_input_of_role(role);
+    if (h->online && xf_online_apply(h->online, layer, (int)role, x, rows, cols, err) != 0)
+        return -1;
     if (s->act_bits > 0 && (s->act_inputs & (1u << in))) {
         const int64_t g = s->act_group > 0 ? s->act_group : cols;
         if (cols % g != 0)
@@ -79,14 +81,31 @@ static int quant_probs(void *user, int layer, int64_t head, float *p, int64_t T_
 int xf_act_hooks_init(xf_act_hooks *h, const xf_act_scheme *s, const xf_forward_hooks *inner,
                       xf_error *err)
 {
+    return xf_act_hooks_init_online(h, s, NULL, inner, err);
+}
+
+bool xf_act_hooks_active(const xf_act_hooks *h)
+{
+    return h->hooks.on_linear_input || h->hooks.on_kv || h->hooks.on_attn_probs;
+}
+
+int xf_act_hooks_init_online(xf_act_hooks *h, const xf_act_scheme *s,
+                             const xf_online_transforms *online, const xf_forward_hooks *inner,
+                             xf_error *err)
+{
     memset(h, 0, sizeof *h);
+    if (!online)
+        online = s->online;
+    if (online && xf_online_any(online))
+        h->online = online;
     if (xf_act_scheme_check(s, "activation scheme", err) != 0)
         return -1;
     h->scheme = *s;
     if (inner)
         h->inner = *inner;
     h->hooks.user = h;
-    if ((s->act_bits > 0 && (s->act_inputs & XF_ACT_IN_ALL)) || h->inner.on_linear_input)
+    if ((s->act_bits > 0 && (s->act_inputs & XF_ACT_IN_ALL)) || h->inner.on_linear_input ||
+        h->online)
         h->hooks.on_linear_input = quant_linear_input;
     if (s->kv_bits > 0 || h->inner.on_kv)
         h->hooks.on_kv = quant_kv;

@@ -33,16 +33,26 @@
 #include "core/error.h"
 #include "model/forward.h"
 #include "quant/act_quant.h"
+#include "quant/online.h"
 
 typedef struct xf_act_hooks {
     xf_forward_hooks hooks;  /* give &hooks to the forward pass */
     xf_act_scheme scheme;    /* copy, checked */
+    const xf_online_transforms *online; /* borrowed, or NULL: applied to a
+                                linear's input BEFORE its quantizer */
     xf_forward_hooks inner;  /* copy of the chained hooks; all NULL if none */
 } xf_act_hooks;
 
 /* Checks the scheme (errors name "activation scheme"); inner may be NULL. */
 int xf_act_hooks_init(xf_act_hooks *h, const xf_act_scheme *s, const xf_forward_hooks *inner,
                       xf_error *err);
+/* Same, with the online transforms of a rotated model (may be NULL; must
+ * outlive h): the hooks are then installed even for an all-off scheme. */
+int xf_act_hooks_init_online(xf_act_hooks *h, const xf_act_scheme *s,
+                             const xf_online_transforms *online, const xf_forward_hooks *inner,
+                             xf_error *err);
+/* True when the hooks do anything (scheme on, online transforms, inner). */
+bool xf_act_hooks_active(const xf_act_hooks *h);
 void xf_act_hooks_free(xf_act_hooks *h);
 
 #endif

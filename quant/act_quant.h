@@ -38,6 +38,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/error.h"
@@ -99,6 +100,11 @@ typedef struct xf_act_scheme {
     xf_prob_quant attn_prob_quant;
     double attn_prob_log2_base; /* log2 quantizer base as log2(base) in
                                [1/16, 4]; 1 = base 2 (RepQ-ViT), 0.5 = sqrt 2 */
+    /* Online transforms of a rotated model (quant/online.h), applied to a
+     * linear's input before its quantizer by every hook built from this
+     * scheme. Borrowed; NOT part of the JSON form (the recipe keeps them in
+     * "online_transforms"); NULL: none. */
+    const struct xf_online_transforms *online;
 } xf_act_scheme;
 
 /* Everything off: bits 0, act_sym true, groups 0, clips 1, all inputs,
@@ -108,8 +114,10 @@ void xf_act_scheme_default(xf_act_scheme *s);
  * all four inputs (head in fp); KV kv_bits asymmetric, one group per head
  * (kv_group 128 as in the paper), clip 0.95. Probabilities off. */
 void xf_act_scheme_quarot(xf_act_scheme *s, int act_bits, int kv_bits);
-/* True when the scheme quantizes nothing (hooks would be a no-op). */
+/* True when the scheme quantizes nothing (ignores s->online). */
 bool xf_act_scheme_is_off(const xf_act_scheme *s);
+/* True when forward hooks have work: quantization or online transforms. */
+bool xf_act_scheme_needs_hooks(const xf_act_scheme *s);
 /* Range checks; errors name `what`. */
 int xf_act_scheme_check(const xf_act_scheme *s, const char *what, xf_error *err);
 /* The clip ratio used for one input. */
@@ -119,6 +127,10 @@ double xf_act_scheme_clip(const xf_act_scheme *s, xf_act_input in);
  * head_dim nor is a multiple of it. */
 int xf_act_scheme_kv_group(const xf_act_scheme *s, int64_t head_dim, int64_t *group,
                            xf_error *err);
+
+/* A one-line human description ("A4 sym clip 0.9, KV4 clip 0.95, P4 log2
+ * base 2^1"); empty when the scheme is off. Truncated to cap. */
+void xf_act_scheme_describe(const xf_act_scheme *s, char *buf, size_t cap);
 
 /* JSON object (the .xfq recipe's "activations" entry). Every field is
  * written, so the object reproduces the scheme exactly (doubles are

@@ -2,9 +2,11 @@
 #include "quant/act_quant.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/json_util.h"
+#include "quant/online.h"
 
 void xf_act_scheme_default(xf_act_scheme *s)
 {
@@ -32,6 +34,11 @@ bool xf_act_scheme_is_off(const xf_act_scheme *s)
 {
     return (s->act_bits == 0 || (s->act_inputs & XF_ACT_IN_ALL) == 0) && s->kv_bits == 0 &&
            s->attn_prob_bits == 0;
+}
+
+bool xf_act_scheme_needs_hooks(const xf_act_scheme *s)
+{
+    return !xf_act_scheme_is_off(s) || (s->online && xf_online_any(s->online));
 }
 
 double xf_act_scheme_clip(const xf_act_scheme *s, xf_act_input in)
@@ -226,4 +233,55 @@ int xf_act_scheme_from_json(xf_act_scheme *s, const json_t *j, const char *what,
         return -1;
     *s = t;
     return 0;
+}
+
+static void add_clip(char *buf, size_t cap, double clip)
+{
+    if (clip != 1.0)
+        snprintf(buf + strlen(buf), cap - strlen(buf), " clip %g", clip);
+}
+
+void xf_act_scheme_describe(const xf_act_scheme *s, char *buf, size_t cap)
+{
+    if (cap == 0)
+        return;
+    buf[0] = '\0';
+    if (s->act_bits > 0 && (s->act_inputs & XF_ACT_IN_ALL)) {
+        snprintf(buf, cap, "A%d %s", s->act_bits, s->act_sym ? "sym" : "asym");
+        if (s->act_group > 0)
+            snprintf(buf + strlen(buf), cap - strlen(buf), " g%lld", (long long)s->act_group);
+        bool per_input = false;
+        for (int i = 0; i < XF_ACT_IN_COUNT; i++)
+            per_input = per_input || s->act_clip_input[i] > 0.0;
+        if (per_input) {
+            snprintf(buf + strlen(buf), cap - strlen(buf), " clip");
+            for (int i = 0; i < XF_ACT_IN_COUNT; i++)
+                snprintf(buf + strlen(buf), cap - strlen(buf), "%s%s=%g", i ? "," : " ",
+                         xf_act_input_name((xf_act_input)i),
+                         xf_act_scheme_clip(s, (xf_act_input)i));
+        } else {
+            add_clip(buf, cap, s->act_clip);
+        }
+        if ((s->act_inputs & XF_ACT_IN_ALL) != XF_ACT_IN_ALL) {
+            snprintf(buf + strlen(buf), cap - strlen(buf), " on");
+            for (int i = 0, first = 1; i < XF_ACT_IN_COUNT; i++)
+                if (s->act_inputs & (1u << i)) {
+                    snprintf(buf + strlen(buf), cap - strlen(buf), "%s%s", first ? " " : ",",
+                             xf_act_input_name((xf_act_input)i));
+                    first = 0;
+                }
+        }
+    }
+    if (s->kv_bits > 0) {
+        snprintf(buf + strlen(buf), cap - strlen(buf), "%sKV%d", buf[0] ? ", " : "", s->kv_bits);
+        if (s->kv_group > 0)
+            snprintf(buf + strlen(buf), cap - strlen(buf), " g%lld", (long long)s->kv_group);
+        add_clip(buf, cap, s->kv_clip);
+    }
+    if (s->attn_prob_bits > 0) {
+        snprintf(buf + strlen(buf), cap - strlen(buf), "%sP%d %s", buf[0] ? ", " : "",
+                 s->attn_prob_bits, xf_prob_quant_name(s->attn_prob_quant));
+        if (s->attn_prob_quant == XF_PROB_LOG2)
+            snprintf(buf + strlen(buf), cap - strlen(buf), " base 2^%g", s->attn_prob_log2_base);
+    }
 }

@@ -15,7 +15,11 @@
  * for columns past the sub-block / block (from the columns before i) are
  * applied to a copy first. So the result does not depend on the block size
  * (the reference reads W[:, i:i+g] there, which misses the updates of the
- * current block when g and B are not aligned). */
+ * current block when g and B are not aligned).
+ *
+ * Outliers (dense-and-sparse, see gptq.h): chosen before the sweep from the
+ * scores of outlier_scores, then carried as a [rows, n] mask in
+ * quantization order that the grid fits skip and the column loop keeps. */
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
@@ -23,7 +27,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/half.h"
 #include "quant/gptq.h"
+#include "quant/outliers.h"
 
 static double now_s(void)
 {
@@ -41,16 +47,18 @@ typedef struct sweep_ctx {
     const int32_t *grp;    /* [n] group index of quantization position i */
     const int32_t *store;  /* [n] storage column of position i */
     const uint8_t *fit_at; /* [n] 1 where a grid is fitted (group start) */
+    const uint8_t *mask;   /* [rows, n] outliers in quantization order, or NULL */
     xf_grid_config grid;
 } sweep_ctx;
 
 /* Fits row r's grid for the group starting at column i on the row's
- * current weights. Column i lies in sub-block [s1, s2) of block [i1, i2);
- * w: the row of Wp; e: its row of E. Columns in [s2, i2) still miss the
- * updates of columns s1..i-1, columns from i2 on those of i1..i-1. */
+ * current weights (outliers left out, gathered in `gather`). Column i lies
+ * in sub-block [s1, s2) of block [i1, i2); w: the row of Wp; e: its row of
+ * E. Columns in [s2, i2) still miss the updates of columns s1..i-1,
+ * columns from i2 on those of i1..i-1. */
 static void fit_group(const sweep_ctx *c, xf_qweight *q, int64_t r, const float *w,
                       const float *e, int64_t i, int64_t i1, int64_t s1, int64_t s2, int64_t i2,
-                      float *restrict vals)
+                      float *restrict vals, float *restrict gather)
 {
     const int64_t n = c->n;
     const int64_t c1 = i + c->g < n ? i + c->g : n;
@@ -69,7 +77,8 @@ static void fit_group(const sweep_ctx *c, xf_qweight *q, int64_t r, const float 
         for (int64_t j = i2; j < c1; j++)
             vals[j - i] -= ek * uk[j];
     }
-    xf_grid fit = xf_grid_fit(&c->grid, vals, c1 - i);
+    xf_grid fit = c->mask ? xf_outliers_fit(&c->grid, vals, c->mask + r * n + i, c1 - i, gather)
+                          : xf_grid_fit(&c->grid, vals, c1 - i);
     xf_qweight_set_grid(q, r, c->grp[i], &fit);
 }
 
@@ -88,7 +97,8 @@ enum { SUB_BLOCK = 16 };
  * (rb - ra <= ROW_TILE): Wp rows in w (stride n), their E rows in e
  * (stride B, column k - i1 for column k). */
 static void sweep_tile(const sweep_ctx *c, xf_qweight *q, int64_t ra, int64_t rb, float *w,
-                       float *e, int64_t i1, int64_t s1, int64_t s2, int64_t i2, float *vals)
+                       float *e, int64_t i1, int64_t s1, int64_t s2, int64_t i2, float *vals,
+                       float *gather)
 {
     const int64_t n = c->n, B = c->B, m = rb - ra;
     for (int64_t i = s1; i < s2; i++) {
@@ -99,9 +109,17 @@ static void sweep_tile(const sweep_ctx *c, xf_qweight *q, int64_t ra, int64_t rb
             const int64_t r = ra + t;
             float *restrict wr = w + t * n;
             if (c->fit_at[i])
-                fit_group(c, q, r, wr, e + t * B, i, i1, s1, s2, i2, vals);
+                fit_group(c, q, r, wr, e + t * B, i, i1, s1, s2, i2, vals, gather);
             const xf_grid gr = xf_qweight_grid(q, r, gi);
             const float x = wr[i];
+            if (c->mask && c->mask[r * n + i]) {
+                /* an outlier keeps its current value (fp16, as stored): no
+                 * error, nothing to propagate; its code is the zero point */
+                e[t * B + (i - i1)] = 0.0f;
+                q->codes[r * n + st] = gr.zero;
+                wr[i] = xf_f16_to_f32(xf_f32_to_f16(x));
+                continue;
+            }
             const uint8_t code = xf_grid_quantize(&gr, x);
             const float qv = xf_grid_dequantize(&gr, code);
             const float err = (x - qv) / d;
@@ -123,6 +141,68 @@ static int64_t first_nonfinite(const float *x, int64_t n)
         if (!isfinite(x[i]))
             return i;
     return -1;
+}
+
+/* SpQR sensitivities in quantization order (xf_outliers_score_group with
+ * error weights 1 / U_ii^2: the GPTQ loss of each position) of the original
+ * (dead-zeroed) weights, in the groups the solve fits: per channel (a whole
+ * row), static groups (logical columns) or runs of g quantization
+ * positions. wq: [n] 1 / U_ii^2 by position, wl: the same by logical column.
+ * scratch: 3n floats per thread. */
+static void outlier_scores(const float *W, int64_t rows, const xf_gptq_factor *f,
+                           const xf_grid_config *gc, int64_t g, bool static_g, const int32_t *pos,
+                           const float *wq, const float *wl, float *score, float *scratch)
+{
+    const int64_t n = f->n;
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        float *y = scratch + (size_t)omp_get_thread_num() * 3 * (size_t)n; /* logical */
+        float *x = y + n;       /* quantization order */
+        float *sl = x + n;      /* static groups: scores by logical column */
+        float *s = score + r * n;
+        for (int64_t j = 0; j < n; j++)
+            y[j] = f->dead[j] ? 0.0f : W[r * n + j];
+        for (int64_t i = 0; i < n; i++)
+            x[i] = y[f->perm[i]];
+        for (int64_t k0 = 0; k0 < n; k0 += g) {
+            const int64_t k1 = k0 + g < n ? k0 + g : n;
+            if (static_g)
+                xf_outliers_score_group(gc, y + k0, wl + k0, k1 - k0, sl + k0);
+            else
+                xf_outliers_score_group(gc, x + k0, wq + k0, k1 - k0, s + k0);
+        }
+        for (int64_t j = 0; static_g && j < n; j++)
+            s[pos[j]] = sl[j];
+    }
+}
+
+/* Chooses the `count` outliers of W: mask [rows, n] in quantization order. */
+static int choose_outliers(const float *W, int64_t rows, const xf_gptq_factor *f,
+                           const xf_gptq_params *p, int64_t g, bool static_g, const int32_t *pos,
+                           int64_t count, uint8_t *mask, const char *name, xf_error *err)
+{
+    const int64_t n = f->n;
+    const size_t N = (size_t)rows * (size_t)n;
+    float *score = malloc(N * sizeof *score);
+    float *scratch = malloc((size_t)omp_get_max_threads() * 3 * (size_t)n * sizeof *scratch);
+    float *wq = malloc(2 * (size_t)n * sizeof *wq), *wl = wq ? wq + n : NULL;
+    int rc = -1;
+    if (!score || !scratch || !wq) {
+        xf_fail(err, "%s: out of memory scoring outliers", name);
+    } else {
+        for (int64_t i = 0; i < n; i++) {
+            const double d = f->U[i * n + i];
+            wq[i] = (float)(1.0 / (d * d));
+        }
+        for (int64_t j = 0; j < n; j++)
+            wl[j] = wq[pos[j]];
+        outlier_scores(W, rows, f, &p->grid, g, static_g, pos, wq, wl, score, scratch);
+        rc = xf_outliers_select(score, (int64_t)N, count, mask, name, err);
+    }
+    free(score);
+    free(scratch);
+    free(wq);
+    return rc;
 }
 
 int xf_gptq_solve_factored(float *W, int64_t rows, const xf_gptq_factor *f,
@@ -161,8 +241,15 @@ int xf_gptq_solve_factored(float *W, int64_t rows, const xf_gptq_factor *f,
     if (store_perm)
         memcpy(out->perm, f->perm, (size_t)n * sizeof *f->perm);
 
+    const int64_t n_out = xf_outliers_count(p->outliers, rows * n);
     const int nthreads = omp_get_max_threads();
     const int64_t scratch_len = static_g ? n : g;
+    /* outliers only: the mask, the inverse permutation (position of each
+     * logical column), per-thread gather buffers and logical row masks */
+    uint8_t *mask = n_out ? malloc((size_t)rows * (size_t)n) : NULL;
+    int32_t *pos = n_out ? malloc((size_t)n * sizeof *pos) : NULL;
+    float *gather = n_out ? malloc((size_t)nthreads * (size_t)scratch_len * sizeof *gather) : NULL;
+    uint8_t *lmask = n_out && static_g ? malloc((size_t)nthreads * (size_t)n) : NULL;
     float *Wp = malloc((size_t)rows * (size_t)n * sizeof *Wp);
     float *E = malloc((size_t)rows * (size_t)B * sizeof *E);
     float *scratch = malloc((size_t)nthreads * (size_t)scratch_len * sizeof *scratch);
@@ -174,10 +261,16 @@ int xf_gptq_solve_factored(float *W, int64_t rows, const xf_gptq_factor *f,
     double *thread_gemm_s = calloc((size_t)nthreads, sizeof *thread_gemm_s);
     int rc = -1;
     if (!Wp || !E || !scratch || !grp || !store || !fit_at || !row_loss || !row_qerr ||
-        !thread_gemm_s) {
+        !thread_gemm_s || (n_out && (!mask || !pos || !gather || (static_g && !lmask)))) {
         xf_fail(err, "%s: out of memory for the GPTQ sweep of a [%lld, %lld] weight", name,
                 (long long)rows, (long long)n);
         goto done;
+    }
+    if (n_out) {
+        for (int64_t i = 0; i < n; i++)
+            pos[f->perm[i]] = (int32_t)i;
+        if (choose_outliers(W, rows, f, p, g, static_g, pos, n_out, mask, name, err) != 0)
+            goto done;
     }
 
     for (int64_t i = 0; i < n; i++) {
@@ -203,7 +296,7 @@ int xf_gptq_solve_factored(float *W, int64_t rows, const xf_gptq_factor *f,
      * with multi-threaded BLAS calls on the same cores lets the idle side
      * spin-wait against the busy one (measured 1.5-50x slower here). */
     const sweep_ctx ctx = {.n = n, .g = g, .B = B, .U = f->U, .grp = grp, .store = store,
-                           .fit_at = fit_at, .grid = p->grid};
+                           .fit_at = fit_at, .mask = mask, .grid = p->grid};
     const int blas_threads = openblas_get_num_threads();
     openblas_set_num_threads(1);
 #pragma omp parallel num_threads(nthreads)
@@ -211,6 +304,8 @@ int xf_gptq_solve_factored(float *W, int64_t rows, const xf_gptq_factor *f,
         const int T = omp_get_num_threads(), t = omp_get_thread_num();
         const int64_t r0 = rows * t / T, r1 = rows * (t + 1) / T, m = r1 - r0;
         float *vals = scratch + (size_t)t * (size_t)scratch_len;
+        float *gat = gather ? gather + (size_t)t * (size_t)scratch_len : NULL;
+        uint8_t *lm = lmask ? lmask + (size_t)t * (size_t)n : NULL;
         double gs = 0.0;
         /* Wp = W in quantization order, dead columns zeroed */
         for (int64_t r = r0; r < r1; r++)
@@ -223,9 +318,12 @@ int xf_gptq_solve_factored(float *W, int64_t rows, const xf_gptq_factor *f,
             for (int64_t r = r0; r < r1; r++) {
                 for (int64_t i = 0; i < n; i++)
                     vals[f->perm[i]] = Wp[r * n + i];
+                for (int64_t i = 0; lm && i < n; i++)
+                    lm[f->perm[i]] = mask[r * n + i];
                 for (int64_t gi = 0; gi < out->n_groups; gi++) {
                     int64_t j0 = gi * g, j1 = j0 + g < n ? j0 + g : n;
-                    xf_grid fit = xf_grid_fit(&p->grid, vals + j0, j1 - j0);
+                    xf_grid fit = lm ? xf_outliers_fit(&p->grid, vals + j0, lm + j0, j1 - j0, gat)
+                                     : xf_grid_fit(&p->grid, vals + j0, j1 - j0);
                     xf_qweight_set_grid(out, r, gi, &fit);
                 }
             }
@@ -235,7 +333,8 @@ int xf_gptq_solve_factored(float *W, int64_t rows, const xf_gptq_factor *f,
                 const int64_t s2 = s1 + SUB_BLOCK < i2 ? s1 + SUB_BLOCK : i2;
                 for (int64_t ra = r0; ra < r1; ra += ROW_TILE) {
                     const int64_t rb = ra + ROW_TILE < r1 ? ra + ROW_TILE : r1;
-                    sweep_tile(&ctx, out, ra, rb, Wp + ra * n, E + ra * B, i1, s1, s2, i2, vals);
+                    sweep_tile(&ctx, out, ra, rb, Wp + ra * n, E + ra * B, i1, s1, s2, i2, vals,
+                               gat);
                 }
                 if (s2 < i2) /* Wp[rows, s2:i2] -= E[rows, s1:s2] U[s1:s2, s2:i2] */
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)(i2 - s2),
@@ -274,6 +373,9 @@ int xf_gptq_solve_factored(float *W, int64_t rows, const xf_gptq_factor *f,
                 f->damp_used);
         goto done;
     }
+    /* the kept values are in Wp (fp16 already); built before W is touched */
+    if (n_out && xf_outliers_init_from_mask(&out->outliers, mask, Wp, pos, rows, n, name, err))
+        goto done;
     /* success: Q back to logical order into W, ||W - Q||^2 on the way */
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; r++) {
@@ -310,6 +412,10 @@ done:
     free(row_loss);
     free(row_qerr);
     free(thread_gemm_s);
+    free(mask);
+    free(pos);
+    free(gather);
+    free(lmask);
     if (rc != 0)
         xf_qweight_free(out);
     return rc;

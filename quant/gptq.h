@@ -41,10 +41,12 @@ typedef struct xf_gptq_params {
     int64_t block;       /* columns per lazy-update block; default 128 */
     double max_damp;     /* on failure damp is multiplied by 10 while it stays
                             <= max_damp (default 1.0: 0.01 -> 0.1 -> 1.0) */
+    double outliers;     /* fraction 0..1 of the weights kept in fp16 (dense-and-sparse,
+                            see xf_gptq_solve_factored); default 0 */
 } xf_gptq_params;
 
 /* 4 bits, asymmetric, per channel, no act-order, damp 0.01, block 128,
- * no clip, max_damp 1.0. */
+ * no clip, max_damp 1.0, no outliers. */
 void xf_gptq_params_default(xf_gptq_params *p);
 
 typedef struct xf_gptq_stats {
@@ -88,7 +90,21 @@ void xf_gptq_factor_free(xf_gptq_factor *f);
  * gives), *out holds the codes/grids (free with xf_qweight_free) and *st
  * (optional) the statistics. On failure W and *out are left untouched /
  * empty. p->act_order must match the factor's. Deterministic for a given
- * thread count. */
+ * thread count.
+ *
+ * Outliers (p->outliers > 0, SpQR): before the sweep, every weight gets the
+ * sensitivity ((w - dq(q(w))) / U_jj)^2 (U_jj: the diagonal of the factor at
+ * its quantization position, so this is the GPTQ loss of quantizing it
+ * alone), with the grids fitted on the original (dead-zeroed) weights in
+ * the solve's group layout, plus for the range-setting weights the loss
+ * the others save when the grid is fitted without them (the leave-one-out
+ * criterion, xf_outliers_score_group); the round(outliers * rows * cols)
+ * largest go to out->outliers. They are left out of every grid fit, and when the sweep
+ * reaches one it is "quantized" to fp16 of its current value with error 0:
+ * nothing is propagated from it (the fp16 rounding, < 2^-11 relative, is
+ * not compensated, so 100 % outliers gives exactly fp16(W)); its code is the
+ * group's zero point. Dead columns hold 0 (an outlier there stores 0).
+ * With 0 outliers the result is bit-identical to the plain solve. */
 int xf_gptq_solve_factored(float *W, int64_t rows, const xf_gptq_factor *f,
                            const xf_gptq_params *p, xf_qweight *out, xf_gptq_stats *st,
                            const char *name, xf_error *err);

@@ -11,10 +11,14 @@
 #include "core/progress.h"
 #include "model/forward.h"
 #include "model/ops.h"
+#include "quant/act_calib.h"
+#include "quant/act_hooks.h"
 #include "quant/gptq.h"
 #include "quant/gptq_v2.h"
 #include "quant/hessian.h"
+#include "quant/rotate.h"
 #include "quant/rtn.h"
+#include "quant/smooth.h"
 #include "quant/xfq_out.h"
 
 void xf_quant_options_defaults(xf_quant_options *o, xf_quant_method method)
@@ -31,6 +35,26 @@ void xf_quant_options_defaults(xf_quant_options *o, xf_quant_method method)
     o->seqlen = 0;
     o->seed = 0;
     o->calib_format = XF_CALIB_AUTO;
+    xf_act_scheme_default(&o->act);
+    o->rotate_steps = 100;
+    o->rotate_lr = 1.5;
+}
+
+/* Bits of one tensor under the --tensor-bits rules (validated up front by
+ * xf_quantize_model, so a compile failure here cannot happen; it falls
+ * back to the default bits). Compiled per call: a few regexes per tensor
+ * cost nothing next to quantizing it, and no state is kept. */
+static int bits_for(const xf_quant_options *o, const char *name)
+{
+    if (o->n_tensor_bits == 0)
+        return o->grid.bits;
+    xf_tensor_bits tb;
+    xf_error e = {0};
+    if (xf_tensor_bits_init(&tb, o->tensor_bits, o->n_tensor_bits, &e) != 0)
+        return o->grid.bits;
+    int b = xf_tensor_bits_for(&tb, name, o->grid.bits);
+    xf_tensor_bits_free(&tb);
+    return b;
 }
 
 /* The linears that read one distinct input, in true-sequential order. */
@@ -62,6 +86,18 @@ static json_t *recipe_json(const xf_quant_options *o)
                           "group_size", (json_int_t)o->group, "sym", o->grid.sym, "clip",
                           xf_clip_name(o->grid.clip), "quantize_head", o->quantize_head,
                           "rotation", json_null(), "online_transforms");
+    if (o->outliers > 0) /* absent at 0: such files stay byte-identical to older ones */
+        json_object_set_new(r, "outliers", json_real(o->outliers));
+    if (!xf_act_scheme_is_off(&o->act))
+        json_object_set_new(r, "activations", xf_act_scheme_to_json(&o->act));
+    if (o->n_tensor_bits > 0) {
+        xf_tensor_bits tb;
+        xf_error e = {0};
+        if (xf_tensor_bits_init(&tb, o->tensor_bits, o->n_tensor_bits, &e) == 0) {
+            json_object_set_new(r, "tensor_bits", xf_tensor_bits_to_json(&tb));
+            xf_tensor_bits_free(&tb);
+        }
+    }
     if (o->method == XF_METHOD_GPTQ) {
         json_object_set_new(r, "act_order", json_boolean(o->act_order));
         json_object_set_new(r, "static_groups", json_boolean(o->static_groups));
@@ -75,8 +111,10 @@ static json_t *recipe_json(const xf_quant_options *o)
 
 /* ---- RTN ---------------------------------------------------------------- */
 
+/* ol: t's outlier table when t is packed (a re-quantized .xfq), else empty */
 static int rtn_tensor(const xf_quant_options *o, const xf_tensor *t, bool transposed,
-                      const char *name, xf_quant_collector *col, xf_error *err)
+                      const xf_sparse_outliers *ol, const char *name, xf_quant_collector *col,
+                      xf_error *err)
 {
     int64_t rows = transposed ? t->shape[1] : t->shape[0];
     int64_t cols = transposed ? t->shape[0] : t->shape[1];
@@ -87,6 +125,7 @@ static int rtn_tensor(const xf_quant_options *o, const xf_tensor *t, bool transp
         free(W);
         return -1;
     }
+    xfq_outliers_apply(ol, cols, W); /* packed, so never transposed */
     if (transposed) {
         float *tr = malloc((size_t)(rows * cols) * sizeof *tr);
         if (!tr) {
@@ -99,7 +138,8 @@ static int rtn_tensor(const xf_quant_options *o, const xf_tensor *t, bool transp
         free(W);
         W = tr;
     }
-    xf_rtn_params p = {o->grid, o->group, false};
+    xf_rtn_params p = {o->grid, o->group, false, o->outliers};
+    p.grid.bits = bits_for(o, name);
     xf_qweight q;
     int rc = xf_rtn_quantize(W, rows, cols, &p, &q, name, err);
     if (rc == 0) {
@@ -129,14 +169,16 @@ static int quantize_rtn(xf_loaded_model *m, const xf_quant_options *o, xf_quant_
             const xf_linear *lin = &mw->layers[l].lin[r];
             if (!lin->w)
                 continue;
-            if (rtn_tensor(o, lin->w, lin->transposed, lin->w->name, col, err) != 0)
+            if (rtn_tensor(o, lin->w, lin->transposed, &lin->outliers, lin->w->name, col,
+                           err) != 0)
                 return -1;
         }
         xf_progress_update(&prog, l + 1, mw->cfg.n_layers, 0, NULL);
     }
     xf_progress_finish(&prog);
     if (o->quantize_head)
-        return rtn_tensor(o, mw->lm_head.w, mw->lm_head.transposed, mw->lm_head.w->name, col, err);
+        return rtn_tensor(o, mw->lm_head.w, mw->lm_head.transposed, &mw->lm_head.outliers,
+                          mw->lm_head.w->name, col, err);
     return 0;
 }
 
@@ -181,6 +223,7 @@ static void gptq_params_from(const xf_quant_options *o, xf_gptq_params *p)
     p->static_groups = o->static_groups;
     p->damp = o->damp;
     p->block = o->block;
+    p->outliers = o->outliers;
 }
 
 /* GPTQ on the fp32 weights W [out, in] of the linears sharing one input
@@ -199,6 +242,7 @@ static int gptq_linears(const xf_quant_options *o, float *const *W, const int64_
     for (int k = 0; k < n && rc == 0; k++) {
         xf_qweight q;
         xf_gptq_stats st;
+        p.grid.bits = bits_for(o, names[k]);
         rc = xf_gptq_solve_factored(W[k], rows[k], &f, &p, &q, &st, names[k], err);
         if (rc == 0) {
             rc = xf_quant_collector_add(col, &q, names[k], gptq_stats_json(&st), err);
@@ -214,7 +258,8 @@ static int prepare_calibration(xf_loaded_model *m, const xf_quant_options *o, in
 {
     xf_calib_text ct;
     if (!o->calib_path)
-        return xf_fail(err, "gptq needs calibration text (--calib FILE)");
+        return xf_fail(err, "%s needs calibration text (--calib FILE)",
+                       o->method == XF_METHOD_GPTQ ? "gptq" : "this recipe");
     if (xf_calib_text_read(&ct, o->calib_path, o->calib_format, o->calib_field, err) != 0)
         return -1;
     if (!m->tokenizer_json) {
@@ -323,6 +368,8 @@ typedef struct calib_streams {
     float *h_fp;  /* [ns, T, hidden] or NULL */
     float *tmp;   /* [T, hidden] */
     float *x_q, *x_fp; /* [T, max input width] captured inputs (GPTQv2) */
+    const xf_act_scheme *act; /* applied to the quantized stream, or NULL */
+    const xf_act_scheme *fp;  /* the fp stream's (online transforms only), or NULL */
 } calib_streams;
 
 /* Hessian H (and for GPTQv2 the cross-covariance C) of the input of one
@@ -344,13 +391,25 @@ static int group_statistics(xf_workspace *ws, const xf_dense_layer *dl, const xf
     capture_ctx cap_fp = {dl->layer, grp->input_role, NULL, cs->x_fp};
     xf_forward_hooks hooks_q = {.user = &cap_q, .on_linear_input = capture_input};
     xf_forward_hooks hooks_fp = {.user = &cap_fp, .on_linear_input = capture_input};
+    /* with an activation scheme the capture sees the quantized inputs: what
+     * the quantized linears will read (QuaRot calibrates GPTQ this way) */
+    xf_act_hooks ah = {0}, ah_fp = {0};
+    const xf_forward_hooks *hq = &hooks_q, *hf = &hooks_fp;
     int rc = 0;
+    if (cs->act) {
+        rc = xf_act_hooks_init(&ah, cs->act, &hooks_q, err);
+        hq = &ah.hooks;
+    }
+    if (rc == 0 && cs->fp) {
+        rc = xf_act_hooks_init(&ah_fp, cs->fp, &hooks_fp, err);
+        hf = &ah_fp.hooks;
+    }
     for (int64_t s = 0; s < cs->ns && rc == 0; s++) {
         memcpy(cs->tmp, cs->h_q + s * win, (size_t)win * sizeof *cs->tmp);
-        rc = xf_forward_layer(ws, dl, cs->tmp, T, &hooks_q, err) < 0 ? -1 : 0;
+        rc = xf_forward_layer(ws, dl, cs->tmp, T, hq, err) < 0 ? -1 : 0;
         if (rc == 0 && C) {
             memcpy(cs->tmp, cs->h_fp + s * win, (size_t)win * sizeof *cs->tmp);
-            rc = xf_forward_layer(ws, dl_fp, cs->tmp, T, &hooks_fp, err) < 0 ? -1 : 0;
+            rc = xf_forward_layer(ws, dl_fp, cs->tmp, T, hf, err) < 0 ? -1 : 0;
             if (rc == 0)
                 rc = xf_cross_cov_add(&cc, cs->x_fp, cs->x_q, T, err);
         }
@@ -362,6 +421,10 @@ static int group_statistics(xf_workspace *ws, const xf_dense_layer *dl, const xf
     if (C)
         xf_cross_cov_free(&cc);
     xf_hessian_free(&hs);
+    if (cs->act)
+        xf_act_hooks_free(&ah);
+    if (cs->fp)
+        xf_act_hooks_free(&ah_fp);
     return rc;
 }
 
@@ -392,7 +455,19 @@ static int quantize_gptq(xf_loaded_model *m, const xf_quant_options *o, int64_t 
 {
     const xf_model_weights *mw = &m->weights;
     const xf_model_config *cfg = &mw->cfg;
-    calib_streams cs = {calib->nsamples, T, cfg->hidden, NULL, NULL, NULL, NULL, NULL};
+    calib_streams cs = {calib->nsamples, T, cfg->hidden, NULL, NULL, NULL, NULL, NULL,
+                        xf_act_scheme_needs_hooks(&o->act) ? &o->act : NULL, NULL};
+    /* the full-precision stream (GPTQv2) keeps only the online transforms */
+    xf_act_scheme fp_scheme;
+    xf_act_scheme_default(&fp_scheme);
+    fp_scheme.online = o->act.online;
+    if (xf_act_scheme_needs_hooks(&fp_scheme))
+        cs.fp = &fp_scheme;
+    xf_act_hooks ah_stream, ah_fp; /* the streams' schemes, no inner hook */
+    if (xf_act_hooks_init(&ah_stream, &o->act, NULL, err) != 0)
+        return -1;
+    if (xf_act_hooks_init(&ah_fp, &fp_scheme, NULL, err) != 0)
+        return -1;
     size_t win = (size_t)(T * cfg->hidden);
     int64_t max_in = cfg->intermediate > cfg->hidden ? cfg->intermediate : cfg->hidden;
     if (cfg->n_heads * cfg->head_dim > max_in)
@@ -457,9 +532,11 @@ static int quantize_gptq(xf_loaded_model *m, const xf_quant_options *o, int64_t 
         /* sequential: the next layer sees this layer's quantized outputs
          * (and, for GPTQv2, the full-precision stream moves on in fp) */
         if (rc == 0)
-            rc = run_layer_all(&ws, &dl, cs.h_q, cs.tmp, cs.ns, T, cfg->hidden, NULL, true, err);
+            rc = run_layer_all(&ws, &dl, cs.h_q, cs.tmp, cs.ns, T, cfg->hidden,
+                               cs.act ? &ah_stream.hooks : NULL, true, err);
         if (rc == 0 && v2)
-            rc = run_layer_all(&ws, &dl_fp, cs.h_fp, cs.tmp, cs.ns, T, cfg->hidden, NULL, true, err);
+            rc = run_layer_all(&ws, &dl_fp, cs.h_fp, cs.tmp, cs.ns, T, cfg->hidden,
+                               cs.fp ? &ah_fp.hooks : NULL, true, err);
         xf_dense_layer_free(&dl);
         if (v2)
             xf_dense_layer_free(&dl_fp);
@@ -476,7 +553,118 @@ out:
     free(cs.tmp);
     free(cs.x_q);
     free(cs.x_fp);
+    xf_act_hooks_free(&ah_stream);
+    xf_act_hooks_free(&ah_fp);
     return rc;
+}
+
+static int check_options(const xf_quant_options *o, xf_error *err)
+{
+    if (xf_act_scheme_check(&o->act, "activation scheme", err) != 0)
+        return -1;
+    if (o->act_clip_search && o->act.act_bits == 0)
+        return xf_fail(err, "--act-clip search needs --act-bits");
+    if (o->attn_prob_base_search &&
+        (o->act.attn_prob_bits == 0 || o->act.attn_prob_quant != XF_PROB_LOG2))
+        return xf_fail(err, "--attn-prob-base search needs --attn-prob-bits N "
+                            "--attn-prob-quant log2");
+    xf_tensor_bits tb;
+    if (xf_tensor_bits_init(&tb, o->tensor_bits, o->n_tensor_bits, err) != 0)
+        return -1;
+    xf_tensor_bits_free(&tb);
+    return 0;
+}
+
+/* The scheme's group sizes against this model's widths, checked before
+ * any work (the evaluator would refuse the file otherwise). */
+static int check_scheme_fits(const xf_act_scheme *s, const xf_model_config *cfg,
+                             const char *path, xf_error *err)
+{
+    if (s->act_bits > 0 && s->act_group > 0) {
+        const int64_t width[XF_ACT_IN_COUNT] = {
+            [XF_ACT_IN_QKV] = cfg->hidden, [XF_ACT_IN_O] = cfg->n_heads * cfg->head_dim,
+            [XF_ACT_IN_MLP] = cfg->hidden, [XF_ACT_IN_DOWN] = cfg->intermediate};
+        for (int i = 0; i < XF_ACT_IN_COUNT; i++)
+            if ((s->act_inputs & (1u << i)) && width[i] % s->act_group != 0)
+                return xf_fail(err, "%s: --act-group %lld does not divide the %lld channels of "
+                                    "the %s input",
+                               path, (long long)s->act_group, (long long)width[i],
+                               xf_act_input_name((xf_act_input)i));
+    }
+    int64_t g;
+    if (s->kv_bits > 0 && xf_act_scheme_kv_group(s, cfg->head_dim, &g, err) != 0)
+        return xf_fail_prefix(err, "%s", path);
+    return 0;
+}
+
+/* RTN needs text only for the data-dependent parts of the recipe. */
+static bool needs_calibration(const xf_quant_options *o)
+{
+    return o->method == XF_METHOD_GPTQ || o->act_clip_search || o->attn_prob_base_search ||
+           o->smooth > 0 || o->rotate == XF_ROTATE_LEARNED || o->rotate == XF_ROTATE_KLT;
+}
+
+/* Smoothing and rotation: exact rewrites of the full-precision model
+ * through `edit` before anything is quantized. *record gets what was done
+ * (the recipe's "smooth" and "rotation" entries); online transforms of the
+ * rotation are enabled in *online. */
+static int transform_model(xf_loaded_model *m, const xf_quant_options *o, const xf_calib_set *cs,
+                           int64_t T, xf_model_edit *edit, xf_online_transforms *online,
+                           json_t *recipe_extra, xf_error *err)
+{
+    json_t *rec = NULL;
+    if (o->smooth > 0) {
+        if (xf_smooth_model(m, edit, cs->tokens, cs->nsamples, T, o->smooth,
+                            o->smooth_inputs ? o->smooth_inputs : XF_SMOOTH_INPUTS_DEFAULT, &rec,
+                            err) != 0)
+            return -1;
+        json_object_set_new(recipe_extra, "smooth", rec);
+    }
+    if (o->rotate == XF_ROTATE_NONE)
+        return 0;
+    json_t *fold = NULL;
+    if (xf_rotate_fold_norms(edit, &fold, err) != 0)
+        return -1;
+    json_t *rot = json_pack("{s:s, s:I, s:b, s:b, s:o}", "kind", xf_rotate_kind_name(o->rotate),
+                            "seed", (json_int_t)o->seed, "headwise_vo", !o->rotate_no_headwise,
+                            "online_down", !o->rotate_no_online, "fold", fold);
+    json_object_set_new(recipe_extra, "rotation", rot);
+    xf_r1_request q = {.kind = o->rotate, .seed = o->seed, .klt_hadamard = o->klt_hadamard,
+                       .steps = o->rotate_steps, .lr = o->rotate_lr, .tokens = cs->tokens,
+                       .nsamples = cs->nsamples, .T = T, .act = &o->act,
+                       .weight_bits = o->grid.bits, .weight_sym = o->grid.sym,
+                       .weight_group = o->group};
+    double *R1 = NULL;
+    if (xf_rotation_r1(&m->weights, &q, &R1, rot, err) != 0)
+        return -1;
+    int rc = xf_rotate_apply(edit, R1, !o->rotate_no_headwise, o->rotate_no_online ? NULL : online,
+                             err);
+    free(R1);
+    return rc;
+}
+
+/* Searches the scheme's data-dependent parameters (act_calib.h) on the
+ * calibration windows, recording what was searched in the provenance. */
+static int calibrate_scheme(xf_loaded_model *m, xf_quant_options *oc, const xf_calib_set *cs,
+                            int64_t T, json_t *prov, xf_error *err)
+{
+    json_t *rec = NULL;
+    if (oc->act_clip_search) {
+        xf_log_info("activation clip search on %d windows",
+                    (int)(cs->nsamples < XF_ACT_CALIB_CLIP_WINDOWS ? cs->nsamples
+                                                                    : XF_ACT_CALIB_CLIP_WINDOWS));
+        if (xf_act_clip_calibrate(&m->weights, cs->tokens, cs->nsamples, T,
+                                  XF_ACT_CALIB_CLIP_WINDOWS, &oc->act, &rec, err) != 0)
+            return -1;
+        json_object_set_new(prov, "act_clip_search", rec);
+    }
+    if (oc->attn_prob_base_search) {
+        if (xf_attn_prob_base_calibrate(&m->weights, cs->tokens, cs->nsamples, T,
+                                        XF_ACT_CALIB_BASE_WINDOWS, &oc->act, &rec, err) != 0)
+            return -1;
+        json_object_set_new(prov, "attn_prob_base_search", rec);
+    }
+    return 0;
 }
 
 int xf_quantize_model(xf_loaded_model *m, const xf_quant_options *o, const char *out_path,
@@ -490,32 +678,57 @@ int xf_quantize_model(xf_loaded_model *m, const xf_quant_options *o, const char 
                             "quantize the embedding table too (not supported)", m->path);
     if (o->gptq_v2 && o->method != XF_METHOD_GPTQ)
         return xf_fail(err, "--gptq-v2 applies to gptq only");
+    if (m->has_online_transforms)
+        return xf_fail(err, "%s: is a rotated .xfq (online transforms in its recipe); quantize "
+                            "the original model instead", m->path);
     int64_t T = o->seqlen > 0 ? o->seqlen : (cfg->max_pos > 0 && cfg->max_pos < 2048 ? cfg->max_pos : 2048);
     json_t *prov = json_pack("{s:s, s:s, s:s}", "tool", "xfquant", "tool_version", XF_VERSION,
                              "source", m->path);
     json_object_set_new(prov, "command_line",
                         command_line ? json_deep_copy(command_line) : json_array());
-    json_t *recipe = recipe_json(o);
+    /* the calibrated copy: searched scheme parameters land in oc.act */
+    xf_quant_options oc = *o;
+    json_t *recipe = NULL;
     xf_quant_collector col;
     xf_quant_collector_init(&col);
     xf_calib_set cs = {0};
+    xf_model_edit edit = {0};
+    xf_online_transforms online;
+    xf_online_init(&online);
+    json_t *extra = json_object(); /* the recipe's "smooth" and "rotation" */
     double t0 = xf_now_seconds();
-    int rc;
-    if (o->method == XF_METHOD_RTN) {
-        rc = quantize_rtn(m, o, &col, err);
-    } else {
+    int rc = check_options(o, err);
+    if (rc == 0)
+        rc = check_scheme_fits(&o->act, cfg, m->path, err);
+    if (rc == 0 && o->rotate != XF_ROTATE_NONE)
+        rc = xf_rotate_supported(cfg, !o->rotate_no_online, m->path, err);
+    if (rc == 0 && needs_calibration(o))
         rc = prepare_calibration(m, o, T, &cs, prov, err);
+    if (rc == 0 && (o->smooth > 0 || o->rotate != XF_ROTATE_NONE)) {
+        rc = xf_model_edit_init(&edit, m, err);
         if (rc == 0)
-            rc = quantize_gptq(m, o, T, &cs, &col, err);
+            rc = transform_model(m, o, &cs, T, &edit, &online, extra, err);
+        /* every later pass (searches, GPTQ, evaluation) applies them */
+        oc.act.online = &online;
     }
+    if (rc == 0)
+        rc = calibrate_scheme(m, &oc, &cs, T, prov, err);
+    if (rc == 0)
+        rc = o->method == XF_METHOD_RTN ? quantize_rtn(m, &oc, &col, err)
+                                        : quantize_gptq(m, &oc, T, &cs, &col, err);
     double t_quant = xf_now_seconds() - t0;
+    if (rc == 0) {
+        recipe = recipe_json(&oc);
+        json_object_update(recipe, extra);
+        json_object_set_new(recipe, "online_transforms", xf_online_to_json(&online));
+    }
     if (rc == 0)
         rc = xf_quant_write_xfq(m, &col, recipe, prov, out_path, err);
     if (rc == 0 && summary) {
         int64_t qparams = 0, qbytes = 0;
         for (size_t i = 0; i < col.n; i++) {
             qparams += xf_tensor_numel(&col.items[i].tensor);
-            qbytes += (int64_t)col.items[i].tensor.nbytes;
+            qbytes += (int64_t)xf_qweight_packed_bytes(&col.items[i]); /* + outlier table */
         }
         *summary = json_pack("{s:s, s:s, s:o, s:I, s:I, s:f, s:f}", "output", out_path, "model",
                              m->path, "recipe", json_deep_copy(recipe), "quantized_tensors",
@@ -527,6 +740,9 @@ int xf_quantize_model(xf_loaded_model *m, const xf_quant_options *o, const char 
             json_object_set(*summary, "calibration", json_object_get(prov, "calibration"));
         json_object_set(*summary, "tensor_stats", col.stats);
     }
+    xf_model_edit_free(&edit); /* restores m's own tensors */
+    xf_online_free(&online);
+    json_decref(extra);
     xf_calib_set_free(&cs);
     xf_quant_collector_free(&col);
     json_decref(recipe);

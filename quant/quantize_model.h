@@ -11,7 +11,10 @@
 #include "calib/calib_text.h"
 #include "core/error.h"
 #include "model/loader.h"
+#include "quant/act_quant.h"
 #include "quant/grid.h"
+#include "quant/rotate.h"
+#include "quant/tensor_bits.h"
 
 typedef enum xf_quant_method { XF_METHOD_RTN = 1, XF_METHOD_GPTQ } xf_quant_method;
 
@@ -20,6 +23,7 @@ typedef struct xf_quant_options {
     xf_grid_config grid;   /* bits, sym, clip */
     int64_t group;         /* columns per group; -1: per output channel */
     bool quantize_head;    /* also the LM head (untied models only) */
+    double outliers;  /* fraction 0..1 of weights kept in fp16 (dense-and-sparse) */
     /* GPTQ */
     bool act_order;
     bool static_groups;
@@ -34,6 +38,27 @@ typedef struct xf_quant_options {
     int64_t seqlen;            /* 0: min(2048, max_position_embeddings) */
     uint64_t seed;             /* 0 */
     bool progress;             /* progress line on a TTY */
+    /* activation / KV-cache / attention-probability simulation: recorded in
+     * the recipe ("activations"), applied by the evaluator and, for GPTQ,
+     * during calibration (the Hessians see the quantized activations, as in
+     * QuaRot) */
+    xf_act_scheme act;
+    bool act_clip_search;       /* --act-clip search (needs calibration) */
+    bool attn_prob_base_search; /* --attn-prob-base search (needs calibration) */
+    /* SmoothQuant-style smoothing (quant/smooth.h), before any rotation */
+    double smooth;              /* alpha; <= 0: off */
+    unsigned smooth_inputs;     /* bit (1u << xf_act_input); 0: the default */
+    /* rotation (quant/rotate.h): fold norms, rotate, record the online
+     * transforms; --seed also seeds the randomized Hadamard */
+    xf_rotate_kind rotate;
+    bool rotate_no_online;      /* no online down_proj Hadamard */
+    bool rotate_no_headwise;    /* no head-wise v/o Hadamard */
+    bool klt_hadamard;          /* klt: eigenbasis followed by a randomized Hadamard */
+    int64_t rotate_steps;       /* learned: Cayley SGD steps */
+    double rotate_lr;           /* learned: learning rate */
+    /* per-tensor bit widths (--tensor-bits REGEX=BITS), first match wins */
+    const char *tensor_bits[XF_TENSOR_BITS_MAX_RULES];
+    size_t n_tensor_bits;
 } xf_quant_options;
 
 void xf_quant_options_defaults(xf_quant_options *o, xf_quant_method method);

@@ -2,10 +2,12 @@
  * packed .xfq tensor. */
 #include "quant/qweight.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/half.h"
+#include "formats/xfq_outliers.h"
 #include "formats/xfq_pack.h"
 
 int64_t xf_group_size_resolve(int64_t group, int64_t cols)
@@ -61,6 +63,7 @@ void xf_qweight_free(xf_qweight *q)
     free(q->scales);
     free(q->zeros);
     free(q->perm);
+    xf_outliers_free(&q->outliers);
     memset(q, 0, sizeof *q);
 }
 
@@ -77,6 +80,7 @@ void xf_qweight_dequantize_row(const xf_qweight *q, int64_t r, float *dst)
             for (int64_t j = j0; j < j1; j++)
                 dst[j] = xf_grid_dequantize(&g, c[j]);
     }
+    xf_outliers_apply_row(&q->outliers, r, dst);
 }
 
 void xf_qweight_dequantize(const xf_qweight *q, float *dst)
@@ -95,6 +99,58 @@ xf_dtype xf_qweight_dtype(int bits)
     case 8: return XF_DTYPE_Q8;
     default: return XF_DTYPE_INVALID;
     }
+}
+
+static void plain_1d(xf_tensor *t, const char *name, xf_dtype dt, int64_t n, const void *data)
+{
+    memset(t, 0, sizeof *t);
+    t->name = name;
+    t->dtype = dt;
+    t->ndim = 1;
+    t->shape[0] = n;
+    t->data = data;
+    t->nbytes = (size_t)n * xf_dtype_size(dt);
+}
+
+/* The side table of q as three plain tensors (docs/xfq-format.md,
+ * "Outlier side tables"). */
+static int export_outliers(const xf_qweight *q, const char *name, xf_qweight_packed *out,
+                           xf_error *err)
+{
+    const xf_outliers *o = &q->outliers;
+    if (!o->row_ptr || o->nnz == 0)
+        return 0;
+    const size_t n_ptr = (size_t)q->rows + 1, nnz = (size_t)o->nnz;
+    const size_t name_len = strlen(name) + sizeof XFQ_OUTLIERS_INFIX + 8;
+    out->side_buf = malloc((n_ptr + nnz) * sizeof(int32_t) + nnz * sizeof(uint16_t));
+    out->side_names = malloc(3 * name_len);
+    if (!out->side_buf || !out->side_names)
+        return xf_fail(err, "%s: out of memory for its outlier table", name);
+    int32_t *row_ptr = (int32_t *)(void *)out->side_buf;
+    int32_t *col = row_ptr + n_ptr;
+    uint16_t *val = (uint16_t *)(void *)(col + nnz);
+    memcpy(row_ptr, o->row_ptr, n_ptr * sizeof *row_ptr);
+    memcpy(col, o->col, nnz * sizeof *col);
+    xf_f32_to_f16_array(o->val, val, nnz);
+    const xfq_outliers_part parts[3] = {XFQ_OUTLIERS_ROW_PTR, XFQ_OUTLIERS_COL, XFQ_OUTLIERS_VAL};
+    for (int p = 0; p < 3; p++) {
+        char *nm = out->side_names + (size_t)p * name_len;
+        if (xfq_outliers_name(name, parts[p], nm, name_len) != 0)
+            return xf_fail(err, "%s: outlier table name too long", name);
+    }
+    plain_1d(&out->side[0], out->side_names, XF_DTYPE_I32, (int64_t)n_ptr, row_ptr);
+    plain_1d(&out->side[1], out->side_names + name_len, XF_DTYPE_I32, (int64_t)nnz, col);
+    plain_1d(&out->side[2], out->side_names + 2 * name_len, XF_DTYPE_F16, (int64_t)nnz, val);
+    out->n_side = 3;
+    return 0;
+}
+
+size_t xf_qweight_packed_bytes(const xf_qweight_packed *p)
+{
+    size_t n = p->tensor.nbytes;
+    for (int i = 0; i < p->n_side; i++)
+        n += p->side[i].nbytes;
+    return n;
 }
 
 int xf_qweight_export(const xf_qweight *q, const char *name, xf_qweight_packed *out,
@@ -157,6 +213,10 @@ int xf_qweight_export(const xf_qweight *q, const char *name, xf_qweight_packed *
     t->packed.scales = scales;
     t->packed.zeros = zeros;
     t->packed.perm = perm;
+    if (export_outliers(q, out->name, out, err) != 0) {
+        xf_qweight_packed_free(out);
+        return -1;
+    }
     return 0;
 }
 
@@ -164,5 +224,7 @@ void xf_qweight_packed_free(xf_qweight_packed *p)
 {
     free(p->buf);
     free(p->name);
+    free(p->side_buf);
+    free(p->side_names);
     memset(p, 0, sizeof *p);
 }

@@ -5,7 +5,8 @@
  *   groups are runs of group_size storage columns (the last may be shorter),
  *   W[r, perm[j]] = scale[r, j / g] * (code[r, j] - zero[r, j / g]).
  * zeros are always filled (2^(bits-1) when symmetric) so users need no
- * special case; export drops them for symmetric grids. */
+ * special case; export drops them for symmetric grids. An optional outlier
+ * side table (quant/outliers.h) replaces some dequantized entries. */
 #ifndef XF_QUANT_QWEIGHT_H
 #define XF_QUANT_QWEIGHT_H
 
@@ -16,6 +17,7 @@
 #include "core/error.h"
 #include "formats/tensor.h"
 #include "quant/grid.h"
+#include "quant/outliers.h"
 
 typedef struct xf_qweight {
     int64_t rows, cols;
@@ -27,13 +29,14 @@ typedef struct xf_qweight {
     float *scales;        /* [rows, n_groups], fp16-exact, > 0 */
     uint8_t *zeros;       /* [rows, n_groups] */
     int32_t *perm;        /* [cols] or NULL */
+    xf_outliers outliers; /* fp16 entries replacing dequantized ones; zeroed: none */
 } xf_qweight;
 
 /* group <= 0 or group >= cols means per-channel: returns cols; else group. */
 int64_t xf_group_size_resolve(int64_t group, int64_t cols);
 
-/* Allocates a zeroed container (zeros preset to 2^(bits-1) when !asym);
- * group_size must be in [1, cols]. Fails naming `what`. */
+/* Allocates a zeroed container (zeros preset to 2^(bits-1) when !asym, no
+ * outliers); group_size must be in [1, cols]. Fails naming `what`. */
 int xf_qweight_init(xf_qweight *q, int64_t rows, int64_t cols, int bits, int64_t group_size,
                     bool asym, bool with_perm, const char *what, xf_error *err);
 void xf_qweight_free(xf_qweight *q);
@@ -55,7 +58,8 @@ static inline void xf_qweight_set_grid(xf_qweight *q, int64_t r, int64_t gi, con
 }
 
 /* dst[rows * cols], logical column order, values as xfq_dequantize computes
- * them (fp32 scale * (code - zero)). */
+ * them (fp32 scale * (code - zero)), outlier entries replaced as the model
+ * loader replaces them. */
 void xf_qweight_dequantize(const xf_qweight *q, float *dst);
 /* One logical row. */
 void xf_qweight_dequantize_row(const xf_qweight *q, int64_t r, float *dst);
@@ -65,16 +69,27 @@ xf_dtype xf_qweight_dtype(int bits);
 
 /* An exported packed tensor: `tensor` is ready for xfq_write (dtype Qb,
  * ndim 2, packed view filled; data/nbytes = the whole record laid out as in
- * the file, see xfq_packed_layout_compute). Owns its bytes and name. */
+ * the file, see xfq_packed_layout_compute). With outliers, `side` holds the
+ * three plain tensors NAME.outliers.{row_ptr,col,val} (n_side = 3, else 0).
+ * Owns its bytes and names. */
 typedef struct xf_qweight_packed {
     xf_tensor tensor;
     uint8_t *buf;
     char *name;
+    xf_tensor side[3];
+    int n_side;
+    uint8_t *side_buf;  /* row_ptr, col, val back to back */
+    char *side_names;   /* the three names, NUL-separated */
 } xf_qweight_packed;
 
+/* Bytes of the packed tensor plus its side table: what it costs on disk
+ * (alignment padding between records aside). */
+size_t xf_qweight_packed_bytes(const xf_qweight_packed *p);
+
 /* Packs codes with xfq_pack_row, converts scales to fp16, copies zeros
- * (asym only) and perm. Fails for bit widths without a storage type
- * (5, 6, 7) and for scales that are not positive finite fp16 values. */
+ * (asym only) and perm, and the outlier table (values to fp16) if any.
+ * Fails for bit widths without a storage type (5, 6, 7) and for scales
+ * that are not positive finite fp16 values. */
 int xf_qweight_export(const xf_qweight *q, const char *name, xf_qweight_packed *out,
                       xf_error *err);
 void xf_qweight_packed_free(xf_qweight_packed *p);

@@ -15,11 +15,17 @@ typedef struct xf_rtn_params {
     int64_t group;   /* columns per group; <= 0 (-1): per channel (one grid per row) */
     bool per_tensor; /* one grid for the whole tensor (overrides group); stored
                         as per-channel with the same scale/zero in every row */
+    double outliers; /* fraction 0..1 of the weights kept in fp16 (dense-and-sparse) */
 } xf_rtn_params;
 
 /* Quantizes W [rows, cols] (fp32, row-major, finite; not modified) into
  * *out (initialized here; free with xf_qweight_free). No permutation.
- * Errors name `name` (the tensor). */
+ * With p->outliers > 0: the round(outliers * rows * cols) weights whose
+ * removal from their group's grid fit lowers its squared error most (their
+ * own |w - dq(q(w))|^2 under the grid of all weights, plus the others' gain
+ * for the range-setting ones; quant/outliers.h) go to out->outliers
+ * (fp16(w)), and the grids are refitted without them (their codes: the
+ * zero point). Errors name `name` (the tensor). */
 int xf_rtn_quantize(const float *W, int64_t rows, int64_t cols, const xf_rtn_params *p,
                     xf_qweight *out, const char *name, xf_error *err);
 

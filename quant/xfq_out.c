@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "formats/xfq.h"
+#include "formats/xfq_outliers.h"
 
 void xf_quant_collector_init(xf_quant_collector *c)
 {
@@ -38,17 +39,28 @@ int xf_quant_collector_add(xf_quant_collector *c, const xf_qweight *q, const cha
         return -1;
     }
     c->n++;
+    if (stats && q->outliers.nnz > 0)
+        json_object_set_new(stats, "outliers", json_integer(q->outliers.nnz));
     if (stats)
         json_object_set_new(c->stats, name, stats);
     return 0;
 }
 
-static const xf_tensor *find_packed(const xf_quant_collector *c, const char *name)
+static const xf_qweight_packed *find_packed(const xf_quant_collector *c, const char *name,
+                                            size_t len)
 {
     for (size_t i = 0; i < c->n; i++)
-        if (!strcmp(c->items[i].name, name))
-            return &c->items[i].tensor;
+        if (!strncmp(c->items[i].name, name, len) && c->items[i].name[len] == '\0')
+            return &c->items[i];
     return NULL;
+}
+
+/* A source tensor that is the outlier side table of a weight quantized in
+ * this run: dropped, the new weight brings its own (or none). */
+static bool is_replaced_side_table(const xf_quant_collector *c, const char *name)
+{
+    size_t wlen;
+    return xfq_outliers_parse_name(name, &wlen) >= 0 && find_packed(c, name, wlen);
 }
 
 /* Is tensor t a linear weight the model binding marked as stored [in, out]? */
@@ -106,8 +118,9 @@ int xf_quant_write_xfq(const xf_loaded_model *m, const xf_quant_collector *c,
                        xf_error *err)
 {
     const xf_tensor_set *set = m->tensors;
-    xfq_write_tensor *list = calloc(set->n ? set->n : 1, sizeof *list);
-    void **owned = calloc(set->n ? set->n : 1, sizeof *owned);
+    const size_t cap = set->n + 3 * c->n + 1; /* + every quantized weight's side table */
+    xfq_write_tensor *list = calloc(cap, sizeof *list);
+    void **owned = calloc(cap, sizeof *owned);
     json_t *meta = json_object();
     size_t n = 0;
     int rc = 0;
@@ -117,9 +130,16 @@ int xf_quant_write_xfq(const xf_loaded_model *m, const xf_quant_collector *c,
     }
     for (size_t i = 0; i < set->n && rc == 0; i++) {
         const xf_tensor *t = &set->items[i];
-        const xf_tensor *q = find_packed(c, t->name);
+        const xf_qweight_packed *q = find_packed(c, t->name, strlen(t->name));
+        size_t wlen;
         if (q) {
-            list[n++] = *q;
+            list[n++] = q->tensor;
+            for (int k = 0; k < q->n_side; k++) /* xfq_write sorts them into place */
+                list[n++] = q->side[k];
+        } else if (is_replaced_side_table(c, t->name)) {
+            continue;
+        } else if (xfq_outliers_parse_name(t->name, &wlen) >= 0) {
+            list[n++] = *t; /* the table of a packed weight copied as it is */
         } else if (xf_dtype_is_float(t->dtype) || xf_dtype_is_packed(t->dtype)) {
             rc = plain_copy(&m->weights, t, &list[n], &owned[n], err);
             n++;

@@ -1368,7 +1368,13 @@ static void test_argv_maps_recipe_to_cli_flags(void **state)
         {"rtn", "--bits"},           {"rtn", "--group"},         {"rtn", "--sym"},
         {"rtn", "--clip"},           {"rtn", "--quantize-head"}, {"ppl", "--text"},
         {"ppl", "--protocol"},       {"ppl", "--seqlen"},        {"ppl", "--ctx"},
-        {"ppl", "--max-windows"},    {"kld", "--text"},          {"kld", "--max-windows"}};
+        {"ppl", "--max-windows"},    {"kld", "--text"},          {"kld", "--max-windows"},
+        {"rtn", "--act-bits"},       {"rtn", "--act-sym"},       {"rtn", "--act-asym"},
+        {"rtn", "--act-group"},      {"rtn", "--act-clip"},      {"rtn", "--act-inputs"},
+        {"rtn", "--kv-bits"},        {"rtn", "--kv-group"},      {"rtn", "--kv-clip"},
+        {"rtn", "--attn-prob-bits"}, {"rtn", "--attn-prob-quant"}, {"rtn", "--attn-prob-base"},
+        {"rtn", "--tensor-bits"},    {"gptq", "--act-bits"},     {"gptq", "--tensor-bits"},
+        {"rtn", "--calib"},          {"rtn", "--nsamples"}};
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
         char cmd[4200], help[16384];
         snprintf(cmd, sizeof cmd, "'%s' %s --help 2>&1", bin, flags[i][0]);
@@ -1379,6 +1385,57 @@ static void test_argv_maps_recipe_to_cli_flags(void **state)
         pclose(p);
         if (!strstr(help, flags[i][1]))
             fail_msg("xfquant %s --help does not mention %s", flags[i][0], flags[i][1]);
+    }
+}
+
+/* The scheme keys (act_*, kv_*, attn_prob_*, tensor_bits, smooth,
+ * outliers) become their flags in table order; rtn accepts calibration keys
+ * only when a key searches on calibration text. */
+static void test_scheme_keys_map_to_flags(void **state)
+{
+    fixture *f = *state;
+    xf_regress_suite s;
+    xf_error err = {0};
+    assert_int_equal(
+        load(f,
+             "{'cases': [{'id': 'a', 'model': '/abs/m', 'recipe': {'method': 'rtn', 'bits': 4, "
+             "'act_bits': 4, 'act_sym': false, 'act_group': 32, 'act_clip': 'search', "
+             "'act_inputs': 'qkv,down', 'kv_bits': 4, 'kv_group': 16, 'kv_clip': 0.95, "
+             "'attn_prob_bits': 4, 'attn_prob_quant': 'log2', 'attn_prob_base': 0.5, "
+             "'tensor_bits': ['down_proj=8', 'q_proj=3'], 'calib': '/abs/c.txt', "
+             "'nsamples': 8}, 'eval': {'text': 'eval.txt'}, 'expect': {}}]}",
+             &s, &err),
+        0);
+    int argc;
+    char **argv = xf_regress_quant_argv(&s.cases[0], "o.xfq", &argc);
+    const char *const want[] = {
+        "rtn", "--bits", "4", "--act-bits", "4", "--kv-bits", "4", "--calib", "/abs/c.txt",
+        "--nsamples", "8", "--act-asym", "--act-group", "32", "--act-clip", "search",
+        "--act-inputs", "qkv,down", "--kv-group", "16", "--kv-clip", "0.95",
+        "--attn-prob-bits", "4", "--attn-prob-quant", "log2", "--attn-prob-base", "0.5",
+        "--tensor-bits", "down_proj=8", "--tensor-bits", "q_proj=3", "/abs/m", "o.xfq", NULL};
+    assert_argv(argv, argc, want);
+    xf_regress_argv_free(argv);
+    xf_regress_suite_free(&s);
+
+    static const char *const bad[][2] = {
+        {"'act_clip': 1.5", "'act_clip' must be a number in (0, 1] or \"search\""},
+        {"'act_sym': 1", "'act_sym' must be true or false"},
+        {"'tensor_bits': 'down=8'", "'tensor_bits' must be a non-empty array of strings"},
+        {"'kv_group': -1", "'kv_group' must be an integer in [0,"},
+        {"'calib': 'c.txt'", "key 'calib' applies to method gptq only"},
+        {"'act_clip': 'search'", "missing key 'calib'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char suite[1024];
+        snprintf(suite, sizeof suite,
+                 "{'cases': [{'id': 'a', 'model': 'm', 'recipe': {'method': 'rtn', 'bits': 4, "
+                 "'act_bits': 4, %s}, 'eval': {'text': 'e'}, 'expect': {}}]}",
+                 bad[i][0]);
+        err.msg[0] = '\0';
+        assert_int_not_equal(load(f, suite, &s, &err), 0);
+        if (!strstr(err.msg, bad[i][1]))
+            fail_msg("%s: got '%s', want '%s'", bad[i][0], err.msg, bad[i][1]);
     }
 }
 
@@ -1448,6 +1505,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_junit_xml, setup, teardown),
         cmocka_unit_test_setup_teardown(test_svg_plot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_table_json_markdown, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scheme_keys_map_to_flags, setup, teardown),
         cmocka_unit_test_setup_teardown(test_argv_maps_recipe_to_cli_flags, setup, teardown),
         cmocka_unit_test(test_docs_example_parses),
         cmocka_unit_test(test_repo_suites_parse),

@@ -1,0 +1,96 @@
+/* Exact weight transforms of the rotation methods (QuaRot, SpinQuant,
+ * MambaQuant's KLT), applied to a model through model/model_edit.h before
+ * quantization. ../shared/docs/methods.md ("QuaRot") has the recipe.
+ *
+ * Conventions (quant/hadamard.h): activations are rows, a linear is
+ * y = x W^T with W [out, in] (the logical layout; HF GPT-2 Conv1D weights
+ * stored [in, out] are handled), and a rotation R [n, n] acts from the
+ * right: x -> x R. Readers of a rotated space take W -> W R (then
+ * (x R)(W R)^T = x W^T); writers into it take W -> R^T W and b -> b R.
+ *
+ * 1. Norm folding (xf_rotate_fold_norms): every RMSNorm scale g moves into
+ *    the columns of the linears reading the norm (q/k/v, gate/up, the LM
+ *    head), the norm weight becomes 1. The head of a tied model is untied
+ *    first when the final norm has a non-unit scale. Exact in fp32 up to
+ *    the rounding of W * g.
+ * 2. Residual rotation R1 [hidden, hidden] (xf_rotate_residual): embedding
+ *    rows E -> E R1; readers (q, k, v, gate, up, head) W -> W R1; writers
+ *    (o, down) W -> R1^T W, biases b -> b R1. Exact because a weightless
+ *    RMSNorm commutes with an orthogonal R1 (||x R1|| = ||x||).
+ * 3. Head-wise Hadamard on v/o (fused, no online part): each head's v
+ *    output slice y_h -> y_h H_d (W_v -> H_d^T W_v per head, bias too) and
+ *    o's matching input columns W_o -> W_o H_d per head. Attention mixes v
+ *    rows linearly, so o's input arrives rotated and meets the rotated
+ *    columns. H_d: the plain Hadamard of size head_dim.
+ * 4. Online Hadamard before down_proj: W_down -> W_down H_I (fused), and
+ *    x -> x H_I at run time (quant/online.h, recorded in the recipe).
+ * All products are computed in fp64 from the fp32 values, then rounded
+ * once to fp32. Llama family only (RMSNorm); OPT/GPT-2 LayerNorm models are
+ * refused with a clear message. */
+#ifndef XF_QUANT_ROTATE_H
+#define XF_QUANT_ROTATE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "model/model_edit.h"
+#include "model/weights.h"
+#include "quant/act_quant.h"
+#include "quant/online.h"
+
+typedef enum xf_rotate_kind {
+    XF_ROTATE_NONE = 0,
+    XF_ROTATE_HADAMARD, /* randomized Hadamard R1 (QuaRot) */
+    XF_ROTATE_LEARNED,  /* R1 learned by Cayley SGD from a randomized Hadamard (SpinQuant) */
+    XF_ROTATE_KLT,      /* eigenbasis of the residual covariance (MambaQuant), opt. x Hadamard */
+} xf_rotate_kind;
+
+/* "none", "hadamard", "learned", "klt"; parse: -1 if unknown. */
+const char *xf_rotate_kind_name(xf_rotate_kind k);
+int xf_rotate_kind_from_name(const char *name, xf_rotate_kind *out);
+
+/* Can this model be rotated? Fails naming the reason (family, shapes
+ * without a Hadamard of that size). */
+int xf_rotate_supported(const xf_model_config *cfg, bool online_down, const char *what,
+                        xf_error *err);
+
+/* How R1 is made (xf_rotation_r1). */
+typedef struct xf_r1_request {
+    xf_rotate_kind kind;
+    uint64_t seed;             /* randomized Hadamard signs (hadamard, learned start, klt) */
+    bool klt_hadamard;         /* klt: eigenbasis followed by the randomized Hadamard */
+    int64_t steps;             /* learned: Cayley SGD steps */
+    double lr;                 /* learned: learning rate */
+    const int32_t *tokens;     /* calibration windows [nsamples, T] (klt, learned) */
+    int64_t nsamples, T;
+    /* learned objective: the quantizers the rotation is learned for */
+    const xf_act_scheme *act;
+    int weight_bits;
+    bool weight_sym;
+    int64_t weight_group;
+} xf_r1_request;
+
+/* R1 [hidden, hidden] (malloc'd, row-major fp64, orthogonal) for a model
+ * whose norms are folded (xf_rotate_fold_norms). Adds what was computed
+ * (e.g. eigenvalue spread, learned loss) to `record`. */
+int xf_rotation_r1(const xf_model_weights *mw, const xf_r1_request *q, double **R1,
+                   json_t *record, xf_error *err);
+
+/* The learned R1 (quant/rotate_learned.c): Cayley SGD from the randomized
+ * Hadamard of q->seed (quant/learned_rotation.h). */
+int xf_learned_r1(const xf_model_weights *mw, const xf_r1_request *q, double *R1,
+                  json_t *record, xf_error *err);
+
+/* Step 1. *record (may be NULL) gets {"untied_head": bool, "norms": n}. */
+int xf_rotate_fold_norms(xf_model_edit *e, json_t **record, xf_error *err);
+
+/* Steps 2-4 on a folded model: R1 [hidden, hidden] row-major fp64
+ * (orthogonal; NULL: no residual rotation), head-wise v/o Hadamard when
+ * headwise_vo, online down Hadamard when `online` (enabled in *online,
+ * which the caller records in the recipe and gives to the hooks). */
+int xf_rotate_apply(xf_model_edit *e, const double *R1, bool headwise_vo,
+                    xf_online_transforms *online, xf_error *err);
+
+#endif
