@@ -106,14 +106,15 @@ static void describe_config(const json_t *config_json, const char *what, json_t 
         return;
     }
     json_object_set_new(out, "architecture",
-                        json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "model_type",
+                        json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:s}", "model_type",
                                   cfg.model_type, "hidden", (json_int_t)cfg.hidden,
                                   "intermediate", (json_int_t)cfg.intermediate, "layers",
                                   (json_int_t)cfg.n_layers, "heads", (json_int_t)cfg.n_heads,
                                   "kv_heads", (json_int_t)cfg.n_kv_heads, "vocab",
                                   (json_int_t)cfg.vocab, "max_position_embeddings",
                                   (json_int_t)cfg.max_pos, "tied_embeddings",
-                                  cfg.tie_embeddings));
+                                  cfg.tie_embeddings, "norm",
+                                  cfg.layer_norm ? "layernorm" : "rmsnorm"));
 }
 
 static json_t *info_xfq(const char *path, xf_error *err)
@@ -175,7 +176,7 @@ static void print_text(const json_t *o)
     const json_t *arch = json_object_get(o, "architecture");
     if (json_is_object(arch))
         printf("architecture: %s, hidden %lld, intermediate %lld, %lld layers, %lld heads / %lld kv, "
-               "vocab %lld, max positions %lld, %s embeddings\n",
+               "vocab %lld, max positions %lld, %s embeddings, %s\n",
                json_string_value(json_object_get(arch, "model_type")),
                (long long)json_integer_value(json_object_get(arch, "hidden")),
                (long long)json_integer_value(json_object_get(arch, "intermediate")),
@@ -184,7 +185,8 @@ static void print_text(const json_t *o)
                (long long)json_integer_value(json_object_get(arch, "kv_heads")),
                (long long)json_integer_value(json_object_get(arch, "vocab")),
                (long long)json_integer_value(json_object_get(arch, "max_position_embeddings")),
-               json_is_true(json_object_get(arch, "tied_embeddings")) ? "tied" : "untied");
+               json_is_true(json_object_get(arch, "tied_embeddings")) ? "tied" : "untied",
+               json_string_value(json_object_get(arch, "norm")));
     if (json_object_get(o, "config_error"))
         printf("config: %s\n", json_string_value(json_object_get(o, "config_error")));
     const json_t *tensors = json_object_get(o, "tensors");

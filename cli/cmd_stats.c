@@ -251,6 +251,14 @@ int xf_cmd_stats(const xf_cli_ctx *ctx, int argc, char **argv)
     xf_loaded_model m;
     if (xf_model_open(&m, a.in, &err) != 0)
         return xf_failure(err.msg);
+    if (m.has_online_transforms) {
+        /* its activations exist only with the online transforms applied:
+         * statistics of the plain forward pass would describe no real model */
+        xf_fail(&err, "%s: is a rotated .xfq (online transforms); run stats on the original model",
+                a.in);
+        xf_model_close(&m);
+        return xf_failure(err.msg);
+    }
     int64_t T = 0;
     if ((rc = window_length(&a, &m.cfg, &T)) != 0) {
         xf_model_close(&m);

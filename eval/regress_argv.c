@@ -91,7 +91,7 @@ char **xf_regress_quant_argv(const xf_regress_case *c, const char *out_xfq, int 
     push_bool(&a, "--quantize-head", r->quantize_head);
     push_int(&a, "--act-bits", r->act_bits);
     push_int(&a, "--kv-bits", r->kv_bits);
-    push_str(&a, "--rotation", r->rotation);
+    push_str(&a, "--rotate", r->rotation);
     push_str(&a, "--calib", r->calib_path);
     push_str(&a, "--calib-field", r->calib_field);
     push_str(&a, "--calib-format", r->calib_format);

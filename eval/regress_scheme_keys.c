@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { K_INT, K_NUMBER, K_NUMBER_OR_SEARCH, K_STRING, K_SYM, K_STRINGS } key_type;
+typedef enum { K_INT, K_NUMBER, K_NUMBER_OR_SEARCH, K_STRING, K_SYM, K_STRINGS, K_FLAG } key_type;
 
 typedef struct {
     const char *key, *flag;
@@ -25,12 +25,19 @@ static const key_spec specs[] = {
     {"tensor_bits", "--tensor-bits", K_STRINGS, 0, 0},
     {"smooth", "--smooth", K_NUMBER, 0, 1},
     {"outliers", "--outliers", K_NUMBER, 0, 1},
+    {"smooth_inputs", "--smooth-inputs", K_STRING, 0, 0},
+    {"rotate_no_online", "--rotate-no-online", K_FLAG, 0, 0},
+    {"rotate_no_headwise", "--rotate-no-headwise", K_FLAG, 0, 0},
+    {"klt_hadamard", "--klt-hadamard", K_FLAG, 0, 0},
+    {"rotate_steps", "--rotate-steps", K_INT, 0, 1000000},
+    {"rotate_lr", "--rotate-lr", K_NUMBER, 0, 1e6},
 };
 #define N_SPECS (sizeof specs / sizeof *specs)
 
 const char *const xf_regress_scheme_keys[] = {
     "act_sym", "act_group", "act_clip", "act_inputs", "kv_group", "kv_clip", "attn_prob_bits",
-    "attn_prob_quant", "attn_prob_base", "tensor_bits", "smooth", "outliers", NULL};
+    "attn_prob_quant", "attn_prob_base", "tensor_bits", "smooth", "outliers", "smooth_inputs",
+    "rotate_no_online", "rotate_no_headwise", "klt_hadamard", "rotate_steps", "rotate_lr", NULL};
 
 _Static_assert(sizeof xf_regress_scheme_keys / sizeof *xf_regress_scheme_keys == N_SPECS + 1,
                "key list and spec table must match");
@@ -71,6 +78,10 @@ static int render(const key_spec *k, const json_t *v, strv *a, bool *wants_calib
 {
     char buf[64];
     switch (k->type) {
+    case K_FLAG:
+        if (!json_is_boolean(v))
+            return xf_fail(err, "%s: recipe: '%s' must be true or false", ctx, k->key);
+        return json_is_true(v) ? push(a, k->flag) : 0; /* every such flag is off by default */
     case K_SYM:
         if (!json_is_boolean(v))
             return xf_fail(err, "%s: recipe: '%s' must be true or false", ctx, k->key);
@@ -126,7 +137,10 @@ int xf_regress_scheme_flags(const json_t *j, char ***flags, int *n, bool *wants_
     strv a = {0};
     *flags = NULL;
     *n = 0;
-    *wants_calib = false;
+    /* smoothing and the data-driven rotations read calibration text too */
+    const char *rot = json_string_value(json_object_get(j, "rotate"));
+    *wants_calib = json_object_get(j, "smooth") ||
+                   (rot && (!strcmp(rot, "klt") || !strcmp(rot, "learned")));
     for (size_t i = 0; i < N_SPECS; i++) {
         const json_t *v = json_object_get(j, specs[i].key);
         if (!v)

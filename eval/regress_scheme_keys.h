@@ -15,8 +15,8 @@ extern const char *const xf_regress_scheme_keys[];
 
 /* Renders the keys of recipe object j into *flags (malloc'd, NULL
  * terminated; *n entries). *wants_calib: some key needs calibration text
- * with method rtn (act_clip or attn_prob_base "search"). Errors name ctx
- * and the key. */
+ * with method rtn (act_clip or attn_prob_base "search", smooth, rotate klt
+ * or learned). Errors name ctx and the key. */
 int xf_regress_scheme_flags(const json_t *j, char ***flags, int *n, bool *wants_calib,
                             const char *ctx, xf_error *err);
 void xf_regress_scheme_flags_free(char **flags);

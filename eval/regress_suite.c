@@ -48,12 +48,13 @@ static const char *const case_keys[] = {"id",   "description", "model", "recipe"
                                         "eval", "expect",      NULL};
 static const char *const recipe_keys[] = {
     "method",        "bits",          "group",    "sym",      "clip",
-    "quantize_head", "act_bits",      "kv_bits",  "rotation", "calib",
+    "quantize_head", "act_bits",      "kv_bits",  "rotate",   "calib",
     "calib_field",   "calib_format",  "nsamples", "seqlen",   "seed",
     "act_order",     "static_groups", "damp",     "block",    "gptq_v2",
     /* eval/regress_scheme_keys.c */
     "act_sym", "act_group", "act_clip", "act_inputs", "kv_group", "kv_clip", "attn_prob_bits",
-    "attn_prob_quant", "attn_prob_base", "tensor_bits", "smooth", "outliers", NULL};
+    "attn_prob_quant", "attn_prob_base", "tensor_bits", "smooth", "outliers", "smooth_inputs",
+    "rotate_no_online", "rotate_no_headwise", "klt_hadamard", "rotate_steps", "rotate_lr", NULL};
 /* Calibration keys rtn accepts when a scheme key searches on calibration
  * text (act_clip or attn_prob_base "search"). */
 static const char *const calib_keys[] = {"calib", "calib_field", "calib_format", "nsamples",
@@ -187,6 +188,7 @@ static int parse_recipe(xf_regress_recipe *rc, const json_t *j, const char *root
 {
     static const char *const clips[] = {"none", "mse", NULL};
     static const char *const formats[] = {"text", "jsonl", "dir", NULL};
+    static const char *const rotations[] = {"none", "hadamard", "klt", "learned", NULL};
     const char *w = "recipe: ";
     rc->damp = NAN;
     if (check_keys(j, recipe_keys, ctx, w, err))
@@ -217,7 +219,7 @@ static int parse_recipe(xf_regress_recipe *rc, const json_t *j, const char *root
         if (rc->method == XF_REGRESS_FP16)
             return xf_fail(err, "%s: recipe: key '%s' does not apply to method fp16", ctx, key);
         /* rtn has no sampling; its only use of a seed is a random rotation */
-        bool rtn_seed = !strcmp(key, "seed") && json_object_get(j, "rotation");
+        bool rtn_seed = !strcmp(key, "seed") && json_object_get(j, "rotate");
         bool rtn_calib = wants_calib && in_list(calib_keys, key);
         if (rc->method == XF_REGRESS_RTN && in_list(gptq_only_keys, key) && !rtn_seed &&
             !rtn_calib)
@@ -244,7 +246,7 @@ static int parse_recipe(xf_regress_recipe *rc, const json_t *j, const char *root
         get_bool(j, "quantize_head", &rc->quantize_head, ctx, w, err) ||
         get_int(j, "act_bits", 2, 16, &rc->act_bits, ctx, w, err) ||
         get_int(j, "kv_bits", 2, 16, &rc->kv_bits, ctx, w, err) ||
-        get_string(j, "rotation", false, &rc->rotation, ctx, w, err) ||
+        get_enum(j, "rotate", rotations, &rc->rotation, ctx, w, err) ||
         get_string(j, "calib", false, &rc->calib, ctx, w, err) ||
         get_string(j, "calib_field", false, &rc->calib_field, ctx, w, err) ||
         get_enum(j, "calib_format", formats, &rc->calib_format, ctx, w, err) ||

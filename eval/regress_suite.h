@@ -67,7 +67,7 @@ typedef struct xf_regress_recipe {
      * so today's CLI refuses them rather than ignoring them). */
     int64_t act_bits; /* --act-bits (2..16) */
     int64_t kv_bits;  /* --kv-bits (2..16) */
-    char *rotation;   /* --rotation NAME */
+    char *rotation;   /* key "rotate": --rotate none|hadamard|klt|learned */
     /* gptq only (seed also for rtn with a rotation) */
     char *calib;        /* --calib FILE (required for gptq), as written in the suite */
     char *calib_path;   /* the same, resolved against the root */

@@ -283,6 +283,26 @@ static int parse_gpt2(xf_model_config *c, const json_t *j, const char *what, xf_
     return 0;
 }
 
+/* XF_CONFIG_NORM_KEY (config.h): the norms of a folded LayerNorm model. */
+static int parse_norm_key(xf_model_config *c, const json_t *j, const char *what, xf_error *err)
+{
+    const json_t *v = json_object_get(j, XF_CONFIG_NORM_KEY);
+    if (!v)
+        return 0;
+    if (!json_is_string(v) || strcmp(json_string_value(v), XF_CONFIG_NORM_RMS) != 0)
+        return xf_fail(err, "%s: \"%s\" must be \"%s\"", what, XF_CONFIG_NORM_KEY,
+                       XF_CONFIG_NORM_RMS);
+    /* only a pre-LN LayerNorm model has an RMSNorm equivalent */
+    if (!c->layer_norm || !c->norm_before)
+        return xf_fail(err, "%s: \"%s\" applies to pre-LN LayerNorm models (opt, gpt2), not "
+                            "this %s%s",
+                       what, XF_CONFIG_NORM_KEY, c->norm_before ? "" : "post-LN ",
+                       c->model_type);
+    c->layer_norm = false;
+    c->head_bias = true;
+    return 0;
+}
+
 int xf_model_config_parse(xf_model_config *cfg, const json_t *config, const char *what,
                           xf_error *err)
 {
@@ -317,7 +337,7 @@ int xf_model_config_parse(xf_model_config *cfg, const json_t *config, const char
     case XF_FAMILY_OPT: rc = parse_opt(cfg, config, what, err); break;
     default: rc = parse_gpt2(cfg, config, what, err); break;
     }
-    if (rc)
+    if (rc || parse_norm_key(cfg, config, what, err))
         return -1;
     if (get_token_id(config, "bos_token_id", &cfg->bos_id, what, err) ||
         get_token_id(config, "eos_token_id", &cfg->eos_id, what, err))

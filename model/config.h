@@ -39,13 +39,25 @@ typedef struct xf_model_config {
     bool qkv_bias;          /* q/k/v have biases (qwen2, OPT, GPT-2) */
     bool o_bias;            /* o_proj has a bias (OPT, GPT-2) */
     bool mlp_bias;          /* fc1/fc2 biases (OPT, GPT-2) */
-    bool layer_norm;        /* LayerNorm (OPT, GPT-2) instead of RMSNorm */
+    bool layer_norm;        /* LayerNorm (OPT, GPT-2) instead of RMSNorm; false for an OPT or
+                             * GPT-2 whose norms were folded (XF_CONFIG_NORM_KEY) */
+    bool head_bias;         /* lm_head.bias [vocab] (folded LayerNorm models: the final
+                             * norm's bias, quant/rotate.h) */
     bool norm_before;       /* pre-LN (OPT do_layer_norm_before; always true otherwise) */
     bool fused_qkv;         /* GPT-2 c_attn: one [3*hidden, hidden] linear */
     int64_t pos_offset;     /* learned position table offset (OPT: 2) */
     xf_activation act;
     int64_t bos_id, eos_id; /* -1 if unknown */
 } xf_model_config;
+
+/* An xfquant key of config.json, written by norm folding (quant/rotate.h)
+ * into the config of an OPT (pre-LN) or GPT-2 model whose LayerNorms were
+ * turned into RMSNorms: "xfquant_norm": "rmsnorm" means every norm is an
+ * RMSNorm x / sqrt(mean(x^2) + eps) * w (eps: the family's LayerNorm
+ * epsilon) with no bias tensor, and the LM head has a bias lm_head.bias.
+ * Refused on other families, on post-LN OPT and with any other value. */
+#define XF_CONFIG_NORM_KEY "xfquant_norm"
+#define XF_CONFIG_NORM_RMS "rmsnorm"
 
 /* Parses config.json; unknown model_type or unsupported options
  * (e.g. rope_scaling, OPT project_in) fail with a clear message naming

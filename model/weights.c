@@ -246,9 +246,9 @@ static void bind_layer(binder *b, xf_layer_weights *lw, const xf_model_config *c
         break;
     case XF_FAMILY_OPT:
         snprintf(base, sizeof base, "%sdecoder.layers.%d.self_attn_layer_norm", b->prefix, i);
-        bind_norm(b, &lw->attn_norm, true, h, base);
+        bind_norm(b, &lw->attn_norm, c->layer_norm, h, base);
         snprintf(base, sizeof base, "%sdecoder.layers.%d.final_layer_norm", b->prefix, i);
-        bind_norm(b, &lw->mlp_norm, true, h, base);
+        bind_norm(b, &lw->mlp_norm, c->layer_norm, h, base);
         bind_linear(b, &lw->lin[XF_LIN_Q], c, i, XF_LIN_Q, c->qkv_bias, h, h);
         bind_linear(b, &lw->lin[XF_LIN_K], c, i, XF_LIN_K, c->qkv_bias, h, h);
         bind_linear(b, &lw->lin[XF_LIN_V], c, i, XF_LIN_V, c->qkv_bias, h, h);
@@ -256,9 +256,9 @@ static void bind_layer(binder *b, xf_layer_weights *lw, const xf_model_config *c
         break;
     case XF_FAMILY_GPT2:
         snprintf(base, sizeof base, "%sh.%d.ln_1", b->prefix, i);
-        bind_norm(b, &lw->attn_norm, true, h, base);
+        bind_norm(b, &lw->attn_norm, c->layer_norm, h, base);
         snprintf(base, sizeof base, "%sh.%d.ln_2", b->prefix, i);
-        bind_norm(b, &lw->mlp_norm, true, h, base);
+        bind_norm(b, &lw->mlp_norm, c->layer_norm, h, base);
         bind_linear(b, &lw->lin[XF_LIN_Q], c, i, XF_LIN_Q, c->qkv_bias, 3 * h, h);
         bind_linear(b, &lw->lin[XF_LIN_O], c, i, XF_LIN_O, c->o_bias, h, h);
         break;
@@ -343,14 +343,14 @@ int xf_model_bind(xf_model_weights *mw, const xf_model_config *cfg, const xf_ten
         /* HF OPT has no final LayerNorm in post-LN models (opt-350m style) */
         if (cfg->norm_before) {
             snprintf(base, sizeof base, "%sdecoder.final_layer_norm", p);
-            bind_norm(&b, &mw->final_norm, true, h, base);
+            bind_norm(&b, &mw->final_norm, cfg->layer_norm, h, base);
         }
         break;
     case XF_FAMILY_GPT2:
         mw->tok_embed = need_fmt(&b, 2, cfg->vocab, h, "%swte.weight", p);
         mw->pos_embed = need_fmt(&b, 2, cfg->max_pos, h, "%swpe.weight", p);
         snprintf(base, sizeof base, "%sln_f", p);
-        bind_norm(&b, &mw->final_norm, true, h, base);
+        bind_norm(&b, &mw->final_norm, cfg->layer_norm, h, base);
         break;
     }
     for (int i = 0; i < cfg->n_layers; i++)
@@ -371,6 +371,9 @@ int xf_model_bind(xf_model_weights *mw, const xf_model_config *cfg, const xf_ten
         if (mw->lm_head.w)
             bind_outliers(&b, &mw->lm_head, mw->lm_head.w);
     }
+    /* folded LayerNorm models: the final norm's bias lives in the head (config.h) */
+    if (cfg->head_bias)
+        mw->lm_head.b = need(&b, "lm_head.bias", 1, cfg->vocab, 0);
 
     name_list extra = {0};
     for (size_t i = 0; i < set->n; i++)

@@ -51,7 +51,8 @@ typedef struct xf_model_weights {
     const xf_tensor *pos_embed; /* OPT/GPT-2 learned positions, else NULL */
     xf_norm final_norm;         /* w NULL for post-LN OPT (do_layer_norm_before false),
                                  * which HF builds without a final LayerNorm */
-    xf_linear lm_head;          /* tied: w == tok_embed (see xf_model_bind) */
+    xf_linear lm_head;          /* tied: w == tok_embed (see xf_model_bind); b: lm_head.bias
+                                 * when cfg.head_bias (folded LayerNorm models) */
     xf_layer_weights *layers;   /* cfg.n_layers */
 } xf_model_weights;
 
@@ -69,7 +70,10 @@ typedef struct xf_model_weights {
  * xf_linear and checked (complete, consistent with W); side tables of any
  * other tensor are unexpected. Tied models: lm_head.w = tok_embed; a
  * stored lm_head.weight copy (common in tied checkpoints) is accepted and
- * shape-checked but not used. Views borrow from `set` (keep it alive). */
+ * shape-checked but not used. OPT/GPT-2 norms have a bias tensor only
+ * while cfg->layer_norm (a folded model's RMSNorms have none, config.h's
+ * XF_CONFIG_NORM_KEY); cfg->head_bias binds lm_head.bias. Views borrow
+ * from `set` (keep it alive). */
 int xf_model_bind(xf_model_weights *mw, const xf_model_config *cfg, const xf_tensor_set *set,
                   bool transposed_conv1d, const char *what, xf_error *err);
 void xf_model_unbind(xf_model_weights *mw);

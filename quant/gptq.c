@@ -266,12 +266,6 @@ int xf_gptq_solve_factored(float *W, int64_t rows, const xf_gptq_factor *f,
                 (long long)rows, (long long)n);
         goto done;
     }
-    if (n_out) {
-        for (int64_t i = 0; i < n; i++)
-            pos[f->perm[i]] = (int32_t)i;
-        if (choose_outliers(W, rows, f, p, g, static_g, pos, n_out, mask, name, err) != 0)
-            goto done;
-    }
 
     for (int64_t i = 0; i < n; i++) {
         const int32_t orig = f->perm[i];
@@ -299,6 +293,14 @@ int xf_gptq_solve_factored(float *W, int64_t rows, const xf_gptq_factor *f,
                            .fit_at = fit_at, .mask = mask, .grid = p->grid};
     const int blas_threads = openblas_get_num_threads();
     openblas_set_num_threads(1);
+    if (n_out) { /* OpenMP too, so after BLAS went single-threaded (see above) */
+        for (int64_t i = 0; i < n; i++)
+            pos[f->perm[i]] = (int32_t)i;
+        if (choose_outliers(W, rows, f, p, g, static_g, pos, n_out, mask, name, err) != 0) {
+            openblas_set_num_threads(blas_threads);
+            goto done;
+        }
+    }
 #pragma omp parallel num_threads(nthreads)
     {
         const int T = omp_get_num_threads(), t = omp_get_thread_num();

@@ -1,5 +1,12 @@
 /* Learned rotations: the problem (terms), the fake-quantized objective and
- * its straight-through gradient. The optimiser is learned_rotation_cayley.c. */
+ * its straight-through gradient. The optimiser is learned_rotation_cayley.c.
+ *
+ * Threads: only the BLAS calls are threaded. The element-wise passes
+ * (quantizers, their backward, the squared sums) run on the calling thread:
+ * they cost O(rows * width) against the O(rows * width * n) of the SGEMMs
+ * around them, and OpenMP regions alternating with the threaded BLAS make
+ * both thread pools spin against each other (hadamard_rows.inc measured
+ * 5-10x; here 30x at n 64 on 2 loaded cores). */
 #include "quant/learned_rotation.h"
 
 #include <cblas.h>
@@ -8,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "quant/act_quant.h"
 
 const char *xf_lrot_norm_name(xf_lrot_norm n)
 {
@@ -33,6 +39,21 @@ void xf_lrot_quant_default(xf_lrot_quant *q)
     q->act_clip = 1.0f;
     q->w_sym = true;
     q->w_clip = XF_CLIP_NONE;
+}
+
+void xf_lrot_quant_from_scheme(xf_lrot_quant *q, const xf_act_scheme *s, xf_act_input in,
+                               int w_bits, bool w_sym, int64_t w_group)
+{
+    xf_lrot_quant_default(q);
+    if (s->act_bits > 0 && (s->act_inputs & (1u << in))) {
+        q->act_bits = s->act_bits;
+        q->act_sym = s->act_sym;
+        q->act_group = s->act_group;
+        q->act_clip = (float)xf_act_scheme_clip(s, in);
+    }
+    q->w_bits = w_bits;
+    q->w_sym = w_sym;
+    q->w_group = w_group;
 }
 
 int xf_lrot_problem_init(xf_lrot_problem *p, int64_t n, xf_lrot_norm norm, xf_error *err)
@@ -73,11 +94,10 @@ static int check_quant(const xf_lrot_quant *q, int64_t width, const char *name, 
     return 0;
 }
 
-/* Squared Frobenius norm of E [m, out] in fp64: per-row sums (any thread),
- * then added in row order, so the total does not depend on the threads. */
+/* Squared Frobenius norm of E [m, out] in fp64: per-row sums, then added
+ * in row order. */
 static double sum_squares(const float *E, int64_t m, int64_t out, double *rowsum)
 {
-#pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < m; i++) {
         double s = 0.0;
         const float *e = E + i * out;
@@ -178,7 +198,6 @@ static void quantize_weight(float *B, int64_t out, int64_t width, const xf_lrot_
     const xf_grid_config c = {.bits = q->w_bits, .sym = q->w_sym, .clip = q->w_clip};
     const int64_t g = q->w_group <= 0 || q->w_group > width ? width : q->w_group;
     const int64_t ng = (width + g - 1) / g;
-#pragma omp parallel for schedule(dynamic, 16)
     for (int64_t r = 0; r < out; r++) {
         float *b = B + r * width;
         for (int64_t j0 = 0; j0 < width; j0 += g) {
@@ -280,7 +299,6 @@ static void weight_backward(const float *V, const float *B, float *d, int64_t ou
 {
     const int64_t g = q->w_group <= 0 || q->w_group > width ? width : q->w_group;
     const int64_t ng = (width + g - 1) / g;
-#pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < out; r++)
         for (int64_t j0 = 0; j0 < width; j0 += g) {
             const int64_t o = r * width + j0, len = j0 + g < width ? g : width - j0;
@@ -290,68 +308,72 @@ static void weight_backward(const float *V, const float *B, float *d, int64_t ou
 
 /* ---- one term ----------------------------------------------------------- */
 
+/* ---- scratch ------------------------------------------------------------ */
+
+void xf_lrot_work_init(xf_lrot_work *w) { memset(w, 0, sizeof *w); }
+
+void xf_lrot_work_free(xf_lrot_work *w)
+{
+    for (int i = 0; i < XF_LROT_WORK_SLOTS; i++)
+        free(w->buf[i]);
+    memset(w, 0, sizeof *w);
+}
+
+enum { S_RF, S_B, S_V, S_WSCALE, S_DB, S_GT, S_XC, S_A, S_A0, S_E, S_DA, S_ROWSUM };
+_Static_assert(S_ROWSUM < XF_LROT_WORK_SLOTS, "xf_lrot_work has too few slots");
+
+/* Slot i with room for count elements of size bytes (grow-only: the
+ * optimiser's steps reuse the pages instead of faulting fresh ones in);
+ * NULL when !want; *ok cleared on allocation failure. */
+static void *slot(xf_lrot_work *w, int i, int64_t count, size_t size, bool want, bool *ok)
+{
+    if (!want || !*ok)
+        return NULL;
+    const size_t bytes = (size_t)count * size;
+    if (bytes > w->cap[i]) {
+        free(w->buf[i]); /* contents need not survive: no realloc copy */
+        w->buf[i] = malloc(bytes);
+        w->cap[i] = w->buf[i] ? bytes : 0;
+    }
+    *ok = w->buf[i] != NULL;
+    return w->buf[i];
+}
+
 typedef struct term_buf {
     float *B, *V, *wscale, *dB, *Gt; /* [out, width] x 2, [out, groups], [out, width], [n, n] */
     float *Xc, *A, *A0, *E, *dA;     /* chunk rows */
     double *rowsum;
 } term_buf;
 
-static void term_buf_free(term_buf *b)
+static int term_buf_init(term_buf *b, xf_lrot_work *w, const xf_lrot_term *t, int64_t n,
+                         int64_t chunk, bool gather, bool grad, unsigned ste, xf_error *err)
 {
-    free(b->B);
-    free(b->V);
-    free(b->wscale);
-    free(b->dB);
-    free(b->Gt);
-    free(b->Xc);
-    free(b->A);
-    free(b->A0);
-    free(b->E);
-    free(b->dA);
-    free(b->rowsum);
-    memset(b, 0, sizeof *b);
-}
-
-static float *alloc_f(int64_t count, bool want, bool *ok)
-{
-    if (!want)
-        return NULL;
-    float *p = malloc((size_t)count * sizeof *p);
-    *ok = *ok && p;
-    return p;
-}
-
-static int term_buf_init(term_buf *b, const xf_lrot_term *t, int64_t n, int64_t chunk, bool gather,
-                         bool grad, unsigned ste, xf_error *err)
-{
-    memset(b, 0, sizeof *b);
     bool ok = true;
     const int64_t ow = t->out * t->width, cw = chunk * t->width;
     const int64_t wg = t->q.w_group <= 0 || t->q.w_group > t->width ? t->width : t->q.w_group;
     const bool wback = grad && t->q.w_bits > 0 && (ste & XF_LROT_STE_SCALE);
-    b->B = alloc_f(ow, true, &ok);
-    b->V = alloc_f(ow, wback, &ok);
-    b->wscale = alloc_f(t->out * ((t->width + wg - 1) / wg), wback, &ok);
-    b->dB = alloc_f(ow, grad, &ok);
-    b->Gt = alloc_f(n * n, grad, &ok);
-    b->Xc = alloc_f(cw, gather, &ok);
-    b->A = alloc_f(cw, true, &ok);
-    b->A0 = alloc_f(cw, grad && t->q.act_bits > 0 && ste != 0, &ok);
-    b->E = alloc_f(chunk * t->out, true, &ok);
-    b->dA = alloc_f(cw, grad, &ok);
-    b->rowsum = malloc((size_t)chunk * sizeof *b->rowsum);
-    if (!ok || !b->rowsum) {
-        term_buf_free(b);
+    const size_t f = sizeof(float);
+    b->B = slot(w, S_B, ow, f, true, &ok);
+    b->V = slot(w, S_V, ow, f, wback, &ok);
+    b->wscale = slot(w, S_WSCALE, t->out * ((t->width + wg - 1) / wg), f, wback, &ok);
+    b->dB = slot(w, S_DB, ow, f, grad, &ok);
+    b->Gt = slot(w, S_GT, n * n, f, grad, &ok);
+    b->Xc = slot(w, S_XC, cw, f, gather, &ok);
+    b->A = slot(w, S_A, cw, f, true, &ok);
+    b->A0 = slot(w, S_A0, cw, f, grad && t->q.act_bits > 0 && ste != 0, &ok);
+    b->E = slot(w, S_E, chunk * t->out, f, true, &ok);
+    b->dA = slot(w, S_DA, cw, f, grad, &ok);
+    b->rowsum = slot(w, S_ROWSUM, chunk, sizeof(double), true, &ok);
+    if (!ok)
         return xf_fail(err, "%s: out of memory for the rotation objective", t->name);
-    }
     return 0;
 }
 
 /* Adds term t's loss (c_t ||E||^2 / m over the m listed rows) to *loss and,
  * when G != NULL, its gradient to G. Rf is R in fp32. */
 static int term_eval(const xf_lrot_problem *p, const xf_lrot_term *t, const float *Rf,
-                     const int64_t *rows, int64_t nrows, unsigned ste, double *loss, double *G,
-                     xf_error *err)
+                     const int64_t *rows, int64_t nrows, unsigned ste, xf_lrot_work *w,
+                     double *loss, double *G, xf_error *err)
 {
     const int n = (int)p->n, k = (int)(t->width / p->n), out = (int)t->out, width = (int)t->width;
     const int64_t total = rows ? nrows : t->N;
@@ -359,15 +381,17 @@ static int term_eval(const xf_lrot_problem *p, const xf_lrot_term *t, const floa
     term_buf b;
     if (total < 1)
         return xf_fail(err, "%s: no rows selected", t->name);
-    if (term_buf_init(&b, t, p->n, chunk, rows != NULL, G != NULL, ste, err) != 0)
+    for (int64_t i = 0; rows && i < total; i++)
+        if (rows[i] < 0 || rows[i] >= t->N)
+            return xf_fail(err, "%s: row %lld outside [0, %lld)", t->name, (long long)rows[i],
+                           (long long)t->N);
+    if (term_buf_init(&b, w, t, p->n, chunk, rows != NULL, G != NULL, ste, err) != 0)
         return -1;
-    int rc = -1;
     /* B = Q_w(W R): W read as [out k, n] applies R to each slice */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, out * k, n, n, 1.0f, t->W, n, Rf, n,
                 0.0f, b.B, n);
     if (!xf_all_finite(b.B, t->out * t->width)) {
-        xf_fail(err, "%s: non-finite rotated weight", t->name);
-        goto out;
+        return xf_fail(err, "%s: non-finite rotated weight", t->name);
     }
     if (b.V)
         memcpy(b.V, b.B, (size_t)t->out * (size_t)width * sizeof *b.V);
@@ -390,7 +414,6 @@ static int term_eval(const xf_lrot_problem *p, const xf_lrot_term *t, const floa
             memcpy(b.A0, b.A, (size_t)m * (size_t)width * sizeof *b.A0);
         int bad = 0;
         if (t->q.act_bits > 0) {
-#pragma omp parallel for schedule(static) reduction(| : bad)
             for (int i = 0; i < m; i++)
                 bad |= xf_act_quant_row(b.A + (int64_t)i * width, width, t->q.act_group,
                                         t->q.act_bits, t->q.act_sym, t->q.act_clip) != 0;
@@ -398,8 +421,7 @@ static int term_eval(const xf_lrot_problem *p, const xf_lrot_term *t, const floa
             bad = !xf_all_finite(b.A, (int64_t)m * width);
         }
         if (bad) {
-            xf_fail(err, "%s: non-finite rotated activation", t->name);
-            goto out;
+            return xf_fail(err, "%s: non-finite rotated activation", t->name);
         }
         /* E = X W^T - A B^T */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, out, width, 1.0f, Xc, width, t->W,
@@ -416,7 +438,6 @@ static int term_eval(const xf_lrot_problem *p, const xf_lrot_term *t, const floa
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, width, m, 1.0f, b.E, out, b.A,
                     width, beta, b.dB, width);
         if (b.A0) {
-#pragma omp parallel for schedule(static)
             for (int i = 0; i < m; i++)
                 act_backward(b.A0 + (int64_t)i * width, b.A + (int64_t)i * width,
                              b.dA + (int64_t)i * width, width, &t->q, ste);
@@ -429,8 +450,7 @@ static int term_eval(const xf_lrot_problem *p, const xf_lrot_term *t, const floa
                                                        : t->weight / (double)t->out) /
                      (double)total;
     if (!isfinite(sq)) {
-        xf_fail(err, "%s: non-finite output error", t->name);
-        goto out;
+        return xf_fail(err, "%s: non-finite output error", t->name);
     }
     *loss += c * sq;
     if (G) {
@@ -441,45 +461,51 @@ static int term_eval(const xf_lrot_problem *p, const xf_lrot_term *t, const floa
         for (int64_t i = 0; i < p->n * p->n; i++)
             G[i] += -2.0 * c * (double)b.Gt[i];
     }
-    rc = 0;
-out:
-    term_buf_free(&b);
-    return rc;
+    return 0;
 }
 
 int xf_lrot_eval(const xf_lrot_problem *p, const double *R, const int64_t *const *rows,
-                 const int64_t *nrows, unsigned ste, double *loss, double *term_loss,
-                 double *G, xf_error *err)
+                 const int64_t *nrows, unsigned ste, xf_lrot_work *work, double *loss,
+                 double *term_loss, double *G, xf_error *err)
 {
+    xf_lrot_work local;
+    xf_lrot_work *w = work ? work : &local;
+    if (!work)
+        xf_lrot_work_init(&local);
     const int64_t nn = p->n * p->n;
-    float *Rf = malloc((size_t)nn * sizeof *Rf);
-    if (!Rf)
-        return xf_fail(err, "learned rotation: out of memory");
+    bool ok = true;
+    float *Rf = slot(w, S_RF, nn, sizeof *Rf, true, &ok);
+    int rc = -1;
+    if (!ok) {
+        xf_fail(err, "learned rotation: out of memory");
+        goto out;
+    }
     for (int64_t i = 0; i < nn; i++)
         Rf[i] = (float)R[i];
     if (!xf_all_finite(Rf, nn)) {
-        free(Rf);
-        return xf_fail(err, "learned rotation: non-finite rotation");
+        xf_fail(err, "learned rotation: non-finite rotation");
+        goto out;
     }
     if (G)
         memset(G, 0, (size_t)nn * sizeof *G);
     *loss = 0.0;
     for (int t = 0; t < p->n_terms; t++) {
         double lt = 0.0;
-        if (term_eval(p, &p->terms[t], Rf, rows ? rows[t] : NULL, rows ? nrows[t] : 0,
-                      ste, &lt, G, err) != 0) {
-            free(Rf);
-            return -1;
-        }
+        const int64_t *rt = rows ? rows[t] : NULL;
+        if (term_eval(p, &p->terms[t], Rf, rt, rt ? nrows[t] : 0, ste, w, &lt, G, err) != 0)
+            goto out;
         *loss += lt;
         if (term_loss)
             term_loss[t] = lt;
     }
-    free(Rf);
-    return 0;
+    rc = 0;
+out:
+    if (!work)
+        xf_lrot_work_free(&local);
+    return rc;
 }
 
 int xf_lrot_loss(const xf_lrot_problem *p, const double *R, double *loss, xf_error *err)
 {
-    return xf_lrot_eval(p, R, NULL, NULL, 0, loss, NULL, NULL, err);
+    return xf_lrot_eval(p, R, NULL, NULL, 0, NULL, loss, NULL, NULL, err);
 }

@@ -34,19 +34,39 @@
  * replaces N_t by b_t (the same estimator on fewer rows).
  *
  * ---- the gradient ----
- * The quantizers are piecewise constant, so the gradient is the
- * straight-through estimator (STE): dA/d(XR) = identity, dB/d(WR) =
- * identity. With dL/dA = -2 c E B / N, dL/dB = -2 c E^T A / N:
- *     G = dL/dR = X^T dL/dA + W^T dL/dB
+ * The quantizers are piecewise constant, so the gradient is a
+ * straight-through estimator (STE). Each fake-quantized value is modelled
+ * as xq = x + s r, with its rounding residual r = (xq - x) / s (in steps)
+ * held fixed; then dL/dA = -2 c E B / N, dL/dB = -2 c E^T A / N are pulled
+ * back to X R and W R and
+ *     G = dL/dR = X^T dL/d(XR) + W^T dL/d(WR)
  * (block-diagonal terms sum the k diagonal blocks: X and W are read as
- * [N k, n] and [out k, n]). G is the exact gradient of the "frozen"
- * objective in which the quantization errors A - XR and B - WR are held
- * constant at the current R (tests/test_learned_rotation.c checks it
- * against finite differences of that). With ste_clip_mask, activations the
- * quantizer clamped (outside the clipped range by more than half a step)
- * pass no gradient, as a straight-through estimator of clamp(round(x)) with
- * a true clamp; off by default (SpinQuant passes the gradient everywhere).
- * Weights always use the identity: the min/max RTN grid never clamps.
+ * [N k, n] and [out k, n]). Flags (xf_lrot_options.ste):
+ *   none                 dA/d(XR) = dB/d(WR) = identity: the step s is a
+ *                        constant (SpinQuant's STE, scale detached);
+ *   XF_LROT_STE_SCALE    (default) s also follows the range it was fitted
+ *                        on: s is proportional to max |x| of the group
+ *                        (symmetric) or to max(x, 0) - min(x, 0) (not;
+ *                        clip ratios and the fp16 rounding of weight
+ *                        scales are constant factors), so sum(dL/dxq * r)
+ *                        flows into the value(s) that set the range, as in
+ *                        LSQ. Without it the gradient cannot see that
+ *                        shrinking a token's largest value refines the
+ *                        grid of all the others, which is the point of a
+ *                        rotation: on the planted-outlier test, identity
+ *                        STE from the randomized Hadamard ends above its
+ *                        start at lr 1.5, this one 20% below;
+ *   XF_LROT_STE_CLIP_MASK  activations the quantizer clamped (moved by
+ *                        more than half a step: outside the clipped
+ *                        range) pass no gradient to x (xq = s k with the
+ *                        code k fixed), as the STE of a true clamp; off by
+ *                        default (SpinQuant passes the gradient everywhere).
+ * Weights never use the mask: the min/max RTN grid does not clamp (with
+ * w_clip MSE the clamped weights still pass the gradient, and the chosen
+ * shrink factor counts as a constant).
+ * G is the exact gradient of the "frozen" objective in which r (and k)
+ * are held at the current R (tests/test_learned_rotation.c checks every
+ * variant against central differences of that, written out in fp64).
  *
  * ---- precision ----
  * The data-sized products (X R, W R, E, the gradient pieces) are fp32
@@ -83,9 +103,11 @@
 #define XF_QUANT_LEARNED_ROTATION_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/error.h"
+#include "quant/act_quant.h"
 #include "quant/grid.h"
 
 /* rows per SGEMM chunk: bounds the scratch memory; fixed (not derived from
@@ -119,6 +141,11 @@ typedef struct xf_lrot_quant {
 
 /* Everything off (bits 0), symmetric, whole-row groups, clip 1. */
 void xf_lrot_quant_default(xf_lrot_quant *q);
+/* The quantizers a model run would use on input `in`: activations from the
+ * scheme (off when `in` is not in s->act_inputs; the per-input clip), the
+ * weights as given (w_bits 0: off; RTN min/max grid). */
+void xf_lrot_quant_from_scheme(xf_lrot_quant *q, const xf_act_scheme *s, xf_act_input in,
+                               int w_bits, bool w_sym, int64_t w_group);
 
 typedef struct xf_lrot_term {
     char name[64];   /* for messages, e.g. "layers.3.q" */
@@ -141,7 +168,9 @@ typedef struct xf_lrot_problem {
 int xf_lrot_problem_init(xf_lrot_problem *p, int64_t n, xf_lrot_norm norm, xf_error *err);
 void xf_lrot_problem_free(xf_lrot_problem *p);
 
-/* Adds a term (views, not copies). width must be a positive multiple of
+/* Adds a term (views, not copies). Linears reading the same input with the
+ * same quantizers (q/k/v, gate/up) can be one term with their weights
+ * stacked: X R and its quantization are then computed once per step. width must be a positive multiple of
  * p->n; X and W must be finite; q is range-checked (act_group must divide
  * width); weight finite and >= 0. Measures e_t (one pass over X W^T);
  * fails when it is 0 under RELATIVE. Errors name the term. */
@@ -149,15 +178,28 @@ int xf_lrot_add_term(xf_lrot_problem *p, const char *name, const float *X, int64
                      const float *W, int64_t out, int64_t width, const xf_lrot_quant *q,
                      double weight, xf_error *err);
 
+/* Scratch buffers reused across evaluations (grow-only, so the optimiser's
+ * steps reuse pages instead of faulting fresh ones in). */
+#define XF_LROT_WORK_SLOTS 16
+typedef struct xf_lrot_work {
+    void *buf[XF_LROT_WORK_SLOTS];
+    size_t cap[XF_LROT_WORK_SLOTS];
+} xf_lrot_work;
+
+void xf_lrot_work_init(xf_lrot_work *w);
+void xf_lrot_work_free(xf_lrot_work *w);
+
 /* Loss of the rows listed for each term, and the STE gradient G [n, n]
- * when G != NULL (overwritten). rows[t] holds nrows[t] distinct row indices
- * of term t in ascending order; rows == NULL means all rows of every term.
+ * (ste: XF_LROT_STE_* flags) when G != NULL (overwritten). rows[t] holds nrows[t] distinct row indices
+ * of term t in ascending order; rows == NULL means all rows of every term,
+ * rows[t] == NULL all rows of term t.
  * term_loss (may be NULL) receives each term's contribution (n_terms
- * values). R need not be orthogonal (the formulas do not assume it). Fails
- * on a non-finite R or product, or out of memory. */
+ * values). work: scratch to reuse (NULL: allocated and freed here). R need
+ * not be orthogonal (the formulas do not assume it). Fails on a non-finite
+ * R or product, or out of memory. */
 int xf_lrot_eval(const xf_lrot_problem *p, const double *R, const int64_t *const *rows,
-                 const int64_t *nrows, unsigned ste, double *loss, double *term_loss,
-                 double *G, xf_error *err);
+                 const int64_t *nrows, unsigned ste, xf_lrot_work *work, double *loss,
+                 double *term_loss, double *G, xf_error *err);
 
 /* L(R) on all rows (xf_lrot_eval without a gradient). */
 int xf_lrot_loss(const xf_lrot_problem *p, const double *R, double *loss, xf_error *err);
@@ -170,7 +212,8 @@ typedef struct xf_lrot_options {
     int64_t batch_tokens;  /* rows per term and step; 0 = all rows */
     uint64_t seed;         /* minibatch sampling */
     double step_cap;       /* max eta ||M||_1; 1 (SpinQuant); <= 0: no cap */
-    unsigned ste;          /* XF_LROT_STE_* flags; XF_LROT_STE_SCALE */
+    unsigned ste;          /* XF_LROT_STE_* flags (see "the gradient");
+                              XF_LROT_STE_SCALE */
     int orth_every;        /* steps between orthogonality checks; 10 */
     double orth_tol;       /* re-orthogonalise above this ||R^T R - I||_max;
                               1e-12; <= 0: never */

@@ -118,6 +118,7 @@ typedef struct cayley_ws {
     double *G, *M, *T, *L, *Rn; /* n x n */
     lapack_int *ipiv;
     int64_t **rows, *nrows, *perm;
+    xf_lrot_work work;
 } cayley_ws;
 
 static void ws_free(cayley_ws *w, int n_terms)
@@ -133,6 +134,7 @@ static void ws_free(cayley_ws *w, int n_terms)
     free(w->rows);
     free(w->nrows);
     free(w->perm);
+    xf_lrot_work_free(&w->work);
     memset(w, 0, sizeof *w);
 }
 
@@ -150,11 +152,15 @@ static int ws_init(cayley_ws *w, const xf_lrot_problem *p, const xf_lrot_options
              (w->nrows = malloc((size_t)p->n_terms * sizeof *w->nrows));
         for (int t = 0; ok && t < p->n_terms; t++) {
             const int64_t N = p->terms[t].N;
-            w->nrows[t] = o->batch_tokens < N ? o->batch_tokens : N;
+            if (o->batch_tokens >= N) { /* all rows: rows[t] stays NULL, nothing gathered */
+                w->nrows[t] = N;
+                continue;
+            }
+            w->nrows[t] = o->batch_tokens;
             ok = (w->rows[t] = malloc((size_t)w->nrows[t] * sizeof **w->rows)) != NULL;
             maxN = N > maxN ? N : maxN;
         }
-        ok = ok && (w->perm = malloc((size_t)maxN * sizeof *w->perm));
+        ok = ok && (maxN == 0 || (w->perm = malloc((size_t)maxN * sizeof *w->perm)));
     }
     if (!ok) {
         ws_free(w, p->n_terms);
@@ -249,15 +255,17 @@ int xf_lrot_optimize(const xf_lrot_problem *p, const xf_lrot_options *o, double 
     int rc = -1;
     /* with full batches step 0's loss is the initial loss: skip the pass */
     const bool full = o->batch_tokens == 0;
-    if (!(full && o->steps > 0) && xf_lrot_loss(p, R, &rep.loss_initial, err) != 0)
+    if (!(full && o->steps > 0) &&
+        xf_lrot_eval(p, R, NULL, NULL, 0, &w.work, &rep.loss_initial, NULL, NULL, err) != 0)
         goto out;
     for (int s = 0; s < o->steps; s++) {
         if (!full)
             for (int t = 0; t < p->n_terms; t++)
-                sample_rows(o->seed, s, p->terms[t].N, w.nrows[t], w.perm, w.rows[t]);
+                if (w.rows[t])
+                    sample_rows(o->seed, s, p->terms[t].N, w.nrows[t], w.perm, w.rows[t]);
         double loss;
-        if (xf_lrot_eval(p, R, full ? NULL : (const int64_t *const *)w.rows, w.nrows,
-                         o->ste, &loss, NULL, w.G, err) != 0)
+        if (xf_lrot_eval(p, R, full ? NULL : (const int64_t *const *)w.rows, w.nrows, o->ste,
+                         &w.work, &loss, NULL, w.G, err) != 0)
             goto out;
         if (s == 0 && full)
             rep.loss_initial = loss;
@@ -278,7 +286,7 @@ int xf_lrot_optimize(const xf_lrot_problem *p, const xf_lrot_options *o, double 
         goto out;
     if (rep.steps_run == 0)
         rep.loss_final = rep.loss_initial;
-    else if (xf_lrot_loss(p, R, &rep.loss_final, err) != 0)
+    else if (xf_lrot_eval(p, R, NULL, NULL, 0, &w.work, &rep.loss_final, NULL, NULL, err) != 0)
         goto out;
     rc = 0;
 out:

@@ -28,9 +28,14 @@ int xf_rotate_kind_from_name(const char *name, xf_rotate_kind *out)
 int xf_rotate_supported(const xf_model_config *cfg, bool online_down, const char *what,
                         xf_error *err)
 {
-    if (cfg->family != XF_FAMILY_LLAMA)
-        return xf_fail(err, "%s: rotations are implemented for the llama family (RMSNorm) only, "
-                            "not %s",
+    if (cfg->layer_norm && !cfg->norm_before)
+        return xf_fail(err, "%s: post-LN %s (do_layer_norm_before false) cannot be rotated: its "
+                            "LayerNorms sit on the residual stream, with no RMSNorm equivalent",
+                       what, cfg->model_type);
+    /* a LayerNorm bias folds into the reader biases (OPT enable_bias false has none) */
+    if (cfg->layer_norm && (!cfg->qkv_bias || !cfg->mlp_bias))
+        return xf_fail(err, "%s: %s without q/k/v and fc1 biases (enable_bias false): the "
+                            "LayerNorm biases have nowhere to fold",
                        what, cfg->model_type);
     int64_t p, m;
     if (xf_hadamard_factor(cfg->hidden, &p, &m, err) != 0)
@@ -77,16 +82,28 @@ static int writer(xf_model_edit *e, const xf_linear *lin, const double *R, xf_er
     return 0;
 }
 
-static int residual(xf_model_edit *e, const double *R, xf_error *err)
+/* An embedding table [rows, hidden] writes the stream: E -> E R. */
+static int table(xf_model_edit *e, const xf_tensor *t, const double *R, xf_error *err)
 {
-    const xf_model_weights *mw = &e->m->weights;
     xf_rmat emb;
-    if (xf_rmat_tensor(&emb, e, mw->tok_embed, mw->cfg.vocab, mw->cfg.hidden, err) != 0 ||
+    if (t->ndim != 2)
+        return xf_fail(err, "tensor %s: expected a 2-D embedding table", t->name);
+    if (xf_rmat_tensor(&emb, e, t, t->shape[0], t->shape[1], err) != 0 ||
         xf_rmat_right(&emb, R, err) != 0) {
         xf_rmat_free(&emb);
         return -1;
     }
     xf_rmat_put(&emb);
+    return 0;
+}
+
+static int residual(xf_model_edit *e, const double *R, xf_error *err)
+{
+    const xf_model_weights *mw = &e->m->weights;
+    /* learned positions (OPT, GPT-2) are added to the stream like tokens */
+    if (table(e, mw->tok_embed, R, err) != 0 ||
+        (mw->pos_embed && table(e, mw->pos_embed, R, err) != 0))
+        return -1;
     for (int64_t l = 0; l < mw->cfg.n_layers; l++) {
         const xf_layer_weights *L = &mw->layers[l];
         static const xf_linear_role readers[] = {XF_LIN_Q, XF_LIN_K, XF_LIN_V, XF_LIN_GATE,
@@ -102,68 +119,74 @@ static int residual(xf_model_edit *e, const double *R, xf_error *err)
 }
 
 /* rows of a [rows, n*d] fp64 matrix seen as [rows*n, d]: x -> x H_d */
-static int per_head_right(const xf_hadamard *h, xf_rmat *w, xf_error *err)
+static int per_head_right(const xf_hadamard *h, double *a, int64_t rows, int64_t cols,
+                          xf_error *err)
 {
-    return xf_hadamard_rows_f64(h, w->a, w->rows * (w->cols / h->n), false, err);
+    return xf_hadamard_rows_f64(h, a, rows * (cols / h->n), false, err);
+}
+
+/* v's output rows [r0, r0 + kvd) of W [out, in] (row-major): every head's
+ * slice W_h -> H^T W_h, so its output y_h -> y_h H. Done as the
+ * transposed block's rows from the right: transpose, transform, back. */
+static int v_rows(const xf_hadamard *h, double *W, int64_t in, int64_t r0, int64_t kvd,
+                  xf_error *err)
+{
+    double *blk = W + r0 * in, *t = malloc((size_t)(kvd * in) * sizeof *t);
+    if (!t)
+        return xf_fail(err, "out of memory for a %lld x %lld v block", (long long)kvd,
+                       (long long)in);
+    for (int64_t r = 0; r < kvd; r++)
+        for (int64_t c = 0; c < in; c++)
+            t[c * kvd + r] = blk[r * in + c];
+    int rc = per_head_right(h, t, in, kvd, err);
+    for (int64_t r = 0; r < kvd && rc == 0; r++)
+        for (int64_t c = 0; c < in; c++)
+            blk[r * in + c] = t[c * kvd + r];
+    free(t);
+    return rc;
+}
+
+static int headwise_layer(xf_model_edit *e, const xf_hadamard *h, const xf_layer_weights *L,
+                          xf_error *err)
+{
+    const xf_model_config *cfg = &e->m->weights.cfg;
+    const int64_t kvd = cfg->n_kv_heads * cfg->head_dim;
+    /* GPT-2's fused c_attn: v is the last third of its outputs (q | k | v) */
+    const xf_linear *v = cfg->fused_qkv ? &L->lin[XF_LIN_Q] : &L->lin[XF_LIN_V];
+    const xf_linear *o = &L->lin[XF_LIN_O];
+    const int64_t r0 = cfg->fused_qkv ? v->out - kvd : 0;
+    xf_rmat w;
+    if (xf_rmat_weight(&w, e, v, err) != 0 || v_rows(h, w.a, w.cols, r0, kvd, err) != 0) {
+        xf_rmat_free(&w);
+        return -1;
+    }
+    xf_rmat_put(&w);
+    if (v->b) {
+        if (xf_rmat_tensor(&w, e, v->b, 1, v->out, err) != 0 ||
+            per_head_right(h, w.a + r0, 1, kvd, err) != 0) {
+            xf_rmat_free(&w);
+            return -1;
+        }
+        xf_rmat_put(&w);
+    }
+    /* o: the matching input columns of every head, W_o -> W_o H per slice */
+    if (xf_rmat_weight(&w, e, o, err) != 0 || per_head_right(h, w.a, w.rows, w.cols, err) != 0) {
+        xf_rmat_free(&w);
+        return -1;
+    }
+    xf_rmat_put(&w);
+    return 0;
 }
 
 static int headwise_vo(xf_model_edit *e, xf_error *err)
 {
     const xf_model_weights *mw = &e->m->weights;
-    const int64_t hd = mw->cfg.head_dim;
     xf_hadamard h;
-    if (xf_hadamard_init(&h, hd, err) != 0)
+    if (xf_hadamard_init(&h, mw->cfg.head_dim, err) != 0)
         return -1;
     int rc = 0;
-    for (int64_t l = 0; l < mw->cfg.n_layers && rc == 0; l++) {
-        const xf_linear *v = &mw->layers[l].lin[XF_LIN_V], *o = &mw->layers[l].lin[XF_LIN_O];
-        xf_rmat w = {0};
-        /* v: each head's output slice y_h -> y_h H, i.e. W_v^T's rows (per
-         * head slice) from the right: transpose, transform, transpose back */
-        if (xf_rmat_weight(&w, e, v, err) != 0) {
-            rc = -1;
-            break;
-        }
-        xf_rmat t;
-        memset(&t, 0, sizeof t);
-        t.rows = w.cols;
-        t.cols = w.rows;
-        t.a = malloc((size_t)(w.rows * w.cols) * sizeof *t.a);
-        if (!t.a) {
-            xf_rmat_free(&w);
-            rc = xf_fail(err, "out of memory");
-            break;
-        }
-        for (int64_t r = 0; r < w.rows; r++)
-            for (int64_t c = 0; c < w.cols; c++)
-                t.a[c * w.rows + r] = w.a[r * w.cols + c];
-        rc = per_head_right(&h, &t, err);
-        for (int64_t r = 0; r < w.rows && rc == 0; r++)
-            for (int64_t c = 0; c < w.cols; c++)
-                w.a[r * w.cols + c] = t.a[c * w.rows + r];
-        free(t.a);
-        if (rc != 0) {
-            xf_rmat_free(&w);
-            break;
-        }
-        xf_rmat_put(&w);
-        if (v->b) {
-            if (xf_rmat_tensor(&w, e, v->b, 1, v->out, err) != 0 ||
-                per_head_right(&h, &w, err) != 0) {
-                xf_rmat_free(&w);
-                rc = -1;
-                break;
-            }
-            xf_rmat_put(&w);
-        }
-        /* o: the matching input columns of every head, W_o -> W_o H per slice */
-        if (xf_rmat_weight(&w, e, o, err) != 0 || per_head_right(&h, &w, err) != 0) {
-            xf_rmat_free(&w);
-            rc = -1;
-            break;
-        }
-        xf_rmat_put(&w);
-    }
+    for (int64_t l = 0; l < mw->cfg.n_layers && rc == 0; l++)
+        rc = headwise_layer(e, &h, &mw->layers[l], err);
     xf_hadamard_free(&h);
     return rc;
 }

@@ -9,24 +9,44 @@
  * (x R)(W R)^T = x W^T); writers into it take W -> R^T W and b -> b R.
  *
  * 1. Norm folding (xf_rotate_fold_norms): every RMSNorm scale g moves into
- *    the columns of the linears reading the norm (q/k/v, gate/up, the LM
- *    head), the norm weight becomes 1. The head of a tied model is untied
- *    first when the final norm has a non-unit scale. Exact in fp32 up to
- *    the rounding of W * g.
- * 2. Residual rotation R1 [hidden, hidden] (xf_rotate_residual): embedding
- *    rows E -> E R1; readers (q, k, v, gate, up, head) W -> W R1; writers
- *    (o, down) W -> R1^T W, biases b -> b R1. Exact because a weightless
- *    RMSNorm commutes with an orthogonal R1 (||x R1|| = ||x||).
+ *    the columns of the linears reading the norm (q/k/v or GPT-2's fused
+ *    c_attn, gate/up or fc1/c_fc, the LM head), the norm weight becomes 1.
+ *    The head of a tied model is untied first (model_edit.h). Exact in
+ *    fp32 up to the rounding of W * g.
+ *    LayerNorm models (pre-LN OPT, GPT-2; QuaRot / SliceGPT's Pre-LN ⇔
+ *    Pre-RMSNorm equivalence) first get a zero-mean residual stream
+ *    (xf_rotate_center_stream): every writer's output is centred across
+ *    the hidden dimension with C = I - 11^T / hidden, token and position
+ *    embedding rows E -> E C, o / out_proj / attn.c_proj and down / fc2 /
+ *    mlp.c_proj W -> C W, b -> C b. The stream, their sum, is then
+ *    zero-mean, so LayerNorm(x) = g * (x - mean) / sqrt(var + eps) + beta
+ *    equals g * x / sqrt(mean(x^2) + eps) + beta. g folds as above and
+ *    beta into the readers' biases, b <- b + W beta with the unscaled W
+ *    (the head gets a bias lm_head.bias for the final norm's beta). What
+ *    is left is a weightless, biasless RMSNorm with the LayerNorm's eps:
+ *    the norm biases are dropped and the config gets "xfquant_norm":
+ *    "rmsnorm" (model/config.h), so that the model, and the .xfq written
+ *    from it, bind and run RMSNorms (after a rotation the stream is no
+ *    longer zero-mean: a LayerNorm would break it). Post-LN OPT (norms on
+ *    the stream itself) and OPT without linear biases are refused.
+ * 2. Residual rotation R1 [hidden, hidden] (xf_rotate_apply): embedding
+ *    rows E -> E R1 (learned positions too); readers (q, k, v or c_attn,
+ *    gate, up, head) W -> W R1; writers (o, down) W -> R1^T W, biases
+ *    b -> b R1. Exact because a weightless RMSNorm commutes with an
+ *    orthogonal R1 (||x R1|| = ||x||).
  * 3. Head-wise Hadamard on v/o (fused, no online part): each head's v
- *    output slice y_h -> y_h H_d (W_v -> H_d^T W_v per head, bias too) and
- *    o's matching input columns W_o -> W_o H_d per head. Attention mixes v
- *    rows linearly, so o's input arrives rotated and meets the rotated
- *    columns. H_d: the plain Hadamard of size head_dim.
- * 4. Online Hadamard before down_proj: W_down -> W_down H_I (fused), and
- *    x -> x H_I at run time (quant/online.h, recorded in the recipe).
+ *    output slice y_h -> y_h H_d (W_v -> H_d^T W_v per head, bias too; the
+ *    v third of GPT-2's c_attn outputs) and o's matching input columns
+ *    W_o -> W_o H_d per head. Attention mixes v rows linearly, so o's
+ *    input arrives rotated and meets the rotated columns. H_d: the plain
+ *    Hadamard of size head_dim.
+ * 4. Online Hadamard before down_proj / fc2 / mlp.c_proj: W_down ->
+ *    W_down H_I (fused), and x -> x H_I at run time (quant/online.h,
+ *    recorded in the recipe). Exact for gated and plain (ReLU/GELU) MLPs
+ *    alike: it acts after the activation.
  * All products are computed in fp64 from the fp32 values, then rounded
- * once to fp32. Llama family only (RMSNorm); OPT/GPT-2 LayerNorm models are
- * refused with a clear message. */
+ * once to fp32 per step. Llama family, pre-LN OPT and GPT-2; fp32 logits
+ * stay within 1e-4 relative (tests/test_rotate.c). */
 #ifndef XF_QUANT_ROTATE_H
 #define XF_QUANT_ROTATE_H
 
@@ -51,8 +71,8 @@ typedef enum xf_rotate_kind {
 const char *xf_rotate_kind_name(xf_rotate_kind k);
 int xf_rotate_kind_from_name(const char *name, xf_rotate_kind *out);
 
-/* Can this model be rotated? Fails naming the reason (family, shapes
- * without a Hadamard of that size). */
+/* Can this model be rotated? Fails naming the reason (post-LN OPT, OPT
+ * without linear biases, shapes without a Hadamard of that size). */
 int xf_rotate_supported(const xf_model_config *cfg, bool online_down, const char *what,
                         xf_error *err);
 
@@ -83,8 +103,12 @@ int xf_rotation_r1(const xf_model_weights *mw, const xf_r1_request *q, double **
 int xf_learned_r1(const xf_model_weights *mw, const xf_r1_request *q, double *R1,
                   json_t *record, xf_error *err);
 
-/* Step 1. *record (may be NULL) gets {"untied_head": bool, "norms": n}. */
+/* Step 1. *record (may be NULL) gets {"untied_head": bool, "norms": n,
+ * "layernorm_to_rmsnorm": bool}. Changes m's tensors and config for
+ * LayerNorm models (see above); on failure free the edit. */
 int xf_rotate_fold_norms(xf_model_edit *e, json_t **record, xf_error *err);
+/* Step 1's centring of the residual writers (quant/rotate_center.c). */
+int xf_rotate_center_stream(xf_model_edit *e, xf_error *err);
 
 /* Steps 2-4 on a folded model: R1 [hidden, hidden] row-major fp64
  * (orthogonal; NULL: no residual rotation), head-wise v/o Hadamard when

@@ -87,3 +87,33 @@ int xf_rmat_left_t(xf_rmat *m, const double *R, xf_error *err)
     m->a = out;
     return 0;
 }
+
+void xf_rmat_center_rows(xf_rmat *m)
+{
+    for (int64_t r = 0; r < m->rows; r++) {
+        double *a = m->a + r * m->cols, mean = 0.0;
+        for (int64_t c = 0; c < m->cols; c++)
+            mean += a[c];
+        mean /= (double)m->cols;
+        for (int64_t c = 0; c < m->cols; c++)
+            a[c] -= mean;
+    }
+}
+
+int xf_rmat_center_cols(xf_rmat *m, xf_error *err)
+{
+    double *mean = calloc((size_t)(m->cols > 0 ? m->cols : 1), sizeof *mean);
+    if (!mean)
+        return xf_fail(err, "out of memory for %lld column means", (long long)m->cols);
+    /* row-major passes: the column means in fp64, then subtracted */
+    for (int64_t r = 0; r < m->rows; r++)
+        for (int64_t c = 0; c < m->cols; c++)
+            mean[c] += m->a[r * m->cols + c];
+    for (int64_t c = 0; c < m->cols; c++)
+        mean[c] /= (double)m->rows;
+    for (int64_t r = 0; r < m->rows; r++)
+        for (int64_t c = 0; c < m->cols; c++)
+            m->a[r * m->cols + c] -= mean[c];
+    free(mean);
+    return 0;
+}

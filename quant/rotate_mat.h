@@ -31,4 +31,11 @@ int xf_rmat_right(xf_rmat *m, const double *R, xf_error *err);
 /* a <- R^T a (R [rows, rows]). */
 int xf_rmat_left_t(xf_rmat *m, const double *R, xf_error *err);
 
+/* a <- a C with C = I - 11^T / cols: every row minus its mean (embedding
+ * rows, a residual writer's bias seen as [1, hidden]). */
+void xf_rmat_center_rows(xf_rmat *m);
+/* a <- C a with C = I - 11^T / rows: every column minus its mean (a
+ * residual writer's weight [hidden, in]: its outputs become zero-mean). */
+int xf_rmat_center_cols(xf_rmat *m, xf_error *err);
+
 #endif

@@ -11,8 +11,8 @@
 #include "quant/hessian.h"
 
 /* Accumulates the second moment of the residual readers' inputs (the
- * normalized stream entering q/k/v and gate/up: with folded norms both see
- * the same basis, which R1 rotates). */
+ * normalized stream entering q/k/v and gate/up, or fc1/c_fc for OPT and
+ * GPT-2: with folded norms all see the same basis, which R1 rotates). */
 typedef struct cov_ctx {
     xf_hessian hs;
     int last_layer;
@@ -23,11 +23,13 @@ static int cov_hook(void *user, int layer, xf_linear_role role, float *x, int64_
 {
     cov_ctx *c = user;
     (void)cols; /* == hidden: the accumulator checks nothing else */
-    if (role == XF_LIN_Q || role == XF_LIN_GATE)
+    /* the MLP input is reported once, as GATE (gated MLPs) or UP */
+    const bool mlp = role == XF_LIN_GATE || role == XF_LIN_UP;
+    if (role == XF_LIN_Q || mlp)
         if (xf_hessian_add(&c->hs, x, rows, err) != 0)
             return -1;
     /* the last layer's mlp input is the last one needed: skip the rest */
-    return layer == c->last_layer && role == XF_LIN_GATE ? XF_HOOK_STOP : 0;
+    return layer == c->last_layer && mlp ? XF_HOOK_STOP : 0;
 }
 
 /* R1 = eigenvectors of the covariance, by decreasing eigenvalue (columns),

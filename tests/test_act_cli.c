@@ -14,6 +14,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "core/read_file.h"
 #include "tests/support/cli_run.h"
 #include "tests/support/random_model.h"
 #include "tests/support/test_util.h"
@@ -252,11 +253,99 @@ static void test_scheme_applied_by_ppl(void **state)
     json_decref(info);
 }
 
+/* --rotate through the CLI: the recipe records the rotation and the online
+ * transform; a rotated file evaluates like the unrotated one at 8 bits; it
+ * cannot be re-quantized or profiled; bad flags are usage errors. */
+static void test_rotate_cli(void **state)
+{
+    (void)state;
+    char dir[4200], out[4200], out2[4200];
+    snprintf(dir, sizeof dir, "%s/llama_r", g_tmp);
+    snprintf(out, sizeof out, "%s/r.xfq", g_tmp);
+    snprintf(out2, sizeof out2, "%s/r2.xfq", g_tmp);
+    xf_random_model_spec s = {.family = "llama", .hidden = 64, .intermediate = 96, .layers = 2,
+                              .heads = 4, .kv_heads = 2, .vocab = 80, .max_pos = 64,
+                              .f16 = true, .seed = 4};
+    char *d = xf_random_model_write(dir, &s);
+    assert_non_null(d);
+    free(d);
+    xf_cli_result r = xf_cli_run(g_tmp, "rtn --bits 4 --rotate hadamard --seed 3 %s %s", dir, out);
+    assert_int_equal(r.code, 0);
+    xf_cli_result_free(&r);
+    json_t *info = run_json("info %s --json%s", out, "");
+    const json_t *recipe = json_object_get(info, "recipe");
+    const json_t *rot = json_object_get(recipe, "rotation");
+    assert_string_equal(json_string_value(json_object_get(rot, "kind")), "hadamard");
+    assert_int_equal(json_integer_value(json_object_get(rot, "seed")), 3);
+    const json_t *online = json_object_get(recipe, "online_transforms");
+    assert_int_equal(json_array_size(online), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(online, 0), "n")), 96);
+    json_decref(info);
+    /* the same command twice gives the same bytes (same output name: the
+     * command line is part of the provenance) */
+    assert_int_equal(rename(out, out2), 0);
+    r = xf_cli_run(g_tmp, "rtn --bits 4 --rotate hadamard --seed 3 %s %s", dir, out);
+    assert_int_equal(r.code, 0);
+    xf_cli_result_free(&r);
+    char *x, *y;
+    size_t nx, ny;
+    assert_int_equal(xf_read_file(out, &x, &nx, NULL), 0);
+    assert_int_equal(xf_read_file(out2, &y, &ny, NULL), 0);
+    assert_true(nx == ny && memcmp(x, y, nx) == 0);
+    free(x);
+    free(y);
+    /* a rotated file is not a valid input for quantization */
+    r = xf_cli_run(g_tmp, "rtn --bits 4 %s %s/again.xfq", out, g_tmp);
+    assert_int_equal(r.code, 1);
+    assert_non_null(strstr(r.err, "rotated"));
+    xf_cli_result_free(&r);
+    static const char *const bad[][2] = {
+        {"--rotate spin", "--rotate must be"},
+        {"--rotate klt", "need --calib"},
+        {"--seed 3", "--seed only with --rotate"},
+        {"--rotate hadamard --rotate-steps -1", "--rotate-steps"},
+        {"--smooth 0", "--smooth"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        r = xf_cli_run(g_tmp, "rtn --bits 4 %s %s %s/bad.xfq", bad[i][0], dir, g_tmp);
+        if (r.code != 2 || xf_cli_count_lines(r.err) != 1 || !strstr(r.err, bad[i][1]))
+            fail_msg("'%s': exit %d, stderr '%s' (want 2 and '%s')", bad[i][0], r.code, r.err,
+                     bad[i][1]);
+        xf_cli_result_free(&r);
+    }
+
+    XF_TEST_REQUIRE_SHARED(model_s, "models/stories260K");
+    char model[4096];
+    snprintf(model, sizeof model, "%s", model_s);
+    XF_TEST_REQUIRE_SHARED(text_s, "data/tinystories/eval.txt");
+    char text[4096];
+    snprintf(text, sizeof text, "%s", text_s);
+    char w8[4200], w8r[4200];
+    snprintf(w8, sizeof w8, "%s/w8.xfq", g_tmp);
+    snprintf(w8r, sizeof w8r, "%s/w8r.xfq", g_tmp);
+    r = xf_cli_run(g_tmp, "rtn --bits 8 %s %s", model, w8);
+    assert_int_equal(r.code, 0);
+    xf_cli_result_free(&r);
+    r = xf_cli_run(g_tmp, "rtn --bits 8 --rotate hadamard %s %s", model, w8r);
+    assert_int_equal(r.code, 0);
+    xf_cli_result_free(&r);
+    double p8 = ppl_of(w8, text, NULL), p8r = ppl_of(w8r, text, NULL);
+    print_message("W8 %.6f, W8 rotated %.6f\n", p8, p8r);
+    /* both are within 8-bit rounding of the fp model: a broken rotation
+     * (e.g. a missing online transform) gives a far larger change */
+    assert_true(fabs(p8r / p8 - 1.0) < 0.01);
+    r = xf_cli_run(g_tmp, "stats %s --calib %s", w8r, text);
+    assert_int_equal(r.code, 1);
+    assert_non_null(strstr(r.err, "rotated"));
+    xf_cli_result_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_recipe_and_tensor_bits),
         cmocka_unit_test(test_scheme_applied_by_ppl),
+        cmocka_unit_test(test_rotate_cli),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

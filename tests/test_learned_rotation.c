@@ -2,15 +2,19 @@
  * straight-through gradient and the Cayley SGD optimiser.
  *
  * The gradient reference is independent of the library's SGEMM path: the
- * "frozen" objective of the header (quantization errors held at the base
- * R, clamped activations frozen entirely under ste_clip_mask) written out
- * in fp64 here and differentiated by central finite differences, entry by
+ * "frozen" objective of the header (rounding residuals, and the codes of
+ * clamped activations under the clip mask, held at the base R; the steps
+ * following their ranges under the scale flag) written out in fp64 here and differentiated by central finite differences, entry by
  * entry; the library's G must match it, in full and projected on the
- * tangent space (G R^T - R G^T). With the quantizers off and a
- * non-orthogonal R this is the plain smooth loss. Then: rotation
- * invariance with the quantizers off, orthogonality kept by the Cayley
- * step alone over 200 steps, planted outlier channels (identity > random
- * Hadamard > learned), bit-identical reruns, the callback, argument errors. */
+ * tangent space (G R^T - R G^T), for each STE variant (identity, scale,
+ * clip mask, both; the variants' gradients differ by far more than the
+ * tolerance). With the quantizers off and a non-orthogonal R this is the
+ * plain smooth loss. Then: rotation invariance with the quantizers off
+ * (the optimiser leaves R alone), orthogonality kept by the Cayley step
+ * alone over 200 steps and restored by Newton-Schulz, planted outlier
+ * channels (identity > randomized Hadamard > learned, full R and R2-style
+ * block-diagonal), bit-identical reruns, listed rows = a problem of those
+ * rows, the callback, argument errors. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -360,7 +364,7 @@ static void gradient_check(const xf_lrot_problem *p, const double *R, unsigned s
         ref_init(&rts[t], p, t, R, ste);
     double *G = xmalloc((size_t)nn * sizeof *G), *Gfd = xmalloc((size_t)nn * sizeof *Gfd);
     double loss;
-    CHECK_OK(xf_lrot_eval(p, R, NULL, NULL, ste, &loss, NULL, G, err));
+    CHECK_OK(xf_lrot_eval(p, R, NULL, NULL, ste, NULL, &loss, NULL, G, err));
     const double L0 = ref_loss(rts, p->n_terms, n, R);
     double *Rp = xmalloc((size_t)nn * sizeof *Rp);
     memcpy(Rp, R, (size_t)nn * sizeof *Rp);
@@ -467,6 +471,16 @@ static void test_gradient_ste(void **state)
     gradient_check(&s.p, R, XF_LROT_STE_SCALE, 1e-5, "STE, scale");
     gradient_check(&s.p, R, XF_LROT_STE_SCALE | XF_LROT_STE_CLIP_MASK, 1e-5, "STE, scale + clip mask");
     gradient_check(&s.p, R, XF_LROT_STE_CLIP_MASK, 1e-5, "STE, clip mask");
+    /* the variants differ by more than the tolerance: each check saw its own terms */
+    double G[4][256], loss;
+    const unsigned variants[4] = {0, XF_LROT_STE_SCALE, XF_LROT_STE_CLIP_MASK,
+                                  XF_LROT_STE_SCALE | XF_LROT_STE_CLIP_MASK};
+    for (int v = 0; v < 4; v++)
+        CHECK_OK(xf_lrot_eval(&s.p, R, NULL, NULL, variants[v], NULL, &loss, NULL, G[v], err));
+    for (int v = 1; v < 4; v++) {
+        print_message("G(%u) vs G(0): %.3f\n", variants[v], rel_diff(G[v], G[0], 256));
+        assert_true(rel_diff(G[v], G[0], 256) > 0.01);
+    }
     small_free(&s);
 }
 
@@ -682,15 +696,9 @@ static void test_block_diagonal(void **state)
     uint64_t st = 31;
     const int64_t hd = 16, heads = 4, N = 512, out = 64, w = hd * heads;
     float *X = randn(N, w, 1.0f, &st), *W = randn(out, w, 0.1f, &st);
-    /* two outlier dims per head carrying one factor: a randomized Hadamard
-     * spreads e_2 + e_9 unevenly (entries 0 or +-2 / sqrt(16)), a learned
-     * rotation can spread it flat */
     for (int64_t i = 0; i < N; i++)
-        for (int64_t h = 0; h < heads; h++) {
-            const float f = 30.0f * xf_test_rand_normal(&st);
-            X[i * w + h * hd + 2] = f * (1.0f + 0.1f * xf_test_rand_normal(&st));
-            X[i * w + h * hd + 9] = f * (1.0f + 0.1f * xf_test_rand_normal(&st));
-        }
+        for (int64_t h = 0; h < heads; h++)
+            X[i * w + h * hd + 2] *= 30.0f; /* the same outlier dim in every head */
     xf_lrot_quant q = quant_w4a4();
     q.act_group = hd;
     xf_lrot_problem p;
@@ -705,7 +713,7 @@ static void test_block_diagonal(void **state)
     CHECK_OK(xf_lrot_loss(&p, R, &lH, err));
     xf_lrot_options o;
     xf_lrot_options_default(&o);
-    o.steps = 60;
+    o.lr = 5.0; /* this small problem's gradients are weaker than the outlier one's */
     xf_lrot_report rep;
     CHECK_OK(xf_lrot_optimize(&p, &o, R, NULL, NULL, &rep, err));
     print_message("block-diagonal (4 heads x 16): identity %.4f, hadamard %.4f, learned %.4f\n", lI,
@@ -728,6 +736,71 @@ static void test_block_diagonal(void **state)
     xf_lrot_problem_free(&pf);
     xf_lrot_problem_free(&p);
     free(X);
+    free(W);
+}
+
+static void expect_fail(int rc, const xf_error *err, const char *needle);
+
+/* Listed rows = a problem holding only those rows (MEAN: the same c_t);
+ * a batch at least N = all rows, bit for bit. */
+static void test_rows_subset(void **state)
+{
+    (void)state;
+    uint64_t st = 13;
+    const int64_t n = 16, N = 300, out = 20;
+    float *X = randn(N, n, 1.0f, &st), *W = randn(out, n, 0.3f, &st);
+    static const int64_t pick[] = {3, 10, 11, 200, 299};
+    const int64_t m = 5;
+    float *Xs = xmalloc(sizeof(float) * (size_t)(m * n));
+    for (int64_t i = 0; i < m; i++)
+        memcpy(Xs + i * n, X + pick[i] * n, sizeof(float) * (size_t)n);
+    xf_lrot_quant q = quant_w4a4();
+    q.act_group = 8;
+    xf_lrot_problem p, ps;
+    CHECK_OK(xf_lrot_problem_init(&p, n, XF_LROT_NORM_MEAN, err));
+    CHECK_OK(xf_lrot_add_term(&p, "all", X, N, W, out, n, &q, 1.0, err));
+    CHECK_OK(xf_lrot_problem_init(&ps, n, XF_LROT_NORM_MEAN, err));
+    CHECK_OK(xf_lrot_add_term(&ps, "some", Xs, m, W, out, n, &q, 1.0, err));
+    double R[256], G1[256], G2[256], l1, l2;
+    uint64_t seed = 4;
+    CHECK_OK(xf_hadamard_dense(n, &seed, R, err));
+    const int64_t *rows[1] = {pick};
+    const int64_t nrows[1] = {m};
+    CHECK_OK(xf_lrot_eval(&p, R, rows, nrows, XF_LROT_STE_SCALE, NULL, &l1, NULL, G1, err));
+    CHECK_OK(xf_lrot_eval(&ps, R, NULL, NULL, XF_LROT_STE_SCALE, NULL, &l2, NULL, G2, err));
+    assert_true(l1 == l2);
+    assert_memory_equal(G1, G2, sizeof G1);
+    xf_error e = {{0}};
+    const int64_t bad[1] = {300};
+    const int64_t *brows[1] = {bad};
+    const int64_t one[1] = {1};
+    expect_fail(xf_lrot_eval(&p, R, brows, one, 0, NULL, &l1, NULL, NULL, &e), &e,
+                "all: row 300 outside [0, 300)");
+    /* batch >= N runs the full-batch path */
+    double Ra[256], Rb[256];
+    memcpy(Ra, R, sizeof R);
+    memcpy(Rb, R, sizeof R);
+    xf_lrot_options o;
+    xf_lrot_options_default(&o);
+    o.steps = 5;
+    CHECK_OK(xf_lrot_optimize(&p, &o, Ra, NULL, NULL, NULL, err));
+    o.batch_tokens = N;
+    CHECK_OK(xf_lrot_optimize(&p, &o, Rb, NULL, NULL, NULL, err));
+    assert_memory_equal(Ra, Rb, sizeof Ra);
+    /* the scheme helper: an input outside act_inputs keeps activations off */
+    xf_act_scheme sc;
+    xf_act_scheme_quarot(&sc, 4, 0);
+    sc.act_clip_input[XF_ACT_IN_DOWN] = 0.75;
+    sc.act_inputs &= ~(1u << XF_ACT_IN_O);
+    xf_lrot_quant_from_scheme(&q, &sc, XF_ACT_IN_DOWN, 3, false, 128);
+    assert_int_equal(q.act_bits, 4);
+    assert_true(q.act_sym && q.act_clip == 0.75f && q.w_bits == 3 && !q.w_sym && q.w_group == 128);
+    xf_lrot_quant_from_scheme(&q, &sc, XF_ACT_IN_O, 4, true, 0);
+    assert_int_equal(q.act_bits, 0);
+    xf_lrot_problem_free(&p);
+    xf_lrot_problem_free(&ps);
+    free(X);
+    free(Xs);
     free(W);
 }
 
@@ -778,46 +851,46 @@ static void test_errors(void **state)
     uint64_t st = 1;
     float *X = randn(8, 16, 1.0f, &st), *W = randn(4, 16, 1.0f, &st);
     xf_lrot_problem p;
-    xf_error err = {{0}};
+    xf_error e = {{0}};
     xf_lrot_quant q = quant_w4a4();
-    expect_fail(xf_lrot_problem_init(&p, 0, XF_LROT_NORM_MEAN, &err), &err, "size 0");
+    expect_fail(xf_lrot_problem_init(&p, 0, XF_LROT_NORM_MEAN, &e), &e, "size 0");
     CHECK_OK(xf_lrot_problem_init(&p, 16, XF_LROT_NORM_RELATIVE, err));
-    expect_fail(xf_lrot_add_term(&p, "q", X, 8, W, 4, 12, &q, 1.0, &err), &err,
+    expect_fail(xf_lrot_add_term(&p, "q", X, 8, W, 4, 12, &q, 1.0, &e), &e,
                 "q: width 12 is not a multiple of the rotation size 16");
     q.act_bits = 17;
-    expect_fail(xf_lrot_add_term(&p, "k", X, 8, W, 4, 16, &q, 1.0, &err), &err, "k: activation bits 17");
+    expect_fail(xf_lrot_add_term(&p, "k", X, 8, W, 4, 16, &q, 1.0, &e), &e, "k: activation bits 17");
     q = quant_w4a4();
     q.act_group = 5;
-    expect_fail(xf_lrot_add_term(&p, "v", X, 8, W, 4, 16, &q, 1.0, &err), &err, "does not divide");
+    expect_fail(xf_lrot_add_term(&p, "v", X, 8, W, 4, 16, &q, 1.0, &e), &e, "does not divide");
     q = quant_w4a4();
     q.w_bits = 9;
-    expect_fail(xf_lrot_add_term(&p, "v", X, 8, W, 4, 16, &q, 1.0, &err), &err, "v");
+    expect_fail(xf_lrot_add_term(&p, "v", X, 8, W, 4, 16, &q, 1.0, &e), &e, "v");
     q = quant_w4a4();
-    expect_fail(xf_lrot_add_term(&p, "o", X, 8, W, 4, 16, &q, -1.0, &err), &err, "o: weight");
+    expect_fail(xf_lrot_add_term(&p, "o", X, 8, W, 4, 16, &q, -1.0, &e), &e, "o: weight");
     X[17] = NAN;
-    expect_fail(xf_lrot_add_term(&p, "up", X, 8, W, 4, 16, &q, 1.0, &err), &err,
+    expect_fail(xf_lrot_add_term(&p, "up", X, 8, W, 4, 16, &q, 1.0, &e), &e,
                 "up: non-finite captured activation");
     X[17] = 0.0f;
     float Wz[64] = {0};
-    expect_fail(xf_lrot_add_term(&p, "zero", X, 8, Wz, 4, 16, &q, 1.0, &err), &err, "all zero");
+    expect_fail(xf_lrot_add_term(&p, "zero", X, 8, Wz, 4, 16, &q, 1.0, &e), &e, "all zero");
     double R[256];
     identity(16, R);
     xf_lrot_options o;
     xf_lrot_options_default(&o);
-    expect_fail(xf_lrot_optimize(&p, &o, R, NULL, NULL, NULL, &err), &err, "no terms");
+    expect_fail(xf_lrot_optimize(&p, &o, R, NULL, NULL, NULL, &e), &e, "no terms");
     CHECK_OK(xf_lrot_add_term(&p, "down", X, 8, W, 4, 16, &q, 1.0, err));
     assert_int_equal(p.n_terms, 1);
     o.lr = 0.0;
-    expect_fail(xf_lrot_optimize(&p, &o, R, NULL, NULL, NULL, &err), &err, "learning rate");
+    expect_fail(xf_lrot_optimize(&p, &o, R, NULL, NULL, NULL, &e), &e, "learning rate");
     xf_lrot_options_default(&o);
     o.momentum = 1.0;
-    expect_fail(xf_lrot_optimize(&p, &o, R, NULL, NULL, NULL, &err), &err, "momentum");
+    expect_fail(xf_lrot_optimize(&p, &o, R, NULL, NULL, NULL, &e), &e, "momentum");
     xf_lrot_options_default(&o);
     R[1] = 0.01;
-    expect_fail(xf_lrot_optimize(&p, &o, R, NULL, NULL, NULL, &err), &err, "not orthogonal");
+    expect_fail(xf_lrot_optimize(&p, &o, R, NULL, NULL, NULL, &e), &e, "not orthogonal");
     R[1] = NAN;
     double loss;
-    expect_fail(xf_lrot_loss(&p, R, &loss, &err), &err, "non-finite rotation");
+    expect_fail(xf_lrot_loss(&p, R, &loss, &e), &e, "non-finite rotation");
     xf_lrot_norm nm;
     assert_int_equal(xf_lrot_norm_from_name("mean", &nm), 0);
     assert_int_equal(nm, XF_LROT_NORM_MEAN);
@@ -838,6 +911,7 @@ int main(void)
         cmocka_unit_test(test_orthogonality),
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_block_diagonal),
+        cmocka_unit_test(test_rows_subset),
         cmocka_unit_test(test_callback_stop),
         cmocka_unit_test(test_errors),
     };

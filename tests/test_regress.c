@@ -179,7 +179,7 @@ static void test_parse_full_case(void **state)
                   " 'eval': {'text': 'eval.txt', 'protocol': 'llamacpp', 'ctx': 128},"
                   " 'expect': {}}"
                   ", {'id': 'rtn.w3_x', 'model': '/abs/model', 'recipe': {'method': 'rtn', "
-                  "'bits': 3, 'sym': true, 'act_bits': 8, 'kv_bits': 4, 'rotation': 'hadamard',"
+                  "'bits': 3, 'sym': true, 'act_bits': 8, 'kv_bits': 4, 'rotate': 'hadamard',"
                   " 'seed': 7}, 'eval': {'text': 'eval.txt'}, 'expect': " PPL_BAND("90") "}"
                   "], 'relations': [{'id': 'order', 'expect': 'ppl(gptq-w4)<ppl(rtn.w3_x)*0.99'},"
                   " {'expect': ' kld( base ) >= kld(gptq-w4) '}]}",
@@ -1305,7 +1305,7 @@ static void test_argv_maps_recipe_to_cli_flags(void **state)
              "'eval': {'text': 'eval.txt', 'protocol': 'llamacpp', 'ctx': 256, 'max_windows': 8}, "
              "'expect': {}},"
              "{'id': 'r', 'model': '/abs/m', 'recipe': {'method': 'rtn', 'bits': 4, 'sym': false, "
-             "'act_bits': 8, 'rotation': 'hadamard', 'seed': 1}, 'eval': {'text': 'eval.txt'}, "
+             "'act_bits': 8, 'rotate': 'hadamard', 'seed': 1}, 'eval': {'text': 'eval.txt'}, "
              "'expect': {}},"
              "{'id': 'f', 'model': 'models/m', 'recipe': {'method': 'fp16'}, "
              "'eval': {'text': 'eval.txt', 'seqlen': 128}, 'expect': {}}]}",
@@ -1333,7 +1333,7 @@ static void test_argv_maps_recipe_to_cli_flags(void **state)
 
     argv = xf_regress_quant_argv(&s.cases[1], "o.xfq", &argc);
     const char *const want_r[] = {"rtn",        "--bits",   "4",      "--act-bits", "8",
-                                  "--rotation", "hadamard", "--seed", "1",          "/abs/m",
+                                  "--rotate",   "hadamard", "--seed", "1",          "/abs/m",
                                   "o.xfq",      NULL};
     assert_argv(argv, argc, want_r);
     xf_regress_argv_free(argv);
@@ -1432,7 +1432,7 @@ static void test_scheme_keys_map_to_flags(void **state)
                  "{'cases': [{'id': 'a', 'model': 'm', 'recipe': {'method': 'rtn', 'bits': 4, "
                  "'act_bits': 4, %s}, 'eval': {'text': 'e'}, 'expect': {}}]}",
                  bad[i][0]);
-        err.msg[0] = '\0';
+        err.msg[0] = 0;
         assert_int_not_equal(load(f, suite, &s, &err), 0);
         if (!strstr(err.msg, bad[i][1]))
             fail_msg("%s: got '%s', want '%s'", bad[i][0], err.msg, bad[i][1]);

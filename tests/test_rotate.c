@@ -2,10 +2,14 @@
  * Hadamard and KLT), head-wise v/o Hadamards and the online down_proj
  * Hadamard leave the fp32 logits unchanged (1e-4 relative, as the issue
  * asks) on random llama-family models (GQA, qwen2 biases, tied and untied
- * heads, a non-power-of-two intermediate size) and on the shared
- * stories260K; the online transform is needed (without it the logits
- * move) and inverts the fused half; R1 is orthogonal; unsupported models
- * are refused. */
+ * heads, a non-power-of-two intermediate size), on random pre-LN OPT and
+ * GPT-2 models (LayerNorm -> RMSNorm with a zero-mean stream; embeddings,
+ * writer biases and norm biases given large offsets so that centring and
+ * bias folding are really exercised) and on the shared stories260K; the
+ * online transform is needed (without it the logits move) and inverts the
+ * fused half; R1 is orthogonal; unsupported models are refused; a rotated
+ * GPT-2 written by `xfquant rtn --rotate hadamard` reloads as RMSNorm and
+ * evaluates exactly as the same rotation and RTN done in memory. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,6 +27,8 @@
 #include "model/model_edit.h"
 #include "quant/act_hooks.h"
 #include "quant/rotate.h"
+#include "quant/rtn.h"
+#include "tests/support/cli_run.h"
 #include "tests/support/random_model.h"
 #include "tests/support/test_util.h"
 
@@ -59,8 +65,24 @@ static double rel_diff(const float *a, const float *ref, int64_t n)
     return mr > 0 ? md / mr : md;
 }
 
-/* Logits with the online transforms applied through the act hooks (an
- * all-off scheme: no quantization). */
+/* Logits of a runner with the online transforms applied through the act
+ * hooks (an all-off scheme: no quantization). */
+static float *runner_logits(xf_runner *r, const xf_online_transforms *online,
+                            const int32_t *tok, int64_t T)
+{
+    xf_error err = {{0}};
+    xf_act_scheme off;
+    xf_act_scheme_default(&off);
+    xf_act_hooks ah;
+    assert_int_equal(xf_act_hooks_init_online(&ah, &off, online, NULL, &err), 0);
+    float *lg = malloc((size_t)(T * r->mw->cfg.vocab) * sizeof *lg);
+    assert_non_null(lg);
+    if (xf_runner_forward_hooked(r, tok, T, &ah.hooks, lg, &err) != 0)
+        fail_msg("forward: %s", err.msg);
+    xf_act_hooks_free(&ah);
+    return lg;
+}
+
 static float *logits_of(const xf_model_weights *mw, const xf_online_transforms *online,
                         const int32_t *tok, int64_t T)
 {
@@ -68,15 +90,7 @@ static float *logits_of(const xf_model_weights *mw, const xf_online_transforms *
     xf_runner r;
     if (xf_runner_init(&r, mw, T, 0, &err) != 0)
         fail_msg("runner: %s", err.msg);
-    xf_act_scheme off;
-    xf_act_scheme_default(&off);
-    xf_act_hooks ah;
-    assert_int_equal(xf_act_hooks_init_online(&ah, &off, online, NULL, &err), 0);
-    float *lg = malloc((size_t)(T * mw->cfg.vocab) * sizeof *lg);
-    assert_non_null(lg);
-    if (xf_runner_forward_hooked(&r, tok, T, &ah.hooks, lg, &err) != 0)
-        fail_msg("forward: %s", err.msg);
-    xf_act_hooks_free(&ah);
+    float *lg = runner_logits(&r, online, tok, T);
     xf_runner_free(&r);
     return lg;
 }
@@ -104,6 +118,40 @@ static double orth_err(const double *R, int64_t n)
     return e;
 }
 
+/* v += off for every value of tensor t (through the edit). */
+static void offset(xf_model_edit *e, const xf_tensor *t, float off)
+{
+    xf_error err = {{0}};
+    float *v;
+    if (!t)
+        return;
+    if (xf_model_edit_f32(e, t, &v, &err) != 0)
+        fail_msg("edit: %s", err.msg);
+    for (int64_t i = 0; i < xf_tensor_numel(t); i++)
+        v[i] += off * (float)((i % 7) - 2); /* not a constant: a spread to fold too */
+}
+
+/* LayerNorm models: a stream far from zero-mean (embedding, position and
+ * writer-bias offsets) and large norm biases, so that centring and the
+ * LayerNorm bias folding are tested beyond the random model's 0.01 scale. */
+static void stress_layernorm(xf_model_edit *e)
+{
+    const xf_model_weights *mw = &e->m->weights;
+    offset(e, mw->tok_embed, 0.3f);
+    offset(e, mw->pos_embed, 0.2f);
+    for (int64_t l = 0; l < mw->cfg.n_layers; l++) {
+        const xf_layer_weights *L = &mw->layers[l];
+        offset(e, L->lin[XF_LIN_O].b, 0.1f);
+        offset(e, L->lin[XF_LIN_DOWN].b, 0.1f);
+        offset(e, L->attn_norm.b, 0.2f);
+        offset(e, L->mlp_norm.b, 0.2f);
+    }
+    offset(e, mw->final_norm.b, 0.2f);
+    xf_error err = {{0}};
+    if (xf_model_edit_commit(e, &err) != 0)
+        fail_msg("commit: %s", err.msg);
+}
+
 /* Folds, rotates (kind hadamard or klt) and checks the logits. */
 static void check_model(const char *path, xf_rotate_kind kind, bool headwise, bool online_down)
 {
@@ -113,17 +161,33 @@ static void check_model(const char *path, xf_rotate_kind kind, bool headwise, bo
         fail_msg("open: %s", err.msg);
     const int64_t V = m.cfg.vocab;
     int32_t *tok = tokens(4 * T_EVAL, V, 11);
-    float *ref = logits_of(&m.weights, NULL, tok, T_EVAL);
+    float *orig = logits_of(&m.weights, NULL, tok, T_EVAL);
 
-    const bool was_tied = m.cfg.tie_embeddings;
+    const bool was_tied = m.cfg.tie_embeddings, layer_norm = m.cfg.layer_norm;
     xf_model_edit e;
     assert_int_equal(xf_model_edit_init(&e, &m, &err), 0);
+    if (layer_norm)
+        stress_layernorm(&e);
+    float *ref = layer_norm ? logits_of(&m.weights, NULL, tok, T_EVAL) : orig;
+    if (layer_norm) /* the stress is not a no-op */
+        assert_true(rel_diff(ref, orig, T_EVAL * V) > 1e-2);
     json_t *fold = NULL;
     if (xf_rotate_fold_norms(&e, &fold, &err) != 0)
         fail_msg("fold: %s", err.msg);
     assert_true(json_is_true(json_object_get(fold, "untied_head")) == was_tied);
+    assert_true(json_is_true(json_object_get(fold, "layernorm_to_rmsnorm")) == layer_norm);
     assert_false(m.cfg.tie_embeddings); /* the head has its own copy now */
     json_decref(fold);
+    if (layer_norm) {
+        /* evaluated as RMSNorm, bound without norm biases, head biased */
+        assert_false(m.cfg.layer_norm);
+        assert_true(m.cfg.head_bias);
+        assert_non_null(m.weights.lm_head.b);
+        assert_null(m.weights.final_norm.b);
+        assert_null(m.weights.layers[0].attn_norm.b);
+        assert_string_equal(json_string_value(json_object_get(m.config_json, XF_CONFIG_NORM_KEY)),
+                            XF_CONFIG_NORM_RMS);
+    }
     float *folded = logits_of(&m.weights, NULL, tok, T_EVAL);
     double d_fold = rel_diff(folded, ref, T_EVAL * V);
 
@@ -155,13 +219,17 @@ static void check_model(const char *path, xf_rotate_kind kind, bool headwise, bo
     }
     xf_online_free(&online);
     xf_model_edit_free(&e);
-    /* freeing the edit restores the original model */
+    /* freeing the edit restores the original model, config included */
+    assert_true(m.cfg.layer_norm == layer_norm && m.cfg.tie_embeddings == was_tied);
+    assert_null(json_object_get(m.config_json, XF_CONFIG_NORM_KEY));
     float *back = logits_of(&m.weights, NULL, tok, T_EVAL);
-    assert_true(rel_diff(back, ref, T_EVAL * V) == 0.0);
+    assert_true(rel_diff(back, orig, T_EVAL * V) == 0.0);
     free(back);
     free(rot);
     free(folded);
-    free(ref);
+    if (ref != orig)
+        free(ref);
+    free(orig);
     free(tok);
     xf_model_close(&m);
 }
@@ -212,6 +280,36 @@ static void test_shared_exact(void **state)
     check_model(path, XF_ROTATE_HADAMARD, true, true);
 }
 
+static void test_layernorm_exact(void **state)
+{
+    (void)state;
+    /* pre-LN OPT, tied (OPT's default), intermediate 4 * hidden */
+    char *a = random_model("opt", (xf_random_model_spec){.family = "opt", .hidden = 64,
+                                                         .layers = 2, .heads = 4, .vocab = 96,
+                                                         .max_pos = 64, .tied = true,
+                                                         .seed = 3});
+    /* untied OPT stored in fp16 */
+    char *b = random_model("opt16", (xf_random_model_spec){.family = "opt", .hidden = 32,
+                                                           .layers = 2, .heads = 2, .vocab = 80,
+                                                           .max_pos = 64, .f16 = true,
+                                                           .seed = 4});
+    /* GPT-2: fused c_attn, Conv1D weights stored [in, out], tied head */
+    char *c = random_model("gpt2", (xf_random_model_spec){.family = "gpt2", .hidden = 64,
+                                                          .layers = 2, .heads = 4, .vocab = 96,
+                                                          .max_pos = 64, .tied = true,
+                                                          .seed = 5});
+    check_model(a, XF_ROTATE_HADAMARD, true, true);
+    check_model(a, XF_ROTATE_KLT, true, true);
+    check_model(a, XF_ROTATE_HADAMARD, false, false);
+    check_model(b, XF_ROTATE_HADAMARD, true, true);
+    check_model(c, XF_ROTATE_HADAMARD, true, true);
+    check_model(c, XF_ROTATE_KLT, true, true);
+    check_model(c, XF_ROTATE_HADAMARD, false, false);
+    free(a);
+    free(b);
+    free(c);
+}
+
 static void test_refusals(void **state)
 {
     (void)state;
@@ -222,10 +320,24 @@ static void test_refusals(void **state)
     cfg.hidden = 64;
     cfg.head_dim = 16;
     cfg.intermediate = 256;
+    cfg.layer_norm = true;
+    cfg.qkv_bias = cfg.o_bias = cfg.mlp_bias = true;
+    cfg.norm_before = true;
+    assert_int_equal(xf_rotate_supported(&cfg, true, "m", &err), 0); /* pre-LN OPT */
+    cfg.norm_before = false;
     assert_int_not_equal(xf_rotate_supported(&cfg, true, "m", &err), 0);
-    assert_non_null(strstr(err.msg, "llama family"));
+    assert_non_null(strstr(err.msg, "post-LN opt"));
+    cfg.norm_before = true;
+    cfg.qkv_bias = cfg.o_bias = cfg.mlp_bias = false; /* enable_bias false */
+    assert_int_not_equal(xf_rotate_supported(&cfg, true, "m", &err), 0);
+    assert_non_null(strstr(err.msg, "enable_bias"));
+    cfg.family = XF_FAMILY_GPT2;
+    strcpy(cfg.model_type, "gpt2");
+    cfg.qkv_bias = cfg.o_bias = cfg.mlp_bias = true;
+    assert_int_equal(xf_rotate_supported(&cfg, true, "m", &err), 0);
     cfg.family = XF_FAMILY_LLAMA;
     strcpy(cfg.model_type, "llama");
+    cfg.layer_norm = false;
     cfg.intermediate = 2 * 7 * 11; /* 154: no Hadamard of that order */
     assert_int_not_equal(xf_rotate_supported(&cfg, true, "m", &err), 0);
     assert_non_null(strstr(err.msg, "intermediate size 154"));
@@ -236,12 +348,184 @@ static void test_refusals(void **state)
     assert_int_not_equal(xf_rotate_kind_from_name("spin", &k), 0);
 }
 
+/* Parses `text` (a config.json) into *c; returns the parser's result. */
+static int parse_config(const char *text, xf_model_config *c, xf_error *err)
+{
+    json_error_t je;
+    json_t *j = json_loads(text, 0, &je);
+    assert_non_null(j);
+    int rc = xf_model_config_parse(c, j, "config.json", err);
+    json_decref(j);
+    return rc;
+}
+
+/* "xfquant_norm": "rmsnorm" (model/config.h): accepted on pre-LN LayerNorm
+ * models only, and with that value only. */
+static void test_norm_config_key(void **state)
+{
+    (void)state;
+    xf_error err = {{0}};
+    xf_model_config c;
+#define GPT2 "{\"model_type\": \"gpt2\", \"n_embd\": 64, \"n_layer\": 2, \"n_head\": 4, " \
+             "\"vocab_size\": 96, \"n_positions\": 64"
+#define OPT "{\"model_type\": \"opt\", \"hidden_size\": 64, \"ffn_dim\": 256, " \
+            "\"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"vocab_size\": 96, " \
+            "\"max_position_embeddings\": 64"
+    assert_int_equal(parse_config(GPT2 "}", &c, &err), 0);
+    assert_true(c.layer_norm && !c.head_bias);
+    assert_int_equal(parse_config(GPT2 ", \"xfquant_norm\": \"rmsnorm\"}", &c, &err), 0);
+    assert_true(!c.layer_norm && c.head_bias && c.norm_before);
+    assert_int_equal(parse_config(OPT ", \"xfquant_norm\": \"rmsnorm\"}", &c, &err), 0);
+    assert_true(!c.layer_norm && c.head_bias);
+    assert_int_not_equal(parse_config(GPT2 ", \"xfquant_norm\": \"layernorm\"}", &c, &err), 0);
+    assert_non_null(strstr(err.msg, "\"xfquant_norm\" must be \"rmsnorm\""));
+    assert_int_not_equal(parse_config(OPT ", \"do_layer_norm_before\": false, "
+                                          "\"xfquant_norm\": \"rmsnorm\"}",
+                                      &c, &err),
+                         0);
+    assert_non_null(strstr(err.msg, "post-LN opt"));
+    assert_int_not_equal(parse_config("{\"model_type\": \"llama\", \"hidden_size\": 64, "
+                                      "\"intermediate_size\": 128, \"num_hidden_layers\": 2, "
+                                      "\"num_attention_heads\": 4, \"vocab_size\": 96, "
+                                      "\"max_position_embeddings\": 64, "
+                                      "\"xfquant_norm\": \"rmsnorm\"}",
+                                      &c, &err),
+                         0);
+    assert_non_null(strstr(err.msg, "llama"));
+#undef GPT2
+#undef OPT
+}
+
+/* Replaces every linear of the runner's cached layers by its RTN
+ * dequantization (what the .xfq's packed weights decode to). */
+static void rtn_in_place(xf_runner *r, const xf_rtn_params *p)
+{
+    xf_error err = {{0}};
+    for (int l = 0; l < (int)r->mw->cfg.n_layers; l++) {
+        xf_dense_layer *dl = xf_runner_cached_layer(r, l);
+        assert_non_null(dl);
+        for (int k = 0; k < XF_LIN_COUNT; k++) {
+            if (!dl->w[k])
+                continue;
+            xf_qweight qw;
+            if (xf_rtn_quantize(dl->w[k], dl->out[k], dl->in[k], p, &qw, "w", &err) != 0)
+                fail_msg("rtn: %s", err.msg);
+            xf_qweight_dequantize(&qw, dl->w[k]);
+            xf_qweight_free(&qw);
+        }
+    }
+}
+
+/* `xfquant rtn --bits 8 --rotate hadamard` on a random GPT-2: the .xfq
+ * carries the RMSNorm config key, binds without norm biases, and its
+ * logits (online transforms from its recipe) equal those of the same fold,
+ * rotation and RTN done in memory; both stay near the fp model's. */
+static void test_rotated_gpt2_xfq(void **state)
+{
+    (void)state;
+    char *dir = random_model("gpt2-xfq", (xf_random_model_spec){.family = "gpt2", .hidden = 64,
+                                                                .layers = 2, .heads = 4,
+                                                                .vocab = 96, .max_pos = 64,
+                                                                .tied = true, .seed = 6});
+    char out[4200];
+    const char *scratch = g_tmp;
+    snprintf(out, sizeof out, "%s/rot.xfq", g_tmp);
+    xf_cli_result res = xf_cli_run(scratch, "rtn --bits 8 --rotate hadamard --seed 3 %s %s", dir,
+                                   out);
+    if (res.code != 0)
+        fail_msg("xfquant rtn: exit %d: %s", res.code, res.err);
+    xf_cli_result_free(&res);
+    res = xf_cli_run(scratch, "info %s", out);
+    assert_int_equal(res.code, 0);
+    assert_non_null(strstr(res.out, "rmsnorm"));
+    xf_cli_result_free(&res);
+
+    xf_error err = {{0}};
+    xf_loaded_model q;
+    if (xf_model_open(&q, out, &err) != 0)
+        fail_msg("reload: %s", err.msg);
+    assert_string_equal(json_string_value(json_object_get(q.config_json, XF_CONFIG_NORM_KEY)),
+                        XF_CONFIG_NORM_RMS);
+    assert_true(!q.cfg.layer_norm && q.cfg.head_bias && !q.cfg.tie_embeddings);
+    assert_null(xf_tensor_set_find(q.tensors, "transformer.h.0.ln_1.bias"));
+    assert_null(xf_tensor_set_find(q.tensors, "transformer.ln_f.bias"));
+    assert_non_null(q.weights.lm_head.b);
+    const json_t *recipe = json_object_get(q.xfq.meta, "recipe");
+    const json_t *rot = json_object_get(recipe, "rotation");
+    assert_string_equal(json_string_value(json_object_get(rot, "kind")), "hadamard");
+    xf_online_transforms qon;
+    if (xf_online_from_json(&qon, json_object_get(recipe, "online_transforms"), &q.cfg, out,
+                            &err) != 0)
+        fail_msg("online: %s", err.msg);
+    assert_true(qon.down);
+    int32_t *tok = tokens(T_EVAL, q.cfg.vocab, 13);
+    float *got = logits_of(&q.weights, &qon, tok, T_EVAL);
+
+    /* the same in memory: fold, R1 of the recorded seed, RTN of the recipe */
+    xf_loaded_model m;
+    if (xf_model_open(&m, dir, &err) != 0)
+        fail_msg("open: %s", err.msg);
+    const int64_t V = m.cfg.vocab;
+    float *fp = logits_of(&m.weights, NULL, tok, T_EVAL);
+    xf_model_edit e;
+    assert_int_equal(xf_model_edit_init(&e, &m, &err), 0);
+    if (xf_rotate_fold_norms(&e, NULL, &err) != 0)
+        fail_msg("fold: %s", err.msg);
+    xf_r1_request rq = {.kind = XF_ROTATE_HADAMARD,
+                        .seed = (uint64_t)json_integer_value(json_object_get(rot, "seed"))};
+    assert_int_equal(rq.seed, 3);
+    double *R1 = NULL;
+    json_t *rec = json_object();
+    if (xf_rotation_r1(&m.weights, &rq, &R1, rec, &err) != 0)
+        fail_msg("R1: %s", err.msg);
+    json_decref(rec);
+    xf_online_transforms on;
+    xf_online_init(&on);
+    if (xf_rotate_apply(&e, R1, json_is_true(json_object_get(rot, "headwise_vo")), &on, &err) !=
+        0)
+        fail_msg("rotate: %s", err.msg);
+    free(R1);
+    xf_rtn_params p = {.group = json_integer_value(json_object_get(recipe, "group_size"))};
+    p.grid.bits = (int)json_integer_value(json_object_get(recipe, "bits"));
+    p.grid.sym = json_is_true(json_object_get(recipe, "sym"));
+    assert_int_equal(xf_clip_from_name(json_string_value(json_object_get(recipe, "clip")),
+                                       &p.grid.clip),
+                     0);
+    assert_int_equal(p.grid.bits, 8);
+    xf_runner r;
+    if (xf_runner_init(&r, &m.weights, T_EVAL, 0, &err) != 0)
+        fail_msg("runner: %s", err.msg);
+    rtn_in_place(&r, &p);
+    float *want = runner_logits(&r, &on, tok, T_EVAL);
+    xf_runner_free(&r);
+
+    double d = rel_diff(got, want, T_EVAL * V), d_fp = rel_diff(got, fp, T_EVAL * V);
+    print_message("rotated GPT-2 .xfq vs in-memory rotation + RTN: %.2e; vs fp model: %.2e\n", d,
+                  d_fp);
+    assert_true(d < 1e-5);
+    assert_true(d_fp < 5e-2); /* 8-bit RTN only */
+
+    free(want);
+    free(fp);
+    free(got);
+    free(tok);
+    xf_online_free(&on);
+    xf_online_free(&qon);
+    xf_model_edit_free(&e);
+    xf_model_close(&m);
+    xf_model_close(&q);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_llama_family_exact),
+        cmocka_unit_test(test_layernorm_exact),
         cmocka_unit_test(test_shared_exact),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_norm_config_key),
+        cmocka_unit_test(test_rotated_gpt2_xfq),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
