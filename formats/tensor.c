@@ -16,6 +16,8 @@ static const struct {
     [XF_DTYPE_I32] = {"I32", 4},     [XF_DTYPE_U32] = {"U32", 4}, [XF_DTYPE_I64] = {"I64", 8},
     [XF_DTYPE_U64] = {"U64", 8},     [XF_DTYPE_BOOL] = {"BOOL", 1}, [XF_DTYPE_Q2] = {"Q2", 0},
     [XF_DTYPE_Q3] = {"Q3", 0},       [XF_DTYPE_Q4] = {"Q4", 0},   [XF_DTYPE_Q8] = {"Q8", 0},
+    [XF_DTYPE_L2] = {"L2", 0},       [XF_DTYPE_L3] = {"L3", 0},   [XF_DTYPE_L4] = {"L4", 0},
+    [XF_DTYPE_L8] = {"L8", 0},
 };
 
 size_t xf_dtype_size(xf_dtype t)
@@ -37,7 +39,9 @@ xf_dtype xf_dtype_from_name(const char *name)
     return XF_DTYPE_INVALID;
 }
 
-bool xf_dtype_is_packed(xf_dtype t) { return t >= XF_DTYPE_Q2 && t <= XF_DTYPE_Q8; }
+bool xf_dtype_is_packed(xf_dtype t) { return t >= XF_DTYPE_Q2 && t <= XF_DTYPE_L8; }
+
+bool xf_dtype_is_log2(xf_dtype t) { return t >= XF_DTYPE_L2 && t <= XF_DTYPE_L8; }
 
 bool xf_dtype_is_float(xf_dtype t)
 {
@@ -47,10 +51,10 @@ bool xf_dtype_is_float(xf_dtype t)
 int xf_dtype_packed_bits(xf_dtype t)
 {
     switch (t) {
-    case XF_DTYPE_Q2: return 2;
-    case XF_DTYPE_Q3: return 3;
-    case XF_DTYPE_Q4: return 4;
-    case XF_DTYPE_Q8: return 8;
+    case XF_DTYPE_Q2: case XF_DTYPE_L2: return 2;
+    case XF_DTYPE_Q3: case XF_DTYPE_L3: return 3;
+    case XF_DTYPE_Q4: case XF_DTYPE_L4: return 4;
+    case XF_DTYPE_Q8: case XF_DTYPE_L8: return 8;
     default: return 0;
     }
 }

@@ -34,6 +34,11 @@ typedef enum xf_dtype {
     XF_DTYPE_Q3,
     XF_DTYPE_Q4,
     XF_DTYPE_Q8,
+    /* packed log2-grid weights (sign + exponent codes), only in .xfq */
+    XF_DTYPE_L2,
+    XF_DTYPE_L3,
+    XF_DTYPE_L4,
+    XF_DTYPE_L8,
     XF_DTYPE_COUNT
 } xf_dtype;
 
@@ -44,8 +49,10 @@ const char *xf_dtype_name(xf_dtype t);
 /* Parses a safetensors dtype string; XF_DTYPE_INVALID if unknown. */
 xf_dtype xf_dtype_from_name(const char *name);
 bool xf_dtype_is_packed(xf_dtype t);
+/* L2..L8: packed codes on the log2 grid (docs/xfq-format.md). */
+bool xf_dtype_is_log2(xf_dtype t);
 bool xf_dtype_is_float(xf_dtype t);
-/* Bits of one code for packed types (2, 3, 4, 8); 0 otherwise. */
+/* Bits of one code for packed types (2, 3, 4, 8; Q and L); 0 otherwise. */
 int xf_dtype_packed_bits(xf_dtype t);
 
 /* The grid of a packed 2-D weight [rows, cols]. Codes are stored in
@@ -53,7 +60,8 @@ int xf_dtype_packed_bits(xf_dtype t);
  * (identity when perm == NULL). Groups are runs of group_size storage
  * columns (the last may be shorter). Dequantized value:
  *   W[r, perm[j]] = scale[r, g(j)] * (q[r, j] - zero[r, g(j)])
- * with zero = 2^(bits-1) when !asym. */
+ * with zero = 2^(bits-1) when !asym. L-typed (log2) weights use the same
+ * view (never asym, no perm) with codes read as sign + exponent. */
 typedef struct xf_packed_view {
     int bits;
     int64_t group_size;      /* columns per group; == cols for per-channel */

@@ -137,6 +137,11 @@ static int check_record(const xfq_tensor_record *r, const char *name, uint64_t d
             return xf_fail(err, "%s: tensor %s: packed tensor must have 2 dimensions, has %d", path,
                            name, t->ndim);
         int bits = xf_dtype_packed_bits(t->dtype);
+        /* the log2 grid is symmetric by construction and has no act order */
+        if (xf_dtype_is_log2(t->dtype) && (r->flags & (XFQ_FLAG_ASYM | XFQ_FLAG_PERM)))
+            return xf_fail(err, "%s: tensor %s: %s tensor with flags 0x%" PRIx32
+                           " (ASYM and PERM are not allowed on log2-grid weights)",
+                           path, name, xf_dtype_name(t->dtype), r->flags);
         char what[64 + XFQ_MAX_NAME];
         snprintf(what, sizeof what, "%s: tensor %s", path, name);
         if (xfq_packed_layout_compute(t->shape[0], t->shape[1], bits, r->group_size,

@@ -26,6 +26,10 @@ enum xfq_storage {
     XFQ_STORAGE_Q3 = 17,
     XFQ_STORAGE_Q4 = 18,
     XFQ_STORAGE_Q8 = 20,
+    XFQ_STORAGE_L2 = 24, /* log2-grid weights (docs/xfq-format.md) */
+    XFQ_STORAGE_L3 = 25,
+    XFQ_STORAGE_L4 = 26,
+    XFQ_STORAGE_L8 = 28,
 };
 
 enum xfq_record_flags {

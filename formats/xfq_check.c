@@ -68,6 +68,10 @@ xf_dtype xfq_storage_dtype(uint32_t storage)
     case XFQ_STORAGE_Q3: return XF_DTYPE_Q3;
     case XFQ_STORAGE_Q4: return XF_DTYPE_Q4;
     case XFQ_STORAGE_Q8: return XF_DTYPE_Q8;
+    case XFQ_STORAGE_L2: return XF_DTYPE_L2;
+    case XFQ_STORAGE_L3: return XF_DTYPE_L3;
+    case XFQ_STORAGE_L4: return XF_DTYPE_L4;
+    case XFQ_STORAGE_L8: return XF_DTYPE_L8;
     default: return XF_DTYPE_INVALID;
     }
 }
@@ -83,6 +87,10 @@ uint32_t xfq_dtype_storage(xf_dtype t)
     case XF_DTYPE_Q3: return XFQ_STORAGE_Q3;
     case XF_DTYPE_Q4: return XFQ_STORAGE_Q4;
     case XF_DTYPE_Q8: return XFQ_STORAGE_Q8;
+    case XF_DTYPE_L2: return XFQ_STORAGE_L2;
+    case XF_DTYPE_L3: return XFQ_STORAGE_L3;
+    case XF_DTYPE_L4: return XFQ_STORAGE_L4;
+    case XF_DTYPE_L8: return XFQ_STORAGE_L8;
     default: return 0;
     }
 }

@@ -207,6 +207,9 @@ static int check_view(const xf_tensor *t, xf_error *err)
         return xf_fail(err, "tensor %s: row_bytes %zu, expected %zu", name, p->row_bytes, want);
     if (!p->codes || !p->scales || (p->asym && !p->zeros))
         return xf_fail(err, "tensor %s: packed view is missing codes, scales or zeros", name);
+    if (xf_dtype_is_log2(t->dtype) && (p->asym || p->perm))
+        return xf_fail(err, "tensor %s: %s weights cannot have zero points or a perm", name,
+                       xf_dtype_name(t->dtype));
     return 0;
 }
 
@@ -225,6 +228,9 @@ static void dequant_row(const xf_tensor *t, int64_t r, float *dst)
     const int zsym = 1 << (bits - 1);
     const int32_t *perm = p->perm;
     uint8_t buf[CHUNK_CODES];
+    const bool log2 = xf_dtype_is_log2(t->dtype);
+    float lut[256]; /* log2 grid: the value of every code of the current group */
+    int64_t lut_group = -1;
 
     for (int64_t c0 = 0; c0 < cols; c0 += CHUNK_CODES) {
         int64_t n = cols - c0 < CHUNK_CODES ? cols - c0 : CHUNK_CODES;
@@ -237,7 +243,15 @@ static void dequant_row(const xf_tensor *t, int64_t r, float *dst)
             int z = zeros ? zeros[gi] : zsym;
             const uint8_t *q = buf + (j - c0);
             int64_t len = seg_end - j;
-            if (perm) {
+            if (log2) {
+                if (gi != lut_group) {
+                    for (unsigned c = 0; c < (1u << bits); c++)
+                        lut[c] = xfq_log2_code_value(c, bits, s);
+                    lut_group = gi;
+                }
+                for (int64_t k = 0; k < len; k++)
+                    dst[j + k] = lut[q[k]]; /* no perm: the writer and reader refuse one */
+            } else if (perm) {
                 for (int64_t k = 0; k < len; k++)
                     dst[perm[j + k]] = s * (float)((int)q[k] - z);
             } else {

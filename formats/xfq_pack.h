@@ -20,6 +20,33 @@ _Static_assert(sizeof(xfq_block_q2) == 8, "Q2 block is 8 bytes");
 _Static_assert(sizeof(xfq_block_q3) == 12, "Q3 block is 12 bytes");
 _Static_assert(sizeof(xfq_block_q4) == 16, "Q4 block is 16 bytes");
 _Static_assert(sizeof(xfq_block_q8) == 32, "Q8 block is 32 bytes");
+/* Log2-grid blocks (L2..L8): the same bit packing, codes = sign + exponent
+ * index (docs/xfq-format.md, "Log2-grid weights"). */
+typedef xfq_block_q2 xfq_block_l2;
+typedef xfq_block_q3 xfq_block_l3;
+typedef xfq_block_q4 xfq_block_l4;
+typedef xfq_block_q8 xfq_block_l8;
+_Static_assert(sizeof(xfq_block_l2) == 8, "L2 block is 8 bytes");
+_Static_assert(sizeof(xfq_block_l3) == 12, "L3 block is 12 bytes");
+_Static_assert(sizeof(xfq_block_l4) == 16, "L4 block is 16 bytes");
+_Static_assert(sizeof(xfq_block_l8) == 32, "L8 block is 32 bytes");
+
+/* Value of log2-grid code c (bits 2..8) at a scale: +-scale * 2^-e, or
+ * exactly 0 for the reserved code 2^bits - 1. Shared by the quantizer and
+ * the reader so both compute the same float. */
+static inline float xfq_log2_code_value(unsigned c, int bits, float scale)
+{
+    const unsigned kmax = (1u << (bits - 1)) - 1u;
+    if (c == (1u << bits) - 1u)
+        return 0.0f;
+    const unsigned e = c & kmax;
+    /* 2^-e via a double exponent: exact (e <= 127), one rounding to float */
+    double m = 1.0;
+    for (unsigned i = 0; i < e; i++)
+        m *= 0.5;
+    float v = (float)((double)scale * m);
+    return (c >> (bits - 1)) ? -v : v;
+}
 
 /* Bytes of one block of 32 codes at `bits` (2, 3, 4, 8); 0 if unsupported. */
 size_t xfq_block_bytes(int bits);

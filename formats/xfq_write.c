@@ -90,6 +90,9 @@ static int check_packed(const xf_tensor *t, const char *path, xfq_packed_layout 
     if (p->bits != bits)
         return xf_fail(err, "%s: tensor %s: packed view has %d bits, dtype %s has %d", path,
                        t->name, p->bits, xf_dtype_name(t->dtype), bits);
+    if (xf_dtype_is_log2(t->dtype) && (p->asym || p->perm))
+        return xf_fail(err, "%s: tensor %s: %s weights cannot have zero points or a perm", path,
+                       t->name, xf_dtype_name(t->dtype));
     char what[4096];
     snprintf(what, sizeof what, "%s: tensor %s", path, t->name);
     if (xfq_packed_layout_compute(t->shape[0], t->shape[1], bits, p->group_size, p->asym,

@@ -15,72 +15,11 @@
 #include <jansson.h>
 
 #include "core/read_file.h"
+#include "tests/support/cli_run.h"
 #include "tests/support/random_model.h"
 #include "tests/support/test_util.h"
 
-static const char *bin(void)
-{
-    const char *b = getenv("XFQUANT_BIN");
-    return b && *b ? b : "build/cli/xfquant";
-}
-
-typedef struct {
-    int code;
-    char *out, *err;
-} run_result;
-
 static char *g_tmp;
-
-static void result_free(run_result *r)
-{
-    free(r->out);
-    free(r->err);
-}
-
-/* Runs `xfquant ARGS` with stdout/stderr captured. */
-static run_result run(const char *fmt, ...)
-{
-    char args[4096], cmd[16384], o[4200], e[4200];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(o, sizeof o, "%s/stdout", g_tmp);
-    snprintf(e, sizeof e, "%s/stderr", g_tmp);
-    snprintf(cmd, sizeof cmd, "%s %s >%s 2>%s </dev/null", bin(), args, o, e);
-    int st = system(cmd);
-    run_result r = {WIFEXITED(st) ? WEXITSTATUS(st) : 128, NULL, NULL};
-    size_t n;
-    if (xf_read_file(o, &r.out, &n, NULL) != 0)
-        r.out = strdup("");
-    if (xf_read_file(e, &r.err, &n, NULL) != 0)
-        r.err = strdup("");
-    return r;
-}
-
-static int count_lines(const char *s)
-{
-    int n = 0;
-    for (; *s; s++)
-        n += *s == '\n';
-    return n;
-}
-
-static bool files_equal(const char *a, const char *b)
-{
-    char *x, *y;
-    size_t nx, ny;
-    if (xf_read_file(a, &x, &nx, NULL) != 0)
-        return false;
-    if (xf_read_file(b, &y, &ny, NULL) != 0) {
-        free(x);
-        return false;
-    }
-    bool eq = nx == ny && memcmp(x, y, nx) == 0;
-    free(x);
-    free(y);
-    return eq;
-}
 
 static int setup(void **state)
 {
@@ -100,58 +39,58 @@ static int teardown(void **state)
 static void test_usage_and_version(void **state)
 {
     (void)state;
-    run_result r = run("--version");
+    xf_cli_result r = xf_cli_run(g_tmp, "--version");
     assert_int_equal(r.code, 0);
     assert_non_null(strstr(r.out, "xfquant "));
-    result_free(&r);
-    r = run("");
+    xf_cli_result_free(&r);
+    r = xf_cli_run(g_tmp, "%s", ""); /* no arguments at all */
     assert_int_equal(r.code, 2);
-    result_free(&r);
-    r = run("frobnicate");
+    xf_cli_result_free(&r);
+    r = xf_cli_run(g_tmp, "frobnicate");
     assert_int_equal(r.code, 2);
-    assert_int_equal(count_lines(r.err), 1);
+    assert_int_equal(xf_cli_count_lines(r.err), 1);
     assert_non_null(strstr(r.err, "frobnicate"));
-    result_free(&r);
+    xf_cli_result_free(&r);
     const char *cmds[] = {"info", "ppl", "kld", "rtn", "gptq"};
     for (size_t i = 0; i < 5; i++) {
-        r = run("%s --help", cmds[i]);
+        r = xf_cli_run(g_tmp, "%s --help", cmds[i]);
         assert_int_equal(r.code, 0);
         assert_non_null(strstr(r.out, "usage: xfquant"));
-        result_free(&r);
-        r = run("%s --no-such-flag x", cmds[i]);
+        xf_cli_result_free(&r);
+        r = xf_cli_run(g_tmp, "%s --no-such-flag x", cmds[i]);
         assert_int_equal(r.code, 2);
-        assert_int_equal(count_lines(r.err), 1);
-        result_free(&r);
+        assert_int_equal(xf_cli_count_lines(r.err), 1);
+        xf_cli_result_free(&r);
     }
-    r = run("ppl some/model");
+    r = xf_cli_run(g_tmp, "ppl some/model");
     assert_int_equal(r.code, 2); /* --text missing */
-    result_free(&r);
-    r = run("rtn --bits 5 a b.xfq");
+    xf_cli_result_free(&r);
+    r = xf_cli_run(g_tmp, "rtn --bits 5 a b.xfq");
     assert_int_equal(r.code, 2);
     assert_non_null(strstr(r.err, "--bits"));
-    result_free(&r);
-    r = run("gptq --bits 4 a b.xfq");
+    xf_cli_result_free(&r);
+    r = xf_cli_run(g_tmp, "gptq --bits 4 a b.xfq");
     assert_int_equal(r.code, 2); /* --calib missing */
-    result_free(&r);
+    xf_cli_result_free(&r);
 }
 
 static void test_failures_are_one_line(void **state)
 {
     (void)state;
-    run_result r = run("info /nonexistent/model");
+    xf_cli_result r = xf_cli_run(g_tmp, "info /nonexistent/model");
     assert_int_equal(r.code, 1);
-    assert_int_equal(count_lines(r.err), 1);
+    assert_int_equal(xf_cli_count_lines(r.err), 1);
     assert_non_null(strstr(r.err, "/nonexistent/model"));
-    result_free(&r);
+    xf_cli_result_free(&r);
     char path[4200];
     snprintf(path, sizeof path, "%s/garbage.safetensors", g_tmp);
     FILE *fp = fopen(path, "wb");
     fputs("\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":", fp);
     fclose(fp);
-    r = run("info %s", path);
+    r = xf_cli_run(g_tmp, "info %s", path);
     assert_int_equal(r.code, 1);
-    assert_int_equal(count_lines(r.err), 1);
-    result_free(&r);
+    assert_int_equal(xf_cli_count_lines(r.err), 1);
+    xf_cli_result_free(&r);
 }
 
 static char *make_random_llama(const char *name)
@@ -169,7 +108,7 @@ static void test_info_rtn_roundtrip(void **state)
     (void)state;
     char *dir = make_random_llama("llama");
     assert_non_null(dir);
-    run_result r = run("info %s --json", dir);
+    xf_cli_result r = xf_cli_run(g_tmp, "info %s --json", dir);
     assert_int_equal(r.code, 0);
     json_t *j = json_loads(r.out, 0, NULL);
     assert_non_null(j);
@@ -177,21 +116,21 @@ static void test_info_rtn_roundtrip(void **state)
     /* 2 layers x 9 tensors + embed + norm + head */
     assert_int_equal(json_integer_value(json_object_get(j, "n_tensors")), 21);
     json_decref(j);
-    result_free(&r);
+    xf_cli_result_free(&r);
 
     char out1[4200], out2[4200];
     snprintf(out1, sizeof out1, "%s/a.xfq", g_tmp);
     snprintf(out2, sizeof out2, "%s/b.xfq", g_tmp);
-    r = run("rtn --bits 4 --group 32 %s %s", dir, out1);
+    r = xf_cli_run(g_tmp, "rtn --bits 4 --group 32 %s %s", dir, out1);
     assert_int_equal(r.code, 0);
-    result_free(&r);
+    xf_cli_result_free(&r);
     assert_int_equal(rename(out1, out2), 0);
-    r = run("rtn --bits 4 --group 32 %s %s", dir, out1);
+    r = xf_cli_run(g_tmp, "rtn --bits 4 --group 32 %s %s", dir, out1);
     assert_int_equal(r.code, 0);
-    result_free(&r);
-    assert_true(files_equal(out1, out2)); /* the same command twice: the same bytes */
+    xf_cli_result_free(&r);
+    assert_true(xf_test_files_equal(out1, out2)); /* the same command twice: the same bytes */
 
-    r = run("info %s --json", out1);
+    r = xf_cli_run(g_tmp, "info %s --json", out1);
     assert_int_equal(r.code, 0);
     j = json_loads(r.out, 0, NULL);
     assert_non_null(j);
@@ -204,7 +143,7 @@ static void test_info_rtn_roundtrip(void **state)
     assert_string_equal(json_string_value(json_object_get(recipe, "method")), "rtn");
     assert_int_equal(json_integer_value(json_object_get(recipe, "group_size")), 32);
     json_decref(j);
-    result_free(&r);
+    xf_cli_result_free(&r);
 
     /* a truncated .xfq: a clear failure, no crash */
     char *data;
@@ -216,17 +155,17 @@ static void test_info_rtn_roundtrip(void **state)
     fwrite(data, 1, n / 2, fp);
     fclose(fp);
     free(data);
-    r = run("info %s", cut);
+    r = xf_cli_run(g_tmp, "info %s", cut);
     assert_int_equal(r.code, 1);
-    assert_int_equal(count_lines(r.err), 1);
+    assert_int_equal(xf_cli_count_lines(r.err), 1);
     assert_non_null(strstr(r.err, "cut.xfq"));
-    result_free(&r);
+    xf_cli_result_free(&r);
 
     /* output into a missing directory: failure, nothing written */
-    r = run("rtn --bits 4 %s %s/missing/dir/out.xfq", dir, g_tmp);
+    r = xf_cli_run(g_tmp, "rtn --bits 4 %s %s/missing/dir/out.xfq", dir, g_tmp);
     assert_int_equal(r.code, 1);
-    assert_int_equal(count_lines(r.err), 1);
-    result_free(&r);
+    assert_int_equal(xf_cli_count_lines(r.err), 1);
+    xf_cli_result_free(&r);
     free(dir);
 }
 
@@ -244,7 +183,7 @@ static void test_gptq_shared_deterministic(void **state)
     snprintf(out1, sizeof out1, "%s/g1.xfq", g_tmp);
     snprintf(out2, sizeof out2, "%s/g2.xfq", g_tmp);
     const char *args = "gptq --bits 3 --group 32 --nsamples 4 --seqlen 64 --threads 2";
-    run_result r = run("%s --calib %s %s %s --json", args, calib_path, model_dir, out1);
+    xf_cli_result r = xf_cli_run(g_tmp, "%s --calib %s %s %s --json", args, calib_path, model_dir, out1);
     assert_int_equal(r.code, 0);
     json_t *j = json_loads(r.out, 0, NULL);
     assert_non_null(j);
@@ -252,12 +191,12 @@ static void test_gptq_shared_deterministic(void **state)
     const json_t *cal = json_object_get(j, "calibration");
     assert_int_equal(json_array_size(json_object_get(cal, "sample_starts")), 4);
     json_decref(j);
-    result_free(&r);
+    xf_cli_result_free(&r);
     assert_int_equal(rename(out1, out2), 0);
-    r = run("%s --calib %s %s %s --json", args, calib_path, model_dir, out1);
+    r = xf_cli_run(g_tmp, "%s --calib %s %s %s --json", args, calib_path, model_dir, out1);
     assert_int_equal(r.code, 0);
-    result_free(&r);
-    assert_true(files_equal(out1, out2)); /* the same command twice: the same bytes */
+    xf_cli_result_free(&r);
+    assert_true(xf_test_files_equal(out1, out2)); /* the same command twice: the same bytes */
 
     /* calibration too short for one window: refused, no output */
     char shortf[4200], out3[4200];
@@ -266,10 +205,10 @@ static void test_gptq_shared_deterministic(void **state)
     FILE *fp = fopen(shortf, "w");
     fputs("Once upon a time.", fp);
     fclose(fp);
-    r = run("%s --calib %s %s %s", args, shortf, model_dir, out3);
+    r = xf_cli_run(g_tmp, "%s --calib %s %s %s", args, shortf, model_dir, out3);
     assert_int_equal(r.code, 1);
     assert_non_null(strstr(r.err, "fewer than one window"));
-    result_free(&r);
+    xf_cli_result_free(&r);
     struct stat st;
     assert_int_not_equal(stat(out3, &st), 0);
 
@@ -277,7 +216,7 @@ static void test_gptq_shared_deterministic(void **state)
     XF_TEST_REQUIRE_SHARED(evalt, "data/tinystories/eval.txt");
     char eval_path[4096];
     snprintf(eval_path, sizeof eval_path, "%s", evalt);
-    r = run("kld %s %s --text %s --seqlen 128 --max-windows 2 --json", model_dir, model_dir,
+    r = xf_cli_run(g_tmp, "kld %s %s --text %s --seqlen 128 --max-windows 2 --json", model_dir, model_dir,
             eval_path);
     assert_int_equal(r.code, 0);
     j = json_loads(r.out, 0, NULL);
@@ -286,16 +225,16 @@ static void test_gptq_shared_deterministic(void **state)
     assert_true(json_real_value(json_object_get(j, "kl_max")) == 0.0);
     assert_true(json_real_value(json_object_get(j, "same_top1")) == 1.0);
     json_decref(j);
-    result_free(&r);
-    r = run("kld %s %s --text %s --seqlen 128 --max-windows 2 --json", model_dir, out1, eval_path);
+    xf_cli_result_free(&r);
+    r = xf_cli_run(g_tmp, "kld %s %s --text %s --seqlen 128 --max-windows 2 --json", model_dir, out1, eval_path);
     assert_int_equal(r.code, 0);
     j = json_loads(r.out, 0, NULL);
     assert_non_null(j);
     assert_true(json_real_value(json_object_get(j, "kl_mean")) > 0.0);
     json_decref(j);
-    result_free(&r);
+    xf_cli_result_free(&r);
     /* llama.cpp protocol: ppl with a standard error */
-    r = run("ppl %s --text %s --protocol llamacpp --ctx 128 --max-windows 3 --json", model_dir,
+    r = xf_cli_run(g_tmp, "ppl %s --text %s --protocol llamacpp --ctx 128 --max-windows 3 --json", model_dir,
             eval_path);
     assert_int_equal(r.code, 0);
     j = json_loads(r.out, 0, NULL);
@@ -304,31 +243,31 @@ static void test_gptq_shared_deterministic(void **state)
     assert_int_equal(json_integer_value(json_object_get(j, "n_scored")), 3 * 63);
     assert_true(json_real_value(json_object_get(j, "ppl_stderr")) > 0.0);
     json_decref(j);
-    result_free(&r);
+    xf_cli_result_free(&r);
 
     /* empty evaluation text */
     char empty[4200];
     snprintf(empty, sizeof empty, "%s/empty.txt", g_tmp);
     fp = fopen(empty, "w");
     fclose(fp);
-    r = run("ppl %s --text %s", out1, empty);
+    r = xf_cli_run(g_tmp, "ppl %s --text %s", out1, empty);
     assert_int_equal(r.code, 1);
     assert_non_null(strstr(r.err, "empty"));
-    result_free(&r);
+    xf_cli_result_free(&r);
 }
 
 static void test_info_shared(void **state)
 {
     (void)state;
     XF_TEST_REQUIRE_SHARED(model, "models/novels-5m");
-    run_result r = run("info %s --json", model);
+    xf_cli_result r = xf_cli_run(g_tmp, "info %s --json", model);
     assert_int_equal(r.code, 0);
     json_t *j = json_loads(r.out, 0, NULL);
     assert_non_null(j);
     assert_int_equal(json_integer_value(json_object_get(j, "n_tensors")), 57);
     assert_int_equal(json_integer_value(json_object_get(j, "n_params")), 5401856);
     json_decref(j);
-    result_free(&r);
+    xf_cli_result_free(&r);
 }
 
 int main(void)

@@ -212,29 +212,6 @@ static xf_model_config cfg_gpt2(void)
 
 /* ---- helpers --------------------------------------------------------------- */
 
-static int32_t *random_tokens(int64_t T, int64_t vocab, uint64_t seed)
-{
-    int32_t *t = malloc((size_t)T * sizeof *t);
-    assert_non_null(t);
-    for (int64_t i = 0; i < T; i++)
-        t[i] = (int32_t)(xf_test_rand_u64(&seed) % (uint64_t)vocab);
-    return t;
-}
-
-/* max |a - ref| / max |ref| */
-static double rel_diff(const float *a, const float *ref, int64_t n)
-{
-    double md = 0, mr = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - ref[i]), r = fabs((double)ref[i]);
-        if (!(d <= md)) /* NaN propagates */
-            md = d;
-        if (r > mr)
-            mr = r;
-    }
-    return mr > 0 ? md / mr : md;
-}
-
 static float *runner_logits(const xf_model_weights *mw, const int32_t *tok, int64_t T,
                             size_t cache_bytes)
 {
@@ -258,14 +235,14 @@ static void check_vs_naive(const xf_model_config *c, uint64_t seed)
     const int64_t Ts[] = {1, 37};
     for (size_t k = 0; k < sizeof Ts / sizeof *Ts; k++) {
         int64_t T = Ts[k];
-        int32_t *tok = random_tokens(T, c->vocab, seed + 100 + (uint64_t)T);
+        int32_t *tok = xf_test_random_tokens(T, c->vocab, seed + 100 + (uint64_t)T);
         float *lg = runner_logits(&m->mw, tok, T, 0);
         float *ref = malloc((size_t)(T * c->vocab) * sizeof *ref);
         assert_non_null(ref);
         xf_error err = {{0}};
         if (xf_naive_forward(&m->mw, tok, T, ref, &err) != 0)
             fail_msg("naive: %s", err.msg);
-        double rd = rel_diff(lg, ref, T * c->vocab);
+        double rd = xf_test_rel_diff(lg, ref, T * c->vocab);
         if (!(rd < 1e-4))
             fail_msg("%s T=%lld: relative difference %g to the naive reference", c->model_type,
                      (long long)T, rd);
@@ -379,10 +356,10 @@ static void test_gqa_equals_repeated_mha(void **state)
     memcpy((void *)m->mw.lm_head.w->data, g->mw.lm_head.w->data, g->mw.lm_head.w->nbytes);
 
     int64_t T = 29;
-    int32_t *tok = random_tokens(T, cg.vocab, 12);
+    int32_t *tok = xf_test_random_tokens(T, cg.vocab, 12);
     float *a = runner_logits(&g->mw, tok, T, 0);
     float *b = runner_logits(&m->mw, tok, T, 0);
-    double rd = rel_diff(a, b, T * cg.vocab);
+    double rd = xf_test_rel_diff(a, b, T * cg.vocab);
     if (!(rd < 1e-5))
         fail_msg("GQA vs repeated MHA: relative difference %g", rd);
     free(a);
@@ -401,12 +378,12 @@ static void test_causality(void **state)
         const xf_model_config *c = &cfgs[k];
         toy *m = toy_build(c, 20 + k);
         int64_t T = 40, t = 23, V = c->vocab;
-        int32_t *tok = random_tokens(T, V, 21);
+        int32_t *tok = xf_test_random_tokens(T, V, 21);
         float *a = runner_logits(&m->mw, tok, T, 0);
         tok[t] = (tok[t] + 7) % (int32_t)V;
         float *b = runner_logits(&m->mw, tok, T, 0);
-        double before = rel_diff(b, a, t * V);
-        double at = rel_diff(b + t * V, a + t * V, V);
+        double before = xf_test_rel_diff(b, a, t * V);
+        double at = xf_test_rel_diff(b + t * V, a + t * V, V);
         if (!(before <= 1e-6))
             fail_msg("%s: logits before the changed token moved by %g", c->model_type, before);
         if (!(at > 1e-3))
@@ -425,7 +402,7 @@ static void test_streaming_equals_cached(void **state)
     xf_model_config c = cfg_qwen2();
     toy *m = toy_build(&c, 30);
     int64_t T = 17;
-    int32_t *tok = random_tokens(T, c.vocab, 31);
+    int32_t *tok = xf_test_random_tokens(T, c.vocab, 31);
     xf_runner r;
     xf_error err = {{0}};
     assert_int_equal(xf_runner_init(&r, &m->mw, T, 1, &err), 0);
@@ -435,7 +412,7 @@ static void test_streaming_equals_cached(void **state)
     assert_int_equal(xf_runner_forward(&r, tok, T, s, &err), 0);
     xf_runner_free(&r);
     float *a = runner_logits(&m->mw, tok, T, 0);
-    assert_true(rel_diff(s, a, T * c.vocab) == 0.0);
+    assert_true(xf_test_rel_diff(s, a, T * c.vocab) == 0.0);
     free(s);
     free(a);
     free(tok);
@@ -488,7 +465,7 @@ static void check_hook_sequence(const xf_model_config *c, const xf_linear_role m
 {
     toy *m = toy_build(c, 40);
     int64_t T = 9;
-    int32_t *tok = random_tokens(T, c->vocab, 41);
+    int32_t *tok = xf_test_random_tokens(T, c->vocab, 41);
     hook_log lg = {.zero_down_layer = -1, .fail_at = -1};
     xf_forward_hooks hooks = {.user = &lg, .on_linear_input = log_linear, .on_kv = log_kv};
     xf_runner r;
@@ -521,10 +498,10 @@ static void check_hook_sequence(const xf_model_config *c, const xf_linear_role m
     float *plain = malloc((size_t)(T * c->vocab) * sizeof *plain);
     assert_non_null(plain);
     assert_int_equal(xf_runner_forward(&r, tok, T, plain, &err), 0);
-    assert_true(rel_diff(lgts, plain, T * c->vocab) == 0.0);
+    assert_true(xf_test_rel_diff(lgts, plain, T * c->vocab) == 0.0);
     xf_forward_hooks empty = {.user = NULL};
     assert_int_equal(xf_runner_forward_hooked(&r, tok, T, &empty, lgts, &err), 0);
-    assert_true(rel_diff(lgts, plain, T * c->vocab) == 0.0);
+    assert_true(xf_test_rel_diff(lgts, plain, T * c->vocab) == 0.0);
     /* a failing hook aborts with its message, naming the layer */
     lg.n = 0;
     lg.fail_at = 7;
@@ -560,7 +537,7 @@ static void check_zero_down(const xf_model_config *c)
 {
     toy *m = toy_build(c, 50);
     int64_t T = 12, H = c->hidden;
-    int32_t *tok = random_tokens(T, c->vocab, 51);
+    int32_t *tok = xf_test_random_tokens(T, c->vocab, 51);
     xf_error err = {{0}};
     xf_workspace ws;
     xf_dense_layer dl;
@@ -582,9 +559,9 @@ static void check_zero_down(const xf_model_config *c)
     assert_non_null(dl.w[XF_LIN_DOWN]);
     memcpy(h2, h0, (size_t)(T * H) * sizeof *h0);
     assert_int_equal(xf_forward_layer(&ws, &dl, h2, T, NULL, &err), 0);
-    assert_true(rel_diff(h1, h2, T * H) == 0.0);
+    assert_true(xf_test_rel_diff(h1, h2, T * H) == 0.0);
     /* and the layer did something (attention), so the check is not vacuous */
-    assert_true(rel_diff(h1, h0, T * H) > 1e-3);
+    assert_true(xf_test_rel_diff(h1, h0, T * H) > 1e-3);
 
     xf_dense_layer_free(&dl);
     xf_workspace_free(&ws);
@@ -613,7 +590,7 @@ static void test_layer_api_matches_runner(void **state)
     xf_model_config c = cfg_gpt2();
     toy *m = toy_build(&c, 60);
     int64_t T = 21, H = c.hidden, V = c.vocab;
-    int32_t *tok = random_tokens(T, V, 61);
+    int32_t *tok = xf_test_random_tokens(T, V, 61);
     xf_error err = {{0}};
     xf_workspace ws;
     xf_dense_head hd;
@@ -631,7 +608,7 @@ static void test_layer_api_matches_runner(void **state)
     }
     assert_int_equal(xf_forward_final(&ws, &hd, h, T, lg, &err), 0);
     float *ref = runner_logits(&m->mw, tok, T, 0);
-    assert_true(rel_diff(lg, ref, T * V) == 0.0);
+    assert_true(xf_test_rel_diff(lg, ref, T * V) == 0.0);
     free(ref);
     free(h);
     free(lg);
@@ -671,13 +648,13 @@ static void test_hf_random_models(void **state)
             fail_msg("%s: %s", specs[k].family, err.msg);
         const xf_model_config *c = &m.weights.cfg;
         int64_t T = 20;
-        int32_t *tok = random_tokens(T, c->vocab, 80 + k);
+        int32_t *tok = xf_test_random_tokens(T, c->vocab, 80 + k);
         float *lg = runner_logits(&m.weights, tok, T, 0);
         float *ref = malloc((size_t)(T * c->vocab) * sizeof *ref);
         assert_non_null(ref);
         if (xf_naive_forward(&m.weights, tok, T, ref, &err) != 0)
             fail_msg("naive %s: %s", specs[k].family, err.msg);
-        double rd = rel_diff(lg, ref, T * c->vocab);
+        double rd = xf_test_rel_diff(lg, ref, T * c->vocab);
         if (!(rd < 1e-4))
             fail_msg("%s: relative difference %g to the naive reference", specs[k].family, rd);
         free(ref);

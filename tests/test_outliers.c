@@ -245,22 +245,6 @@ static void expect_fp16_of_source(const char *src, const char *xfq, bool head)
     xf_model_close(&b);
 }
 
-static bool files_equal(const char *x, const char *y)
-{
-    char *a, *b;
-    size_t na, nb;
-    if (xf_read_file(x, &a, &na, NULL) != 0)
-        return false;
-    if (xf_read_file(y, &b, &nb, NULL) != 0) {
-        free(a);
-        return false;
-    }
-    bool eq = na == nb && memcmp(a, b, na) == 0;
-    free(a);
-    free(b);
-    return eq;
-}
-
 /* ---- the CLI (tests/support/cli_run.h) ---- */
 
 typedef xf_cli_result run_result;
@@ -604,7 +588,7 @@ static void test_frac0_byte_identical(void **state)
     o.quantize_head = true;
     assert_int_equal(xf_quantize_model(&m, &o, b, NULL, NULL, &err), 0);
     xf_model_close(&m);
-    assert_true(files_equal(a, b));
+    assert_true(xf_test_files_equal(a, b));
     xfq_file f;
     assert_int_equal(xfq_open(&f, a, 0, &err), 0);
     for (size_t i = 0; i < f.tensors.n; i++)
@@ -622,7 +606,7 @@ static void test_frac0_byte_identical(void **state)
     /* with outliers: deterministic */
     assert_int_equal(rtn_file(src, a, 0.01, true, NULL), 0);
     assert_int_equal(rtn_file(src, b, 0.01, true, NULL), 0);
-    assert_true(files_equal(a, b));
+    assert_true(xf_test_files_equal(a, b));
 
     /* GPTQ solve: outliers 0 is the plain solve, bit for bit */
     enum { R = 16, C = 64, N = 200 };
@@ -937,7 +921,7 @@ static void test_cli_outliers(void **state)
     r = run("rtn --bits 3 --group 32 --outliers 0.005 %s %s", src, out2);
     assert_int_equal(r.code, 0);
     result_free(&r);
-    assert_true(files_equal(out, out2) == false); /* the command line differs ... */
+    assert_true(xf_test_files_equal(out, out2) == false); /* the command line differs ... */
     xfq_file a, b;
     xf_error err = {0};
     assert_int_equal(xfq_open(&a, out, 0, &err), 0);

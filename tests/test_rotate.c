@@ -52,19 +52,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static double rel_diff(const float *a, const float *ref, int64_t n)
-{
-    double md = 0, mr = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - ref[i]), r = fabs((double)ref[i]);
-        if (!(d <= md))
-            md = d;
-        if (r > mr)
-            mr = r;
-    }
-    return mr > 0 ? md / mr : md;
-}
-
 /* Logits of a runner with the online transforms applied through the act
  * hooks (an all-off scheme: no quantization). */
 static float *runner_logits(xf_runner *r, const xf_online_transforms *online,
@@ -93,15 +80,6 @@ static float *logits_of(const xf_model_weights *mw, const xf_online_transforms *
     float *lg = runner_logits(&r, online, tok, T);
     xf_runner_free(&r);
     return lg;
-}
-
-static int32_t *tokens(int64_t n, int64_t vocab, uint64_t seed)
-{
-    int32_t *t = malloc((size_t)n * sizeof *t);
-    assert_non_null(t);
-    for (int64_t i = 0; i < n; i++)
-        t[i] = (int32_t)(xf_test_rand_u64(&seed) % (uint64_t)vocab);
-    return t;
 }
 
 static double orth_err(const double *R, int64_t n)
@@ -160,7 +138,7 @@ static void check_model(const char *path, xf_rotate_kind kind, bool headwise, bo
     if (xf_model_open(&m, path, &err) != 0)
         fail_msg("open: %s", err.msg);
     const int64_t V = m.cfg.vocab;
-    int32_t *tok = tokens(4 * T_EVAL, V, 11);
+    int32_t *tok = xf_test_random_tokens(4 * T_EVAL, V, 11);
     float *orig = logits_of(&m.weights, NULL, tok, T_EVAL);
 
     const bool was_tied = m.cfg.tie_embeddings, layer_norm = m.cfg.layer_norm;
@@ -170,7 +148,7 @@ static void check_model(const char *path, xf_rotate_kind kind, bool headwise, bo
         stress_layernorm(&e);
     float *ref = layer_norm ? logits_of(&m.weights, NULL, tok, T_EVAL) : orig;
     if (layer_norm) /* the stress is not a no-op */
-        assert_true(rel_diff(ref, orig, T_EVAL * V) > 1e-2);
+        assert_true(xf_test_rel_diff(ref, orig, T_EVAL * V) > 1e-2);
     json_t *fold = NULL;
     if (xf_rotate_fold_norms(&e, &fold, &err) != 0)
         fail_msg("fold: %s", err.msg);
@@ -189,7 +167,7 @@ static void check_model(const char *path, xf_rotate_kind kind, bool headwise, bo
                             XF_CONFIG_NORM_RMS);
     }
     float *folded = logits_of(&m.weights, NULL, tok, T_EVAL);
-    double d_fold = rel_diff(folded, ref, T_EVAL * V);
+    double d_fold = xf_test_rel_diff(folded, ref, T_EVAL * V);
 
     xf_r1_request q = {.kind = kind, .seed = 5, .klt_hadamard = true, .tokens = tok,
                        .nsamples = 4, .T = T_EVAL};
@@ -206,7 +184,7 @@ static void check_model(const char *path, xf_rotate_kind kind, bool headwise, bo
         fail_msg("rotate: %s", err.msg);
     free(R1);
     float *rot = logits_of(&m.weights, &online, tok, T_EVAL);
-    double d_rot = rel_diff(rot, ref, T_EVAL * V);
+    double d_rot = xf_test_rel_diff(rot, ref, T_EVAL * V);
     print_message("%s %s headwise=%d online=%d: fold %.2e, rotated %.2e, |R'R-I| %.1e\n", path,
                   xf_rotate_kind_name(kind), headwise, online_down, d_fold, d_rot, oe);
     assert_true(d_fold < TOL);
@@ -214,7 +192,7 @@ static void check_model(const char *path, xf_rotate_kind kind, bool headwise, bo
     if (online_down) {
         /* the fused half alone is not the model: the online half is needed */
         float *no_online = logits_of(&m.weights, NULL, tok, T_EVAL);
-        assert_true(rel_diff(no_online, ref, T_EVAL * V) > 1e-2);
+        assert_true(xf_test_rel_diff(no_online, ref, T_EVAL * V) > 1e-2);
         free(no_online);
     }
     xf_online_free(&online);
@@ -223,7 +201,7 @@ static void check_model(const char *path, xf_rotate_kind kind, bool headwise, bo
     assert_true(m.cfg.layer_norm == layer_norm && m.cfg.tie_embeddings == was_tied);
     assert_null(json_object_get(m.config_json, XF_CONFIG_NORM_KEY));
     float *back = logits_of(&m.weights, NULL, tok, T_EVAL);
-    assert_true(rel_diff(back, orig, T_EVAL * V) == 0.0);
+    assert_true(xf_test_rel_diff(back, orig, T_EVAL * V) == 0.0);
     free(back);
     free(rot);
     free(folded);
@@ -458,7 +436,7 @@ static void test_rotated_gpt2_xfq(void **state)
                             &err) != 0)
         fail_msg("online: %s", err.msg);
     assert_true(qon.down);
-    int32_t *tok = tokens(T_EVAL, q.cfg.vocab, 13);
+    int32_t *tok = xf_test_random_tokens(T_EVAL, q.cfg.vocab, 13);
     float *got = logits_of(&q.weights, &qon, tok, T_EVAL);
 
     /* the same in memory: fold, R1 of the recorded seed, RTN of the recipe */
@@ -499,7 +477,7 @@ static void test_rotated_gpt2_xfq(void **state)
     float *want = runner_logits(&r, &on, tok, T_EVAL);
     xf_runner_free(&r);
 
-    double d = rel_diff(got, want, T_EVAL * V), d_fp = rel_diff(got, fp, T_EVAL * V);
+    double d = xf_test_rel_diff(got, want, T_EVAL * V), d_fp = xf_test_rel_diff(got, fp, T_EVAL * V);
     print_message("rotated GPT-2 .xfq vs in-memory rotation + RTN: %.2e; vs fp model: %.2e\n", d,
                   d_fp);
     assert_true(d < 1e-5);

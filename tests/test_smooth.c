@@ -43,29 +43,6 @@
 
 /* ---- helpers ---------------------------------------------------------------- */
 
-static int32_t *rand_tokens(int64_t n, int64_t vocab, uint64_t seed)
-{
-    int32_t *t = malloc((size_t)n * sizeof *t);
-    assert_non_null(t);
-    for (int64_t i = 0; i < n; i++)
-        t[i] = (int32_t)(xf_test_rand_u64(&seed) % (uint64_t)vocab);
-    return t;
-}
-
-/* max |a - ref| / max |ref| */
-static double rel_diff(const float *a, const float *ref, int64_t n)
-{
-    double md = 0, mr = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - ref[i]), r = fabs((double)ref[i]);
-        if (!(d <= md))
-            md = d;
-        if (r > mr)
-            mr = r;
-    }
-    return mr > 0 ? md / mr : md;
-}
-
 static float *logits_of(const xf_model_weights *mw, const int32_t *tok, int64_t T)
 {
     xf_runner r;
@@ -139,8 +116,8 @@ static double smooth_delta(xf_loaded_model *m, double alpha, unsigned mask, json
                            const char *what)
 {
     const xf_model_config *c = &m->cfg;
-    int32_t *tok = rand_tokens(EVAL_T, c->vocab, 7);
-    int32_t *cal = rand_tokens(CALIB_N * CALIB_T, c->vocab, 11);
+    int32_t *tok = xf_test_random_tokens(EVAL_T, c->vocab, 7);
+    int32_t *cal = xf_test_random_tokens(CALIB_N * CALIB_T, c->vocab, 11);
     float *before = logits_of(&m->weights, tok, EVAL_T);
     xf_model_edit e;
     xf_error err = {{0}};
@@ -151,7 +128,7 @@ static double smooth_delta(xf_loaded_model *m, double alpha, unsigned mask, json
         fail_msg("%s: smooth: %s", what, err.msg);
     assert_non_null(rec);
     float *after = logits_of(&m->weights, tok, EVAL_T);
-    double rd = rel_diff(after, before, EVAL_T * c->vocab);
+    double rd = xf_test_rel_diff(after, before, EVAL_T * c->vocab);
     print_message("%s alpha %.2f: smoothed logits differ by %.3g relative (%lld channels, "
                   "factors %.3g..%.3g)\n", what, alpha,
                   rd, (long long)json_integer_value(json_object_get(rec, "channels_smoothed")),
@@ -313,7 +290,7 @@ static void test_factor_formula(void **state)
     float *q0 = tensor_f32(lw->lin[XF_LIN_Q].w), *k0 = tensor_f32(lw->lin[XF_LIN_K].w);
     float *v0 = tensor_f32(lw->lin[XF_LIN_V].w), *o0 = tensor_f32(lw->lin[XF_LIN_O].w);
     float *d0 = tensor_f32(lw->lin[XF_LIN_DOWN].w);
-    int32_t *cal = rand_tokens(CALIB_N * CALIB_T, m.cfg.vocab, 11);
+    int32_t *cal = xf_test_random_tokens(CALIB_N * CALIB_T, m.cfg.vocab, 11);
     xf_error err = {{0}};
     xf_act_absmax st;
     assert_int_equal(xf_act_absmax_measure(&st, &m.weights, cal, CALIB_N, CALIB_T, &err), 0);
@@ -414,7 +391,7 @@ static void test_alpha_edges(void **state)
     xf_loaded_model m;
     open_random(&m, root, "llama", &s);
     const xf_model_config *c = &m.cfg;
-    int32_t *cal = rand_tokens(CALIB_N * CALIB_T, c->vocab, 11);
+    int32_t *cal = xf_test_random_tokens(CALIB_N * CALIB_T, c->vocab, 11);
     xf_error err = {{0}};
 
     /* alpha 0 on qkv and down (neither's readers are another input's producer) */
@@ -523,8 +500,8 @@ static void test_flattens_planted_outlier(void **state)
             v[11 * c->hidden + i] *= 40;
     }
     assert_int_equal(xf_model_edit_commit(&e, &err), 0);
-    int32_t *cal = rand_tokens(CALIB_N * CALIB_T, c->vocab, 11);
-    int32_t *tok = rand_tokens(EVAL_T, c->vocab, 7);
+    int32_t *cal = xf_test_random_tokens(CALIB_N * CALIB_T, c->vocab, 11);
+    int32_t *tok = xf_test_random_tokens(EVAL_T, c->vocab, 7);
     float *ref = logits_of(&m.weights, tok, EVAL_T);
     xf_act_absmax before, after;
     assert_int_equal(xf_act_absmax_measure(&before, &m.weights, cal, CALIB_N, CALIB_T, &err), 0);
@@ -542,7 +519,7 @@ static void test_flattens_planted_outlier(void **state)
             assert_true(a < b / 2);
         }
     float *lg = logits_of(&m.weights, tok, EVAL_T);
-    double rd = rel_diff(lg, ref, EVAL_T * c->vocab);
+    double rd = xf_test_rel_diff(lg, ref, EVAL_T * c->vocab);
     print_message("planted outliers: smoothed logits differ by %.3g relative\n", rd);
     assert_true(rd < EXACT_TOL);
     free(lg), free(ref), free(tok), free(cal);
@@ -583,7 +560,7 @@ static void test_edit_xfq_round_trip(void **state)
                               .vocab = 70, .max_pos = 32, .f16 = true, .seed = 51};
     xf_loaded_model m;
     open_random(&m, root, "gpt2", &s);
-    int32_t *tok = rand_tokens(EVAL_T, m.cfg.vocab, 7);
+    int32_t *tok = xf_test_random_tokens(EVAL_T, m.cfg.vocab, 7);
     xf_error err = {{0}};
     xf_model_edit e;
     assert_int_equal(xf_model_edit_init(&e, &m, &err), 0);
@@ -632,8 +609,8 @@ static void test_edit_xfq_round_trip(void **state)
                                .layers = 2, .heads = 4, .kv_heads = 2, .vocab = 64,
                                .max_pos = 32, .f16 = true, .seed = 52};
     open_random(&m, root, "qwen2", &sq);
-    tok = rand_tokens(EVAL_T, m.cfg.vocab, 7);
-    int32_t *cal = rand_tokens(CALIB_N * CALIB_T, m.cfg.vocab, 11);
+    tok = xf_test_random_tokens(EVAL_T, m.cfg.vocab, 7);
+    int32_t *cal = xf_test_random_tokens(CALIB_N * CALIB_T, m.cfg.vocab, 11);
     float *ref = logits_of(&m.weights, tok, EVAL_T);
     assert_int_equal(xf_model_edit_init(&e, &m, &err), 0);
     if (xf_smooth_model(&m, &e, cal, CALIB_N, CALIB_T, 0.5, XF_SMOOTH_INPUTS_DEFAULT, NULL,
@@ -647,7 +624,7 @@ static void test_edit_xfq_round_trip(void **state)
     assert_int_equal(q.weights.layers[1].lin[XF_LIN_V].b->dtype, XF_DTYPE_F32);
     assert_int_equal(q.weights.layers[1].lin[XF_LIN_K].b->dtype, XF_DTYPE_F16); /* untouched */
     float *lg = logits_of(&q.weights, tok, EVAL_T);
-    double rd = rel_diff(lg, ref, EVAL_T * q.cfg.vocab);
+    double rd = xf_test_rel_diff(lg, ref, EVAL_T * q.cfg.vocab);
     print_message("qwen2 smoothed, written and reloaded: logits differ by %.3g relative\n", rd);
     assert_true(rd < EXACT_TOL);
     free(lg), free(ref), free(tok), free(cal);
@@ -670,7 +647,7 @@ static void test_edit_untie_head(void **state)
     xf_loaded_model m;
     open_random(&m, root, "tied", &s);
     const json_t *cfg0 = m.config_json;
-    int32_t *tok = rand_tokens(EVAL_T, m.cfg.vocab, 7);
+    int32_t *tok = xf_test_random_tokens(EVAL_T, m.cfg.vocab, 7);
     float *ref = logits_of(&m.weights, tok, EVAL_T);
     xf_error err = {{0}};
     xf_model_edit e;
@@ -733,7 +710,7 @@ static void test_errors(void **state)
     xf_loaded_model m, m2;
     open_random(&m, root, "a", &s);
     open_random(&m2, root, "b", &s);
-    int32_t *cal = rand_tokens(CALIB_N * CALIB_T, m.cfg.vocab, 11);
+    int32_t *cal = xf_test_random_tokens(CALIB_N * CALIB_T, m.cfg.vocab, 11);
     xf_error err = {{0}};
     xf_model_edit e, e2;
     assert_int_equal(xf_model_edit_init(&e, &m, &err), 0);

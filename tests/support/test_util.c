@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/read_file.h"
+
 const char *xf_test_shared(const char *rel)
 {
     static char buf[4096];
@@ -107,4 +109,43 @@ float xf_test_rand_normal(uint64_t *state)
     double u1 = ((xf_test_rand_u64(state) >> 11) + 1.0) * (1.0 / 9007199254740993.0);
     double u2 = (xf_test_rand_u64(state) >> 11) * (1.0 / 9007199254740992.0);
     return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+int32_t *xf_test_random_tokens(int64_t n, int64_t vocab, uint64_t seed)
+{
+    int32_t *t = malloc((size_t)(n > 0 ? n : 1) * sizeof *t);
+    if (!t)
+        abort(); /* a test cannot go on without it */
+    for (int64_t i = 0; i < n; i++)
+        t[i] = (int32_t)(xf_test_rand_u64(&seed) % (uint64_t)vocab);
+    return t;
+}
+
+double xf_test_rel_diff(const float *a, const float *ref, int64_t n)
+{
+    double md = 0, mr = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - ref[i]), r = fabs((double)ref[i]);
+        if (!(d <= md)) /* NaN propagates */
+            md = d;
+        if (r > mr)
+            mr = r;
+    }
+    return mr > 0 ? md / mr : md;
+}
+
+bool xf_test_files_equal(const char *a, const char *b)
+{
+    char *x, *y;
+    size_t nx, ny;
+    if (xf_read_file(a, &x, &nx, NULL) != 0)
+        return false;
+    if (xf_read_file(b, &y, &ny, NULL) != 0) {
+        free(x);
+        return false;
+    }
+    bool eq = nx == ny && memcmp(x, y, nx) == 0;
+    free(x);
+    free(y);
+    return eq;
 }

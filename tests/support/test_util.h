@@ -33,5 +33,12 @@ char *xf_test_write_file(const char *dir, const char *name, const void *data, si
 uint64_t xf_test_rand_u64(uint64_t *state);
 float xf_test_rand_normal(uint64_t *state);
 float xf_test_rand_uniform(uint64_t *state); /* [0, 1) */
+/* n token ids uniform in [0, vocab) from seed (malloc'd; asserts). */
+int32_t *xf_test_random_tokens(int64_t n, int64_t vocab, uint64_t seed);
+/* max |a - ref| / max |ref| in fp64 (max |a - ref| when ref is all 0); a NaN
+ * difference gives NaN, so a tolerance check fails. */
+double xf_test_rel_diff(const float *a, const float *ref, int64_t n);
+/* True when both files can be read and hold the same bytes. */
+bool xf_test_files_equal(const char *a, const char *b);
 
 #endif
