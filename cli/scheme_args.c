@@ -9,7 +9,7 @@ enum {
     OPT_ACT_BITS = XF_SCHEME_OPT_BASE, OPT_ACT_SYM, OPT_ACT_ASYM, OPT_ACT_GROUP, OPT_ACT_CLIP,
     OPT_ACT_INPUTS, OPT_KV_BITS, OPT_KV_GROUP, OPT_KV_CLIP, OPT_PROB_BITS, OPT_PROB_QUANT,
     OPT_PROB_BASE, OPT_TENSOR_BITS, OPT_SMOOTH, OPT_SMOOTH_INPUTS, OPT_ROTATE, OPT_ROT_NO_ONLINE,
-    OPT_ROT_NO_HEADWISE, OPT_KLT_HADAMARD, OPT_ROT_STEPS, OPT_ROT_LR
+    OPT_ROT_NO_HEADWISE, OPT_KLT_HADAMARD, OPT_ROT_STEPS, OPT_ROT_LR, OPT_WEIGHT_GRID
 };
 
 const struct option xf_scheme_options[] = {
@@ -26,6 +26,7 @@ const struct option xf_scheme_options[] = {
     {"attn-prob-quant", required_argument, NULL, OPT_PROB_QUANT},
     {"attn-prob-base", required_argument, NULL, OPT_PROB_BASE},
     {"tensor-bits", required_argument, NULL, OPT_TENSOR_BITS},
+    {"weight-grid", required_argument, NULL, OPT_WEIGHT_GRID},
     {"smooth", required_argument, NULL, OPT_SMOOTH},
     {"smooth-inputs", required_argument, NULL, OPT_SMOOTH_INPUTS},
     {"rotate", required_argument, NULL, OPT_ROTATE},
@@ -58,6 +59,8 @@ const char xf_scheme_help[] =
     "  --tensor-bits REGEX=BITS  bits (2, 3, 4, 8) for tensors whose name matches\n"
     "                       REGEX (PCRE, searched anywhere in the name); repeatable,\n"
     "                       first match wins, e.g. --tensor-bits 'down_proj=8'\n"
+    "  --weight-grid G      uniform (default) or log2 (rtn only): per row/group\n"
+    "                       levels +-scale*2^-k and 0, scale searched (L2..L8 storage)\n"
     "smoothing and rotations (exact rewrites of the fp model before quantizing):\n"
     "  --smooth A           SmoothQuant migration strength alpha in (0, 1] of the\n"
     "                       per-channel activation maxima into the weights (needs --calib)\n"
@@ -207,6 +210,16 @@ int xf_scheme_option(int c, const char *arg, xf_quant_options *o, const char *cm
             o->rotate_lr = d;
         return 1;
     }
+    case OPT_WEIGHT_GRID:
+        if (!strcmp(arg, "uniform"))
+            o->weight_grid_log2 = false;
+        else if (!strcmp(arg, "log2") && o->method == XF_METHOD_RTN)
+            o->weight_grid_log2 = true;
+        else if (!strcmp(arg, "log2"))
+            *rc = xf_usage_error(cmd, "--weight-grid log2 applies to rtn only");
+        else
+            *rc = xf_usage_error(cmd, "--weight-grid must be uniform or log2, not '%s'", arg);
+        return 1;
     case OPT_TENSOR_BITS: {
         char pat[1024];
         int bits;

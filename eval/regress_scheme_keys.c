@@ -31,13 +31,14 @@ static const key_spec specs[] = {
     {"klt_hadamard", "--klt-hadamard", K_FLAG, 0, 0},
     {"rotate_steps", "--rotate-steps", K_INT, 0, 1000000},
     {"rotate_lr", "--rotate-lr", K_NUMBER, 0, 1e6},
+    {"weight_grid", "--weight-grid", K_STRING, 0, 0},
 };
 #define N_SPECS (sizeof specs / sizeof *specs)
 
 const char *const xf_regress_scheme_keys[] = {
     "act_sym", "act_group", "act_clip", "act_inputs", "kv_group", "kv_clip", "attn_prob_bits",
     "attn_prob_quant", "attn_prob_base", "tensor_bits", "smooth", "outliers", "smooth_inputs",
-    "rotate_no_online", "rotate_no_headwise", "klt_hadamard", "rotate_steps", "rotate_lr", NULL};
+    "rotate_no_online", "rotate_no_headwise", "klt_hadamard", "rotate_steps", "rotate_lr", "weight_grid", NULL};
 
 _Static_assert(sizeof xf_regress_scheme_keys / sizeof *xf_regress_scheme_keys == N_SPECS + 1,
                "key list and spec table must match");

@@ -5,6 +5,9 @@
 #include <math.h>
 #include <stddef.h>
 
+#include "core/half.h"
+#include "formats/xfq_pack.h"
+
 const double xf_log2_base_default[XF_LOG2_BASE_DEFAULT_COUNT] = {0.25, 0.5,  0.75, 1.0,
                                                                  1.25, 1.5, 2.0,  3.0};
 
@@ -108,41 +111,60 @@ int xf_log2_base_search(const float *p, int64_t n, int bits, const double *cands
     return 0;
 }
 
-/* +-scale * 2^-k, k = 0..kmax, 0 on underflow; log-domain rounding. */
-static float log2_weight_value(float w, float scale, double kmax)
+/* The code of w on the storable log2 grid at `scale` (docs/xfq-format.md,
+ * "Log2-grid weights"): k = rint(-log2(|w| / scale)) clamped below at 0;
+ * k > kmax (positive) or k >= kmax (negative: that level's code is the
+ * zero code) underflows to the zero code 2^bits - 1. */
+static uint8_t log2_weight_code(float w, float scale, int bits)
 {
+    const int kmax = (1 << (bits - 1)) - 1, zero = (1 << bits) - 1;
     float a = fabsf(w);
     if (!(a > 0.0f))
-        return 0.0f;
+        return (uint8_t)zero;
     double k = rint(-log2((double)a / (double)scale));
     if (k < 0.0)
         k = 0.0;
-    if (k > kmax)
-        return 0.0f;
-    float v = (float)((double)scale * ldexp(1.0, -(int)k));
-    return w < 0.0f ? -v : v;
+    if (w < 0.0f)
+        return k >= kmax ? (uint8_t)zero : (uint8_t)((1 << (bits - 1)) | (int)k);
+    return k > kmax ? (uint8_t)zero : (uint8_t)k;
 }
 
 #define XF_LOG2_SCALE_STEPS 32
 
-float xf_log2_weight_row(const float *w, int64_t n, int bits, float *out)
+/* s rounded toward zero to an fp16 value (so the searched candidate never
+ * exceeds max|w| and is stored exactly), at least the smallest positive
+ * fp16 subnormal (stored scales must be > 0). */
+static float fp16_floor(float s)
+{
+    uint16_t h = xf_f32_to_f16(s);
+    if (h != 0 && xf_f16_to_f32(h) > s)
+        h--; /* positive fp16 bit patterns are ordered like their values */
+    if (h == 0)
+        h = 1;
+    return xf_f16_to_f32(h);
+}
+
+float xf_log2_weight_row_codes(const float *w, int64_t n, int bits, uint8_t *codes, float *out)
 {
     float m = 0.0f;
     for (int64_t i = 0; i < n; i++)
         m = fabsf(w[i]) > m ? fabsf(w[i]) : m;
     if (!(m > 0.0f) || !isfinite(m)) {
-        for (int64_t i = 0; i < n; i++)
+        for (int64_t i = 0; i < n; i++) {
             out[i] = w[i];
+            if (codes)
+                codes[i] = (uint8_t)((1 << bits) - 1);
+        }
         return 0.0f;
     }
-    const double kmax = (double)((1 << (bits - 1)) - 1);
-    float best_s = m;
+    float best_s = fp16_floor(m);
     double best_e = INFINITY;
     for (int t = 0; t < XF_LOG2_SCALE_STEPS; t++) {
-        float s = (float)((double)m * exp2(-(double)t / XF_LOG2_SCALE_STEPS));
+        float s = fp16_floor((float)((double)m * exp2(-(double)t / XF_LOG2_SCALE_STEPS)));
         double e = 0.0;
         for (int64_t i = 0; i < n; i++) {
-            double d = (double)w[i] - (double)log2_weight_value(w[i], s, kmax);
+            double d = (double)w[i] -
+                       (double)xfq_log2_code_value(log2_weight_code(w[i], s, bits), bits, s);
             e += d * d;
         }
         if (e < best_e) {
@@ -150,7 +172,16 @@ float xf_log2_weight_row(const float *w, int64_t n, int bits, float *out)
             best_s = s;
         }
     }
-    for (int64_t i = 0; i < n; i++)
-        out[i] = log2_weight_value(w[i], best_s, kmax);
+    for (int64_t i = 0; i < n; i++) {
+        uint8_t c = log2_weight_code(w[i], best_s, bits);
+        if (codes)
+            codes[i] = c;
+        out[i] = xfq_log2_code_value(c, bits, best_s);
+    }
     return best_s;
+}
+
+float xf_log2_weight_row(const float *w, int64_t n, int bits, float *out)
+{
+    return xf_log2_weight_row_codes(w, n, bits, NULL, out);
 }

@@ -50,14 +50,23 @@ extern const double xf_log2_base_default[XF_LOG2_BASE_DEFAULT_COUNT];
 int xf_log2_base_search(const float *p, int64_t n, int bits, const double *cands, int n_cands,
                         double *best_log2_base, double *best_sse, xf_error *err);
 
-/* Weight rows on a signed log2 grid (--weight-grid log2): 1 sign bit and
- * bits - 1 exponent bits, levels +-scale * 2^-k, k = 0..2^(bits-1)-1, plus
- * exact 0 (underflow, as above; rounding in the log domain). The scale is
- * searched over one octave below max|w| (scale = max|w| * 2^(-t/32),
- * t = 0..31: scaling by 2 only shifts k), minimising sum (w - q)^2; ties
- * keep the larger scale. out may equal w. Returns the scale; 0 for an
- * all-zero row or one holding a non-finite value (copied unchanged: the
+/* Weight rows on a signed log2 grid (--weight-grid log2), the storable one
+ * of docs/xfq-format.md ("Log2-grid weights", L2..L8): b-bit codes = 1 sign
+ * bit + b-1 exponent bits, levels +scale * 2^-k (k = 0..K, K = 2^(b-1)-1),
+ * -scale * 2^-k (k = 0..K-1) and exact 0 (the code 2^b - 1, which the
+ * smallest negative level gives up: b bits cannot hold 2^b levels plus 0).
+ * k = rint(-log2(|w| / scale)) (log-domain rounding, as above), clamped
+ * below at 0; beyond the last level of its sign a weight becomes 0. The
+ * scale is searched over one octave below max|w| (scale = max|w| * 2^(-t/32),
+ * t = 0..31: scaling by 2 only shifts k), each candidate rounded toward zero
+ * to an fp16 value (at least 2^-24) so that it is stored exactly,
+ * minimising sum (w - q)^2; ties keep the larger scale. Values are
+ * xfq_log2_code_value(code, bits, scale), bit for bit what a reader of the
+ * .xfq dequantizes. out may equal w; codes (n bytes, may be NULL) receive
+ * the codes. Returns the scale; 0 for an all-zero row or one holding a
+ * non-finite value (out = w copied unchanged, codes = the zero code: the
  * caller checks weights are finite up front). bits 2..8. */
+float xf_log2_weight_row_codes(const float *w, int64_t n, int bits, uint8_t *codes, float *out);
 float xf_log2_weight_row(const float *w, int64_t n, int bits, float *out);
 
 #endif

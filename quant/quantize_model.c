@@ -86,6 +86,8 @@ static json_t *recipe_json(const xf_quant_options *o)
                           "group_size", (json_int_t)o->group, "sym", o->grid.sym, "clip",
                           xf_clip_name(o->grid.clip), "quantize_head", o->quantize_head,
                           "rotation", json_null(), "online_transforms");
+    if (o->weight_grid_log2) /* absent for uniform: those files stay byte-identical */
+        json_object_set_new(r, "weight_grid", json_string("log2"));
     if (o->outliers > 0) /* absent at 0: such files stay byte-identical to older ones */
         json_object_set_new(r, "outliers", json_real(o->outliers));
     if (!xf_act_scheme_is_off(&o->act))
@@ -138,7 +140,7 @@ static int rtn_tensor(const xf_quant_options *o, const xf_tensor *t, bool transp
         free(W);
         W = tr;
     }
-    xf_rtn_params p = {o->grid, o->group, false, o->outliers};
+    xf_rtn_params p = {o->grid, o->group, false, o->outliers, o->weight_grid_log2};
     p.grid.bits = bits_for(o, name);
     xf_qweight q;
     int rc = xf_rtn_quantize(W, rows, cols, &p, &q, name, err);
@@ -568,6 +570,13 @@ static int check_options(const xf_quant_options *o, xf_error *err)
         (o->act.attn_prob_bits == 0 || o->act.attn_prob_quant != XF_PROB_LOG2))
         return xf_fail(err, "--attn-prob-base search needs --attn-prob-bits N "
                             "--attn-prob-quant log2");
+    if (o->weight_grid_log2 && o->method != XF_METHOD_RTN)
+        return xf_fail(err, "--weight-grid log2 applies to rtn only");
+    if (o->weight_grid_log2 && o->outliers > 0)
+        return xf_fail(err, "--weight-grid log2 cannot be combined with --outliers");
+    /* the learned rotation's objective simulates the uniform weight grid */
+    if (o->weight_grid_log2 && o->rotate == XF_ROTATE_LEARNED)
+        return xf_fail(err, "--weight-grid log2 cannot be combined with --rotate learned");
     xf_tensor_bits tb;
     if (xf_tensor_bits_init(&tb, o->tensor_bits, o->n_tensor_bits, err) != 0)
         return -1;
@@ -637,9 +646,14 @@ static int transform_model(xf_loaded_model *m, const xf_quant_options *o, const 
     double *R1 = NULL;
     if (xf_rotation_r1(&m->weights, &q, &R1, rot, err) != 0)
         return -1;
-    int rc = xf_rotate_apply(edit, R1, !o->rotate_no_headwise, o->rotate_no_online ? NULL : online,
-                             err);
+    /* learned: R1 first without the head-wise Hadamard, whose place the
+     * learned per-layer R2 takes (its capture needs the R1-rotated model) */
+    const bool learned_r2 = o->rotate == XF_ROTATE_LEARNED && !o->rotate_no_headwise;
+    xf_online_transforms *on = o->rotate_no_online ? NULL : online;
+    int rc = xf_rotate_apply(edit, R1, !o->rotate_no_headwise && !learned_r2, on, err);
     free(R1);
+    if (rc == 0 && learned_r2)
+        rc = xf_learned_r2(edit, &q, on, rot, err);
     return rc;
 }
 

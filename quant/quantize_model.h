@@ -24,6 +24,8 @@ typedef struct xf_quant_options {
     int64_t group;         /* columns per group; -1: per output channel */
     bool quantize_head;    /* also the LM head (untied models only) */
     double outliers;  /* fraction 0..1 of weights kept in fp16 (dense-and-sparse) */
+    bool weight_grid_log2; /* --weight-grid log2 (RTN only): L-typed weights, recipe
+                              "weight_grid": "log2"; false: uniform (key absent) */
     /* GPTQ */
     bool act_order;
     bool static_groups;

@@ -73,7 +73,10 @@ void xf_qweight_dequantize_row(const xf_qweight *q, int64_t r, float *dst)
     for (int64_t j0 = 0, gi = 0; j0 < q->cols; j0 += q->group_size, gi++) {
         int64_t j1 = j0 + q->group_size < q->cols ? j0 + q->group_size : q->cols;
         xf_grid g = xf_qweight_grid(q, r, gi);
-        if (q->perm)
+        if (q->log2) /* never permuted: export refuses it */
+            for (int64_t j = j0; j < j1; j++)
+                dst[j] = xfq_log2_code_value(c[j], q->bits, g.scale);
+        else if (q->perm)
             for (int64_t j = j0; j < j1; j++)
                 dst[q->perm[j]] = xf_grid_dequantize(&g, c[j]);
         else
@@ -97,6 +100,17 @@ xf_dtype xf_qweight_dtype(int bits)
     case 3: return XF_DTYPE_Q3;
     case 4: return XF_DTYPE_Q4;
     case 8: return XF_DTYPE_Q8;
+    default: return XF_DTYPE_INVALID;
+    }
+}
+
+xf_dtype xf_qweight_log2_dtype(int bits)
+{
+    switch (bits) {
+    case 2: return XF_DTYPE_L2;
+    case 3: return XF_DTYPE_L3;
+    case 4: return XF_DTYPE_L4;
+    case 8: return XF_DTYPE_L8;
     default: return XF_DTYPE_INVALID;
     }
 }
@@ -159,10 +173,13 @@ int xf_qweight_export(const xf_qweight *q, const char *name, xf_qweight_packed *
     memset(out, 0, sizeof *out);
     if (!name)
         name = "?";
-    xf_dtype dt = xf_qweight_dtype(q->bits);
+    xf_dtype dt = q->log2 ? xf_qweight_log2_dtype(q->bits) : xf_qweight_dtype(q->bits);
     if (dt == XF_DTYPE_INVALID)
         return xf_fail(err, "%s: %d-bit weights have no packed storage type (2, 3, 4 or 8)",
                        name, q->bits);
+    if (q->log2 && (q->asym || q->perm || q->outliers.nnz > 0))
+        return xf_fail(err, "%s: log2-grid weights cannot have zero points, a perm or outliers",
+                       name);
     xfq_packed_layout lay;
     if (xfq_packed_layout_compute(q->rows, q->cols, q->bits, q->group_size, q->asym,
                                   q->perm != NULL, &lay, name, err) != 0)

@@ -30,6 +30,8 @@ typedef struct xf_qweight {
     uint8_t *zeros;       /* [rows, n_groups] */
     int32_t *perm;        /* [cols] or NULL */
     xf_outliers outliers; /* fp16 entries replacing dequantized ones; zeroed: none */
+    bool log2;            /* codes on the log2 grid (xfq_log2_code_value; exported as
+                             L2..L8, never asym/perm/outliers); false (init): uniform */
 } xf_qweight;
 
 /* group <= 0 or group >= cols means per-channel: returns cols; else group. */
@@ -66,6 +68,8 @@ void xf_qweight_dequantize_row(const xf_qweight *q, int64_t r, float *dst);
 
 /* Packed tensor dtype for a bit width: Q2/Q3/Q4/Q8, XF_DTYPE_INVALID else. */
 xf_dtype xf_qweight_dtype(int bits);
+/* The same for log2-grid codes: L2/L3/L4/L8. */
+xf_dtype xf_qweight_log2_dtype(int bits);
 
 /* An exported packed tensor: `tensor` is ready for xfq_write (dtype Qb,
  * ndim 2, packed view filled; data/nbytes = the whole record laid out as in

@@ -1,11 +1,14 @@
-/* Residual rotation, head-wise v/o Hadamard and the fused half of the
- * online down_proj Hadamard (steps 2-4 of quant/rotate.h). */
+/* Residual rotation, head-wise v/o rotation (Hadamard or a per-layer R2)
+ * and the fused half of the online down_proj Hadamard (steps 2-4 of
+ * quant/rotate.h). */
 #include "quant/rotate.h"
 
+#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "quant/hadamard.h"
+#include "quant/learned_rotation.h"
 #include "quant/rotate_mat.h"
 
 static const char *const kind_names[] = {"none", "hadamard", "learned", "klt"};
@@ -118,17 +121,37 @@ static int residual(xf_model_edit *e, const double *R, xf_error *err)
     return reader(e, &mw->lm_head, R, err);
 }
 
-/* rows of a [rows, n*d] fp64 matrix seen as [rows*n, d]: x -> x H_d */
-static int per_head_right(const xf_hadamard *h, double *a, int64_t rows, int64_t cols,
+/* The head-wise rotation of one layer: the fast Hadamard transform (the
+ * fixed H_d of --rotate hadamard/klt, kept so those stay bit-identical) or
+ * a dense orthogonal R2 [d, d] (the learned R2). */
+typedef struct head_rot {
+    const xf_hadamard *h; /* non-NULL: x -> x H_d */
+    const double *R;      /* else x -> x R */
+    int64_t d;
+} head_rot;
+
+/* rows of a [rows, n*d] fp64 matrix seen as [rows*n, d]: x -> x R */
+static int per_head_right(const head_rot *hr, double *a, int64_t rows, int64_t cols,
                           xf_error *err)
 {
-    return xf_hadamard_rows_f64(h, a, rows * (cols / h->n), false, err);
+    const int64_t m = rows * (cols / hr->d), d = hr->d;
+    if (hr->h)
+        return xf_hadamard_rows_f64(hr->h, a, m, false, err);
+    double *t = malloc((size_t)(m * d) * sizeof *t);
+    if (!t)
+        return xf_fail(err, "out of memory for a %lld x %lld head-wise product", (long long)m,
+                       (long long)d);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)d, (int)d, 1.0, a,
+                (int)d, hr->R, (int)d, 0.0, t, (int)d);
+    memcpy(a, t, (size_t)(m * d) * sizeof *a);
+    free(t);
+    return 0;
 }
 
 /* v's output rows [r0, r0 + kvd) of W [out, in] (row-major): every head's
- * slice W_h -> H^T W_h, so its output y_h -> y_h H. Done as the
+ * slice W_h -> R^T W_h, so its output y_h -> y_h R. Done as the
  * transposed block's rows from the right: transpose, transform, back. */
-static int v_rows(const xf_hadamard *h, double *W, int64_t in, int64_t r0, int64_t kvd,
+static int v_rows(const head_rot *hr, double *W, int64_t in, int64_t r0, int64_t kvd,
                   xf_error *err)
 {
     double *blk = W + r0 * in, *t = malloc((size_t)(kvd * in) * sizeof *t);
@@ -138,7 +161,7 @@ static int v_rows(const xf_hadamard *h, double *W, int64_t in, int64_t r0, int64
     for (int64_t r = 0; r < kvd; r++)
         for (int64_t c = 0; c < in; c++)
             t[c * kvd + r] = blk[r * in + c];
-    int rc = per_head_right(h, t, in, kvd, err);
+    int rc = per_head_right(hr, t, in, kvd, err);
     for (int64_t r = 0; r < kvd && rc == 0; r++)
         for (int64_t c = 0; c < in; c++)
             blk[r * in + c] = t[c * kvd + r];
@@ -146,7 +169,7 @@ static int v_rows(const xf_hadamard *h, double *W, int64_t in, int64_t r0, int64
     return rc;
 }
 
-static int headwise_layer(xf_model_edit *e, const xf_hadamard *h, const xf_layer_weights *L,
+static int headwise_layer(xf_model_edit *e, const head_rot *hr, const xf_layer_weights *L,
                           xf_error *err)
 {
     const xf_model_config *cfg = &e->m->weights.cfg;
@@ -156,21 +179,23 @@ static int headwise_layer(xf_model_edit *e, const xf_hadamard *h, const xf_layer
     const xf_linear *o = &L->lin[XF_LIN_O];
     const int64_t r0 = cfg->fused_qkv ? v->out - kvd : 0;
     xf_rmat w;
-    if (xf_rmat_weight(&w, e, v, err) != 0 || v_rows(h, w.a, w.cols, r0, kvd, err) != 0) {
+    if (xf_rmat_weight(&w, e, v, err) != 0 || v_rows(hr, w.a, w.cols, r0, kvd, err) != 0) {
         xf_rmat_free(&w);
         return -1;
     }
     xf_rmat_put(&w);
     if (v->b) {
         if (xf_rmat_tensor(&w, e, v->b, 1, v->out, err) != 0 ||
-            per_head_right(h, w.a + r0, 1, kvd, err) != 0) {
+            per_head_right(hr, w.a + r0, 1, kvd, err) != 0) {
             xf_rmat_free(&w);
             return -1;
         }
         xf_rmat_put(&w);
     }
-    /* o: the matching input columns of every head, W_o -> W_o H per slice */
-    if (xf_rmat_weight(&w, e, o, err) != 0 || per_head_right(h, w.a, w.rows, w.cols, err) != 0) {
+    /* o: the matching input columns of every q head, W_o -> W_o R per
+     * slice (a kv head shared by several q heads under GQA meets the same
+     * R in each: one R per layer keeps GQA exact) */
+    if (xf_rmat_weight(&w, e, o, err) != 0 || per_head_right(hr, w.a, w.rows, w.cols, err) != 0) {
         xf_rmat_free(&w);
         return -1;
     }
@@ -184,11 +209,31 @@ static int headwise_vo(xf_model_edit *e, xf_error *err)
     xf_hadamard h;
     if (xf_hadamard_init(&h, mw->cfg.head_dim, err) != 0)
         return -1;
+    const head_rot hr = {.h = &h, .d = mw->cfg.head_dim};
     int rc = 0;
     for (int64_t l = 0; l < mw->cfg.n_layers && rc == 0; l++)
-        rc = headwise_layer(e, &h, &mw->layers[l], err);
+        rc = headwise_layer(e, &hr, &mw->layers[l], err);
     xf_hadamard_free(&h);
     return rc;
+}
+
+int xf_rotate_headwise(xf_model_edit *e, const double *const *R2, xf_error *err)
+{
+    const xf_model_weights *mw = &e->m->weights;
+    const int64_t d = mw->cfg.head_dim;
+    /* exactness rests on R2 R2^T = I: refuse anything far from it */
+    for (int64_t l = 0; l < mw->cfg.n_layers; l++) {
+        double oe = xf_lrot_orth_error(R2[l], d);
+        if (oe < 0 || oe > 1e-6)
+            return xf_fail(err, "head-wise rotation of layer %lld is not orthogonal "
+                                "(|R'R - I| = %.3g)", (long long)l, oe);
+    }
+    for (int64_t l = 0; l < mw->cfg.n_layers; l++) {
+        const head_rot hr = {.R = R2[l], .d = d};
+        if (headwise_layer(e, &hr, &mw->layers[l], err) != 0)
+            return -1;
+    }
+    return xf_model_edit_commit(e, err);
 }
 
 static int online_down(xf_model_edit *e, xf_online_transforms *online, xf_error *err)

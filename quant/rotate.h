@@ -34,12 +34,16 @@
  *    gate, up, head) W -> W R1; writers (o, down) W -> R1^T W, biases
  *    b -> b R1. Exact because a weightless RMSNorm commutes with an
  *    orthogonal R1 (||x R1|| = ||x||).
- * 3. Head-wise Hadamard on v/o (fused, no online part): each head's v
- *    output slice y_h -> y_h H_d (W_v -> H_d^T W_v per head, bias too; the
- *    v third of GPT-2's c_attn outputs) and o's matching input columns
- *    W_o -> W_o H_d per head. Attention mixes v rows linearly, so o's
- *    input arrives rotated and meets the rotated columns. H_d: the plain
- *    Hadamard of size head_dim.
+ * 3. Head-wise rotation R2_l [head_dim, head_dim] on v/o of each layer l
+ *    (fused, no online part): each kv head's v output slice
+ *    y_h -> y_h R2_l (W_v -> R2_l^T W_v per head, bias too; the v third of
+ *    GPT-2's c_attn outputs) and o's matching input columns of every q head
+ *    W_o -> W_o R2_l. Attention mixes v rows linearly, so o's input arrives
+ *    rotated and meets the rotated columns; one R2_l for all heads of a
+ *    layer keeps GQA exact (a kv head serves several q heads). Any
+ *    orthogonal R2_l is exact: --rotate hadamard/klt use the plain
+ *    Hadamard H_d (fast transform), --rotate learned a Cayley-SGD R2_l per
+ *    layer (xf_learned_r2).
  * 4. Online Hadamard before down_proj / fc2 / mlp.c_proj: W_down ->
  *    W_down H_I (fused), and x -> x H_I at run time (quant/online.h,
  *    recorded in the recipe). Exact for gated and plain (ReLU/GELU) MLPs
@@ -116,5 +120,23 @@ int xf_rotate_center_stream(xf_model_edit *e, xf_error *err);
  * which the caller records in the recipe and gives to the hooks). */
 int xf_rotate_apply(xf_model_edit *e, const double *R1, bool headwise_vo,
                     xf_online_transforms *online, xf_error *err);
+
+/* Step 3 with a per-layer R2: R2[l] [head_dim, head_dim] row-major fp64,
+ * orthogonal (checked: refused above 1e-6), for every layer l; on a model
+ * given no head-wise Hadamard. Commits the edit. */
+int xf_rotate_headwise(xf_model_edit *e, const double *const *R2, xf_error *err);
+
+/* The learned R2 (quant/rotate_r2.c), SpinQuant's per-layer head-dim
+ * rotation, for a model already folded and rotated by xf_rotate_apply
+ * WITHOUT the head-wise Hadamard (online: the transforms it enabled, or
+ * NULL). Per layer: o_proj's inputs captured on q's calibration windows
+ * (full precision, online transforms applied), Cayley SGD from the
+ * randomized Hadamard of seed q->seed + 1 + l on the block-diagonal term
+ * (X_o, W_o) with the scheme's "o" activation quantizer and q's weight
+ * grid, q->steps / q->lr; the result is kept only if it lowers that loss
+ * (else the randomized Hadamard start). Applies them (xf_rotate_headwise)
+ * and adds "learned_r2" (per-layer losses) to `record`. */
+int xf_learned_r2(xf_model_edit *e, const xf_r1_request *q, const xf_online_transforms *online,
+                  json_t *record, xf_error *err);
 
 #endif

@@ -1,6 +1,8 @@
 /* Round-to-nearest: fit grids on the weights, quantize each weight alone. */
 #include "quant/rtn.h"
 
+#include "quant/log2_quant.h"
+
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -89,6 +91,33 @@ out:
     return rc;
 }
 
+/* Every group of every row on its own log2 grid; dequantized values are
+ * xf_log2_weight_row_codes' output, scales fp16-exact by construction. */
+static int quantize_log2(const float *W, xf_qweight *out)
+{
+    const int64_t cols = out->cols, g = out->group_size;
+    int oom = 0;
+    out->log2 = true;
+#pragma omp parallel reduction(| : oom)
+    {
+        float *tmp = malloc((size_t)g * sizeof *tmp);
+        oom |= !tmp;
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < out->rows; r++) {
+            for (int64_t j0 = 0, gi = 0; j0 < cols; j0 += g, gi++) {
+                int64_t n = cols - j0 < g ? cols - j0 : g;
+                float s = tmp ? xf_log2_weight_row_codes(W + r * cols + j0, n, out->bits,
+                                                         out->codes + r * cols + j0, tmp)
+                              : 0.0f;
+                /* an all-zero group: every code is the zero code, any scale works */
+                out->scales[r * out->n_groups + gi] = s > 0.0f ? s : 1.0f;
+            }
+        }
+        free(tmp);
+    }
+    return oom ? -1 : 0;
+}
+
 int xf_rtn_quantize(const float *W, int64_t rows, int64_t cols, const xf_rtn_params *p,
                     xf_qweight *out, const char *name, xf_error *err)
 {
@@ -96,14 +125,25 @@ int xf_rtn_quantize(const float *W, int64_t rows, int64_t cols, const xf_rtn_par
         name = "?";
     if (xf_grid_config_check(&p->grid, name, err) != 0)
         return -1;
+    if (p->log2_grid && (p->per_tensor || p->outliers > 0.0))
+        return xf_fail(err, "%s: the log2 weight grid supports neither per-tensor grids nor "
+                            "outliers", name);
     int64_t g = p->per_tensor ? cols : xf_group_size_resolve(p->group, cols);
-    if (xf_qweight_init(out, rows, cols, p->grid.bits, g, !p->grid.sym, false, name, err) != 0)
+    if (xf_qweight_init(out, rows, cols, p->grid.bits, g, !p->grid.sym && !p->log2_grid, false,
+                        name, err) != 0)
         return -1;
     int64_t bad = first_nonfinite(W, rows * cols);
     if (bad >= 0) {
         xf_qweight_free(out);
         return xf_fail(err, "%s: non-finite weight at [%lld, %lld]", name,
                        (long long)(bad / cols), (long long)(bad % cols));
+    }
+    if (p->log2_grid) {
+        if (quantize_log2(W, out) != 0) {
+            xf_qweight_free(out);
+            return xf_fail(err, "%s: out of memory", name);
+        }
+        return 0;
     }
     const int64_t count = xf_outliers_count(p->outliers, rows * cols);
     if (count == 0) {

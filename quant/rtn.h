@@ -16,6 +16,9 @@ typedef struct xf_rtn_params {
     bool per_tensor; /* one grid for the whole tensor (overrides group); stored
                         as per-channel with the same scale/zero in every row */
     double outliers; /* fraction 0..1 of the weights kept in fp16 (dense-and-sparse) */
+    bool log2_grid;  /* --weight-grid log2: every row/group on the log2 grid of
+                        xf_log2_weight_row_codes (grid.sym/clip unused); no
+                        per_tensor, no outliers */
 } xf_rtn_params;
 
 /* Quantizes W [rows, cols] (fp32, row-major, finite; not modified) into

@@ -23,6 +23,7 @@
 
 #include <cmocka.h>
 
+#include "core/half.h"
 #include "model/forward.h"
 #include "model/loader.h"
 #include "quant/act_clip.h"
@@ -380,16 +381,22 @@ static void test_log2_weight_row(void **state)
         assert_true(s > m * 0.5f && s <= m);
         double e = 0, e_max = 0;
         const int kmax = (1 << (bits - 1)) - 1;
+        /* the unsearched candidate: max|w| rounded down to fp16 */
+        float m0 = xf_f16_to_f32(xf_f32_to_f16(m));
+        if (m0 > m)
+            m0 = xf_f16_to_f32((uint16_t)(xf_f32_to_f16(m) - 1));
         for (int i = 0; i < 256; i++) {
             if (q[i] != 0.0f) {
                 assert_true((q[i] < 0) == (w[i] < 0));
                 double k = -log2(fabs((double)q[i]) / s);
-                assert_true(fabs(k - rint(k)) < 1e-5 && rint(k) >= 0 && rint(k) <= kmax);
+                /* the smallest negative level is the zero code's (xfq-format.md) */
+                assert_true(fabs(k - rint(k)) < 1e-5 && rint(k) >= 0 &&
+                            rint(k) <= (q[i] < 0 ? kmax - 1 : kmax));
             }
             e += (q[i] - w[i]) * (double)(q[i] - w[i]);
-            /* the unsearched scale max|w| as a bound */
-            double kk = rint(-log2(fabs((double)w[i]) / m));
-            double v = kk > kmax ? 0.0 : m * exp2(-(kk < 0 ? 0 : kk));
+            /* the unsearched scale m0 as a bound */
+            double kk = rint(-log2(fabs((double)w[i]) / m0));
+            double v = kk > (w[i] < 0 ? kmax - 1 : kmax) ? 0.0 : m0 * exp2(-(kk < 0 ? 0 : kk));
             v = w[i] < 0 ? -v : v;
             e_max += (v - w[i]) * (v - w[i]);
         }

@@ -9,7 +9,10 @@
  * online transform is needed (without it the logits move) and inverts the
  * fused half; R1 is orthogonal; unsupported models are refused; a rotated
  * GPT-2 written by `xfquant rtn --rotate hadamard` reloads as RMSNorm and
- * evaluates exactly as the same rotation and RTN done in memory. */
+ * evaluates exactly as the same rotation and RTN done in memory. A
+ * random orthogonal head-wise R2 per layer (in place of H_d) is exact too
+ * (GQA llama, qwen2, GPT-2); the learned R2 keeps the logits and, on
+ * stories260K through the CLI, lowers o_proj's loss in at least one layer. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -130,8 +133,55 @@ static void stress_layernorm(xf_model_edit *e)
         fail_msg("commit: %s", err.msg);
 }
 
-/* Folds, rotates (kind hadamard or klt) and checks the logits. */
-static void check_model(const char *path, xf_rotate_kind kind, bool headwise, bool online_down)
+/* An arbitrary orthogonal [n, n] (row-major): the Q of a random matrix by
+ * modified Gram-Schmidt, twice for orthogonality to rounding. */
+static void random_orthogonal(double *Q, int64_t n, uint64_t seed)
+{
+    uint64_t s = seed * 6364136223846793005ull + 1442695040888963407ull;
+    for (int64_t i = 0; i < n * n; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        Q[i] = (double)(s >> 11) / 9007199254740992.0 - 0.5;
+    }
+    for (int pass = 0; pass < 2; pass++)
+        for (int64_t j = 0; j < n; j++) { /* column j against columns < j */
+            for (int64_t k = 0; k < j; k++) {
+                double dot = 0;
+                for (int64_t i = 0; i < n; i++)
+                    dot += Q[i * n + j] * Q[i * n + k];
+                for (int64_t i = 0; i < n; i++)
+                    Q[i * n + j] -= dot * Q[i * n + k];
+            }
+            double nrm = 0;
+            for (int64_t i = 0; i < n; i++)
+                nrm += Q[i * n + j] * Q[i * n + j];
+            for (int64_t i = 0; i < n; i++)
+                Q[i * n + j] /= sqrt(nrm);
+        }
+}
+
+/* Step 3 with a different arbitrary orthogonal R2 per layer. */
+static void apply_random_r2(xf_model_edit *e, uint64_t seed)
+{
+    const int64_t L = e->m->cfg.n_layers, d = e->m->cfg.head_dim;
+    double *R = malloc((size_t)(L * d * d) * sizeof *R);
+    const double **R2 = malloc((size_t)L * sizeof *R2);
+    assert_true(R && R2);
+    for (int64_t l = 0; l < L; l++) {
+        random_orthogonal(R + l * d * d, d, seed + (uint64_t)l);
+        assert_true(orth_err(R + l * d * d, d) < 1e-12);
+        R2[l] = R + l * d * d;
+    }
+    xf_error err = {{0}};
+    if (xf_rotate_headwise(e, R2, &err) != 0)
+        fail_msg("R2: %s", err.msg);
+    free((void *)R2);
+    free(R);
+}
+
+/* Folds, rotates (kind hadamard or klt) and checks the logits; random_r2:
+ * head-wise by a random orthogonal R2 per layer instead of H_d. */
+static void check_model_r2(const char *path, xf_rotate_kind kind, bool headwise,
+                           bool online_down, bool random_r2)
 {
     xf_error err = {{0}};
     xf_loaded_model m;
@@ -180,13 +230,16 @@ static void check_model(const char *path, xf_rotate_kind kind, bool headwise, bo
     assert_true(oe < 1e-10);
     xf_online_transforms online;
     xf_online_init(&online);
-    if (xf_rotate_apply(&e, R1, headwise, online_down ? &online : NULL, &err) != 0)
+    if (xf_rotate_apply(&e, R1, headwise && !random_r2, online_down ? &online : NULL, &err) != 0)
         fail_msg("rotate: %s", err.msg);
     free(R1);
+    if (random_r2)
+        apply_random_r2(&e, 77);
     float *rot = logits_of(&m.weights, &online, tok, T_EVAL);
     double d_rot = xf_test_rel_diff(rot, ref, T_EVAL * V);
-    print_message("%s %s headwise=%d online=%d: fold %.2e, rotated %.2e, |R'R-I| %.1e\n", path,
-                  xf_rotate_kind_name(kind), headwise, online_down, d_fold, d_rot, oe);
+    print_message("%s %s headwise=%d%s online=%d: fold %.2e, rotated %.2e, |R'R-I| %.1e\n",
+                  path, xf_rotate_kind_name(kind), headwise, random_r2 ? " (random R2)" : "",
+                  online_down, d_fold, d_rot, oe);
     assert_true(d_fold < TOL);
     assert_true(d_rot < TOL);
     if (online_down) {
@@ -210,6 +263,11 @@ static void check_model(const char *path, xf_rotate_kind kind, bool headwise, bo
     free(orig);
     free(tok);
     xf_model_close(&m);
+}
+
+static void check_model(const char *path, xf_rotate_kind kind, bool headwise, bool online_down)
+{
+    check_model_r2(path, kind, headwise, online_down, false);
 }
 
 static char *random_model(const char *name, xf_random_model_spec s)
@@ -495,6 +553,146 @@ static void test_rotated_gpt2_xfq(void **state)
     free(dir);
 }
 
+/* Any orthogonal R2 per layer (not only H_d) is exact: GQA llama, qwen2
+ * biases, GPT-2's fused c_attn; a non-orthogonal one is refused. */
+static void test_random_r2_exact(void **state)
+{
+    (void)state;
+    char *a = random_model("llama-r2", (xf_random_model_spec){.family = "llama", .hidden = 64,
+                                                              .intermediate = 172, .layers = 2,
+                                                              .heads = 8, .kv_heads = 2,
+                                                              .vocab = 96, .max_pos = 64,
+                                                              .tied = true, .seed = 21});
+    char *b = random_model("qwen2-r2", (xf_random_model_spec){.family = "qwen2", .hidden = 32,
+                                                              .intermediate = 96, .layers = 2,
+                                                              .heads = 4, .kv_heads = 2,
+                                                              .vocab = 80, .max_pos = 64,
+                                                              .f16 = true, .seed = 22});
+    char *c = random_model("gpt2-r2", (xf_random_model_spec){.family = "gpt2", .hidden = 64,
+                                                             .layers = 2, .heads = 4, .vocab = 96,
+                                                             .max_pos = 64, .tied = true,
+                                                             .seed = 23});
+    check_model_r2(a, XF_ROTATE_HADAMARD, true, true, true);
+    check_model_r2(b, XF_ROTATE_HADAMARD, true, true, true);
+    check_model_r2(b, XF_ROTATE_KLT, true, false, true);
+    check_model_r2(c, XF_ROTATE_HADAMARD, true, true, true);
+
+    xf_error err = {{0}};
+    xf_loaded_model m;
+    if (xf_model_open(&m, a, &err) != 0)
+        fail_msg("open: %s", err.msg);
+    xf_model_edit e;
+    assert_int_equal(xf_model_edit_init(&e, &m, &err), 0);
+    const int64_t d = m.cfg.head_dim;
+    double *R = calloc((size_t)(d * d), sizeof *R);
+    assert_non_null(R);
+    for (int64_t i = 0; i < d; i++)
+        R[i * d + i] = i == 1 ? 1.01 : 1.0;
+    const double *R2[2] = {R, R};
+    assert_int_equal(m.cfg.n_layers, 2);
+    assert_int_not_equal(xf_rotate_headwise(&e, R2, &err), 0);
+    assert_non_null(strstr(err.msg, "not orthogonal"));
+    free(R);
+    xf_model_edit_free(&e);
+    xf_model_close(&m);
+    free(a);
+    free(b);
+    free(c);
+}
+
+/* xf_learned_r2 through the library on a random GQA llama: the learned R2
+ * keeps the fp logits and the record has one entry per layer. */
+static void test_learned_r2_exact(void **state)
+{
+    (void)state;
+    char *dir = random_model("llama-lr2", (xf_random_model_spec){.family = "llama", .hidden = 64,
+                                                                 .intermediate = 128, .layers = 2,
+                                                                 .heads = 4, .kv_heads = 2,
+                                                                 .vocab = 96, .max_pos = 64,
+                                                                 .seed = 24});
+    xf_error err = {{0}};
+    xf_loaded_model m;
+    if (xf_model_open(&m, dir, &err) != 0)
+        fail_msg("open: %s", err.msg);
+    const int64_t V = m.cfg.vocab;
+    int32_t *tok = xf_test_random_tokens(4 * T_EVAL, V, 31);
+    float *orig = logits_of(&m.weights, NULL, tok, T_EVAL);
+    xf_model_edit e;
+    assert_int_equal(xf_model_edit_init(&e, &m, &err), 0);
+    if (xf_rotate_fold_norms(&e, NULL, &err) != 0)
+        fail_msg("fold: %s", err.msg);
+    xf_act_scheme act;
+    xf_act_scheme_quarot(&act, 4, 0);
+    xf_r1_request q = {.kind = XF_ROTATE_LEARNED, .seed = 9, .steps = 20, .lr = 1.5,
+                       .tokens = tok, .nsamples = 4, .T = T_EVAL, .act = &act,
+                       .weight_bits = 4, .weight_sym = true, .weight_group = -1};
+    double *R1 = NULL;
+    json_t *rec = json_object();
+    q.kind = XF_ROTATE_HADAMARD; /* R1 itself is not under test here */
+    if (xf_rotation_r1(&m.weights, &q, &R1, rec, &err) != 0)
+        fail_msg("R1: %s", err.msg);
+    q.kind = XF_ROTATE_LEARNED;
+    xf_online_transforms online;
+    xf_online_init(&online);
+    if (xf_rotate_apply(&e, R1, false, &online, &err) != 0)
+        fail_msg("rotate: %s", err.msg);
+    free(R1);
+    if (xf_learned_r2(&e, &q, &online, rec, &err) != 0)
+        fail_msg("learned R2: %s", err.msg);
+    float *rot = logits_of(&m.weights, &online, tok, T_EVAL);
+    double d = xf_test_rel_diff(rot, orig, T_EVAL * V);
+    const json_t *layers = json_object_get(json_object_get(rec, "learned_r2"), "layers");
+    print_message("learned R2 on a random llama: logits %.2e\n", d);
+    assert_true(d < TOL);
+    assert_int_equal(json_array_size(layers), 2);
+    json_decref(rec);
+    free(rot);
+    free(orig);
+    free(tok);
+    xf_online_free(&online);
+    xf_model_edit_free(&e);
+    xf_model_close(&m);
+    free(dir);
+}
+
+/* `xfquant rtn --rotate learned` on stories260K (W4A4KV4): the recipe's
+ * learned_r2 shows the o_proj loss falling for at least one layer. */
+static void test_learned_r2_shared(void **state)
+{
+    (void)state;
+    XF_TEST_REQUIRE_SHARED(model_s, "models/stories260K");
+    char model[4096], calib[4096], out[4200];
+    snprintf(model, sizeof model, "%s", model_s);
+    XF_TEST_REQUIRE_SHARED(calib_s, "data/tinystories/calib.txt");
+    snprintf(calib, sizeof calib, "%s", calib_s);
+    snprintf(out, sizeof out, "%s/lr2.xfq", g_tmp);
+    xf_cli_result res = xf_cli_run(g_tmp,
+                                   "rtn --bits 4 --group -1 --sym --act-bits 4 --act-clip 0.9 "
+                                   "--kv-bits 4 --kv-clip 0.95 --rotate learned --rotate-steps 40 "
+                                   "--calib %s --nsamples 8 --seqlen 128 %s %s",
+                                   calib, model, out);
+    if (res.code != 0)
+        fail_msg("xfquant rtn: exit %d: %s", res.code, res.err);
+    xf_cli_result_free(&res);
+    xf_error err = {{0}};
+    xf_loaded_model q;
+    if (xf_model_open(&q, out, &err) != 0)
+        fail_msg("reload: %s", err.msg);
+    const json_t *rot = json_object_get(json_object_get(q.xfq.meta, "recipe"), "rotation");
+    const json_t *layers = json_object_get(json_object_get(rot, "learned_r2"), "layers");
+    assert_int_equal((int64_t)json_array_size(layers), q.cfg.n_layers);
+    int better = 0;
+    for (size_t i = 0; i < json_array_size(layers); i++) {
+        const json_t *L = json_array_get(layers, i);
+        double l0 = json_real_value(json_object_get(L, "loss_initial"));
+        double l1 = json_real_value(json_object_get(L, "loss_final"));
+        print_message("stories260K R2 layer %zu: %.5g -> %.5g\n", i, l0, l1);
+        better += l1 < l0 && json_is_true(json_object_get(L, "kept"));
+    }
+    assert_true(better >= 1);
+    xf_model_close(&q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -504,6 +702,9 @@ int main(void)
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_norm_config_key),
         cmocka_unit_test(test_rotated_gpt2_xfq),
+        cmocka_unit_test(test_random_r2_exact),
+        cmocka_unit_test(test_learned_r2_exact),
+        cmocka_unit_test(test_learned_r2_shared),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
