@@ -45,7 +45,7 @@ void xf_lrot_quant_from_scheme(xf_lrot_quant *q, const xf_act_scheme *s, xf_act_
                                int w_bits, bool w_sym, int64_t w_group)
 {
     xf_lrot_quant_default(q);
-    if (s->act_bits > 0 && (s->act_inputs & (1u << in))) {
+    if (s && s->act_bits > 0 && (s->act_inputs & (1u << in))) { /* NULL: weights only */
         q->act_bits = s->act_bits;
         q->act_sym = s->act_sym;
         q->act_group = s->act_group;

@@ -219,8 +219,10 @@ static void check_model_r2(const char *path, xf_rotate_kind kind, bool headwise,
     float *folded = logits_of(&m.weights, NULL, tok, T_EVAL);
     double d_fold = xf_test_rel_diff(folded, ref, T_EVAL * V);
 
+    /* learned: a few steps on the weight grid alone (no activation scheme) */
     xf_r1_request q = {.kind = kind, .seed = 5, .klt_hadamard = true, .tokens = tok,
-                       .nsamples = 4, .T = T_EVAL};
+                       .nsamples = 4, .T = T_EVAL, .steps = 5, .lr = 1.5, .weight_bits = 4,
+                       .weight_sym = true, .weight_group = -1};
     double *R1 = NULL;
     json_t *rec = json_object();
     if (xf_rotation_r1(&m.weights, &q, &R1, rec, &err) != 0)
@@ -298,6 +300,7 @@ static void test_llama_family_exact(void **state)
     check_model(a, XF_ROTATE_HADAMARD, false, false);
     check_model(b, XF_ROTATE_HADAMARD, true, true);
     check_model(b, XF_ROTATE_KLT, true, true);
+    check_model(b, XF_ROTATE_LEARNED, true, true);
     free(a);
     free(b);
 }
@@ -341,6 +344,9 @@ static void test_layernorm_exact(void **state)
     check_model(c, XF_ROTATE_HADAMARD, true, true);
     check_model(c, XF_ROTATE_KLT, true, true);
     check_model(c, XF_ROTATE_HADAMARD, false, false);
+    /* learned R1 on LayerNorm models: the mlp input is reported as UP */
+    check_model(a, XF_ROTATE_LEARNED, true, true);
+    check_model(c, XF_ROTATE_LEARNED, true, true);
     free(a);
     free(b);
     free(c);
