@@ -23,45 +23,6 @@
 
 /* ---- test data ---- */
 
-/* X [N, d] with correlated columns (random mixing) of unequal scales. */
-static float *make_inputs(int N, int d, uint64_t seed)
-{
-    uint64_t rng = seed;
-    float *M = malloc(sizeof(float) * d * d), *Z = malloc(sizeof(float) * N * d);
-    float *X = calloc((size_t)N * d, sizeof(float));
-    for (int i = 0; i < d * d; i++)
-        M[i] = xf_test_rand_normal(&rng) / sqrtf((float)d) + ((i / d == i % d) ? 0.5f : 0.0f);
-    for (int i = 0; i < N * d; i++)
-        Z[i] = xf_test_rand_normal(&rng);
-    float *s = malloc(sizeof(float) * d);
-    for (int j = 0; j < d; j++)
-        s[j] = expf(0.7f * xf_test_rand_normal(&rng));
-    for (int r = 0; r < N; r++)
-        for (int k = 0; k < d; k++)
-            for (int j = 0; j < d; j++)
-                X[r * d + j] += Z[r * d + k] * M[k * d + j];
-    for (int r = 0; r < N; r++)
-        for (int j = 0; j < d; j++)
-            X[r * d + j] *= s[j];
-    free(M);
-    free(Z);
-    free(s);
-    return X;
-}
-
-/* H = 2/N X^T X in fp64. */
-static double *hessian_of(const float *X, int N, int d)
-{
-    double *H = calloc((size_t)d * d, sizeof(double));
-    for (int r = 0; r < N; r++)
-        for (int i = 0; i < d; i++)
-            for (int j = 0; j < d; j++)
-                H[i * d + j] += (double)X[r * d + i] * X[r * d + j];
-    for (int i = 0; i < d * d; i++)
-        H[i] *= 2.0 / N;
-    return H;
-}
-
 static float *make_weights(int rows, int cols, uint64_t seed)
 {
     uint64_t rng = seed;
@@ -69,13 +30,6 @@ static float *make_weights(int rows, int cols, uint64_t seed)
     for (int i = 0; i < rows * cols; i++)
         W[i] = xf_test_rand_normal(&rng) * 0.1f;
     return W;
-}
-
-static float *copy_f(const float *x, size_t n)
-{
-    float *y = malloc(n * sizeof *y);
-    memcpy(y, x, n * sizeof *y);
-    return y;
 }
 
 /* ---- plain fp64 reference GPTQ ---- */
@@ -247,8 +201,8 @@ static void test_matches_plain_reference(void **state)
 {
     (void)state;
     enum { ROWS = 48, COLS = 200, N = 512 };
-    float *X = make_inputs(N, COLS, 3);
-    double *H = hessian_of(X, N, COLS);
+    float *X = xf_test_correlated_inputs(N, COLS, 3);
+    double *H = xf_test_hessian(X, N, COLS);
     float *W = make_weights(ROWS, COLS, 4);
     const int64_t blocks[] = {1, 7, 32, 128, 256};
     struct { int64_t group; bool stat; bool sym; xf_clip clip; int bits; } modes[] = {
@@ -270,7 +224,7 @@ static void test_matches_plain_reference(void **state)
             ref_gptq(W, ROWS, COLS, H, &p, &ref);
             for (int b = 0; b < 5; b++) {
                 p.block = blocks[b];
-                float *Wq = copy_f(W, ROWS * COLS);
+                float *Wq = xf_test_copy_f32(W, ROWS * COLS);
                 xf_qweight q;
                 xf_gptq_stats st;
                 xf_error err;
@@ -324,7 +278,7 @@ static void test_identity_hessian_is_rtn(void **state)
             p.block = 16;
             xf_rtn_params rp = {.grid = p.grid, .group = p.group};
             xf_qweight a, b;
-            float *Wq = copy_f(W, ROWS * COLS);
+            float *Wq = xf_test_copy_f32(W, ROWS * COLS);
             assert_int_equal(xf_gptq_solve(Wq, ROWS, COLS, H, &p, &a, NULL, "l", NULL), 0);
             assert_int_equal(xf_rtn_quantize(W, ROWS, COLS, &rp, &b, "l", NULL), 0);
             assert_null(a.perm);
@@ -359,8 +313,8 @@ static void test_beats_rtn(void **state)
     (void)state;
     enum { ROWS = 32, COLS = 128, N = 384 };
     for (uint64_t seed = 1; seed <= 5; seed++) {
-        float *X = make_inputs(N, COLS, 100 + seed);
-        double *H = hessian_of(X, N, COLS);
+        float *X = xf_test_correlated_inputs(N, COLS, 100 + seed);
+        double *H = xf_test_hessian(X, N, COLS);
         float *W = make_weights(ROWS, COLS, 200 + seed);
         for (int v = 0; v < 2; v++) {
             xf_gptq_params p;
@@ -369,7 +323,7 @@ static void test_beats_rtn(void **state)
             p.group = v ? 32 : -1;
             p.act_order = v;
             xf_rtn_params rp = {.grid = p.grid, .group = p.group};
-            float *Wq = copy_f(W, ROWS * COLS), *Qr = malloc(sizeof(float) * ROWS * COLS);
+            float *Wq = xf_test_copy_f32(W, ROWS * COLS), *Qr = malloc(sizeof(float) * ROWS * COLS);
             xf_qweight a, b;
             assert_int_equal(xf_gptq_solve(Wq, ROWS, COLS, H, &p, &a, NULL, "l", NULL), 0);
             assert_int_equal(xf_rtn_quantize(W, ROWS, COLS, &rp, &b, "l", NULL), 0);
@@ -411,14 +365,14 @@ static void test_singular_hessian_retries(void **state)
         for (int k = 0; k < K; k++)
             for (int j = 0; j < COLS; j++)
                 X[r * COLS + j] += Z[r * K + k] * A[k * COLS + j];
-    double *H = hessian_of(X, N, COLS);
+    double *H = xf_test_hessian(X, N, COLS);
     float *W = make_weights(ROWS, COLS, 3);
     xf_gptq_params p;
     xf_gptq_params_default(&p);
     p.damp = 0.0; /* no damping: the singular H must fail and be retried */
     xf_log_level lvl = xf_log_get_level();
     xf_log_set_level(XF_LOG_QUIET);
-    float *Wq = copy_f(W, ROWS * COLS);
+    float *Wq = xf_test_copy_f32(W, ROWS * COLS);
     xf_qweight q;
     xf_gptq_stats st;
     xf_error err;
@@ -466,7 +420,7 @@ static void test_singular_hessian_retries(void **state)
                 H[i * COLS + j] = s;
             }
         xf_gptq_params_default(&p);
-        Wq = copy_f(W, ROWS * COLS);
+        Wq = xf_test_copy_f32(W, ROWS * COLS);
         int rc = xf_gptq_solve(Wq, ROWS, COLS, H, &p, &q, &st, "blk.3.mlp.up", &err);
         if (trial == 0) {
             assert_int_equal(rc, 0);
@@ -495,17 +449,17 @@ static void test_dead_columns(void **state)
 {
     (void)state;
     enum { ROWS = 12, COLS = 64, N = 200 };
-    float *X = make_inputs(N, COLS, 8);
+    float *X = xf_test_correlated_inputs(N, COLS, 8);
     for (int r = 0; r < N; r++)
         X[r * COLS + 5] = X[r * COLS + 40] = 0.0f;
-    double *H = hessian_of(X, N, COLS);
+    double *H = xf_test_hessian(X, N, COLS);
     float *W = make_weights(ROWS, COLS, 9);
     for (int act = 0; act <= 1; act++) {
         xf_gptq_params p;
         xf_gptq_params_default(&p);
         p.act_order = act;
         p.group = 16;
-        float *Wq = copy_f(W, ROWS * COLS);
+        float *Wq = xf_test_copy_f32(W, ROWS * COLS);
         xf_qweight q;
         xf_gptq_stats st;
         assert_int_equal(xf_gptq_solve(Wq, ROWS, COLS, H, &p, &q, &st, "l", NULL), 0);
@@ -530,8 +484,8 @@ static void test_determinism_and_export(void **state)
 {
     (void)state;
     enum { ROWS = 24, COLS = 150, N = 300 };
-    float *X = make_inputs(N, COLS, 21);
-    double *H = hessian_of(X, N, COLS);
+    float *X = xf_test_correlated_inputs(N, COLS, 21);
+    double *H = xf_test_hessian(X, N, COLS);
     float *W = make_weights(ROWS, COLS, 22);
     struct { int bits; bool sym, act, stat; int64_t group; } cfg[] = {
         {4, false, true, false, 32}, {3, true, true, true, 32}, {2, false, false, false, -1},
@@ -546,7 +500,7 @@ static void test_determinism_and_export(void **state)
         p.static_groups = cfg[c].stat;
         p.group = cfg[c].group;
         p.block = 64;
-        float *A = copy_f(W, ROWS * COLS), *B = copy_f(W, ROWS * COLS);
+        float *A = xf_test_copy_f32(W, ROWS * COLS), *B = xf_test_copy_f32(W, ROWS * COLS);
         xf_qweight qa, qb;
         xf_gptq_stats sa, sb;
         assert_int_equal(xf_gptq_solve(A, ROWS, COLS, H, &p, &qa, &sa, "l", NULL), 0);
@@ -638,8 +592,8 @@ static void test_hessian_accumulator(void **state)
 {
     (void)state;
     enum { D = 24, N = 5000 }; /* more rows than one fp32 batch holds */
-    float *X = make_inputs(N, D, 31);
-    double *ref = hessian_of(X, N, D), *H = malloc(sizeof(double) * D * D);
+    float *X = xf_test_correlated_inputs(N, D, 31);
+    double *ref = xf_test_hessian(X, N, D), *H = malloc(sizeof(double) * D * D);
     xf_hessian h;
     xf_error err;
     assert_int_equal(xf_hessian_init(&h, D, &err), 0);

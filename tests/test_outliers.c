@@ -44,45 +44,6 @@ static char *tmp_path(const char *name)
 
 /* ---- test data (as tests/test_gptq.c) ---- */
 
-/* X [N, d] with correlated columns of unequal scales. */
-static float *make_inputs(int N, int d, uint64_t seed)
-{
-    uint64_t rng = seed;
-    float *M = malloc(sizeof(float) * d * d), *Z = malloc(sizeof(float) * N * d);
-    float *X = calloc((size_t)N * d, sizeof(float));
-    float *s = malloc(sizeof(float) * d);
-    for (int i = 0; i < d * d; i++)
-        M[i] = xf_test_rand_normal(&rng) / sqrtf((float)d) + ((i / d == i % d) ? 0.5f : 0.0f);
-    for (int i = 0; i < N * d; i++)
-        Z[i] = xf_test_rand_normal(&rng);
-    for (int j = 0; j < d; j++)
-        s[j] = expf(0.7f * xf_test_rand_normal(&rng));
-    for (int r = 0; r < N; r++)
-        for (int k = 0; k < d; k++)
-            for (int j = 0; j < d; j++)
-                X[r * d + j] += Z[r * d + k] * M[k * d + j];
-    for (int r = 0; r < N; r++)
-        for (int j = 0; j < d; j++)
-            X[r * d + j] *= s[j];
-    free(M);
-    free(Z);
-    free(s);
-    return X;
-}
-
-/* H = 2/N X^T X in fp64. */
-static double *hessian_of(const float *X, int N, int d)
-{
-    double *H = calloc((size_t)d * d, sizeof(double));
-    for (int r = 0; r < N; r++)
-        for (int i = 0; i < d; i++)
-            for (int j = 0; j < d; j++)
-                H[i * d + j] += (double)X[r * d + i] * X[r * d + j];
-    for (int i = 0; i < d * d; i++)
-        H[i] *= 2.0 / N;
-    return H;
-}
-
 static float *normal_weights(int n, float std, uint64_t seed)
 {
     uint64_t rng = seed;
@@ -90,13 +51,6 @@ static float *normal_weights(int n, float std, uint64_t seed)
     for (int i = 0; i < n; i++)
         W[i] = xf_test_rand_normal(&rng) * std;
     return W;
-}
-
-static float *copy_f(const float *x, size_t n)
-{
-    float *y = malloc(n * sizeof *y);
-    memcpy(y, x, n * sizeof *y);
-    return y;
 }
 
 /* ||(W - Q) X^T||^2: the layer's output error on the inputs. */
@@ -175,8 +129,8 @@ static void gptq_file(const char *src, const char *out, const xf_gptq_params *p)
             if (!dl.w[r])
                 continue;
             const int in = (int)dl.in[r], N = 192;
-            float *X = make_inputs(N, in, 1000 + 10 * (uint64_t)l + (uint64_t)r);
-            double *H = hessian_of(X, N, in);
+            float *X = xf_test_correlated_inputs(N, in, 1000 + 10 * (uint64_t)l + (uint64_t)r);
+            double *H = xf_test_hessian(X, N, in);
             xf_qweight q;
             const char *name = m.weights.layers[l].lin[r].w->name;
             if (xf_gptq_solve(dl.w[r], dl.out[r], in, H, p, &q, NULL, name, &err) != 0)
@@ -414,8 +368,8 @@ static void test_gptq_planted_outlier_excluded(void **state)
 {
     (void)state;
     enum { R = 8, C = 64, N = 256 };
-    float *X = make_inputs(N, C, 31);
-    double *H = hessian_of(X, N, C);
+    float *X = xf_test_correlated_inputs(N, C, 31);
+    double *H = xf_test_hessian(X, N, C);
     for (int v = 0; v < 2; v++) {
         float *W0 = normal_weights(R * C, 0.05f, 41);
         W0[3 * C + 40] = 3.0f;
@@ -423,7 +377,7 @@ static void test_gptq_planted_outlier_excluded(void **state)
         xf_gptq_params_default(&p);
         p.act_order = v == 1;
         p.outliers = 1.0 / (R * C);
-        float *W = copy_f(W0, R * C);
+        float *W = xf_test_copy_f32(W0, R * C);
         xf_qweight q;
         xf_error err = {0};
         assert_int_equal(xf_gptq_solve(W, R, C, H, &p, &q, NULL, "t", &err), 0);
@@ -463,8 +417,8 @@ static void test_gptq_outliers_lower_loss(void **state)
     (void)state;
     enum { ROWS = 32, COLS = 128, N = 384, PLANT = 41 }; /* 41 = round(1 % of 4096) */
     for (uint64_t seed = 1; seed <= 3; seed++) {
-        float *X = make_inputs(N, COLS, 500 + seed);
-        double *H = hessian_of(X, N, COLS);
+        float *X = xf_test_correlated_inputs(N, COLS, 500 + seed);
+        double *H = xf_test_hessian(X, N, COLS);
         float *W = normal_weights(ROWS * COLS, 0.05f, 600 + seed);
         uint64_t rng = 700 + seed;
         int planted[PLANT];
@@ -487,7 +441,7 @@ static void test_gptq_outliers_lower_loss(void **state)
             p.grid.bits = 3;
             p.group = v ? 32 : -1;
             p.act_order = v;
-            float *Q0 = copy_f(W, ROWS * COLS), *Q1 = copy_f(W, ROWS * COLS);
+            float *Q0 = xf_test_copy_f32(W, ROWS * COLS), *Q1 = xf_test_copy_f32(W, ROWS * COLS);
             xf_qweight a, b;
             assert_int_equal(xf_gptq_solve(Q0, ROWS, COLS, H, &p, &a, NULL, "l", NULL), 0);
             p.outliers = 0.01;
@@ -610,15 +564,15 @@ static void test_frac0_byte_identical(void **state)
 
     /* GPTQ solve: outliers 0 is the plain solve, bit for bit */
     enum { R = 16, C = 64, N = 200 };
-    float *X = make_inputs(N, C, 77);
-    double *H = hessian_of(X, N, C);
+    float *X = xf_test_correlated_inputs(N, C, 77);
+    double *H = xf_test_hessian(X, N, C);
     float *W = normal_weights(R * C, 0.1f, 78);
     for (int v = 0; v < 2; v++) {
         xf_gptq_params p;
         xf_gptq_params_default(&p);
         p.group = v ? 16 : -1;
         p.act_order = v;
-        float *W1 = copy_f(W, R * C), *W2 = copy_f(W, R * C);
+        float *W1 = xf_test_copy_f32(W, R * C), *W2 = xf_test_copy_f32(W, R * C);
         xf_qweight q1, q2;
         assert_int_equal(xf_gptq_solve(W1, R, C, H, &p, &q1, NULL, "l", NULL), 0);
         p.outliers = 1e-4; /* round(0.1) = 0 entries */

@@ -149,3 +149,49 @@ bool xf_test_files_equal(const char *a, const char *b)
     free(y);
     return eq;
 }
+
+float *xf_test_correlated_inputs(int N, int d, uint64_t seed)
+{
+    uint64_t rng = seed;
+    float *M = malloc(sizeof(float) * d * d), *Z = malloc(sizeof(float) * N * d);
+    float *X = calloc((size_t)N * d, sizeof(float));
+    for (int i = 0; i < d * d; i++)
+        M[i] = xf_test_rand_normal(&rng) / sqrtf((float)d) + ((i / d == i % d) ? 0.5f : 0.0f);
+    for (int i = 0; i < N * d; i++)
+        Z[i] = xf_test_rand_normal(&rng);
+    float *s = malloc(sizeof(float) * d);
+    for (int j = 0; j < d; j++)
+        s[j] = expf(0.7f * xf_test_rand_normal(&rng));
+    for (int r = 0; r < N; r++)
+        for (int k = 0; k < d; k++)
+            for (int j = 0; j < d; j++)
+                X[r * d + j] += Z[r * d + k] * M[k * d + j];
+    for (int r = 0; r < N; r++)
+        for (int j = 0; j < d; j++)
+            X[r * d + j] *= s[j];
+    free(M);
+    free(Z);
+    free(s);
+    return X;
+}
+
+double *xf_test_hessian(const float *X, int N, int d)
+{
+    double *H = calloc((size_t)d * d, sizeof(double));
+    for (int r = 0; r < N; r++)
+        for (int i = 0; i < d; i++)
+            for (int j = 0; j < d; j++)
+                H[i * d + j] += (double)X[r * d + i] * X[r * d + j];
+    for (int i = 0; i < d * d; i++)
+        H[i] *= 2.0 / N;
+    return H;
+}
+
+float *xf_test_copy_f32(const float *x, size_t n)
+{
+    float *y = malloc((n ? n : 1) * sizeof *y);
+    if (!y)
+        abort();
+    memcpy(y, x, n * sizeof *y);
+    return y;
+}

@@ -38,6 +38,13 @@ int32_t *xf_test_random_tokens(int64_t n, int64_t vocab, uint64_t seed);
 /* max |a - ref| / max |ref| in fp64 (max |a - ref| when ref is all 0); a NaN
  * difference gives NaN, so a tolerance check fails. */
 double xf_test_rel_diff(const float *a, const float *ref, int64_t n);
+/* X [N, d] with correlated columns (random mixing) of unequal scales: GPTQ
+ * test inputs. malloc'd. */
+float *xf_test_correlated_inputs(int N, int d, uint64_t seed);
+/* H = 2/N X^T X in fp64 (malloc'd): the reference Hessian. */
+double *xf_test_hessian(const float *X, int N, int d);
+/* A malloc'd copy of x[0..n). */
+float *xf_test_copy_f32(const float *x, size_t n);
 /* True when both files can be read and hold the same bytes. */
 bool xf_test_files_equal(const char *a, const char *b);
 
