@@ -4,13 +4,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/read_file.h"
+
+/* Read with xf_read_file (read(2)), not json_load_file (stdio inside
+ * jansson), so that a failing read is reported with its errno rather than as
+ * a JSON syntax error at the point where the read stopped. */
 json_t *xf_json_load_file(const char *path, xf_error *err)
 {
-    json_error_t je;
-    json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-    if (!j)
-        xf_fail(err, "%s: invalid JSON at line %d column %d: %s", path, je.line, je.column,
-                je.text);
+    char *text;
+    size_t len;
+    if (xf_read_file(path, &text, &len, err) != 0)
+        return NULL;
+    json_t *j = xf_json_load_buffer(text, len, path, err);
+    free(text);
     return j;
 }
 
