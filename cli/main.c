@@ -1,8 +1,10 @@
 /* xfquant: one binary, subcommands. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/mapped_fault.h"
 #include "core/log.h"
 
 typedef struct {
@@ -36,9 +38,25 @@ static void print_help(FILE *out)
             "1 failure, 2 usage error.\n");
 }
 
+/* Results printed on stdout (info, ppl --json, tables) are the command's
+ * output too: a full disk or closed pipe behind stdout must not exit 0. */
+static int finish(int code)
+{
+    errno = 0;
+    int fr = fflush(stdout);
+    int e = errno;
+    if (fr != 0 || ferror(stdout)) {
+        fprintf(stderr, "xfquant: standard output: write failed%s%s\n", e ? ": " : "",
+                e ? strerror(e) : "");
+        return code == XF_EXIT_OK ? XF_EXIT_FAIL : code;
+    }
+    return code;
+}
+
 int main(int argc, char **argv)
 {
     xf_cli_ctx ctx = {argc, argv};
+    xf_cli_catch_mapped_faults();
     if (argc < 2) {
         print_help(stderr);
         return XF_EXIT_USAGE;
@@ -46,14 +64,14 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
         print_help(stdout);
-        return XF_EXIT_OK;
+        return finish(XF_EXIT_OK);
     }
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V")) {
         printf("xfquant %s\n", XF_VERSION);
-        return XF_EXIT_OK;
+        return finish(XF_EXIT_OK);
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(cmd, commands[i].name))
-            return commands[i].run(&ctx, argc - 1, argv + 1);
+            return finish(commands[i].run(&ctx, argc - 1, argv + 1));
     return xf_usage_error(NULL, "unknown command '%s'", cmd);
 }

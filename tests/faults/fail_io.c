@@ -25,7 +25,9 @@
  * makes internally (fread, fwrite, mkstemp's open) are not interposable and
  * are not seen; xfquant writes outputs with write(2) and reads with read(2)
  * (core/atomic_file.c, core/read_file.c), so all of its file I/O is. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -96,6 +98,13 @@ static void configure(void)
     cfg.err = s && !strcmp(s, "ENOSPC") ? ENOSPC : EIO;
     cfg.count_file = getenv("XF_FAULT_COUNT_FILE");
     __atomic_store_n(&cfg.ready, true, __ATOMIC_RELEASE);
+}
+
+/* Read the configuration at load time: the wrappers evaluate the path
+ * filters (which read cfg) before judge() would configure lazily. */
+__attribute__((constructor)) static void configure_at_load(void)
+{
+    configure();
 }
 
 static void *real(const char *name)
