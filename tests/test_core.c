@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -60,6 +63,98 @@ static void test_atomic_commit(void **state)
     free(data);
     assert_int_equal(xf_test_dir_entries(dir), 1);
 
+    free(path);
+    xf_test_rmtree(dir);
+    free(dir);
+}
+
+/* A pid that no process has: a child that has exited and been reaped
+ * (reuse before the check is possible in theory; then the test fails loudly
+ * rather than passing, never the other way round). */
+static long dead_pid(void)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(0);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    return (long)pid;
+}
+
+static void touch(const char *path)
+{
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("stale", fp);
+    assert_int_equal(fclose(fp), 0);
+}
+
+/* Temp files of killed writers: the next open of the same destination
+ * removes exactly the ones whose writer is provably gone. */
+static void test_atomic_stale_temps(void **state)
+{
+    (void)state;
+    char *dir = xf_test_tmpdir();
+    assert_non_null(dir);
+    char *path = xf_path_join(dir, "out.xfq");
+    long dead = dead_pid();
+    char name[4096];
+
+    /* the temp name xf_atomic_open uses has the documented prefix */
+    char *mine = xf_atomic_temp_prefix(path, (long)getpid());
+    assert_non_null(mine);
+    xf_atomic_file f;
+    xf_error err;
+    assert_int_equal(xf_atomic_open(&f, path, &err), 0);
+    assert_int_equal(strncmp(f.tmp_path, mine, strlen(mine)), 0);
+    assert_int_equal(strlen(f.tmp_path), strlen(mine) + 6);
+    xf_atomic_abort(&f);
+
+    char *pd = xf_atomic_temp_prefix(path, dead);
+    snprintf(name, sizeof name, "%sAbC123", pd);
+    touch(name); /* stale: removed */
+    char stale[4096];
+    snprintf(stale, sizeof stale, "%s", name);
+    snprintf(name, sizeof name, "%sLive01", mine);
+    touch(name); /* this process: alive, kept */
+    char *p1 = xf_atomic_temp_prefix(path, 1);
+    snprintf(name, sizeof name, "%sInit01", p1);
+    touch(name); /* pid 1 exists (or is another user's: EPERM): kept */
+    /* another host's writer (the host hash differs): kept */
+    {
+        /* the hash is the 8 hex digits after ".tmp." in our prefix */
+        const char *h = strstr(pd, ".tmp.") + 5;
+        unsigned ours = (unsigned)strtoul(h, NULL, 16);
+        snprintf(name, sizeof name, "%s/.out.xfq.tmp.%08x-%ld.Other1", dir, ours ^ 1u, dead);
+    }
+    touch(name);
+    snprintf(name, sizeof name, "%s/.out.xfq.tmp.Old123", dir);
+    touch(name); /* the old naming (no pid): not provably stale, kept */
+    char *other = xf_path_join(dir, "other.xfq");
+    char *po = xf_atomic_temp_prefix(other, dead);
+    snprintf(name, sizeof name, "%sAbC123", po);
+    touch(name); /* a dead writer of another destination: not this open's business */
+    snprintf(name, sizeof name, "%sAbC12", pd);
+    touch(name); /* not a name mkstemp makes (5 random characters): kept */
+    snprintf(name, sizeof name, "%sDir123", pd);
+    assert_int_equal(mkdir(name, 0755), 0); /* a directory, not a temp file: kept */
+    assert_int_equal(xf_test_dir_entries(dir), 8);
+
+    assert_int_equal(xf_atomic_open(&f, path, &err), 0);
+    assert_false(xf_path_exists(stale));
+    assert_int_equal(xf_test_dir_entries(dir), 8); /* 7 kept + this writer's own temp */
+    assert_int_equal(xf_atomic_write(&f, "ok", 2, &err), 0);
+    assert_int_equal(xf_atomic_commit(&f, &err), 0);
+    assert_int_equal(xf_test_dir_entries(dir), 8); /* 7 kept + out.xfq */
+    assert_int_equal(xf_atomic_remove_stale(path), 0); /* nothing more is provably stale */
+    assert_int_equal(xf_atomic_remove_stale(other), 1);
+
+    free(po);
+    free(other);
+    free(p1);
+    free(pd);
+    free(mine);
     free(path);
     xf_test_rmtree(dir);
     free(dir);
@@ -312,6 +407,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_atomic_commit),  cmocka_unit_test(test_atomic_abort),
+        cmocka_unit_test(test_atomic_stale_temps),
         cmocka_unit_test(test_sha256_vectors), cmocka_unit_test(test_read_file),
         cmocka_unit_test(test_json_getters),   cmocka_unit_test(test_error_one_line),
     };
