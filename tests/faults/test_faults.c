@@ -23,6 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -30,6 +32,7 @@
 #include <cmocka.h>
 #include <dirent.h>
 
+#include "cli/mapped_fault.h"
 #include "core/read_file.h"
 #include "tests/support/cli_run.h"
 #include "tests/support/random_model.h"
@@ -713,6 +716,187 @@ static void test_truncated_while_mapped(void **state)
                   "left, removed by the next run |\n", left);
 }
 
+/* In a child with its own mount namespace (a user namespace too when not
+ * root): a tmpfs of `size` bytes and `inodes` inodes at `dir`. 0 on success,
+ * -1 when this machine does not allow it (containers, CI). */
+static int mount_small_tmpfs(const char *dir, long size, long inodes)
+{
+    if (unshare(geteuid() == 0 ? CLONE_NEWNS : CLONE_NEWUSER | CLONE_NEWNS) != 0) {
+        uid_t uid = geteuid();
+        gid_t gid = getegid();
+        if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0)
+            return -1;
+        char map[64];
+        int fd;
+        snprintf(map, sizeof map, "0 %u 1", (unsigned)uid);
+        if ((fd = open("/proc/self/uid_map", O_WRONLY)) < 0 || write(fd, map, strlen(map)) < 0)
+            return -1;
+        close(fd);
+        if ((fd = open("/proc/self/setgroups", O_WRONLY)) >= 0) {
+            if (write(fd, "deny", 4) < 0) {
+                close(fd);
+                return -1;
+            }
+            close(fd);
+        }
+        snprintf(map, sizeof map, "0 %u 1", (unsigned)gid);
+        if ((fd = open("/proc/self/gid_map", O_WRONLY)) < 0 || write(fd, map, strlen(map)) < 0)
+            return -1;
+        close(fd);
+    }
+    /* private: the mount must not propagate to the parent's namespace */
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+        return -1;
+    char opts[64];
+    snprintf(opts, sizeof opts, "size=%ld,nr_inodes=%ld", size, inodes);
+    return mount("tmpfs", dir, "tmpfs", 0, opts);
+}
+
+/* The body run in the namespaced child: returns 0 when every check holds,
+ * 1 (after printing why) otherwise. */
+static int real_full_disk_checks(const char *dir, long prev_size)
+{
+    char dest[2048];
+    snprintf(dest, sizeof dest, "%s/new.xfq", dir);
+    copy_file(g_prev, dest);
+    struct stat st;
+    if (stat(dest, &st) != 0 || st.st_size != prev_size) {
+        fprintf(stderr, "the previous file does not fit the tmpfs\n");
+        return 1;
+    }
+    /* data: the previous file fits, the new one beside it does not */
+    run_res r = run_xf(NULL, NULL, RTN4, g_model, dest, NULL);
+    int bad = r.code != 1 || !strstr(r.err, dest) || !strstr(r.err, strerror(ENOSPC)) ||
+              xf_cli_count_lines(r.err) != 1 || !xf_test_files_equal(dest, g_prev) ||
+              xf_test_dir_entries(dir) != 1;
+    if (bad)
+        fprintf(stderr, "full tmpfs (data): exit %d, %d entries, stderr: %s", r.code,
+                xf_test_dir_entries(dir), r.err);
+    run_free(&r);
+    if (bad)
+        return 1;
+    /* the space the temp file took is free again: the same write still fails
+     * the same way (not with a leftover eating the space) */
+    r = run_xf(NULL, NULL, RTN4, g_model, dest, NULL);
+    bad = r.code != 1 || xf_test_dir_entries(dir) != 1 || !xf_test_files_equal(dest, g_prev);
+    run_free(&r);
+    if (bad) {
+        fprintf(stderr, "full tmpfs: second attempt differs\n");
+        return 1;
+    }
+    /* removing the previous file makes room: the write succeeds, and the file
+     * loads with its CRCs checked (its provenance names this path, so it is
+     * not byte-equal to g_ref) */
+    unlink(dest);
+    r = run_xf(NULL, NULL, RTN4, g_model, dest, NULL);
+    bad = r.code != 0 || xf_test_dir_entries(dir) != 1;
+    if (bad)
+        fprintf(stderr, "tmpfs with room: exit %d: %s", r.code, r.err);
+    run_free(&r);
+    if (bad)
+        return 1;
+    r = run_xf(NULL, NULL, "info", dest, NULL);
+    bad = r.code != 0;
+    if (bad)
+        fprintf(stderr, "the file written to the tmpfs does not load: %s", r.err);
+    run_free(&r);
+    return bad;
+}
+
+static int real_no_inode_checks(const char *dir)
+{
+    char dest[2048];
+    snprintf(dest, sizeof dest, "%s/new.xfq", dir);
+    copy_file(g_prev, dest);
+    /* every inode in use: the temp file cannot be created */
+    run_res r = run_xf(NULL, NULL, RTN4, g_model, dest, NULL);
+    int bad = r.code != 1 || !strstr(r.err, dest) || !strstr(r.err, "cannot create output") ||
+              xf_cli_count_lines(r.err) != 1 || !xf_test_files_equal(dest, g_prev) ||
+              xf_test_dir_entries(dir) != 1;
+    if (bad)
+        fprintf(stderr, "tmpfs without inodes: exit %d: %s", r.code, r.err);
+    run_free(&r);
+    return bad;
+}
+
+/* A real full filesystem: a tmpfs too small for the new file beside the
+ * previous one, and one with no free inode. Needs mount namespaces; SKIPs
+ * where the machine does not allow them. */
+static void test_real_full_tmpfs(void **state)
+{
+    (void)state;
+    struct stat sp, sr;
+    assert_int_equal(stat(g_prev, &sp), 0);
+    assert_int_equal(stat(g_ref, &sr), 0);
+    long page = sysconf(_SC_PAGESIZE);
+    long prev_pages = (sp.st_size + page - 1) / page, new_pages = (sr.st_size + page - 1) / page;
+    assert_true(new_pages >= 4);
+    struct {
+        long size, inodes;
+        const char *what;
+    } fs[] = {{(prev_pages + new_pages / 2) * page, 64, "data"},
+              {(prev_pages + 2 * new_pages) * page, 2, "inodes"}};
+    for (int i = 0; i < 2; i++) {
+        char dir[1024];
+        snprintf(dir, sizeof dir, "%s/tmpfs%d", g_root, i);
+        assert_int_equal(mkdir(dir, 0755), 0);
+        fflush(NULL);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            if (mount_small_tmpfs(dir, fs[i].size, fs[i].inodes) != 0)
+                _exit(77);
+            int rc = i == 0 ? real_full_disk_checks(dir, (long)sp.st_size) : real_no_inode_checks(dir);
+            umount(dir);
+            _exit(rc);
+        }
+        int st;
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        assert_true(WIFEXITED(st));
+        if (WEXITSTATUS(st) == 77) {
+            print_message("SKIP (part): cannot mount a tmpfs here (no mount namespace): the "
+                          "shim rows stand for a full disk\n");
+            return;
+        }
+        assert_int_equal(WEXITSTATUS(st), 0);
+        assert_int_equal(xf_test_dir_entries(dir), 0); /* nothing leaked to the real disk */
+    }
+    print_message("MATRIX | rtn → .xfq | real tmpfs, the new file does not fit beside the previous "
+                  "one (%ld KiB, no shim) | exit 1, one line naming the file and ENOSPC, previous "
+                  "file byte-identical, the temp's space freed (a retry fails the same way; "
+                  "after removing the previous file the write succeeds) |\n",
+                  fs[0].size / 1024);
+    print_message("MATRIX | rtn → .xfq | real tmpfs with no free inode (no shim) | exit 1, one line "
+                  "\"cannot create output: No space left on device\", previous file "
+                  "byte-identical |\n");
+}
+
+/* The SIGBUS handler's /proc/self/maps parser (cli/mapped_fault.c). */
+static void test_maps_line_parser(void **state)
+{
+    (void)state;
+    const char *path;
+    uint64_t off;
+    char l1[] = "7f0000001000-7f0000003000 r--p 00002000 08:01 1234    /data/my model/x.xfq";
+    assert_true(xf_maps_line_find(l1, 0x7f0000001000ull, &path, &off));
+    assert_string_equal(path, "/data/my model/x.xfq"); /* spaces in the path kept */
+    assert_int_equal(off, 0x2000);
+    assert_true(xf_maps_line_find(l1, 0x7f0000002ffeull, &path, &off));
+    assert_int_equal(off, 0x2000 + 0x1ffe);
+    assert_false(xf_maps_line_find(l1, 0x7f0000003000ull, &path, &off)); /* end is exclusive */
+    assert_false(xf_maps_line_find(l1, 0x7f0000000fffull, &path, &off));
+    char l2[] = "7f0000001000-7f0000003000 rw-p 00000000 00:00 0 ";
+    assert_false(xf_maps_line_find(l2, 0x7f0000001800ull, &path, &off)); /* anonymous */
+    char l3[] = "55d0c0000000-55d0c0021000 rw-p 00000000 00:00 0                          [heap]";
+    assert_false(xf_maps_line_find(l3, 0x55d0c0000010ull, &path, &off));
+    char l4[] = "garbage";
+    assert_false(xf_maps_line_find(l4, 0, &path, &off));
+    char l5[] = "1000-2000 r--p 0 08:01 5 /a/b (deleted)";
+    assert_true(xf_maps_line_find(l5, 0x1004, &path, &off));
+    assert_string_equal(path, "/a/b (deleted)");
+    assert_int_equal(off, 4);
+}
+
 /* Results printed on stdout are output too: a full device behind stdout. */
 static void test_stdout_full(void **state)
 {
@@ -740,7 +924,9 @@ static void test_stdout_full(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_maps_line_parser),
         cmocka_unit_test(test_stdout_full),
+        cmocka_unit_test(test_real_full_tmpfs),
         cmocka_unit_test(test_rtn_write_faults),
         cmocka_unit_test(test_gptq_write_faults),
         cmocka_unit_test(test_regress_write_faults),
