@@ -16,7 +16,7 @@
 
 /* 8 hex digits of FNV-1a over the host name: tells temp files of this host
  * from those another host writes into a shared directory. */
-static unsigned host_hash(void)
+unsigned xf_atomic_host_tag(void)
 {
     char host[256] = "";
     if (gethostname(host, sizeof host - 1) != 0)
@@ -25,6 +25,12 @@ static unsigned host_hash(void)
     for (const unsigned char *p = (const unsigned char *)host; *p; p++)
         h = (h ^ *p) * 16777619u;
     return h;
+}
+
+bool xf_process_gone(long pid)
+{
+    /* EPERM means it exists (another user's process) */
+    return pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
 }
 
 /* dirname/basename of `path` (they may modify their argument: copies). */
@@ -58,7 +64,7 @@ char *xf_atomic_temp_prefix(const char *path, long pid)
     size_t n = strlen(dir) + strlen(base) + 48;
     char *s = malloc(n);
     if (s)
-        snprintf(s, n, "%s/.%s.tmp.%08x-%ld.", dir, base, host_hash(), pid);
+        snprintf(s, n, "%s/.%s.tmp.%08x-%ld.", dir, base, xf_atomic_host_tag(), pid);
     free(dir);
     free(base);
     return s;
@@ -88,7 +94,7 @@ int xf_atomic_remove_stale(const char *path)
     char *prefix = malloc(plen);
     DIR *d = prefix ? opendir(dir) : NULL;
     if (d) {
-        snprintf(prefix, plen, ".%s.tmp.%08x-", base, host_hash());
+        snprintf(prefix, plen, ".%s.tmp.%08x-", base, xf_atomic_host_tag());
         size_t pl = strlen(prefix);
         struct dirent *e;
         while ((e = readdir(d)) != NULL) {
@@ -97,8 +103,7 @@ int xf_atomic_remove_stale(const char *path)
             long pid = temp_name_pid(e->d_name + pl);
             if (pid < 0 || pid == (long)getpid())
                 continue;
-            /* ESRCH: no such process. EPERM means it exists (another user's). */
-            if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            if (!xf_process_gone(pid))
                 continue;
             struct stat st;
             if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))

@@ -43,5 +43,11 @@ char *xf_atomic_temp_prefix(const char *path, long pid);
 /* Removes the stale temp files of destination `path` (see above); returns how
  * many were removed. Called by xf_atomic_open. */
 int xf_atomic_remove_stale(const char *path);
+/* The HOST part of the temp names (FNV-1a of the host name), for other
+ * per-process scratch files that a later run must be able to sweep. */
+unsigned xf_atomic_host_tag(void);
+/* True when no process `pid` exists here (kill(pid, 0) fails with ESRCH):
+ * the writer of a file named with that pid on this host is gone. */
+bool xf_process_gone(long pid);
 
 #endif

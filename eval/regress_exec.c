@@ -4,7 +4,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include "core/atomic_file.h"
+#include "core/log.h"
 
 #include "core/progress.h"
 #include "eval/model_scorer.h"
@@ -82,6 +88,38 @@ static int evaluate(const xf_regress_case *c, const xf_loaded_model *base,
     return rc;
 }
 
+/* Each quantized case writes "xfquant-regress-HOST-PID-ID.xfq" into tmpdir
+ * and removes it after the case. A killed run cannot, and neither the file
+ * nor its atomic temp (".xfquant-regress-HOST-PID-ID.xfq.tmp.…", written by
+ * the same process) is ever written to again, so xf_atomic_open's sweep
+ * would never see them: every case sweeps the files of this host whose
+ * process is gone (core/atomic_file.h has why that is safe). */
+static void sweep_dead_runs(const char *tmpdir)
+{
+    DIR *d = opendir(tmpdir);
+    if (!d)
+        return;
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "xfquant-regress-%08x-", xf_atomic_host_tag());
+    size_t pl = strlen(prefix);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        const char *name = e->d_name + (e->d_name[0] == '.');
+        if (strncmp(name, prefix, pl) != 0 || !strstr(name, ".xfq"))
+            continue;
+        char *end;
+        long pid = strtol(name + pl, &end, 10);
+        if (end == name + pl || *end != '-' || pid == (long)getpid() || !xf_process_gone(pid))
+            continue;
+        struct stat st;
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+            unlinkat(dirfd(d), e->d_name, 0) == 0)
+            xf_log_info("%s/%s: removed, left by regress process %ld, which is gone", tmpdir,
+                        e->d_name, pid);
+    }
+    closedir(d);
+}
+
 xf_regress_exec xf_regress_execute(const xf_regress_case *c, void *user, xf_regress_metrics *out,
                                    xf_error *why)
 {
@@ -99,9 +137,11 @@ xf_regress_exec xf_regress_execute(const xf_regress_case *c, void *user, xf_regr
         out->seconds = xf_now_seconds() - t0;
         return verdict;
     }
+    const char *tmpdir = ctx && ctx->tmpdir ? ctx->tmpdir : "/tmp";
+    sweep_dead_runs(tmpdir);
     char path[4096];
-    snprintf(path, sizeof path, "%s/xfquant-regress-%ld-%s.xfq",
-             ctx && ctx->tmpdir ? ctx->tmpdir : "/tmp", (long)getpid(), c->id);
+    snprintf(path, sizeof path, "%s/xfquant-regress-%08x-%ld-%s.xfq", tmpdir,
+             xf_atomic_host_tag(), (long)getpid(), c->id);
     int qargc;
     char **qargv = xf_regress_quant_argv(c, path, &qargc);
     xf_quant_options o;

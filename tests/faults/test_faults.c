@@ -535,6 +535,29 @@ static void test_regress_write_faults(void **state)
         print_message("MATRIX | regress, a case's temporary .xfq in TMPDIR | write ENOSPC (every "
                       "call) | exit 1, the case FAILs with the errno, TMPDIR left empty |\n");
     }
+    /* killed while writing that temporary .xfq (at the 1st, 20th, 60th
+     * write) and after it (at its rename): the leftovers are swept by the
+     * next run */
+    const long kills[] = {1, 20, 60, -1};
+    for (int i = 0; i < 4; i++) {
+        char e_k[64], e_path[3072];
+        snprintf(e_k, sizeof e_k, "XF_FAULT_KILL_AT=%ld", kills[i] > 0 ? kills[i] : 1);
+        snprintf(e_path, sizeof e_path, "XF_FAULT_PATH=%s", tmpdir);
+        const char *env[] = {kills[i] > 0 ? "XF_FAULT_OPS=write" : "XF_FAULT_OPS=rename",
+                             "XF_FAULT_KILL_PARTIAL=1", e_k, e_path, e_tmp, NULL};
+        run_res r = run_xf(env, NULL, "regress", suite, "--threads", "1", NULL);
+        assert_int_equal(r.sig, SIGKILL);
+        run_free(&r);
+        assert_int_equal(xf_test_dir_entries(tmpdir), 1); /* the dead run's temp */
+        const char *env2[] = {e_tmp, NULL};
+        r = run_xf(env2, NULL, "regress", suite, "--threads", "1", NULL); /* shim loaded, idle */
+        assert_int_equal(r.code, 0);
+        run_free(&r);
+        assert_int_equal(xf_test_dir_entries(tmpdir), 0);
+    }
+    print_message("MATRIX | regress, a case's temporary .xfq in TMPDIR | SIGKILL at the 1st, 20th "
+                  "and 60th write and at the rename | the dead run's file stays in TMPDIR; the "
+                  "next regress run removes it (and passes) |\n");
 }
 
 /* SIGKILL at every counted call of writing an .xfq (before the call, and in
