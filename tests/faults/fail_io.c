@@ -10,7 +10,7 @@
  *                     read pread (default: write)
  *   XF_FAULT_AT=K     the K-th counted call (1-based) fails, the others succeed
  *   XF_FAULT_AFTER=N  every counted call after the first N fails (a full disk)
- *   XF_FAULT_ERRNO    ENOSPC or EIO (default EIO): errno of a failed call
+ *   XF_FAULT_ERRNO    ENOSPC, EIO or EINTR (default EIO): errno of a failed call
  *   XF_FAULT_KILL_AT=K  SIGKILL the process at the K-th counted call, before it
  *                     runs; with XF_FAULT_KILL_PARTIAL=1 a write/pwrite first
  *                     writes half its bytes (a kill in the middle of a write)
@@ -95,7 +95,7 @@ static void configure(void)
     cfg.kill_at = (s = getenv("XF_FAULT_KILL_AT")) ? atol(s) : 0;
     cfg.kill_partial = (s = getenv("XF_FAULT_KILL_PARTIAL")) && !strcmp(s, "1");
     s = getenv("XF_FAULT_ERRNO");
-    cfg.err = s && !strcmp(s, "ENOSPC") ? ENOSPC : EIO;
+    cfg.err = s && !strcmp(s, "ENOSPC") ? ENOSPC : s && !strcmp(s, "EINTR") ? EINTR : EIO;
     cfg.count_file = getenv("XF_FAULT_COUNT_FILE");
     __atomic_store_n(&cfg.ready, true, __ATOMIC_RELEASE);
 }
