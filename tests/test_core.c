@@ -150,6 +150,29 @@ static void test_atomic_stale_temps(void **state)
     assert_int_equal(xf_atomic_remove_stale(path), 0); /* nothing more is provably stale */
     assert_int_equal(xf_atomic_remove_stale(other), 1);
 
+    /* a concurrent writer (another live process) keeps its temp until it dies */
+    int go[2];
+    assert_int_equal(pipe(go), 0);
+    pid_t writer = fork();
+    assert_true(writer >= 0);
+    if (writer == 0) {
+        char c;
+        close(go[1]);
+        _exit(read(go[0], &c, 1) < 0); /* alive until the parent closes the pipe */
+    }
+    close(go[0]);
+    char *pw = xf_atomic_temp_prefix(path, (long)writer);
+    snprintf(name, sizeof name, "%sWrite1", pw);
+    touch(name);
+    assert_int_equal(xf_atomic_remove_stale(path), 0);
+    assert_true(xf_path_exists(name));
+    close(go[1]);
+    int st;
+    assert_int_equal(waitpid(writer, &st, 0), writer);
+    assert_int_equal(xf_atomic_remove_stale(path), 1); /* gone now: removed */
+    assert_false(xf_path_exists(name));
+    free(pw);
+
     free(po);
     free(other);
     free(p1);
