@@ -3,9 +3,20 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+#include "core/limits.h"
 
 json_t *xf_json_load_file(const char *path, xf_error *err)
 {
+    /* jansson's tree costs several times the text: refuse absurd sizes first */
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+        (uint64_t)st.st_size > XF_MAX_JSON_FILE_BYTES) {
+        xf_fail(err, "%s: JSON file of %lld bytes exceeds the limit of %u bytes", path,
+                (long long)st.st_size, XF_MAX_JSON_FILE_BYTES);
+        return NULL;
+    }
     json_error_t je;
     json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
     if (!j)
