@@ -139,9 +139,9 @@ int main(int argc, char **argv)
     xf_runner r;
     bool runner_ok = false;
     float *logits = NULL, *ref = NULL, *qrow = NULL;
-    if (!tok || xf_text_tokens_load(&ev, eval, tok, &err) != 0)
+    if (!tok || xf_text_tokens_load(&ev, eval, tok, false, &err) != 0)
         goto out;
-    if (xf_path_exists(calib) && xf_text_tokens_load(&ca, calib, tok, &err) != 0)
+    if (xf_path_exists(calib) && xf_text_tokens_load(&ca, calib, tok, false, &err) != 0)
         goto out;
     if ((int64_t)ev.n < windows * T)
         windows = (int64_t)ev.n / T;

@@ -1,10 +1,12 @@
 #include "calib/added_tokens.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "calib/tok_buffers.h"
 #include "calib/utf8.h"
+#include "core/limits.h"
 
 static void matcher_free(xf_added_matcher *m, size_t n)
 {
@@ -139,7 +141,7 @@ static int parse_token(xf_added_token *t, const json_t *j, size_t i, const char 
 }
 
 int xf_added_tokens_load(xf_added_tokens *at, const json_t *j, const xf_normalizer *nz,
-                         const char *what, xf_error *err)
+                         int32_t base_ids, const char *what, xf_error *err)
 {
     memset(at, 0, sizeof *at);
     if (!j || json_is_null(j))
@@ -157,6 +159,15 @@ int xf_added_tokens_load(xf_added_tokens *at, const json_t *j, const xf_normaliz
             goto fail;
         if (at->v[i].id > max_id)
             max_id = at->v[i].id;
+    }
+    /* index_of_id is sized by the largest id: bound it before allocating */
+    if ((int64_t)max_id >= (int64_t)base_ids + (int64_t)n + XF_TOKEN_ID_GAP ||
+        max_id >= XF_MAX_TOKEN_IDS) {
+        xf_fail(err,
+                "%s: added_tokens: token id %d is far past the %d vocabulary ids and %zu added "
+                "tokens (ids may exceed the count by at most %d, and stay below %d)",
+                what, (int)max_id, (int)base_ids, n, XF_TOKEN_ID_GAP, XF_MAX_TOKEN_IDS);
+        goto fail;
     }
     at->n_index = max_id + 1;
     at->index_of_id = malloc((size_t)(at->n_index ? at->n_index : 1) * sizeof *at->index_of_id);

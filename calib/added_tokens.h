@@ -41,9 +41,11 @@ typedef struct {
 } xf_added_tokens;
 
 /* j: the "added_tokens" array (NULL / null = none). nz normalizes the
- * patterns of "normalized": true tokens (may be NULL). */
+ * patterns of "normalized": true tokens (may be NULL). base_ids: the ids
+ * the model vocabulary already numbers; added ids beyond base_ids + count +
+ * XF_TOKEN_ID_GAP (core/limits.h) are refused before any table is sized. */
 int xf_added_tokens_load(xf_added_tokens *at, const json_t *j, const xf_normalizer *nz,
-                         const char *what, xf_error *err);
+                         int32_t base_ids, const char *what, xf_error *err);
 void xf_added_tokens_free(xf_added_tokens *at);
 
 /* The added token with this id, or NULL. */

@@ -1,9 +1,11 @@
 #include "calib/bpe.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "calib/utf8.h"
+#include "core/limits.h"
 
 static int load_vocab(xf_bpe *bpe, const json_t *vocab, const char *what, xf_error *err)
 {
@@ -20,7 +22,15 @@ static int load_vocab(xf_bpe *bpe, const json_t *vocab, const char *what, xf_err
         if (json_integer_value(val) > max_id)
             max_id = json_integer_value(val);
     }
-    if (xf_vocab_init(&bpe->vocab, json_object_size(vocab), (int32_t)(max_id + 1), what, err) != 0)
+    /* the id table is sized by the largest id: bound it by the token count
+     * before allocating (a one-token vocab with id 2^31-2 would take 24 GiB) */
+    size_t n_tokens = json_object_size(vocab);
+    if (max_id >= (int64_t)n_tokens + XF_TOKEN_ID_GAP || max_id >= XF_MAX_TOKEN_IDS)
+        return xf_fail(err,
+                       "%s: model.vocab: token id %" PRId64 " is far past the %zu tokens defined "
+                       "(ids may exceed the count by at most %d, and stay below %d)",
+                       what, max_id, n_tokens, XF_TOKEN_ID_GAP, XF_MAX_TOKEN_IDS);
+    if (xf_vocab_init(&bpe->vocab, n_tokens, (int32_t)(max_id + 1), what, err) != 0)
         return -1;
     json_object_keylen_foreach((json_t *)vocab, key, key_len, val) {
         if (xf_vocab_add(&bpe->vocab, key, key_len, (int32_t)json_integer_value(val), what,

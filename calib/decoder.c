@@ -203,13 +203,20 @@ static int byte_level_token(const char *s, size_t n, xf_tbuf *out)
     return 0;
 }
 
+/* Bytes of piece i. A list whose pieces are all empty has no byte buffer
+ * (p == NULL), and NULL + 0 is undefined: give those pieces "". */
+static const char *piece_bytes(const xf_pieces *ps, size_t i)
+{
+    return ps->bytes.p ? ps->bytes.p + ps->v[i].off : "";
+}
+
 static int run_step(const d_step *st, const xf_pieces *in, xf_pieces *out, xf_tbuf *tmp,
                     const char *what, xf_error *err)
 {
     xf_pieces_clear(out);
     if (st->kind == D_FUSE || st->kind == D_BYTE_LEVEL) {
         for (size_t i = 0; i < in->n; i++) {
-            const char *s = in->bytes.p + in->v[i].off;
+            const char *s = piece_bytes(in, i);
             int rc = st->kind == D_FUSE ? xf_tbuf_append(&out->bytes, s, in->v[i].len)
                                         : byte_level_token(s, in->v[i].len, &out->bytes);
             if (rc != 0)
@@ -221,7 +228,7 @@ static int run_step(const d_step *st, const xf_pieces *in, xf_pieces *out, xf_tb
     }
     size_t run_start = SIZE_MAX; /* start in out->bytes of a pending run of <0xHH> bytes */
     for (size_t i = 0; i < in->n; i++) {
-        const char *s = in->bytes.p + in->v[i].off;
+        const char *s = piece_bytes(in, i);
         size_t n = in->v[i].len;
         if (st->kind == D_BYTE_FALLBACK) {
             int b = fallback_byte(s, n);
@@ -276,7 +283,7 @@ int xf_decoder_apply(const xf_decoder *dec, xf_pieces *tokens, xf_tbuf *text, co
     }
     for (size_t i = 0; i < tokens->n; i++) {
         if ((!dec && i > 0 && xf_tbuf_append(text, " ", 1) != 0) ||
-            xf_tbuf_append(text, tokens->bytes.p + tokens->v[i].off, tokens->v[i].len) != 0)
+            xf_tbuf_append(text, piece_bytes(tokens, i), tokens->v[i].len) != 0)
             return xf_fail(err, "%s: out of memory", what);
     }
     if (xf_tbuf_reserve(text, 0) != 0)

@@ -215,7 +215,7 @@ xf_tokenizer *xf_tokenizer_load(const json_t *tokenizer_json, const json_t *toke
                        err) != 0 ||
         xf_decoder_load(json_object_get(tokenizer_json, "decoder"), &tok->decoder, what, err) != 0 ||
         xf_added_tokens_load(&tok->added, json_object_get(tokenizer_json, "added_tokens"),
-                             tok->normalizer, what, err) != 0 ||
+                             tok->normalizer, tok->bpe.vocab.n_ids, what, err) != 0 ||
         load_post_processor(tok, json_object_get(tokenizer_json, "post_processor"), what,
                             err) != 0)
         goto fail;

@@ -18,7 +18,7 @@ static const char kld_help[] =
     "KL divergence of MODEL's next-token distributions from BASE's on FILE\n"
     "(tokenized with BASE's tokenizer; both models must share the vocabulary).\n"
     "Options as for 'xfquant ppl': --protocol, --seqlen, --ctx, --max-windows,\n"
-    "--threads, --json.\n";
+    "--threads, --json, --text-binary-ok.\n";
 
 int xf_cmd_kld(const xf_cli_ctx *ctx, int argc, char **argv)
 {
@@ -54,7 +54,7 @@ int xf_cmd_kld(const xf_cli_ctx *ctx, int argc, char **argv)
         goto out;
     }
     tok = xf_model_tokenizer(&base, &err);
-    if (!tok || xf_text_tokens_load(&tt, a.text, tok, &err) != 0)
+    if (!tok || xf_text_tokens_load(&tt, a.text, tok, a.text_binary_ok, &err) != 0)
         goto out;
     xf_window_plan plan;
     if (xf_window_plan_make(&plan, a.protocol, seqlen, (int64_t)tt.n, a.max_windows,

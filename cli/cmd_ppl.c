@@ -26,7 +26,9 @@ static const char ppl_help[] =
     "  --max-windows N           evaluate at most N windows\n"
     "  --threads N               threads for BLAS and loops (default: all cores)\n"
     "  --json                    print {ppl, nll, ntokens, nwindows, seqlen, protocol,\n"
-    "                            tokens_per_second, model, text_sha256, ...}\n";
+    "                            tokens_per_second, model, text_sha256, ...}\n"
+    "  --text-binary-ok          score FILE even if it is not UTF-8 text (invalid UTF-8\n"
+    "                            or NUL bytes are refused by default)\n";
 
 int xf_cmd_ppl(const xf_cli_ctx *ctx, int argc, char **argv)
 {
@@ -56,7 +58,7 @@ int xf_cmd_ppl(const xf_cli_ctx *ctx, int argc, char **argv)
     xf_window_plan plan;
     xf_ppl_result res;
     int exit_code = XF_EXIT_FAIL;
-    if (!tok || xf_text_tokens_load(&tt, a.text, tok, &err) != 0)
+    if (!tok || xf_text_tokens_load(&tt, a.text, tok, a.text_binary_ok, &err) != 0)
         goto out;
     if (xf_window_plan_make(&plan, a.protocol, seqlen, (int64_t)tt.n, a.max_windows,
                             xf_tokenizer_bos_id(tok), &err) != 0) {

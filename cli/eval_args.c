@@ -14,6 +14,7 @@ int xf_eval_args_parse(xf_eval_args *a, const char *cmd, const char *help, int n
         {"seqlen", required_argument, NULL, 's'},   {"ctx", required_argument, NULL, 'c'},
         {"max-windows", required_argument, NULL, 'm'}, {"threads", required_argument, NULL, 'j'},
         {"json", no_argument, NULL, 'J'},           {"help", no_argument, NULL, 'h'},
+        {"text-binary-ok", no_argument, NULL, 'B'},
         {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     a->protocol = XF_PROTOCOL_GPTQ;
@@ -51,6 +52,7 @@ int xf_eval_args_parse(xf_eval_args *a, const char *cmd, const char *help, int n
             a->threads = (int)v;
             break;
         case 'J': a->json = true; break;
+        case 'B': a->text_binary_ok = true; break;
         case 'h':
             fputs(help, stdout);
             *done = true;

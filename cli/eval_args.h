@@ -17,6 +17,7 @@ typedef struct xf_eval_args {
     int64_t max_windows; /* 0: all */
     int threads;         /* 0: all cores */
     bool json;
+    bool text_binary_ok; /* --text-binary-ok: score a text that is not UTF-8 */
     const char *positional[2];
     int n_positional;
 } xf_eval_args;

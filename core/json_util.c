@@ -3,7 +3,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "core/limits.h"
 #include "core/read_file.h"
 
 /* Read with xf_read_file (read(2)), not json_load_file (stdio inside
@@ -11,10 +13,24 @@
  * a JSON syntax error at the point where the read stopped. */
 json_t *xf_json_load_file(const char *path, xf_error *err)
 {
+    /* jansson's tree costs several times the text: refuse absurd sizes first */
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+        (uint64_t)st.st_size > XF_MAX_JSON_FILE_BYTES) {
+        xf_fail(err, "%s: JSON file of %lld bytes exceeds the limit of %u bytes", path,
+                (long long)st.st_size, XF_MAX_JSON_FILE_BYTES);
+        return NULL;
+    }
     char *text;
     size_t len;
     if (xf_read_file(path, &text, &len, err) != 0)
         return NULL;
+    if (len > XF_MAX_JSON_FILE_BYTES) { /* grew after the stat, or not a regular file */
+        free(text);
+        xf_fail(err, "%s: JSON file of %zu bytes exceeds the limit of %u bytes", path, len,
+                XF_MAX_JSON_FILE_BYTES);
+        return NULL;
+    }
     json_t *j = xf_json_load_buffer(text, len, path, err);
     free(text);
     return j;

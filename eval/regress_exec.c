@@ -52,7 +52,7 @@ static int evaluate(const xf_regress_case *c, const xf_loaded_model *base,
     if (!tok)
         return -1;
     xf_text_tokens tt;
-    int rc = xf_text_tokens_load(&tt, c->eval.text_path, tok, err);
+    int rc = xf_text_tokens_load(&tt, c->eval.text_path, tok, false, err);
     int32_t bos = xf_tokenizer_bos_id(tok);
     xf_tokenizer_free(tok);
     if (rc != 0)

@@ -46,15 +46,14 @@ const char *xf_regress_op_name(xf_regress_op op)
 static const char *const top_keys[] = {"name", "description", "cases", "relations", NULL};
 static const char *const case_keys[] = {"id",   "description", "model", "recipe",
                                         "eval", "expect",      NULL};
+/* The recipe's own keys; the scheme keys (eval/regress_scheme_keys.c) are
+ * allowed too, from their one list, so a new scheme key cannot be
+ * forgotten here. */
 static const char *const recipe_keys[] = {
     "method",        "bits",          "group",    "sym",      "clip",
     "quantize_head", "act_bits",      "kv_bits",  "rotate",   "calib",
     "calib_field",   "calib_format",  "nsamples", "seqlen",   "seed",
-    "act_order",     "static_groups", "damp",     "block",    "gptq_v2",
-    /* eval/regress_scheme_keys.c */
-    "act_sym", "act_group", "act_clip", "act_inputs", "kv_group", "kv_clip", "attn_prob_bits",
-    "attn_prob_quant", "attn_prob_base", "tensor_bits", "smooth", "outliers", "smooth_inputs",
-    "rotate_no_online", "rotate_no_headwise", "klt_hadamard", "rotate_steps", "rotate_lr", NULL};
+    "act_order",     "static_groups", "damp",     "block",    "gptq_v2", NULL};
 /* Calibration keys rtn accepts when a scheme key searches on calibration
  * text (act_clip or attn_prob_base "search"). */
 static const char *const calib_keys[] = {"calib", "calib_field", "calib_format", "nsamples",
@@ -78,22 +77,31 @@ static bool in_list(const char *const *list, const char *key)
 
 /* Refuses keys outside `allowed`: a misspelt key would otherwise be ignored
  * and silently disable what it was meant to check. */
-static int check_keys(const json_t *obj, const char *const *allowed, const char *ctx,
-                      const char *where, xf_error *err)
+static int check_keys2(const json_t *obj, const char *const *allowed,
+                       const char *const *also_allowed, const char *ctx, const char *where,
+                       xf_error *err)
 {
     const char *key;
     json_t *v;
     json_object_foreach ((json_t *)obj, key, v) {
-        if (in_list(allowed, key))
+        if (in_list(allowed, key) || (also_allowed && in_list(also_allowed, key)))
             continue;
         char list[512] = "";
         size_t at = 0;
         for (const char *const *a = allowed; *a && at < sizeof list; a++)
             at +=
                 (size_t)snprintf(list + at, sizeof list - at, "%s%s", a == allowed ? "" : ", ", *a);
+        for (const char *const *a = also_allowed; a && *a && at < sizeof list; a++)
+            at += (size_t)snprintf(list + at, sizeof list - at, ", %s", *a);
         return xf_fail(err, "%s: %sunknown key '%s' (allowed: %s)", ctx, where, key, list);
     }
     return 0;
+}
+
+static int check_keys(const json_t *obj, const char *const *allowed, const char *ctx,
+                      const char *where, xf_error *err)
+{
+    return check_keys2(obj, allowed, NULL, ctx, where, err);
 }
 
 static int get_object(const json_t *obj, const char *key, json_t **out, const char *ctx,
@@ -191,7 +199,7 @@ static int parse_recipe(xf_regress_recipe *rc, const json_t *j, const char *root
     static const char *const rotations[] = {"none", "hadamard", "klt", "learned", NULL};
     const char *w = "recipe: ";
     rc->damp = NAN;
-    if (check_keys(j, recipe_keys, ctx, w, err))
+    if (check_keys2(j, recipe_keys, xf_regress_scheme_keys, ctx, w, err))
         return -1;
     json_t *m = json_object_get(j, "method");
     if (!m)

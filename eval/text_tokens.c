@@ -3,11 +3,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "calib/utf8.h"
 #include "core/read_file.h"
 #include "core/sha256.h"
 
+int xf_text_check_utf8(const char *text, size_t len, size_t *where)
+{
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        size_t n = xf_utf8_char(text + i, len - i, &cp);
+        if (n == 0 || cp == 0) {
+            *where = i;
+            return -1;
+        }
+        i += n;
+    }
+    return 0;
+}
+
 int xf_text_tokens_load(xf_text_tokens *tt, const char *path, const xf_tokenizer *tok,
-                        xf_error *err)
+                        bool binary_ok, xf_error *err)
 {
     memset(tt, 0, sizeof *tt);
     char *text;
@@ -17,6 +32,13 @@ int xf_text_tokens_load(xf_text_tokens *tt, const char *path, const xf_tokenizer
     if (len == 0) {
         free(text);
         return xf_fail(err, "%s: the text file is empty", path);
+    }
+    size_t bad;
+    if (!binary_ok && xf_text_check_utf8(text, len, &bad) != 0) {
+        xf_fail(err, "%s: not a UTF-8 text file (%s at byte %zu); --text-binary-ok scores it anyway",
+                path, text[bad] == 0 ? "NUL byte" : "invalid UTF-8", bad);
+        free(text);
+        return -1;
     }
     xf_sha256_hex(text, len, tt->sha256); /* of the file's bytes */
     /* Read like Python's text mode (what the reference evaluations do):

@@ -4,6 +4,7 @@
 #ifndef XF_EVAL_TEXT_TOKENS_H
 #define XF_EVAL_TEXT_TOKENS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,10 +19,17 @@ typedef struct xf_text_tokens {
     char sha256[65];
 } xf_text_tokens;
 
-/* Fails on an unreadable or empty file, or when the text encodes to no
- * token besides BOS. */
+/* Fails on an unreadable or empty file, when the text encodes to no token
+ * besides BOS, and, unless binary_ok, on a file that is not text: invalid
+ * UTF-8 or a NUL byte (Python's text mode, which the reference evaluations
+ * read with, refuses the first; a binary file scored silently would give a
+ * meaningless number). */
 int xf_text_tokens_load(xf_text_tokens *tt, const char *path, const xf_tokenizer *tok,
-                        xf_error *err);
+                        bool binary_ok, xf_error *err);
+
+/* 0 when text[0..len) is UTF-8 without NUL bytes; otherwise -1 with the
+ * byte offset of the first offending byte in *where. */
+int xf_text_check_utf8(const char *text, size_t len, size_t *where);
 void xf_text_tokens_free(xf_text_tokens *tt);
 
 /* The tokenizer of a loaded model (HF dir or .xfq); fails naming the model

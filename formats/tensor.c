@@ -74,9 +74,13 @@ static void plain_to_f32(xf_dtype dt, const void *src, float *dst, size_t n)
     case XF_DTYPE_BF16: xf_bf16_to_f32_array(src, dst, n); break;
     case XF_DTYPE_F32: memcpy(dst, src, n * sizeof(float)); break;
     case XF_DTYPE_F64: {
-        const double *d = src;
-        for (size_t i = 0; i < n; i++)
-            dst[i] = (float)d[i];
+        /* safetensors offsets need not be 8-aligned: load through memcpy */
+        const unsigned char *b = src;
+        for (size_t i = 0; i < n; i++) {
+            double d;
+            memcpy(&d, b + i * sizeof d, sizeof d);
+            dst[i] = (float)d;
+        }
         break;
     }
     default: break;

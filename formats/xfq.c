@@ -264,6 +264,15 @@ static int load_tensors(xfq_file *f, const xfq_file_header *h, int open_flags, x
             xf_fail(err, "%s: tensor record %zu: name is not valid UTF-8", path, i);
             goto out;
         }
+        /* Each name takes name_len + 1 bytes of the buffer (sized names_size + n):
+         * records whose names overlap or reuse pool bytes would overrun it. */
+        size_t used = (size_t)(dst - f->names);
+        if ((uint64_t)used + r->name_len + 1 > (uint64_t)h->names_size + n) {
+            xf_fail(err, "%s: tensor record %zu: names overlap in the name pool (%" PRIu32
+                    " bytes hold fewer names than the records claim)",
+                    path, i, h->names_size);
+            goto out;
+        }
         memcpy(dst, pool + r->name_offset, r->name_len);
         dst[r->name_len] = '\0';
         if (i > 0 && strcmp(ts[i - 1].name, dst) >= 0) {

@@ -254,6 +254,31 @@ static void test_gptq_shared_deterministic(void **state)
     assert_int_equal(r.code, 1);
     assert_non_null(strstr(r.err, "empty"));
     xf_cli_result_free(&r);
+
+    /* a binary file is not scored unless asked for: invalid UTF-8, then a NUL */
+    static const char *const binaries[][2] = {
+        {"Once upon a time \xff\xfe there was", "invalid UTF-8 at byte 17"},
+        {"Once upon a time\0 there was", "NUL byte at byte 16"}};
+    for (int b = 0; b < 2; b++) {
+        char bin[4200];
+        snprintf(bin, sizeof bin, "%s/bin%d.txt", g_tmp, b);
+        fp = fopen(bin, "wb");
+        fwrite(binaries[b][0], 1, b == 0 ? strlen(binaries[b][0]) : 28, fp);
+        fclose(fp);
+        r = xf_cli_run(g_tmp, "ppl %s --text %s --seqlen 4", model_dir, bin);
+        assert_int_equal(r.code, 1);
+        if (!strstr(r.err, "not a UTF-8 text file") || !strstr(r.err, binaries[b][1]) ||
+            !strstr(r.err, bin))
+            fail_msg("unexpected message: %s", r.err);
+        xf_cli_result_free(&r);
+        r = xf_cli_run(g_tmp, "kld %s %s --text %s --seqlen 4", model_dir, model_dir, bin);
+        assert_int_equal(r.code, 1);
+        assert_non_null(strstr(r.err, "not a UTF-8 text file"));
+        xf_cli_result_free(&r);
+        r = xf_cli_run(g_tmp, "ppl %s --text %s --seqlen 4 --text-binary-ok", model_dir, bin);
+        assert_int_equal(r.code, 0);
+        xf_cli_result_free(&r);
+    }
 }
 
 static void test_info_shared(void **state)

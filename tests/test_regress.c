@@ -22,6 +22,7 @@
 #include "eval/regress_compare.h"
 #include "eval/regress_report.h"
 #include "eval/regress_run.h"
+#include "eval/regress_scheme_keys.h"
 #include "eval/regress_suite.h"
 #include "tests/support/test_util.h"
 
@@ -1439,6 +1440,40 @@ static void test_scheme_keys_map_to_flags(void **state)
     }
 }
 
+/* Every scheme key is a recipe key: a key missing from the recipe's list
+ * rejected every suite that used it (weight_grid did, found while fuzzing). */
+static void test_every_scheme_key_is_allowed(void **state)
+{
+    fixture *f = *state;
+    xf_regress_suite s;
+    xf_error err = {0};
+    assert_int_equal(load(f,
+                          "{'cases': [{'id': 'a', 'model': '/abs/m', 'recipe': {'method': 'rtn', "
+                          "'bits': 4, 'weight_grid': 'log2'}, 'eval': {'text': 'e'}, "
+                          "'expect': {}}]}",
+                          &s, &err),
+                     0);
+    int argc;
+    char **argv = xf_regress_quant_argv(&s.cases[0], "o.xfq", &argc);
+    const char *const want[] = {"rtn", "--bits", "4", "--weight-grid", "log2", "/abs/m", "o.xfq",
+                                NULL};
+    assert_argv(argv, argc, want);
+    xf_regress_argv_free(argv);
+    xf_regress_suite_free(&s);
+    for (const char *const *k = xf_regress_scheme_keys; *k; k++) {
+        char suite[512];
+        snprintf(suite, sizeof suite,
+                 "{'cases': [{'id': 'a', 'model': 'm', 'recipe': {'method': 'rtn', 'bits': 4, "
+                 "'%s': null}, 'eval': {'text': 'e'}, 'expect': {}}]}",
+                 *k);
+        err.msg[0] = 0;
+        if (load(f, suite, &s, &err) == 0)
+            xf_regress_suite_free(&s);
+        else if (strstr(err.msg, "unknown key"))
+            fail_msg("scheme key %s refused: %s", *k, err.msg);
+    }
+}
+
 /* The example in docs/regress.md is a valid suite. */
 static void test_docs_example_parses(void **state)
 {
@@ -1505,6 +1540,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_junit_xml, setup, teardown),
         cmocka_unit_test_setup_teardown(test_svg_plot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_table_json_markdown, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_every_scheme_key_is_allowed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scheme_keys_map_to_flags, setup, teardown),
         cmocka_unit_test_setup_teardown(test_argv_maps_recipe_to_cli_flags, setup, teardown),
         cmocka_unit_test(test_docs_example_parses),

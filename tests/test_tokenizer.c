@@ -755,6 +755,41 @@ static void test_unsupported_types(void **state)
     xf_tokenizer_free(tok);
 }
 
+/* Hostile tokenizer.json files found by fuzzing: ids far past the token
+ * count used to size the id tables (a 68-byte file allocated 24 GiB), and a
+ * Metaspace decoder given only "\u2581" did NULL + 0 arithmetic. */
+static void test_hostile_ids_and_empty_decode(void **state)
+{
+    (void)state;
+    expect_load_error("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":2147483646},\"merges\":[]}}",
+                      "token id 2147483646 is far past the 1 tokens");
+    expect_load_error("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},"
+                      "\"added_tokens\":[{\"id\":2147483000,\"content\":\"<x>\"}]}",
+                      "added_tokens: token id 2147483000 is far past");
+    /* ids just inside the gap still load (reserved ranges are legitimate) */
+    xf_tokenizer *tok = load_text("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":65536},"
+                                  "\"merges\":[]},\"added_tokens\":[{\"id\":131073,\"content\":\"<x>\","
+                                  "\"special\":true}]}",
+                                  NULL);
+    assert_int_equal(xf_tokenizer_vocab_size(tok), 131074);
+    xf_tokenizer_free(tok);
+
+    tok = load_text("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"" U "\":0},\"merges\":[]},"
+                    "\"decoder\":{\"type\":\"Metaspace\",\"replacement\":\"" U "\","
+                    "\"prepend_scheme\":\"always\",\"split\":true}}",
+                    NULL);
+    const int32_t ids[] = {0, 0};
+    size_t len = 99;
+    char *text = decode(tok, ids, 1, false, &len);
+    assert_int_equal(len, 0);
+    assert_string_equal(text, "");
+    free(text);
+    text = decode(tok, ids, 2, false, &len);
+    assert_string_equal(text, " ");
+    free(text);
+    xf_tokenizer_free(tok);
+}
+
 /* ---- the heap merge against a naive merge ------------------------------ */
 
 /* Naive BPE on strings: repeatedly merge the adjacent pair of lowest rank
@@ -931,6 +966,7 @@ int main(void)
         cmocka_unit_test(test_added_token_flags),
         cmocka_unit_test(test_roundtrip_random_bytes),
         cmocka_unit_test(test_unsupported_types),
+        cmocka_unit_test(test_hostile_ids_and_empty_decode),
         cmocka_unit_test(test_merge_matches_naive),
         cmocka_unit_test(test_one_megabyte_is_fast),
         cmocka_unit_test(test_universal_newlines),

@@ -696,6 +696,22 @@ static void test_overlap_and_names(void **state)
     set_rec(a, 1, &r1);
     fix_header_crc(a);
     expect_refused(fx, a, "name appears more than once", NULL);
+    /* distinct, sorted names that share pool bytes: record i names the
+     * (11 + i)-byte run starting at "layers.0.q2" ("layers.0.q2", "layers.0.q2l",
+     * ...), so the copies need 135 + 9 bytes of a buffer sized 71 + 9 (the
+     * heap overflow the fuzzer found, reached before the duplicate check) */
+    memcpy(a.b, good.b, a.n);
+    h = get_hdr(a);
+    xfq_tensor_record rl = get_rec(a, find_rec(a, "layers.0.q2"));
+    assert_true(rl.name_offset + 11 + h.n_tensors - 1 <= h.names_size);
+    for (size_t i = 0; i < h.n_tensors; i++) {
+        xfq_tensor_record r = get_rec(a, i);
+        r.name_offset = rl.name_offset;
+        r.name_len = 11 + (uint32_t)i;
+        set_rec(a, i, &r);
+    }
+    fix_header_crc(a);
+    expect_refused(fx, a, "names overlap in the name pool", NULL);
     free(a.b);
     free(good.b);
 }

@@ -396,7 +396,7 @@ static int check_spec(const xf_random_model_spec *s, dims *d)
     d->hd = s->head_dim ? s->head_dim : (s->heads > 0 ? s->hidden / s->heads : 0);
     bool ok = d->h > 0 && d->layers > 0 && d->heads > 0 && d->kv > 0 && d->vocab > 2 &&
               d->pos > 0 && d->inter > 0 && d->hd > 0 && d->heads % d->kv == 0 &&
-              (s->head_dim || d->h % d->heads == 0) && s->shards >= 0 && s->shards <= 2 &&
+              (s->head_dim || d->h % d->heads == 0) && s->shards >= 0 && s->shards <= 99999 &&
               (!llama || s->intermediate > 0) &&
               (llama || (d->kv == d->heads && s->head_dim == 0));
     if (!ok)
@@ -435,18 +435,29 @@ char *xf_random_model_write(const char *dir, const xf_random_model_spec *spec)
         rc = write_json(dir, "config.json", config);
     remove_file(dir, "model.safetensors");
     remove_file(dir, "model.safetensors.index.json");
-    if (rc == 0 && spec->shards == 2) {
-        static const char *const files[2] = {"model-00001-of-00002.safetensors",
-                                             "model-00002-of-00002.safetensors"};
-        size_t half = l.n / 2;
-        rc = write_shard(dir, files[0], t, half);
-        if (rc == 0)
-            rc = write_shard(dir, files[1], t + half, l.n - half);
-        json_t *index = json_object(), *meta = json_object(), *map = json_object();
+    if (rc == 0 && spec->shards >= 2) {
+        /* shards of about equal bytes, tensors in list order, named like
+         * save_pretrained's; the index maps each tensor to its file */
+        int ns = spec->shards;
         size_t total = 0;
-        for (size_t i = 0; i < l.n; i++) {
-            json_object_set_new(map, t[i].name, json_string(files[i < half ? 0 : 1]));
+        for (size_t i = 0; i < l.n; i++)
             total += t[i].nbytes;
+        json_t *index = json_object(), *meta = json_object(), *map = json_object();
+        size_t first = 0, acc = 0;
+        for (int k = 0; k < ns && rc == 0; k++) {
+            char file[64];
+            snprintf(file, sizeof file, "model-%05d-of-%05d.safetensors", k + 1, ns);
+            size_t last = first;
+            /* take tensors until this shard's share is reached; the last takes the rest */
+            while (last < l.n && (k == ns - 1 || acc + t[last].nbytes / 2 <=
+                                                     total / (size_t)ns * (size_t)(k + 1)))
+                acc += t[last++].nbytes;
+            if (last == first && last < l.n)
+                acc += t[last++].nbytes;
+            rc = write_shard(dir, file, t + first, last - first);
+            for (size_t i = first; i < last; i++)
+                json_object_set_new(map, t[i].name, json_string(file));
+            first = last;
         }
         set_int(meta, "total_size", (int64_t)total);
         json_object_set_new(index, "metadata", meta);

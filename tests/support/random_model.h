@@ -34,7 +34,8 @@ typedef struct xf_random_model_spec {
     int max_pos;
     bool tied;          /* tie_word_embeddings: no lm_head.weight written */
     bool f16;           /* F16 tensors, else F32 */
-    int shards;         /* 0 or 1: model.safetensors; 2: two shards + index.json */
+    int shards;         /* 0 or 1: model.safetensors; N >= 2: N shards of about equal
+                         * bytes (model-0000i-of-0000N.safetensors) + index.json */
     uint64_t seed;
 } xf_random_model_spec;
 

@@ -1,0 +1,38 @@
+/* The traits table of the GGML types xfquant handles (formats/ggml_types.h). */
+#include "formats/ggml_types.h"
+
+const int8_t xf_ggml_iq4nl_levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                         1,    13,   25,  38,  53,  69,  89,  113};
+
+static const xf_ggml_type_traits traits[] = {
+    {XF_GGML_F32, "f32", 1, 4, false},
+    {XF_GGML_F16, "f16", 1, 2, false},
+    {XF_GGML_BF16, "bf16", 1, 2, false},
+    {XF_GGML_Q4_0, "q4_0", XF_GGML_QK, sizeof(xf_block_q4_0), true},
+    {XF_GGML_Q4_1, "q4_1", XF_GGML_QK, sizeof(xf_block_q4_1), true},
+    {XF_GGML_Q5_0, "q5_0", XF_GGML_QK, sizeof(xf_block_q5_0), true},
+    {XF_GGML_Q5_1, "q5_1", XF_GGML_QK, sizeof(xf_block_q5_1), true},
+    {XF_GGML_Q8_0, "q8_0", XF_GGML_QK, sizeof(xf_block_q8_0), true},
+    {XF_GGML_Q2_K, "q2_K", XF_GGML_QK_K, sizeof(xf_block_q2_k), true},
+    {XF_GGML_Q3_K, "q3_K", XF_GGML_QK_K, sizeof(xf_block_q3_k), true},
+    {XF_GGML_Q4_K, "q4_K", XF_GGML_QK_K, sizeof(xf_block_q4_k), true},
+    {XF_GGML_Q5_K, "q5_K", XF_GGML_QK_K, sizeof(xf_block_q5_k), true},
+    {XF_GGML_Q6_K, "q6_K", XF_GGML_QK_K, sizeof(xf_block_q6_k), true},
+    {XF_GGML_IQ4_NL, "iq4_nl", XF_GGML_QK, sizeof(xf_block_iq4_nl), true},
+    {XF_GGML_IQ4_XS, "iq4_xs", XF_GGML_QK_K, sizeof(xf_block_iq4_xs), true},
+};
+
+const xf_ggml_type_traits *xf_ggml_traits(uint32_t type)
+{
+    for (size_t i = 0; i < sizeof traits / sizeof traits[0]; i++)
+        if ((uint32_t)traits[i].type == type)
+            return &traits[i];
+    return NULL;
+}
+
+size_t xf_ggml_row_bytes(const xf_ggml_type_traits *t, int64_t n)
+{
+    if (!t || n <= 0 || n % t->block_size != 0)
+        return 0;
+    return (size_t)(n / t->block_size) * t->type_size;
+}
