@@ -252,6 +252,34 @@ static int convert(const job *j, void **out, size_t *nbytes,
         free(inv);
         return 0;
     }
+    /* same element type, rows stored contiguously: the bytes move as they
+     * are (whole rows, so the Q/K interleave applies), exact by construction */
+    const uint32_t same = j->t->dtype == XF_DTYPE_F16    ? XF_GGML_F16
+                          : j->t->dtype == XF_DTYPE_BF16 ? XF_GGML_BF16
+                          : j->t->dtype == XF_DTYPE_F32  ? XF_GGML_F32
+                                                         : UINT32_MAX;
+    if (same == j->type && !j->transposed) {
+        const uint8_t *src = j->t->data;
+        for (int64_t r = 0; r < rows; r++)
+            memcpy(dst + (size_t)r * row_bytes, src + (size_t)src_row(j, r) * row_bytes,
+                   row_bytes);
+        return 0;
+    }
+    /* F16/BF16 rows widened to F32 (exact), converted straight into place */
+    if (j->type == XF_GGML_F32 && !j->transposed &&
+        (j->t->dtype == XF_DTYPE_F16 || j->t->dtype == XF_DTYPE_BF16)) {
+        const uint16_t *src = j->t->data;
+        const bool bf = j->t->dtype == XF_DTYPE_BF16;
+        for (int64_t r = 0; r < rows; r++) {
+            float *d = (float *)(dst + (size_t)r * row_bytes);
+            const uint16_t *sr = src + (size_t)src_row(j, r) * (size_t)cols;
+            if (bf)
+                xf_bf16_to_f32_array(sr, d, (size_t)cols);
+            else
+                xf_f16_to_f32_array(sr, d, (size_t)cols);
+        }
+        return 0;
+    }
     /* float path: the whole tensor in fp32 (dequantized for a packed
      * fallback, outliers applied), in its stored shape */
     const int64_t n = rows * cols;
