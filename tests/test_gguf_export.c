@@ -947,16 +947,41 @@ static void test_gpt2(void **state)
     free(dir);
 }
 
+/* mistral runs as llama.cpp's llama architecture, Q/K interleaved. */
+static void test_mistral(void **state)
+{
+    (void)state;
+    xf_random_model_spec s = llama_spec;
+    s.family = "mistral";
+    char *dir = make_model("mistral", s);
+    char *out = path_in("mistral.gguf");
+    json_t *j = run_ok_json("export --to gguf --type f32 --json %s %s", dir, out);
+    assert_true(json_is_true(json_object_get(j, "rope_permuted")));
+    json_decref(j);
+    gguf g;
+    gguf_read(&g, out);
+    char *a = kv_str(&g, "general.architecture");
+    assert_string_equal(a, "llama");
+    free(a);
+    gguf_free(&g);
+    compare_to_hf(out, dir, llama_names, sizeof llama_names / sizeof llama_names[0], 2, 16, true);
+    free(out);
+    free(dir);
+}
+
 /* Exit 1, one line naming the cause, no output file. */
 static void expect_refusal(const char *args, const char *out, const char *needle)
 {
+    /* stdout/stderr capture files exist from earlier runs: the count of
+     * entries must not change (no output, no temp file) */
+    int before = xf_test_dir_entries(g_tmp);
     xf_cli_result r = xf_cli_run(g_tmp, "export --to gguf %s %s", args, out);
     if (r.code != 1 || xf_cli_count_lines(r.err) != 1 || !strstr(r.err, needle))
         fail_msg("export %s: exit %d, stderr '%s' (want '%s')", args, r.code, r.err, needle);
     assert_false(exists(out));
     xf_cli_result_free(&r);
     /* nor a temp file beside it */
-    assert_int_equal(xf_test_dir_entries(g_tmp) >= 0, 1);
+    assert_int_equal(xf_test_dir_entries(g_tmp), before);
 }
 
 static void test_refusals(void **state)
@@ -1014,6 +1039,15 @@ static void test_refusals(void **state)
                             calib, wdir, gx));
     snprintf(args, sizeof args, "--fallback f16 %s", gx);
     expect_refusal(args, out, "act-order");
+    /* with static groups the groups stay aligned: exported, bit-exact */
+    char *sx = path_in("static_groups.xfq");
+    json_decref(run_ok_json("gptq --bits 4 --group 32 --sym --act-order --static-groups --calib %s "
+                            "--nsamples 4 --seqlen 32 %s %s",
+                            calib, wdir, sx));
+    json_decref(run_ok_json("export --to gguf --fallback f32 --json %s %s", sx, out));
+    compare_llama(out, sx, 2, 16, true, 2, NULL);
+    unlink(out);
+    free(sx);
     /* usage errors: exit 2 */
     xf_cli_result r = xf_cli_run(g_tmp, "export --to nosuch %s %s", wx, out);
     assert_int_equal(r.code, 2);
@@ -1039,6 +1073,7 @@ int main(void)
         cmocka_unit_test(test_metadata_and_permutation),
         cmocka_unit_test(test_qwen2),
         cmocka_unit_test(test_gpt2),
+        cmocka_unit_test(test_mistral),
         cmocka_unit_test(test_refusals),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
