@@ -159,6 +159,24 @@ static uint32_t float_type(const xf_tensor *t, xf_export_float f)
     }
 }
 
+/* Whether a plain float tensor holds NaN/Inf (checked before writing). */
+static bool has_nonfinite(const xf_tensor *t)
+{
+    const int64_t n = xf_tensor_numel(t);
+    if (t->dtype == XF_DTYPE_F32) {
+        const float *f = t->data;
+        for (int64_t i = 0; i < n; i++)
+            if (!isfinite(f[i]))
+                return true;
+    } else if (t->dtype == XF_DTYPE_F16 || t->dtype == XF_DTYPE_BF16) {
+        const uint16_t *h = t->data, mask = t->dtype == XF_DTYPE_F16 ? 0x7c00 : 0x7f80;
+        for (int64_t i = 0; i < n; i++)
+            if ((h[i] & mask) == mask)
+                return true;
+    }
+    return false;
+}
+
 /* Decides every tensor's type; refuses (before anything is written) what
  * GGUF cannot hold. */
 static int plan_types(plan *p, const xf_export_opts *o, const char *what, xf_error *err)
@@ -166,6 +184,8 @@ static int plan_types(plan *p, const xf_export_opts *o, const char *what, xf_err
     for (size_t k = 0; k < p->n; k++) {
         job *j = &p->v[k];
         const xf_tensor *t = j->t;
+        if (!xf_dtype_is_packed(t->dtype) && has_nonfinite(t))
+            return xf_fail(err, "%s: tensor %s holds NaN or Inf", what, t->name);
         if (t->ndim == 1) {
             j->rows = 1;
             j->cols = t->shape[0];
@@ -207,23 +227,18 @@ typedef struct stats {
     json_t *approx;      /* [{tensor, type, max_abs_err, why}] */
     json_t *fallback_exact; /* packed tensors written F32 (exact, unquantized) */
     double q41_err, q41_dm;
+    float *f16_lut;      /* fp16 -> fp32 of all 65536 values, made on first use */
 } stats;
 
-/* Converts one job into ggml bytes (malloc'd in *out). */
-static int convert(const job *j, void **out, size_t *nbytes,
-                   stats *st, xf_error *err)
+/* Converts one job into its ggml bytes at dst (the writer's buffer). */
+static int convert(const job *j, uint8_t *dst, stats *st, xf_error *err)
 {
     const int64_t rows = j->rows, cols = j->cols;
     const xf_ggml_type_traits *tt = xf_ggml_traits(j->type);
     const size_t row_bytes = xf_ggml_row_bytes(tt, cols);
-    uint8_t *dst = malloc(row_bytes * (size_t)rows);
     float *f = NULL;
     uint8_t *codes = NULL;
     int32_t *inv = NULL;
-    if (!dst)
-        goto oom;
-    *out = dst;
-    *nbytes = row_bytes * (size_t)rows;
     if (j->packed_exact) {
         const xf_tensor *t = j->t;
         if (!(codes = malloc((size_t)cols + 32)))
@@ -270,13 +285,21 @@ static int convert(const job *j, void **out, size_t *nbytes,
         (j->t->dtype == XF_DTYPE_F16 || j->t->dtype == XF_DTYPE_BF16)) {
         const uint16_t *src = j->t->data;
         const bool bf = j->t->dtype == XF_DTYPE_BF16;
+        if (!bf && !st->f16_lut) {
+            /* every fp16 value once (core/half.c's conversion), then looked up */
+            if (!(st->f16_lut = malloc(65536 * sizeof *st->f16_lut)))
+                goto oom;
+            for (uint32_t h = 0; h < 65536; h++)
+                st->f16_lut[h] = xf_f16_to_f32((uint16_t)h);
+        }
         for (int64_t r = 0; r < rows; r++) {
             float *d = (float *)(dst + (size_t)r * row_bytes);
             const uint16_t *sr = src + (size_t)src_row(j, r) * (size_t)cols;
             if (bf)
                 xf_bf16_to_f32_array(sr, d, (size_t)cols);
             else
-                xf_f16_to_f32_array(sr, d, (size_t)cols);
+                for (int64_t c = 0; c < cols; c++)
+                    d[c] = st->f16_lut[sr[c]];
         }
         return 0;
     }
@@ -320,12 +343,29 @@ static int convert(const job *j, void **out, size_t *nbytes,
 oom:
     xf_fail(err, "tensor %s: out of memory", j->name);
 fail:
-    free(dst);
     free(f);
     free(codes);
     free(inv);
-    *out = NULL;
     return -1;
+}
+
+/* The writer's fill callback: one job converted while the file is written,
+ * so only one tensor is in memory at a time. */
+typedef struct fill_ctx {
+    const job *j;
+    stats *st;
+    xf_progress *prog;
+    int64_t index, total;
+} fill_ctx;
+
+static int fill_job(void *ctx, void *buf, size_t nbytes, xf_error *err)
+{
+    fill_ctx *c = ctx;
+    (void)nbytes;
+    if (convert(c->j, buf, c->st, err) != 0)
+        return -1;
+    xf_progress_update(c->prog, c->index + 1, c->total, 0, c->j->name);
+    return 0;
 }
 
 /* llama_ftype of the type holding most weights of the 2-D tensors
@@ -492,16 +532,21 @@ int xf_export_gguf(const char *in, const char *out, const xf_export_opts *o, jso
     json_object_set_new(sum, "types", types);
     int64_t params = 0, qparams = 0;
     uint64_t qbytes = 0;
+    fill_ctx *fc = calloc(p.n ? p.n : 1, sizeof *fc);
+    if (!fc) {
+        xf_fail(err, "%s: out of memory", in);
+        goto out;
+    }
     for (size_t k = 0; k < p.n; k++) {
         const job *j = &p.v[k];
-        void *data;
-        size_t nb;
-        if (convert(j, &data, &nb, &st, err) != 0)
-            goto out;
         int64_t ne[2] = {j->cols, j->rows};
-        if (xf_gguf_add_tensor(&w, j->name, j->t->ndim == 1 ? 1 : 2, ne, j->type, data, nb,
-                               err) != 0)
+        const size_t nb = xf_ggml_row_bytes(xf_ggml_traits(j->type), j->cols) * (size_t)j->rows;
+        fc[k] = (fill_ctx){j, &st, &prog, (int64_t)k, (int64_t)p.n};
+        if (xf_gguf_add_tensor_fill(&w, j->name, j->t->ndim == 1 ? 1 : 2, ne, j->type, nb,
+                                    fill_job, &fc[k], err) != 0) {
+            free(fc);
             goto out;
+        }
         const char *tn = xf_ggml_traits(j->type)->name;
         json_t *e = json_object_get(types, tn);
         if (!e) {
@@ -520,9 +565,13 @@ int xf_export_gguf(const char *in, const char *out, const xf_export_opts *o, jso
             qparams += j->rows * j->cols;
             qbytes += nb;
         }
-        xf_progress_update(&prog, (int64_t)k + 1, (int64_t)p.n, 0, j->name);
     }
+    /* the tensors are converted while the file is written */
+    const int wrc = xf_gguf_write(&w, out, err);
+    free(fc);
     xf_progress_finish(&prog);
+    if (wrc != 0)
+        goto out;
     const char *kname;
     json_t *e;
     json_object_foreach(types, kname, e) {
@@ -530,8 +579,6 @@ int xf_export_gguf(const char *in, const char *out, const xf_export_opts *o, jso
         double n = (double)json_integer_value(json_object_get(e, "params"));
         json_object_set_new(e, "bits_per_weight", json_real(n > 0 ? 8.0 * b / n : 0.0));
     }
-    if (xf_gguf_write(&w, out, err) != 0)
-        goto out;
     const uint64_t fsize = xf_gguf_file_size(&w);
     json_object_set_new(sum, "to", json_string("gguf"));
     json_object_set_new(sum, "input", json_string(in));
@@ -562,6 +609,7 @@ out:
     json_decref(sum);
     json_decref(st.approx);
     json_decref(st.fallback_exact);
+    free(st.f16_lut);
     free(omitted);
     free(p.v);
     xf_gguf_writer_free(&w);

@@ -188,8 +188,9 @@ static int64_t first_nonfinite(uint32_t type, const void *data, size_t nbytes)
     return -1;
 }
 
-int xf_gguf_add_tensor(xf_gguf_writer *w, const char *name, int ndim, const int64_t *ne,
-                       uint32_t type, void *data, size_t nbytes, xf_error *err)
+static int add_tensor(xf_gguf_writer *w, const char *name, int ndim, const int64_t *ne,
+                      uint32_t type, void *data, size_t nbytes, xf_gguf_fill_fn fill, void *ctx,
+                      xf_error *err)
 {
     const xf_ggml_type_traits *tt = xf_ggml_traits(type);
     int rc = -1;
@@ -217,7 +218,7 @@ int xf_gguf_add_tensor(xf_gguf_writer *w, const char *name, int ndim, const int6
                 name, nbytes, tt->name, want);
         goto out;
     }
-    int64_t bad = first_nonfinite(type, data, nbytes);
+    int64_t bad = data ? first_nonfinite(type, data, nbytes) : -1;
     if (bad >= 0) {
         xf_fail(err, "%s: tensor %s: element %lld is not finite", w->what, name,
                 (long long)bad);
@@ -249,6 +250,8 @@ int xf_gguf_add_tensor(xf_gguf_writer *w, const char *name, int ndim, const int6
         ti->ne[d] = d < ndim ? ne[d] : 1;
     ti->type = type;
     ti->data = data;
+    ti->fill = fill;
+    ti->fill_ctx = ctx;
     ti->nbytes = nbytes;
     data = NULL;
     w->n_tensors++;
@@ -256,6 +259,45 @@ int xf_gguf_add_tensor(xf_gguf_writer *w, const char *name, int ndim, const int6
 out:
     free(data);
     return rc;
+}
+
+int xf_gguf_add_tensor(xf_gguf_writer *w, const char *name, int ndim, const int64_t *ne,
+                       uint32_t type, void *data, size_t nbytes, xf_error *err)
+{
+    return add_tensor(w, name, ndim, ne, type, data, nbytes, NULL, NULL, err);
+}
+
+int xf_gguf_add_tensor_fill(xf_gguf_writer *w, const char *name, int ndim, const int64_t *ne,
+                            uint32_t type, size_t nbytes, xf_gguf_fill_fn fill, void *ctx,
+                            xf_error *err)
+{
+    if (!fill)
+        return xf_fail(err, "%s: tensor %s: no data and no fill function", w->what,
+                       name ? name : "");
+    return add_tensor(w, name, ndim, ne, type, NULL, nbytes, fill, ctx, err);
+}
+
+/* Writes tensor t's bytes: its own, or filled into a scratch buffer
+ * (grown as needed, kept across tensors) and checked. */
+static int write_data(const xf_gguf_writer *w, const xf_gguf_tensor_info *t, xf_atomic_file *f,
+                      void **scratch, size_t *cap, xf_error *err)
+{
+    if (t->data)
+        return xf_atomic_write(f, t->data, t->nbytes, err);
+    if (t->nbytes > *cap) {
+        void *nb = realloc(*scratch, t->nbytes);
+        if (!nb)
+            return xf_fail(err, "%s: tensor %s: out of memory", w->what, t->name);
+        *scratch = nb;
+        *cap = t->nbytes;
+    }
+    if (t->fill(t->fill_ctx, *scratch, t->nbytes, err) != 0)
+        return -1;
+    int64_t bad = first_nonfinite(t->type, *scratch, t->nbytes);
+    if (bad >= 0)
+        return xf_fail(err, "%s: tensor %s: element %lld is not finite", w->what, t->name,
+                       (long long)bad);
+    return xf_atomic_write(f, *scratch, t->nbytes, err);
 }
 
 static uint64_t pad_to(uint64_t n, uint64_t a) { return (n + a - 1) / a * a; }
@@ -285,6 +327,8 @@ int xf_gguf_write(const xf_gguf_writer *w, const char *path, xf_error *err)
     xf_gguf_writer hdr = {.alignment = w->alignment, .what = w->what};
     uint32_t version = XF_GGUF_VERSION;
     uint64_t n_tensors = w->n_tensors, n_kv = w->n_kv, offset = 0;
+    void *scratch = NULL;
+    size_t scratch_cap = 0;
     int rc = -1;
     if (put(&hdr, XF_GGUF_MAGIC, 4, err) || put_u32(&hdr, version, err) ||
         put_u64(&hdr, n_tensors, err) || put_u64(&hdr, n_kv, err) ||
@@ -307,7 +351,7 @@ int xf_gguf_write(const xf_gguf_writer *w, const char *path, xf_error *err)
     if (xf_atomic_write(&f, hdr.kv, hdr.kv_len, err) || xf_atomic_pad(&f, w->alignment, err))
         goto fail;
     for (size_t i = 0; i < w->n_tensors; i++)
-        if (xf_atomic_write(&f, w->tensors[i].data, w->tensors[i].nbytes, err) ||
+        if (write_data(w, &w->tensors[i], &f, &scratch, &scratch_cap, err) ||
             xf_atomic_pad(&f, w->alignment, err))
             goto fail;
     if (xf_atomic_commit(&f, err) != 0)
@@ -318,6 +362,7 @@ int xf_gguf_write(const xf_gguf_writer *w, const char *path, xf_error *err)
 fail:
     xf_atomic_abort(&f);
 out:
+    free(scratch);
     free(hdr.kv);
     return rc;
 }

@@ -9,6 +9,9 @@
  * offsets llama.cpp's reader demands: offset_i = sum of the padded sizes
  * before i). Same calls => same bytes.
  *
+ * Tensor bytes are given at add time (owned) or produced at write time by a
+ * fill callback, one tensor in memory at a time.
+ *
  * Every add checks what the GGUF readers check (empty or duplicate keys,
  * tensor names of 64 bytes or more, duplicate tensor names, ndim 1..4,
  * ne[0] a multiple of the type's block size, the byte size matching the
@@ -26,12 +29,18 @@
 #define XF_GGUF_MAX_DIMS 4
 #define XF_GGUF_MAX_NAME 63 /* bytes of a tensor name (ggml's GGML_MAX_NAME - 1) */
 
+/* Produces a tensor's bytes at write time (nbytes into buf); 0 or -1 with
+ * err filled. Lets a caller stream a model through one tensor's memory. */
+typedef int (*xf_gguf_fill_fn)(void *ctx, void *buf, size_t nbytes, xf_error *err);
+
 typedef struct xf_gguf_tensor_info {
     char *name;
     int ndim;
     int64_t ne[XF_GGUF_MAX_DIMS]; /* ne[0] is the contiguous dimension */
     uint32_t type;                /* xf_ggml_type */
-    void *data;                   /* owned */
+    void *data;                   /* owned; NULL when filled at write time */
+    xf_gguf_fill_fn fill;
+    void *fill_ctx;
     size_t nbytes;
 } xf_gguf_tensor_info;
 
@@ -70,6 +79,14 @@ int xf_gguf_add_i32_array(xf_gguf_writer *w, const char *key, const int32_t *v, 
  * failure. ne[0..ndim) in GGUF order (ne[0] contiguous). */
 int xf_gguf_add_tensor(xf_gguf_writer *w, const char *name, int ndim, const int64_t *ne,
                        uint32_t type, void *data, size_t nbytes, xf_error *err);
+
+/* Adds a tensor whose bytes `fill(ctx, ...)` produces during xf_gguf_write
+ * (ctx must stay valid until then). The same checks as above run now, the
+ * NaN/Inf check on the filled bytes; a failing fill aborts the write and
+ * leaves nothing behind. */
+int xf_gguf_add_tensor_fill(xf_gguf_writer *w, const char *name, int ndim, const int64_t *ne,
+                            uint32_t type, size_t nbytes, xf_gguf_fill_fn fill, void *ctx,
+                            xf_error *err);
 
 /* Bytes of a tensor's data (0 when ne[0] is not a multiple of the block
  * or the type is unknown). */
