@@ -14,6 +14,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 shared="$root/../shared"
 xfq=${XFQUANT_BIN:-$root/build/cli/xfquant}
+tok_ids=${XF_TOK_IDS:-$root/build/tests/tok_ids}
 chunks=${GGUF_INTEROP_CHUNKS:-16}
 ctx=256
 # b: fp32 matmuls on both sides; f16: llama.cpp rounds activations to F16 in
@@ -85,6 +86,18 @@ for m in stories260K:tinystories novels-5m:novels; do
   # (b) fp model
   for t in f32 f16; do
     "$xfq" export --to gguf --type $t "$dir" "$tmp/$model.$t.gguf" >/dev/null
+    if [ $t = f32 ]; then
+      # (a) the exported tokenizer: same ids as xfquant's on the whole text
+      "$tok_ids" "$dir" "$text" >"$tmp/x.ids"
+      "$bin/llama-tokenize" -m "$tmp/$model.f32.gguf" -f "$lf" --ids --log-disable 2>/dev/null |
+        tr -d '[] ' | tr ',' '\n' >"$tmp/l.ids"
+      if cmp -s "$tmp/x.ids" "$tmp/l.ids"; then
+        echo "$model tokenizer: llama-tokenize ids = xfquant ids ($(wc -l <"$tmp/x.ids") tokens) ok"
+      else
+        echo "$model tokenizer: llama-tokenize ids differ from xfquant's ($(wc -l <"$tmp/l.ids") vs $(wc -l <"$tmp/x.ids") ids) FAIL"
+        fail=1
+      fi
+    fi
     bound=$bound_f32; [ $t = f16 ] && bound=$bound_f16
     check "$model fp16 -> GGUF ${t^^}" "$(llama_ppl "$tmp/$model.$t.gguf" "$lf")" "$ref" "$bound"
   done
