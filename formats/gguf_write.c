@@ -169,21 +169,39 @@ size_t xf_gguf_tensor_nbytes(uint32_t type, int ndim, const int64_t *ne)
     return n;
 }
 
-/* The first non-finite element of a float tensor, or -1. */
+/* The first non-finite element of a float tensor, or -1. Chunks are
+ * scanned branch-free (vectorizable), the element found only in a bad one. */
 static int64_t first_nonfinite(uint32_t type, const void *data, size_t nbytes)
 {
+    enum { CHUNK = 4096 };
     if (type == XF_GGML_F32) {
-        const float *f = data;
-        for (size_t i = 0; i < nbytes / 4; i++)
-            if (!isfinite(f[i]))
-                return (int64_t)i;
+        const uint32_t *u = data;
+        const size_t n = nbytes / 4;
+        for (size_t c0 = 0; c0 < n; c0 += CHUNK) {
+            const size_t c1 = n - c0 < CHUNK ? n : c0 + CHUNK;
+            uint32_t bad = 0;
+            for (size_t i = c0; i < c1; i++)
+                bad |= (u[i] & 0x7f800000u) == 0x7f800000u;
+            if (bad)
+                for (size_t i = c0; i < c1; i++)
+                    if ((u[i] & 0x7f800000u) == 0x7f800000u)
+                        return (int64_t)i;
+        }
     } else if (type == XF_GGML_F16 || type == XF_GGML_BF16) {
         const uint16_t *h = data;
+        const size_t n = nbytes / 2;
         /* both have all-ones exponents for Inf/NaN: 5 bits (F16), 8 bits (BF16) */
         const uint16_t mask = type == XF_GGML_F16 ? 0x7c00 : 0x7f80;
-        for (size_t i = 0; i < nbytes / 2; i++)
-            if ((h[i] & mask) == mask)
-                return (int64_t)i;
+        for (size_t c0 = 0; c0 < n; c0 += CHUNK) {
+            const size_t c1 = n - c0 < CHUNK ? n : c0 + CHUNK;
+            uint16_t bad = 0;
+            for (size_t i = c0; i < c1; i++)
+                bad |= (uint16_t)((h[i] & mask) == mask);
+            if (bad)
+                for (size_t i = c0; i < c1; i++)
+                    if ((h[i] & mask) == mask)
+                        return (int64_t)i;
+        }
     }
     return -1;
 }

@@ -580,6 +580,39 @@ static void test_writer_layout(void **state)
     free(path);
 }
 
+static int fill_inf_f16(void *ctx, void *buf, size_t nbytes, xf_error *err)
+{
+    (void)ctx;
+    (void)err;
+    memset(buf, 0, nbytes);
+    ((uint16_t *)buf)[5] = 0x7c00; /* +Inf */
+    return 0;
+}
+
+/* Non-finite values are refused: given at add time, or produced by a fill
+ * callback while writing (then the write fails and leaves nothing). */
+static void test_writer_nonfinite(void **state)
+{
+    (void)state;
+    xf_error err;
+    xf_gguf_writer w;
+    char *path = path_in("nan.gguf");
+    assert_int_equal(xf_gguf_writer_init(&w, 0, path, &err), 0);
+    int64_t ne[1] = {8};
+    uint16_t *h = calloc(8, 2);
+    h[3] = 0x7e00; /* NaN */
+    assert_int_equal(xf_gguf_add_tensor(&w, "a", 1, ne, 1, h, 16, &err), -1);
+    assert_non_null(strstr(err.msg, "element 3"));
+    assert_int_equal(xf_gguf_add_tensor_fill(&w, "b", 1, ne, 1, 16, fill_inf_f16, NULL, &err), 0);
+    int before = xf_test_dir_entries(g_tmp);
+    assert_int_equal(xf_gguf_write(&w, path, &err), -1);
+    assert_non_null(strstr(err.msg, "element 5"));
+    assert_false(exists(path));
+    assert_int_equal(xf_test_dir_entries(g_tmp), before);
+    xf_gguf_writer_free(&w);
+    free(path);
+}
+
 /* new row r of a permuted Q/K weight = old row src (per head of hd) */
 static int64_t qk_src(int64_t r, int64_t hd)
 {
@@ -1069,6 +1102,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_writer_layout),
+        cmocka_unit_test(test_writer_nonfinite),
         cmocka_unit_test(test_roundtrip_rtn),
         cmocka_unit_test(test_metadata_and_permutation),
         cmocka_unit_test(test_qwen2),
