@@ -1,8 +1,9 @@
 /* Model -> GGUF (export/export.h): the llama.cpp names, shapes, key types
  * and tokenizer of each supported architecture (docs/export.md), tensor
- * types chosen from the .xfq grid (export/gguf_blocks.h). Everything is
- * decided and converted in memory before the file is opened, so a refusal
- * never leaves anything on disk. */
+ * types chosen from the .xfq grid (export/gguf_blocks.h). Every type is
+ * decided and every source checked (NaN/Inf) before the file is opened, so a
+ * refusal never touches the disk; the tensors are then converted one at a
+ * time while the file is written (the writer's fill callback). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
