@@ -1098,6 +1098,42 @@ static void test_refusals(void **state)
     free(out);
 }
 
+/* An export killed (SIGKILL) at some point of its write never leaves a
+ * partial OUT: OUT is absent or a complete, valid GGUF. (A SIGKILL cannot
+ * be cleaned up after: the hidden temp file ".NAME.tmp.XXXXXX" may stay.) */
+static void test_killed_export(void **state)
+{
+    (void)state;
+    xf_random_model_spec s = {.family = "llama", .hidden = 256, .intermediate = 704,
+                              .layers = 4, .heads = 8, .kv_heads = 4, .vocab = 4096,
+                              .max_pos = 64, .f16 = false, .seed = 9};
+    char *dir = make_model("big", s);
+    char *out = path_in("killed.gguf");
+    for (int delay_ms = 1; delay_ms <= 64; delay_ms *= 4) {
+        char cmd[4096];
+        snprintf(cmd, sizeof cmd,
+                 "'%s' export --to gguf --type f32 '%s' '%s' >/dev/null 2>&1 & p=$!; "
+                 "sleep %d.%03d; kill -9 $p 2>/dev/null; wait $p 2>/dev/null; exit 0",
+                 xf_cli_bin(), dir, out, delay_ms / 1000, delay_ms % 1000);
+        assert_int_equal(system(cmd), 0);
+        if (exists(out)) {
+            gguf g;
+            gguf_read(&g, out); /* complete: every offset and the file size check out */
+            assert_int_equal(g.n_t, 3 + 9 * 4);
+            gguf_free(&g);
+            unlink(out);
+        }
+    }
+    /* left alone, the same export completes */
+    json_decref(run_ok_json("export --to gguf --type f32 --json %s %s", dir, out));
+    gguf g;
+    gguf_read(&g, out);
+    assert_int_equal(g.n_t, 3 + 9 * 4);
+    gguf_free(&g);
+    free(out);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1109,6 +1145,7 @@ int main(void)
         cmocka_unit_test(test_gpt2),
         cmocka_unit_test(test_mistral),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_killed_export),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
