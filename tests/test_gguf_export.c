@@ -27,6 +27,7 @@
 #include "formats/xfq.h"
 #include "tests/support/cli_run.h"
 #include "tests/support/random_model.h"
+#include "tests/support/random_tokenizer.h"
 #include "tests/support/test_util.h"
 
 static char *g_tmp;
@@ -318,116 +319,6 @@ static float *dequant(const gguf *g, const tinfo *t)
 /* ------------------------------------------------------------------ */
 /* Test inputs                                                         */
 
-static void write_text(const char *dir, const char *name, const char *s)
-{
-    free(xf_test_write_file(dir, name, s, strlen(s)));
-}
-
-/* A SentencePiece-style tokenizer.json: specials, 256 byte tokens, and
- * "▁", "a", "b", "▁a", "ab" with two merges (264 tokens). */
-static void write_spm_tokenizer(const char *dir)
-{
-    json_t *vocab = json_object();
-    json_object_set_new(vocab, "<unk>", json_integer(0));
-    json_object_set_new(vocab, "<s>", json_integer(1));
-    json_object_set_new(vocab, "</s>", json_integer(2));
-    for (int b = 0; b < 256; b++) {
-        char s[8];
-        snprintf(s, sizeof s, "<0x%02X>", b);
-        json_object_set_new(vocab, s, json_integer(3 + b));
-    }
-    json_object_set_new(vocab, "\xe2\x96\x81", json_integer(259));
-    json_object_set_new(vocab, "a", json_integer(260));
-    json_object_set_new(vocab, "b", json_integer(261));
-    json_object_set_new(vocab, "\xe2\x96\x81" "a", json_integer(262));
-    json_object_set_new(vocab, "ab", json_integer(263));
-    json_t *tj = json_pack(
-        "{s:s, s:[{s:i, s:s, s:b, s:b, s:b, s:b, s:b}, {s:i, s:s, s:b, s:b, s:b, s:b, s:b},"
-        " {s:i, s:s, s:b, s:b, s:b, s:b, s:b}],"
-        " s:{s:s, s:[{s:s, s:s}, {s:s, s:{s:s}, s:s}]}, s:n,"
-        " s:{s:s, s:[{s:{s:s, s:i}}, {s:{s:s, s:i}}], s:[], s:{s:{s:s, s:[i], s:[s]}}},"
-        " s:{s:s, s:[{s:s, s:{s:s}, s:s}, {s:s}, {s:s}, {s:s, s:s, s:i, s:i}]},"
-        " s:{s:s, s:n, s:s, s:n, s:n, s:b, s:b, s:b, s:o, s:[[s, s], [s, s]]}}",
-        "version", "1.0", "added_tokens", "id", 0, "content", "<unk>", "single_word", 0,
-        "lstrip", 0, "rstrip", 0, "normalized", 0, "special", 1, "id", 1, "content", "<s>",
-        "single_word", 0, "lstrip", 0, "rstrip", 0, "normalized", 0, "special", 1, "id", 2,
-        "content", "</s>", "single_word", 0, "lstrip", 0, "rstrip", 0, "normalized", 0,
-        "special", 1, "normalizer", "type", "Sequence", "normalizers", "type", "Prepend",
-        "prepend", "\xe2\x96\x81", "type", "Replace", "pattern", "String", " ", "content",
-        "\xe2\x96\x81", "pre_tokenizer", "post_processor", "type", "TemplateProcessing",
-        "single", "SpecialToken", "id", "<s>", "type_id", 0, "Sequence", "id", "A", "type_id", 0,
-        "pair", "special_tokens", "<s>", "id", "<s>", "ids", 1, "tokens", "<s>", "decoder",
-        "type", "Sequence", "decoders", "type", "Replace", "pattern", "String", "\xe2\x96\x81",
-        "content", " ", "type", "ByteFallback", "type", "Fuse", "type", "Strip", "content", " ",
-        "start", 1, "stop", 0, "model", "type", "BPE", "dropout", "unk_token", "<unk>",
-        "continuing_subword_prefix", "end_of_word_suffix", "fuse_unk", 1, "byte_fallback", 1,
-        "ignore_merges", 0, "vocab", vocab, "merges", "\xe2\x96\x81", "a", "a", "b");
-    assert_non_null(tj);
-    char *s = json_dumps(tj, JSON_SORT_KEYS);
-    write_text(dir, "tokenizer.json", s);
-    free(s);
-    json_decref(tj);
-    write_text(dir, "tokenizer_config.json",
-               "{\"add_bos_token\": true, \"add_eos_token\": false, \"bos_token\": \"<s>\","
-               " \"eos_token\": \"</s>\", \"unk_token\": \"<unk>\"}");
-}
-
-/* UTF-8 of GPT-2's byte -> unicode map (bytes_to_unicode). */
-static void byte_char(int b, char *out)
-{
-    int cp;
-    if ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255))
-        cp = b;
-    else {
-        int n = 0;
-        for (int x = 0; x < b; x++)
-            if (!((x >= 33 && x <= 126) || (x >= 161 && x <= 172) || (x >= 174 && x <= 255)))
-                n++;
-        cp = 256 + n;
-    }
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        out[1] = 0;
-    } else {
-        out[0] = (char)(0xc0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 63));
-        out[2] = 0;
-    }
-}
-
-/* A byte-level BPE tokenizer.json: 256 byte symbols (id = byte), "Ġa",
- * "ab", <|endoftext|> = 258 (259 tokens). */
-static void write_bytelevel_tokenizer(const char *dir)
-{
-    json_t *vocab = json_object();
-    for (int b = 0; b < 256; b++) {
-        char s[4];
-        byte_char(b, s);
-        json_object_set_new(vocab, s, json_integer(b));
-    }
-    json_object_set_new(vocab, "\xc4\xa0" "a", json_integer(256));
-    json_object_set_new(vocab, "ab", json_integer(257));
-    json_t *tj = json_pack(
-        "{s:s, s:[{s:i, s:s, s:b, s:b, s:b, s:b, s:b}], s:n,"
-        " s:{s:s, s:b, s:b, s:b}, s:{s:s, s:b, s:b, s:b}, s:{s:s, s:b, s:b, s:b},"
-        " s:{s:s, s:n, s:n, s:n, s:n, s:b, s:b, s:b, s:o, s:[s, s]}}",
-        "version", "1.0", "added_tokens", "id", 258, "content", "<|endoftext|>", "single_word",
-        0, "lstrip", 0, "rstrip", 0, "normalized", 1, "special", 1, "normalizer",
-        "pre_tokenizer", "type", "ByteLevel", "add_prefix_space", 0, "trim_offsets", 1,
-        "use_regex", 1, "post_processor", "type", "ByteLevel", "add_prefix_space", 1,
-        "trim_offsets", 0, "use_regex", 1, "decoder", "type", "ByteLevel", "add_prefix_space",
-        1, "trim_offsets", 1, "use_regex", 1, "model", "type", "BPE", "dropout", "unk_token",
-        "continuing_subword_prefix", "end_of_word_suffix", "fuse_unk", 0, "byte_fallback", 0,
-        "ignore_merges", 0, "vocab", vocab, "merges", "\xc4\xa0 a", "a b");
-    assert_non_null(tj);
-    char *s = json_dumps(tj, JSON_SORT_KEYS);
-    write_text(dir, "tokenizer.json", s);
-    free(s);
-    json_decref(tj);
-    write_text(dir, "tokenizer_config.json",
-               "{\"bos_token\": \"<|endoftext|>\", \"eos_token\": \"<|endoftext|>\"}");
-}
-
 /* A random model directory with a tokenizer; returns its path. */
 static char *make_model(const char *name, xf_random_model_spec s)
 {
@@ -436,9 +327,9 @@ static char *make_model(const char *name, xf_random_model_spec s)
     char *d = xf_random_model_write(dir, &s);
     assert_non_null(d);
     if (!strcmp(s.family, "gpt2") || !strcmp(s.family, "qwen2"))
-        write_bytelevel_tokenizer(d);
+        assert_int_equal(xf_random_tokenizer_write(d, true), 0);
     else
-        write_spm_tokenizer(d);
+        assert_int_equal(xf_random_tokenizer_write(d, false), 0);
     return d;
 }
 
@@ -877,6 +768,28 @@ static void test_metadata_and_permutation(void **state)
     gguf_free(&g);
     /* every tensor = the HF value, Q/K rows interleaved per head */
     compare_to_hf(out, dir, llama_names, sizeof llama_names / sizeof llama_names[0], 2, 16, true);
+    /* --type bf16: 2-D tensors BF16 (rounded, within 2^-8 relative), 1-D F32 */
+    json_decref(run_ok_json("export --to gguf --type bf16 --json %s %s", dir, out));
+    gguf_read(&g, out);
+    assert_int_equal(kv_u32(&g, "general.file_type"), 32);
+    const tinfo *e16 = find_t(&g, "token_embd.weight");
+    assert_int_equal(e16->type, 30);
+    assert_int_equal(find_t(&g, "output_norm.weight")->type, 0);
+    float *yb = dequant(&g, e16);
+    xf_safetensors st;
+    char stp[1200];
+    snprintf(stp, sizeof stp, "%s/model.safetensors", dir);
+    xf_error err;
+    assert_int_equal(xf_safetensors_open(&st, stp, &err), 0);
+    const xf_tensor *he = xf_safetensors_find(&st, "model.embed_tokens.weight");
+    float *ref = malloc((size_t)xf_tensor_numel(he) * sizeof *ref);
+    assert_int_equal(xf_tensor_to_f32(he, ref, &err), 0);
+    for (int64_t i = 0; i < xf_tensor_numel(he); i++)
+        assert_true(fabsf(yb[i] - ref[i]) <= ldexpf(fabsf(ref[i]), -8));
+    free(ref);
+    free(yb);
+    xf_safetensors_close(&st);
+    gguf_free(&g);
     free(out);
     free(dir);
 }

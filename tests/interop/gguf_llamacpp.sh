@@ -7,6 +7,9 @@
 #       the export vs xfquant ppl on the .xfq
 #   (e) .xfq -> GGUF -> xfquant ppl == xfquant ppl on the .xfq (needs the GGUF
 #       reader; skipped with a note while `xfquant ppl` refuses .gguf)
+#   (f) the families the shared models lack (gpt2: fused qkv, Conv1D transposes,
+#       biases, position_embd; qwen2: q/k/v biases, no Q/K interleave; mistral):
+#       random models (random_hf) exported F32 and RTN Q4_0, same checks at ctx 64
 # Bounds (relative PPL difference) are the measured agreement with margin; the
 # measured numbers are in docs/export.md. Exits 77 (meson SKIP) with the reason
 # when ../shared or the llama.cpp tools are absent.
@@ -15,6 +18,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 shared="$root/../shared"
 xfq=${XFQUANT_BIN:-$root/build/cli/xfquant}
 tok_ids=${XF_TOK_IDS:-$root/build/tests/tok_ids}
+random_hf=${XF_RANDOM_HF:-$root/build/tests/random_hf}
 chunks=${GGUF_INTEROP_CHUNKS:-16}
 ctx=256
 # b: fp32 matmuls on both sides; f16: llama.cpp rounds activations to F16 in
@@ -47,7 +51,7 @@ fail=0
 llama_ppl() {
   local v try
   for try in 1 2 3; do
-    "$bin/llama-perplexity" -m "$1" -f "$2" -c $ctx --chunks $chunks -t 2 --no-repack \
+    "$bin/llama-perplexity" -m "$1" -f "$2" -c "$ctx" --chunks "$chunks" -t 2 --no-repack \
       -ctk f32 -ctv f32 -fa off >"$tmp/lp.log" 2>&1 ||
       { echo "llama-perplexity failed on $1:" >&2; tail -5 "$tmp/lp.log" >&2; return 1; }
     v=$(grep -oE 'PPL = [0-9]+\.[0-9]{4} \+/-' "$tmp/lp.log" | tail -1 | sed 's/PPL = //; s/ +\/-//')
@@ -58,7 +62,7 @@ llama_ppl() {
   return 1
 }
 xf_ppl() {
-  "$xfq" ppl --protocol llamacpp --ctx $ctx --max-windows $chunks --threads 2 --json \
+  "$xfq" ppl --protocol llamacpp --ctx "$ctx" --max-windows "$chunks" --threads 2 --json \
     --text "$2" "$1" | sed -n 's/.*"ppl": \([0-9.eE+-]*\),.*/\1/p'
 }
 # check NAME A B BOUND: prints the relative difference, fails over the bound
@@ -74,6 +78,19 @@ check() {
   [ "$ok" = ok ] || fail=1
 }
 
+# (a) ids of a model's exported tokenizer vs xfquant's: check_ids NAME DIR GGUF TEXT LF
+check_ids() {
+  "$tok_ids" "$2" "$4" >"$tmp/x.ids"
+  "$bin/llama-tokenize" -m "$3" -f "$5" --ids --log-disable 2>/dev/null |
+    tr -d '[] ' | tr ',' '\n' >"$tmp/l.ids"
+  if cmp -s "$tmp/x.ids" "$tmp/l.ids"; then
+    echo "$1 tokenizer: llama-tokenize ids = xfquant ids ($(wc -l <"$tmp/x.ids") tokens) ok"
+  else
+    echo "$1 tokenizer: llama-tokenize ids differ ($(wc -l <"$tmp/l.ids") vs $(wc -l <"$tmp/x.ids") ids) FAIL"
+    fail=1
+  fi
+}
+
 for m in stories260K:tinystories novels-5m:novels; do
   model=${m%%:*}; data=${m##*:}
   dir="$shared/models/$model"
@@ -86,18 +103,8 @@ for m in stories260K:tinystories novels-5m:novels; do
   # (b) fp model
   for t in f32 f16; do
     "$xfq" export --to gguf --type $t "$dir" "$tmp/$model.$t.gguf" >/dev/null
-    if [ $t = f32 ]; then
-      # (a) the exported tokenizer: same ids as xfquant's on the whole text
-      "$tok_ids" "$dir" "$text" >"$tmp/x.ids"
-      "$bin/llama-tokenize" -m "$tmp/$model.f32.gguf" -f "$lf" --ids --log-disable 2>/dev/null |
-        tr -d '[] ' | tr ',' '\n' >"$tmp/l.ids"
-      if cmp -s "$tmp/x.ids" "$tmp/l.ids"; then
-        echo "$model tokenizer: llama-tokenize ids = xfquant ids ($(wc -l <"$tmp/x.ids") tokens) ok"
-      else
-        echo "$model tokenizer: llama-tokenize ids differ from xfquant's ($(wc -l <"$tmp/l.ids") vs $(wc -l <"$tmp/x.ids") ids) FAIL"
-        fail=1
-      fi
-    fi
+    # (a) the exported tokenizer: same ids as xfquant's on the whole text
+    if [ $t = f32 ]; then check_ids "$model" "$dir" "$tmp/$model.f32.gguf" "$text" "$lf"; fi
     bound=$bound_f32; [ $t = f16 ] && bound=$bound_f16
     check "$model fp16 -> GGUF ${t^^}" "$(llama_ppl "$tmp/$model.$t.gguf" "$lf")" "$ref" "$bound"
   done
@@ -121,5 +128,21 @@ for m in stories260K:tinystories novels-5m:novels; do
       echo "note: (e) skipped for $model $ty: xfquant ppl does not read .gguf yet"
     fi
   done
+done
+# (f) random gpt2 / qwen2 / mistral (hidden 128, 2 layers, every width a
+# multiple of 32) on the first 60 kB of the TinyStories eval text, ctx 64
+ctx=64; chunks=8
+head -c 60000 "$shared/data/tinystories/eval.txt" | tr -d '\r' >"$tmp/small.txt"
+for fam in gpt2 qwen2 mistral; do
+  d="$tmp/random-$fam"
+  "$random_hf" "$d" $fam
+  "$xfq" export --to gguf --type f32 "$d" "$tmp/$fam.f32.gguf" >/dev/null
+  check_ids "random $fam" "$d" "$tmp/$fam.f32.gguf" "$tmp/small.txt" "$tmp/small.txt"
+  check "random $fam -> GGUF F32" "$(llama_ppl "$tmp/$fam.f32.gguf" "$tmp/small.txt")" \
+    "$(xf_ppl "$d" "$tmp/small.txt")" "$bound_f32"
+  "$xfq" rtn --bits 4 --group 32 --sym "$d" "$tmp/$fam.xfq" >/dev/null 2>&1
+  "$xfq" export --to gguf "$tmp/$fam.xfq" "$tmp/$fam.q4_0.gguf" >/dev/null
+  check "random $fam rtn -> Q4_0" "$(llama_ppl "$tmp/$fam.q4_0.gguf" "$tmp/small.txt")" \
+    "$(xf_ppl "$tmp/$fam.xfq" "$tmp/small.txt")" "$bound_q"
 done
 exit $fail
