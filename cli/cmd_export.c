@@ -126,10 +126,10 @@ int xf_cmd_export(const xf_cli_ctx *ctx, int argc, char **argv)
         }
     }
     if (!to)
-        return xf_usage_error("export", "--to TARGET is required (see xfquant export --help)");
+        return xf_usage_error("export", "--to TARGET is required");
     const xf_export_target *t = xf_export_find(to);
     if (!t)
-        return xf_usage_error("export", "unknown target '%s' (see xfquant export --help)", to);
+        return xf_usage_error("export", "unknown target '%s'", to);
     if (argc - optind != 2)
         return xf_usage_error("export", "expected IN and OUT");
     o.progress = isatty(STDERR_FILENO);

@@ -3,7 +3,7 @@
 # scored by llama.cpp's own llama-perplexity against `xfquant ppl --protocol
 # llamacpp` on the same text, context and chunks, on both shared models.
 #   (b) fp16 model -> GGUF F32 and F16: PPL agreement
-#   (c) RTN (Q4_0, Q5_0, Q8_0) and GPTQ (Q4_0) .xfq -> GGUF: llama-perplexity on
+#   (c) RTN (Q4_0, Q5_0, Q4_1, Q8_0) and GPTQ (Q4_0) .xfq -> GGUF: llama-perplexity on
 #       the export vs xfquant ppl on the .xfq
 #   (e) .xfq -> GGUF -> xfquant ppl == xfquant ppl on the .xfq (needs the GGUF
 #       reader; skipped with a note while `xfquant ppl` refuses .gguf)
@@ -112,16 +112,19 @@ for m in stories260K:tinystories novels-5m:novels; do
   # (c) quantized: widths not a multiple of 32 (down_proj: 172, 688) go F32
   # (--fallback f32: exact), so every weight of the GGUF equals the .xfq's
   for q in "rtn --bits 4 --group 32 --sym:q4_0" "rtn --bits 4 --group 32:q5_0" \
-           "rtn --bits 8 --group 32 --sym:q8_0" \
+           "rtn --bits 4 --group 32:q4_1" "rtn --bits 8 --group 32 --sym:q8_0" \
            "gptq --bits 4 --group 32 --sym --nsamples 16 --seqlen 256 --calib $calib:q4_0"; do
     args=${q%:*}; ty=${q##*:}
     x="$tmp/$model.$ty.xfq"; g="$tmp/$model.$ty.gguf"
     "$xfq" $args "$dir" "$x" >/dev/null 2>&1
-    "$xfq" export --to gguf --fallback f32 "$x" "$g" >/dev/null
+    # Q4_1 (approximate: fp16-rounded min) from the same asymmetric grid as Q5_0
+    asym=q5_0; [ $ty = q4_1 ] && asym=q4_1
+    "$xfq" export --to gguf --fallback f32 --gguf-asym $asym "$x" "$g" >/dev/null
     xp=$(xf_ppl "$x" "$text")
     check "$model ${args%% *} -> ${ty^^}" "$(llama_ppl "$g" "$lf")" "$xp" "$bound_q"
     # (e) round trip through xfquant's own GGUF reader: exact mappings give
-    # the .xfq's PPL exactly
+    # the .xfq's PPL exactly (Q4_1 is not exact)
+    [ $ty = q4_1 ] && continue
     if gp=$(xf_ppl "$g" "$text" 2>/dev/null) && [ -n "$gp" ]; then
       check "$model ${args%% *} -> ${ty^^} -> xfquant" "$gp" "$xp" 0
     else
