@@ -21,6 +21,7 @@ static const xf_command commands[] = {
     {"gptq", xf_cmd_gptq, "GPTQ weight quantization with calibration text into an .xfq file"},
     {"regress", xf_cmd_regress, "run an accuracy regression suite (quantize, evaluate, compare)"},
     {"stats", xf_cmd_stats, "per-layer activation statistics (outliers, kurtosis) on calibration text"},
+    {"export", xf_cmd_export, "write a model for another engine (--to gguf: llama.cpp, ollama)"},
 };
 
 static void print_help(FILE *out)

@@ -1,0 +1,59 @@
+/* Export of a model (an .xfq, or an fp HF directory) to the files other
+ * engines load. One function per target, all with the same signature, in
+ * one table (xf_export_targets): `xfquant export --to NAME` looks the name
+ * up there, so a new target is one line in export/export.c. Every target
+ * checks everything it can before it writes, writes atomically, and fills
+ * a JSON summary (docs/cli.md, "export"). docs/export.md says what each
+ * target holds exactly, approximately, or refuses. */
+#ifndef XF_EXPORT_EXPORT_H
+#define XF_EXPORT_EXPORT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "core/error.h"
+#include "export/gguf_blocks.h"
+
+typedef enum xf_export_float {
+    XF_EXPORT_FLOAT_KEEP = 0, /* unquantized 2-D tensors keep their dtype (F64 -> F32) */
+    XF_EXPORT_FLOAT_F16,
+    XF_EXPORT_FLOAT_F32,
+    XF_EXPORT_FLOAT_BF16,
+} xf_export_float;
+
+typedef enum xf_export_fallback {
+    XF_EXPORT_FALLBACK_NONE = 0, /* refuse them */
+    XF_EXPORT_FALLBACK_F16,      /* F16, as llama-quantize does (rounded) */
+    XF_EXPORT_FALLBACK_F32,      /* F32 (exact) */
+} xf_export_fallback;
+
+typedef struct xf_export_opts {
+    xf_export_float float_type; /* --type */
+    xf_gguf_asym gguf_asym;     /* --gguf-asym */
+    xf_export_fallback fallback; /* --fallback: packed tensors with no block type */
+    bool weights_only;          /* --weights-only: export despite an activation scheme /
+                                   online transforms, recording the omission */
+    bool progress;              /* TTY progress line */
+} xf_export_opts;
+
+/* in: .xfq file or HF directory; out: the target's file or directory.
+ * *summary (new reference) is set on success. */
+typedef int (*xf_export_fn)(const char *in, const char *out, const xf_export_opts *opts,
+                            json_t **summary, xf_error *err);
+
+typedef struct xf_export_target {
+    const char *name;  /* --to NAME */
+    xf_export_fn run;
+    const char *what;  /* one line for --help */
+} xf_export_target;
+
+extern const xf_export_target xf_export_targets[];
+extern const int xf_export_n_targets;
+/* The target called name, or NULL. */
+const xf_export_target *xf_export_find(const char *name);
+
+/* GGUF v3 for llama.cpp / ollama (export/gguf_export.c). */
+int xf_export_gguf(const char *in, const char *out, const xf_export_opts *opts,
+                   json_t **summary, xf_error *err);
+
+#endif
