@@ -22,6 +22,7 @@ int xf_cmd_rtn(const xf_cli_ctx *ctx, int argc, char **argv);
 int xf_cmd_gptq(const xf_cli_ctx *ctx, int argc, char **argv);
 int xf_cmd_regress(const xf_cli_ctx *ctx, int argc, char **argv);
 int xf_cmd_stats(const xf_cli_ctx *ctx, int argc, char **argv);
+int xf_cmd_export(const xf_cli_ctx *ctx, int argc, char **argv);
 
 /* Prints "xfquant CMD: message" and returns XF_EXIT_USAGE. */
 int xf_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -18,6 +18,7 @@ static const xf_command commands[] = {
     {"rtn", xf_cmd_rtn, "round-to-nearest weight quantization into an .xfq file"},
     {"gptq", xf_cmd_gptq, "GPTQ weight quantization with calibration text into an .xfq file"},
     {"regress", xf_cmd_regress, "run an accuracy regression suite (quantize, evaluate, compare)"},
+    {"export", xf_cmd_export, "write an .xfq as a GPTQ or compressed-tensors checkpoint"},
     {"stats", xf_cmd_stats, "per-layer activation statistics (outliers, kurtosis) on calibration text"},
 };
 
