@@ -204,7 +204,7 @@ static float *ref_gptq_weight(const ref_st *s, const json_t *qc, const char *m, 
     const int64_t group = json_integer_value(json_object_get(qc, "group_size"));
     const char *fmt = json_string_value(json_object_get(qc, "checkpoint_format"));
     const bool v1 = !fmt || !strcmp(fmt, "gptq");
-    char name[512];
+    char name[1024];
     int64_t sh[8];
     int nd;
     snprintf(name, sizeof name, "%s.qweight", m);
@@ -301,7 +301,7 @@ static float *ref_ct_weight(const ref_st *s, const json_t *qc, const char *m, in
                               : json_integer_value(json_object_get(wa, "group_size"));
     const int pf = 32 / bits;
     const uint32_t maxq = (1u << bits) - 1;
-    char name[512];
+    char name[1024];
     int64_t sh[8];
     int nd;
     snprintf(name, sizeof name, "%s.weight_shape", m);
@@ -605,6 +605,8 @@ static void handmade_xfq(const char *src, const char *out, int bits, int64_t gro
     xf_model_close(&m);
 }
 
+static void cli_ok(const char *fmt, const char *a, const char *b);
+
 static json_t *export_ok(bool gptq, const char *xfq, const char *dir, xf_gptq_zero_format zf)
 {
     xf_export_options o = {.gptq_zeros = zf};
@@ -814,6 +816,33 @@ static void test_gpt2(void **state)
     free(xfq);
     free(gd);
     free(cd);
+    free(src);
+}
+
+/* Per-tensor bit widths: compressed-tensors writes one config group per
+ * scheme, targeting modules by name; GPTQ (one bits per config) refuses. */
+static void test_mixed_bits(void **state)
+{
+    (void)state;
+    char *src = model_dir("llama-mix", "llama", 64, 128, 4, 2, 10);
+    char *xfq = tmp_path("mix.xfq"), *cd = tmp_path("mix.ct"), *gd = tmp_path("mix.gptq");
+    cli_ok("rtn --bits 4 --group 32 --tensor-bits down_proj=8 --tensor-bits q_proj=2 %s %s",
+           src, xfq);
+    json_decref(export_ok(false, xfq, cd, XF_GPTQ_ZEROS_AUTO));
+    assert_int_equal(check_export(xfq, cd, false), 14);
+    check_import(xfq, cd);
+    json_t *cfg = load_json(cd, "config.json");
+    const json_t *groups =
+        json_object_get(json_object_get(cfg, "quantization_config"), "config_groups");
+    assert_int_equal(json_object_size(groups), 3);
+    json_decref(cfg);
+    xf_export_options o = {0};
+    xf_error err = {0};
+    assert_int_equal(xf_export_gptq(xfq, gd, &o, NULL, &err), -1);
+    assert_non_null(strstr(err.msg, "one bit width"));
+    free(xfq);
+    free(cd);
+    free(gd);
     free(src);
 }
 
@@ -1115,7 +1144,7 @@ static void test_bad_checkpoints(void **state)
 
 static char *ppl_of(const char *model, const char *text)
 {
-    xf_cli_result r = xf_cli_run(g_tmp, "ppl %s --text %s --max-windows 6 --json", model, text);
+    xf_cli_result r = xf_cli_run(g_tmp, "ppl %s --text %s --max-windows 2 --json", model, text);
     if (r.code != 0)
         fail_msg("ppl %s: %s", model, r.err);
     json_t *j = json_loads(r.out, 0, NULL);
@@ -1210,6 +1239,7 @@ int main(void)
         cmocka_unit_test(test_act_order),
         cmocka_unit_test(test_zero_point_formats),
         cmocka_unit_test(test_gpt2),
+        cmocka_unit_test(test_mixed_bits),
         cmocka_unit_test(test_same_bytes),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_failed_write_leaves_nothing),
