@@ -91,8 +91,12 @@ static int pack_linear(const xf_export_src *s, const xf_export_linear *l, ct_ten
             return -1;
         }
         uint32_t *row = packed + n * kw;
-        for (int64_t i = 0; i < K; i++)
-            row[i / pf] |= (uint32_t)codes[i] << (b * (int)(i % pf));
+        for (int64_t c = 0, i = 0; c < kw; c++) { /* word by word: no division per code */
+            uint32_t w = 0;
+            for (int j = 0; j < pf && i < K; j++, i++)
+                w |= (uint32_t)codes[i] << (b * j);
+            row[c] = w;
+        }
         for (int64_t g = 0; g < G; g++) {
             if (sdt == XF_DTYPE_F16)
                 ((uint16_t *)scale)[n * G + g] = src_scales[n * G + g];

@@ -20,6 +20,27 @@ void xf_gptq_put_bits(uint32_t *words, size_t stride, int64_t i, int bits, uint3
         words[(w + 1) * stride] |= v >> (32 - sh);
 }
 
+/* n values of `bits` bits as one little-endian bit stream of words (the
+ * same layout as xf_gptq_put_bits with stride 1, on zeroed words), with a
+ * 64-bit accumulator: the hot loop of the export. */
+static void pack_stream(const uint8_t *v, int64_t n, int bits, uint32_t *out)
+{
+    uint64_t acc = 0;
+    int nb = 0;
+    int64_t w = 0;
+    for (int64_t i = 0; i < n; i++) {
+        acc |= (uint64_t)v[i] << nb;
+        nb += bits;
+        if (nb >= 32) {
+            out[w++] = (uint32_t)acc;
+            acc >>= 32;
+            nb -= 32;
+        }
+    }
+    if (nb > 0)
+        out[w] = (uint32_t)acc;
+}
+
 /* The settings every linear must share (one quantization_config). */
 typedef struct gptq_plan {
     int bits;
@@ -160,20 +181,38 @@ static int pack_linear(const xf_export_src *s, const xf_export_linear *l, const 
         free(codes);
         return xf_fail(err, "%s: tensor %s: out of memory", s->path, l->t->name);
     }
-    const uint16_t *src_scales = l->t->packed.scales;
-    for (int64_t n = 0; n < N; n++) {
-        if (xf_export_row_codes(l, n, codes + K, codes, err) != 0) {
-            free(codes);
-            return -1;
-        }
-        for (int64_t i = 0; i < K; i++) /* column n of qweight, along K */
-            xf_gptq_put_bits(qweight + n, (size_t)N, i, b, codes[i]);
-        for (int64_t g = 0; g < G; g++) {
-            int z = xf_export_zero(l, n, g);
-            xf_gptq_put_bits(qzeros + g * nw, 1, n, b, (uint32_t)(p->v2 ? z : z - 1));
-            scales[g * N + n] = src_scales[n * G + g];
-        }
+    /* qweight column n is .xfq row n along K. Columns are packed CHUNK at a
+     * time into `cols` ([CHUNK][kw], each a contiguous bit stream) and then
+     * stored row by row, so that qweight is written in whole cache lines
+     * rather than one word per line. */
+    enum { CHUNK = 16 };
+    uint32_t *cols = malloc((size_t)(CHUNK * kw) * sizeof *cols);
+    if (!cols) {
+        free(codes);
+        return xf_fail(err, "%s: tensor %s: out of memory", s->path, l->t->name);
     }
+    const uint16_t *src_scales = l->t->packed.scales;
+    for (int64_t n0 = 0; n0 < N; n0 += CHUNK) {
+        const int64_t nc = N - n0 < CHUNK ? N - n0 : CHUNK;
+        for (int64_t c = 0; c < nc; c++) {
+            const int64_t n = n0 + c;
+            if (xf_export_row_codes(l, n, codes + K, codes, err) != 0) {
+                free(cols);
+                free(codes);
+                return -1;
+            }
+            pack_stream(codes, K, b, cols + c * kw);
+            for (int64_t g = 0; g < G; g++) {
+                int z = xf_export_zero(l, n, g);
+                xf_gptq_put_bits(qzeros + g * nw, 1, n, b, (uint32_t)(p->v2 ? z : z - 1));
+                scales[g * N + n] = src_scales[n * G + g];
+            }
+        }
+        for (int64_t w = 0; w < kw; w++)
+            for (int64_t c = 0; c < nc; c++)
+                qweight[w * N + n0 + c] = cols[c * kw + w];
+    }
+    free(cols);
     free(codes);
     xf_export_group_index(l, g_idx);
 

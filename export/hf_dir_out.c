@@ -10,7 +10,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/atomic_file.h"
 #include "core/read_file.h"
 
 /* The parent directory of `path` (malloc'd). */
@@ -86,19 +85,38 @@ char *xf_hf_dir_out_path(const xf_hf_dir_out *d, const char *name)
     return xf_path_join(d->tmp_dir, name);
 }
 
+/* Inside the temp directory a file needs no temp name of its own: the
+ * directory is the unit that appears atomically (its rename is the commit),
+ * so each file is written, fsynced and closed, and the directory fsynced
+ * once at commit. */
 static int write_bytes(const xf_hf_dir_out *d, const char *name, const void *buf, size_t n,
                        xf_error *err)
 {
     char *path = xf_hf_dir_out_path(d, name);
     if (!path)
         return xf_fail(err, "%s: out of memory", d->final_dir);
-    xf_atomic_file f;
-    int rc = xf_atomic_open(&f, path, err);
-    if (rc == 0)
-        rc = xf_atomic_write(&f, buf, n, err);
-    if (rc == 0)
-        rc = xf_atomic_commit(&f, err);
-    xf_atomic_abort(&f);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    int rc = 0;
+    if (fd < 0) {
+        rc = xf_fail(err, "%s/%s: cannot create: %s", d->final_dir, name, strerror(errno));
+    } else {
+        const char *p = buf;
+        while (rc == 0 && n > 0) {
+            ssize_t w = write(fd, p, n);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0)
+                rc = xf_fail(err, "%s/%s: write failed: %s", d->final_dir, name,
+                             w < 0 ? strerror(errno) : "no progress");
+            else {
+                p += w;
+                n -= (size_t)w;
+            }
+        }
+        if (rc == 0 && fsync(fd) != 0)
+            rc = xf_fail(err, "%s/%s: fsync failed: %s", d->final_dir, name, strerror(errno));
+        close(fd);
+    }
     free(path);
     return rc;
 }
