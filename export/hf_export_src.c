@@ -42,7 +42,7 @@ static char *module_of(const char *weight_name)
     return has_suffix(weight_name, ".weight") ? strndup(weight_name, n - 7) : NULL;
 }
 
-static int list_linear_modules(xf_export_src *s, xf_error *err)
+static void list_linear_modules(xf_export_src *s)
 {
     const xf_model_weights *mw = &s->m.weights;
     s->linear_modules = json_array();
@@ -60,8 +60,6 @@ static int list_linear_modules(xf_export_src *s, xf_error *err)
             json_array_append_new(s->linear_modules, json_string(mod));
         free(mod);
     }
-    (void)err;
-    return 0;
 }
 
 static bool is_linear_module(const xf_export_src *s, const char *module)
@@ -155,9 +153,8 @@ int xf_export_src_open(xf_export_src *s, const char *path, const char *target,
         xf_export_src_close(s);
         return xf_fail(err, "%s: out of memory", path);
     }
-    int rc = list_linear_modules(s, err);
-    if (rc == 0)
-        rc = check_recipe(s, target, o, err);
+    list_linear_modules(s);
+    int rc = check_recipe(s, target, o, err);
     for (size_t i = 0; rc == 0 && i < set->n; i++) {
         const xf_tensor *t = &set->items[i];
         size_t wl;

@@ -846,6 +846,42 @@ static void test_mixed_bits(void **state)
     free(src);
 }
 
+/* A quantized LM head: GPTQ lm_head true, compressed-tensors ignores
+ * nothing; without it, lm_head is listed in `ignore`. */
+static void test_quantized_head(void **state)
+{
+    (void)state;
+    char *src = model_dir("llama-head", "llama", 64, 128, 4, 2, 11);
+    char *xfq = tmp_path("head.xfq"), *gd = tmp_path("head.gptq"), *cd = tmp_path("head.ct");
+    cli_ok("rtn --bits 4 --group 32 --quantize-head %s %s", src, xfq);
+    json_t *gs = export_ok(true, xfq, gd, XF_GPTQ_ZEROS_AUTO);
+    json_decref(export_ok(false, xfq, cd, XF_GPTQ_ZEROS_AUTO));
+    assert_true(json_is_true(json_object_get(gs, "lm_head")));
+    assert_int_equal(check_export(xfq, gd, true), 15);
+    assert_int_equal(check_export(xfq, cd, false), 15);
+    check_import(xfq, gd);
+    check_import(xfq, cd);
+    json_t *cfg = load_json(cd, "config.json");
+    assert_int_equal(
+        json_array_size(json_object_get(json_object_get(cfg, "quantization_config"), "ignore")), 0);
+    json_decref(cfg);
+    json_decref(gs);
+    char *x2 = tmp_path("nohead.xfq"), *c2 = tmp_path("nohead.ct");
+    rtn_xfq(src, x2, 4, 32, false);
+    json_decref(export_ok(false, x2, c2, XF_GPTQ_ZEROS_AUTO));
+    cfg = load_json(c2, "config.json");
+    const json_t *ign = json_object_get(json_object_get(cfg, "quantization_config"), "ignore");
+    assert_int_equal(json_array_size(ign), 1);
+    assert_string_equal(json_string_value(json_array_get(ign, 0)), "lm_head");
+    json_decref(cfg);
+    free(x2);
+    free(c2);
+    free(xfq);
+    free(gd);
+    free(cd);
+    free(src);
+}
+
 /* Deterministic: the same .xfq gives the same bytes. */
 static void test_same_bytes(void **state)
 {
@@ -1240,6 +1276,7 @@ int main(void)
         cmocka_unit_test(test_zero_point_formats),
         cmocka_unit_test(test_gpt2),
         cmocka_unit_test(test_mixed_bits),
+        cmocka_unit_test(test_quantized_head),
         cmocka_unit_test(test_same_bytes),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_failed_write_leaves_nothing),
