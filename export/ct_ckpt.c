@@ -86,16 +86,26 @@ static int pack_linear(const xf_export_src *s, const xf_export_linear *l, ct_ten
     }
     const uint16_t *src_scales = l->t->packed.scales;
     for (int64_t n = 0; n < N; n++) {
-        if (xf_export_row_codes(l, n, codes + K, codes, err) != 0) {
-            free(codes);
-            return -1;
-        }
         uint32_t *row = packed + n * kw;
-        for (int64_t c = 0, i = 0; c < kw; c++) { /* word by word: no division per code */
-            uint32_t w = 0;
-            for (int j = 0; j < pf && i < K; j++, i++)
-                w |= (uint32_t)codes[i] << (b * j);
-            row[c] = w;
+        if (!l->act_order && b != 3) {
+            /* for 2/4/8 bits the .xfq row is these words already (pf codes
+             * per little-endian word); the bits past K are masked so that
+             * padding is zero whatever the .xfq holds there */
+            memcpy(row, l->t->packed.codes + (size_t)n * l->t->packed.row_bytes, (size_t)kw * 4);
+            const int64_t tail = K - (kw - 1) * pf; /* codes in the last word */
+            if (tail < pf)
+                row[kw - 1] &= (1u << (b * tail)) - 1u;
+        } else {
+            if (xf_export_row_codes(l, n, codes + K, codes, err) != 0) {
+                free(codes);
+                return -1;
+            }
+            for (int64_t c = 0, i = 0; c < kw; c++) { /* word by word: no division per code */
+                uint32_t w = 0;
+                for (int j = 0; j < pf && i < K; j++, i++)
+                    w |= (uint32_t)codes[i] << (b * j);
+                row[c] = w;
+            }
         }
         for (int64_t g = 0; g < G; g++) {
             if (sdt == XF_DTYPE_F16)

@@ -196,12 +196,20 @@ static int pack_linear(const xf_export_src *s, const xf_export_linear *l, const 
         const int64_t nc = N - n0 < CHUNK ? N - n0 : CHUNK;
         for (int64_t c = 0; c < nc; c++) {
             const int64_t n = n0 + c;
-            if (xf_export_row_codes(l, n, codes + K, codes, err) != 0) {
-                free(cols);
-                free(codes);
-                return -1;
+            if (!l->act_order) {
+                /* the .xfq row is already this bit stream (code i at bits
+                 * b*i, little-endian; docs/xfq-format.md): its first kw
+                 * words are the column */
+                memcpy(cols + c * kw, l->t->packed.codes + (size_t)n * l->t->packed.row_bytes,
+                       (size_t)kw * 4);
+            } else {
+                if (xf_export_row_codes(l, n, codes + K, codes, err) != 0) {
+                    free(cols);
+                    free(codes);
+                    return -1;
+                }
+                pack_stream(codes, K, b, cols + c * kw);
             }
-            pack_stream(codes, K, b, cols + c * kw);
             for (int64_t g = 0; g < G; g++) {
                 int z = xf_export_zero(l, n, g);
                 xf_gptq_put_bits(qzeros + g * nw, 1, n, b, (uint32_t)(p->v2 ? z : z - 1));
