@@ -19,11 +19,6 @@ static const char *const part_names[CT_PARTS] = {"weight_packed", "weight_scale"
                                                  "weight_zero_point", "weight_g_idx",
                                                  "weight_shape"};
 
-typedef struct ct_tensors {
-    char *names[CT_PARTS];
-    void *bufs[CT_PARTS];
-} ct_tensors;
-
 /* The quantization scheme of one linear: linears with equal keys share a
  * config group. */
 typedef struct ct_key {
@@ -58,33 +53,51 @@ static xf_dtype scale_dtype(const xf_export_src *s)
     return s->model_dtype == XF_DTYPE_F32 ? XF_DTYPE_F32 : XF_DTYPE_F16;
 }
 
-static int pack_linear(const xf_export_src *s, const xf_export_linear *l, ct_tensors *ct,
-                       xf_tensor *out, size_t *n_out, xf_error *err)
+/* The headers (data NULL: filled while the file is written) of one
+ * linear's tensors; part_of / lin_of record what each one is. */
+static int describe_linear(const xf_export_src *s, size_t li, xf_tensor *out, size_t *n_out,
+                           int *part_of, size_t *lin_of, xf_error *err)
+{
+    const xf_export_linear *l = &s->lin[li];
+    const int64_t pf = 32 / l->bits, N = l->N, K = l->K, G = l->G;
+    const int64_t shapes[CT_PARTS][2] = {
+        {N, (K + pf - 1) / pf}, {N, G}, {(N + pf - 1) / pf, G}, {K, 0}, {2, 0}};
+    const xf_dtype dt[CT_PARTS] = {XF_DTYPE_I32, scale_dtype(s), XF_DTYPE_I32, XF_DTYPE_I32,
+                                   XF_DTYPE_I64};
+    const bool present[CT_PARTS] = {true, true, l->asym, l->act_order, true};
+    for (int k = 0; k < CT_PARTS; k++) {
+        if (!present[k])
+            continue;
+        xf_tensor *t = &out[*n_out];
+        memset(t, 0, sizeof *t);
+        t->name = name_with(l->module, part_names[k]);
+        if (!t->name)
+            return xf_fail(err, "%s: tensor %s: out of memory", s->path, l->t->name);
+        t->dtype = dt[k];
+        t->ndim = shapes[k][1] ? 2 : 1;
+        t->shape[0] = shapes[k][0];
+        t->shape[1] = shapes[k][1];
+        t->nbytes = (size_t)xf_tensor_numel(t) * xf_dtype_size(dt[k]);
+        part_of[*n_out] = k;
+        lin_of[*n_out] = li;
+        (*n_out)++;
+    }
+    return 0;
+}
+
+typedef struct ct_fill {
+    const xf_export_src *s;
+    const int *part_of;
+    const size_t *lin_of;
+    uint8_t *codes; /* scratch: 2 * max K */
+} ct_fill;
+
+/* weight_packed [N, ceil(K/pf)]: pf codes per word along K, per row. */
+static int fill_packed(const ct_fill *f, const xf_export_linear *l, uint32_t *packed,
+                       xf_error *err)
 {
     const int b = l->bits;
-    const int64_t pf = 32 / b, N = l->N, K = l->K, G = l->G;
-    const int64_t kw = (K + pf - 1) / pf, nw = (N + pf - 1) / pf;
-    const xf_dtype sdt = scale_dtype(s);
-    uint32_t *packed = calloc((size_t)(N * kw), sizeof *packed);
-    void *scale = malloc((size_t)(N * G) * xf_dtype_size(sdt));
-    uint32_t *zp = l->asym ? calloc((size_t)(nw * G), sizeof *zp) : NULL;
-    int32_t *g_idx = l->act_order ? malloc((size_t)K * sizeof *g_idx) : NULL;
-    int64_t *shape = malloc(2 * sizeof *shape);
-    uint8_t *codes = malloc((size_t)K * 2);
-    ct->bufs[0] = packed;
-    ct->bufs[1] = scale;
-    ct->bufs[2] = zp;
-    ct->bufs[3] = g_idx;
-    ct->bufs[4] = shape;
-    bool ok = packed && scale && (zp || !l->asym) && (g_idx || !l->act_order) && shape && codes;
-    for (int k = 0; k < CT_PARTS && ok; k++)
-        if (ct->bufs[k] && !(ct->names[k] = name_with(l->module, part_names[k])))
-            ok = false;
-    if (!ok) {
-        free(codes);
-        return xf_fail(err, "%s: tensor %s: out of memory", s->path, l->t->name);
-    }
-    const uint16_t *src_scales = l->t->packed.scales;
+    const int64_t pf = 32 / b, N = l->N, K = l->K, kw = (K + pf - 1) / pf;
     for (int64_t n = 0; n < N; n++) {
         uint32_t *row = packed + n * kw;
         if (!l->act_order && b != 3) {
@@ -95,54 +108,52 @@ static int pack_linear(const xf_export_src *s, const xf_export_linear *l, ct_ten
             const int64_t tail = K - (kw - 1) * pf; /* codes in the last word */
             if (tail < pf)
                 row[kw - 1] &= (1u << (b * tail)) - 1u;
-        } else {
-            if (xf_export_row_codes(l, n, codes + K, codes, err) != 0) {
-                free(codes);
-                return -1;
-            }
-            for (int64_t c = 0, i = 0; c < kw; c++) { /* word by word: no division per code */
-                uint32_t w = 0;
-                for (int j = 0; j < pf && i < K; j++, i++)
-                    w |= (uint32_t)codes[i] << (b * j);
-                row[c] = w;
-            }
-        }
-        for (int64_t g = 0; g < G; g++) {
-            if (sdt == XF_DTYPE_F16)
-                ((uint16_t *)scale)[n * G + g] = src_scales[n * G + g];
-            if (zp)
-                zp[(n / pf) * G + g] |= (uint32_t)xf_export_zero(l, n, g) << (b * (int)(n % pf));
-        }
-    }
-    free(codes);
-    if (sdt == XF_DTYPE_F32) { /* fp16 -> fp32 is exact */
-        xf_tensor h = {.name = l->t->name, .dtype = XF_DTYPE_F16, .ndim = 1, .shape = {N * G},
-                       .data = src_scales, .nbytes = (size_t)(N * G) * 2};
-        /* the .xfq stores [N, G] row-major, the same order as weight_scale */
-        if (xf_tensor_to_f32(&h, scale, err) != 0)
-            return -1;
-    }
-    if (g_idx)
-        xf_export_group_index(l, g_idx);
-    shape[0] = N;
-    shape[1] = K;
-
-    const int64_t shapes[CT_PARTS][2] = {{N, kw}, {N, G}, {nw, G}, {K, 0}, {2, 0}};
-    const xf_dtype dt[CT_PARTS] = {XF_DTYPE_I32, sdt, XF_DTYPE_I32, XF_DTYPE_I32, XF_DTYPE_I64};
-    for (int k = 0; k < CT_PARTS; k++) {
-        if (!ct->bufs[k])
             continue;
-        xf_tensor *t = &out[(*n_out)++];
-        memset(t, 0, sizeof *t);
-        t->name = ct->names[k];
-        t->dtype = dt[k];
-        t->ndim = shapes[k][1] ? 2 : 1;
-        t->shape[0] = shapes[k][0];
-        t->shape[1] = shapes[k][1];
-        t->data = ct->bufs[k];
-        t->nbytes = (size_t)xf_tensor_numel(t) * xf_dtype_size(dt[k]);
+        }
+        if (xf_export_row_codes(l, n, f->codes + K, f->codes, err) != 0)
+            return -1;
+        for (int64_t c = 0, i = 0; c < kw; c++) { /* word by word: no division per code */
+            uint32_t w = 0;
+            for (int j = 0; j < pf && i < K; j++, i++)
+                w |= (uint32_t)f->codes[i] << (b * j);
+            row[c] = w;
+        }
     }
     return 0;
+}
+
+static int fill_part(void *ctx, size_t index, void *buf, xf_error *err)
+{
+    const ct_fill *f = ctx;
+    const xf_export_linear *l = &f->s->lin[f->lin_of[index]];
+    const int b = l->bits;
+    const int64_t pf = 32 / b, N = l->N, G = l->G;
+    switch (f->part_of[index]) {
+    case 0: return fill_packed(f, l, buf, err);
+    case 1: { /* the .xfq's [N, G] fp16 scales, as they are or widened */
+        if (scale_dtype(f->s) == XF_DTYPE_F16) {
+            memcpy(buf, l->t->packed.scales, (size_t)(N * G) * 2);
+            return 0;
+        }
+        xf_tensor h = {.name = l->t->name, .dtype = XF_DTYPE_F16, .ndim = 1, .shape = {N * G},
+                       .data = l->t->packed.scales, .nbytes = (size_t)(N * G) * 2};
+        return xf_tensor_to_f32(&h, buf, err); /* fp16 -> fp32 is exact */
+    }
+    case 2: { /* u_zp = z, pf per word along N */
+        uint32_t *zp = buf;
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t g = 0; g < G; g++)
+                zp[(n / pf) * G + g] |= (uint32_t)xf_export_zero(l, n, g) << (b * (int)(n % pf));
+        return 0;
+    }
+    case 3: xf_export_group_index(l, buf); return 0;
+    default: {
+        int64_t *shape = buf;
+        shape[0] = N;
+        shape[1] = l->K;
+        return 0;
+    }
+    }
 }
 
 /* config_groups + ignore. One scheme: targets ["Linear"]; several: each
@@ -217,19 +228,30 @@ int xf_export_compressed_tensors(const char *in, const char *out_dir,
         return -1;
     xf_export_plain *plain = NULL;
     size_t n_plain = 0, n_out = 0;
-    ct_tensors *ct = calloc(s.n_lin, sizeof *ct);
     xf_tensor *list = NULL;
+    int *part_of = NULL;
+    size_t *lin_of = NULL;
+    ct_fill fill = {.s = &s};
     json_t *files = json_array(), *kept = json_array();
     xf_hf_dir_out d = {0};
     int rc = -1;
-    if (!ct || !files || !kept) {
+    if (!files || !kept) {
         xf_fail(err, "%s: out of memory", in);
         goto out;
     }
     if (xf_export_plain_tensors(&s, &plain, &n_plain, err) != 0)
         goto out;
-    list = calloc(n_plain + CT_PARTS * s.n_lin, sizeof *list);
-    if (!list) {
+    const size_t cap = n_plain + CT_PARTS * s.n_lin;
+    list = calloc(cap, sizeof *list);
+    part_of = calloc(cap, sizeof *part_of);
+    lin_of = calloc(cap, sizeof *lin_of);
+    int64_t max_k = 1;
+    for (size_t i = 0; i < s.n_lin; i++)
+        max_k = s.lin[i].K > max_k ? s.lin[i].K : max_k;
+    fill.codes = malloc((size_t)(2 * max_k));
+    fill.part_of = part_of;
+    fill.lin_of = lin_of;
+    if (!list || !part_of || !lin_of || !fill.codes) {
         xf_fail(err, "%s: out of memory", in);
         goto out;
     }
@@ -239,7 +261,7 @@ int xf_export_compressed_tensors(const char *in, const char *out_dir,
             json_array_append_new(kept, json_string(plain[i].t.name));
     }
     for (size_t i = 0; i < s.n_lin; i++)
-        if (pack_linear(&s, &s.lin[i], &ct[i], list, &n_out, err) != 0)
+        if (describe_linear(&s, i, list, &n_out, part_of, lin_of, err) != 0)
             goto out;
     const char *vllm = NULL;
     int n_groups = 0;
@@ -251,7 +273,8 @@ int xf_export_compressed_tensors(const char *in, const char *out_dir,
     }
     char *st_path = xf_hf_dir_out_path(&d, "model.safetensors");
     json_t *st_meta = json_pack("{s:s}", "format", "pt");
-    int wrc = st_path ? xf_safetensors_write(st_path, list, n_out, st_meta, err)
+    int wrc = st_path ? xf_safetensors_write_filled(st_path, list, n_out, st_meta, fill_part,
+                                                    &fill, err)
                       : xf_fail(err, "%s: out of memory", out_dir);
     free(st_path);
     json_decref(st_meta);
@@ -286,13 +309,12 @@ int xf_export_compressed_tensors(const char *in, const char *out_dir,
     }
 out:
     xf_hf_dir_out_abort(&d);
-    for (size_t i = 0; ct && i < s.n_lin; i++)
-        for (int k = 0; k < CT_PARTS; k++) {
-            free(ct[i].names[k]);
-            free(ct[i].bufs[k]);
-        }
-    free(ct);
+    for (size_t i = n_plain; list && i < n_out; i++)
+        free((void *)list[i].name);
     free(list);
+    free(part_of);
+    free(lin_of);
+    free(fill.codes);
     xf_export_plain_free(plain, n_plain);
     json_decref(files);
     json_decref(kept);

@@ -143,11 +143,9 @@ static int plan(const xf_export_src *s, const xf_export_options *o, gptq_plan *p
     return 0;
 }
 
-/* The four tensors of one linear; buffers owned by the caller's list. */
-typedef struct gptq_tensors {
-    char *names[4];
-    void *bufs[4];
-} gptq_tensors;
+/* The four tensors of one linear, in the order `part` numbers them. */
+enum { PART_QWEIGHT, PART_QZEROS, PART_SCALES, PART_GIDX, N_PARTS };
+static const char *const part_suffix[N_PARTS] = {"qweight", "qzeros", "scales", "g_idx"};
 
 static char *name_with(const char *module, const char *suffix)
 {
@@ -158,40 +156,53 @@ static char *name_with(const char *module, const char *suffix)
     return s;
 }
 
-static int pack_linear(const xf_export_src *s, const xf_export_linear *l, const gptq_plan *p,
-                       gptq_tensors *gt, xf_tensor *out, xf_error *err)
+/* The headers (name, dtype, shape, nbytes; data NULL: filled while the
+ * file is written, see fill_part) of one linear's tensors. */
+static int describe_linear(const xf_export_src *s, const xf_export_linear *l, xf_tensor *out,
+                           xf_error *err)
 {
     const int b = l->bits;
-    const int64_t N = l->N, K = l->K, G = l->G;
-    const int64_t kw = K * b / 32, nw = N * b / 32;
-    uint32_t *qweight = calloc((size_t)(kw * N), sizeof *qweight);
-    uint32_t *qzeros = calloc((size_t)(G * nw), sizeof *qzeros);
-    uint16_t *scales = malloc((size_t)(G * N) * sizeof *scales);
-    int32_t *g_idx = malloc((size_t)K * sizeof *g_idx);
-    uint8_t *codes = malloc((size_t)K * 2);
-    static const char *const suffix[4] = {"qweight", "qzeros", "scales", "g_idx"};
-    gt->bufs[0] = qweight;
-    gt->bufs[1] = qzeros;
-    gt->bufs[2] = scales;
-    gt->bufs[3] = g_idx;
-    for (int k = 0; k < 4; k++)
-        gt->names[k] = name_with(l->module, suffix[k]);
-    if (!qweight || !qzeros || !scales || !g_idx || !codes || !gt->names[0] || !gt->names[1] ||
-        !gt->names[2] || !gt->names[3]) {
-        free(codes);
-        return xf_fail(err, "%s: tensor %s: out of memory", s->path, l->t->name);
+    const int64_t shapes[N_PARTS][2] = {
+        {l->K * b / 32, l->N}, {l->G, l->N * b / 32}, {l->G, l->N}, {l->K, 0}};
+    const xf_dtype dt[N_PARTS] = {XF_DTYPE_I32, XF_DTYPE_I32, XF_DTYPE_F16, XF_DTYPE_I32};
+    for (int k = 0; k < N_PARTS; k++) {
+        xf_tensor *t = &out[k];
+        memset(t, 0, sizeof *t);
+        t->name = name_with(l->module, part_suffix[k]);
+        if (!t->name) {
+            for (int j = 0; j < k; j++)
+                free((void *)out[j].name);
+            return xf_fail(err, "%s: tensor %s: out of memory", s->path, l->t->name);
+        }
+        t->dtype = dt[k];
+        t->ndim = k == PART_GIDX ? 1 : 2;
+        t->shape[0] = shapes[k][0];
+        t->shape[1] = shapes[k][1];
+        t->nbytes = (size_t)xf_tensor_numel(t) * xf_dtype_size(dt[k]);
     }
-    /* qweight column n is .xfq row n along K. Columns are packed CHUNK at a
-     * time into `cols` ([CHUNK][kw], each a contiguous bit stream) and then
-     * stored row by row, so that qweight is written in whole cache lines
-     * rather than one word per line. */
-    enum { CHUNK = 16 };
-    uint32_t *cols = malloc((size_t)(CHUNK * kw) * sizeof *cols);
-    if (!cols) {
-        free(codes);
-        return xf_fail(err, "%s: tensor %s: out of memory", s->path, l->t->name);
-    }
-    const uint16_t *src_scales = l->t->packed.scales;
+    return 0;
+}
+
+/* What the safetensors writer needs to produce each tensor's bytes. */
+typedef struct gptq_fill {
+    const xf_export_src *s;
+    const gptq_plan *p;
+    size_t first_linear;   /* index of the first linear's first tensor */
+    uint8_t *codes;        /* scratch: 2 * max K */
+    uint32_t *cols;        /* scratch: CHUNK * max K*b/32 */
+} gptq_fill;
+
+enum { CHUNK = 16 };
+
+/* qweight [K*b/32, N]: column n is .xfq row n along K. Columns are packed
+ * CHUNK at a time into `cols` ([CHUNK][kw], each a contiguous bit stream)
+ * and stored row by row, so that qweight is written in whole cache lines
+ * rather than one word per line. */
+static int fill_qweight(const gptq_fill *f, const xf_export_linear *l, uint32_t *qweight,
+                        xf_error *err)
+{
+    const int b = l->bits;
+    const int64_t N = l->N, K = l->K, kw = K * b / 32;
     for (int64_t n0 = 0; n0 < N; n0 += CHUNK) {
         const int64_t nc = N - n0 < CHUNK ? N - n0 : CHUNK;
         for (int64_t c = 0; c < nc; c++) {
@@ -200,44 +211,46 @@ static int pack_linear(const xf_export_src *s, const xf_export_linear *l, const 
                 /* the .xfq row is already this bit stream (code i at bits
                  * b*i, little-endian; docs/xfq-format.md): its first kw
                  * words are the column */
-                memcpy(cols + c * kw, l->t->packed.codes + (size_t)n * l->t->packed.row_bytes,
-                       (size_t)kw * 4);
+                memcpy(f->cols + c * kw,
+                       l->t->packed.codes + (size_t)n * l->t->packed.row_bytes, (size_t)kw * 4);
             } else {
-                if (xf_export_row_codes(l, n, codes + K, codes, err) != 0) {
-                    free(cols);
-                    free(codes);
+                if (xf_export_row_codes(l, n, f->codes + K, f->codes, err) != 0)
                     return -1;
-                }
-                pack_stream(codes, K, b, cols + c * kw);
-            }
-            for (int64_t g = 0; g < G; g++) {
-                int z = xf_export_zero(l, n, g);
-                xf_gptq_put_bits(qzeros + g * nw, 1, n, b, (uint32_t)(p->v2 ? z : z - 1));
-                scales[g * N + n] = src_scales[n * G + g];
+                pack_stream(f->codes, K, b, f->cols + c * kw);
             }
         }
         for (int64_t w = 0; w < kw; w++)
             for (int64_t c = 0; c < nc; c++)
-                qweight[w * N + n0 + c] = cols[c * kw + w];
-    }
-    free(cols);
-    free(codes);
-    xf_export_group_index(l, g_idx);
-
-    const int64_t shapes[4][2] = {{kw, N}, {G, nw}, {G, N}, {K, 0}};
-    const xf_dtype dt[4] = {XF_DTYPE_I32, XF_DTYPE_I32, XF_DTYPE_F16, XF_DTYPE_I32};
-    for (int k = 0; k < 4; k++) {
-        xf_tensor *t = &out[k];
-        memset(t, 0, sizeof *t);
-        t->name = gt->names[k];
-        t->dtype = dt[k];
-        t->ndim = k == 3 ? 1 : 2;
-        t->shape[0] = shapes[k][0];
-        t->shape[1] = shapes[k][1];
-        t->data = gt->bufs[k];
-        t->nbytes = (size_t)xf_tensor_numel(t) * xf_dtype_size(dt[k]);
+                qweight[w * N + n0 + c] = f->cols[c * kw + w];
     }
     return 0;
+}
+
+static int fill_part(void *ctx, size_t index, void *buf, xf_error *err)
+{
+    const gptq_fill *f = ctx;
+    const size_t k = index - f->first_linear;
+    const xf_export_linear *l = &f->s->lin[k / N_PARTS];
+    const int64_t N = l->N, G = l->G, nw = N * l->bits / 32;
+    switch (k % N_PARTS) {
+    case PART_QWEIGHT: return fill_qweight(f, l, buf, err);
+    case PART_QZEROS:
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t g = 0; g < G; g++) {
+                const int z = xf_export_zero(l, n, g);
+                xf_gptq_put_bits((uint32_t *)buf + g * nw, 1, n, l->bits,
+                                 (uint32_t)(f->p->v2 ? z : z - 1));
+            }
+        return 0;
+    case PART_SCALES: { /* the .xfq's fp16 [N, G], transposed */
+        uint16_t *sc = buf;
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t g = 0; g < G; g++)
+                sc[g * N + n] = l->t->packed.scales[n * G + g];
+        return 0;
+    }
+    default: xf_export_group_index(l, buf); return 0;
+    }
 }
 
 static json_t *quant_config(const xf_export_src *s, const gptq_plan *p)
@@ -269,19 +282,26 @@ int xf_export_gptq(const char *in, const char *out_dir, const xf_export_options 
     gptq_plan p;
     xf_export_plain *plain = NULL;
     size_t n_plain = 0, n_out = 0;
-    gptq_tensors *gt = calloc(s.n_lin, sizeof *gt);
     xf_tensor *list = NULL;
+    gptq_fill fill = {.s = &s, .p = &p};
     json_t *files = json_array(), *kept = json_array();
     xf_hf_dir_out d = {0};
     int rc = -1;
-    if (!gt || !files || !kept) {
+    if (!files || !kept) {
         xf_fail(err, "%s: out of memory", in);
         goto out;
     }
     if (plan(&s, o, &p, err) != 0 || xf_export_plain_tensors(&s, &plain, &n_plain, err) != 0)
         goto out;
-    list = calloc(n_plain + 4 * s.n_lin, sizeof *list);
-    if (!list) {
+    list = calloc(n_plain + N_PARTS * s.n_lin, sizeof *list);
+    int64_t max_k = 1, max_kw = 1;
+    for (size_t i = 0; i < s.n_lin; i++) {
+        max_k = s.lin[i].K > max_k ? s.lin[i].K : max_k;
+        max_kw = s.lin[i].K * s.lin[i].bits / 32 > max_kw ? s.lin[i].K * s.lin[i].bits / 32 : max_kw;
+    }
+    fill.codes = malloc((size_t)(2 * max_k));
+    fill.cols = malloc((size_t)(CHUNK * max_kw) * sizeof *fill.cols);
+    if (!list || !fill.codes || !fill.cols) {
         xf_fail(err, "%s: out of memory", in);
         goto out;
     }
@@ -290,16 +310,19 @@ int xf_export_gptq(const char *in, const char *out_dir, const xf_export_options 
         if (plain[i].kept_dtype)
             json_array_append_new(kept, json_string(plain[i].t.name));
     }
-    for (size_t i = 0; i < s.n_lin; i++, n_out += 4)
-        if (pack_linear(&s, &s.lin[i], &p, &gt[i], list + n_out, err) != 0)
+    fill.first_linear = n_out;
+    for (size_t i = 0; i < s.n_lin; i++, n_out += N_PARTS)
+        if (describe_linear(&s, &s.lin[i], list + n_out, err) != 0)
             goto out;
 
-    /* everything is in memory and checked: now write */
+    /* everything is checked: now write (the quantized tensors are packed
+     * one at a time as the file is written) */
     if (xf_hf_dir_out_begin(&d, out_dir, err) != 0)
         goto out;
     char *st_path = xf_hf_dir_out_path(&d, "model.safetensors");
     json_t *st_meta = json_pack("{s:s}", "format", "pt");
-    int wrc = st_path ? xf_safetensors_write(st_path, list, n_out, st_meta, err)
+    int wrc = st_path ? xf_safetensors_write_filled(st_path, list, n_out, st_meta, fill_part,
+                                                    &fill, err)
                       : xf_fail(err, "%s: out of memory", out_dir);
     free(st_path);
     json_decref(st_meta);
@@ -341,13 +364,11 @@ int xf_export_gptq(const char *in, const char *out_dir, const xf_export_options 
     }
 out:
     xf_hf_dir_out_abort(&d);
-    for (size_t i = 0; gt && i < s.n_lin; i++)
-        for (int k = 0; k < 4; k++) {
-            free(gt[i].names[k]);
-            free(gt[i].bufs[k]);
-        }
-    free(gt);
+    for (size_t i = n_plain; list && i < n_out; i++)
+        free((void *)list[i].name);
     free(list);
+    free(fill.codes);
+    free(fill.cols);
     xf_export_plain_free(plain, n_plain);
     json_decref(files);
     json_decref(kept);
