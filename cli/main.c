@@ -31,8 +31,9 @@ static void print_help(FILE *out)
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
     fprintf(out,
-            "\nMODEL arguments accept an HF model directory (config.json + *.safetensors),\n"
-            "a .safetensors file with config.json beside it, or an .xfq file.\n"
+            "\nMODEL arguments accept an HF model directory (config.json + *.safetensors;\n"
+            "also a GPTQ or compressed-tensors checkpoint), a .safetensors file with\n"
+            "config.json beside it, or an .xfq file.\n"
             "Run 'xfquant COMMAND --help' for a command's options. Exit codes: 0 ok,\n"
             "1 failure, 2 usage error.\n");
 }
