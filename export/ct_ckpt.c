@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/progress.h"
 #include "export/hf_dir_out.h"
 #include "formats/safetensors.h"
 
@@ -90,6 +91,8 @@ typedef struct ct_fill {
     const int *part_of;
     const size_t *lin_of;
     uint8_t *codes; /* scratch: 2 * max K */
+    xf_progress prog; /* linears written (shown on a TTY only) */
+    int64_t done;
 } ct_fill;
 
 /* weight_packed [N, ceil(K/pf)]: pf codes per word along K, per row. */
@@ -124,12 +127,14 @@ static int fill_packed(const ct_fill *f, const xf_export_linear *l, uint32_t *pa
 
 static int fill_part(void *ctx, size_t index, void *buf, xf_error *err)
 {
-    const ct_fill *f = ctx;
+    ct_fill *f = ctx;
     const xf_export_linear *l = &f->s->lin[f->lin_of[index]];
     const int b = l->bits;
     const int64_t pf = 32 / b, N = l->N, G = l->G;
     switch (f->part_of[index]) {
-    case 0: return fill_packed(f, l, buf, err);
+    case 0:
+        xf_progress_update(&f->prog, ++f->done, (int64_t)f->s->n_lin, 0, l->module);
+        return fill_packed(f, l, buf, err);
     case 1: { /* the .xfq's [N, G] fp16 scales, as they are or widened */
         if (scale_dtype(f->s) == XF_DTYPE_F16) {
             memcpy(buf, l->t->packed.scales, (size_t)(N * G) * 2);
@@ -273,9 +278,11 @@ int xf_export_compressed_tensors(const char *in, const char *out_dir,
     }
     char *st_path = xf_hf_dir_out_path(&d, "model.safetensors");
     json_t *st_meta = json_pack("{s:s}", "format", "pt");
+    xf_progress_init(&fill.prog, "export compressed-tensors: linear");
     int wrc = st_path ? xf_safetensors_write_filled(st_path, list, n_out, st_meta, fill_part,
                                                     &fill, err)
                       : xf_fail(err, "%s: out of memory", out_dir);
+    xf_progress_finish(&fill.prog);
     free(st_path);
     json_decref(st_meta);
     json_t *cfg = xf_export_config(&s, qc);

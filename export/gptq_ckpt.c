@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/progress.h"
 #include "export/hf_dir_out.h"
 #include "formats/safetensors.h"
 
@@ -190,6 +191,8 @@ typedef struct gptq_fill {
     size_t first_linear;   /* index of the first linear's first tensor */
     uint8_t *codes;        /* scratch: 2 * max K */
     uint32_t *cols;        /* scratch: CHUNK * max K*b/32 */
+    xf_progress prog;      /* linears written (shown on a TTY only) */
+    int64_t done;
 } gptq_fill;
 
 enum { CHUNK = 16 };
@@ -228,12 +231,14 @@ static int fill_qweight(const gptq_fill *f, const xf_export_linear *l, uint32_t 
 
 static int fill_part(void *ctx, size_t index, void *buf, xf_error *err)
 {
-    const gptq_fill *f = ctx;
+    gptq_fill *f = ctx;
     const size_t k = index - f->first_linear;
     const xf_export_linear *l = &f->s->lin[k / N_PARTS];
     const int64_t N = l->N, G = l->G, nw = N * l->bits / 32;
     switch (k % N_PARTS) {
-    case PART_QWEIGHT: return fill_qweight(f, l, buf, err);
+    case PART_QWEIGHT:
+        xf_progress_update(&f->prog, ++f->done, (int64_t)f->s->n_lin, 0, l->module);
+        return fill_qweight(f, l, buf, err);
     case PART_QZEROS:
         for (int64_t n = 0; n < N; n++)
             for (int64_t g = 0; g < G; g++) {
@@ -321,9 +326,11 @@ int xf_export_gptq(const char *in, const char *out_dir, const xf_export_options 
         goto out;
     char *st_path = xf_hf_dir_out_path(&d, "model.safetensors");
     json_t *st_meta = json_pack("{s:s}", "format", "pt");
+    xf_progress_init(&fill.prog, "export gptq: linear");
     int wrc = st_path ? xf_safetensors_write_filled(st_path, list, n_out, st_meta, fill_part,
                                                     &fill, err)
                       : xf_fail(err, "%s: out of memory", out_dir);
+    xf_progress_finish(&fill.prog);
     free(st_path);
     json_decref(st_meta);
     if (wrc != 0)
