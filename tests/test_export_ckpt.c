@@ -878,6 +878,42 @@ static void test_quantized_head(void **state)
     free(src);
 }
 
+/* An fp32 model: plain tensors stay F32 and compressed-tensors scales are
+ * F32 (the model's dtype; fp16 -> fp32 is exact). */
+static void test_f32_model(void **state)
+{
+    (void)state;
+    char *dir = tmp_path("llama-f32");
+    xf_random_model_spec sp = {.family = "llama", .hidden = 64, .intermediate = 128, .layers = 2,
+                               .heads = 4, .kv_heads = 2, .vocab = 64, .max_pos = 32,
+                               .f16 = false, .seed = 12};
+    char *src = xf_random_model_write(dir, &sp);
+    assert_non_null(src);
+    char *xfq = tmp_path("f32.xfq"), *gd = tmp_path("f32.gptq"), *cd = tmp_path("f32.ct");
+    rtn_xfq(src, xfq, 4, 32, false);
+    json_t *cs = export_ok(false, xfq, cd, XF_GPTQ_ZEROS_AUTO);
+    assert_string_equal(sum_str(cs, "scale_dtype"), "F32");
+    json_decref(cs);
+    json_decref(export_ok(true, xfq, gd, XF_GPTQ_ZEROS_AUTO));
+    check_export(xfq, cd, false);
+    check_export(xfq, gd, true);
+    check_import(xfq, cd);
+    check_import(xfq, gd);
+    ref_st s;
+    ref_st_open(&s, cd);
+    int64_t sh[8];
+    int nd;
+    assert_non_null(ref_tensor(&s, "model.layers.0.self_attn.q_proj.weight_scale", "F32", sh, &nd,
+                               NULL));
+    assert_non_null(ref_tensor(&s, "model.norm.weight", "F32", sh, &nd, NULL));
+    ref_st_close(&s);
+    free(xfq);
+    free(gd);
+    free(cd);
+    free(src);
+    free(dir);
+}
+
 /* Deterministic: the same .xfq gives the same bytes. */
 static void test_same_bytes(void **state)
 {
@@ -1302,6 +1338,7 @@ int main(void)
         cmocka_unit_test(test_gpt2),
         cmocka_unit_test(test_mixed_bits),
         cmocka_unit_test(test_quantized_head),
+        cmocka_unit_test(test_f32_model),
         cmocka_unit_test(test_same_bytes),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_failed_write_leaves_nothing),
