@@ -31,6 +31,8 @@ static void print_help(void)
            "                       not a multiple of 32, unaligned groups, log2 grids,\n"
            "                       outlier tables) unquantized instead of refusing: F16\n"
            "                       (as llama-quantize does; rounded) or F32 (exact)\n"
+           "  --gptq-format F      GPTQ zero points: auto (default: \"gptq\" v1 when every\n"
+           "                       zero point is >= 1, else \"gptq_v2\"), v1 or v2\n"
            "  --weights-only       export although the recipe has activation/KV\n"
            "                       quantization or online transforms (recorded in the\n"
            "                       file's general.description and xfquant.omitted)\n"
@@ -69,6 +71,39 @@ static void print_text(const json_t *s)
         printf("note: %s\n", om);
 }
 
+/* GPTQ / compressed-tensors summary */
+static void print_checkpoint_summary(const json_t *s)
+{
+    const char *target = json_string_value(json_object_get(s, "target"));
+    printf("%s -> %s (%s)\n", json_string_value(json_object_get(s, "input")),
+           json_string_value(json_object_get(s, "output")), target);
+    printf("quantized linears: %lld, plain tensors: %lld, tensor bytes: %lld\n",
+           (long long)json_integer_value(json_object_get(s, "quantized_linears")),
+           (long long)json_integer_value(json_object_get(s, "plain_tensors")),
+           (long long)json_integer_value(json_object_get(s, "tensor_bytes")));
+    if (!strcmp(target, "gptq")) {
+        printf("checkpoint_format %s, bits %lld, group_size %lld, sym %s, desc_act %s\n",
+               json_string_value(json_object_get(s, "checkpoint_format")),
+               (long long)json_integer_value(json_object_get(s, "bits")),
+               (long long)json_integer_value(json_object_get(s, "group_size")),
+               json_is_true(json_object_get(s, "sym")) ? "true" : "false",
+               json_is_true(json_object_get(s, "desc_act")) ? "true" : "false");
+        printf("vLLM kernel: %s (%s)\n", json_string_value(json_object_get(s, "vllm_kernel")),
+               json_string_value(json_object_get(s, "vllm_kernel_reason")));
+    } else {
+        printf("config groups: %lld, scales %s, vLLM scheme: %s\n",
+               (long long)json_integer_value(json_object_get(s, "config_groups")),
+               json_string_value(json_object_get(s, "scale_dtype")),
+               json_string_value(json_object_get(s, "vllm_scheme")));
+    }
+    size_t i;
+    const json_t *v;
+    json_array_foreach(json_object_get(s, "kept_dtype"), i, v)
+        printf("kept in its .xfq dtype (not exact in the model's): %s\n", json_string_value(v));
+    json_array_foreach(json_object_get(s, "omitted"), i, v)
+        printf("omitted (--weights-only): %s\n", json_string_value(v));
+}
+
 int xf_cmd_export(const xf_cli_ctx *ctx, int argc, char **argv)
 {
     (void)ctx;
@@ -77,6 +112,7 @@ int xf_cmd_export(const xf_cli_ctx *ctx, int argc, char **argv)
                                          {"gguf-asym", required_argument, NULL, 'a'},
                                          {"fallback", required_argument, NULL, 'f'},
                                          {"weights-only", no_argument, NULL, 'w'},
+                                         {"gptq-format", required_argument, NULL, 'g'},
                                          {"json", no_argument, NULL, 'j'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0, 0, 0, 0}};
@@ -119,6 +155,17 @@ int xf_cmd_export(const xf_cli_ctx *ctx, int argc, char **argv)
                                       optarg);
             break;
         case 'w': o.weights_only = true; break;
+        case 'g':
+            if (!strcmp(optarg, "auto"))
+                o.gptq_zeros = XF_GPTQ_ZEROS_AUTO;
+            else if (!strcmp(optarg, "v1"))
+                o.gptq_zeros = XF_GPTQ_ZEROS_V1;
+            else if (!strcmp(optarg, "v2"))
+                o.gptq_zeros = XF_GPTQ_ZEROS_V2;
+            else
+                return xf_usage_error("export", "--gptq-format must be auto, v1 or v2, not '%s'",
+                                      optarg);
+            break;
         case 'j': as_json = true; break;
         case 'h': print_help(); return XF_EXIT_OK;
         default: return xf_usage_error("export", "unknown option or missing value '%s'",
@@ -141,8 +188,10 @@ int xf_cmd_export(const xf_cli_ctx *ctx, int argc, char **argv)
         char *s = json_dumps(summary, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(10));
         puts(s ? s : "{}");
         free(s);
-    } else
+    } else if (!strcmp(t->name, "gguf"))
         print_text(summary);
+    else
+        print_checkpoint_summary(summary);
     json_decref(summary);
     return XF_EXIT_OK;
 }

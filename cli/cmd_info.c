@@ -10,6 +10,7 @@
 #include "core/json_util.h"
 #include "core/read_file.h"
 #include "formats/hf_model.h"
+#include "formats/hf_quantized.h"
 #include "formats/safetensors.h"
 #include "formats/xfq.h"
 #include "formats/xfq_outliers.h"
@@ -18,8 +19,9 @@
 
 static const char info_help[] =
     "usage: xfquant info FILE [--json]\n\n"
-    "Describes FILE: an HF model directory, a .safetensors file (config.json\n"
-    "beside it is used when present) or an .xfq file.\n\n"
+    "Describes FILE: an HF model directory (also a GPTQ or compressed-tensors\n"
+    "checkpoint, whose quantized linears are read and checked), a .safetensors file\n"
+    "(config.json beside it is used when present) or an .xfq file.\n\n"
     "  --json   print the description as JSON (schema in docs/cli.md)\n"
     "  --help   this text\n";
 
@@ -149,6 +151,31 @@ static json_t *info_hf(const char *path, xf_error *err)
     describe_config(m.config, path, out);
     describe_tensors(&m.tensors, out);
     json_object_set_new(out, "recipe", json_null());
+    if (xf_hf_quant_method(m.config)) {
+        /* a GPTQ / compressed-tensors checkpoint: read (and so check) every
+         * quantized linear the way ppl and kld will */
+        xf_model_config cfg;
+        xf_error cerr = {0};
+        bool gpt2 = xf_model_config_parse(&cfg, m.config, path, &cerr) == 0 &&
+                    cfg.family == XF_FAMILY_GPT2;
+        xf_hf_quantized q;
+        if (xf_hf_quantized_open(&q, &m, gpt2, err) != 0) {
+            json_decref(out);
+            xf_hf_close(&m);
+            return NULL;
+        }
+        json_object_set_new(out, "format", json_string(xf_hf_quant_method(m.config)));
+        json_object_set(out, "quantization", q.info);
+        /* parameters are the model's weights, not the int32 words holding them */
+        int64_t params = 0;
+        for (size_t i = 0; i < q.tensors.n; i++)
+            params += xf_tensor_numel(&q.tensors.items[i]);
+        json_int_t bytes = json_integer_value(json_object_get(out, "tensor_bytes"));
+        json_object_set_new(out, "n_params", json_integer(params));
+        json_object_set_new(out, "bits_per_weight",
+                            json_real(params ? 8.0 * (double)bytes / (double)params : 0.0));
+        xf_hf_quantized_close(&q);
+    }
     json_object_set_new(out, "has_tokenizer", json_boolean(m.tokenizer != NULL));
     xf_hf_close(&m);
     return out;
@@ -237,6 +264,12 @@ static void print_text(const json_t *o)
                (long long)nout,
                100.0 * (double)nout /
                    (double)json_integer_value(json_object_get(o, "packed_params")));
+    const json_t *qz = json_object_get(o, "quantization");
+    if (json_is_object(qz)) {
+        char *s = json_dumps(qz, JSON_SORT_KEYS | JSON_COMPACT | JSON_REAL_PRECISION(6));
+        printf("quantization: %s\n", s ? s : "?");
+        free(s);
+    }
     const json_t *recipe = json_object_get(o, "recipe");
     if (json_is_object(recipe)) {
         char *s = json_dumps(recipe, JSON_SORT_KEYS | JSON_COMPACT);

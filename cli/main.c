@@ -20,6 +20,7 @@ static const xf_command commands[] = {
     {"rtn", xf_cmd_rtn, "round-to-nearest weight quantization into an .xfq file"},
     {"gptq", xf_cmd_gptq, "GPTQ weight quantization with calibration text into an .xfq file"},
     {"regress", xf_cmd_regress, "run an accuracy regression suite (quantize, evaluate, compare)"},
+    {"export", xf_cmd_export, "write an .xfq as a GPTQ or compressed-tensors checkpoint"},
     {"stats", xf_cmd_stats, "per-layer activation statistics (outliers, kurtosis) on calibration text"},
     {"export", xf_cmd_export, "write a model for another engine (--to gguf: llama.cpp, ollama)"},
 };
@@ -33,8 +34,9 @@ static void print_help(FILE *out)
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
     fprintf(out,
-            "\nMODEL arguments accept an HF model directory (config.json + *.safetensors),\n"
-            "a .safetensors file with config.json beside it, or an .xfq file.\n"
+            "\nMODEL arguments accept an HF model directory (config.json + *.safetensors;\n"
+            "also a GPTQ or compressed-tensors checkpoint), a .safetensors file with\n"
+            "config.json beside it, or an .xfq file.\n"
             "Run 'xfquant COMMAND --help' for a command's options. Exit codes: 0 ok,\n"
             "1 failure, 2 usage error.\n");
 }

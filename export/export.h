@@ -27,6 +27,13 @@ typedef enum xf_export_fallback {
     XF_EXPORT_FALLBACK_F32,      /* F32 (exact) */
 } xf_export_fallback;
 
+/* How GPTQ zero points are stored (docs/export.md, "GPTQ checkpoints"). */
+typedef enum xf_gptq_zero_format {
+    XF_GPTQ_ZEROS_AUTO = 0, /* v1 ("gptq") when every zero point is >= 1, else v2 */
+    XF_GPTQ_ZEROS_V1,       /* "gptq": stored z - 1 (refused when some z = 0) */
+    XF_GPTQ_ZEROS_V2,       /* "gptq_v2": stored z */
+} xf_gptq_zero_format;
+
 typedef struct xf_export_opts {
     xf_export_float float_type; /* --type */
     xf_gguf_asym gguf_asym;     /* --gguf-asym */
@@ -34,6 +41,7 @@ typedef struct xf_export_opts {
     bool weights_only;          /* --weights-only: export despite an activation scheme /
                                    online transforms, recording the omission */
     bool progress;              /* TTY progress line */
+    xf_gptq_zero_format gptq_zeros; /* --gptq-format */
 } xf_export_opts;
 
 /* in: .xfq file or HF directory; out: the target's file or directory.

@@ -403,7 +403,8 @@ const xf_tensor *xf_safetensors_find(const xf_safetensors *st, const char *name)
 /* ---- writer ------------------------------------------------------------ */
 
 /* Everything the reader would refuse is refused here, before any output. */
-static int check_tensor_for_write(const xf_tensor *t, const char *path, xf_error *err)
+static int check_tensor_for_write(const xf_tensor *t, const char *path, bool filled,
+                                  xf_error *err)
 {
     if (!t->name || t->name[0] == '\0')
         return xf_fail(err, "%s: a tensor has an empty name", path);
@@ -432,7 +433,7 @@ static int check_tensor_for_write(const xf_tensor *t, const char *path, xf_error
     if ((uint64_t)t->nbytes != need)
         return xf_fail(err, "%s: tensor %s: %zu bytes for shape %s %s needs %llu", path, shown,
                        t->nbytes, shape_str, xf_dtype_name(t->dtype), (unsigned long long)need);
-    if (need > 0 && !t->data)
+    if (need > 0 && !t->data && !filled)
         return xf_fail(err, "%s: tensor %s: no data", path, shown);
     return 0;
 }
@@ -508,9 +509,16 @@ static void put_u64_le(uint8_t out[8], uint64_t v)
         out[b] = (uint8_t)(v >> (8 * b));
 }
 
+/* Produces the bytes of tensors without data (xf_safetensors_write_filled). */
+typedef struct fill_source {
+    xf_safetensors_fill_fn fill;
+    void *ctx;
+    const xf_tensor *base; /* the caller's array: index = order[i] - base */
+} fill_source;
+
 /* Writes the header and the data; `order` is sorted by name. */
 static int write_file(const char *path, const xf_tensor *const *order, size_t n,
-                      const json_t *metadata, xf_error *err)
+                      const json_t *metadata, const fill_source *fs, xf_error *err)
 {
     size_t header_len = 0;
     char *header = build_header(order, n, metadata, &header_len);
@@ -532,9 +540,31 @@ static int write_file(const char *path, const xf_tensor *const *order, size_t n,
     if (rc == 0)
         rc = xf_atomic_write(&f, header, header_len, err);
     free(header);
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        if (order[i]->nbytes > 0)
-            rc = xf_atomic_write(&f, order[i]->data, order[i]->nbytes, err);
+    void *buf = NULL; /* one filled tensor at a time */
+    size_t cap = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const xf_tensor *t = order[i];
+        if (t->nbytes == 0)
+            continue;
+        if (t->data || !fs) {
+            rc = xf_atomic_write(&f, t->data, t->nbytes, err);
+            continue;
+        }
+        if (t->nbytes > cap) {
+            free(buf);
+            cap = t->nbytes;
+            buf = malloc(cap);
+            if (!buf) {
+                rc = xf_fail(err, "%s: tensor %s: out of memory", path, t->name);
+                break;
+            }
+        }
+        memset(buf, 0, t->nbytes);
+        rc = fs->fill(fs->ctx, (size_t)(t - fs->base), buf, err);
+        if (rc == 0)
+            rc = xf_atomic_write(&f, buf, t->nbytes, err);
+    }
+    free(buf);
     if (rc == 0)
         rc = xf_atomic_commit(&f, err);
     if (rc != 0)
@@ -542,13 +572,13 @@ static int write_file(const char *path, const xf_tensor *const *order, size_t n,
     return rc;
 }
 
-int xf_safetensors_write(const char *path, const xf_tensor *tensors, size_t n,
-                         const json_t *metadata, xf_error *err)
+static int write_sorted(const char *path, const xf_tensor *tensors, size_t n,
+                        const json_t *metadata, const fill_source *fs, xf_error *err)
 {
     if (metadata && check_metadata(metadata, path, err) != 0)
         return -1;
     for (size_t i = 0; i < n; i++)
-        if (check_tensor_for_write(&tensors[i], path, err) != 0)
+        if (check_tensor_for_write(&tensors[i], path, fs != NULL, err) != 0)
             return -1;
     const xf_tensor **order = NULL;
     if (n > 0) {
@@ -567,7 +597,21 @@ int xf_safetensors_write(const char *path, const xf_tensor *tensors, size_t n,
             return xf_fail(err, "%s: tensor %s appears more than once", path, shown);
         }
     }
-    int rc = write_file(path, order, n, metadata, err);
+    int rc = write_file(path, order, n, metadata, fs, err);
     free(order);
     return rc;
+}
+
+int xf_safetensors_write(const char *path, const xf_tensor *tensors, size_t n,
+                         const json_t *metadata, xf_error *err)
+{
+    return write_sorted(path, tensors, n, metadata, NULL, err);
+}
+
+int xf_safetensors_write_filled(const char *path, const xf_tensor *tensors, size_t n,
+                                const json_t *metadata, xf_safetensors_fill_fn fill, void *ctx,
+                                xf_error *err)
+{
+    const fill_source fs = {fill, ctx, tensors};
+    return write_sorted(path, tensors, n, metadata, &fs, err);
 }

@@ -34,4 +34,15 @@ const xf_tensor *xf_safetensors_find(const xf_safetensors *st, const char *name)
 int xf_safetensors_write(const char *path, const xf_tensor *tensors, size_t n,
                          const json_t *metadata, xf_error *err);
 
+/* Like xf_safetensors_write, but the bytes of every tensor whose `data` is
+ * NULL (nbytes > 0) are produced by fill(ctx, index into `tensors`, buf)
+ * into a zeroed buffer of its nbytes just before they are written, one
+ * tensor at a time in file order: a writer that computes its tensors holds
+ * one of them in memory, not the whole file. A failing fill aborts the
+ * write (nothing is left behind). */
+typedef int (*xf_safetensors_fill_fn)(void *ctx, size_t index, void *buf, xf_error *err);
+int xf_safetensors_write_filled(const char *path, const xf_tensor *tensors, size_t n,
+                                const json_t *metadata, xf_safetensors_fill_fn fill, void *ctx,
+                                xf_error *err);
+
 #endif

@@ -73,6 +73,11 @@ int xf_model_open(xf_loaded_model *m, const char *path, xf_error *err)
     snprintf(what, sizeof what, "%s: config", path);
     if (xf_model_config_parse(&m->cfg, m->config_json, what, err) != 0)
         goto fail;
+    if (m->source == XF_SOURCE_HF && xf_hf_quant_method(m->hf.config)) {
+        if (xf_hf_quantized_open(&m->hfq, &m->hf, xf_model_conv1d_transposed(m), err) != 0)
+            goto fail;
+        m->tensors = &m->hfq.tensors;
+    }
     if (xf_model_bind(&m->weights, &m->cfg, m->tensors, xf_model_conv1d_transposed(m), path,
                       err) != 0)
         goto fail;
@@ -91,6 +96,7 @@ bool xf_model_conv1d_transposed(const xf_loaded_model *m)
 void xf_model_close(xf_loaded_model *m)
 {
     xf_model_unbind(&m->weights);
+    xf_hf_quantized_close(&m->hfq);
     if (m->source == XF_SOURCE_HF)
         xf_hf_close(&m->hf);
     else if (m->source == XF_SOURCE_XFQ)

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "formats/hf_model.h"
+#include "formats/hf_quantized.h"
 #include "formats/xfq.h"
 #include "model/config.h"
 #include "model/weights.h"
@@ -19,6 +20,8 @@ typedef struct xf_loaded_model {
     xf_model_source source;
     char *path;
     xf_hf_model hf;               /* when source == HF */
+    xf_hf_quantized hfq;          /* HF GPTQ / compressed-tensors checkpoint: dequantized
+                                     linears (m->tensors points at hfq.tensors) */
     xfq_file xfq;                 /* when source == XFQ */
     const json_t *config_json;    /* borrowed from hf/xfq */
     const json_t *tokenizer_json; /* may be NULL */
@@ -30,7 +33,10 @@ typedef struct xf_loaded_model {
                                      run it through eval/model_scorer.h's hooks */
 } xf_loaded_model;
 
-/* True when the file starts with the .xfq magic. */
+/* An HF directory may be a quantized checkpoint (config.json
+ * quantization_config, quant_method gptq or compressed-tensors): its linears
+ * are dequantized to fp32 on open (formats/hf_quantized.h).
+ * True when the file starts with the .xfq magic. */
 bool xf_path_is_xfq(const char *path);
 
 int xf_model_open(xf_loaded_model *m, const char *path, xf_error *err);

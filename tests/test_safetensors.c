@@ -619,6 +619,62 @@ static void check_model(const char *path, size_t n_tensors, int64_t n_params)
     free(dir);
 }
 
+/* xf_safetensors_write_filled: tensors without data are produced by the
+ * callback (in a zeroed buffer, in file order) and the file equals the one
+ * written from memory; a failing callback leaves no file. */
+static int fill_iota(void *ctx, size_t index, void *buf, xf_error *err)
+{
+    int *calls = ctx;
+    (*calls)++;
+    if (index == 2)
+        return xf_fail(err, "fill %zu refused", index);
+    int32_t *v = buf;
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(v[i], 0); /* zeroed */
+        v[i] = (int32_t)(10 * index + (size_t)i);
+    }
+    return 0;
+}
+
+static void test_write_filled(void **state)
+{
+    (void)state;
+    char *dir = xf_test_tmpdir();
+    int32_t a[6], b[6];
+    for (int i = 0; i < 6; i++) {
+        a[i] = i;      /* index 0 filled: 10*0 + i */
+        b[i] = 10 + i; /* index 1 */
+    }
+    float c[2] = {1.5f, -2.0f};
+    xf_tensor mem[3] = {
+        {.name = "b.x", .dtype = XF_DTYPE_I32, .ndim = 2, .shape = {2, 3}, .data = a, .nbytes = 24},
+        {.name = "a.y", .dtype = XF_DTYPE_I32, .ndim = 1, .shape = {6}, .data = b, .nbytes = 24},
+        {.name = "c", .dtype = XF_DTYPE_F32, .ndim = 1, .shape = {2}, .data = c, .nbytes = 8}};
+    xf_tensor lazy[3];
+    memcpy(lazy, mem, sizeof lazy);
+    lazy[0].data = lazy[1].data = NULL;
+    char p1[4096], p2[4096], p3[4096];
+    snprintf(p1, sizeof p1, "%s/mem.safetensors", dir);
+    snprintf(p2, sizeof p2, "%s/filled.safetensors", dir);
+    snprintf(p3, sizeof p3, "%s/failed.safetensors", dir);
+    xf_error err = {0};
+    assert_int_equal(xf_safetensors_write(p1, mem, 3, NULL, &err), 0);
+    int calls = 0;
+    assert_int_equal(xf_safetensors_write_filled(p2, lazy, 3, NULL, fill_iota, &calls, &err), 0);
+    assert_int_equal(calls, 2);
+    assert_true(xf_test_files_equal(p1, p2));
+    /* a NULL-data tensor the callback refuses: no file, no temp file */
+    lazy[2].data = NULL;
+    const int before = xf_test_dir_entries(dir);
+    assert_int_equal(xf_safetensors_write_filled(p3, lazy, 3, NULL, fill_iota, &calls, &err), -1);
+    assert_non_null(strstr(err.msg, "fill 2 refused"));
+    assert_int_equal(xf_test_dir_entries(dir), before);
+    /* without a callback, NULL data stays an error */
+    assert_int_equal(xf_safetensors_write(p3, lazy, 3, NULL, &err), -1);
+    xf_test_rmtree(dir);
+    free(dir);
+}
+
 static void test_shared_stories260k(void **state)
 {
     (void)state;
@@ -644,6 +700,7 @@ int main(void)
         cmocka_unit_test(test_malformed_headers),
         cmocka_unit_test(test_non_utf8_names),
         cmocka_unit_test(test_writer_refusals),
+        cmocka_unit_test(test_write_filled),
         cmocka_unit_test(test_shared_stories260k),
         cmocka_unit_test(test_shared_novels5m),
     };
