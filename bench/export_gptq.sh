@@ -13,7 +13,8 @@ hidden=${2:-2048}; inter=${3:-5632}; layers=${4:-22}; vocab=${5:-32000}
 reps=${REPS:-3}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-"$build/bench/gen_random_model" "$work/model" "$hidden" "$inter" "$layers" "$vocab"
+"$build/bench/make_model" --hidden "$hidden" --intermediate "$inter" --layers "$layers" \
+  --heads $((hidden / 64)) --kv-heads $((hidden / 64)) --vocab "$vocab" "$work/model" >/dev/null
 "$build/cli/xfquant" rtn --bits 4 --group 128 --sym "$work/model" "$work/q.xfq" >/dev/null
 rm -rf "$work/model"
 bytes=$(stat -c %s "$work/q.xfq")

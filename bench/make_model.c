@@ -3,17 +3,19 @@
  * parameters). The layout, names and value distributions are those of
  * tests/support/random_model.h (one tensor's values depend only on the seed
  * and its name); a tokenizer is copied from a model directory so that the
- * result runs through every command (vocab_size = the tokenizer's).
+ * result runs through every command (vocab_size = the tokenizer's); with
+ * --vocab N instead, no tokenizer is written (enough for rtn and export).
  *
  *   make_model [--preset 1b|7b|tiny] [--family llama|qwen2] [--hidden N]
  *              [--intermediate N] [--layers N] [--heads N] [--kv-heads N]
  *              [--max-pos N] [--shards N] [--seed N] [--f32]
- *              --tokenizer-from DIR OUT_DIR
+ *              (--tokenizer-from DIR | --vocab N) OUT_DIR
  *
  * 1b: hidden 2048, MLP 5632, 22 layers, 32 heads / 4 KV heads (TinyLlama
  * shape); 7b: 4096 / 11008 / 32 layers / 32 heads (Llama-2-7B shape). OUT_DIR
  * is built under a temporary name and renamed when complete. */
 #include <errno.h>
+#include <stdbool.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,7 +80,8 @@ static int usage(const char *msg)
 {
     fprintf(stderr, "make_model: %s\nusage: make_model [--preset 1b|7b|tiny] [--family llama|qwen2] "
                     "[--hidden N] [--intermediate N] [--layers N] [--heads N] [--kv-heads N] "
-                    "[--max-pos N] [--shards N] [--seed N] [--f32] --tokenizer-from DIR OUT_DIR\n",
+                    "[--max-pos N] [--shards N] [--seed N] [--f32] (--tokenizer-from DIR | --vocab N) "
+                    "OUT_DIR\n",
             msg);
     return 2;
 }
@@ -96,6 +99,7 @@ int main(int argc, char **argv)
         {"kv-heads", required_argument, NULL, 'k'}, {"max-pos", required_argument, NULL, 'P'},
         {"shards", required_argument, NULL, 's'},  {"seed", required_argument, NULL, 'S'},
         {"f32", no_argument, NULL, 'F'},           {"tokenizer-from", required_argument, NULL, 't'},
+        {"vocab", required_argument, NULL, 'V'},
         {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -125,22 +129,26 @@ int main(int argc, char **argv)
         case 'S': s.seed = strtoull(optarg, NULL, 10); break;
         case 'F': s.f16 = false; break;
         case 't': tok_dir = optarg; break;
+        case 'V': s.vocab = atoi(optarg); break;
         default: return usage("unknown option");
         }
     }
-    if (optind != argc - 1 || !tok_dir)
-        return usage("--tokenizer-from DIR and OUT_DIR are required");
+    if (optind != argc - 1 || (!tok_dir) == (s.vocab <= 0))
+        return usage("OUT_DIR and one of --tokenizer-from DIR or --vocab N are required");
     const char *out = argv[optind];
     if (xf_path_exists(out)) {
         fprintf(stderr, "make_model: %s exists; remove it first\n", out);
         return 1;
     }
-    if (tokenizer_vocab(tok_dir, &s.vocab) != 0)
+    if (tok_dir && tokenizer_vocab(tok_dir, &s.vocab) != 0)
         return 1;
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp-%ld", out, (long)getpid());
-    if (!xf_random_model_write(tmp, &s) || copy_file(tok_dir, tmp, "tokenizer.json", true) != 0 ||
-        copy_file(tok_dir, tmp, "tokenizer_config.json", false) != 0 || rename(tmp, out) != 0) {
+    char *made = xf_random_model_write(tmp, &s);
+    bool ok = made && (!tok_dir || (copy_file(tok_dir, tmp, "tokenizer.json", true) == 0 &&
+                                    copy_file(tok_dir, tmp, "tokenizer_config.json", false) == 0));
+    free(made);
+    if (!ok || rename(tmp, out) != 0) {
         fprintf(stderr, "make_model: could not write %s\n", out);
         xf_test_rmtree(tmp);
         return 1;

@@ -58,7 +58,7 @@ int xf_cmd_kld(const xf_cli_ctx *ctx, int argc, char **argv)
         goto out;
     xf_window_plan plan;
     if (xf_window_plan_make(&plan, a.protocol, seqlen, (int64_t)tt.n, a.max_windows,
-                            xf_tokenizer_bos_id(tok), &err) != 0) {
+                            xf_llamacpp_chunk_bos(tok), &err) != 0) {
         xf_fail_prefix(&err, "%s", a.text);
         goto out;
     }

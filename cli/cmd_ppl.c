@@ -20,7 +20,8 @@ static const char ppl_help[] =
     "  --protocol gptq|llamacpp  gptq (default): non-overlapping windows of --seqlen\n"
     "                            tokens, tail dropped, PPL = exp(mean of window mean NLLs)\n"
     "                            (GPTQ/AWQ/QuaRot papers). llamacpp: chunks of --ctx tokens,\n"
-    "                            first token -> BOS, second half scored, PPL +/- stderr.\n"
+    "                            first token -> BOS (when the tokenizer adds BOS, as\n"
+    "                            llama.cpp does), second half scored, PPL +/- stderr.\n"
     "  --seqlen N                gptq window (default min(2048, max_position_embeddings))\n"
     "  --ctx N                   llamacpp chunk (default min(512, max_position_embeddings))\n"
     "  --max-windows N           evaluate at most N windows\n"
@@ -61,7 +62,7 @@ int xf_cmd_ppl(const xf_cli_ctx *ctx, int argc, char **argv)
     if (!tok || xf_text_tokens_load(&tt, a.text, tok, a.text_binary_ok, &err) != 0)
         goto out;
     if (xf_window_plan_make(&plan, a.protocol, seqlen, (int64_t)tt.n, a.max_windows,
-                            xf_tokenizer_bos_id(tok), &err) != 0) {
+                            xf_llamacpp_chunk_bos(tok), &err) != 0) {
         xf_fail_prefix(&err, "%s", a.text);
         goto out;
     }

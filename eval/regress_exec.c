@@ -53,7 +53,7 @@ static int evaluate(const xf_regress_case *c, const xf_loaded_model *base,
         return -1;
     xf_text_tokens tt;
     int rc = xf_text_tokens_load(&tt, c->eval.text_path, tok, false, err);
-    int32_t bos = xf_tokenizer_bos_id(tok);
+    int32_t bos = xf_llamacpp_chunk_bos(tok);
     xf_tokenizer_free(tok);
     if (rc != 0)
         return -1;

@@ -63,6 +63,11 @@ void xf_text_tokens_free(xf_text_tokens *tt)
     memset(tt, 0, sizeof *tt);
 }
 
+int32_t xf_llamacpp_chunk_bos(const xf_tokenizer *tok)
+{
+    return xf_tokenizer_adds_bos(tok) ? xf_tokenizer_bos_id(tok) : -1;
+}
+
 xf_tokenizer *xf_model_tokenizer(const xf_loaded_model *m, xf_error *err)
 {
     if (!m->tokenizer_json) {

@@ -32,6 +32,12 @@ int xf_text_tokens_load(xf_text_tokens *tt, const char *path, const xf_tokenizer
 int xf_text_check_utf8(const char *text, size_t len, size_t *where);
 void xf_text_tokens_free(xf_text_tokens *tt);
 
+/* The token llama.cpp's perplexity puts at the start of every chunk: BOS
+ * when the tokenizer adds BOS to a text (llama_vocab_get_add_bos), else none
+ * (-1): GPT-2 and Qwen2 tokenizers have a BOS token but do not add it, and
+ * llama.cpp then scores the chunks as they are. */
+int32_t xf_llamacpp_chunk_bos(const xf_tokenizer *tok);
+
 /* The tokenizer of a loaded model (HF dir or .xfq); fails naming the model
  * when it has none. */
 xf_tokenizer *xf_model_tokenizer(const xf_loaded_model *m, xf_error *err);

@@ -24,19 +24,6 @@ int main(int argc, char **argv)
         return 1;
     const bool byte_level = gpt2 || !strcmp(argv[2], "qwen2");
     int rc = xf_random_tokenizer_write(d, byte_level);
-    /* add_bos_token: xfquant's llama.cpp protocol puts BOS at the start of
-     * every chunk whenever the tokenizer has one, llama-perplexity only when
-     * the vocab says add_bos; with it set, both score the same tokens */
-    if (rc == 0 && byte_level) {
-        const char cfg[] = "{\"add_bos_token\": true, \"bos_token\": \"<|endoftext|>\", "
-                           "\"eos_token\": \"<|endoftext|>\"}";
-        char path[4096];
-        snprintf(path, sizeof path, "%s/tokenizer_config.json", d);
-        FILE *f = fopen(path, "w");
-        rc = !f || fputs(cfg, f) < 0;
-        if (f && fclose(f) != 0)
-            rc = 1;
-    }
     free(d);
     return rc ? 1 : 0;
 }
