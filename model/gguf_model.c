@@ -2,6 +2,7 @@
  * Q/K rows put back in HF order, blocks dequantized. */
 #include "model/gguf_model.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,9 +63,22 @@ static int dequant_tensor(const xf_gguf_tensor *t, float *dst, const char *what,
     xf_ggml_to_f32_fn fn = xf_ggml_to_f32(t->traits);
     if (!fn)
         return xf_fail(err, "%s: GGML type %s has no fp32 conversion", what, t->traits->name);
+    if ((uintptr_t)t->data % 8 == 0 && rb % 8 == 0) {
 #pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < rows; r++)
-        fn(t->data + (size_t)r * rb, dst + r * ne0, ne0);
+        for (int64_t r = 0; r < rows; r++)
+            fn(t->data + (size_t)r * rb, dst + r * ne0, ne0);
+        return 0;
+    }
+    /* general.alignment < 8 (ggml allows 1): blocks hold fp16 fields, so
+     * convert from an aligned copy of each row */
+    void *row = malloc(rb ? rb : 1);
+    if (!row)
+        return xf_fail(err, "%s: out of memory", what);
+    for (int64_t r = 0; r < rows; r++) {
+        memcpy(row, t->data + (size_t)r * rb, rb);
+        fn(row, dst + r * ne0, ne0);
+    }
+    free(row);
     return 0;
 }
 
@@ -91,7 +105,10 @@ static int add_tensor(xf_gguf_model *m, const char *arch, size_t i, xf_tensor *v
     if (permute_heads(f, arch, t->name, &heads, err))
         return -1;
     xf_ggml_type ty = t->traits->type;
-    if (!heads && (ty == XF_GGML_F32 || ty == XF_GGML_F16 || ty == XF_GGML_BF16)) {
+    /* views need the element alignment (a file with general.alignment 1 or 2
+     * may not give it): else an fp32 copy */
+    bool aligned = (uintptr_t)t->data % 4 == 0;
+    if (!heads && aligned && (ty == XF_GGML_F32 || ty == XF_GGML_F16 || ty == XF_GGML_BF16)) {
         view->dtype = ty == XF_GGML_F32 ? XF_DTYPE_F32 : ty == XF_GGML_F16 ? XF_DTYPE_F16
                                                                            : XF_DTYPE_BF16;
         view->data = t->data;

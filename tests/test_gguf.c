@@ -359,20 +359,26 @@ static void same_logits(const char *hf, const char *gguf, uint64_t seed)
     free(b);
 }
 
-static void fp_case(const char *family, bool tied, bool f16, int kv_heads, uint32_t type)
+static void fp_case_aligned(const char *family, bool tied, bool f16, int kv_heads, uint32_t type,
+                            uint32_t alignment)
 {
     xf_random_model_spec s = {.family = family, .hidden = 64, .intermediate = 96, .layers = 2,
                               .heads = 4, .kv_heads = kv_heads, .vocab = 64, .max_pos = 32,
                               .tied = tied, .f16 = f16, .seed = 11};
     char dir[1024], out[1100];
-    snprintf(dir, sizeof dir, "%s/%s-%d-%d", tmp, family, tied, f16);
+    snprintf(dir, sizeof dir, "%s/%s-%d-%d-%u", tmp, family, tied, f16, alignment);
     snprintf(out, sizeof out, "%s.gguf", dir);
     char *d = xf_random_model_write(dir, &s);
     assert_non_null(d);
-    xf_gguf_from_hf_opts o = {.matrix_type = type};
+    xf_gguf_from_hf_opts o = {.matrix_type = type, .alignment = alignment};
     assert_int_equal(xf_gguf_from_hf(dir, out, &o), 0);
     same_logits(dir, out, 5);
     free(d);
+}
+
+static void fp_case(const char *family, bool tied, bool f16, int kv_heads, uint32_t type)
+{
+    fp_case_aligned(family, tied, f16, kv_heads, type, 32);
 }
 
 static void test_model_fp(void **state)
@@ -385,6 +391,9 @@ static void test_model_fp(void **state)
     fp_case("qwen2", true, false, 2, 0);  /* q/k/v biases, no permutation */
     fp_case("gpt2", true, false, 0, 0);   /* Conv1D transposed, position table, tied */
     fp_case("gpt2", true, true, 0, 1);
+    /* general.alignment 1 (ggml allows it): tensors at odd addresses are
+     * converted from aligned copies, never read through misaligned pointers */
+    fp_case_aligned("llama", false, true, 2, 1, 1);
 }
 
 /* Quantized: every tensor of the GGUF model equals the tests' own

@@ -254,8 +254,10 @@ int xf_gguf_from_hf(const char *hf_dir, const char *out_path, const xf_gguf_from
     bool gpt2 = c.family == XF_FAMILY_GPT2;
     const char *arch = gpt2 ? "gpt2" : strcmp(c.model_type, "qwen2") == 0 ? "qwen2" : "llama";
     uint32_t ftype = o->matrix_type == 0 ? 0 : o->matrix_type == 1 ? 1 : o->matrix_type == 2 ? 2 : 7;
-    xf_gguf_build *b = xf_gguf_build_new(32);
+    xf_gguf_build *b = xf_gguf_build_new(o->alignment ? o->alignment : 32);
     hparams(b, &c, arch, ftype);
+    if (o->alignment && o->alignment != 32)
+        xf_gguf_build_u32(b, "general.alignment", o->alignment);
     int rc = 0;
     if (o->tokenizer)
         rc = m.tokenizer ? add_tokenizer(b, m.tokenizer, m.tokenizer_config, c.vocab) : -1;

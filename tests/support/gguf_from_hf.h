@@ -18,6 +18,7 @@ typedef struct xf_gguf_from_hf_opts {
                                whose length is not a multiple of 32 fall back to F16 */
     bool tokenizer;         /* write tokenizer.ggml.* (needs tokenizer.json) */
     bool omit_head;         /* write no output.weight (tied) even if the HF model has one */
+    uint32_t alignment;     /* general.alignment (0: the default 32, not written) */
 } xf_gguf_from_hf_opts;
 
 /* 0 on success; prints the reason and returns -1 otherwise. */
