@@ -4,7 +4,8 @@
  *       million parameters) with TYPE (f16, q8_0, q4_0, q4_K) matrices whose
  *       blocks are random bytes with finite fp16 scales; norms F32
  *   bench_gguf_import open FILE.gguf   xf_model_open (parse, dequantize to
- *       fp32, bind) and prints "seconds BYTES" of the open alone.
+ *       fp32, bind) and prints "SECONDS FILE_BYTES FP32_BYTES_WRITTEN" of the
+ *       open alone.
  * The baseline (cp of the same bytes) is timed by the script in the same run. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,7 +168,15 @@ int main(int argc, char **argv)
         return 1;
     }
     double t = now() - t0;
-    printf("%.4f %zu\n", t, m.gguf.file.map.size);
+    /* fp32 bytes written: the tensors that are not views into the file */
+    size_t written = 0;
+    const uint8_t *lo = m.gguf.file.map.data, *hi = lo + m.gguf.file.map.size;
+    for (size_t i = 0; i < m.tensors->n; i++) {
+        const uint8_t *d = m.tensors->items[i].data;
+        if (d < lo || d >= hi)
+            written += m.tensors->items[i].nbytes;
+    }
+    printf("%.4f %zu %zu\n", t, m.gguf.file.map.size, written);
     xf_model_close(&m);
     return 0;
 }
