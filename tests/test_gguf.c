@@ -24,6 +24,7 @@
 #include "formats/ggml_dequant.h"
 #include "formats/gguf.h"
 #include "model/forward.h"
+#include "model/gguf_model.h"
 #include "model/loader.h"
 #include "tests/support/cli_run.h"
 #include "tests/support/ggml_ref.h"
@@ -659,6 +660,137 @@ static void test_tokenizer_novels(void **state)
     tokenizer_case("novels-5m", "data/novels/eval.txt");
 }
 
+/* A byte-level ("gpt2") vocabulary: the 256 byte symbols of GPT-2's
+ * byte-to-unicode map plus three merges. The GGUF tokenizer must equal a
+ * hand-written tokenizer.json of the same BPE for each tokenizer.ggml.pre. */
+static size_t byte_symbol(int b, char *out)
+{
+    int cp = b;
+    if (!((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255))) {
+        int n = 0;
+        for (int k = 0; k < b; k++)
+            if (!((k >= 33 && k <= 126) || (k >= 161 && k <= 172) || (k >= 174 && k <= 255)))
+                n++;
+        cp = 256 + n;
+    }
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    out[0] = (char)(0xC0 | (cp >> 6));
+    out[1] = (char)(0x80 | (cp & 0x3F));
+    return 2;
+}
+
+static void bpe_case(const char *pre, json_t *pretok, json_t *norm)
+{
+    static char store[259][8];
+    const char *toks[259];
+    json_t *vocab = json_object();
+    for (int b = 0; b < 256; b++) {
+        size_t n = byte_symbol(b, store[b]);
+        store[b][n] = 0;
+        toks[b] = store[b];
+        json_object_set_new(vocab, store[b], json_integer(b));
+    }
+    const char *extra[3] = {"\xc4\xa0t", "he", "\xc4\xa0the"}; /* Ġt, he, Ġthe */
+    const char *merges[3] = {"\xc4\xa0 t", "h e", "\xc4\xa0t he"};
+    for (int i = 0; i < 3; i++) {
+        toks[256 + i] = extra[i];
+        json_object_set_new(vocab, extra[i], json_integer(256 + i));
+    }
+    json_t *mj = json_array();
+    for (int i = 0; i < 3; i++)
+        json_array_append_new(mj, json_string(merges[i]));
+    json_t *hf = json_pack("{s:{s:s, s:o, s:o}, s:o, s:o, s:{s:s}}", "model", "type", "BPE", "vocab",
+                           vocab, "merges", mj, "normalizer", norm,
+                           "pre_tokenizer", pretok, "decoder", "type",
+                           "ByteLevel");
+    assert_non_null(hf);
+
+    xf_gguf_build *b = xf_gguf_build_new(32);
+    xf_gguf_build_str(b, "general.architecture", "gpt2");
+    xf_gguf_build_u32(b, "gpt2.embedding_length", 32);
+    xf_gguf_build_u32(b, "gpt2.block_count", 1);
+    xf_gguf_build_u32(b, "gpt2.attention.head_count", 4);
+    xf_gguf_build_u32(b, "gpt2.context_length", 16);
+    xf_gguf_build_f32(b, "gpt2.attention.layer_norm_epsilon", 1e-5f);
+    xf_gguf_build_str(b, "tokenizer.ggml.model", "gpt2");
+    xf_gguf_build_str(b, "tokenizer.ggml.pre", pre);
+    xf_gguf_build_str_arr(b, "tokenizer.ggml.tokens", toks, NULL, 259);
+    xf_gguf_build_str_arr(b, "tokenizer.ggml.merges", merges, NULL, 3);
+    static float emb[259 * 32];
+    const int64_t ne[2] = {32, 259};
+    xf_gguf_build_tensor(b, "token_embd.weight", 0, 2, ne, emb, sizeof emb);
+    char *p = path_in("bpe.gguf");
+    assert_int_equal(xf_gguf_build_write(b, p), 0);
+    xf_gguf_build_free(b);
+    xf_gguf_file f;
+    xf_error err = {0};
+    json_t *tj, *tc;
+    if (xf_gguf_open(&f, p, &err) != 0 || xf_gguf_tokenizer_json(&f, 259, &tj, &tc, &err) != 0)
+        fail_msg("%s", err.msg);
+    xf_tokenizer *a = xf_tokenizer_load(hf, NULL, "hand-written", &err);
+    xf_tokenizer *g = xf_tokenizer_load(tj, tc, p, &err);
+    if (!a || !g)
+        fail_msg("%s", err.msg);
+    const char text[] = "the cat said: the end, then 42 Caf\xc3\xa9s!\n\n  the";
+    int32_t *ia, *ib;
+    size_t na, nb;
+    assert_int_equal(xf_tokenizer_encode(a, text, sizeof text - 1, false, &ia, &na, &err), 0);
+    assert_int_equal(xf_tokenizer_encode(g, text, sizeof text - 1, false, &ib, &nb, &err), 0);
+    assert_int_equal(na, nb);
+    assert_memory_equal(ia, ib, na * sizeof *ia);
+    int thes = 0;
+    for (size_t i = 0; i < nb; i++)
+        thes += ib[i] == 258; /* " the" merged */
+    assert_int_equal(thes, 3); /* " the end", " then", the last " the" */
+    free(ia);
+    free(ib);
+    xf_tokenizer_free(a);
+    xf_tokenizer_free(g);
+    json_decref(tj);
+    json_decref(tc);
+    json_decref(hf);
+    xf_gguf_close(&f);
+}
+
+static void test_tokenizer_bpe(void **state)
+{
+    (void)state;
+    /* as in GPT-2's and Qwen2's tokenizer.json files */
+    bpe_case("gpt-2",
+             json_pack("{s:s, s:b, s:b}", "type", "ByteLevel", "add_prefix_space", 0,
+                       "use_regex", 1),
+             json_null());
+    static const char qwen2_rx[] =
+        "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+"
+        "[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    bpe_case("qwen2",
+             json_pack("{s:s, s:[{s:s, s:{s:s}, s:s, s:b}, {s:s, s:b, s:b}]}", "type", "Sequence",
+                       "pretokenizers", "type", "Split", "pattern", "Regex", qwen2_rx, "behavior",
+                       "Isolated", "invert", 0, "type", "ByteLevel", "add_prefix_space", 0,
+                       "use_regex", 0),
+             json_pack("{s:s}", "type", "NFC"));
+    /* an unknown pre-tokenizer is refused by name */
+    xf_gguf_build *b = xf_gguf_build_new(32);
+    const char *t1[1] = {"a"};
+    xf_gguf_build_str(b, "tokenizer.ggml.model", "gpt2");
+    xf_gguf_build_str(b, "tokenizer.ggml.pre", "deepseek-coder");
+    xf_gguf_build_str_arr(b, "tokenizer.ggml.tokens", t1, NULL, 1);
+    xf_gguf_build_str_arr(b, "tokenizer.ggml.merges", t1, NULL, 0);
+    char *p = path_in("pre.gguf");
+    assert_int_equal(xf_gguf_build_write(b, p), 0);
+    xf_gguf_build_free(b);
+    xf_gguf_file f;
+    xf_error err = {0};
+    json_t *tj, *tc;
+    assert_int_equal(xf_gguf_open(&f, p, &err), 0);
+    assert_int_equal(xf_gguf_tokenizer_json(&f, 1, &tj, &tc, &err), -1);
+    assert_non_null(strstr(err.msg, "tokenizer.ggml.pre \"deepseek-coder\" is not supported"));
+    xf_gguf_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -672,6 +804,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cli, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tokenizer_stories, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tokenizer_novels, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tokenizer_bpe, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
