@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -547,6 +548,7 @@ static void test_cli(void **state)
     o.matrix_type = 8;
     assert_int_equal(xf_gguf_from_hf(dir, q8, &o), 0);
 
+    char pa0[1100];
     xf_cli_result r = xf_cli_run(tmp, "info %s", q8);
     assert_int_equal(r.code, 0);
     if (!strstr(r.out, "blk.0.attn_q.weight") || !strstr(r.out, "q8_0") ||
@@ -561,6 +563,28 @@ static void test_cli(void **state)
     assert_string_equal(json_string_value(json_object_get(j, "format")), "gguf");
     json_decref(j);
     xf_cli_result_free(&r);
+
+    /* a broken file: exit 1, one line naming the file and the field, nothing written */
+    char *broken = strdup(path_in("broken.gguf"));
+    xf_gguf_build *bb = xf_gguf_build_new(32);
+    const int64_t ne5[5] = {32, 1, 1, 1, 1};
+    xf_gguf_build_tensor_info(bb, "t", 0, 5, ne5, 0);
+    assert_int_equal(xf_gguf_build_write(bb, broken), 0);
+    xf_gguf_build_free(bb);
+    const char *cmds[] = {"info %s", "ppl %s --text %s/none.txt", "rtn %s %s/broken.xfq --bits 4"};
+    for (int k = 0; k < 3; k++) {
+        char cmd[3000];
+        snprintf(cmd, sizeof cmd, cmds[k], broken, tmp);
+        r = xf_cli_run(tmp, "%s", cmd);
+        assert_int_equal(r.code, 1);
+        if (!strstr(r.err, broken) || !strstr(r.err, "tensor t: n_dims = 5") ||
+            xf_cli_count_lines(r.err) != 1)
+            fail_msg("%s: %s", cmd, r.err);
+        xf_cli_result_free(&r);
+    }
+    snprintf(pa0, sizeof pa0, "%s/broken.xfq", tmp);
+    assert_false(access(pa0, F_OK) == 0);
+    free(broken);
 
     r = xf_cli_run(tmp, "rtn %s %s/out.xfq --bits 4", q8, tmp);
     assert_int_equal(r.code, 1);
