@@ -9,19 +9,22 @@
 #include "cli/cli.h"
 #include "core/json_util.h"
 #include "core/read_file.h"
+#include "formats/gguf.h"
 #include "formats/hf_model.h"
 #include "formats/hf_quantized.h"
 #include "formats/safetensors.h"
 #include "formats/xfq.h"
 #include "formats/xfq_outliers.h"
 #include "model/config.h"
+#include "model/gguf_model.h"
 #include "model/loader.h"
 
 static const char info_help[] =
     "usage: xfquant info FILE [--json]\n\n"
     "Describes FILE: an HF model directory (also a GPTQ or compressed-tensors\n"
     "checkpoint, whose quantized linears are read and checked), a .safetensors file\n"
-    "(config.json beside it is used when present) or an .xfq file.\n\n"
+    "(config.json beside it is used when present), an .xfq file or a GGUF file\n"
+    "(tensors under their GGUF names with their GGML types).\n\n"
     "  --json   print the description as JSON (schema in docs/cli.md)\n"
     "  --help   this text\n";
 
@@ -181,6 +184,64 @@ static json_t *info_hf(const char *path, xf_error *err)
     return out;
 }
 
+/* GGUF: tensors as stored (GGUF names, GGML types, shapes outermost
+ * first like the other formats), the architecture as xfquant reads it. */
+static json_t *info_gguf(const char *path, xf_error *err)
+{
+    xf_gguf_file f;
+    if (xf_gguf_open(&f, path, err) != 0)
+        return NULL;
+    json_t *out = json_pack("{s:s, s:s, s:I, s:I}", "path", path, "format", "gguf",
+                            "gguf_version", (json_int_t)f.version, "alignment",
+                            (json_int_t)f.alignment);
+    xf_error cerr = {0};
+    json_t *config = xf_gguf_config_json(&f, &cerr);
+    if (config)
+        describe_config(config, path, out);
+    else {
+        json_object_set_new(out, "architecture", json_null());
+        json_object_set_new(out, "config_error", json_string(cerr.msg));
+    }
+    json_decref(config);
+    json_t *arr = json_array();
+    int64_t params = 0, bytes = 0, qparams = 0, qbytes = 0;
+    for (size_t i = 0; i < f.n_tensors; i++) {
+        const xf_gguf_tensor *t = &f.tensors[i];
+        json_t *shape = json_array();
+        int64_t n = 1;
+        for (uint32_t d = t->n_dims; d-- > 0;) {
+            json_array_append_new(shape, json_integer(t->ne[d]));
+            n *= t->ne[d];
+        }
+        json_array_append_new(
+            arr, json_pack("{s:s, s:s, s:o, s:I, s:I, s:f}", "name", t->name, "dtype",
+                           t->traits->name, "shape", shape, "params", (json_int_t)n, "bytes",
+                           (json_int_t)t->nbytes, "bits_per_weight",
+                           xf_ggml_bits_per_weight(t->traits)));
+        params += n;
+        bytes += (int64_t)t->nbytes;
+        if (t->traits->quantized) {
+            qparams += n;
+            qbytes += (int64_t)t->nbytes;
+        }
+    }
+    json_object_set_new(out, "n_tensors", json_integer((json_int_t)f.n_tensors));
+    json_object_set_new(out, "n_params", json_integer(params));
+    json_object_set_new(out, "tensor_bytes", json_integer(bytes));
+    json_object_set_new(out, "bits_per_weight",
+                        params ? json_real(8.0 * (double)bytes / (double)params) : json_null());
+    json_object_set_new(out, "packed_params", json_integer(qparams));
+    json_object_set_new(out, "outliers", json_integer(0));
+    json_object_set_new(out, "packed_bits_per_weight",
+                        qparams ? json_real(8.0 * (double)qbytes / (double)qparams) : json_null());
+    json_object_set_new(out, "tensors", arr);
+    json_object_set_new(out, "recipe", json_null());
+    json_object_set_new(out, "has_tokenizer",
+                        json_boolean(xf_gguf_find(&f, "tokenizer.ggml.model") != NULL));
+    xf_gguf_close(&f);
+    return out;
+}
+
 static json_t *info_safetensors(const char *path, xf_error *err)
 {
     xf_safetensors st;
@@ -219,7 +280,7 @@ static void print_text(const json_t *o)
     const json_t *tensors = json_object_get(o, "tensors");
     size_t i;
     const json_t *t;
-    printf("%-56s %-5s %-16s %10s %7s\n", "tensor", "dtype", "shape", "params", "bpw");
+    printf("%-56s %-6s %-16s %10s %7s\n", "tensor", "dtype", "shape", "params", "bpw");
     json_array_foreach(tensors, i, t)
     {
         char shape[64] = "";
@@ -232,7 +293,7 @@ static void print_text(const json_t *o)
             strncat(shape, part, sizeof shape - strlen(shape) - 1);
         }
         const json_t *bpw = json_object_get(t, "bits_per_weight");
-        printf("%-56s %-5s %-16s %10lld", json_string_value(json_object_get(t, "name")),
+        printf("%-56s %-6s %-16s %10lld", json_string_value(json_object_get(t, "name")),
                json_string_value(json_object_get(t, "dtype")), shape,
                (long long)json_integer_value(json_object_get(t, "params")));
         if (json_object_get(t, "outlier_table_of"))
@@ -255,10 +316,13 @@ static void print_text(const json_t *o)
     const json_t *pb = json_object_get(o, "packed_bits_per_weight");
     json_int_t nout = json_integer_value(json_object_get(o, "outliers"));
     if (json_is_real(pb))
-        printf("quantized tensors: %lld parameters at %.4f bits per weight (codes, scales, zeros, "
-               "permutations%s)\n",
+        printf("quantized tensors: %lld parameters at %.4f bits per weight (%s%s)\n",
                (long long)json_integer_value(json_object_get(o, "packed_params")),
-               json_real_value(pb), nout > 0 ? ", outlier tables" : "");
+               json_real_value(pb),
+               strcmp(json_string_value(json_object_get(o, "format")), "gguf") == 0
+                   ? "GGML blocks: codes and scales"
+                   : "codes, scales, zeros, permutations",
+               nout > 0 ? ", outlier tables" : "");
     if (nout > 0)
         printf("outliers: %lld weights kept in fp16 (%.4f%% of the quantized parameters)\n",
                (long long)nout,
@@ -301,6 +365,8 @@ int xf_cmd_info(const xf_cli_ctx *ctx, int argc, char **argv)
     json_t *out;
     if (xf_path_is_xfq(path))
         out = info_xfq(path, &err);
+    else if (xf_path_is_gguf(path))
+        out = info_gguf(path, &err);
     else if (has_suffix(path, ".safetensors") && !xf_path_is_dir(path)) {
         /* with config.json beside it: a model; else just the tensors */
         char *dup = strdup(path);

@@ -22,7 +22,7 @@
 
 /* One GGUF tensor and where it comes from. */
 typedef struct job {
-    char name[XF_GGUF_MAX_NAME + 1];
+    char name[XF_GGUF_MAX_NAME];
     const xf_tensor *t;
     bool transposed;        /* plain 2-D stored [in, out] (HF GPT-2 Conv1D) */
     xf_sparse_outliers ol;  /* packed weight's outlier table (all NULL if none) */

@@ -36,3 +36,23 @@ size_t xf_ggml_row_bytes(const xf_ggml_type_traits *t, int64_t n)
         return 0;
     return (size_t)(n / t->block_size) * t->type_size;
 }
+
+const char *xf_ggml_type_name(uint32_t type)
+{
+    /* ggml.h's enum ggml_type; ids 4, 5 and 31..33, 36..38 were removed from ggml */
+    static const char *const names[] = {
+        [0] = "f32",      [1] = "f16",     [2] = "q4_0",     [3] = "q4_1",    [6] = "q5_0",
+        [7] = "q5_1",     [8] = "q8_0",    [9] = "q8_1",     [10] = "q2_K",   [11] = "q3_K",
+        [12] = "q4_K",    [13] = "q5_K",   [14] = "q6_K",    [15] = "q8_K",   [16] = "iq2_xxs",
+        [17] = "iq2_xs",  [18] = "iq3_xxs", [19] = "iq1_s",  [20] = "iq4_nl", [21] = "iq3_s",
+        [22] = "iq2_s",   [23] = "iq4_xs", [24] = "i8",      [25] = "i16",    [26] = "i32",
+        [27] = "i64",     [28] = "f64",    [29] = "iq1_m",   [30] = "bf16",   [34] = "tq1_0",
+        [35] = "tq2_0",   [39] = "mxfp4",  [40] = "nvfp4",
+    };
+    return type < sizeof names / sizeof names[0] ? names[type] : NULL;
+}
+
+double xf_ggml_bits_per_weight(const xf_ggml_type_traits *t)
+{
+    return 8.0 * (double)t->type_size / (double)t->block_size;
+}

@@ -48,6 +48,7 @@ typedef enum xf_gguf_vtype {
 #define XF_GGUF_MAGIC "GGUF"
 #define XF_GGUF_VERSION 3u
 #define XF_GGUF_DEFAULT_ALIGNMENT 32u
+#define XF_GGUF_MAX_NAME 64 /* ggml's GGML_MAX_NAME: a tensor name has at most 63 bytes */
 #define XF_GGML_QK 32   /* elements per block of the legacy types and IQ4_NL */
 #define XF_GGML_QK_K 256 /* elements per super-block of the K-quants and IQ4_XS */
 
@@ -121,5 +122,11 @@ typedef struct xf_ggml_type_traits {
 const xf_ggml_type_traits *xf_ggml_traits(uint32_t type);
 /* Bytes of a row of n elements (n a multiple of the block size), 0 if not. */
 size_t xf_ggml_row_bytes(const xf_ggml_type_traits *t, int64_t n);
+/* ggml's name of any type id ggml defines ("q8_1", "iq2_xxs", "tq1_0", ...),
+ * including those xfquant does not handle, so that a refusal can name the
+ * type; NULL for an id ggml does not define. */
+const char *xf_ggml_type_name(uint32_t type);
+/* Bits per weight of a type: 8 * type_size / block_size (4.5 for q4_0). */
+double xf_ggml_bits_per_weight(const xf_ggml_type_traits *t);
 
 #endif

@@ -212,9 +212,9 @@ static int add_tensor(xf_gguf_writer *w, const char *name, int ndim, const int64
 {
     const xf_ggml_type_traits *tt = xf_ggml_traits(type);
     int rc = -1;
-    if (!name || !*name || strlen(name) > XF_GGUF_MAX_NAME) {
+    if (!name || !*name || strlen(name) >= XF_GGUF_MAX_NAME) {
         xf_fail(err, "%s: tensor name '%s' is empty or longer than %d bytes", w->what,
-                name ? name : "", XF_GGUF_MAX_NAME);
+                name ? name : "", XF_GGUF_MAX_NAME - 1);
         goto out;
     }
     if (!tt) {

@@ -25,9 +25,9 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "formats/ggml_types.h"
 
 #define XF_GGUF_MAX_DIMS 4
-#define XF_GGUF_MAX_NAME 63 /* bytes of a tensor name (ggml's GGML_MAX_NAME - 1) */
 
 /* Produces a tensor's bytes at write time (nbytes into buf); 0 or -1 with
  * err filled. Lets a caller stream a model through one tensor's memory. */

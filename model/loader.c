@@ -48,6 +48,18 @@ static int open_xfq(xf_loaded_model *m, const char *path, xf_error *err)
     return 0;
 }
 
+static int open_gguf(xf_loaded_model *m, const char *path, xf_error *err)
+{
+    if (xf_gguf_model_open(&m->gguf, path, err) != 0)
+        return -1;
+    m->source = XF_SOURCE_GGUF;
+    m->config_json = m->gguf.config;
+    m->tokenizer_json = m->gguf.tokenizer;
+    m->tokenizer_config_json = m->gguf.tokenizer_config;
+    m->tensors = &m->gguf.tensors;
+    return 0;
+}
+
 static int open_hf(xf_loaded_model *m, const char *path, xf_error *err)
 {
     if (xf_hf_open(&m->hf, path, err) != 0)
@@ -66,7 +78,9 @@ int xf_model_open(xf_loaded_model *m, const char *path, xf_error *err)
     m->path = strdup(path);
     if (!m->path)
         return xf_fail(err, "%s: out of memory", path);
-    int rc = xf_path_is_xfq(path) ? open_xfq(m, path, err) : open_hf(m, path, err);
+    int rc = xf_path_is_xfq(path)    ? open_xfq(m, path, err)
+             : xf_path_is_gguf(path) ? open_gguf(m, path, err)
+                                     : open_hf(m, path, err);
     if (rc != 0)
         goto fail;
     char what[1200];
@@ -89,7 +103,8 @@ fail:
 
 bool xf_model_conv1d_transposed(const xf_loaded_model *m)
 {
-    /* HF GPT-2 files store Conv1D weights [in, out]; .xfq always [out, in] */
+    /* HF GPT-2 files store Conv1D weights [in, out]; .xfq and GGUF (ggml's
+     * ne = [in, out], i.e. [out, in] row-major) always [out, in] */
     return m->source == XF_SOURCE_HF && m->cfg.family == XF_FAMILY_GPT2;
 }
 
@@ -101,6 +116,8 @@ void xf_model_close(xf_loaded_model *m)
         xf_hf_close(&m->hf);
     else if (m->source == XF_SOURCE_XFQ)
         xfq_close(&m->xfq);
+    else if (m->source == XF_SOURCE_GGUF)
+        xf_gguf_model_close(&m->gguf);
     free(m->path);
     memset(m, 0, sizeof *m);
 }

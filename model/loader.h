@@ -1,5 +1,6 @@
 /* Opens "a model" the way users name one: an HF directory, a .safetensors
- * file with config.json beside it, or an .xfq file. Gives the config, the
+ * file with config.json beside it, an .xfq file, or a GGUF file
+ * (model/gguf_model.h: dequantized to fp32, HF names and row order). Gives the config, the
  * role-bound weights and the tokenizer JSON, whatever the source. */
 #ifndef XF_MODEL_LOADER_H
 #define XF_MODEL_LOADER_H
@@ -11,10 +12,11 @@
 #include "formats/hf_model.h"
 #include "formats/hf_quantized.h"
 #include "formats/xfq.h"
+#include "model/gguf_model.h"
 #include "model/config.h"
 #include "model/weights.h"
 
-typedef enum xf_model_source { XF_SOURCE_HF = 1, XF_SOURCE_XFQ } xf_model_source;
+typedef enum xf_model_source { XF_SOURCE_HF = 1, XF_SOURCE_XFQ, XF_SOURCE_GGUF } xf_model_source;
 
 typedef struct xf_loaded_model {
     xf_model_source source;
@@ -23,6 +25,7 @@ typedef struct xf_loaded_model {
     xf_hf_quantized hfq;          /* HF GPTQ / compressed-tensors checkpoint: dequantized
                                      linears (m->tensors points at hfq.tensors) */
     xfq_file xfq;                 /* when source == XFQ */
+    xf_gguf_model gguf;           /* when source == GGUF */
     const json_t *config_json;    /* borrowed from hf/xfq */
     const json_t *tokenizer_json; /* may be NULL */
     const json_t *tokenizer_config_json; /* may be NULL */

@@ -695,6 +695,12 @@ int xf_quantize_model(xf_loaded_model *m, const xf_quant_options *o, const char 
     if (m->has_online_transforms)
         return xf_fail(err, "%s: is a rotated .xfq (online transforms in its recipe); quantize "
                             "the original model instead", m->path);
+    if (m->source == XF_SOURCE_GGUF && m->gguf.quantized_tensor) {
+        const xf_gguf_tensor *qt = xf_gguf_find_tensor(&m->gguf.file, m->gguf.quantized_tensor);
+        return xf_fail(err, "%s: is a quantized GGUF (tensor %s is %s); quantize an F16/F32/BF16 "
+                            "GGUF or the HF model instead",
+                       m->path, qt->name, qt->traits->name);
+    }
     int64_t T = o->seqlen > 0 ? o->seqlen : (cfg->max_pos > 0 && cfg->max_pos < 2048 ? cfg->max_pos : 2048);
     json_t *prov = json_pack("{s:s, s:s, s:s}", "tool", "xfquant", "tool_version", XF_VERSION,
                              "source", m->path);

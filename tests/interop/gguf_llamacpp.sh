@@ -17,7 +17,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 shared="$root/../shared"
 xfq=${XFQUANT_BIN:-$root/build/cli/xfquant}
-tok_ids=${XF_TOK_IDS:-$root/build/tests/tok_ids}
+tok_ids=${XF_TOK_IDS:-$root/build/tests/interop/tokenize_ids}
 random_hf=${XF_RANDOM_HF:-$root/build/tests/random_hf}
 chunks=${GGUF_INTEROP_CHUNKS:-16}
 ctx=256
