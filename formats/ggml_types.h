@@ -49,6 +49,7 @@ typedef enum xf_gguf_vtype {
 #define XF_GGUF_VERSION 3u
 #define XF_GGUF_DEFAULT_ALIGNMENT 32u
 #define XF_GGUF_MAX_NAME 64 /* ggml's GGML_MAX_NAME: a tensor name has at most 63 bytes */
+#define XF_GGUF_MAX_DIMS 4  /* ggml's GGML_MAX_DIMS */
 #define XF_GGML_QK 32   /* elements per block of the legacy types and IQ4_NL */
 #define XF_GGML_QK_K 256 /* elements per super-block of the K-quants and IQ4_XS */
 

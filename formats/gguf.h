@@ -24,7 +24,6 @@
 #include "core/mapped_file.h"
 #include "formats/ggml_types.h"
 
-#define XF_GGUF_MAX_DIMS 4
 
 /* A string inside the mapping (not NUL-terminated). */
 typedef struct xf_gguf_str {

@@ -27,7 +27,6 @@
 #include "core/error.h"
 #include "formats/ggml_types.h"
 
-#define XF_GGUF_MAX_DIMS 4
 
 /* Produces a tensor's bytes at write time (nbytes into buf); 0 or -1 with
  * err filled. Lets a caller stream a model through one tensor's memory. */
