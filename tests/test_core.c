@@ -17,6 +17,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/json_util.h"
+#include "core/limits.h"
 #include "core/read_file.h"
 #include "core/sha256.h"
 #include "tests/support/test_util.h"
@@ -396,6 +397,31 @@ static void test_json_getters(void **state)
 
 /* ---- errors ------------------------------------------------------------- */
 
+/* A JSON file over the cap is refused from its size, before it is read
+ * (a sparse file: no disk is used). */
+static void test_json_file_cap(void **state)
+{
+    (void)state;
+    char *dir = xf_test_tmpdir();
+    char *path = xf_path_join(dir, "huge.json");
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(ftruncate(fileno(fp), (off_t)XF_MAX_JSON_FILE_BYTES + 1), 0);
+    fclose(fp);
+    xf_error err = {{0}};
+    assert_null(xf_json_load_file(path, &err));
+    assert_non_null(strstr(err.msg, "exceeds the limit"));
+    assert_non_null(strstr(err.msg, path));
+    /* a small file is read (and fails as JSON: zero bytes are not JSON) */
+    assert_int_equal(truncate(path, 16), 0);
+    assert_null(xf_json_load_file(path, &err));
+    assert_null(strstr(err.msg, "exceeds the limit"));
+    unlink(path);
+    free(path);
+    xf_test_rmtree(dir);
+    free(dir);
+}
+
 static void test_error_one_line(void **state)
 {
     (void)state;
@@ -433,6 +459,7 @@ int main(void)
         cmocka_unit_test(test_atomic_stale_temps),
         cmocka_unit_test(test_sha256_vectors), cmocka_unit_test(test_read_file),
         cmocka_unit_test(test_json_getters),   cmocka_unit_test(test_error_one_line),
+        cmocka_unit_test(test_json_file_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
