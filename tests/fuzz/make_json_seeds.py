@@ -164,7 +164,7 @@ def seeds(out, shared, tmp):
         ("g.u8", "U8", [3], b"\x00\x7f\xff"), ("h.bool", "BOOL", [2], b"\x00\x01"),
         ("i.empty", "F32", [0, 4], b""), ("j.scalar", "F32", [], struct.pack("<f", 2.0))],
         {"format": "pt", "note": "seed"})
-    safetensors_file(os.path.join(sdir, "f64-unaligned.safetensors"),
+    safetensors_file(os.path.join(out, "..", "regressions", "safetensors", "f64-unaligned-data.safetensors"),
                      [("w", "F64", [2, 2], struct.pack("<4d", 1.0, 2.0, -3.0, 0.125))], None, 1)
 
     # config.json: the shared models' and one per family of the random models
