@@ -17,14 +17,18 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* Writes data to a file unique to this process and harness (tmpfs when
- * /dev/shm exists, else $TMPDIR or /tmp) and puts its path in path[cap].
+/* Writes data to a file unique to this process and harness and puts its
+ * path in path[cap]: in $XF_FUZZ_TMPDIR when set (run_fuzz.sh sets it to a
+ * directory it removes at the end, so that the file of an input that
+ * crashed does not stay behind), else /dev/shm (tmpfs), $TMPDIR or /tmp.
  * Returns 0, or -1 when the file cannot be written (the input is then
  * skipped: a full disk is not a finding). */
 static inline int xf_fuzz_write_temp(const char *harness, const char *suffix, const uint8_t *data,
                                      size_t size, char *path, size_t cap)
 {
-    const char *dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
+    const char *dir = getenv("XF_FUZZ_TMPDIR");
+    if (!dir || !*dir)
+        dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
     if (!dir || !*dir)
         dir = "/tmp";
     snprintf(path, cap, "%s/xf-fuzz-%ld-%s%s", dir, (long)getpid(), harness, suffix);

@@ -20,6 +20,11 @@ if [ "$secs" -gt 0 ]; then
 else
   flags+=(-runs=0)
 fi
+# the harnesses' temporary input files: tmpfs when there is one, removed
+# at the end even when an input crashed the fuzzer
+XF_FUZZ_TMPDIR=$(mktemp -d /dev/shm/xf-fuzz.XXXXXX 2>/dev/null || mktemp -d)
+export XF_FUZZ_TMPDIR
+trap 'rm -rf "$XF_FUZZ_TMPDIR"' EXIT
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
-exec "$exe" "${flags[@]}" "$@" "${dirs[@]}"
+"$exe" "${flags[@]}" "$@" "${dirs[@]}"
