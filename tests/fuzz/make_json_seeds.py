@@ -100,20 +100,6 @@ def bl_tokenizer():
     }
 
 
-def trimmed(tok, keep):
-    """A real tokenizer cut down to its first `keep` ids (merges among them)."""
-    m = tok["model"]
-    m["vocab"] = {t: i for t, i in m["vocab"].items() if i < keep}
-    ms = []
-    for mg in m["merges"]:
-        a, b = mg.split(" ", 1) if isinstance(mg, str) else mg
-        if a in m["vocab"] and b in m["vocab"] and a + b in m["vocab"]:
-            ms.append(mg)
-    m["merges"] = ms
-    tok["added_tokens"] = [t for t in tok["added_tokens"] if t["id"] < keep]
-    return tok
-
-
 def dump(path, obj, compact=False):
     with open(path, "w", encoding="utf-8") as f:
         if compact:
@@ -167,13 +153,9 @@ def seeds(out, shared, tmp):
     safetensors_file(os.path.join(out, "..", "regressions", "safetensors", "f64-unaligned-data.safetensors"),
                      [("w", "F64", [2, 2], struct.pack("<4d", 1.0, 2.0, -3.0, 0.125))], None, 1)
 
-    # config.json: the shared models' and one per family of the random models
+    # config.json: one per family of the random models (nothing is copied
+    # from ../shared: the repository never holds shared files)
     cdir = os.path.join(out, "config")
-    for name in ("stories260K", "novels-5m"):
-        src = os.path.join(shared, "models", name, "config.json")
-        if os.path.exists(src):
-            with open(src) as f:
-                dump(os.path.join(cdir, name + ".json"), json.load(f))
     for fam in ("llama", "gpt2", "opt"):
         with open(os.path.join(tmp, fam, "config.json")) as f:
             dump(os.path.join(cdir, "random-" + fam + ".json"), json.load(f))
@@ -184,15 +166,11 @@ def seeds(out, shared, tmp):
         "rms_norm_eps": 1e-6, "rope_theta": 1000000.0, "tie_word_embeddings": True,
         "bos_token_id": 1, "eos_token_id": 2, "rope_scaling": None, "use_sliding_window": False})
 
-    # tokenizer.json: the tiny ones and the first 320 ids of stories260K's
+    # tokenizer.json: the tiny ones written here
     tdir = os.path.join(out, "tokenizer")
     dump(os.path.join(tdir, "sp-prepend.json"), sp_tokenizer(False, False), True)
     dump(os.path.join(tdir, "sp-metaspace-bytefallback.json"), sp_tokenizer(True, True), True)
     dump(os.path.join(tdir, "byte-level.json"), bl_tokenizer(), True)
-    src = os.path.join(shared, "models", "stories260K", "tokenizer.json")
-    if os.path.exists(src):
-        with open(src) as f:
-            dump(os.path.join(tdir, "stories260K-trimmed.json"), trimmed(json.load(f), 320), True)
 
     # calibration text: plain text and JSON Lines
     cal = os.path.join(out, "calib_text")

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates the seed corpora of tests/fuzz/corpus/ (checked in; run this
 # only to refresh them, then check the sizes: each directory stays under
-# ~200 KB). Needs a normal build (for xfquant and fuzz_seed_model) and, for
-# the config / tokenizer seeds taken from real models, ../shared.
+# ~200 KB). Needs a normal build (for xfquant and fuzz_seed_model). Nothing
+# comes from ../shared: the repository never holds shared files.
 #   tests/fuzz/make_seeds.sh BUILD_DIR
 set -euo pipefail
 cd "$(dirname "$0")/../.."
