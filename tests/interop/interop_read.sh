@@ -55,8 +55,19 @@ cc -O2 -std=c11 -o "$work/dqcheck" "$root/tests/interop/ggml_dequant_check.c" -I
 
 prefix() { head -c "$TEXT_BYTES" "$1" | tr -d '\r' | sed '$d'; } # whole lines, LF
 llama_ppl() { # FILE TEXT [ARGS] -> PPL (4 decimals, as llama-perplexity prints it)
-  "$bin/llama-perplexity" -m "$1" -f "$2" -c 256 -t $THREADS -nr "${@:3}" 2>&1 |
-    sed -n 's/^Final estimate: PPL = \([0-9.]*\).*/\1/p'
+  # llama-perplexity has been seen to die without a result on this CPU (a
+  # segfault in its CPU backend, also on files llama-quantize made): one
+  # retry, said on stderr; a second failure is reported with its log tail
+  local v try
+  for try in 1 2; do
+    local rc=0
+    "$bin/llama-perplexity" -m "$1" -f "$2" -c 256 -t $THREADS -nr "${@:3}" >"$work/lp.log" 2>&1 ||
+      rc=$?
+    v=$(sed -n 's/^Final estimate: PPL = \([0-9.]*\).*/\1/p' "$work/lp.log")
+    if [ -n "$v" ]; then echo "$v"; return 0; fi
+    echo "note: llama-perplexity on $(basename "$1") gave no result (exit $rc, try $try): $(tail -1 "$work/lp.log")" >&2
+  done
+  tail -5 "$work/lp.log" >&2
 }
 xf_ppl() { # MODEL TEXT -> PPL
   "$xfq" ppl "$1" --text "$2" --protocol llamacpp --ctx 256 --threads $THREADS --json |
