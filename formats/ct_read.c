@@ -21,20 +21,6 @@ typedef struct ct_scheme {
     int64_t group; /* -1: channel */
 } ct_scheme;
 
-static int fail_part(xf_error *err, const xf_hf_quantized *q, const char *module,
-                     const char *suffix, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static int fail_part(xf_error *err, const xf_hf_quantized *q, const char *module,
-                     const char *suffix, const char *fmt, ...)
-{
-    char name[1024], msg[700];
-    snprintf(name, sizeof name, "%s.%s", module, suffix);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return xf_fail(err, "%s: tensor %s: %s", xf_hfq_file_of(q, name), name, msg);
-}
 
 static int parse_scheme(const char *what, const char *gname, const json_t *grp, ct_scheme *s,
                         xf_error *err)
@@ -129,9 +115,9 @@ static int read_linear(xf_hf_quantized *q, const ct_scheme *s, const char *modul
                                                   : (!s->sym && !zp) ? "weight_zero_point"
                                                                      : NULL;
     if (missing)
-        return fail_part(err, q, module, "weight_packed", "%s.%s is missing", module, missing);
+        return xf_hfq_fail_part(err, q, module, "weight_packed", "%s.%s is missing", module, missing);
     if ((ws->dtype != XF_DTYPE_I64 && ws->dtype != XF_DTYPE_I32) || xf_tensor_numel(ws) != 2)
-        return fail_part(err, q, module, "weight_shape", "must hold 2 integers (I64 or I32)");
+        return xf_hfq_fail_part(err, q, module, "weight_shape", "must hold 2 integers (I64 or I32)");
     int64_t N, K;
     if (ws->dtype == XF_DTYPE_I64) {
         memcpy(&N, ws->data, 8);
@@ -143,31 +129,31 @@ static int read_linear(xf_hf_quantized *q, const ct_scheme *s, const char *modul
     const int b = s->bits;
     const int64_t pf = 32 / b;
     if (N < 1 || K < 1 || N > (1LL << 31) || K > (1LL << 31))
-        return fail_part(err, q, module, "weight_shape", "[%lld, %lld] is not a valid shape",
+        return xf_hfq_fail_part(err, q, module, "weight_shape", "[%lld, %lld] is not a valid shape",
                          (long long)N, (long long)K);
     const int64_t kw = (K + pf - 1) / pf, nw = (N + pf - 1) / pf;
     if (wp->dtype != XF_DTYPE_I32 || wp->ndim != 2 || wp->shape[0] != N || wp->shape[1] != kw)
-        return fail_part(err, q, module, "weight_packed",
+        return xf_hfq_fail_part(err, q, module, "weight_packed",
                          "must be I32 [%lld, %lld] for weight_shape [%lld, %lld] at %d bits",
                          (long long)N, (long long)kw, (long long)N, (long long)K, b);
     const int64_t G = s->group < 0 ? 1 : (K + s->group - 1) / s->group;
     if (sc->dtype != XF_DTYPE_F16 && sc->dtype != XF_DTYPE_BF16 && sc->dtype != XF_DTYPE_F32)
-        return fail_part(err, q, module, "weight_scale", "dtype %s is not a float",
+        return xf_hfq_fail_part(err, q, module, "weight_scale", "dtype %s is not a float",
                          xf_dtype_name(sc->dtype));
     if (sc->ndim != 2 || sc->shape[0] != N || sc->shape[1] != G)
-        return fail_part(err, q, module, "weight_scale",
+        return xf_hfq_fail_part(err, q, module, "weight_scale",
                          "shape contradicts group_size %lld: needs [%lld, %lld]",
                          (long long)s->group, (long long)N, (long long)G);
     if (!s->sym && (zp->dtype != XF_DTYPE_I32 || zp->ndim != 2 || zp->shape[0] != nw ||
                     zp->shape[1] != G))
-        return fail_part(err, q, module, "weight_zero_point", "must be I32 [%lld, %lld]",
+        return xf_hfq_fail_part(err, q, module, "weight_zero_point", "must be I32 [%lld, %lld]",
                          (long long)nw, (long long)G);
     if (gi && (gi->dtype != XF_DTYPE_I32 || gi->ndim != 1 || gi->shape[0] != K))
-        return fail_part(err, q, module, "weight_g_idx", "must be I32 [%lld]", (long long)K);
+        return xf_hfq_fail_part(err, q, module, "weight_g_idx", "must be I32 [%lld]", (long long)K);
     for (int64_t i = 0; gi && i < K; i++) {
         int32_t v = (int32_t)xf_hfq_u32(gi->data, (size_t)i);
         if (v < 0 || v >= G)
-            return fail_part(err, q, module, "weight_g_idx",
+            return xf_hfq_fail_part(err, q, module, "weight_g_idx",
                              "weight_g_idx[%lld] = %d is out of range [0, %lld)", (long long)i,
                              v, (long long)G);
     }

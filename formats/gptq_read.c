@@ -25,21 +25,6 @@ static uint32_t get_bits(const uint32_t *words, size_t stride, int64_t i, int bi
     return (uint32_t)v & ((1u << bits) - 1u);
 }
 
-/* "FILE: tensor MODULE.SUFFIX: message". */
-static int fail_part(xf_error *err, const xf_hf_quantized *q, const char *module,
-                     const char *suffix, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static int fail_part(xf_error *err, const xf_hf_quantized *q, const char *module,
-                     const char *suffix, const char *fmt, ...)
-{
-    char name[1024], msg[700];
-    snprintf(name, sizeof name, "%s.%s", module, suffix);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return xf_fail(err, "%s: tensor %s: %s", xf_hfq_file_of(q, name), name, msg);
-}
 
 typedef struct gptq_cfg {
     int bits;
@@ -93,12 +78,12 @@ static const xf_tensor *require(const xf_hf_quantized *q, const char *module, co
         return NULL;
     }
     if (t->dtype != a && t->dtype != b && t->dtype != c) {
-        fail_part(err, q, module, suffix, "dtype %s is not %s", xf_dtype_name(t->dtype),
+        xf_hfq_fail_part(err, q, module, suffix, "dtype %s is not %s", xf_dtype_name(t->dtype),
                   xf_dtype_name(a));
         return NULL;
     }
     if (t->ndim != ndim) {
-        fail_part(err, q, module, suffix, "%d dimensions, expected %d", t->ndim, ndim);
+        xf_hfq_fail_part(err, q, module, suffix, "%d dimensions, expected %d", t->ndim, ndim);
         return NULL;
     }
     return t;
@@ -121,32 +106,32 @@ static int read_linear(xf_hf_quantized *q, const gptq_cfg *c, const char *module
     int64_t K;
     if (gi) {
         if (gi->dtype != I || gi->ndim != 1)
-            return fail_part(err, q, module, "g_idx", "must be a 1-D I32 tensor");
+            return xf_hfq_fail_part(err, q, module, "g_idx", "must be a 1-D I32 tensor");
         K = gi->shape[0];
         if (rows * 32 != K * b)
-            return fail_part(err, q, module, "qweight",
+            return xf_hfq_fail_part(err, q, module, "qweight",
                              "shape [%lld, %lld] contradicts bits %d: g_idx has K = %lld, so "
                              "qweight needs K*%d/32 = %lld rows",
                              (long long)rows, (long long)N, b, (long long)K, b,
                              (long long)(K * b / 32));
     } else {
         if ((rows * 32) % b != 0)
-            return fail_part(err, q, module, "qweight",
+            return xf_hfq_fail_part(err, q, module, "qweight",
                              "%lld rows is not a whole number of %d-bit values", (long long)rows,
                              b);
         K = rows * 32 / b;
     }
     if (K < 1 || N < 1)
-        return fail_part(err, q, module, "qweight", "empty shape");
+        return xf_hfq_fail_part(err, q, module, "qweight", "empty shape");
     const int64_t G = c->group < 0 ? 1 : (K + c->group - 1) / c->group;
     if (sc->shape[0] != G || sc->shape[1] != N)
-        return fail_part(err, q, module, "scales",
+        return xf_hfq_fail_part(err, q, module, "scales",
                          "shape [%lld, %lld] contradicts group_size %lld: K = %lld and N = %lld "
                          "need [%lld, %lld]",
                          (long long)sc->shape[0], (long long)sc->shape[1], (long long)c->group,
                          (long long)K, (long long)N, (long long)G, (long long)N);
     if ((N * b) % 32 != 0 || qz->shape[0] != G || qz->shape[1] != N * b / 32)
-        return fail_part(err, q, module, "qzeros",
+        return xf_hfq_fail_part(err, q, module, "qzeros",
                          "shape [%lld, %lld] contradicts bits %d / group_size %lld (N = %lld: "
                          "needs [%lld, N*%d/32])",
                          (long long)qz->shape[0], (long long)qz->shape[1], b,
@@ -159,7 +144,7 @@ static int read_linear(xf_hf_quantized *q, const gptq_cfg *c, const char *module
         if (g_idx[i] < 0 || g_idx[i] >= G) {
             int v = g_idx[i];
             free(g_idx);
-            return fail_part(err, q, module, "g_idx", "g_idx[%lld] = %d is out of range [0, %lld)",
+            return xf_hfq_fail_part(err, q, module, "g_idx", "g_idx[%lld] = %d is out of range [0, %lld)",
                              (long long)i, v, (long long)G);
         }
     }

@@ -1,6 +1,7 @@
 /* Dispatch on quant_method, and the owned tensor set the readers fill. */
 #include "formats/hf_quantized.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,18 @@ const char *xf_hfq_file_of(const xf_hf_quantized *q, const char *name)
         if (xf_safetensors_find(&q->hf->shards[i], name))
             return q->hf->shards[i].file.path;
     return q->hf->dir;
+}
+
+int xf_hfq_fail_part(xf_error *err, const xf_hf_quantized *q, const char *module,
+                     const char *suffix, const char *fmt, ...)
+{
+    char name[1024], msg[700];
+    snprintf(name, sizeof name, "%s.%s", module, suffix);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return xf_fail(err, "%s: tensor %s: %s", xf_hfq_file_of(q, name), name, msg);
 }
 
 const xf_tensor *xf_hfq_part(const xf_hf_quantized *q, const char *module, const char *suffix)

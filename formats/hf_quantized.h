@@ -43,6 +43,10 @@ void xf_hf_quantized_close(xf_hf_quantized *q);
 
 /* The shard file holding `name` (for messages), or the directory. */
 const char *xf_hfq_file_of(const xf_hf_quantized *q, const char *name);
+/* Fails with "FILE: tensor MODULE.SUFFIX: message" (FILE: the shard holding
+ * it); returns -1. */
+int xf_hfq_fail_part(xf_error *err, const xf_hf_quantized *q, const char *module,
+                     const char *suffix, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* "<module>.<suffix>" in the model, or NULL. */
 const xf_tensor *xf_hfq_part(const xf_hf_quantized *q, const char *module, const char *suffix);
 /* Marks "<module>.<suffix>" as replaced by the module's weight. */
