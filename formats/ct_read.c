@@ -5,7 +5,6 @@
  * weight_zero_point I32 [ceil(N/pf), G] packed along N (asymmetric only),
  * weight_g_idx I32 [K] (optional). W = (u - u_zp) * scale with u_zp =
  * 2^(b-1) when symmetric. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

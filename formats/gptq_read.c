@@ -4,7 +4,6 @@
  * scales [G, N], g_idx I32 [K] (absent: i // group_size). v1
  * ("gptq", the default) stores z - 1: the value read is (stored + 1) & maxq,
  * as AutoGPTQ's reference dequantization does; v2 stores z. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
