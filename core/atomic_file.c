@@ -84,7 +84,30 @@ static long temp_name_pid(const char *rest)
     return pid;
 }
 
-int xf_atomic_remove_stale(const char *path)
+/* Removes a temp directory of an export: regular files only (an export
+ * writes a flat directory), then the directory; anything else in it keeps
+ * it (not ours to remove). 0 when it is gone. */
+static int remove_flat_temp_dir(int parent_fd, const char *name)
+{
+    int fd = openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        struct stat st;
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+            fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+            unlinkat(dirfd(d), e->d_name, 0);
+    }
+    closedir(d);
+    return unlinkat(parent_fd, name, AT_REMOVEDIR);
+}
+
+static int remove_stale(const char *path, bool dirs)
 {
     char *dir, *base;
     if (split_path(path, &dir, &base) != 0)
@@ -106,12 +129,14 @@ int xf_atomic_remove_stale(const char *path)
             if (!xf_process_gone(pid))
                 continue;
             struct stat st;
-            if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+            if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+                !(dirs ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode)))
                 continue;
-            if (unlinkat(dirfd(d), e->d_name, 0) == 0) {
+            if ((dirs ? remove_flat_temp_dir(dirfd(d), e->d_name)
+                      : unlinkat(dirfd(d), e->d_name, 0)) == 0) {
                 removed++;
-                xf_log_info("%s: removed %s/%s, a temp file left by process %ld, which is gone",
-                            path, dir, e->d_name, pid);
+                xf_log_info("%s: removed %s/%s, a temp %s left by process %ld, which is gone",
+                            path, dir, e->d_name, dirs ? "directory" : "file", pid);
             }
         }
         closedir(d);
@@ -121,6 +146,10 @@ int xf_atomic_remove_stale(const char *path)
     free(base);
     return removed;
 }
+
+int xf_atomic_remove_stale(const char *path) { return remove_stale(path, false); }
+
+int xf_atomic_remove_stale_dirs(const char *path) { return remove_stale(path, true); }
 
 int xf_atomic_open(xf_atomic_file *f, const char *path, xf_error *err)
 {

@@ -43,6 +43,10 @@ char *xf_atomic_temp_prefix(const char *path, long pid);
 /* Removes the stale temp files of destination `path` (see above); returns how
  * many were removed. Called by xf_atomic_open. */
 int xf_atomic_remove_stale(const char *path);
+/* The same for temp directories of directory outputs (export/hf_dir_out.c:
+ * "DIR/.BASE.tmp.HOST-PID.XXXXXX" made with mkdtemp): a stale one is removed
+ * with the regular files in it. */
+int xf_atomic_remove_stale_dirs(const char *path);
 /* The HOST part of the temp names (FNV-1a of the host name), for other
  * per-process scratch files that a later run must be able to sweep. */
 unsigned xf_atomic_host_tag(void);

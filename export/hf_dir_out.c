@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/atomic_file.h"
 #include "core/read_file.h"
 
 /* The parent directory of `path` (malloc'd). */
@@ -58,13 +59,19 @@ int xf_hf_dir_out_begin(xf_hf_dir_out *d, const char *dir, xf_error *err)
     while (len > 1 && dir[len - 1] == '/')
         len--;
     d->final_dir = strndup(dir, len);
-    d->tmp_dir = malloc(len + 16);
+    /* beside the destination (same filesystem, so the final rename is
+     * atomic), named like the atomic files' temps: ".BASE.tmp.HOST-PID.XXXXXX",
+     * so that a later export sweeps the directories of killed writers */
+    char *prefix = d->final_dir ? xf_atomic_temp_prefix(d->final_dir, (long)getpid()) : NULL;
+    d->tmp_dir = prefix ? malloc(strlen(prefix) + 7) : NULL;
     if (!d->final_dir || !d->tmp_dir) {
+        free(prefix);
         xf_hf_dir_out_abort(d);
         return xf_fail(err, "%s: out of memory", dir);
     }
-    /* beside the destination: same filesystem, so the final rename is atomic */
-    snprintf(d->tmp_dir, len + 16, "%s.tmp.XXXXXX", d->final_dir);
+    sprintf(d->tmp_dir, "%sXXXXXX", prefix);
+    free(prefix);
+    xf_atomic_remove_stale_dirs(d->final_dir);
     if (!mkdtemp(d->tmp_dir)) {
         int e = errno;
         free(d->tmp_dir);

@@ -1,5 +1,6 @@
 /* A new Hugging Face model directory written atomically: every file goes
- * into a temp directory beside the destination ("DEST.tmp.XXXXXX"), and
+ * into a temp directory beside the destination (".DEST.tmp.HOST-PID.XXXXXX",
+ * see core/atomic_file.h; a killed writer's is swept by the next begin), and
  * commit fsyncs it, renames it to DEST and fsyncs the parent, so DEST
  * appears complete or not at all. abort removes the temp directory. */
 #ifndef XF_EXPORT_HF_DIR_OUT_H

@@ -36,6 +36,7 @@
 #include "core/read_file.h"
 #include "tests/support/cli_run.h"
 #include "tests/support/random_model.h"
+#include "tests/support/random_tokenizer.h"
 #include "tests/support/test_util.h"
 
 static char *g_root;           /* everything of this run */
@@ -632,6 +633,163 @@ static void test_kill_loop(void **state)
                   "complete file |\n", n, points, kept, complete, absent, temps_left);
 }
 
+/* Every regular file of directory a equals the one of the same name in b,
+ * and they hold the same names. */
+static bool dirs_equal(const char *a, const char *b)
+{
+    DIR *d = opendir(a);
+    if (!d)
+        return false;
+    int na = 0;
+    bool same = true;
+    struct dirent *e;
+    while (same && (e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        na++;
+        char *pa = xf_path_join(a, e->d_name), *pb = xf_path_join(b, e->d_name);
+        same = xf_path_exists(pb) && xf_test_files_equal(pa, pb);
+        free(pa);
+        free(pb);
+    }
+    closedir(d);
+    return same && na == xf_test_dir_entries(b);
+}
+
+/* export (GGUF file; GPTQ and compressed-tensors directories): failed
+ * writes and kills leave OUT absent, or the previous/complete file, never
+ * partial; temp files and directories of killed exports are swept by the
+ * next export. The .xfq comes from a random llama with a tokenizer (GGUF
+ * carries the vocabulary). */
+static void test_export_faults(void **state)
+{
+    (void)state;
+    REQUIRE_SHIM();
+    char model[1200], xfq[1200], gguf[2100], ref_gguf[1200], gdir[2100], ref_gdir[1200];
+    snprintf(model, sizeof model, "%s/in/rndtok", g_root);
+    snprintf(xfq, sizeof xfq, "%s/exp.xfq", g_root);
+    snprintf(gguf, sizeof gguf, "%s/m.gguf", g_out);
+    snprintf(ref_gguf, sizeof ref_gguf, "%s/ref.gguf", g_root);
+    snprintf(gdir, sizeof gdir, "%s/m-gptq", g_out);
+    snprintf(ref_gdir, sizeof ref_gdir, "%s/ref-gptq", g_root);
+    xf_random_model_spec s = {.family = "llama", .hidden = 32, .intermediate = 64, .layers = 2,
+                              .heads = 4, .kv_heads = 2, .vocab = 320, .max_pos = 32,
+                              .f16 = true, .seed = 12};
+    char *dir = xf_random_model_write(model, &s);
+    assert_non_null(dir);
+    free(dir);
+    assert_int_equal(xf_random_tokenizer_write(model, false), 0);
+    run_res r = run_xf(NULL, NULL, "rtn", "--bits", "4", "--group", "32", "--sym", "--threads",
+                       "1", model, xfq, NULL);
+    if (r.code != 0)
+        fail_msg("rtn: %s", r.err);
+    run_free(&r);
+    /* the references, made under the output names the tests use */
+    clear_out();
+    r = run_xf(NULL, NULL, "export", "--to", "gguf", xfq, gguf, NULL);
+    if (r.code != 0)
+        fail_msg("export gguf: %s", r.err);
+    run_free(&r);
+    assert_int_equal(rename(gguf, ref_gguf), 0);
+    r = run_xf(NULL, NULL, "export", "--to", "gptq", xfq, gdir, NULL);
+    if (r.code != 0)
+        fail_msg("export gptq: %s", r.err);
+    run_free(&r);
+    assert_int_equal(rename(gdir, ref_gdir), 0);
+
+    /* failed writes */
+    const char *argv_gguf[] = {"export", "--to", "gguf", xfq, gguf, NULL};
+    const char *argv_gptq[] = {"export", "--to", "gptq", xfq, gdir, NULL};
+    const char *argv_ct[] = {"export", "--to", "compressed-tensors", xfq, gdir, NULL};
+    struct {
+        const char *op, *mode;
+        long k;
+        int e;
+    } cases[] = {{"write", "AT", 5, ENOSPC}, {"write", "AFTER", 0, EIO}, {"fsync", "AT", 1, EIO},
+                 {"close", "AT", 1, EIO},    {"rename", "AT", 1, ENOSPC}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        /* GGUF over a previous file */
+        clear_out();
+        copy_file(g_prev, gguf);
+        r = fault_run(cases[i].op, cases[i].mode, cases[i].k, cases[i].e, g_out, argv_gguf);
+        if (r.code != 1)
+            fail_msg("export gguf with %s %s=%ld: exit %d: %s", cases[i].op, cases[i].mode,
+                     cases[i].k, r.code, r.err);
+        assert_one_error(&r, gguf, strerror(cases[i].e));
+        assert_true(xf_test_files_equal(gguf, g_prev));
+        assert_int_equal(out_others("m.gguf"), 0);
+        run_free(&r);
+        /* directories: OUT never appears, no temp directory stays */
+        for (int t = 0; t < 2; t++) {
+            clear_out();
+            r = fault_run(cases[i].op, cases[i].mode, cases[i].k, cases[i].e, g_out,
+                          t ? argv_ct : argv_gptq);
+            if (r.code != 1)
+                fail_msg("export %s with %s %s=%ld: exit %d: %s", t ? "ct" : "gptq",
+                         cases[i].op, cases[i].mode, cases[i].k, r.code, r.err);
+            const char *line;
+            assert_int_equal(error_lines(r.err, &line), 1);
+            assert_non_null(strstr(line, strerror(cases[i].e)));
+            assert_false(xf_path_exists(gdir));
+            assert_int_equal(out_others(NULL), 0);
+            run_free(&r);
+        }
+        print_message("MATRIX | export --to gguf / gptq / compressed-tensors | %s %s %s=%ld | "
+                      "exit 1, one line with the errno; GGUF: previous file byte-identical; "
+                      "directories: OUT absent; no temp file or directory |\n",
+                      cases[i].op, errno_name(cases[i].e), cases[i].mode, cases[i].k);
+    }
+
+    /* kills: every call of a GPTQ directory export, and of a GGUF export */
+    const char *ops = "write,fsync,close,rename";
+    for (int t = 0; t < 2; t++) {
+        const char *const *argv = t ? argv_gguf : argv_gptq;
+        const char *out = t ? gguf : gdir, *ref = t ? ref_gguf : ref_gdir;
+        clear_out();
+        long n = count_calls(ops, g_out, argv, 5);
+        assert_true(n > 10);
+        int absent = 0, complete = 0, temps_left = 0;
+        for (long k = 1; k <= n; k++) {
+            clear_out();
+            char e_ops[64], e_k[64], e_path[2048];
+            snprintf(e_ops, sizeof e_ops, "XF_FAULT_OPS=%s", ops);
+            snprintf(e_k, sizeof e_k, "XF_FAULT_KILL_AT=%ld", k);
+            snprintf(e_path, sizeof e_path, "XF_FAULT_PATH=%s", g_out);
+            const char *env[] = {e_ops, e_k, "XF_FAULT_KILL_PARTIAL=1", e_path, NULL};
+            r = run_xf(env, NULL, argv[0], argv[1], argv[2], argv[3], argv[4], NULL);
+            if (r.sig != SIGKILL)
+                fail_msg("export kill at call %ld: not killed (exit %d): %s", k, r.code, r.err);
+            run_free(&r);
+            if (!xf_path_exists(out))
+                absent++;
+            else if (t ? xf_test_files_equal(out, ref) : dirs_equal(out, ref))
+                complete++;
+            else
+                fail_msg("export killed at call %ld: %s is neither absent nor complete", k, out);
+            int others = out_others(t ? "m.gguf" : "m-gptq");
+            assert_true(others <= 1);
+            temps_left += others;
+            /* the next export (OUT removed when it was complete: a directory
+             * export never replaces one) sweeps the dead writer's temp */
+            if (!t)
+                xf_test_rmtree(gdir);
+            r = run_xf(NULL, NULL, argv[0], argv[1], argv[2], argv[3], argv[4], NULL);
+            if (r.code != 0)
+                fail_msg("export after a kill at %ld: %s", k, r.err);
+            run_free(&r);
+            assert_true(t ? xf_test_files_equal(out, ref) : dirs_equal(out, ref));
+            assert_int_equal(out_others(t ? "m.gguf" : "m-gptq"), 0);
+        }
+        assert_true(absent > 0 && complete > 0 && temps_left > 0);
+        print_message("MATRIX | export --to %s | SIGKILL at each of the %ld write/fsync/close/"
+                      "rename calls (writes halfway) | OUT absent %d times, complete %d times, "
+                      "never partial; %d temp %s left by the kills, every one removed by the "
+                      "next export, which then wrote the complete output |\n",
+                      t ? "gguf" : "gptq", n, absent, complete, temps_left,
+                      t ? "files" : "directories");
+    }
+}
+
 /* read(2) failing with EIO: the files xf_read_file and the JSON loader read. */
 static void test_read_eio(void **state)
 {
@@ -962,6 +1120,7 @@ int main(void)
         cmocka_unit_test(test_read_eio),
         cmocka_unit_test(test_truncated_while_mapped),
         cmocka_unit_test(test_kill_loop),
+        cmocka_unit_test(test_export_faults),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
