@@ -67,11 +67,28 @@ int64_t xf_tensor_numel(const xf_tensor *t)
     return n;
 }
 
+/* F16 / BF16 elements. safetensors offsets need not even be 2-aligned (the
+ * fuzzer found odd ones): an aligned view takes the array converters, any
+ * other is loaded element by element through memcpy. */
+static void half_to_f32(bool bf16, const void *src, float *dst, size_t n)
+{
+    if ((uintptr_t)src % _Alignof(uint16_t) == 0) {
+        (bf16 ? xf_bf16_to_f32_array : xf_f16_to_f32_array)(src, dst, n);
+        return;
+    }
+    const unsigned char *b = src;
+    for (size_t i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, b + i * sizeof h, sizeof h);
+        dst[i] = bf16 ? xf_bf16_to_f32(h) : xf_f16_to_f32(h);
+    }
+}
+
 static void plain_to_f32(xf_dtype dt, const void *src, float *dst, size_t n)
 {
     switch (dt) {
-    case XF_DTYPE_F16: xf_f16_to_f32_array(src, dst, n); break;
-    case XF_DTYPE_BF16: xf_bf16_to_f32_array(src, dst, n); break;
+    case XF_DTYPE_F16: half_to_f32(false, src, dst, n); break;
+    case XF_DTYPE_BF16: half_to_f32(true, src, dst, n); break;
     case XF_DTYPE_F32: memcpy(dst, src, n * sizeof(float)); break;
     case XF_DTYPE_F64: {
         /* safetensors offsets need not be 8-aligned: load through memcpy */

@@ -364,6 +364,47 @@ static void test_unaligned_f64(void **state)
     free(dir);
 }
 
+/* F16 and BF16 data at odd offsets: loaded through memcpy, no misaligned
+ * uint16_t load (UBSan flagged it on a file the fuzzer made,
+ * tests/fuzz/regressions/safetensors/f16-odd-offset.safetensors). */
+static void test_unaligned_f16_bf16(void **state)
+{
+    (void)state;
+    char *dir = xf_test_tmpdir();
+    const char *h = "{\"a\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[1,5]},"
+                    "\"b\":{\"dtype\":\"BF16\",\"shape\":[1,2],\"data_offsets\":[5,9]},"
+                    "\"p\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}";
+    size_t hn = strlen(h), total = 8 + hn + 9;
+    uint8_t *buf = calloc(1, total);
+    assert_non_null(buf);
+    for (int b = 0; b < 8; b++)
+        buf[b] = (uint8_t)((uint64_t)hn >> (8 * b));
+    memcpy(buf + 8, h, hn);
+    const uint16_t f16[2] = {0x3C00, 0xC000};  /* 1, -2 */
+    const uint16_t bf16[2] = {0x3F00, 0x4040}; /* 0.5, 3 */
+    memcpy(buf + 8 + hn + 1, f16, sizeof f16);
+    memcpy(buf + 8 + hn + 5, bf16, sizeof bf16);
+    char *path = xf_test_write_file(dir, "u.safetensors", buf, total);
+    xf_safetensors st;
+    xf_error err;
+    if (xf_safetensors_open(&st, path, &err) != 0)
+        fail_msg("%s", err.msg);
+    const xf_tensor *a = xf_safetensors_find(&st, "a"), *b = xf_safetensors_find(&st, "b");
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal((uintptr_t)a->data % 2 + (uintptr_t)b->data % 2, 2);
+    float got[2];
+    assert_int_equal(xf_tensor_to_f32(a, got, &err), 0);
+    assert_true(got[0] == 1.0f && got[1] == -2.0f);
+    assert_int_equal(xf_tensor_row_to_f32(b, 0, got, &err), 0);
+    assert_true(got[0] == 0.5f && got[1] == 3.0f);
+    xf_safetensors_close(&st);
+    free(buf);
+    free(path);
+    xf_test_rmtree(dir);
+    free(dir);
+}
+
 /* ---- malformed files ---------------------------------------------------- */
 
 static void test_short_and_oversize(void **state)
@@ -696,6 +737,7 @@ int main(void)
         cmocka_unit_test(test_written_layout),
         cmocka_unit_test(test_read_handwritten),
         cmocka_unit_test(test_unaligned_f64),
+        cmocka_unit_test(test_unaligned_f16_bf16),
         cmocka_unit_test(test_short_and_oversize),
         cmocka_unit_test(test_malformed_headers),
         cmocka_unit_test(test_non_utf8_names),
