@@ -63,6 +63,10 @@ static uint64_t walk_tensors(const xf_gguf_file *f)
         const xf_gguf_tensor *t = &f->tensors[i];
         (void)xf_gguf_find_tensor(f, t->name);
         (void)xf_ggml_bits_per_weight(t->traits);
+        int64_t params = 1; /* as xfquant info counts them: outermost dim first */
+        for (uint32_t d = t->n_dims; d-- > 0;)
+            params *= t->ne[d];
+        (void)params;
         uint64_t n = (uint64_t)(t->nbytes / t->traits->type_size) * (uint64_t)t->traits->block_size;
         total = total + n < total ? UINT64_MAX : total + n;
         if (n == 0 || total > XF_FUZZ_GGUF_MAX_FLOATS)
