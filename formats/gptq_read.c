@@ -118,6 +118,9 @@ static int read_linear(xf_hf_quantized *q, const gptq_cfg *c, const char *module
     const xf_tensor *gi = xf_hfq_part(q, module, "g_idx");
     const int b = c->bits;
     const int64_t rows = qw->shape[0], N = qw->shape[1];
+    /* first: an empty qweight's other dim is unbounded by the file (rows * 32 overflows) */
+    if (rows < 1 || N < 1)
+        return fail_part(err, q, module, "qweight", "empty shape");
     int64_t K;
     if (gi) {
         if (gi->dtype != I || gi->ndim != 1)
