@@ -141,7 +141,7 @@ static int read_linear(xf_hf_quantized *q, const gptq_cfg *c, const char *module
     }
     if (K < 1 || N < 1)
         return fail_part(err, q, module, "qweight", "empty shape");
-    const int64_t G = c->group < 0 ? 1 : (K + c->group - 1) / c->group;
+    const int64_t G = c->group < 0 ? 1 : (K - 1) / c->group + 1; /* K >= 1; no K + group overflow */
     if (sc->shape[0] != G || sc->shape[1] != N)
         return fail_part(err, q, module, "scales",
                          "shape [%lld, %lld] contradicts group_size %lld: K = %lld and N = %lld "
