@@ -19,7 +19,7 @@ build=${2:-build-fuzz}
 shift $(( $# >= 2 ? 2 : 1 ))
 harnesses=("$@")
 [ ${#harnesses[@]} -eq 0 ] &&
-  harnesses=(safetensors xfq config tokenizer calib_text regress_suite recipe)
+  harnesses=(safetensors xfq config tokenizer calib_text regress_suite recipe gguf hf_quantized)
 work=$build/fuzz-campaign
 mkdir -p "$work/logs"
 rows=()

@@ -16,4 +16,12 @@
 #define XF_TOKEN_ID_GAP 65536
 #define XF_MAX_TOKEN_IDS (1 << 24)
 
+/* Bytes of one token of a GGUF vocabulary (tokenizer.ggml.tokens). The
+ * SentencePiece-style import looks up every split of every token (model/
+ * gguf_vocab.c), so a token's cost grows with the square of its length: a
+ * single 10 MB token would take hours. SentencePiece's default piece limit
+ * is 16 characters; the longest tokens of real vocabularies (runs of spaces
+ * or dashes) are a few hundred bytes. */
+#define XF_MAX_GGUF_TOKEN_BYTES 4096
+
 #endif

@@ -135,7 +135,7 @@ static int read_linear(xf_hf_quantized *q, const ct_scheme *s, const char *modul
         return xf_hfq_fail_part(err, q, module, "weight_packed",
                          "must be I32 [%lld, %lld] for weight_shape [%lld, %lld] at %d bits",
                          (long long)N, (long long)kw, (long long)N, (long long)K, b);
-    const int64_t G = s->group < 0 ? 1 : (K + s->group - 1) / s->group;
+    const int64_t G = s->group < 0 ? 1 : (K - 1) / s->group + 1; /* K >= 1; no K + group overflow */
     if (sc->dtype != XF_DTYPE_F16 && sc->dtype != XF_DTYPE_BF16 && sc->dtype != XF_DTYPE_F32)
         return xf_hfq_fail_part(err, q, module, "weight_scale", "dtype %s is not a float",
                          xf_dtype_name(sc->dtype));

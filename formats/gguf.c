@@ -271,13 +271,22 @@ static int read_tensor_info(xf_gguf_file *f, cursor *c, xf_gguf_tensor *t, uint6
                            f->path, t->name, known, type);
         return xf_fail(err, "%s: tensor %s: unknown GGML type id %u", f->path, t->name, type);
     }
-    /* element count without overflow (ggml: INT64_MAX / ne[1..3] checks) */
+    /* element count without overflow (ggml: INT64_MAX / ne[1..3] checks),
+     * over the non-zero dims: an empty tensor's other dims must still
+     * multiply without overflow in any order (xfquant info, xf_tensor_numel) */
     int64_t n = 1;
+    bool empty = false;
     for (int d = 0; d < XF_GGUF_MAX_DIMS; d++) {
-        if (t->ne[d] != 0 && n > INT64_MAX / t->ne[d])
+        if (t->ne[d] == 0) {
+            empty = true;
+            continue;
+        }
+        if (n > INT64_MAX / t->ne[d])
             return xf_fail(err, "%s: tensor %s: element count overflows", f->path, t->name);
         n *= t->ne[d];
     }
+    if (empty)
+        n = 0;
     if (t->ne[0] % t->traits->block_size != 0)
         return xf_fail(err,
                        "%s: tensor %s: ne[0] = %lld is not a multiple of the %s block size %lld",

@@ -102,6 +102,9 @@ static int read_linear(xf_hf_quantized *q, const gptq_cfg *c, const char *module
     const xf_tensor *gi = xf_hfq_part(q, module, "g_idx");
     const int b = c->bits;
     const int64_t rows = qw->shape[0], N = qw->shape[1];
+    /* first: an empty qweight's other dim is unbounded by the file (rows * 32 overflows) */
+    if (rows < 1 || N < 1)
+        return xf_hfq_fail_part(err, q, module, "qweight", "empty shape");
     int64_t K;
     if (gi) {
         if (gi->dtype != I || gi->ndim != 1)
@@ -122,7 +125,7 @@ static int read_linear(xf_hf_quantized *q, const gptq_cfg *c, const char *module
     }
     if (K < 1 || N < 1)
         return xf_hfq_fail_part(err, q, module, "qweight", "empty shape");
-    const int64_t G = c->group < 0 ? 1 : (K + c->group - 1) / c->group;
+    const int64_t G = c->group < 0 ? 1 : (K - 1) / c->group + 1; /* K >= 1; no K + group overflow */
     if (sc->shape[0] != G || sc->shape[1] != N)
         return xf_hfq_fail_part(err, q, module, "scales",
                          "shape [%lld, %lld] contradicts group_size %lld: K = %lld and N = %lld "

@@ -57,6 +57,8 @@ static int permute_heads(const xf_gguf_file *f, const char *arch, const char *na
 /* The whole tensor to fp32, rows in parallel. */
 static int dequant_tensor(const xf_gguf_tensor *t, float *dst, const char *what, xf_error *err)
 {
+    if (t->nbytes == 0)
+        return 0; /* empty (a zero dim): ne[0] may be anything, its row size even 0 or huge */
     const int64_t ne0 = t->ne[0];
     const int64_t rows = ne0 ? (int64_t)(t->nbytes / xf_ggml_row_bytes(t->traits, ne0)) : 0;
     const size_t rb = ne0 ? xf_ggml_row_bytes(t->traits, ne0) : 0;
@@ -123,7 +125,7 @@ static int add_tensor(xf_gguf_model *m, const char *arch, size_t i, xf_tensor *v
     if (dequant_tensor(t, buf, what, err))
         return -1;
     /* a weight [rows, ne0] moves whole rows; a bias [rows] single values */
-    if (heads && unpermute_rows(buf, view->ndim == 1 ? numel : numel / t->ne[0],
+    if (heads && numel > 0 && unpermute_rows(buf, view->ndim == 1 ? numel : numel / t->ne[0],
                                 view->ndim == 1 ? 1 : t->ne[0], heads, what, err))
         return -1;
     view->dtype = XF_DTYPE_F32;

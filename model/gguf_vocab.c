@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/limits.h"
+
 #define TT_NORMAL 1
 #define TT_UNKNOWN 2
 #define TT_CONTROL 3
@@ -48,6 +50,12 @@ static json_t *build_vocab(const vocab_src *v, xf_error *err)
     json_t *vocab = json_object();
     for (uint64_t i = 0; i < v->n; i++) {
         const xf_gguf_str s = v->tokens->strs[i];
+        if (s.len > XF_MAX_GGUF_TOKEN_BYTES) {
+            xf_fail(err, "%s: tokenizer.ggml.tokens: token %llu is %zu bytes long (at most %d)",
+                    v->f->path, (unsigned long long)i, s.len, XF_MAX_GGUF_TOKEN_BYTES);
+            json_decref(vocab);
+            return NULL;
+        }
         const json_t *prev = json_object_getn(vocab, s.ptr, s.len);
         if (prev) {
             xf_fail(err, "%s: tokenizer.ggml.tokens: token %llu duplicates token %lld", v->f->path,
@@ -91,10 +99,15 @@ static json_t *spm_merges(const vocab_src *v, const json_t *vocab, xf_error *err
         xf_fail(err, "%s: out of memory", v->f->path);
         return NULL;
     }
+    /* a split needs two tokens of these lengths: skips the lookups (which
+     * hash the pieces) where no token is that long */
+    bool has_len[XF_MAX_GGUF_TOKEN_BYTES + 1] = {0};
+    for (uint64_t t = 0; t < v->n; t++)
+        has_len[v->tokens->strs[t].len] = true; /* build_vocab bounded the lengths */
     for (uint64_t t = 0; t < v->n; t++) {
         const xf_gguf_str s = v->tokens->strs[t];
         for (size_t k = 1; k < s.len; k++) {
-            if (((unsigned char)s.ptr[k] & 0xC0) == 0x80)
+            if (((unsigned char)s.ptr[k] & 0xC0) == 0x80 || !has_len[k] || !has_len[s.len - k])
                 continue; /* split between characters only */
             const json_t *l = json_object_getn(vocab, s.ptr, k);
             const json_t *r = json_object_getn(vocab, s.ptr + k, s.len - k);

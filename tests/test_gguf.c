@@ -21,6 +21,7 @@
 
 #include "calib/tokenizer.h"
 #include "core/half.h"
+#include "core/limits.h"
 #include "core/read_file.h"
 #include "formats/ggml_dequant.h"
 #include "formats/gguf.h"
@@ -178,6 +179,12 @@ static void test_tensor_errors(void **state)
     xf_gguf_build_tensor(b, "t", 0, 2, ne, data, sizeof data);
     xf_gguf_build_tensor(b, "t", 0, 2, ne, data, sizeof data);
     open_fails(b, "dupname.gguf", "duplicate tensor name \"t\"");
+
+    /* an empty tensor's other dims must still multiply without overflow */
+    b = xf_gguf_build_new(32);
+    const int64_t ne_ovf[3] = {0, INT64_C(1) << 62, 4};
+    xf_gguf_build_tensor_info(b, "e", 0, 3, ne_ovf, 0);
+    open_fails(b, "emptyovf.gguf", "tensor e: element count overflows");
 
     b = xf_gguf_build_new(32);
     const int64_t ne40[2] = {40, 1};
@@ -510,6 +517,35 @@ static void test_model_errors(void **state)
     assert_int_equal(xf_model_open(&m, vp, &err), -1);
     if (!strstr(err.msg, vp) ||
         !strstr(err.msg, "tokenizer.ggml.tokens has 15 tokens but token_embd.weight has 16 rows"))
+        fail_msg("%s", err.msg);
+
+    /* a token longer than XF_MAX_GGUF_TOKEN_BYTES (the merge search is
+     * quadratic in a token's length) */
+    b = xf_gguf_build_new(32);
+    xf_gguf_build_str(b, "general.architecture", "llama");
+    xf_gguf_build_str(b, "tokenizer.ggml.model", "llama");
+    const char *toks16[16];
+    char *longtok = malloc(XF_MAX_GGUF_TOKEN_BYTES + 2);
+    assert_non_null(longtok);
+    memset(longtok, 'a', XF_MAX_GGUF_TOKEN_BYTES + 1);
+    longtok[XF_MAX_GGUF_TOKEN_BYTES + 1] = 0;
+    for (int i = 0; i < 15; i++)
+        toks16[i] = names[i];
+    toks16[15] = longtok;
+    xf_gguf_build_str_arr(b, "tokenizer.ggml.tokens", toks16, NULL, 16);
+    free(longtok);
+    xf_gguf_build_tensor(b, "token_embd.weight", 0, 2, ne, emb, sizeof emb);
+    xf_gguf_build_u32(b, "llama.embedding_length", 32);
+    xf_gguf_build_u32(b, "llama.feed_forward_length", 64);
+    xf_gguf_build_u32(b, "llama.block_count", 1);
+    xf_gguf_build_u32(b, "llama.attention.head_count", 4);
+    xf_gguf_build_u32(b, "llama.context_length", 16);
+    xf_gguf_build_f32(b, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    char *lp = path_in("longtoken.gguf");
+    assert_int_equal(xf_gguf_build_write(b, lp), 0);
+    xf_gguf_build_free(b);
+    assert_int_equal(xf_model_open(&m, lp, &err), -1);
+    if (!strstr(err.msg, lp) || !strstr(err.msg, "tokenizer.ggml.tokens: token 15 is 4097 bytes long"))
         fail_msg("%s", err.msg);
 
     b = xf_gguf_build_new(32);
