@@ -17,7 +17,7 @@ static const struct {
     [XF_DTYPE_U64] = {"U64", 8},     [XF_DTYPE_BOOL] = {"BOOL", 1}, [XF_DTYPE_Q2] = {"Q2", 0},
     [XF_DTYPE_Q3] = {"Q3", 0},       [XF_DTYPE_Q4] = {"Q4", 0},   [XF_DTYPE_Q8] = {"Q8", 0},
     [XF_DTYPE_L2] = {"L2", 0},       [XF_DTYPE_L3] = {"L3", 0},   [XF_DTYPE_L4] = {"L4", 0},
-    [XF_DTYPE_L8] = {"L8", 0},
+    [XF_DTYPE_L8] = {"L8", 0},       [XF_DTYPE_GGML] = {"GGML", 0},
 };
 
 size_t xf_dtype_size(xf_dtype t)
@@ -42,6 +42,8 @@ xf_dtype xf_dtype_from_name(const char *name)
 bool xf_dtype_is_packed(xf_dtype t) { return t >= XF_DTYPE_Q2 && t <= XF_DTYPE_L8; }
 
 bool xf_dtype_is_log2(xf_dtype t) { return t >= XF_DTYPE_L2 && t <= XF_DTYPE_L8; }
+
+bool xf_dtype_is_ggml(xf_dtype t) { return t == XF_DTYPE_GGML; }
 
 bool xf_dtype_is_float(xf_dtype t)
 {

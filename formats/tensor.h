@@ -39,6 +39,9 @@ typedef enum xf_dtype {
     XF_DTYPE_L3,
     XF_DTYPE_L4,
     XF_DTYPE_L8,
+    /* GGML blocks (formats/ggml_types.h) as llama.cpp stores them, only in
+     * .xfq: xf_tensor.ggml_type says which block type (docs/xfq-format.md) */
+    XF_DTYPE_GGML,
     XF_DTYPE_COUNT
 } xf_dtype;
 
@@ -52,6 +55,8 @@ bool xf_dtype_is_packed(xf_dtype t);
 /* L2..L8: packed codes on the log2 grid (docs/xfq-format.md). */
 bool xf_dtype_is_log2(xf_dtype t);
 bool xf_dtype_is_float(xf_dtype t);
+/* XF_DTYPE_GGML: rows of GGML blocks (not "packed": no codes/scales view). */
+bool xf_dtype_is_ggml(xf_dtype t);
 /* Bits of one code for packed types (2, 3, 4, 8; Q and L); 0 otherwise. */
 int xf_dtype_packed_bits(xf_dtype t);
 
@@ -82,6 +87,8 @@ typedef struct xf_tensor {
     const void *data; /* plain: elements row-major; packed: whole record */
     size_t nbytes;
     xf_packed_view packed; /* valid when xf_dtype_is_packed(dtype) */
+    uint32_t ggml_type;    /* XF_DTYPE_GGML: the xf_ggml_type of its blocks (2-D, rows of
+                              xf_ggml_row_bytes(cols) bytes); else unused */
 } xf_tensor;
 
 int64_t xf_tensor_numel(const xf_tensor *t);
