@@ -49,7 +49,18 @@ typedef struct sweep_ctx {
     const uint8_t *fit_at; /* [n] 1 where a grid is fitted (group start) */
     const uint8_t *mask;   /* [rows, n] outliers in quantization order, or NULL */
     xf_grid_config grid;
+    const xf_ggml_grid_traits *gg; /* GGML block grid, or NULL */
+    xf_ggml_sub *subs;     /* gg: [rows, n_groups, block / sub] decoded sub-blocks */
+    const float *imp;      /* gg: [n] fit importance 1 / U_ii^2 by quantization position */
 } sweep_ctx;
+
+/* gg: the decoded sub-blocks of row r's block gi. */
+static inline xf_ggml_sub *block_subs(const sweep_ctx *c, const xf_qweight *q, int64_t r,
+                                      int64_t gi)
+{
+    return c->subs + ((size_t)r * (size_t)q->n_groups + (size_t)gi) * (size_t)(c->gg->block /
+                                                                                  c->gg->sub);
+}
 
 /* Fits row r's grid for the group starting at column i on the row's
  * current weights (outliers left out, gathered in `gather`). Column i lies
@@ -76,6 +87,11 @@ static void fit_group(const sweep_ctx *c, xf_qweight *q, int64_t r, const float 
         const float *uk = c->U + k * n;
         for (int64_t j = i2; j < c1; j++)
             vals[j - i] -= ek * uk[j];
+    }
+    if (c->gg) { /* blocks are whole: n is a multiple of the block, no perm */
+        xf_ggml_grid_fit(c->gg, vals, c->imp + i, xf_qweight_block(q, r, c->grp[i]),
+                         block_subs(c, q, r, c->grp[i]));
+        return;
     }
     xf_grid fit = c->mask ? xf_outliers_fit(&c->grid, vals, c->mask + r * n + i, c1 - i, gather)
                           : xf_grid_fit(&c->grid, vals, c1 - i);
@@ -110,8 +126,21 @@ static void sweep_tile(const sweep_ctx *c, xf_qweight *q, int64_t ra, int64_t rb
             float *restrict wr = w + t * n;
             if (c->fit_at[i])
                 fit_group(c, q, r, wr, e + t * B, i, i1, s1, s2, i2, vals, gather);
-            const xf_grid gr = xf_qweight_grid(q, r, gi);
             const float x = wr[i];
+            if (c->gg) {
+                const int64_t j = st % c->gg->block;
+                float qv;
+                const int code =
+                    xf_ggml_grid_code(c->gg, block_subs(c, q, r, gi) + j / c->gg->sub, x, &qv);
+                xf_ggml_grid_put_code(c->gg, xf_qweight_block(q, r, gi), (int)j, code);
+                const float err = (x - qv) / d;
+                e[t * B + (i - i1)] = err;
+                wr[i] = qv;
+                for (int64_t j2 = i + 1; j2 < s2; j2++)
+                    wr[j2] -= err * ui[j2];
+                continue;
+            }
+            const xf_grid gr = xf_qweight_grid(q, r, gi);
             if (c->mask && c->mask[r * n + i]) {
                 /* an outlier keeps its current value (fp16, as stored): no
                  * error, nothing to propagate; its code is the zero point */
@@ -227,8 +256,17 @@ int xf_gptq_solve_factored(float *W, int64_t rows, const xf_gptq_factor *f,
         return xf_fail(err, "%s: non-finite weight at [%lld, %lld]", name,
                        (long long)(bad / n), (long long)(bad % n));
 
-    const int64_t g = xf_group_size_resolve(p->group, n);
-    const bool per_channel = g == n;
+    const xf_ggml_grid_traits *gg = p->ggml;
+    if (gg && n % gg->block != 0)
+        return xf_fail(err, "%s: %lld columns are not a multiple of the %s block size %d", name,
+                       (long long)n, xf_ggml_traits(gg->type)->name, gg->block);
+    if (gg && p->outliers > 0)
+        return xf_fail(err, "%s: outliers cannot be stored in GGML blocks", name);
+    if (gg && p->act_order && !p->static_groups)
+        return xf_fail(err, "%s: act-order on a GGML grid needs static groups (GGUF stores no "
+                            "column permutation)", name);
+    const int64_t g = gg ? gg->block : xf_group_size_resolve(p->group, n);
+    const bool per_channel = g == n && !gg;
     const bool static_g = p->static_groups && !per_channel;
     bool identity = true;
     for (int64_t i = 0; i < n && identity; i++)
@@ -236,7 +274,8 @@ int xf_gptq_solve_factored(float *W, int64_t rows, const xf_gptq_factor *f,
     const bool store_perm = f->act_order && !per_channel && !static_g && !identity;
     const int64_t B = p->block < n ? p->block : n;
 
-    if (xf_qweight_init(out, rows, n, p->grid.bits, g, !p->grid.sym, store_perm, name, err) != 0)
+    if (gg ? xf_qweight_init_ggml(out, rows, n, gg, name, err)
+           : xf_qweight_init(out, rows, n, p->grid.bits, g, !p->grid.sym, store_perm, name, err))
         return -1;
     if (store_perm)
         memcpy(out->perm, f->perm, (size_t)n * sizeof *f->perm);
@@ -259,9 +298,14 @@ int xf_gptq_solve_factored(float *W, int64_t rows, const xf_gptq_factor *f,
     double *row_loss = calloc((size_t)rows, sizeof *row_loss);
     double *row_qerr = calloc((size_t)rows, sizeof *row_qerr);
     double *thread_gemm_s = calloc((size_t)nthreads, sizeof *thread_gemm_s);
+    /* GGML grids: decoded sub-blocks, fit importance by position and (static
+     * groups) by logical column */
+    xf_ggml_sub *subs = gg ? malloc((size_t)rows * (size_t)(n / gg->sub) * sizeof *subs) : NULL;
+    float *imp = gg ? malloc(2 * (size_t)n * sizeof *imp) : NULL;
     int rc = -1;
     if (!Wp || !E || !scratch || !grp || !store || !fit_at || !row_loss || !row_qerr ||
-        !thread_gemm_s || (n_out && (!mask || !pos || !gather || (static_g && !lmask)))) {
+        !thread_gemm_s || (gg && (!subs || !imp)) ||
+        (n_out && (!mask || !pos || !gather || (static_g && !lmask)))) {
         xf_fail(err, "%s: out of memory for the GPTQ sweep of a [%lld, %lld] weight", name,
                 (long long)rows, (long long)n);
         goto done;
@@ -289,8 +333,15 @@ int xf_gptq_solve_factored(float *W, int64_t rows, const xf_gptq_factor *f,
      * OpenBLAS is set to one thread meanwhile: alternating OpenMP regions
      * with multi-threaded BLAS calls on the same cores lets the idle side
      * spin-wait against the busy one (measured 1.5-50x slower here). */
+    float *imp_l = imp ? imp + n : NULL;
+    for (int64_t i = 0; gg && i < n; i++) {
+        const double d = f->U[i * n + i];
+        imp[i] = (float)(1.0 / (d * d));
+        imp_l[f->perm[i]] = imp[i];
+    }
     const sweep_ctx ctx = {.n = n, .g = g, .B = B, .U = f->U, .grp = grp, .store = store,
-                           .fit_at = fit_at, .mask = mask, .grid = p->grid};
+                           .fit_at = fit_at, .mask = mask, .grid = p->grid, .gg = gg,
+                           .subs = subs, .imp = imp};
     const int blas_threads = openblas_get_num_threads();
     openblas_set_num_threads(1);
     if (n_out) { /* OpenMP too, so after BLAS went single-threaded (see above) */
@@ -324,6 +375,11 @@ int xf_gptq_solve_factored(float *W, int64_t rows, const xf_gptq_factor *f,
                     lm[f->perm[i]] = mask[r * n + i];
                 for (int64_t gi = 0; gi < out->n_groups; gi++) {
                     int64_t j0 = gi * g, j1 = j0 + g < n ? j0 + g : n;
+                    if (gg) {
+                        xf_ggml_grid_fit(gg, vals + j0, imp_l + j0, xf_qweight_block(out, r, gi),
+                                         block_subs(&ctx, out, r, gi));
+                        continue;
+                    }
                     xf_grid fit = lm ? xf_outliers_fit(&p->grid, vals + j0, lm + j0, j1 - j0, gat)
                                      : xf_grid_fit(&p->grid, vals + j0, j1 - j0);
                     xf_qweight_set_grid(out, r, gi, &fit);
@@ -418,6 +474,8 @@ done:
     free(pos);
     free(gather);
     free(lmask);
+    free(subs);
+    free(imp);
     if (rc != 0)
         xf_qweight_free(out);
     return rc;

@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "quant/ggml_grid.h"
 #include "quant/grid.h"
 #include "quant/qweight.h"
 
@@ -43,6 +44,8 @@ typedef struct xf_gptq_params {
                             <= max_damp (default 1.0: 0.01 -> 0.1 -> 1.0) */
     double outliers;     /* fraction 0..1 of the weights kept in fp16 (dense-and-sparse,
                             see xf_gptq_solve_factored); default 0 */
+    const xf_ggml_grid_traits *ggml; /* solve on this GGML block grid (NULL: the uniform
+                            grid; see xf_gptq_solve_factored) */
 } xf_gptq_params;
 
 /* 4 bits, asymmetric, per channel, no act-order, damp 0.01, block 128,
@@ -104,7 +107,18 @@ void xf_gptq_factor_free(xf_gptq_factor *f);
  * nothing is propagated from it (the fp16 rounding, < 2^-11 relative, is
  * not compensated, so 100 % outliers gives exactly fp16(W)); its code is the
  * group's zero point. Dead columns hold 0 (an outlier there stores 0).
- * With 0 outliers the result is bit-identical to the plain solve. */
+ * With 0 outliers the result is bit-identical to the plain solve.
+ *
+ * GGML block grids (p->ggml): the groups are the type's blocks (32 or 256
+ * columns; p->group and p->grid are not used, f->n must be a multiple of
+ * the block). A block's grid (d/dmin and the integer sub-block scales and
+ * mins, quant/ggml_grid.h) is fitted when the sweep enters it, on the
+ * already-updated weights, minimising sum_i (x_i - q_i)^2 / U_ii^2 (each
+ * column's error weighted by its GPTQ loss weight); act-order only with
+ * static groups (grids fitted up front on the original weights of each
+ * logical block; GGUF has no column permutation). *out is a GGML-block
+ * weight (out->ggml set) whose bytes dequantize in ggml to exactly the
+ * returned W. Outliers are refused. */
 int xf_gptq_solve_factored(float *W, int64_t rows, const xf_gptq_factor *f,
                            const xf_gptq_params *p, xf_qweight *out, xf_gptq_stats *st,
                            const char *name, xf_error *err);

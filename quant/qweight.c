@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/half.h"
+#include "formats/ggml_dequant.h"
 #include "formats/xfq_outliers.h"
 #include "formats/xfq_pack.h"
 
@@ -57,8 +58,35 @@ int xf_qweight_init(xf_qweight *q, int64_t rows, int64_t cols, int bits, int64_t
     return 0;
 }
 
+int xf_qweight_init_ggml(xf_qweight *q, int64_t rows, int64_t cols, const xf_ggml_grid_traits *t,
+                         const char *what, xf_error *err)
+{
+    memset(q, 0, sizeof *q);
+    const xf_ggml_type_traits *gt = xf_ggml_traits(t->type);
+    if (rows < 1 || cols < 1 || cols > INT32_MAX || cols % t->block != 0)
+        return xf_fail(err, "%s: weight shape [%lld, %lld] does not fit %s blocks of %d", what,
+                       (long long)rows, (long long)cols, gt->name, t->block);
+    const size_t row_bytes = xf_ggml_row_bytes(gt, cols);
+    if ((size_t)rows > SIZE_MAX / row_bytes)
+        return xf_fail(err, "%s: weight shape [%lld, %lld] too large", what, (long long)rows,
+                       (long long)cols);
+    q->blocks = calloc((size_t)rows * row_bytes, 1);
+    if (!q->blocks)
+        return xf_fail(err, "%s: out of memory for a [%lld, %lld] %s weight", what,
+                       (long long)rows, (long long)cols, gt->name);
+    q->rows = rows;
+    q->cols = cols;
+    q->ggml = t;
+    q->row_bytes = row_bytes;
+    q->group_size = t->block;
+    q->n_groups = cols / t->block;
+    q->bits = (int)(xf_ggml_bits_per_weight(gt) + 0.5);
+    return 0;
+}
+
 void xf_qweight_free(xf_qweight *q)
 {
+    free(q->blocks);
     free(q->codes);
     free(q->scales);
     free(q->zeros);
@@ -69,6 +97,11 @@ void xf_qweight_free(xf_qweight *q)
 
 void xf_qweight_dequantize_row(const xf_qweight *q, int64_t r, float *dst)
 {
+    if (q->ggml) {
+        xf_ggml_to_f32(xf_ggml_traits(q->ggml->type))(q->blocks + (size_t)r * q->row_bytes, dst,
+                                                      q->cols);
+        return;
+    }
     const uint8_t *c = q->codes + r * q->cols;
     for (int64_t j0 = 0, gi = 0; j0 < q->cols; j0 += q->group_size, gi++) {
         int64_t j1 = j0 + q->group_size < q->cols ? j0 + q->group_size : q->cols;
@@ -167,12 +200,50 @@ size_t xf_qweight_packed_bytes(const xf_qweight_packed *p)
     return n;
 }
 
+/* The blocks as an XF_DTYPE_GGML tensor, after a finiteness check of every
+ * decoded value (the fp16 d fields could hold Inf/NaN). */
+static int export_ggml(const xf_qweight *q, const char *name, xf_qweight_packed *out,
+                       xf_error *err)
+{
+    const size_t nbytes = (size_t)q->rows * q->row_bytes;
+    float *row = malloc((size_t)q->cols * sizeof *row);
+    out->buf = malloc(nbytes ? nbytes : 1);
+    out->name = strdup(name);
+    if (!row || !out->buf || !out->name) {
+        free(row);
+        xf_qweight_packed_free(out);
+        return xf_fail(err, "%s: out of memory for %zu GGML bytes", name, nbytes);
+    }
+    for (int64_t r = 0; r < q->rows; r++) {
+        xf_qweight_dequantize_row(q, r, row);
+        if (!xf_all_finite(row, q->cols)) {
+            free(row);
+            xf_qweight_packed_free(out);
+            return xf_fail(err, "%s: row %lld decodes to a non-finite value", name, (long long)r);
+        }
+    }
+    free(row);
+    memcpy(out->buf, q->blocks, nbytes);
+    xf_tensor *t = &out->tensor;
+    t->name = out->name;
+    t->dtype = XF_DTYPE_GGML;
+    t->ggml_type = (uint32_t)q->ggml->type;
+    t->ndim = 2;
+    t->shape[0] = q->rows;
+    t->shape[1] = q->cols;
+    t->data = out->buf;
+    t->nbytes = nbytes;
+    return 0;
+}
+
 int xf_qweight_export(const xf_qweight *q, const char *name, xf_qweight_packed *out,
                       xf_error *err)
 {
     memset(out, 0, sizeof *out);
     if (!name)
         name = "?";
+    if (q->ggml)
+        return export_ggml(q, name, out, err);
     xf_dtype dt = q->log2 ? xf_qweight_log2_dtype(q->bits) : xf_qweight_dtype(q->bits);
     if (dt == XF_DTYPE_INVALID)
         return xf_fail(err, "%s: %d-bit weights have no packed storage type (2, 3, 4 or 8)",

@@ -16,6 +16,7 @@
 
 #include "core/error.h"
 #include "formats/tensor.h"
+#include "quant/ggml_grid.h"
 #include "quant/grid.h"
 #include "quant/outliers.h"
 
@@ -32,6 +33,11 @@ typedef struct xf_qweight {
     xf_outliers outliers; /* fp16 entries replacing dequantized ones; zeroed: none */
     bool log2;            /* codes on the log2 grid (xfq_log2_code_value; exported as
                              L2..L8, never asym/perm/outliers); false (init): uniform */
+    /* GGML block grid (xf_qweight_init_ggml): the weight *is* rows of GGML
+     * blocks; codes/scales/zeros/perm are NULL and bits/group_size unused */
+    const xf_ggml_grid_traits *ggml;
+    uint8_t *blocks;      /* [rows, row_bytes] */
+    size_t row_bytes;
 } xf_qweight;
 
 /* group <= 0 or group >= cols means per-channel: returns cols; else group. */
@@ -41,6 +47,16 @@ int64_t xf_group_size_resolve(int64_t group, int64_t cols);
  * outliers); group_size must be in [1, cols]. Fails naming `what`. */
 int xf_qweight_init(xf_qweight *q, int64_t rows, int64_t cols, int bits, int64_t group_size,
                     bool asym, bool with_perm, const char *what, xf_error *err);
+/* A zeroed GGML-block weight of `t`'s type; cols must be a multiple of
+ * its block size. Fails naming `what`. */
+int xf_qweight_init_ggml(xf_qweight *q, int64_t rows, int64_t cols, const xf_ggml_grid_traits *t,
+                         const char *what, xf_error *err);
+/* Row r's block gi. */
+static inline uint8_t *xf_qweight_block(const xf_qweight *q, int64_t r, int64_t gi)
+{
+    return q->blocks + (size_t)r * q->row_bytes +
+           (size_t)gi * xf_ggml_traits(q->ggml->type)->type_size;
+}
 void xf_qweight_free(xf_qweight *q);
 
 /* The grid of row r, group gi. */
@@ -92,6 +108,8 @@ size_t xf_qweight_packed_bytes(const xf_qweight_packed *p);
 
 /* Packs codes with xfq_pack_row, converts scales to fp16, copies zeros
  * (asym only) and perm, and the outlier table (values to fp16) if any.
+ * GGML-block weights become an XF_DTYPE_GGML tensor (their bytes copied;
+ * fails if any block decodes to a non-finite value).
  * Fails for bit widths without a storage type (5, 6, 7) and for scales
  * that are not positive finite fp16 values. */
 int xf_qweight_export(const xf_qweight *q, const char *name, xf_qweight_packed *out,

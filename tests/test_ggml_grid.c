@@ -15,6 +15,7 @@
 #include "core/half.h"
 #include "formats/ggml_dequant.h"
 #include "quant/ggml_grid.h"
+#include "quant/gptq.h"
 #include "tests/support/ggml_ref.h"
 
 static const uint32_t all_types[] = {XF_GGML_Q4_0, XF_GGML_Q4_1, XF_GGML_Q5_0,  XF_GGML_Q5_1,
@@ -209,6 +210,131 @@ static void test_importance_is_used(void **state)
     }
 }
 
+/* A correlated Hessian H = X^T X / T + small ridge of random inputs with a
+ * few heavy channels (what makes GPTQ differ from round-to-nearest). */
+static void random_hessian(double *H, int64_t n, int64_t T)
+{
+    float *X = malloc((size_t)(T * n) * sizeof *X);
+    for (int64_t t = 0; t < T; t++) {
+        const float common = nrand();
+        for (int64_t j = 0; j < n; j++)
+            X[t * n + j] = (0.6f * common + nrand()) * (j % 17 == 0 ? 4.0f : 1.0f);
+    }
+    for (int64_t a = 0; a < n; a++)
+        for (int64_t b = 0; b <= a; b++) {
+            double s = 0.0;
+            for (int64_t t = 0; t < T; t++)
+                s += (double)X[t * n + a] * X[t * n + b];
+            H[a * n + b] = H[b * n + a] = s / (double)T;
+        }
+    free(X);
+}
+
+/* tr((W - Q) H (W - Q)^T): the layer-output error GPTQ minimises. */
+static double output_error(const float *W, const float *Q, const double *H, int64_t rows,
+                           int64_t n)
+{
+    double tot = 0.0;
+    double *e = malloc((size_t)n * sizeof *e);
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t j = 0; j < n; j++)
+            e[j] = (double)W[r * n + j] - Q[r * n + j];
+        for (int64_t a = 0; a < n; a++) {
+            double s = 0.0;
+            for (int64_t b = 0; b < n; b++)
+                s += H[a * n + b] * e[b];
+            tot += e[a] * s;
+        }
+    }
+    free(e);
+    return tot;
+}
+
+/* GPTQ on every GGML grid: the solver's W == the blocks' decoded values,
+ * bit for bit; the output error beats round-to-nearest on the same grid
+ * with diag(H) importance (llama-quantize's imatrix rule); static-group
+ * act-order works; the forms GGUF cannot hold are refused. */
+static void test_gptq_on_ggml_grids(void **state)
+{
+    (void)state;
+    const int64_t rows = 24, n = 512;
+    double *H = malloc((size_t)(n * n) * sizeof *H);
+    float *W0 = malloc((size_t)(rows * n) * sizeof *W0), *W = malloc((size_t)(rows * n) * sizeof *W);
+    float *dq = malloc((size_t)(rows * n) * sizeof *dq), *rtn = malloc((size_t)(rows * n) * sizeof *rtn);
+    float *imp = malloc((size_t)n * sizeof *imp);
+    uint8_t *row = malloc(2 * (size_t)n);
+    random_hessian(H, n, 2 * n);
+    for (int64_t j = 0; j < n; j++)
+        imp[j] = (float)H[j * n + j];
+    fill_row(W0, rows * n, 1);
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        const xf_ggml_grid_traits *t = xf_ggml_grid_traits_of(all_types[ti]);
+        const xf_ggml_type_traits *gt = xf_ggml_traits(all_types[ti]);
+        for (int static_ao = 0; static_ao < 2; static_ao++) {
+            xf_gptq_params p;
+            xf_gptq_params_default(&p);
+            p.ggml = t;
+            p.act_order = p.static_groups = static_ao;
+            memcpy(W, W0, (size_t)(rows * n) * sizeof *W);
+            xf_qweight q;
+            xf_gptq_stats st;
+            xf_error err = {0};
+            if (xf_gptq_solve(W, rows, n, H, &p, &q, &st, "w", &err) != 0)
+                fail_msg("%s: %s", gt->name, err.msg);
+            assert_ptr_equal(q.ggml, t);
+            xf_qweight_dequantize(&q, dq);
+            for (int64_t i = 0; i < rows * n; i++)
+                if (memcmp(&W[i], &dq[i], 4) != 0)
+                    fail_msg("%s element %lld: solver %.9g, blocks decode to %.9g", gt->name,
+                             (long long)i, W[i], dq[i]);
+            xf_qweight_packed pk;
+            assert_int_equal(xf_qweight_export(&q, "w", &pk, &err), 0);
+            assert_int_equal(pk.tensor.dtype, XF_DTYPE_GGML);
+            assert_int_equal(pk.tensor.ggml_type, all_types[ti]);
+            assert_int_equal(pk.tensor.nbytes, (size_t)rows * xf_ggml_row_bytes(gt, n));
+            xf_ref_decode(all_types[ti], pk.buf, rows * n, rtn);
+            assert_memory_equal(rtn, W, (size_t)(rows * n) * sizeof *W);
+            xf_qweight_packed_free(&pk);
+            xf_qweight_free(&q);
+            for (int64_t r = 0; r < rows; r++)
+                xf_ggml_grid_quantize_row(t, W0 + r * n, imp, n, row, rtn + r * n);
+            const double e_gptq = output_error(W0, W, H, rows, n);
+            const double e_rtn = output_error(W0, rtn, H, rows, n);
+            print_message("%s%s: output error GPTQ %.5g, RTN+diag(H) %.5g (%.2fx)\n", gt->name,
+                          static_ao ? " act-order static" : "", e_gptq, e_rtn, e_rtn / e_gptq);
+            assert_true(e_gptq < e_rtn);
+        }
+    }
+    /* refusals: permuted act-order, outliers, widths that are not whole blocks */
+    xf_gptq_params p;
+    xf_gptq_params_default(&p);
+    p.ggml = xf_ggml_grid_traits_of(XF_GGML_Q4_K);
+    xf_qweight q;
+    xf_error err = {0};
+    p.act_order = true;
+    memcpy(W, W0, (size_t)(rows * n) * sizeof *W);
+    assert_int_equal(xf_gptq_solve(W, rows, n, H, &p, &q, NULL, "w", &err), -1);
+    assert_non_null(strstr(err.msg, "static groups"));
+    p.act_order = false;
+    p.outliers = 0.01;
+    assert_int_equal(xf_gptq_solve(W, rows, n, H, &p, &q, NULL, "w", &err), -1);
+    assert_non_null(strstr(err.msg, "outliers"));
+    p.outliers = 0.0;
+    double *H2 = malloc(320 * 320 * sizeof *H2);
+    random_hessian(H2, 320, 400);
+    assert_int_equal(xf_gptq_solve(W, rows, 320, H2, &p, &q, NULL, "w", &err), -1);
+    assert_non_null(strstr(err.msg, "multiple of the q4_K block size 256"));
+    assert_memory_equal(W, W0, (size_t)(rows * n) * sizeof *W); /* untouched on failure */
+    free(H2);
+    free(H);
+    free(W0);
+    free(W);
+    free(dq);
+    free(rtn);
+    free(imp);
+    free(row);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -216,6 +342,7 @@ int main(void)
         cmocka_unit_test(test_put_code_positions),
         cmocka_unit_test(test_fit_beats_range_rule),
         cmocka_unit_test(test_importance_is_used),
+        cmocka_unit_test(test_gptq_on_ggml_grids),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
