@@ -13,6 +13,8 @@
 
 #include "core/error.h"
 #include "export/gguf_blocks.h"
+#include "formats/ggml_types.h"
+#include "model/weights.h"
 
 typedef enum xf_export_float {
     XF_EXPORT_FLOAT_KEEP = 0, /* unquantized 2-D tensors keep their dtype (F64 -> F32) */
@@ -59,6 +61,21 @@ extern const xf_export_target xf_export_targets[];
 extern const int xf_export_n_targets;
 /* The target called name, or NULL. */
 const xf_export_target *xf_export_find(const char *name);
+
+/* One tensor of the GGUF a model exports to, in the order the exporter
+ * writes them (the order llama-quantize visits them): its llama.cpp name,
+ * its source tensor and its GGUF shape (ne[0] = row length, ne[1] = rows;
+ * 1-D: ndim 1, ne[1] = 1). */
+typedef struct xf_gguf_tensor_ref {
+    char name[XF_GGUF_MAX_NAME];
+    const xf_tensor *src;
+    int ndim;
+    int64_t ne[2];
+} xf_gguf_tensor_ref;
+
+/* The GGUF tensor list of mw (*out: malloc'ed, *n entries). */
+int xf_gguf_model_tensors(const xf_model_weights *mw, xf_gguf_tensor_ref **out, size_t *n,
+                          xf_error *err);
 
 /* GGUF v3 for llama.cpp / ollama (export/gguf_export.c). */
 int xf_export_gguf(const char *in, const char *out, const xf_export_opts *opts,

@@ -135,6 +135,41 @@ static int build_jobs(plan *p, const xf_model_weights *mw, bool rope_permute)
     return 0;
 }
 
+int xf_gguf_model_tensors(const xf_model_weights *mw, xf_gguf_tensor_ref **out, size_t *n,
+                          xf_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    plan p = {0};
+    if (build_jobs(&p, mw, false) != 0) {
+        free(p.v);
+        return xf_fail(err, "out of memory listing the GGUF tensors");
+    }
+    xf_gguf_tensor_ref *v = calloc(p.n ? p.n : 1, sizeof *v);
+    if (!v) {
+        free(p.v);
+        return xf_fail(err, "out of memory listing the GGUF tensors");
+    }
+    for (size_t k = 0; k < p.n; k++) {
+        const job *j = &p.v[k];
+        memcpy(v[k].name, j->name, sizeof v[k].name);
+        v[k].src = j->t;
+        v[k].ndim = j->t->ndim == 1 ? 1 : 2;
+        if (j->t->ndim == 1) {
+            v[k].ne[0] = j->t->shape[0];
+            v[k].ne[1] = 1;
+        } else {
+            const bool tr = j->transposed;
+            v[k].ne[0] = tr ? j->t->shape[0] : j->t->shape[1];
+            v[k].ne[1] = tr ? j->t->shape[1] : j->t->shape[0];
+        }
+    }
+    free(p.v);
+    *out = v;
+    *n = p.n;
+    return 0;
+}
+
 /* Source row of GGUF row r: llama.cpp's RoPE rotates adjacent pairs, HF's
  * rotate_half the two halves of each head, so each head's rows are
  * interleaved: new[h*hd + 2i + j] = old[h*hd + j*hd/2 + i]
