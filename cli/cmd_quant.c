@@ -22,6 +22,13 @@ static const char rtn_help[] =
     "  --clip none|mse   MSE search of the grid range (GPTQ reference: norm 2.4,\n"
     "                    100 points, max shrink 0.8); default none\n"
     "  --quantize-head   also quantize the LM head (untied models)\n"
+    "  --gguf-type FT    quantize onto llama.cpp's block types instead: each tensor\n"
+    "                    (token_embd and output included) gets the GGML type\n"
+    "                    llama-quantize gives it for file type FT (Q4_K_M, Q4_K_S,\n"
+    "                    Q3_K_M, Q3_K_S, Q3_K_L, Q5_K_M, Q5_K_S, Q6_K, Q2_K, Q4_0,\n"
+    "                    Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, IQ4_XS; docs/export.md);\n"
+    "                    replaces --bits/--group/--sym/--clip/--quantize-head.\n"
+    "                    OUT ending in .gguf writes the GGUF directly\n"
     "  --outliers P      keep the fraction P of each tensor's weights (those whose\n"
     "                    exclusion from the grid fit saves the most error) in fp16\n"
     "                    in a sparse side table: \"0.5%\" (percent) or \"0.005\"\n"
@@ -39,6 +46,9 @@ static const char gptq_help[] =
     "OUT.xfq, calibrated block by block on text (true-sequential: q/k/v, then o,\n"
     "then gate/up, then down, each seeing inputs from the already quantized ones).\n\n"
     "  --bits N, --group G, --sym, --clip none|mse, --quantize-head   as for rtn\n"
+    "  --gguf-type FT       as for rtn; GPTQ solved on the GGML block grids (each\n"
+    "                       block's scales fitted when the sweep enters it), token_embd\n"
+    "                       by round to nearest; --act-order needs --static-groups\n"
     "  --outliers P         as for rtn; chosen by the SpQR sensitivity\n"
     "                       ((w - q(w)) / U_jj)^2, kept exactly in the sweep\n"
     "  --calib FILE         calibration text: plain text, JSON Lines (.jsonl) or a\n"
@@ -60,7 +70,7 @@ static const char gptq_help[] =
 enum {
     OPT_BITS = 256, OPT_GROUP, OPT_SYM, OPT_CLIP, OPT_HEAD, OPT_THREADS, OPT_JSON, OPT_CALIB,
     OPT_FIELD, OPT_FORMAT, OPT_NSAMPLES, OPT_SEQLEN, OPT_SEED, OPT_ACT_ORDER, OPT_STATIC,
-    OPT_DAMP, OPT_BLOCK, OPT_V2, OPT_HELP, OPT_OUTLIERS
+    OPT_DAMP, OPT_BLOCK, OPT_V2, OPT_HELP, OPT_OUTLIERS, OPT_GGUF_TYPE
 };
 
 /* --outliers: "0.5%" (percent) or "0.005" (fraction), within [0, 1]. */
@@ -111,6 +121,7 @@ int xf_quant_args_parse(xf_quant_method method, int argc, char **argv, xf_quant_
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, OPT_HELP},
         {"outliers", required_argument, NULL, OPT_OUTLIERS},
+        {"gguf-type", required_argument, NULL, OPT_GGUF_TYPE},
         {0, 0, 0, 0}};
     /* this command's options followed by the shared scheme options */
     enum { N_OWN = sizeof opts / sizeof *opts - 1, N_ALL = N_OWN + 32 };
@@ -132,6 +143,7 @@ int xf_quant_args_parse(xf_quant_method method, int argc, char **argv, xf_quant_
     opterr = 0;
     int c;
     int calib_given = 0; /* calibration options given */
+    const char *grid_opt = NULL; /* an option --gguf-type replaces */
     bool seed_given = false;
     while ((c = getopt_long(argc, argv, "v", all, NULL)) != -1) {
         int src;
@@ -145,7 +157,16 @@ int xf_quant_args_parse(xf_quant_method method, int argc, char **argv, xf_quant_
         bool gptq_only = c >= OPT_ACT_ORDER && c <= OPT_V2;
         if (gptq_only && method != XF_METHOD_GPTQ)
             return xf_usage_error(cmd, "option '%s' applies to gptq only", argv[optind - 1]);
+        if (c == OPT_BITS || c == OPT_GROUP || c == OPT_SYM || c == OPT_CLIP || c == OPT_HEAD)
+            grid_opt = argv[optind - 1];
         switch (c) {
+        case OPT_GGUF_TYPE:
+            if (xf_gguf_ftype_from_name(optarg, &o.gguf_ftype) != 0)
+                return xf_usage_error(cmd, "--gguf-type must be one of Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 "
+                                           "Q2_K Q3_K_S Q3_K_M Q3_K_L Q4_K_S Q4_K_M Q5_K_S "
+                                           "Q5_K_M Q6_K IQ4_NL IQ4_XS, not '%s'", optarg);
+            o.gguf = true;
+            break;
         case OPT_BITS:
             if (!xf_parse_int(optarg, 2, 8, &v) || (v != 2 && v != 3 && v != 4 && v != 8))
                 return xf_usage_error(cmd, "--bits must be 2, 3, 4 or 8, not '%s'", optarg);
@@ -226,6 +247,9 @@ int xf_quant_args_parse(xf_quant_method method, int argc, char **argv, xf_quant_
     }
     if (argc - optind != 2)
         return xf_usage_error(cmd, "expected IN and OUT.xfq");
+    if (o.gguf && grid_opt)
+        return xf_usage_error(cmd, "%s cannot be combined with --gguf-type, which chooses every "
+                                   "tensor's type", grid_opt);
     if (method == XF_METHOD_GPTQ && !o.calib_path)
         return xf_usage_error(cmd, "--calib FILE is required");
     bool rtn_reads_calib = o.act_clip_search || o.attn_prob_base_search || o.smooth > 0 ||

@@ -14,6 +14,7 @@
 #include "quant/act_calib.h"
 #include "quant/act_hooks.h"
 #include "quant/gptq.h"
+#include "quant/gguf_plan.h"
 #include "quant/gptq_v2.h"
 #include "quant/hessian.h"
 #include "quant/rotate.h"
@@ -86,6 +87,8 @@ static json_t *recipe_json(const xf_quant_options *o)
                           "group_size", (json_int_t)o->group, "sym", o->grid.sym, "clip",
                           xf_clip_name(o->grid.clip), "quantize_head", o->quantize_head,
                           "rotation", json_null(), "online_transforms");
+    if (o->gguf) /* absent otherwise: those files stay byte-identical */
+        json_object_set_new(r, "gguf_type", json_string(xf_gguf_ftype_name(o->gguf_ftype)));
     if (o->weight_grid_log2) /* absent for uniform: those files stay byte-identical */
         json_object_set_new(r, "weight_grid", json_string("log2"));
     if (o->outliers > 0) /* absent at 0: such files stay byte-identical to older ones */
@@ -113,10 +116,36 @@ static json_t *recipe_json(const xf_quant_options *o)
 
 /* ---- RTN ---------------------------------------------------------------- */
 
-/* ol: t's outlier table when t is packed (a re-quantized .xfq), else empty */
+/* Round to nearest on GGML grid gg (what llama-quantize does without an
+ * imatrix), W [rows, cols] fp32. */
+static int rtn_ggml(const xf_ggml_grid_traits *gg, const float *W, int64_t rows, int64_t cols,
+                    const char *name, xf_quant_collector *col, xf_error *err)
+{
+    xf_qweight q;
+    if (xf_qweight_init_ggml(&q, rows, cols, gg, name, err) != 0)
+        return -1;
+    double qerr = 0.0;
+#pragma omp parallel for schedule(static) reduction(+ : qerr)
+    for (int64_t r = 0; r < rows; r++) {
+        float dq[XF_GGML_QK_K];
+        for (int64_t c0 = 0; c0 < cols; c0 += gg->block) {
+            const float *x = W + r * cols + c0;
+            xf_ggml_grid_quantize_row(gg, x, NULL, gg->block,
+                                      xf_qweight_block(&q, r, c0 / gg->block), dq);
+            for (int j = 0; j < gg->block; j++)
+                qerr += ((double)x[j] - dq[j]) * ((double)x[j] - dq[j]);
+        }
+    }
+    int rc = xf_quant_collector_add(col, &q, name, json_pack("{s:f}", "qerr", qerr), err);
+    xf_qweight_free(&q);
+    return rc;
+}
+
+/* ol: t's outlier table when t is packed (a re-quantized .xfq), else empty.
+ * gg: quantize onto this GGML grid (--gguf-type) instead of o's grid. */
 static int rtn_tensor(const xf_quant_options *o, const xf_tensor *t, bool transposed,
-                      const xf_sparse_outliers *ol, const char *name, xf_quant_collector *col,
-                      xf_error *err)
+                      const xf_sparse_outliers *ol, const char *name,
+                      const xf_ggml_grid_traits *gg, xf_quant_collector *col, xf_error *err)
 {
     int64_t rows = transposed ? t->shape[1] : t->shape[0];
     int64_t cols = transposed ? t->shape[0] : t->shape[1];
@@ -140,6 +169,11 @@ static int rtn_tensor(const xf_quant_options *o, const xf_tensor *t, bool transp
         free(W);
         W = tr;
     }
+    if (gg) {
+        int rc = rtn_ggml(gg, W, rows, cols, name, col, err);
+        free(W);
+        return rc;
+    }
     xf_rtn_params p = {o->grid, o->group, false, o->outliers, o->weight_grid_log2};
     p.grid.bits = bits_for(o, name);
     xf_qweight q;
@@ -160,8 +194,38 @@ static int rtn_tensor(const xf_quant_options *o, const xf_tensor *t, bool transp
     return rc;
 }
 
-static int quantize_rtn(xf_loaded_model *m, const xf_quant_options *o, xf_quant_collector *col,
-                        xf_error *err)
+/* The grid of tensor t: its GGML type under --gguf-type (NULL: keep it
+ * unquantized; *skip set), else the uniform grid of o (NULL, *skip false). */
+static const xf_ggml_grid_traits *plan_grid(const xf_gguf_type_plan *plan, const xf_tensor *t,
+                                            bool *skip)
+{
+    *skip = false;
+    if (!plan)
+        return NULL;
+    const xf_ggml_grid_traits *gg = xf_gguf_type_plan_grid(plan, t, NULL);
+    *skip = gg == NULL;
+    return gg;
+}
+
+/* --gguf-type: the tensors GPTQ has no Hessian for but llama-quantize
+ * quantizes (token_embd; a tied output is the same tensor), round to
+ * nearest on their planned grid. */
+static int rtn_embeddings(const xf_model_weights *mw, const xf_gguf_type_plan *plan,
+                          xf_quant_collector *col, xf_error *err)
+{
+    bool skip;
+    const xf_ggml_grid_traits *gg = plan_grid(plan, mw->tok_embed, &skip);
+    if (skip)
+        return 0;
+    xf_quant_options none;
+    xf_quant_options_defaults(&none, XF_METHOD_RTN);
+    const xf_sparse_outliers no_outliers = {0};
+    return rtn_tensor(&none, mw->tok_embed, false, &no_outliers, mw->tok_embed->name, gg, col,
+                      err);
+}
+
+static int quantize_rtn(xf_loaded_model *m, const xf_quant_options *o,
+                        const xf_gguf_type_plan *plan, xf_quant_collector *col, xf_error *err)
 {
     const xf_model_weights *mw = &m->weights;
     xf_progress prog;
@@ -171,16 +235,29 @@ static int quantize_rtn(xf_loaded_model *m, const xf_quant_options *o, xf_quant_
             const xf_linear *lin = &mw->layers[l].lin[r];
             if (!lin->w)
                 continue;
-            if (rtn_tensor(o, lin->w, lin->transposed, &lin->outliers, lin->w->name, col,
-                           err) != 0)
+            bool skip;
+            const xf_ggml_grid_traits *gg = plan_grid(plan, lin->w, &skip);
+            if (!skip && rtn_tensor(o, lin->w, lin->transposed, &lin->outliers, lin->w->name, gg,
+                                    col, err) != 0)
                 return -1;
         }
         xf_progress_update(&prog, l + 1, mw->cfg.n_layers, 0, NULL);
     }
     xf_progress_finish(&prog);
+    if (plan) {
+        if (rtn_embeddings(mw, plan, col, err) != 0)
+            return -1;
+        if (mw->lm_head.w == mw->tok_embed || m->cfg.tie_embeddings)
+            return 0;
+        bool skip;
+        const xf_ggml_grid_traits *gg = plan_grid(plan, mw->lm_head.w, &skip);
+        return skip ? 0
+                    : rtn_tensor(o, mw->lm_head.w, mw->lm_head.transposed, &mw->lm_head.outliers,
+                                 mw->lm_head.w->name, gg, col, err);
+    }
     if (o->quantize_head)
         return rtn_tensor(o, mw->lm_head.w, mw->lm_head.transposed, &mw->lm_head.outliers,
-                          mw->lm_head.w->name, col, err);
+                          mw->lm_head.w->name, NULL, col, err);
     return 0;
 }
 
@@ -231,12 +308,21 @@ static void gptq_params_from(const xf_quant_options *o, xf_gptq_params *p)
 /* GPTQ on the fp32 weights W [out, in] of the linears sharing one input
  * (one factorization of its Hessian H); each W is replaced by its
  * dequantized quantization, so later passes see the quantized layer. */
-static int gptq_linears(const xf_quant_options *o, float *const *W, const int64_t *rows,
+static int gptq_linears(const xf_quant_options *o, const xf_gguf_type_plan *plan,
+                        float *const *W, const int64_t *rows, const xf_tensor *const *src,
                         const char *const *names, int n, int64_t cols, const double *H,
                         xf_quant_collector *col, xf_error *err)
 {
     xf_gptq_params p;
     gptq_params_from(o, &p);
+    bool any = false;
+    for (int k = 0; k < n; k++) {
+        bool skip;
+        plan_grid(plan, src[k], &skip);
+        any = any || !skip;
+    }
+    if (!any) /* --gguf-type keeps all of them unquantized */
+        return 0;
     xf_gptq_factor f;
     if (xf_gptq_factor_init(&f, H, cols, &p, names[0], err) != 0)
         return -1;
@@ -244,6 +330,10 @@ static int gptq_linears(const xf_quant_options *o, float *const *W, const int64_
     for (int k = 0; k < n && rc == 0; k++) {
         xf_qweight q;
         xf_gptq_stats st;
+        bool skip;
+        p.ggml = plan_grid(plan, src[k], &skip);
+        if (skip)
+            continue;
         p.grid.bits = bits_for(o, names[k]);
         rc = xf_gptq_solve_factored(W[k], rows[k], &f, &p, &q, &st, names[k], err);
         if (rc == 0) {
@@ -321,8 +411,9 @@ static int run_layer_all(xf_workspace *ws, const xf_dense_layer *dl, float *h_al
     return 0;
 }
 
-static int gptq_head(xf_loaded_model *m, const xf_quant_options *o, const float *h_all,
-                     int64_t nsamples, int64_t T, xf_quant_collector *col, xf_error *err)
+static int gptq_head(xf_loaded_model *m, const xf_quant_options *o, const xf_gguf_type_plan *plan,
+                     const float *h_all, int64_t nsamples, int64_t T, xf_quant_collector *col,
+                     xf_error *err)
 {
     const xf_model_weights *mw = &m->weights;
     int64_t hidden = mw->cfg.hidden, vocab = mw->cfg.vocab;
@@ -351,7 +442,8 @@ static int gptq_head(xf_loaded_model *m, const xf_quant_options *o, const float 
         rc = xf_hessian_finalize(&hs, H, err);
     if (rc == 0) {
         const char *name = mw->lm_head.w->name;
-        rc = gptq_linears(o, &hd.w, &vocab, &name, 1, hidden, H, col, err);
+        const xf_tensor *src = mw->lm_head.w;
+        rc = gptq_linears(o, plan, &hd.w, &vocab, &src, &name, 1, hidden, H, col, err);
     }
     xf_hessian_free(&hs);
 out_nohess:
@@ -430,30 +522,34 @@ static int group_statistics(xf_workspace *ws, const xf_dense_layer *dl, const xf
     return rc;
 }
 
-static int quantize_group(const xf_quant_options *o, const xf_model_weights *mw,
-                          xf_dense_layer *dl, const lin_group *grp, const double *H,
-                          const double *C, xf_quant_collector *col, xf_error *err)
+static int quantize_group(const xf_quant_options *o, const xf_gguf_type_plan *plan,
+                          const xf_model_weights *mw, xf_dense_layer *dl, const lin_group *grp,
+                          const double *H, const double *C, xf_quant_collector *col,
+                          xf_error *err)
 {
     float *W[3];
     int64_t rows[3];
     const char *names[3];
+    const xf_tensor *src[3];
     int64_t d = dl->in[grp->roles[0]];
     for (int k = 0; k < grp->n; k++) {
         xf_linear_role role = grp->roles[k];
         W[k] = dl->w[role];
         rows[k] = dl->out[role];
-        names[k] = mw->layers[dl->layer].lin[role].w->name;
+        src[k] = mw->layers[dl->layer].lin[role].w;
+        names[k] = src[k]->name;
         if (C) {
             double used;
             if (xf_gptq_v2_correct(W[k], rows[k], d, H, C, o->damp, &used, names[k], err) != 0)
                 return -1;
         }
     }
-    return gptq_linears(o, W, rows, names, grp->n, d, H, col, err);
+    return gptq_linears(o, plan, W, rows, src, names, grp->n, d, H, col, err);
 }
 
-static int quantize_gptq(xf_loaded_model *m, const xf_quant_options *o, int64_t T,
-                         const xf_calib_set *calib, xf_quant_collector *col, xf_error *err)
+static int quantize_gptq(xf_loaded_model *m, const xf_quant_options *o,
+                         const xf_gguf_type_plan *plan, int64_t T, const xf_calib_set *calib,
+                         xf_quant_collector *col, xf_error *err)
 {
     const xf_model_weights *mw = &m->weights;
     const xf_model_config *cfg = &mw->cfg;
@@ -524,7 +620,7 @@ static int quantize_gptq(xf_loaded_model *m, const xf_quant_options *o, int64_t 
             if (rc == 0)
                 rc = group_statistics(&ws, &dl, v2 ? &dl_fp : NULL, &groups[g], &cs, H, C, err);
             if (rc == 0)
-                rc = quantize_group(o, mw, &dl, &groups[g], H, C, col, err);
+                rc = quantize_group(o, plan, mw, &dl, &groups[g], H, C, col, err);
             free(H);
             free(C);
             char extra[96];
@@ -545,8 +641,14 @@ static int quantize_gptq(xf_loaded_model *m, const xf_quant_options *o, int64_t 
         xf_progress_update(&prog, l + 1, cfg->n_layers, 0, NULL);
     }
     xf_progress_finish(&prog);
-    if (rc == 0 && o->quantize_head)
-        rc = gptq_head(m, o, cs.h_q, cs.ns, T, col, err);
+    /* --gguf-type: the head as the plan says (GPTQ with its Hessian), the
+     * embeddings by round to nearest */
+    const bool head = plan ? !cfg->tie_embeddings && mw->lm_head.w != mw->tok_embed
+                           : o->quantize_head;
+    if (rc == 0 && head)
+        rc = gptq_head(m, o, plan, cs.h_q, cs.ns, T, col, err);
+    if (rc == 0 && plan)
+        rc = rtn_embeddings(mw, plan, col, err);
 out:
     if (ws_ok)
         xf_workspace_free(&ws);
@@ -577,6 +679,20 @@ static int check_options(const xf_quant_options *o, xf_error *err)
     /* the learned rotation's objective simulates the uniform weight grid */
     if (o->weight_grid_log2 && o->rotate == XF_ROTATE_LEARNED)
         return xf_fail(err, "--weight-grid log2 cannot be combined with --rotate learned");
+    if (o->gguf && o->weight_grid_log2)
+        return xf_fail(err, "--gguf-type cannot be combined with --weight-grid log2");
+    if (o->gguf && o->outliers > 0)
+        return xf_fail(err, "--gguf-type cannot be combined with --outliers (GGUF blocks hold "
+                            "no outlier table)");
+    if (o->gguf && o->n_tensor_bits > 0)
+        return xf_fail(err, "--gguf-type chooses every tensor's type; it cannot be combined "
+                            "with --tensor-bits");
+    if (o->gguf && o->act_order && !o->static_groups)
+        return xf_fail(err, "--gguf-type with --act-order needs --static-groups (GGUF stores "
+                            "no column permutation)");
+    if (o->gguf && o->rotate != XF_ROTATE_NONE && !o->rotate_no_online)
+        return xf_fail(err, "--gguf-type with --rotate needs --rotate-no-online (llama.cpp "
+                            "runs no online Hadamard transforms)");
     xf_tensor_bits tb;
     if (xf_tensor_bits_init(&tb, o->tensor_bits, o->n_tensor_bits, err) != 0)
         return -1;
@@ -733,9 +849,26 @@ int xf_quantize_model(xf_loaded_model *m, const xf_quant_options *o, const char 
     }
     if (rc == 0)
         rc = calibrate_scheme(m, &oc, &cs, T, prov, err);
+    /* --gguf-type: every tensor's GGML type, planned on the model as it
+     * will be exported (after any rotation); GPTQ's Hessians stand for
+     * llama-quantize's imatrix */
+    xf_gguf_type_plan plan = {0};
+    const bool planned = rc == 0 && o->gguf;
+    if (planned) {
+        rc = xf_gguf_type_plan_init(&plan, &m->weights, o->gguf_ftype,
+                                    o->method == XF_METHOD_GPTQ, m->path, err);
+        if (rc == 0) {
+            char types[256];
+            xf_gguf_type_plan_summary(&plan, types, sizeof types);
+            xf_log_info("--gguf-type %s: %s", xf_gguf_ftype_name(o->gguf_ftype), types);
+        }
+    }
+    const xf_gguf_type_plan *pl = planned && rc == 0 ? &plan : NULL;
     if (rc == 0)
-        rc = o->method == XF_METHOD_RTN ? quantize_rtn(m, &oc, &col, err)
-                                        : quantize_gptq(m, &oc, T, &cs, &col, err);
+        rc = o->method == XF_METHOD_RTN ? quantize_rtn(m, &oc, pl, &col, err)
+                                        : quantize_gptq(m, &oc, pl, T, &cs, &col, err);
+    if (planned)
+        xf_gguf_type_plan_free(&plan);
     double t_quant = xf_now_seconds() - t0;
     if (rc == 0) {
         recipe = recipe_json(&oc);

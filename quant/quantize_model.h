@@ -11,6 +11,7 @@
 #include "calib/calib_text.h"
 #include "core/error.h"
 #include "model/loader.h"
+#include "export/gguf_ftype.h"
 #include "quant/act_quant.h"
 #include "quant/grid.h"
 #include "quant/rotate.h"
@@ -26,6 +27,11 @@ typedef struct xf_quant_options {
     double outliers;  /* fraction 0..1 of weights kept in fp16 (dense-and-sparse) */
     bool weight_grid_log2; /* --weight-grid log2 (RTN only): L-typed weights, recipe
                               "weight_grid": "log2"; false: uniform (key absent) */
+    /* --gguf-type: quantize onto llama.cpp's block types, each tensor the type
+     * llama-quantize gives it for this file type (quant/gguf_plan.h); bits,
+     * group, sym, clip and --tensor-bits do not apply */
+    bool gguf;
+    xf_gguf_ftype gguf_ftype;
     /* GPTQ */
     bool act_order;
     bool static_groups;
