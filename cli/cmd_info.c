@@ -53,6 +53,8 @@ static json_t *describe_tensors(const xf_tensor_set *set, json_t *out)
 {
     json_t *arr = json_array();
     int64_t params = 0, bytes = 0, packed_params = 0, packed_bytes = 0, outliers = 0;
+    int64_t n_ggml = 0;
+    json_t *ggml_types = json_object(); /* ggml name -> tensors */
     for (size_t i = 0; i < set->n; i++) {
         const xf_tensor *t = &set->items[i];
         json_t *shape = json_array();
@@ -60,7 +62,7 @@ static json_t *describe_tensors(const xf_tensor_set *set, json_t *out)
             json_array_append_new(shape, json_integer(t->shape[d]));
         int64_t n = xf_tensor_numel(t);
         json_t *e = json_pack("{s:s, s:s, s:o, s:I, s:I}", "name", t->name, "dtype",
-                              xf_dtype_name(t->dtype), "shape", shape, "params", (json_int_t)n,
+                              xf_tensor_type_name(t), "shape", shape, "params", (json_int_t)n,
                               "bytes", (json_int_t)t->nbytes);
         const xf_tensor *owner = side_table_owner(set, t);
         xf_sparse_outliers ol = {0};
@@ -82,6 +84,19 @@ static json_t *describe_tensors(const xf_tensor_set *set, json_t *out)
             packed_bytes += (int64_t)(t->nbytes + side);
             outliers += xfq_outliers_nnz(&ol);
         }
+        if (xf_dtype_is_ggml(t->dtype)) {
+            /* llama.cpp blocks: quantized weights like the packed ones */
+            const xf_ggml_type_traits *tt = xf_ggml_traits(t->ggml_type);
+            const char *gn = tt ? tt->name : "?";
+            json_object_set_new(e, "ggml_type", json_string(gn));
+            json_object_set_new(e, "block_size", json_integer(tt ? tt->block_size : 0));
+            json_object_set_new(ggml_types, gn,
+                                json_integer(json_integer_value(json_object_get(ggml_types, gn)) +
+                                             1));
+            packed_params += n;
+            packed_bytes += (int64_t)t->nbytes;
+            n_ggml++;
+        }
         if (!owner)
             params += n;
         bytes += (int64_t)t->nbytes;
@@ -93,6 +108,8 @@ static json_t *describe_tensors(const xf_tensor_set *set, json_t *out)
     json_object_set_new(out, "bits_per_weight",
                         params ? json_real(8.0 * (double)bytes / (double)params) : json_null());
     json_object_set_new(out, "packed_params", json_integer(packed_params));
+    json_object_set_new(out, "ggml_tensors", json_integer(n_ggml));
+    json_object_set_new(out, "ggml_types", ggml_types);
     json_object_set_new(out, "outliers", json_integer(outliers));
     json_object_set_new(out, "packed_bits_per_weight",
                         packed_params ? json_real(8.0 * (double)packed_bytes / (double)packed_params)
@@ -280,7 +297,14 @@ static void print_text(const json_t *o)
     const json_t *tensors = json_object_get(o, "tensors");
     size_t i;
     const json_t *t;
-    printf("%-56s %-6s %-16s %10s %7s\n", "tensor", "dtype", "shape", "params", "bpw");
+    int dw = 6; /* "GGML iq4_xs" is wider than the other dtypes */
+    json_array_foreach(tensors, i, t)
+    {
+        const char *dt = json_string_value(json_object_get(t, "dtype"));
+        if (dt && (int)strlen(dt) > dw)
+            dw = (int)strlen(dt);
+    }
+    printf("%-56s %-*s %-16s %10s %7s\n", "tensor", dw, "dtype", "shape", "params", "bpw");
     json_array_foreach(tensors, i, t)
     {
         char shape[64] = "";
@@ -293,7 +317,7 @@ static void print_text(const json_t *o)
             strncat(shape, part, sizeof shape - strlen(shape) - 1);
         }
         const json_t *bpw = json_object_get(t, "bits_per_weight");
-        printf("%-56s %-6s %-16s %10lld", json_string_value(json_object_get(t, "name")),
+        printf("%-56s %-*s %-16s %10lld", json_string_value(json_object_get(t, "name")), dw,
                json_string_value(json_object_get(t, "dtype")), shape,
                (long long)json_integer_value(json_object_get(t, "params")));
         if (json_object_get(t, "outlier_table_of"))
@@ -315,14 +339,32 @@ static void print_text(const json_t *o)
            json_real_value(json_object_get(o, "bits_per_weight")));
     const json_t *pb = json_object_get(o, "packed_bits_per_weight");
     json_int_t nout = json_integer_value(json_object_get(o, "outliers"));
+    const json_int_t n_ggml = json_integer_value(json_object_get(o, "ggml_tensors"));
+    bool only_ggml = n_ggml > 0; /* no xfquant-packed tensor (those have a group size) */
+    json_array_foreach(tensors, i, t)
+        if (json_object_get(t, "group_size"))
+            only_ggml = false;
+    if (strcmp(json_string_value(json_object_get(o, "format")), "gguf") == 0)
+        only_ggml = true;
     if (json_is_real(pb))
         printf("quantized tensors: %lld parameters at %.4f bits per weight (%s%s)\n",
                (long long)json_integer_value(json_object_get(o, "packed_params")),
                json_real_value(pb),
-               strcmp(json_string_value(json_object_get(o, "format")), "gguf") == 0
-                   ? "GGML blocks: codes and scales"
-                   : "codes, scales, zeros, permutations",
+               only_ggml    ? "GGML blocks: codes and scales"
+               : n_ggml > 0 ? "codes, scales, zeros, permutations; GGML blocks"
+                            : "codes, scales, zeros, permutations",
                nout > 0 ? ", outlier tables" : "");
+    if (n_ggml > 0) {
+        printf("GGML block tensors: %lld (", (long long)n_ggml);
+        const char *gn;
+        const json_t *cnt;
+        bool first = true;
+        json_object_foreach(json_object_get(o, "ggml_types"), gn, cnt) {
+            printf("%s%s %lld", first ? "" : ", ", gn, (long long)json_integer_value(cnt));
+            first = false;
+        }
+        printf(")\n");
+    }
     if (nout > 0)
         printf("outliers: %lld weights kept in fp16 (%.4f%% of the quantized parameters)\n",
                (long long)nout,

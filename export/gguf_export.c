@@ -213,6 +213,27 @@ static bool has_nonfinite(const xf_tensor *t)
     return bad != 0;
 }
 
+/* Whether a GGML-block tensor dequantizes to NaN/Inf anywhere (an fp16 d
+ * or dmin field that is not finite; the .xfq writer refuses those, a
+ * hand-made file may hold them). -1 on a conversion error. */
+static int ggml_nonfinite(const xf_tensor *t, xf_error *err)
+{
+    const int64_t rows = t->shape[0], cols = t->shape[1];
+    float *row = malloc((size_t)cols * sizeof *row);
+    if (!row)
+        return xf_fail(err, "tensor %s: out of memory", t->name);
+    int bad = 0;
+    for (int64_t r = 0; r < rows && bad == 0; r++) {
+        if (xf_tensor_row_to_f32(t, r, row, err) != 0)
+            bad = -1;
+        else
+            for (int64_t c = 0; c < cols; c++)
+                bad |= !isfinite(row[c]);
+    }
+    free(row);
+    return bad;
+}
+
 /* Decides every tensor's type; refuses (before anything is written) what
  * GGUF cannot hold. */
 static int plan_types(plan *p, const xf_export_opts *o, const char *what, xf_error *err)
@@ -220,6 +241,24 @@ static int plan_types(plan *p, const xf_export_opts *o, const char *what, xf_err
     for (size_t k = 0; k < p->n; k++) {
         job *j = &p->v[k];
         const xf_tensor *t = j->t;
+        if (xf_dtype_is_ggml(t->dtype)) {
+            /* llama.cpp blocks (.xfq, [out, in], never transposed): the type
+             * is theirs and the rows are copied verbatim (convert); --type,
+             * --gguf-asym and --fallback do not apply */
+            const int bad = t->ndim == 2 ? ggml_nonfinite(t, err) : -1;
+            if (bad < 0)
+                return t->ndim == 2 ? xf_fail_prefix(err, "%s", what)
+                                    : xf_fail(err, "%s: tensor %s: GGML tensor with %d "
+                                              "dimensions", what, t->name, t->ndim);
+            if (bad)
+                return xf_fail(err, "%s: tensor %s (%s) holds NaN or Inf", what, t->name,
+                               xf_tensor_type_name(t));
+            j->transposed = false;
+            j->rows = t->shape[0];
+            j->cols = t->shape[1];
+            j->type = t->ggml_type;
+            continue;
+        }
         if (!xf_dtype_is_packed(t->dtype) && has_nonfinite(t))
             return xf_fail(err, "%s: tensor %s holds NaN or Inf", what, t->name);
         if (t->ndim == 1) {
@@ -304,10 +343,12 @@ static int convert(const job *j, uint8_t *dst, stats *st, xf_error *err)
         return 0;
     }
     /* same element type, rows stored contiguously: the bytes move as they
-     * are (whole rows, so the Q/K interleave applies), exact by construction */
+     * are (whole rows, so the Q/K interleave applies), exact by construction;
+     * GGML blocks of an .xfq always take this path (no re-rounding) */
     const uint32_t same = j->t->dtype == XF_DTYPE_F16    ? XF_GGML_F16
                           : j->t->dtype == XF_DTYPE_BF16 ? XF_GGML_BF16
                           : j->t->dtype == XF_DTYPE_F32  ? XF_GGML_F32
+                          : j->t->dtype == XF_DTYPE_GGML ? j->t->ggml_type
                                                          : UINT32_MAX;
     if (same == j->type && !j->transposed) {
         const uint8_t *src = j->t->data;
@@ -415,6 +456,16 @@ static uint32_t llama_ftype(uint32_t t)
     case XF_GGML_Q4_1: return 3;
     case XF_GGML_Q8_0: return 7;
     case XF_GGML_Q5_0: return 8;
+    case XF_GGML_Q5_1: return 9;
+    /* the K-quant mixes are named after their main type; the medium mix
+     * where llama.cpp has several (informational: GGML blocks from .xfq) */
+    case XF_GGML_Q2_K: return 10;
+    case XF_GGML_Q3_K: return 12;
+    case XF_GGML_Q4_K: return 15;
+    case XF_GGML_Q5_K: return 17;
+    case XF_GGML_Q6_K: return 18;
+    case XF_GGML_IQ4_NL: return 25;
+    case XF_GGML_IQ4_XS: return 30;
     case XF_GGML_BF16: return 32;
     default: return 0;
     }

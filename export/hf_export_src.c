@@ -160,7 +160,13 @@ int xf_export_src_open(xf_export_src *s, const char *path, const char *target,
         size_t wl;
         if (xfq_outliers_parse_name(t->name, &wl) >= 0)
             continue; /* reported with its weight */
-        if (xf_dtype_is_packed(t->dtype))
+        if (xf_dtype_is_ggml(t->dtype))
+            /* blocks with per-block (K-quants: per-sub-block) scales and mins have
+             * no qweight/scales/zeros form; re-rounding them would change the model */
+            rc = xf_fail(err, "%s: tensor %s holds llama.cpp blocks (%s), which a %s checkpoint "
+                         "cannot hold; export it with --to gguf (blocks copied exactly)",
+                         path, t->name, xf_tensor_type_name(t), target);
+        else if (xf_dtype_is_packed(t->dtype))
             rc = add_linear(s, t, target, err);
     }
     if (rc == 0 && s->n_lin == 0)

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/half.h"
+#include "formats/ggml_dequant.h"
 #include "formats/xfq_pack.h"
 
 static const struct {
@@ -61,6 +62,63 @@ int xf_dtype_packed_bits(xf_dtype t)
     }
 }
 
+const char *xf_tensor_type_name(const xf_tensor *t)
+{
+    if (t->dtype != XF_DTYPE_GGML)
+        return xf_dtype_name(t->dtype);
+    switch (t->ggml_type) {
+    case XF_GGML_Q4_0: return "GGML q4_0";
+    case XF_GGML_Q4_1: return "GGML q4_1";
+    case XF_GGML_Q5_0: return "GGML q5_0";
+    case XF_GGML_Q5_1: return "GGML q5_1";
+    case XF_GGML_Q8_0: return "GGML q8_0";
+    case XF_GGML_Q2_K: return "GGML q2_K";
+    case XF_GGML_Q3_K: return "GGML q3_K";
+    case XF_GGML_Q4_K: return "GGML q4_K";
+    case XF_GGML_Q5_K: return "GGML q5_K";
+    case XF_GGML_Q6_K: return "GGML q6_K";
+    case XF_GGML_IQ4_NL: return "GGML iq4_nl";
+    case XF_GGML_IQ4_XS: return "GGML iq4_xs";
+    default: return "GGML ?";
+    }
+}
+
+/* Rows [r0, r0 + nrows) of a GGML tensor to fp32. The view is checked
+ * first (views may be built by hand, not only by the .xfq reader). Blocks
+ * hold fp16 fields: a row at an odd address is converted from a copy. */
+static int ggml_rows_to_f32(const xf_tensor *t, int64_t r0, int64_t nrows, float *dst,
+                            xf_error *err)
+{
+    const xf_ggml_type_traits *tt = xf_ggml_traits(t->ggml_type);
+    if (!tt || !tt->quantized)
+        return xf_fail(err, "tensor %s: GGML type %u is not a block type xfquant reads", t->name,
+                       (unsigned)t->ggml_type);
+    if (t->ndim != 2)
+        return xf_fail(err, "tensor %s: GGML tensor with %d dimensions (must be 2)", t->name,
+                       t->ndim);
+    const int64_t rows = t->shape[0], cols = t->shape[1];
+    const size_t rb = xf_ggml_row_bytes(tt, cols);
+    if (rows < 0 || rb == 0 || t->nbytes % rb != 0 || t->nbytes / rb != (size_t)rows || !t->data)
+        return xf_fail(err, "tensor %s: %zu bytes are not %lld rows of %lld %s elements", t->name,
+                       t->nbytes, (long long)rows, (long long)cols, tt->name);
+    void *copy = NULL;
+    int rc = 0;
+    for (int64_t r = r0; r < r0 + nrows && rc == 0; r++) {
+        const uint8_t *src = (const uint8_t *)t->data + (size_t)r * rb;
+        if ((uintptr_t)src % _Alignof(uint16_t) != 0) {
+            if (!copy && !(copy = malloc(rb))) {
+                rc = xf_fail(err, "tensor %s: out of memory", t->name);
+                break;
+            }
+            memcpy(copy, src, rb);
+            src = copy;
+        }
+        rc = xf_ggml_dequant(tt, src, dst + (size_t)(r - r0) * (size_t)cols, cols, t->name, err);
+    }
+    free(copy);
+    return rc;
+}
+
 int64_t xf_tensor_numel(const xf_tensor *t)
 {
     int64_t n = 1;
@@ -110,6 +168,8 @@ int xf_tensor_to_f32(const xf_tensor *t, float *dst, xf_error *err)
 {
     if (xf_dtype_is_packed(t->dtype))
         return xfq_dequantize(t, dst, err);
+    if (xf_dtype_is_ggml(t->dtype))
+        return ggml_rows_to_f32(t, 0, t->ndim == 2 ? t->shape[0] : 0, dst, err);
     if (!xf_dtype_is_float(t->dtype))
         return xf_fail(err, "tensor %s: dtype %s is not a floating-point type", t->name,
                        xf_dtype_name(t->dtype));
@@ -126,6 +186,8 @@ int xf_tensor_row_to_f32(const xf_tensor *t, int64_t r, float *dst, xf_error *er
                        (long long)t->shape[0]);
     if (xf_dtype_is_packed(t->dtype))
         return xfq_dequantize_row(t, r, dst, err);
+    if (xf_dtype_is_ggml(t->dtype))
+        return ggml_rows_to_f32(t, r, 1, dst, err);
     if (!xf_dtype_is_float(t->dtype))
         return xf_fail(err, "tensor %s: dtype %s is not a floating-point type", t->name,
                        xf_dtype_name(t->dtype));

@@ -92,9 +92,13 @@ typedef struct xf_tensor {
 } xf_tensor;
 
 int64_t xf_tensor_numel(const xf_tensor *t);
+/* The type as messages and `xfquant info` print it: xf_dtype_name, or for
+ * GGML tensors "GGML " + ggml's name of the block type ("GGML q4_K"). */
+const char *xf_tensor_type_name(const xf_tensor *t);
 
 /* Converts (dequantizes) a whole tensor to fp32, row-major in its logical
- * shape. Floats and packed types only; others fail with a clear error. */
+ * shape. Floats, packed types and GGML blocks (xf_ggml_dequant, row by row:
+ * ggml's values to the bit) only; others fail with a clear error. */
 int xf_tensor_to_f32(const xf_tensor *t, float *dst, xf_error *err);
 /* Row r of a 2-D tensor (embedding lookups), fp32, cols values. */
 int xf_tensor_row_to_f32(const xf_tensor *t, int64_t r, float *dst, xf_error *err);

@@ -1,6 +1,9 @@
 /* .xfq reader: maps the file, validates every structure the spec lists
  * (docs/xfq-format.md, "Validation done by the reader") before any view is
- * handed out, and checks CRCs. Also the bits-per-weight summaries. */
+ * handed out, and checks CRCs. Also the bits-per-weight summaries. GGML
+ * block tensors are views like plain ones (their block bytes are not
+ * checked: ggml's dequantization reads any bytes safely, as it does in a
+ * GGUF), with xf_tensor.ggml_type set. */
 #include "formats/xfq.h"
 
 #include <inttypes.h>
@@ -102,6 +105,15 @@ static int check_record(const xfq_tensor_record *r, const char *name, uint64_t d
     memset(lay, 0, sizeof *lay);
     t->name = name;
     t->dtype = xfq_storage_dtype(r->storage);
+    if (t->dtype == XF_DTYPE_INVALID && r->storage >= XFQ_STORAGE_GGML_BASE &&
+        r->storage < XFQ_STORAGE_GGML_END) {
+        const char *gn = xf_ggml_type_name(r->storage - XFQ_STORAGE_GGML_BASE);
+        return xf_fail(err,
+                       "%s: tensor %s: storage type %" PRIu32 " is GGML type %" PRIu32
+                       " (%s), which .xfq does not store",
+                       path, name, r->storage, r->storage - XFQ_STORAGE_GGML_BASE,
+                       gn ? gn : "not a ggml type");
+    }
     if (t->dtype == XF_DTYPE_INVALID)
         return xf_fail(err,
                        "%s: tensor %s: unknown storage type %" PRIu32
@@ -132,7 +144,18 @@ static int check_record(const xfq_tensor_record *r, const char *name, uint64_t d
         t->shape[d] = (int64_t)r->shape[d];
     }
     uint64_t want;
-    if (xf_dtype_is_packed(t->dtype)) {
+    if (xf_dtype_is_ggml(t->dtype)) {
+        t->ggml_type = r->storage - XFQ_STORAGE_GGML_BASE;
+        if (r->group_size != 0 || r->flags != 0)
+            return xf_fail(err, "%s: tensor %s: GGML %s tensor with group size %" PRId32
+                           " / flags 0x%" PRIx32 " (must be 0)",
+                           path, name, xf_ggml_type_name(t->ggml_type), r->group_size, r->flags);
+        const xf_ggml_type_traits *tt;
+        size_t rb;
+        if (xfq_check_ggml_layout(t, r->nbytes, path, &tt, &rb, err) != 0)
+            return -1;
+        want = r->nbytes;
+    } else if (xf_dtype_is_packed(t->dtype)) {
         if (t->ndim != 2)
             return xf_fail(err, "%s: tensor %s: packed tensor must have 2 dimensions, has %d", path,
                            name, t->ndim);
@@ -369,7 +392,7 @@ double xfq_packed_bits_per_weight(const xf_tensor_set *s)
     double bytes = 0, weights = 0;
     for (size_t i = 0; i < s->n; i++) {
         const xf_tensor *t = &s->items[i];
-        if (xf_dtype_is_packed(t->dtype)) {
+        if (xf_dtype_is_packed(t->dtype) || xf_dtype_is_ggml(t->dtype)) {
             bytes += (double)t->nbytes + side_bytes(s, t);
             weights += (double)xf_tensor_numel(t);
         }
@@ -382,7 +405,8 @@ double xfq_all_bits_per_weight(const xf_tensor_set *s)
     double bytes = 0, weights = 0;
     for (size_t i = 0; i < s->n; i++) {
         const xf_tensor *t = &s->items[i];
-        if (t->ndim >= 2 && (xf_dtype_is_packed(t->dtype) || xf_dtype_is_float(t->dtype))) {
+        if (t->ndim >= 2 && (xf_dtype_is_packed(t->dtype) || xf_dtype_is_ggml(t->dtype) ||
+                             xf_dtype_is_float(t->dtype))) {
             bytes += (double)t->nbytes + (xf_dtype_is_packed(t->dtype) ? side_bytes(s, t) : 0.0);
             weights += (double)xf_tensor_numel(t);
         }

@@ -30,6 +30,11 @@ enum xfq_storage {
     XFQ_STORAGE_L3 = 25,
     XFQ_STORAGE_L4 = 26,
     XFQ_STORAGE_L8 = 28,
+    /* GGML blocks (formats/ggml_types.h), exactly as GGUF stores them: the
+     * id is this base + the ggml type id (Q8_0 72, Q4_K 76, Q6_K 78, IQ4_XS
+     * 87), for the quantized types xf_ggml_traits knows (xfq_ggml_storable) */
+    XFQ_STORAGE_GGML_BASE = 64,
+    XFQ_STORAGE_GGML_END = 128, /* ids 64..127 are reserved for GGML types */
 };
 
 enum xfq_record_flags {
@@ -84,10 +89,14 @@ void xfq_close(xfq_file *f);
 
 /* One tensor to write. Plain: dtype F32/F16/BF16/I32 and `data` (nbytes =
  * numel * size). Packed: dtype Q2/Q3/Q4/Q8, ndim 2, and the grid in
- * `packed` (codes already packed with xfq_pack_row, row_bytes set). */
+ * `packed` (codes already packed with xfq_pack_row, row_bytes set).
+ * GGML: dtype XF_DTYPE_GGML, `ggml_type` a quantized type of
+ * xf_ggml_traits, ndim 2 [rows, cols], `data`/`nbytes` = rows rows of
+ * xf_ggml_row_bytes(cols) bytes of blocks (written verbatim). */
 typedef xf_tensor xfq_write_tensor;
 
-/* Validates, checks every float for NaN/Inf (fails naming the tensor),
+/* Validates, checks every float for NaN/Inf (fails naming the tensor; GGML
+ * tensors are dequantized for the check),
  * checks outlier side tables (formats/xfq_outliers.h) like the reader,
  * sorts by name, computes CRCs, and writes atomically (nothing is left
  * behind on failure). `meta` must be an object; "format": "xfq" and
@@ -99,7 +108,8 @@ int xfq_write(const char *path, const json_t *meta, const xfq_write_tensor *tens
               xf_error *err);
 
 /* Bits per weight (8 * nbytes / elements, padding counted) over the packed
- * tensors of a set (0 if none), and over all 2-D+ float/packed tensors.
+ * and GGML (quantized) tensors of a set (0 if none), and over all 2-D+
+ * float/packed/GGML tensors.
  * The bytes of a packed weight's outlier side table count as its bytes;
  * the table's elements are not weights. */
 double xfq_packed_bits_per_weight(const xf_tensor_set *s);

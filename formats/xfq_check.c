@@ -72,8 +72,26 @@ xf_dtype xfq_storage_dtype(uint32_t storage)
     case XFQ_STORAGE_L3: return XF_DTYPE_L3;
     case XFQ_STORAGE_L4: return XF_DTYPE_L4;
     case XFQ_STORAGE_L8: return XF_DTYPE_L8;
-    default: return XF_DTYPE_INVALID;
+    default:
+        if (storage >= XFQ_STORAGE_GGML_BASE && storage < XFQ_STORAGE_GGML_END &&
+            xfq_ggml_storable(storage - XFQ_STORAGE_GGML_BASE))
+            return XF_DTYPE_GGML;
+        return XF_DTYPE_INVALID;
     }
+}
+
+const xf_ggml_type_traits *xfq_ggml_storable(uint32_t type)
+{
+    const xf_ggml_type_traits *t = xf_ggml_traits(type);
+    /* only block types: F32/F16/BF16 have storage ids of their own */
+    return t && t->quantized ? t : NULL;
+}
+
+uint32_t xfq_tensor_storage(const xf_tensor *t)
+{
+    if (t->dtype != XF_DTYPE_GGML)
+        return xfq_dtype_storage(t->dtype);
+    return xfq_ggml_storable(t->ggml_type) ? XFQ_STORAGE_GGML_BASE + t->ggml_type : 0;
 }
 
 uint32_t xfq_dtype_storage(xf_dtype t)
@@ -175,4 +193,39 @@ int64_t xfq_find_nonfinite(xf_dtype dt, const void *data, size_t n)
     }
     default: return -1;
     }
+}
+
+int xfq_check_ggml_layout(const xf_tensor *t, uint64_t nbytes, const char *what,
+                          const xf_ggml_type_traits **traits, size_t *row_bytes, xf_error *err)
+{
+    const xf_ggml_type_traits *tt = xfq_ggml_storable(t->ggml_type);
+    if (!tt) {
+        const char *n = xf_ggml_type_name(t->ggml_type);
+        return xf_fail(err, "%s: tensor %s: GGML type %u%s%s%s is not a block type .xfq stores",
+                       what, t->name, (unsigned)t->ggml_type, n ? " (" : "", n ? n : "",
+                       n ? ")" : "");
+    }
+    if (t->ndim != 2)
+        return xf_fail(err, "%s: tensor %s: GGML %s tensor must have 2 dimensions, has %d", what,
+                       t->name, tt->name, t->ndim);
+    const int64_t rows = t->shape[0], cols = t->shape[1];
+    if (rows < 1 || cols < 1 || cols % tt->block_size != 0)
+        return xf_fail(err, "%s: tensor %s: GGML %s shape [%lld, %lld]: rows must be >= 1 and "
+                       "cols a positive multiple of the block size %lld",
+                       what, t->name, tt->name, (long long)rows, (long long)cols,
+                       (long long)tt->block_size);
+    const size_t rb = xf_ggml_row_bytes(tt, cols);
+    uint64_t want;
+    if (rb == 0 || __builtin_mul_overflow((uint64_t)rows, (uint64_t)rb, &want) ||
+        want > (uint64_t)SIZE_MAX)
+        return xf_fail(err, "%s: tensor %s: GGML %s shape [%lld, %lld] overflows", what, t->name,
+                       tt->name, (long long)rows, (long long)cols);
+    if (nbytes != want)
+        return xf_fail(err, "%s: tensor %s: nbytes %llu, but GGML %s shape [%lld, %lld] implies "
+                       "%llu (%lld rows of %zu bytes)",
+                       what, t->name, (unsigned long long)nbytes, tt->name, (long long)rows,
+                       (long long)cols, (unsigned long long)want, (long long)rows, rb);
+    *traits = tt;
+    *row_bytes = rb;
+    return 0;
 }

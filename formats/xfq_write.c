@@ -10,6 +10,7 @@
 
 #include "core/atomic_file.h"
 #include "core/json_util.h"
+#include "formats/ggml_dequant.h"
 #include "formats/xfq.h"
 #include "formats/xfq_check.h"
 #include "formats/xfq_outliers.h"
@@ -136,6 +137,43 @@ static int check_plain(const xf_tensor *t, const char *path, uint64_t *nbytes, x
     return 0;
 }
 
+/* A GGML tensor: its layout, then every row dequantized (ggml's own
+ * conversion) and checked finite, since an fp16 d or dmin field may be
+ * Inf/NaN and a reader would turn them into non-finite weights. */
+static int check_ggml(const xf_tensor *t, const char *path, uint64_t *nbytes, xf_error *err)
+{
+    const xf_ggml_type_traits *tt;
+    size_t rb;
+    if (xfq_check_ggml_layout(t, t->nbytes, path, &tt, &rb, err) != 0)
+        return -1;
+    if (!t->data)
+        return xf_fail(err, "%s: tensor %s: no data", path, t->name);
+    const int64_t rows = t->shape[0], cols = t->shape[1];
+    float *row = malloc((size_t)cols * sizeof *row);
+    void *copy = malloc(rb); /* blocks hold fp16 fields: convert from an aligned copy */
+    if (!row || !copy) {
+        free(row);
+        free(copy);
+        return xf_fail(err, "%s: tensor %s: out of memory", path, t->name);
+    }
+    char what[128 + XFQ_MAX_NAME];
+    snprintf(what, sizeof what, "%s: tensor %s", path, t->name);
+    int rc = 0;
+    for (int64_t r = 0; r < rows && rc == 0; r++) {
+        memcpy(copy, (const uint8_t *)t->data + (size_t)r * rb, rb);
+        rc = xf_ggml_dequant(tt, copy, row, cols, what, err);
+        int64_t bad = rc == 0 ? xfq_find_nonfinite(XF_DTYPE_F32, row, (size_t)cols) : -1;
+        if (bad >= 0)
+            rc = xf_fail(err, "%s: GGML %s element [%lld, %lld] dequantizes to NaN or Inf "
+                         "(a non-finite fp16 scale); refusing to write it",
+                         what, tt->name, (long long)r, (long long)bad);
+    }
+    free(row);
+    free(copy);
+    *nbytes = t->nbytes;
+    return rc;
+}
+
 static int check_tensor(const xf_tensor *t, const char *path, planned *pl, xf_error *err)
 {
     memset(pl, 0, sizeof *pl);
@@ -148,10 +186,18 @@ static int check_tensor(const xf_tensor *t, const char *path, planned *pl, xf_er
                        t->name, pl->name_len, XFQ_MAX_NAME);
     if (!xfq_utf8_valid((const uint8_t *)t->name, pl->name_len))
         return xf_fail(err, "%s: tensor %s: name is not valid UTF-8", path, t->name);
-    pl->storage = xfq_dtype_storage(t->dtype);
+    pl->storage = xfq_tensor_storage(t);
+    if (pl->storage == 0 && xf_dtype_is_ggml(t->dtype)) {
+        const char *gn = xf_ggml_type_name(t->ggml_type);
+        return xf_fail(err, "%s: tensor %s: GGML type %u (%s) cannot be stored in .xfq (block "
+                       "types: q4_0 q4_1 q5_0 q5_1 q8_0 q2_K..q6_K iq4_nl iq4_xs)",
+                       path, t->name, (unsigned)t->ggml_type, gn ? gn : "not a ggml type");
+    }
     if (pl->storage == 0)
         return xf_fail(err, "%s: tensor %s: dtype %s cannot be stored in .xfq", path, t->name,
                        xf_dtype_name(t->dtype));
+    if (xf_dtype_is_ggml(t->dtype))
+        return check_ggml(t, path, &pl->nbytes, err);
     if (xf_dtype_is_packed(t->dtype)) {
         if (check_packed(t, path, &pl->lay, err) != 0)
             return -1;

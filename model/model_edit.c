@@ -95,9 +95,9 @@ int xf_model_edit_f32(xf_model_edit *e, const xf_tensor *t, float **data, xf_err
         return 0;
     }
     xf_tensor *it = &e->set.items[i];
-    if (xf_dtype_is_packed(it->dtype))
+    if (xf_dtype_is_packed(it->dtype) || xf_dtype_is_ggml(it->dtype))
         return xf_fail(err, "tensor %s: is quantized (%s); weight transforms need the "
-                            "full-precision model", name, xf_dtype_name(it->dtype));
+                            "full-precision model", name, xf_tensor_type_name(it));
     if (!xf_dtype_is_float(it->dtype))
         return xf_fail(err, "tensor %s: dtype %s is not floating point", name,
                        xf_dtype_name(it->dtype));

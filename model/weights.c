@@ -132,12 +132,13 @@ static const xf_tensor *lookup(binder *b, const char *name)
 }
 
 /* Checks dtype and shape of a found tensor against [d0] (ndim 1) or
- * [d0, d1] (ndim 2). Packed weights are allowed for matrices only. */
+ * [d0, d1] (ndim 2). Packed and GGML-block weights are allowed for
+ * matrices only (both are dequantized by xf_tensor_to_f32). */
 static void check(binder *b, const xf_tensor *t, int ndim, int64_t d0, int64_t d1)
 {
-    bool packed = xf_dtype_is_packed(t->dtype);
+    bool packed = xf_dtype_is_packed(t->dtype) || xf_dtype_is_ggml(t->dtype);
     if (!xf_dtype_is_float(t->dtype) && !(packed && ndim == 2)) {
-        note_problem(b, "tensor %s: dtype %s is not %s", t->name, xf_dtype_name(t->dtype),
+        note_problem(b, "tensor %s: dtype %s is not %s", t->name, xf_tensor_type_name(t),
                      ndim == 2 ? "a floating-point or packed type" : "a floating-point type");
         return;
     }
@@ -215,8 +216,9 @@ static void bind_linear(binder *b, xf_linear *lin, const xf_model_config *cfg, i
     if (!w) {
         list_add(&b->missing, name);
     } else {
-        /* packed weights (.xfq) are always [out, in] */
-        lin->transposed = b->conv1d && !xf_dtype_is_packed(w->dtype);
+        /* packed and GGML-block weights (.xfq) are always [out, in] */
+        lin->transposed =
+            b->conv1d && !xf_dtype_is_packed(w->dtype) && !xf_dtype_is_ggml(w->dtype);
         if (lin->transposed)
             check(b, w, 2, in, out);
         else

@@ -140,7 +140,9 @@ int xf_quant_write_xfq(const xf_loaded_model *m, const xf_quant_collector *c,
             continue;
         } else if (xfq_outliers_parse_name(t->name, &wlen) >= 0) {
             list[n++] = *t; /* the table of a packed weight copied as it is */
-        } else if (xf_dtype_is_float(t->dtype) || xf_dtype_is_packed(t->dtype)) {
+        } else if (xf_dtype_is_float(t->dtype) || xf_dtype_is_packed(t->dtype) ||
+                   xf_dtype_is_ggml(t->dtype)) {
+            /* GGML blocks are [out, in] like packed ones: copied verbatim */
             rc = plain_copy(&m->weights, t, &list[n], &owned[n], err);
             n++;
         }

@@ -598,7 +598,8 @@ static void patch_record(fixture *fx, blob good, const char *name, rec_patch fn,
     free(a.b);
 }
 
-static void p_storage99(xfq_tensor_record *r) { r->storage = 99; }
+/* 200: outside the GGML range 64..127 (tested in test_xfq_ggml.c) */
+static void p_storage200(xfq_tensor_record *r) { r->storage = 200; }
 static void p_flags(xfq_tensor_record *r) { r->flags |= 8; }
 static void p_plain_flags(xfq_tensor_record *r) { r->flags = 1; }
 static void p_offset(xfq_tensor_record *r) { r->offset += 8; }
@@ -627,8 +628,8 @@ static void test_bad_records(void **state)
 {
     fixture *fx = *state;
     blob good = write_good(fx, "g.xfq");
-    patch_record(fx, good, "a.f32", p_storage99,
-                 "tensor a.f32: unknown storage type 99 (file written by a newer xfquant?)", NULL);
+    patch_record(fx, good, "a.f32", p_storage200,
+                 "tensor a.f32: unknown storage type 200 (file written by a newer xfquant?)", NULL);
     patch_record(fx, good, "layers.0.q4", p_flags, "tensor layers.0.q4: unknown flag bits 0x8",
                  NULL);
     patch_record(fx, good, "a.f32", p_plain_flags, "tensor a.f32", "flags");
