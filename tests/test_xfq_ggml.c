@@ -351,20 +351,28 @@ static const struct {
 };
 #define N_LIN 4
 
+/* The LM head is GGML blocks too (Q8_0) in the GGML file; tensors that
+ * `rtn` does not quantize are copied, blocks included (quant/xfq_out.c). */
+#define HEAD "lm_head.weight"
+
 typedef struct fixture {
     char *tmp, *model, *ggml_xfq, *f32_xfq;
     uint8_t *blocks[N_LIN]; /* what the .xfq holds */
     size_t nbytes[N_LIN];
     float *values[N_LIN];   /* their dequantization (xf_ggml_dequant) */
+    uint8_t *head;          /* the head's q8_0 blocks, [VOCAB, HID] */
+    size_t head_bytes;
 } fixture;
 
-/* Writes m's .xfq with the four linears replaced by `items` (taken). */
-static void write_with(const xf_loaded_model *m, xf_qweight_packed *items, const char *out)
+/* Writes m's .xfq with the four linears (and the head, if n is N_LIN + 1)
+ * replaced by `items` (taken). */
+static void write_with(const xf_loaded_model *m, xf_qweight_packed *items, size_t n,
+                       const char *out)
 {
     xf_quant_collector c;
     xf_quant_collector_init(&c);
     c.items = items;
-    c.n = c.cap = N_LIN;
+    c.n = c.cap = n;
     json_t *recipe = json_pack("{s:s}", "method", "test"), *prov = json_object();
     xf_error err = {0};
     if (xf_quant_write_xfq(m, &c, recipe, prov, out, &err) != 0)
@@ -394,7 +402,7 @@ static int setup(void **state)
     if (xf_model_open(&m, fx->model, &err) != 0)
         fail_msg("%s", err.msg);
     uint64_t rng = 21;
-    xf_qweight_packed *g = calloc(N_LIN, sizeof *g), *f = calloc(N_LIN, sizeof *f);
+    xf_qweight_packed *g = calloc(N_LIN + 1, sizeof *g), *f = calloc(N_LIN, sizeof *f);
     for (int k = 0; k < N_LIN; k++) {
         xf_tensor t = make_ggml(k_lin[k].name, k_lin[k].type, k_lin[k].rows, HID, &rng);
         fx->blocks[k] = malloc(t.nbytes);
@@ -417,8 +425,16 @@ static int setup(void **state)
                                   .shape = {k_lin[k].rows, HID}, .data = f[k].buf,
                                   .nbytes = (size_t)n * sizeof(float)};
     }
-    write_with(&m, g, fx->ggml_xfq);
-    write_with(&m, f, fx->f32_xfq);
+    xf_tensor h = make_ggml(HEAD, XF_GGML_Q8_0, VOCAB, HID, &rng);
+    fx->head = malloc(h.nbytes);
+    memcpy(fx->head, h.data, h.nbytes);
+    fx->head_bytes = h.nbytes;
+    g[N_LIN].buf = (uint8_t *)h.data;
+    g[N_LIN].name = strdup(HEAD);
+    g[N_LIN].tensor = h;
+    g[N_LIN].tensor.name = g[N_LIN].name;
+    write_with(&m, g, N_LIN + 1, fx->ggml_xfq);
+    write_with(&m, f, N_LIN, fx->f32_xfq);
     xf_model_close(&m);
     *state = fx;
     return 0;
@@ -431,6 +447,7 @@ static int teardown(void **state)
         free(fx->blocks[k]);
         free(fx->values[k]);
     }
+    free(fx->head);
     xf_test_rmtree(fx->tmp);
     free(fx->tmp);
     free(fx->model);
@@ -460,6 +477,17 @@ static void test_model_load(void **state)
                             (size_t)k_lin[k].rows * HID * sizeof(float));
     }
     xf_dense_layer_free(&dl);
+    /* the head, read as the forward pass reads it */
+    const xf_tensor *h = m.weights.lm_head.w;
+    assert_int_equal(h->dtype, XF_DTYPE_GGML);
+    float *got = malloc((size_t)VOCAB * HID * sizeof *got),
+          *want = malloc((size_t)VOCAB * HID * sizeof *want);
+    assert_int_equal(xf_tensor_to_f32(h, got, &err), 0);
+    assert_int_equal(xf_ggml_dequant(xf_ggml_traits(XF_GGML_Q8_0), fx->head, want, VOCAB * HID,
+                                     "head", &err), 0);
+    assert_memory_equal(got, want, (size_t)VOCAB * HID * sizeof *got);
+    free(got);
+    free(want);
     xf_model_close(&m);
 }
 
@@ -471,7 +499,7 @@ static void test_info(void **state)
     json_error_t je;
     json_t *o = json_loads(r.out, 0, &je);
     assert_non_null(o);
-    assert_int_equal(json_integer_value(json_object_get(o, "ggml_tensors")), N_LIN);
+    assert_int_equal(json_integer_value(json_object_get(o, "ggml_tensors")), N_LIN + 1);
     assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "ggml_types"), "q4_K")),
                      1);
     int64_t qparams = 0;
@@ -497,13 +525,14 @@ static void test_info(void **state)
         }
     }
     assert_int_equal(seen, N_LIN);
-    assert_int_equal(json_integer_value(json_object_get(o, "packed_params")), qparams);
+    assert_int_equal(json_integer_value(json_object_get(o, "packed_params")),
+                     qparams + VOCAB * HID);
     json_decref(o);
     xf_cli_result_free(&r);
     r = xf_cli_run(fx->tmp, "info %s", fx->ggml_xfq);
     assert_int_equal(r.code, 0);
     assert_non_null(strstr(r.out, "GGML q4_K"));
-    assert_non_null(strstr(r.out, "GGML block tensors: 4 ("));
+    assert_non_null(strstr(r.out, "GGML block tensors: 5 ("));
     xf_cli_result_free(&r);
 }
 
@@ -530,6 +559,13 @@ static void test_rtn_requantizes(void **state)
     assert_int_equal(fa.tensors.n, fb.tensors.n);
     for (size_t i = 0; i < fa.tensors.n; i++) {
         const xf_tensor *x = &fa.tensors.items[i], *y = &fb.tensors.items[i];
+        if (!strcmp(x->name, HEAD)) { /* not quantized by rtn: the GGML head copied */
+            assert_int_equal(x->dtype, XF_DTYPE_GGML);
+            assert_int_equal(x->ggml_type, XF_GGML_Q8_0);
+            assert_int_equal(x->nbytes, fx->head_bytes);
+            assert_memory_equal(x->data, fx->head, fx->head_bytes);
+            continue;
+        }
         assert_string_equal(x->name, y->name);
         assert_int_equal(x->dtype, y->dtype);
         assert_int_equal(x->nbytes, y->nbytes);
@@ -589,10 +625,30 @@ static void test_export_gguf_verbatim(void **state)
                 fail_msg("%s: GGUF row %lld differs from the .xfq's row %lld", k_lin[k].gguf,
                          (long long)row, (long long)hf_row(row, k_lin[k].rope_heads));
     }
+    const xf_gguf_tensor *out_w = xf_gguf_find_tensor(&g, "output.weight");
+    assert_non_null(out_w);
+    assert_int_equal(out_w->traits->type, XF_GGML_Q8_0);
+    assert_int_equal(out_w->nbytes, fx->head_bytes);
+    assert_memory_equal(out_w->data, fx->head, fx->head_bytes);
     const xf_gguf_tensor *emb = xf_gguf_find_tensor(&g, "token_embd.weight");
     assert_non_null(emb);
     assert_int_equal(emb->traits->type, XF_GGML_F16);
     xf_gguf_close(&g);
+}
+
+/* weight transforms need fp weights: the GGML file is refused by name */
+static void test_rotate_refused(void **state)
+{
+    fixture *fx = *state;
+    char out[4096];
+    snprintf(out, sizeof out, "%s/rot.xfq", fx->tmp);
+    xf_cli_result r = xf_cli_run(fx->tmp, "rtn --bits 4 --group 32 --rotate hadamard %s %s",
+                                 fx->ggml_xfq, out);
+    assert_int_equal(r.code, 1);
+    expect_one_line(r.err, "is quantized (GGML ", "weight transforms need the full-precision");
+    struct stat st;
+    assert_int_equal(stat(out, &st), -1);
+    xf_cli_result_free(&r);
 }
 
 static void test_export_hf_refused(void **state)
@@ -605,9 +661,9 @@ static void test_export_hf_refused(void **state)
         xf_cli_result r = xf_cli_run(fx->tmp, "export --to %s %s %s", targets[i], fx->ggml_xfq,
                                      out);
         assert_int_equal(r.code, 1);
-        /* the first GGML tensor in name order: k_proj (q6_K) */
-        expect_one_line(r.err, "tensor model.layers.0.self_attn.k_proj.weight holds llama.cpp "
-                               "blocks (GGML q6_K)",
+        /* the first GGML tensor in name order: the head (q8_0) */
+        expect_one_line(r.err, "ggml.xfq: tensor lm_head.weight holds llama.cpp blocks (GGML "
+                               "q8_0), which a",
                         "--to gguf");
         struct stat st;
         assert_int_equal(stat(out, &st), -1);
@@ -629,6 +685,7 @@ int main(void)
         cmocka_unit_test(test_rtn_requantizes),
         cmocka_unit_test(test_export_gguf_verbatim),
         cmocka_unit_test(test_export_hf_refused),
+        cmocka_unit_test(test_rotate_refused),
     };
     int rc = cmocka_run_group_tests(container, NULL, NULL);
     return rc + cmocka_run_group_tests(model, setup, teardown);

@@ -14,7 +14,8 @@
 
 static inline void xf_fuzz_convert_tensor(const xf_tensor *t)
 {
-    if (!xf_dtype_is_float(t->dtype) && !xf_dtype_is_packed(t->dtype))
+    if (!xf_dtype_is_float(t->dtype) && !xf_dtype_is_packed(t->dtype) &&
+        !xf_dtype_is_ggml(t->dtype))
         return;
     xf_error err = {0};
     int64_t n = xf_tensor_numel(t);

@@ -56,6 +56,9 @@ ex --to gguf "$tmp/l-q4s.xfq" "$out/gguf/llama-q4_0.gguf"
 ex --to gguf "$tmp/l-q8s.xfq" "$out/gguf/llama-q8_0.gguf"
 ex --to gguf "$tmp/l-q4a.xfq" "$out/gguf/llama-q5_0.gguf"
 ex --to gguf --gguf-asym q4_1 "$tmp/g-q4a.xfq" "$out/gguf/gpt2-q4_1.gguf"
+# .xfq with GGML block tensors: a model (32-element types) and every K-quant
+"$build/tests/fuzz/fuzz_seed_xfq_ggml" "$tmp/l32" "$out/xfq/llama-ggml-blocks.xfq" \
+  "$out/xfq/ggml-kquants.xfq"
 "$build/tests/fuzz/fuzz_seed_gguf_types" "$out/gguf/llama-kquants-iq4.gguf"
 "$build/tests/fuzz/fuzz_seed_gguf_types" "$out/gguf/llama-kquants-align1.gguf" 1
 # hf_quantized inputs: u32 LE length of config.json, config.json, model.safetensors
