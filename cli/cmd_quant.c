@@ -3,11 +3,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/quant_args.h"
 #include "cli/scheme_args.h"
+#include "core/atomic_file.h"
 #include "core/log.h"
+#include "export/export.h"
 #include "core/threads.h"
 #include "model/loader.h"
 #include "quant/quantize_model.h"
@@ -270,6 +273,45 @@ int xf_quant_args_parse(xf_quant_method method, int argc, char **argv, xf_quant_
     return 0;
 }
 
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* OUT.gguf: the .xfq goes to a temp name beside OUT (the stale-temp sweep
+ * of OUT removes it if this process dies), is exported with the default
+ * options (its GGML blocks copied exactly) and removed. */
+static int quantize_to_gguf(xf_loaded_model *m, const xf_quant_options *o, const char *out,
+                            const json_t *cmdline, json_t **summary, xf_error *err)
+{
+    char *prefix = xf_atomic_temp_prefix(out, (long)getpid());
+    size_t len = prefix ? strlen(prefix) + 8 : 0;
+    char *tmp = prefix ? malloc(len) : NULL;
+    if (!tmp) {
+        free(prefix);
+        return xf_fail(err, "%s: out of memory", out);
+    }
+    snprintf(tmp, len, "%sxfqint", prefix);
+    free(prefix);
+    xf_atomic_remove_stale(out);
+    int rc = xf_quantize_model(m, o, tmp, cmdline, summary, err);
+    if (rc == 0) {
+        xf_export_opts eo = {0};
+        json_t *es = NULL;
+        rc = xf_export_gguf(tmp, out, &eo, &es, err);
+        if (rc == 0 && *summary) {
+            json_object_set_new(*summary, "gguf_export", es);
+            json_object_set_new(*summary, "output", json_string(out));
+        } else {
+            json_decref(es);
+        }
+    }
+    unlink(tmp);
+    free(tmp);
+    return rc;
+}
+
 static int run_quant(const xf_cli_ctx *ctx, xf_quant_method method, int argc, char **argv)
 {
     xf_quant_options o;
@@ -288,7 +330,9 @@ static int run_quant(const xf_cli_ctx *ctx, xf_quant_method method, int argc, ch
     for (int i = 0; i < ctx->argc; i++)
         json_array_append_new(cmdline, json_string(ctx->argv[i]));
     json_t *summary = NULL;
-    int rc = xf_quantize_model(&m, &o, out, cmdline, &summary, &err);
+    int rc = ends_with(out, ".gguf")
+                 ? quantize_to_gguf(&m, &o, out, cmdline, &summary, &err)
+                 : xf_quantize_model(&m, &o, out, cmdline, &summary, &err);
     json_decref(cmdline);
     xf_model_close(&m);
     if (rc != 0)
