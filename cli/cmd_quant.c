@@ -161,7 +161,9 @@ int xf_quant_args_parse(xf_quant_method method, int argc, char **argv, xf_quant_
         if (gptq_only && method != XF_METHOD_GPTQ)
             return xf_usage_error(cmd, "option '%s' applies to gptq only", argv[optind - 1]);
         if (c == OPT_BITS || c == OPT_GROUP || c == OPT_SYM || c == OPT_CLIP || c == OPT_HEAD)
-            grid_opt = argv[optind - 1];
+            for (size_t i = 0; i < N_OWN; i++)
+                if (opts[i].val == c)
+                    grid_opt = opts[i].name;
         switch (c) {
         case OPT_GGUF_TYPE:
             if (xf_gguf_ftype_from_name(optarg, &o.gguf_ftype) != 0)
@@ -251,7 +253,7 @@ int xf_quant_args_parse(xf_quant_method method, int argc, char **argv, xf_quant_
     if (argc - optind != 2)
         return xf_usage_error(cmd, "expected IN and OUT.xfq");
     if (o.gguf && grid_opt)
-        return xf_usage_error(cmd, "%s cannot be combined with --gguf-type, which chooses every "
+        return xf_usage_error(cmd, "--%s cannot be combined with --gguf-type, which chooses every "
                                    "tensor's type", grid_opt);
     if (method == XF_METHOD_GPTQ && !o.calib_path)
         return xf_usage_error(cmd, "--calib FILE is required");
