@@ -44,6 +44,8 @@ static const char *check_note(const xf_regress_check *k)
 {
     if (k->status == XF_REGRESS_PASS)
         return "";
+    if (isnan(k->expected))
+        return "no baseline (value null): run --update";
     if (isnan(k->got))
         return "not measured";
     return k->got < k->lo ? "below floor" : "above ceiling";

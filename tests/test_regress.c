@@ -391,7 +391,7 @@ static void test_parse_errors_name_file_and_case(void **state)
 
 static xf_regress_band band(double v, xf_regress_tol fk, double ft, xf_regress_tol ck, double ct)
 {
-    xf_regress_band b = {true, v, {fk, ft}, {ck, ct}};
+    xf_regress_band b = {true, v, {fk, ft}, {ck, ct}, false};
     return b;
 }
 
