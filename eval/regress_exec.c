@@ -231,11 +231,12 @@ static xf_regress_exec gguf_steps(const xf_regress_case *c, xf_regress_exec_ctx 
             rc = export_gguf(c->model_path, f32, true, why);
             if (rc == 0 && r->imatrix == 1)
                 rc = xf_text_to_lf(r->calib_path, calib, why) ||
-                     xf_llamacpp_imatrix(t, f32, calib, seqlen, nsamples, imat, dir, why);
+                     xf_llamacpp_imatrix(t, "f32.gguf", "calib.txt", seqlen, nsamples,
+                                         "imatrix.gguf", dir, why);
             if (rc == 0)
-                rc = xf_llamacpp_quantize(t, f32, gguf, r->gguf_type,
-                                          r->imatrix == 1 ? imat : NULL, r->tensor_type,
-                                          r->n_tensor_type, dir, why);
+                rc = xf_llamacpp_quantize(t, "f32.gguf", "model.gguf", r->gguf_type,
+                                          r->imatrix == 1 ? "imatrix.gguf" : NULL,
+                                          r->tensor_type, r->n_tensor_type, dir, why);
             unlink(f32);
             break;
         }
@@ -247,7 +248,8 @@ static xf_regress_exec gguf_steps(const xf_regress_case *c, xf_regress_exec_ctx 
         rc = xf_text_to_lf(c->eval.text_path, text, why);
     if (rc == 0) {
         int64_t T = window_length(&c->eval, &base->cfg);
-        rc = xf_llamacpp_perplexity(t, gguf, text, T, c->eval.max_windows, dir, &out->ppl, why);
+        rc = xf_llamacpp_perplexity(t, "model.gguf", "eval.txt", T, c->eval.max_windows, dir,
+                                    &out->ppl, why);
     }
     if (rc == 0 && isfinite(qbpw))
         xf_log_info("regress: %s: the quantizer reports %.4f bits per weight, the GGUF %.4f", c->id,

@@ -50,13 +50,15 @@ static const char *base_name(const char *path)
 
 /* Spawns argv with stdout into out_path and stderr into err_path (the
  * same file when equal); the child's status in *status (waitpid's). */
-static int spawn_wait(char *const argv[], const char *out_path, const char *err_path, int *status,
-                      xf_error *err)
+static int spawn_wait(char *const argv[], const char *cwd, const char *out_path,
+                      const char *err_path, int *status, xf_error *err)
 {
     posix_spawn_file_actions_t fa;
     if (posix_spawn_file_actions_init(&fa) != 0)
         return xf_fail(err, "%s: cannot set up the child process", argv[0]);
-    int rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    int rc = cwd ? posix_spawn_file_actions_addchdir_np(&fa, cwd) : 0;
+    if (rc == 0)
+        rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     if (rc == 0)
         rc = posix_spawn_file_actions_addopen(&fa, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC,
                                               0644);
@@ -77,10 +79,10 @@ static int spawn_wait(char *const argv[], const char *out_path, const char *err_
     return 0;
 }
 
-int xf_llamacpp_spawn(char *const argv[], const char *log_path, xf_error *err)
+int xf_llamacpp_spawn(char *const argv[], const char *cwd, const char *log_path, xf_error *err)
 {
     int status;
-    if (spawn_wait(argv, log_path, log_path, &status, err) != 0)
+    if (spawn_wait(argv, cwd, log_path, log_path, &status, err) != 0)
         return -1;
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
         return 0;
@@ -149,7 +151,7 @@ int xf_llamacpp_find(xf_llamacpp_tools *t, const char *build_script, const char 
     char *argv[] = {script, NULL};
     int status = -1;
     xf_error e = {0};
-    int rc = out && errp && script ? spawn_wait(argv, out, errp, &status, &e) : -1;
+    int rc = out && errp && script ? spawn_wait(argv, NULL, out, errp, &status, &e) : -1;
     char *text = NULL;
     size_t len = 0;
     if (rc == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
@@ -271,7 +273,7 @@ int xf_llamacpp_perplexity(const xf_llamacpp_tools *t, const char *gguf, const c
      * the final line: one retry, said in the log. */
     for (int attempt = 1; attempt <= 2 && rc != 0; attempt++) {
         xf_error e = {0};
-        if (xf_llamacpp_spawn(argv, log, &e) == 0 && final_estimate(log, ppl) == 0) {
+        if (xf_llamacpp_spawn(argv, workdir, log, &e) == 0 && final_estimate(log, ppl) == 0) {
             rc = 0;
         } else if (attempt == 2) {
             if (e.msg[0])
@@ -304,7 +306,7 @@ int xf_llamacpp_imatrix(const xf_llamacpp_tools *t, const char *gguf, const char
     char *log = xf_path_join(workdir, "llama-imatrix.log");
     char *argv[] = {exe, "-m", (char *)gguf, "-f", (char *)text, "-o", (char *)out, "-c", c,
                     "-b", c, "-t", th, nsamples > 0 ? "--chunks" : NULL, ch, NULL};
-    int rc = exe && log ? xf_llamacpp_spawn(argv, log, err) : xf_fail(err, "out of memory");
+    int rc = exe && log ? xf_llamacpp_spawn(argv, workdir, log, err) : xf_fail(err, "out of memory");
     free(exe);
     free(log);
     return rc;
@@ -338,7 +340,7 @@ int xf_llamacpp_quantize(const xf_llamacpp_tools *t, const char *in, const char 
         argv[k++] = (char *)ftype;
         argv[k++] = th;
         argv[k] = NULL;
-        rc = xf_llamacpp_spawn(argv, log, err);
+        rc = xf_llamacpp_spawn(argv, workdir, log, err);
     }
     free(argv);
     free(exe);

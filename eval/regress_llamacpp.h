@@ -33,14 +33,21 @@ typedef struct xf_llamacpp_tools {
 int xf_llamacpp_find(xf_llamacpp_tools *t, const char *build_script, const char *workdir,
                      xf_error *why);
 
-/* Runs argv (argv[0]: the program's path) with stdin /dev/null and stdout
- * + stderr into log_path; 0 when it exits 0, else -1 with "NAME exited
- * with status N (or: was killed by signal N): LAST LOG LINE". */
-int xf_llamacpp_spawn(char *const argv[], const char *log_path, xf_error *err);
+/* Runs argv (argv[0]: the program's path) in directory cwd (NULL: this
+ * one) with stdin /dev/null and stdout + stderr into log_path; 0 when it
+ * exits 0, else -1 with "NAME exited with status N (or: was killed by
+ * signal N): LAST LOG LINE". */
+int xf_llamacpp_spawn(char *const argv[], const char *cwd, const char *log_path, xf_error *err);
 
 /* Copies text file in to out without any '\r' (`tr -d '\r'`): llama.cpp
  * tokenizes a CR as a character, xfquant's text reader does not. */
 int xf_text_to_lf(const char *in, const char *out, xf_error *err);
+
+/* The tools below run in workdir, and their file arguments are names
+ * relative to it: llama-quantize records the imatrix file's name and
+ * llama-imatrix the calibration file's in the files they write, so
+ * absolute temporary paths would make the same case's file differ in size
+ * from run to run. */
 
 /* `llama-perplexity -m GGUF -f TEXT -c CTX -b CTX -nr -fa off -t T
  * [--chunks N]` (chunks 0: all); *ppl = its "Final estimate: PPL = x".
