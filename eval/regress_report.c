@@ -585,11 +585,14 @@ static void svg_marker(FILE *o, double x, double y, const svg_series *se, int co
     snprintf(fill, sizeof fill, hollow ? "fill=\"white\" stroke=\"%s\" stroke-width=\"2\""
                                        : "fill=\"%s\"",
              c);
+    /* a data point has its tooltip; a legend key has none */
+    const char *cls = tip ? "point" : "key";
     if (se->llamacpp)
-        fprintf(o, "<rect class=\"point\" x=\"%.2f\" y=\"%.2f\" width=\"9\" height=\"9\" %s>",
-                x - 4.5, y - 4.5, fill);
+        fprintf(o, "<rect class=\"%s\" x=\"%.2f\" y=\"%.2f\" width=\"9\" height=\"9\" %s>",
+                cls, x - 4.5, y - 4.5, fill);
     else
-        fprintf(o, "<circle class=\"point\" cx=\"%.2f\" cy=\"%.2f\" r=\"4.5\" %s>", x, y, fill);
+        fprintf(o, "<circle class=\"%s\" cx=\"%.2f\" cy=\"%.2f\" r=\"4.5\" %s>", cls, x, y,
+                fill);
     if (tip) {
         fputs("<title>", o);
         xml_escaped(o, tip);
@@ -834,6 +837,8 @@ static int render_svg(FILE *o, const xf_regress_results *r)
             p->ylo = fmin(p->ylo, q->y);
             p->yhi = fmax(p->yhi, q->y);
         }
+        if (p->n_points == 0)
+            p->log_delta = false; /* nothing above a reference to show */
         if (!p->log_delta)
             for (size_t i = 0; i < s->n_cases; i++)
                 if (s->cases[i].recipe.method == XF_REGRESS_FP16 && plotted(r, i) &&
@@ -858,9 +863,11 @@ static int render_svg(FILE *o, const xf_regress_results *r)
 
     int cols = npan < SVG_COLS ? (npan > 0 ? npan : 1) : SVG_COLS;
     int rows = npan > 0 ? (npan + cols - 1) / cols : 1;
-    bool any_linear = false, any_clamped = false;
+    bool any_linear = false, any_clamped = false; /* any_linear: a dashed fp16 line drawn */
     for (int k = 0; k < npan; k++)
-        any_linear |= !panels[k].log_delta;
+        for (size_t i = 0; i < s->n_cases && !panels[k].log_delta; i++)
+            any_linear |= s->cases[i].recipe.method == XF_REGRESS_FP16 && plotted(r, i) &&
+                          !strcmp(s->cases[i].model, panels[k].model);
     for (size_t i = 0; i < n; i++)
         any_clamped |= pts[i].clamped;
     int legend_rows = nser + any_linear + any_clamped;
