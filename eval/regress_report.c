@@ -580,7 +580,7 @@ static void svg_line(FILE *o, double x1, double y1, double x2, double y2, const 
 static void svg_marker(FILE *o, double x, double y, const svg_series *se, int color,
                        bool hollow, const char *tip)
 {
-    const char *c = series_colors[color % N_COLORS];
+    const char *c = color < 0 ? "#444444" : series_colors[color % N_COLORS];
     char fill[64];
     snprintf(fill, sizeof fill, hollow ? "fill=\"white\" stroke=\"%s\" stroke-width=\"2\""
                                        : "fill=\"%s\"",
@@ -730,6 +730,8 @@ static void draw_panel(FILE *o, const xf_regress_results *r, const svg_panel *p,
             fprintf(o, "%s%.2f %.2f", i > a ? " L " : "M ", px_of(&ax, pts[i].x, x0),
                     py_of(p, &ay, pts[i].clamped ? ay.lo : pts[i].y, y0));
         fputs("\"/>\n", o);
+        double last_label = -INFINITY;
+        bool below = false;
         for (size_t i = a; i < b; i++) {
             char tip[256];
             const char *id = s->cases[pts[i].case_index].id;
@@ -744,8 +746,13 @@ static void draw_panel(FILE *o, const xf_regress_results *r, const svg_panel *p,
             svg_marker(o, mx, my, &series[pts[i].series], pts[i].series, pts[i].clamped, tip);
             /* llama.cpp's points name their file type (the x of each type) */
             const char *ft = s->cases[pts[i].case_index].recipe.gguf_type;
-            if (series[pts[i].series].llamacpp && ft)
-                svg_text(o, mx + 5, my - 8, "start", " font-size=\"9\" fill=\"#555555\"", ft);
+            if (series[pts[i].series].llamacpp && ft) {
+                /* neighbours closer than a label's width alternate above and below */
+                below = mx - last_label < 40 ? !below : false;
+                last_label = mx;
+                svg_text(o, mx + 5, below ? my + 16 : my - 8, "start",
+                         " font-size=\"9\" fill=\"#555555\"", ft);
+            }
         }
         a = b;
     }
@@ -923,7 +930,7 @@ static int render_svg(FILE *o, const xf_regress_results *r)
     if (any_clamped) {
         svg_series hollow = {"", false};
         fputs("<g class=\"legend-entry\">", o);
-        svg_marker(o, PL + 18, y, &hollow, 0, true, NULL);
+        svg_marker(o, PL + 18, y, &hollow, -1, true, NULL);
         svg_text(o, PL + 46, y + 4, "start", "", "not above fp16: drawn at the axis floor");
         fputs("</g>\n", o);
     }
