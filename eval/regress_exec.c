@@ -183,11 +183,15 @@ static int quantize_case(const xf_regress_case *c, const xf_regress_exec_ctx *ct
     return rc;
 }
 
-/* `xfquant export --to gguf [--type f32] IN OUT`. */
+/* `xfquant export --to gguf --type f32 MODEL OUT` (f32) or `xfquant export
+ * --to gguf --fallback f16 IN.xfq OUT`: packed rows no GGML block fits (the
+ * shared models' down_proj rows of 172 and 688) go F16, as llama-quantize
+ * writes them; rows that fit are not touched by the flag. */
 static int export_gguf(const char *in, const char *out, bool f32, xf_error *why)
 {
     xf_export_opts o = {0};
     o.float_type = f32 ? XF_EXPORT_FLOAT_F32 : XF_EXPORT_FLOAT_KEEP;
+    o.fallback = f32 ? XF_EXPORT_FALLBACK_NONE : XF_EXPORT_FALLBACK_F16;
     json_t *summary = NULL;
     int rc = xf_export_gguf(in, out, &o, &summary, why);
     json_decref(summary);
