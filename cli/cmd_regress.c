@@ -86,7 +86,10 @@ int xf_cmd_regress(const xf_cli_ctx *ctx, int argc, char **argv)
     if (xf_regress_suite_load(&suite, argv[optind], NULL, &err) != 0)
         return xf_failure(err.msg);
     const char *tmp = getenv("TMPDIR");
-    xf_regress_exec_ctx ectx = {tmp && *tmp ? tmp : "/tmp", false, parse_recipe_argv};
+    xf_regress_exec_ctx ectx = {.tmpdir = tmp && *tmp ? tmp : "/tmp",
+                                .progress = false,
+                                .parse_quant = parse_recipe_argv,
+                                .llamacpp_build_script = NULL};
     xf_regress_results res;
     if (xf_regress_run(&suite, filter, xf_regress_execute, &ectx, &res, &err) != 0) {
         xf_regress_suite_free(&suite);

@@ -81,9 +81,10 @@ char **xf_regress_quant_argv(const xf_regress_case *c, const char *out_xfq, int 
 {
     const xf_regress_recipe *r = &c->recipe;
     strv a = {0};
-    if (r->method == XF_REGRESS_FP16)
+    if (r->method == XF_REGRESS_FP16 || r->method == XF_REGRESS_LLAMA_QUANTIZE)
         return finish(&a, argc);
     push(&a, xf_regress_method_name(r->method));
+    push_str(&a, "--gguf-type", r->gguf_type);
     push_int(&a, "--bits", r->bits);
     push_int(&a, "--group", r->group);
     push_bool(&a, "--sym", r->sym);

@@ -17,7 +17,7 @@ const char *xf_regress_status_name(xf_regress_status s)
 
 void xf_regress_metrics_clear(xf_regress_metrics *m)
 {
-    m->ppl = m->kld = m->bits_per_weight = m->seconds = NAN;
+    m->ppl = m->kld = m->bits_per_weight = m->seconds = m->file_bytes = NAN;
 }
 
 double xf_regress_metrics_get(const xf_regress_metrics *m, xf_regress_metric metric)
@@ -27,6 +27,7 @@ double xf_regress_metrics_get(const xf_regress_metrics *m, xf_regress_metric met
     case XF_REGRESS_KLD: return m->kld;
     case XF_REGRESS_BPW: return m->bits_per_weight;
     case XF_REGRESS_SECONDS: return m->seconds;
+    case XF_REGRESS_FILE_BYTES: return m->file_bytes;
     case XF_REGRESS_N_METRICS: break;
     }
     return NAN;
@@ -39,6 +40,7 @@ void xf_regress_metrics_set(xf_regress_metrics *m, xf_regress_metric metric, dou
     case XF_REGRESS_KLD: m->kld = v; break;
     case XF_REGRESS_BPW: m->bits_per_weight = v; break;
     case XF_REGRESS_SECONDS: m->seconds = v; break;
+    case XF_REGRESS_FILE_BYTES: m->file_bytes = v; break;
     case XF_REGRESS_N_METRICS: break;
     }
 }
@@ -140,7 +142,12 @@ static void compare_case(const xf_regress_case *c, xf_regress_case_result *cr)
         /* The first failing check is the case's reason. */
         cr->status = XF_REGRESS_FAIL;
         const char *name = xf_regress_metric_name(k->metric);
-        if (isnan(k->got))
+        if (b->pending)
+            xf_fail(&cr->reason,
+                    "%s: no baseline yet (value null; got %.6g): record it with xfquant regress "
+                    "--update",
+                    name, k->got);
+        else if (isnan(k->got))
             xf_fail(&cr->reason, "%s not measured", name);
         else if (!isfinite(k->got))
             xf_fail(&cr->reason, "%s is %g", name, k->got);

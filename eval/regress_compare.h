@@ -34,6 +34,7 @@ typedef struct xf_regress_metrics {
     double kld; /* only needed when case->wants[XF_REGRESS_KLD] */
     double bits_per_weight;
     double seconds; /* left NAN: the runner fills in its own timing */
+    double file_bytes; /* GGUF cases: bytes of the file scored */
 } xf_regress_metrics;
 
 void xf_regress_metrics_clear(xf_regress_metrics *m);

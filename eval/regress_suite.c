@@ -12,8 +12,9 @@
 #include "eval/regress_scheme_keys.h"
 
 static const char *const metric_names[XF_REGRESS_N_METRICS] = {"ppl", "kld", "bits_per_weight",
-                                                               "seconds"};
-static const char *const method_names[] = {"fp16", "rtn", "gptq"};
+                                                               "seconds", "file_bytes"};
+static const char *const method_names[] = {"fp16", "rtn", "gptq", "llama-quantize"};
+static const char *const scorer_names[] = {"xfquant", "llama-perplexity"};
 static const char *const op_names[] = {"<", "<=", ">", ">="};
 
 const char *xf_regress_metric_name(xf_regress_metric m)
@@ -33,7 +34,18 @@ int xf_regress_metric_parse(const char *s, size_t n, xf_regress_metric *out)
 
 const char *xf_regress_method_name(xf_regress_method m)
 {
-    return (unsigned)m <= XF_REGRESS_GPTQ ? method_names[m] : "?";
+    return (unsigned)m <= XF_REGRESS_LLAMA_QUANTIZE ? method_names[m] : "?";
+}
+
+const char *xf_regress_scorer_name(xf_regress_scorer s)
+{
+    return (unsigned)s <= XF_SCORER_LLAMA_PERPLEXITY ? scorer_names[s] : "?";
+}
+
+bool xf_regress_case_is_gguf(const xf_regress_case *c)
+{
+    return c->eval.scorer == XF_SCORER_LLAMA_PERPLEXITY ||
+           c->recipe.method == XF_REGRESS_LLAMA_QUANTIZE;
 }
 
 const char *xf_regress_op_name(xf_regress_op op)
@@ -53,7 +65,8 @@ static const char *const recipe_keys[] = {
     "method",        "bits",          "group",    "sym",      "clip",
     "quantize_head", "act_bits",      "kv_bits",  "rotate",   "calib",
     "calib_field",   "calib_format",  "nsamples", "seqlen",   "seed",
-    "act_order",     "static_groups", "damp",     "block",    "gptq_v2", NULL};
+    "act_order",     "static_groups", "damp",     "block",    "gptq_v2",
+    "gguf_type",     "imatrix",       "tensor_type", NULL};
 /* Calibration keys rtn accepts when a scheme key searches on calibration
  * text (act_clip or attn_prob_base "search"). */
 static const char *const calib_keys[] = {"calib", "calib_field", "calib_format", "nsamples",
@@ -62,7 +75,22 @@ static const char *const calib_keys[] = {"calib", "calib_field", "calib_format",
 static const char *const gptq_only_keys[] = {
     "calib",     "calib_field",   "calib_format", "nsamples", "seqlen", "seed",
     "act_order", "static_groups", "damp",         "block",    "gptq_v2", NULL};
-static const char *const eval_keys[] = {"text", "protocol", "seqlen", "ctx", "max_windows", NULL};
+/* Keys of method llama-quantize (with its calibration keys when imatrix). */
+static const char *const llama_quantize_keys[] = {"gguf_type", "imatrix", "tensor_type", NULL};
+static const char *const imatrix_keys[] = {"calib", "nsamples", "seqlen", NULL};
+/* File types a recipe may name: llama-quantize's names of the types that
+ * run on a CPU build (xfquant's --gguf-type checks its own subset when the
+ * case runs). */
+static const char *const gguf_types[] = {"Q2_K",   "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S",
+                                         "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K",   "Q4_0",
+                                         "Q4_1",   "Q5_0",   "Q5_1",   "Q8_0",   "IQ4_XS",
+                                         "IQ4_NL", NULL};
+/* The recipe keys a GGUF cannot hold (activation, KV-cache and attention
+ * quantization, online rotations): refused with scorer llama-perplexity. */
+static const char *const not_in_gguf_prefixes[] = {"act_", "kv_", "attn_prob_", "rotate", "klt_",
+                                                   NULL};
+static const char *const eval_keys[] = {"text",        "protocol", "seqlen", "ctx",
+                                        "max_windows", "scorer",   NULL};
 static const char *const band_keys[] = {"value",       "abs_floor",   "rel_floor",
                                         "abs_ceiling", "rel_ceiling", NULL};
 static const char *const relation_keys[] = {"id", "description", "expect", NULL};
@@ -191,6 +219,9 @@ static int get_enum(const json_t *obj, const char *key, const char *const *value
     return xf_fail(err, "%s: %s'%s' must be one of %s", ctx, where, key, list);
 }
 
+static int parse_llama_quantize(xf_regress_recipe *rc, const json_t *j, const char *root,
+                                const char *ctx, xf_error *err);
+
 static int parse_recipe(xf_regress_recipe *rc, const json_t *j, const char *root, const char *ctx,
                         xf_error *err)
 {
@@ -206,14 +237,24 @@ static int parse_recipe(xf_regress_recipe *rc, const json_t *j, const char *root
         return xf_fail(err, "%s: recipe: missing key 'method'", ctx);
     const char *ms = json_is_string(m) ? json_string_value(m) : "";
     int method = -1;
-    for (int i = 0; i <= XF_REGRESS_GPTQ; i++)
+    for (int i = 0; i <= XF_REGRESS_LLAMA_QUANTIZE; i++)
         if (!strcmp(ms, method_names[i]))
             method = i;
     if (method < 0)
-        return xf_fail(err, "%s: recipe: 'method' must be \"fp16\", \"rtn\" or \"gptq\"", ctx);
+        return xf_fail(err,
+                       "%s: recipe: 'method' must be \"fp16\", \"rtn\", \"gptq\" or "
+                       "\"llama-quantize\"",
+                       ctx);
     rc->method = (xf_regress_method)method;
+    if (rc->method == XF_REGRESS_LLAMA_QUANTIZE)
+        return parse_llama_quantize(rc, j, root, ctx, err);
 
     bool wants_calib = false;
+    /* llama-quantize's own keys mean nothing to xfquant */
+    for (const char *const *k = llama_quantize_keys + 1; *k; k++)
+        if (json_object_get(j, *k))
+            return xf_fail(err, "%s: recipe: key '%s' applies to method llama-quantize only", ctx,
+                           *k);
     if (rc->method != XF_REGRESS_FP16 &&
         xf_regress_scheme_flags(j, &rc->scheme_flags, &rc->n_scheme_flags, &wants_calib, ctx,
                                 err) != 0)
@@ -239,7 +280,17 @@ static int parse_recipe(xf_regress_recipe *rc, const json_t *j, const char *root
         return -1;
     if (rc->bits == 5 || rc->bits == 6 || rc->bits == 7)
         return xf_fail(err, "%s: recipe: 'bits' must be 2, 3, 4 or 8", ctx);
-    if (rc->method != XF_REGRESS_FP16 && rc->bits == XF_REGRESS_ABSENT)
+    if (get_enum(j, "gguf_type", gguf_types, &rc->gguf_type, ctx, w, err))
+        return -1;
+    /* A GGUF file type fixes the grid: bits, group and sym would contradict it. */
+    static const char *const grid_keys[] = {"bits", "group", "sym", NULL};
+    for (const char *const *k = grid_keys; rc->gguf_type && *k; k++)
+        if (json_object_get(j, *k))
+            return xf_fail(err,
+                           "%s: recipe: key '%s' conflicts with 'gguf_type' (the file type fixes "
+                           "the grid)",
+                           ctx, *k);
+    if (rc->method != XF_REGRESS_FP16 && !rc->gguf_type && rc->bits == XF_REGRESS_ABSENT)
         return xf_fail(err, "%s: recipe: missing key 'bits' (required for method %s)", ctx,
                        method_names[rc->method]);
     if (get_int(j, "group", -1, INT32_MAX, &rc->group, ctx, w, err))
@@ -281,6 +332,74 @@ static int parse_recipe(xf_regress_recipe *rc, const json_t *j, const char *root
     return 0;
 }
 
+/* method llama-quantize: llama.cpp makes the file (docs/regress.md, "GGUF
+ * cases"): gguf_type (required), imatrix, tensor_type, and with imatrix the
+ * calibration text and its windows. */
+static int parse_llama_quantize(xf_regress_recipe *rc, const json_t *j, const char *root,
+                                const char *ctx, xf_error *err)
+{
+    const char *w = "recipe: ";
+    const char *key;
+    json_t *v;
+    rc->damp = NAN;
+    rc->bits = rc->group = rc->act_bits = rc->kv_bits = rc->nsamples = rc->seqlen = rc->seed =
+        rc->block = XF_REGRESS_ABSENT;
+    rc->sym = rc->quantize_head = rc->act_order = rc->static_groups = rc->gptq_v2 = -1;
+    if (get_bool(j, "imatrix", &rc->imatrix, ctx, w, err))
+        return -1;
+    json_object_foreach ((json_t *)j, key, v) {
+        if (!strcmp(key, "method") || in_list(llama_quantize_keys, key))
+            continue;
+        if (rc->imatrix == 1 && in_list(imatrix_keys, key))
+            continue;
+        if (in_list(imatrix_keys, key))
+            return xf_fail(err,
+                           "%s: recipe: key '%s' applies to method llama-quantize only with "
+                           "\"imatrix\": true",
+                           ctx, key);
+        return xf_fail(err,
+                       "%s: recipe: key '%s' does not apply to method llama-quantize (allowed: "
+                       "gguf_type, imatrix, tensor_type; with imatrix: calib, nsamples, seqlen)",
+                       ctx, key);
+    }
+    if (get_enum(j, "gguf_type", gguf_types, &rc->gguf_type, ctx, w, err) ||
+        get_string(j, "calib", false, &rc->calib, ctx, w, err) ||
+        get_int(j, "nsamples", 1, 1 << 20, &rc->nsamples, ctx, w, err) ||
+        get_int(j, "seqlen", 1, 1 << 20, &rc->seqlen, ctx, w, err))
+        return -1;
+    if (!rc->gguf_type)
+        return xf_fail(err, "%s: recipe: missing key 'gguf_type' (required for method "
+                            "llama-quantize)",
+                       ctx);
+    if (rc->imatrix == 1 && !rc->calib)
+        return xf_fail(err, "%s: recipe: missing key 'calib' (\"imatrix\": true needs it)", ctx);
+    json_t *tt = json_object_get(j, "tensor_type");
+    if (tt) {
+        size_t n = json_is_array(tt) ? json_array_size(tt) : 0;
+        if (n == 0)
+            return xf_fail(err, "%s: recipe: 'tensor_type' must be a non-empty array of "
+                                "\"PATTERN=TYPE\" strings",
+                           ctx);
+        if (!(rc->tensor_type = calloc(n + 1, sizeof *rc->tensor_type)))
+            return xf_fail(err, "%s: out of memory", ctx);
+        for (size_t i = 0; i < n; i++) {
+            const json_t *e = json_array_get(tt, i);
+            const char *str = json_is_string(e) ? json_string_value(e) : NULL;
+            const char *eq = str ? strchr(str, '=') : NULL;
+            if (!eq || eq == str || !eq[1] || strlen(str) != json_string_length(e))
+                return xf_fail(err, "%s: recipe: 'tensor_type'[%zu] must be a \"PATTERN=TYPE\" "
+                                    "string",
+                               ctx, i);
+            if (!(rc->tensor_type[i] = strdup(str)))
+                return xf_fail(err, "%s: out of memory", ctx);
+            rc->n_tensor_type = (int)i + 1;
+        }
+    }
+    if (rc->calib && !(rc->calib_path = resolve(root, rc->calib)))
+        return xf_fail(err, "%s: out of memory", ctx);
+    return 0;
+}
+
 /* ---- eval ---- */
 
 static int parse_eval(xf_regress_eval *ev, const json_t *j, const char *root, const char *ctx,
@@ -307,6 +426,22 @@ static int parse_eval(xf_regress_eval *ev, const json_t *j, const char *root, co
         return xf_fail(err, "%s: eval: 'seqlen' applies to protocol gptq; use 'ctx'", ctx);
     if (ev->max_windows == XF_REGRESS_ABSENT)
         ev->max_windows = 0;
+    ev->scorer = XF_SCORER_XFQUANT;
+    json_t *sc = json_object_get(j, "scorer");
+    if (sc) {
+        const char *v = json_is_string(sc) ? json_string_value(sc) : "";
+        if (!strcmp(v, "llama-perplexity"))
+            ev->scorer = XF_SCORER_LLAMA_PERPLEXITY;
+        else if (strcmp(v, "xfquant"))
+            return xf_fail(err, "%s: eval: 'scorer' must be \"xfquant\" or \"llama-perplexity\"",
+                           ctx);
+    }
+    /* llama-perplexity has one protocol; a suite must say it is that one */
+    if (ev->scorer == XF_SCORER_LLAMA_PERPLEXITY && ev->protocol != XF_PROTOCOL_LLAMACPP)
+        return xf_fail(err,
+                       "%s: eval: scorer llama-perplexity needs \"protocol\": \"llamacpp\" (its "
+                       "only protocol)",
+                       ctx);
     return 0;
 }
 
@@ -341,7 +476,7 @@ static int parse_expect(xf_regress_case *c, const json_t *j, const char *ctx, xf
         if (xf_regress_metric_parse(key, strlen(key), &m) != 0)
             return xf_fail(err,
                            "%s: expect: unknown metric '%s' (allowed: ppl, kld, bits_per_weight, "
-                           "seconds)",
+                           "seconds, file_bytes)",
                            ctx, key);
         if (!json_is_object(b))
             return xf_fail(err, "%s: expect: %s must be an object {value, floor, ceiling}", ctx,
@@ -354,9 +489,13 @@ static int parse_expect(xf_regress_case *c, const json_t *j, const char *ctx, xf
         json_t *v = json_object_get(b, "value");
         if (!v)
             return xf_fail(err, "%s: expect: %s: missing key 'value'", ctx, key);
-        if (!json_is_number(v) || !isfinite(json_number_value(v)))
-            return xf_fail(err, "%s: expect: %s: 'value' must be a finite number", ctx, key);
-        band->value = json_number_value(v);
+        band->pending = json_is_null(v);
+        if (!band->pending && (!json_is_number(v) || !isfinite(json_number_value(v))))
+            return xf_fail(err,
+                           "%s: expect: %s: 'value' must be a finite number (or null: no "
+                           "baseline yet)",
+                           ctx, key);
+        band->value = band->pending ? NAN : json_number_value(v);
         if (parse_side(b, "abs_floor", "rel_floor", &band->floor, ctx, key, err) ||
             parse_side(b, "abs_ceiling", "rel_ceiling", &band->ceiling, ctx, key, err))
             return -1;
@@ -367,7 +506,7 @@ static int parse_expect(xf_regress_case *c, const json_t *j, const char *ctx, xf
                            ctx, key);
         bool rel =
             band->floor.kind == XF_REGRESS_TOL_REL || band->ceiling.kind == XF_REGRESS_TOL_REL;
-        if (rel && band->value == 0)
+        if (rel && !band->pending && band->value == 0)
             return xf_fail(err,
                            "%s: expect: %s: a relative tolerance around value 0 is an empty "
                            "band; use abs_floor/abs_ceiling",
@@ -388,6 +527,41 @@ static bool valid_id(const char *id)
         if (!isalnum((unsigned char)id[i]) && id[i] != '_' && id[i] != '-' && id[i] != '.')
             return false;
     return true;
+}
+
+/* What a scorer can measure on what a method makes. */
+static int check_scorer(const xf_regress_case *c, const json_t *recipe, const char *ctx,
+                        xf_error *err)
+{
+    bool gguf = c->eval.scorer == XF_SCORER_LLAMA_PERPLEXITY;
+    if (c->recipe.method == XF_REGRESS_LLAMA_QUANTIZE && !gguf)
+        return xf_fail(err,
+                       "%s: method llama-quantize needs \"scorer\": \"llama-perplexity\" in "
+                       "eval (its file is scored by llama.cpp; the interop suite checks xfquant's "
+                       "reading of it)",
+                       ctx);
+    if (!gguf) {
+        if (c->expect[XF_REGRESS_FILE_BYTES].present)
+            return xf_fail(err, "%s: expect: file_bytes is measured for GGUF cases only (scorer "
+                                "llama-perplexity)",
+                           ctx);
+        return 0;
+    }
+    if (c->expect[XF_REGRESS_KLD].present)
+        return xf_fail(err, "%s: expect: kld is not measured with scorer llama-perplexity", ctx);
+    const char *key;
+    json_t *v;
+    json_object_foreach ((json_t *)recipe, key, v) {
+        bool no_rotation = !strcmp(key, "rotate") && json_is_string(v) &&
+                           !strcmp(json_string_value(v), "none");
+        for (const char *const *p = not_in_gguf_prefixes; *p && !no_rotation; p++)
+            if (!strncmp(key, *p, strlen(*p)))
+                return xf_fail(err,
+                               "%s: recipe: key '%s' cannot be scored by llama-perplexity (a GGUF "
+                               "holds the weights only)",
+                               ctx, key);
+    }
+    return 0;
 }
 
 static int parse_case(xf_regress_suite *s, size_t idx, const json_t *j, const char *root,
@@ -421,7 +595,8 @@ static int parse_case(xf_regress_suite *s, size_t idx, const json_t *j, const ch
     if (!(c->model_path = resolve(root, c->model)))
         return xf_fail(err, "%s: out of memory", ctx);
     if (parse_recipe(&c->recipe, recipe, root, ctx, err) ||
-        parse_eval(&c->eval, ev, root, ctx, err) || parse_expect(c, expect, ctx, err))
+        parse_eval(&c->eval, ev, root, ctx, err) || parse_expect(c, expect, ctx, err) ||
+        check_scorer(c, recipe, ctx, err))
         return -1;
     for (int m = 0; m < XF_REGRESS_N_METRICS; m++)
         c->wants[m] = c->expect[m].present;
@@ -462,7 +637,7 @@ static int parse_term(rel_lexer *lx, const xf_regress_suite *s, xf_regress_term 
     if (xf_regress_metric_parse(m0, (size_t)(lx->p - m0), &t->metric) != 0)
         return xf_fail(err,
                        "%s: unknown metric '%.*s' (allowed: ppl, kld, bits_per_weight, "
-                       "seconds)",
+                       "seconds, file_bytes)",
                        lx->ctx, (int)(lx->p - m0), m0);
     skip_ws(lx);
     if (*lx->p != '(')
@@ -554,6 +729,16 @@ static int parse_relation(xf_regress_suite *s, size_t idx, const json_t *j, xf_e
         return -1;
     if (*lx.p)
         return syntax(&lx, "the end of the expression", err);
+    const xf_regress_term *terms[2] = {&rl->lhs, &rl->rhs};
+    for (int k = 0; k < 2; k++) {
+        const xf_regress_case *tc = &s->cases[terms[k]->case_index];
+        bool gguf = xf_regress_case_is_gguf(tc);
+        if ((terms[k]->metric == XF_REGRESS_KLD && gguf) ||
+            (terms[k]->metric == XF_REGRESS_FILE_BYTES && !gguf))
+            return xf_fail(err, "%s: case '%s' does not measure %s (%s)", ctx, tc->id,
+                           xf_regress_metric_name(terms[k]->metric),
+                           gguf ? "scorer llama-perplexity" : "not a GGUF case");
+    }
     s->cases[rl->lhs.case_index].wants[rl->lhs.metric] = true;
     s->cases[rl->rhs.case_index].wants[rl->rhs.metric] = true;
     return 0;
@@ -659,6 +844,10 @@ void xf_regress_suite_free(xf_regress_suite *s)
         free(c->recipe.calib_path);
         free(c->recipe.calib_field);
         free(c->recipe.calib_format);
+        free(c->recipe.gguf_type);
+        for (int k = 0; k < c->recipe.n_tensor_type; k++)
+            free(c->recipe.tensor_type[k]);
+        free(c->recipe.tensor_type);
         free(c->eval.text);
         free(c->eval.text_path);
     }

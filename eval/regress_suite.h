@@ -31,10 +31,11 @@ typedef enum xf_regress_metric {
     XF_REGRESS_KLD,     /* "kld": KL(unquantized model || quantized) per token */
     XF_REGRESS_BPW,     /* "bits_per_weight": storage bits per linear weight */
     XF_REGRESS_SECONDS, /* "seconds": wall time of quantize + evaluate */
+    XF_REGRESS_FILE_BYTES, /* "file_bytes": size of the GGUF file a GGUF-scored case made */
     XF_REGRESS_N_METRICS
 } xf_regress_metric;
 
-/* "ppl", "kld", "bits_per_weight", "seconds". */
+/* "ppl", "kld", "bits_per_weight", "seconds", "file_bytes". */
 const char *xf_regress_metric_name(xf_regress_metric m);
 /* Parses the n bytes at s; -1 when unknown. */
 int xf_regress_metric_parse(const char *s, size_t n, xf_regress_metric *out);
@@ -42,10 +43,11 @@ int xf_regress_metric_parse(const char *s, size_t n, xf_regress_metric *out);
 typedef enum xf_regress_method {
     XF_REGRESS_FP16 = 0, /* no quantization: evaluate the model as stored */
     XF_REGRESS_RTN,      /* xfquant rtn */
-    XF_REGRESS_GPTQ      /* xfquant gptq */
+    XF_REGRESS_GPTQ,     /* xfquant gptq */
+    XF_REGRESS_LLAMA_QUANTIZE /* llama.cpp's own llama-quantize (+ llama-imatrix) */
 } xf_regress_method;
 
-/* "fp16", "rtn", "gptq". */
+/* "fp16", "rtn", "gptq", "llama-quantize". */
 const char *xf_regress_method_name(xf_regress_method m);
 
 /* Integer recipe/eval fields not given in the suite. */
@@ -81,11 +83,29 @@ typedef struct xf_regress_recipe {
     int gptq_v2;        /* --gptq-v2 */
     double damp;        /* --damp, in [0, 1] */
     int64_t block;      /* --block */
+    /* GGUF file type (a llama-quantize name: "Q4_K_M", "Q4_0", ...):
+     * rtn/gptq: --gguf-type FT; llama-quantize: its FTYPE argument
+     * (required). NULL when absent. */
+    char *gguf_type;
+    int imatrix;          /* llama-quantize: --imatrix from llama-imatrix on calib */
+    char **tensor_type;   /* llama-quantize: --tensor-type PATTERN=TYPE each; NULL-terminated */
+    int n_tensor_type;
     /* act_sym ... outliers (eval/regress_scheme_keys.h), already rendered as
      * flags; NULL-terminated, NULL when none */
     char **scheme_flags;
     int n_scheme_flags;
 } xf_regress_recipe;
+
+/* Who scores a case: xfquant's own evaluator (`xfquant ppl|kld` on the
+ * model or .xfq), or llama.cpp's llama-perplexity on a GGUF file of the
+ * case (docs/regress.md, "GGUF cases"). */
+typedef enum xf_regress_scorer {
+    XF_SCORER_XFQUANT = 0,
+    XF_SCORER_LLAMA_PERPLEXITY
+} xf_regress_scorer;
+
+/* "xfquant", "llama-perplexity". */
+const char *xf_regress_scorer_name(xf_regress_scorer s);
 
 /* The evaluation: maps 1:1 to the options of `xfquant ppl` / `xfquant kld`. */
 typedef struct xf_regress_eval {
@@ -95,6 +115,7 @@ typedef struct xf_regress_eval {
     int64_t seqlen;       /* --seqlen (gptq protocol only) or XF_REGRESS_ABSENT */
     int64_t ctx;          /* --ctx (llamacpp protocol only) or XF_REGRESS_ABSENT */
     int64_t max_windows;  /* --max-windows; 0 = all (the default) */
+    xf_regress_scorer scorer; /* who measures the perplexity */
 } xf_regress_eval;
 
 /* One side of a tolerance band. */
@@ -115,6 +136,10 @@ typedef struct xf_regress_band {
     bool present;
     double value;
     xf_regress_side floor, ceiling;
+    /* "value": null in the file: no baseline recorded yet (the case FAILs
+     * with "no baseline" until `--update` writes the measured value);
+     * value is NAN then. */
+    bool pending;
 } xf_regress_band;
 
 typedef struct xf_regress_case {
@@ -177,13 +202,19 @@ int xf_regress_suite_parse(xf_regress_suite *s, const char *text, size_t len, co
                            const char *root, xf_error *err);
 void xf_regress_suite_free(xf_regress_suite *s);
 
+/* Whether the case's perplexity comes from a GGUF file (scorer
+ * llama-perplexity; method llama-quantize always is): its bits_per_weight
+ * and file_bytes are then the GGUF's (docs/regress.md). */
+bool xf_regress_case_is_gguf(const xf_regress_case *c);
+
 /* Index of the case with that id, or -1. */
 long xf_regress_suite_find(const xf_regress_suite *s, const char *id);
 
 /* The command line a case stands for, as a NULL-terminated malloc'd
  * array (free with xf_regress_argv_free); NULL when out of memory.
  * quant: {"rtn"|"gptq", flags..., MODEL, out_xfq} with resolved paths; for
- * fp16 an empty array (*argc = 0: nothing to quantize).
+ * fp16 and llama-quantize an empty array (*argc = 0: xfquant quantizes
+ * nothing; llama-quantize's command lines are eval/regress_llamacpp.h's).
  * eval: the options shared by `xfquant ppl MODEL` and `xfquant kld BASE
  * MODEL`: {"--text", FILE, "--protocol", P, ["--seqlen"|"--ctx", N],
  * ["--max-windows", N]}. */

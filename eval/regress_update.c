@@ -49,8 +49,11 @@ static size_t apply(const xf_regress_suite *s, const xf_regress_results *r, json
             json_object_set_new(json_object_get(expect, name), "value", json_real(v));
             newv[i][m] = v;
             changed++;
-            fprintf(diff, "%s %s: %.15g -> %.15g", c->id, name, b->value, v);
-            if (b->value != 0)
+            if (b->pending) /* a first baseline: no old value to compare */
+                fprintf(diff, "%s %s: null -> %.15g", c->id, name, v);
+            else
+                fprintf(diff, "%s %s: %.15g -> %.15g", c->id, name, b->value, v);
+            if (!b->pending && b->value != 0)
                 fprintf(diff, " (%+.2f%%)", 100.0 * (v - b->value) / fabs(b->value));
             fputc('\n', diff);
         }
@@ -117,8 +120,10 @@ int xf_regress_suite_update(xf_regress_suite *s, const struct xf_regress_results
         s->doc = doc;
         doc = old;
         for (size_t i = 0; i < s->n_cases; i++)
-            for (int m = 0; m < XF_REGRESS_N_METRICS; m++)
+            for (int m = 0; m < XF_REGRESS_N_METRICS; m++) {
                 s->cases[i].expect[m].value = newv[i][m];
+                s->cases[i].expect[m].pending = isnan(newv[i][m]);
+            }
     }
     rc = 0;
 out:

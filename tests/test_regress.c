@@ -387,11 +387,198 @@ static void test_parse_errors_name_file_and_case(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* GGUF cases: scorer llama-perplexity, method llama-quantize, file_bytes,
+ * null baselines */
+
+#define LP_EVAL                                                                              \
+    "{'text': 'eval.txt', 'protocol': 'llamacpp', 'ctx': 256, 'max_windows': 8, "           \
+    "'scorer': 'llama-perplexity'}"
+#define LQ_RECIPE                                                                            \
+    "{'method': 'llama-quantize', 'gguf_type': 'Q4_0', 'imatrix': true, 'calib': "          \
+    "'calib.txt', 'nsamples': 16, 'seqlen': 128, 'tensor_type': ['ffn_down=f16']}"
+#define GCASE(id, recipe, ev, expect)                                                        \
+    "{'id': '" id "', 'model': 'models/m', 'recipe': " recipe ", 'eval': " ev                \
+    ", 'expect': " expect "}"
+
+static void test_gguf_cases_parse(void **state)
+{
+    fixture *f = *state;
+    xf_regress_suite s;
+    xf_error err = {0};
+    int rc = load(f,
+                  "{'cases': [" GCASE("fp", "{'method': 'fp16'}", LP_EVAL, "{}") ","
+                  GCASE("lq", LQ_RECIPE, LP_EVAL,
+                        "{'ppl': {'value': null, 'rel_floor': 0.01, 'rel_ceiling': 0.01}, "
+                        "'file_bytes': {'value': 1000, 'abs_floor': 0, 'abs_ceiling': 0}}") ","
+                  GCASE("xq", "{'method': 'gptq', 'gguf_type': 'Q4_K_M', 'calib': 'calib.txt'}",
+                        LP_EVAL, "{}") ","
+                  GCASE("xr", "{'method': 'rtn', 'gguf_type': 'Q8_0'}", EVAL, "{}")
+                  "], 'relations': [{'expect': 'ppl(xq) < ppl(lq)'}, "
+                  "{'expect': 'file_bytes(xq) <= file_bytes(lq) * 1.001'}]}",
+                  &s, &err);
+    if (rc)
+        fail_msg("%s", err.msg);
+    const xf_regress_case *fp = &s.cases[0], *lq = &s.cases[1], *xq = &s.cases[2],
+                          *xr = &s.cases[3];
+    assert_int_equal(fp->eval.scorer, XF_SCORER_LLAMA_PERPLEXITY);
+    assert_true(xf_regress_case_is_gguf(fp) && xf_regress_case_is_gguf(lq) &&
+                xf_regress_case_is_gguf(xq) && !xf_regress_case_is_gguf(xr));
+    assert_int_equal(lq->recipe.method, XF_REGRESS_LLAMA_QUANTIZE);
+    assert_string_equal(xf_regress_method_name(lq->recipe.method), "llama-quantize");
+    assert_string_equal(lq->recipe.gguf_type, "Q4_0");
+    assert_int_equal(lq->recipe.imatrix, 1);
+    assert_int_equal(lq->recipe.nsamples, 16);
+    assert_int_equal(lq->recipe.seqlen, 128);
+    assert_int_equal(lq->recipe.n_tensor_type, 1);
+    assert_string_equal(lq->recipe.tensor_type[0], "ffn_down=f16");
+    assert_non_null(strstr(lq->recipe.calib_path, f->root));
+    /* a null value is a band without a baseline */
+    assert_true(lq->expect[XF_REGRESS_PPL].present && lq->expect[XF_REGRESS_PPL].pending);
+    assert_true(isnan(lq->expect[XF_REGRESS_PPL].value));
+    assert_false(lq->expect[XF_REGRESS_FILE_BYTES].pending);
+    assert_true(xq->wants[XF_REGRESS_FILE_BYTES]);
+    /* llama-quantize has no xfquant command line; gptq/rtn get --gguf-type */
+    int argc;
+    char **argv = xf_regress_quant_argv(lq, "out.xfq", &argc);
+    assert_int_equal(argc, 0);
+    xf_regress_argv_free(argv);
+    argv = xf_regress_quant_argv(xq, "out.xfq", &argc);
+    assert_true(argc >= 3);
+    assert_string_equal(argv[0], "gptq");
+    assert_string_equal(argv[1], "--gguf-type");
+    assert_string_equal(argv[2], "Q4_K_M");
+    for (int i = 0; i < argc; i++)
+        assert_string_not_equal(argv[i], "--bits");
+    xf_regress_argv_free(argv);
+    argv = xf_regress_quant_argv(xr, "out.xfq", &argc);
+    assert_string_equal(argv[0], "rtn");
+    assert_string_equal(argv[2], "Q8_0");
+    xf_regress_argv_free(argv);
+    xf_regress_suite_free(&s);
+
+    static const bad_suite bad[] = {
+        {"{'cases': [" GCASE("a", "{'method': 'llama-quantize'}", LP_EVAL, "{}") "]}",
+         "case 'a': recipe: missing key 'gguf_type' (required for method llama-quantize)"},
+        {"{'cases': [" GCASE("a", "{'method': 'llama-quantize', 'gguf_type': 'Q4_K_X'}", LP_EVAL,
+                             "{}") "]}",
+         "case 'a': recipe: 'gguf_type' must be one of"},
+        {"{'cases': [" GCASE("a", "{'method': 'llama-quantize', 'gguf_type': 'Q4_0', 'bits': 4}",
+                             LP_EVAL, "{}") "]}",
+         "case 'a': recipe: key 'bits' does not apply to method llama-quantize"},
+        {"{'cases': [" GCASE("a", "{'method': 'llama-quantize', 'gguf_type': 'Q4_0', 'imatrix': "
+                                  "true}",
+                             LP_EVAL, "{}") "]}",
+         "case 'a': recipe: missing key 'calib' (\"imatrix\": true needs it)"},
+        {"{'cases': [" GCASE("a", "{'method': 'llama-quantize', 'gguf_type': 'Q4_0', 'calib': "
+                                  "'calib.txt'}",
+                             LP_EVAL, "{}") "]}",
+         "case 'a': recipe: key 'calib' applies to method llama-quantize only with"},
+        {"{'cases': [" GCASE("a", "{'method': 'llama-quantize', 'gguf_type': 'Q4_0', "
+                                  "'tensor_type': ['ffn_down']}",
+                             LP_EVAL, "{}") "]}",
+         "case 'a': recipe: 'tensor_type'[0] must be a \"PATTERN=TYPE\" string"},
+        {"{'cases': [" GCASE("a", "{'method': 'gptq', 'bits': 4, 'imatrix': true, 'calib': 'c'}",
+                             LP_EVAL, "{}") "]}",
+         "case 'a': recipe: key 'imatrix' applies to method llama-quantize only"},
+        {"{'cases': [" GCASE("a", "{'method': 'rtn', 'gguf_type': 'Q4_0', 'group': 32}", LP_EVAL,
+                             "{}") "]}",
+         "case 'a': recipe: key 'group' conflicts with 'gguf_type'"},
+        {"{'cases': [" GCASE("a", "{'method': 'fp16', 'gguf_type': 'Q4_0'}", LP_EVAL, "{}") "]}",
+         "case 'a': recipe: key 'gguf_type' does not apply to method fp16"},
+        /* scorer llama-perplexity: what a GGUF cannot hold or llama.cpp cannot measure */
+        {"{'cases': [" GCASE("a", "{'method': 'rtn', 'bits': 4, 'act_bits': 8}", LP_EVAL, "{}")
+         "]}",
+         "case 'a': recipe: key 'act_bits' cannot be scored by llama-perplexity"},
+        {"{'cases': [" GCASE("a", "{'method': 'rtn', 'bits': 4, 'rotate': 'hadamard', 'seed': 1}",
+                             LP_EVAL, "{}") "]}",
+         "case 'a': recipe: key 'rotate' cannot be scored by llama-perplexity"},
+        {"{'cases': [" GCASE("a", "{'method': 'rtn', 'bits': 4}", LP_EVAL,
+                             "{'kld': {'value': 0.1, 'abs_ceiling': 0.1}}") "]}",
+         "case 'a': expect: kld is not measured with scorer llama-perplexity"},
+        {"{'cases': [" GCASE("a", LQ_RECIPE, EVAL, "{}") "]}",
+         "case 'a': method llama-quantize needs \"scorer\": \"llama-perplexity\""},
+        {"{'cases': [" GCASE("a", "{'method': 'rtn', 'bits': 4}",
+                             "{'text': 'eval.txt', 'scorer': 'llama-perplexity'}", "{}") "]}",
+         "case 'a': eval: scorer llama-perplexity needs \"protocol\": \"llamacpp\""},
+        {"{'cases': [" GCASE("a", "{'method': 'rtn', 'bits': 4}",
+                             "{'text': 'eval.txt', 'scorer': 'llama.cpp'}", "{}") "]}",
+         "case 'a': eval: 'scorer' must be \"xfquant\" or \"llama-perplexity\""},
+        {"{'cases': [" GCASE("a", "{'method': 'rtn', 'bits': 4}", EVAL,
+                             "{'file_bytes': {'value': 10, 'abs_ceiling': 1}}") "]}",
+         "case 'a': expect: file_bytes is measured for GGUF cases only"},
+        {"{'cases': [" GCASE("a", "{'method': 'rtn', 'bits': 4}", EVAL, "{}") ","
+         GCASE("b", LQ_RECIPE, LP_EVAL, "{}") "], 'relations': [{'id': 'r', 'expect': "
+         "'file_bytes(a) < file_bytes(b)'}]}",
+         "relation 'r': case 'a' does not measure file_bytes (not a GGUF case)"},
+        {"{'cases': [" GCASE("a", "{'method': 'rtn', 'bits': 4}", EVAL, "{}") ","
+         GCASE("b", LQ_RECIPE, LP_EVAL, "{}") "], 'relations': [{'id': 'r', 'expect': "
+         "'kld(b) < kld(a)'}]}",
+         "relation 'r': case 'b' does not measure kld (scorer llama-perplexity)"},
+        {"{'cases': [" GCASE("a", LQ_RECIPE, LP_EVAL, "{'ppl': {'value': 'x', 'rel_floor': 0}}")
+         "]}",
+         "case 'a': expect: ppl: 'value' must be a finite number (or null: no baseline yet)"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        xf_regress_suite b;
+        xf_error e = {0};
+        int brc = load(f, bad[i].json, &b, &e);
+        if (brc == 0 || !strstr(e.msg, bad[i].needle) || !strstr(e.msg, f->suite_path) ||
+            strchr(e.msg, '\n'))
+            fail_msg("bad GGUF suite #%zu: rc %d, message \"%s\" lacks \"%s\" or the path", i,
+                     brc, e.msg, bad[i].needle);
+        xf_regress_suite_free(&b);
+    }
+}
+
+/* A null baseline FAILs (never passes) until --update records it; the
+ * update writes the measured value in place of null and says so. */
+static void test_pending_baseline_update(void **state)
+{
+    fixture *f = *state;
+    xf_regress_suite s;
+    xf_error err = {0};
+    assert_int_equal(
+        load(f,
+             "{'cases': [" GCASE("lq", LQ_RECIPE, LP_EVAL,
+                                 "{'ppl': {'value': null, 'rel_floor': 0.01, 'rel_ceiling': 0.01}}")
+             "]}",
+             &s, &err),
+        0);
+    const fake_entry ent[] = {OK("lq", 12.5, 4.5)};
+    fake_exec fx = {ent, 1, 0, {{0}}};
+    xf_regress_results r;
+    assert_int_equal(xf_regress_run(&s, NULL, fake_run, &fx, &r, &err), 0);
+    const xf_regress_case_result *cr = case_result(&r, "lq");
+    assert_int_equal(cr->status, XF_REGRESS_FAIL);
+    assert_non_null(strstr(cr->reason.msg, "no baseline yet"));
+    assert_true(xf_regress_failed(&r));
+    char *table = xf_regress_render(&r, XF_REGRESS_TABLE);
+    assert_non_null(strstr(table, "run --update"));
+    free(table);
+    char *diff = NULL;
+    assert_int_equal(xf_regress_suite_update(&s, &r, &diff, &err), 0);
+    assert_non_null(strstr(diff, "lq ppl: null -> 12.5"));
+    free(diff);
+    assert_false(s.cases[0].expect[XF_REGRESS_PPL].pending);
+    xf_regress_results_free(&r);
+    xf_regress_suite_free(&s);
+    /* the rewritten file has the value and passes */
+    assert_int_equal(xf_regress_suite_load(&s, f->suite_path, f->root, &err), 0);
+    assert_false(s.cases[0].expect[XF_REGRESS_PPL].pending);
+    assert_true(s.cases[0].expect[XF_REGRESS_PPL].value == 12.5);
+    fx.calls = 0;
+    assert_int_equal(xf_regress_run(&s, NULL, fake_run, &fx, &r, &err), 0);
+    assert_int_equal(case_result(&r, "lq")->status, XF_REGRESS_PASS);
+    xf_regress_results_free(&r);
+    xf_regress_suite_free(&s);
+}
+
+/* ------------------------------------------------------------------ */
 /* Bands */
 
 static xf_regress_band band(double v, xf_regress_tol fk, double ft, xf_regress_tol ck, double ct)
 {
-    xf_regress_band b = {true, v, {fk, ft}, {ck, ct}};
+    xf_regress_band b = {true, v, {fk, ft}, {ck, ct}, false};
     return b;
 }
 
@@ -1139,6 +1326,37 @@ static int count_substr(const char *s, const char *needle)
     return n;
 }
 
+/* The x coordinates of a path's vertices ("M x y L x y ..."), n of them. */
+static int path_xs(const char *d, double *xs, int cap)
+{
+    int n = 0;
+    for (const char *p = d; *p && n < cap;) {
+        while (*p == ' ' || *p == 'M' || *p == 'L')
+            p++;
+        char *end;
+        xs[n++] = strtod(p, &end);
+        p = end;
+        strtod(p, &end); /* y */
+        p = end;
+    }
+    return n;
+}
+
+/* The text of the i-th <g class="panel"> element (malloc'd). */
+static char *panel_text(const char *svg, int i)
+{
+    const char *p = svg;
+    for (int k = 0; k <= i; k++) {
+        p = strstr(p, "<g class=\"panel\"");
+        assert_non_null(p);
+        if (k < i)
+            p++;
+    }
+    const char *end = strstr(p, "</g>");
+    assert_non_null(end);
+    return strndup(p, (size_t)(end - p));
+}
+
 static void test_svg_plot(void **state)
 {
     fixture *f = *state;
@@ -1153,40 +1371,68 @@ static void test_svg_plot(void **state)
         fail_msg("SVG not well-formed: %s\n%s", d->error, svg);
     assert_string_equal(d->nodes[0].name, "svg");
     assert_string_equal(xml_attr(&d->nodes[0], "xmlns"), "http://www.w3.org/2000/svg");
-    /* three methods ran: exactly one <path> per series */
-    assert_int_equal(xml_count(d, "path"), 3);
-    /* points: 1 fp16 + 2 rtn + 3 gptq (broken and gone have none) */
-    assert_int_equal(xml_count(d, "circle"), 6);
-    /* each path has as many vertices as its series has points: 1, 2, 3 */
-    int vertices[3] = {0}, k = 0;
+    /* a panel per model: models/m has an fp16 case, so y = PPL - fp16 PPL
+     * on a log axis; models/gone (skipped) shows, empty */
+    assert_int_equal(count_substr(svg, "<g class=\"panel\""), 2);
+    assert_non_null(strstr(svg, "data-model=\"models/m\""));
+    char *gone = panel_text(svg, 1);
+    assert_non_null(strstr(gone, "data-model=\"models/gone\""));
+    assert_non_null(strstr(gone, "no measured cases"));
+    free(gone);
+    assert_non_null(strstr(svg, "PPL − fp16 PPL (log)"));
+    /* fp16 is the reference, not a point: two series (rtn, gptq), one <path> each */
+    assert_int_equal(xml_count(d, "path"), 2);
+    /* points: 2 rtn + 3 gptq (broken and gone have none), all circles (xfquant's) */
+    assert_int_equal(count_substr(svg, "<circle class=\"point\""), 5);
+    assert_int_equal(count_substr(svg, "<rect class=\"point\""), 0);
+    /* each path has as many vertices as its series has points, sorted by bits */
+    int vertices[2] = {0}, k = 0;
+    const char *names[2] = {NULL, NULL};
     for (int i = 0; i < d->n; i++)
-        if (!strcmp(d->nodes[i].name, "path"))
-            vertices[k++] = 1 + count_substr(xml_attr(&d->nodes[i], "d"), " L ");
-    assert_int_equal(vertices[0], 1);
-    assert_int_equal(vertices[1], 2);
-    assert_int_equal(vertices[2], 3);
+        if (!strcmp(d->nodes[i].name, "path")) {
+            double xs[8];
+            int nv = path_xs(xml_attr(&d->nodes[i], "d"), xs, 8);
+            for (int v = 1; v < nv; v++)
+                assert_true(xs[v] >= xs[v - 1]);
+            names[k] = xml_attr(&d->nodes[i], "data-series");
+            vertices[k++] = nv;
+        }
+    assert_string_equal(names[0], "xfquant rtn");
+    assert_string_equal(names[1], "xfquant gptq");
+    assert_int_equal(vertices[0], 2);
+    assert_int_equal(vertices[1], 3);
     assert_non_null(strstr(svg, ">bits per weight</text>"));
-    assert_non_null(strstr(svg, ">perplexity</text>"));
-    assert_non_null(strstr(svg, ">gptq</text>"));
-    assert_non_null(strstr(svg, ">rtn</text>"));
-    assert_non_null(strstr(svg, ">fp16</text>"));
-    assert_true(xml_count(d, "line") >= 4); /* two axes + ticks */
-    /* every circle lies inside the drawing */
+    /* the legend names every series once */
+    char *legend = strstr(svg, "<g class=\"legend\">");
+    assert_non_null(legend);
+    assert_int_equal(count_substr(legend, "class=\"legend-entry\""), 2);
+    assert_non_null(strstr(legend, ">xfquant gptq</text>"));
+    assert_non_null(strstr(legend, ">xfquant rtn</text>"));
+    assert_true(xml_count(d, "line") >= 4); /* ticks and grid */
+    /* every marker lies inside the drawing */
+    double w = atof(xml_attr(&d->nodes[0], "width")), h = atof(xml_attr(&d->nodes[0], "height"));
     for (int i = 0; i < d->n; i++)
         if (!strcmp(d->nodes[i].name, "circle")) {
             double cx = atof(xml_attr(&d->nodes[i], "cx")), cy = atof(xml_attr(&d->nodes[i], "cy"));
-            assert_true(cx >= 0 && cx <= 640 && cy >= 0 && cy <= 420);
+            assert_true(cx >= 0 && cx <= w && cy >= 0 && cy <= h);
         }
+    /* deterministic bytes */
+    char *again = xf_regress_render(&r, XF_REGRESS_SVG);
+    assert_string_equal(svg, again);
+    free(again);
     free(svg);
     xf_regress_results_free(&r);
     xf_regress_suite_free(&s);
 
-    /* Only one method measured, all at the same bits: one path, no NaN. */
+    /* Only one method measured, all at the same bits, no fp16: y is the
+     * PPL (linear), one path, no NaN. */
     const fake_entry one[] = {OK("gptq-w4", 80, 4.25), OK("gptq-w3", 80, 4.25)};
     mixed_results(f, &s, &r, &fx, one, 2);
     svg = xf_regress_render(&r, XF_REGRESS_SVG);
     assert_true(xml_parse(svg, d));
     assert_int_equal(xml_count(d, "path"), 1);
+    assert_non_null(strstr(svg, ">perplexity</text>"));
+    assert_null(strstr(svg, "PPL − fp16 PPL (log)"));
     assert_null(strstr(svg, "nan"));
     assert_null(strstr(svg, "inf"));
     free(svg);
@@ -1199,6 +1445,75 @@ static void test_svg_plot(void **state)
     assert_true(xml_parse(svg, d));
     assert_int_equal(xml_count(d, "path"), 0);
     assert_int_equal(xml_count(d, "circle"), 0);
+    free(svg);
+    free(d);
+    xf_regress_results_free(&r);
+    xf_regress_suite_free(&s);
+}
+
+/* Two models, GGUF cases: a panel each; llama.cpp's points are squares in a
+ * series of their own, labelled with their file type; a model without an
+ * fp16 case is drawn as PPL with no reference; a point not above fp16 is
+ * hollow at the axis floor. */
+static void test_svg_panels(void **state)
+{
+    fixture *f = *state;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/models/m2", f->root);
+    mkdir(dir, 0755);
+    free(xf_test_write_file(dir, "config.json", "{}", 2));
+    xf_regress_suite s;
+    xf_error err = {0};
+    assert_int_equal(
+        load(f,
+             "{'cases': [" GCASE("fp", "{'method': 'fp16'}", LP_EVAL, "{}") ","
+             GCASE("lq-q8", "{'method': 'llama-quantize', 'gguf_type': 'Q8_0'}", LP_EVAL, "{}") ","
+             GCASE("lq-q4", LQ_RECIPE, LP_EVAL, "{}") ","
+             GCASE("lq-q4km", "{'method': 'llama-quantize', 'gguf_type': 'Q4_K_M', 'imatrix': "
+                              "true, 'calib': 'calib.txt'}", LP_EVAL, "{}") ","
+             GCASE("xq-q4", "{'method': 'gptq', 'gguf_type': 'Q4_0', 'calib': 'calib.txt'}",
+                   LP_EVAL, "{}") ","
+             "{'id': 'm2-gptq', 'model': 'models/m2', 'recipe': {'method': 'gptq', 'gguf_type': "
+             "'Q4_0', 'calib': 'calib.txt'}, 'eval': " LP_EVAL ", 'expect': {}}]}",
+             &s, &err),
+        0);
+    const fake_entry ent[] = {OK("fp", 20.0, 32),      OK("lq-q8", 19.999, 8.5),
+                              OK("lq-q4km", 20.5, 4.9), OK("lq-q4", 21.0, 4.5),
+                              OK("xq-q4", 20.8, 4.5),   OK("m2-gptq", 33.0, 4.25)};
+    fake_exec fx = {ent, 6, 0, {{0}}};
+    xf_regress_results r;
+    assert_int_equal(xf_regress_run(&s, NULL, fake_run, &fx, &r, &err), 0);
+    char *svg = xf_regress_render(&r, XF_REGRESS_SVG);
+    xml_doc *d = malloc(sizeof *d);
+    if (!xml_parse(svg, d))
+        fail_msg("SVG not well-formed: %s\n%s", d->error, svg);
+    assert_int_equal(count_substr(svg, "<g class=\"panel\""), 2);
+    char *p1 = panel_text(svg, 0), *p2 = panel_text(svg, 1);
+    assert_non_null(strstr(p1, "data-model=\"models/m\""));
+    assert_non_null(strstr(p1, "(log)"));
+    /* llama.cpp: one series of squares (imatrix or not is part of the
+     * label, so two series here), xfquant: circles */
+    assert_int_equal(count_substr(p1, "<rect class=\"point\""), 3);
+    assert_int_equal(count_substr(p1, "<circle class=\"point\""), 1);
+    if (!strstr(p1, "data-series=\"llama-quantize + imatrix\""))
+        fail_msg("no llama-quantize + imatrix series in the first panel");
+    assert_non_null(strstr(p1, "data-series=\"llama-quantize\""));
+    assert_non_null(strstr(p1, "data-series=\"xfquant gptq\""));
+    assert_non_null(strstr(p1, ">Q4_K_M</text>"));
+    /* Q8_0 is below fp16: hollow, and the legend says what that means */
+    assert_non_null(strstr(p1, "fill=\"white\""));
+    assert_non_null(strstr(svg, "not above fp16"));
+    /* the second model: no fp16 case, so the PPL itself */
+    assert_non_null(strstr(p2, "data-model=\"models/m2\""));
+    assert_non_null(strstr(p2, ">perplexity</text>"));
+    assert_int_equal(count_substr(p2, "<path"), 1);
+    assert_null(strstr(p2, "class=\"reference\""));
+    /* the legend: the three series once each, colours shared by the panels */
+    char *legend = strstr(svg, "<g class=\"legend\">");
+    assert_non_null(legend);
+    assert_int_equal(count_substr(legend, "class=\"legend-entry\""), 4);
+    free(p1);
+    free(p2);
     free(svg);
     free(d);
     xf_regress_results_free(&r);
@@ -1530,6 +1845,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_parse_full_case, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parse_errors_name_file_and_case, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gguf_cases_parse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pending_baseline_update, setup, teardown),
         cmocka_unit_test(test_band_sides),
         cmocka_unit_test_setup_teardown(test_verdicts_each_side, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relations, setup, teardown),
@@ -1539,6 +1856,7 @@ int main(void)
         cmocka_unit_test(test_xml_checker_rejects),
         cmocka_unit_test_setup_teardown(test_junit_xml, setup, teardown),
         cmocka_unit_test_setup_teardown(test_svg_plot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_svg_panels, setup, teardown),
         cmocka_unit_test_setup_teardown(test_table_json_markdown, setup, teardown),
         cmocka_unit_test_setup_teardown(test_every_scheme_key_is_allowed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scheme_keys_map_to_flags, setup, teardown),
