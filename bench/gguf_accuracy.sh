@@ -30,7 +30,7 @@ head -n $((n / 2)) "$work/eval.txt" >"$work/A.txt"
 tail -n +$((n / 2 + 1)) "$work/eval.txt" >"$work/B.txt"
 ppl() { # FILE HALF -> PPL (one retry: llama-perplexity sometimes dies on this CPU)
   local v try
-  for try in 1 2; do
+  for try in 1 2 3 4; do
     v=$("$bin/llama-perplexity" -m "$1" -f "$work/$2.txt" -c 256 -b 256 -t $T -nr 2>&1 |
       sed -n 's/^Final estimate: PPL = \([0-9.]*\).*/\1/p') || true
     [ -n "$v" ] && { echo "$v"; return; }

@@ -269,13 +269,16 @@ int xf_llamacpp_perplexity(const xf_llamacpp_tools *t, const char *gguf, const c
     }
     /* llama-perplexity has been seen to die without a result on this
      * project's CPUs (a segfault in ggml's CPU backend, also on files its
-     * own llama-quantize made), and other threads' log lines can cut into
-     * the final line: one retry, said in the log. */
-    for (int attempt = 1; attempt <= 2 && rc != 0; attempt++) {
+     * own llama-quantize made), and it sometimes exits 0 without its final
+     * line (its asynchronous logger loses lines at exit; measured 1 run in
+     * ~30 on an idle machine, more under load): up to LLAMACPP_TRIES runs,
+     * each retry said in the log. */
+    enum { LLAMACPP_TRIES = 4 };
+    for (int attempt = 1; attempt <= LLAMACPP_TRIES && rc != 0; attempt++) {
         xf_error e = {0};
         if (xf_llamacpp_spawn(argv, workdir, log, &e) == 0 && final_estimate(log, ppl) == 0) {
             rc = 0;
-        } else if (attempt == 2) {
+        } else if (attempt == LLAMACPP_TRIES) {
             if (e.msg[0])
                 xf_fail(err, "%s: %s", gguf, e.msg);
             else {

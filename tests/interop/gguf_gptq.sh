@@ -53,7 +53,7 @@ cc -O2 -std=c11 -o "$work/gridcheck" "$root/tests/interop/ggml_grid_check.c" -I"
 prefix() { head -c "$TEXT_BYTES" "$1" | tr -d '\r' | sed '$d'; } # whole lines, LF
 llama_ppl() { # FILE TEXT -> PPL (one retry: see interop_read.sh)
   local v try rc
-  for try in 1 2; do
+  for try in 1 2 3 4; do
     rc=0
     "$bin/llama-perplexity" -m "$1" -f "$2" -c 256 -t $THREADS -nr >"$work/lp.log" 2>&1 || rc=$?
     v=$(sed -n 's/^Final estimate: PPL = \([0-9.]*\).*/\1/p' "$work/lp.log")
