@@ -2,7 +2,7 @@
  * sweep (block = 1: every column updates all columns right of it), and the
  * GFLOP/s of the trailing-update SGEMMs vs the same SGEMM calls made plainly.
  *
- * Usage: bench_gptq [--quick] [--threads N]
+ * Usage: bench_gptq [--quick] [--threads N] [--ggml]
  *   default shapes 4096x4096 and 4096x11008, --quick 1024x1024 and 1024x2752.
  * The unblocked sweep runs on all rows of 4096x4096; for 4096x11008 it is
  * timed on the first 1024 rows (rows are independent, the cost is linear in
@@ -10,6 +10,10 @@
  * the rank-1 updates stay memory-bound as with all rows) and scaled to all
  * rows. --quick runs small shapes only as a smoke test: its matrices fit in
  * cache and its speedups mean little.
+ * --ggml: instead, the sweep on llama.cpp's block grids (quant/ggml_grid.h:
+ * one block fit per row and block, on the updated weights) against the plain
+ * 4-bit grid (asymmetric, groups of 128) with the same factorization, in the
+ * same run: sweep seconds of each and their ratio.
  * Prints one "name: value" line per number. */
 #include <cblas.h>
 #include <math.h>
@@ -192,21 +196,75 @@ static void run_shape(int64_t rows, int64_t cols, int64_t sub_rows)
     free(C);
 }
 
+/* --ggml: plain 4-bit g128 sweep vs the GGML grids on one factorization. */
+static void run_ggml_shape(int64_t rows, int64_t cols)
+{
+    char tag[64];
+    snprintf(tag, sizeof tag, "%lldx%lld", (long long)rows, (long long)cols);
+    double *H = synthetic_hessian(cols, 2048);
+    float *W = xmalloc(sizeof(float) * (size_t)(rows * cols));
+    float *Wb = xmalloc(sizeof(float) * (size_t)(rows * cols));
+    for (int64_t i = 0; i < rows * cols; i++)
+        W[i] = rand_normal() * 0.02f;
+    xf_gptq_params p;
+    xf_gptq_params_default(&p);
+    p.group = 128;
+    xf_error err;
+    xf_gptq_factor f;
+    if (xf_gptq_factor_init(&f, H, cols, &p, tag, &err) != 0) {
+        fprintf(stderr, "%s\n", err.msg);
+        exit(1);
+    }
+    free(H);
+    printf("%s factor_s: %.2f\n", tag, f.seconds);
+    static const uint32_t types[] = {0 /* plain */, XF_GGML_Q4_K, XF_GGML_Q6_K, XF_GGML_Q3_K,
+                                     XF_GGML_IQ4_XS, XF_GGML_Q4_0};
+    double plain = 0.0;
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        p.ggml = types[k] ? xf_ggml_grid_traits_of(types[k]) : NULL;
+        memcpy(Wb, W, sizeof(float) * (size_t)(rows * cols));
+        xf_qweight q;
+        xf_gptq_stats st;
+        if (xf_gptq_solve_factored(Wb, rows, &f, &p, &q, &st, tag, &err) != 0) {
+            fprintf(stderr, "%s\n", err.msg);
+            exit(1);
+        }
+        const char *name = types[k] ? xf_ggml_traits(types[k])->name : "plain_4bit_g128";
+        printf("%s %s_sweep_s: %.3f\n", tag, name, st.seconds_sweep);
+        if (!types[k])
+            plain = st.seconds_sweep;
+        else
+            printf("%s %s_vs_plain_sweep: %.2f (with the factorization: %.2f)\n", tag, name,
+                   st.seconds_sweep / plain, (st.seconds_sweep + f.seconds) / (plain + f.seconds));
+        xf_qweight_free(&q);
+    }
+    xf_gptq_factor_free(&f);
+    free(W);
+    free(Wb);
+}
+
 int main(int argc, char **argv)
 {
-    int quick = 0, threads = 0;
+    int quick = 0, threads = 0, ggml = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0)
             quick = 1;
         else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
             threads = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--ggml") == 0)
+            ggml = 1;
         else {
-            fprintf(stderr, "usage: %s [--quick] [--threads N]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--quick] [--threads N] [--ggml]\n", argv[0]);
             return 2;
         }
     }
     xf_threads_set(threads);
     printf("threads: %d\n", xf_threads_get());
+    if (ggml) {
+        run_ggml_shape(quick ? 1024 : 4096, quick ? 1024 : 4096);
+        run_ggml_shape(quick ? 1024 : 4096, quick ? 2816 : 11008);
+        return 0;
+    }
     if (quick) {
         run_shape(1024, 1024, 1024);
         run_shape(1024, 2752, 256);

@@ -387,122 +387,165 @@ static uint16_t f16_step(uint16_t h, int dir)
     return (uint16_t)(sign | mag);
 }
 
-/* Weighted error of sub-block values x[0..n) on grid s. */
-static double sub_error(const xf_ggml_grid_traits *t, const xf_ggml_sub *s, const float *x,
-                        const float *w, int n)
+/* ---- search kernels ------------------------------------------------------
+ * The searches score candidate grids value = s * level + b (b = +ml for
+ * PLUS_MIN, -ml for MINUS_MIN, 0 otherwise) with a reciprocal multiply and
+ * no branches, so the loops stay cheap: a choice may differ from the exact
+ * nearest code by a rounding hair, which only changes which candidate wins,
+ * never the exactness of the stored grid (the sweep's codes and values come
+ * from xf_ggml_grid_code / xf_ggml_grid_value). */
+
+typedef struct search_grid {
+    float lmin, lmax;     /* level range */
+    const int8_t *levels; /* non-uniform levels (sorted), or NULL */
+    int n_levels;
+    float mid[16];        /* non-uniform: midpoints between neighbouring levels */
+} search_grid;
+
+/* Round to nearest, ties to even, without a libm call (rintf is one on
+ * baseline x86-64): exact for |v| < 2^22; larger values stay large and are
+ * clamped by the caller. */
+static inline float round_magic(float v)
 {
-    double e = 0.0;
-    for (int i = 0; i < n; i++) {
-        float v;
-        xf_ggml_grid_code(t, s, x[i], &v);
-        const double d = (double)x[i] - v;
-        e += (w ? w[i] : 1.0) * d * d;
+    const float magic = 12582912.0f; /* 1.5 * 2^23 */
+    return (v + magic) - magic;
+}
+
+typedef struct lsq_sums {
+    double sw, sl, sll, sx, slx;
+} lsq_sums;
+
+static inline float search_level(const search_grid *g, float v)
+{
+    if (g->levels) { /* count the midpoints below v: branch-free nearest level */
+        int c = 0;
+        for (int k = 0; k < g->n_levels - 1; k++)
+            c += v > g->mid[k];
+        return (float)g->levels[c];
     }
+    float l = round_magic(v);
+    return l < g->lmin ? g->lmin : l > g->lmax ? g->lmax : l;
+}
+
+/* Weighted squared error of grid (s, b) on x[0..n); sums (optional) of the
+ * weighted least-squares problem for its levels. */
+static double search_pass(const search_grid *g, const float *x, const float *w, int n, float s,
+                          float b, lsq_sums *sums)
+{
+    const float inv = s != 0.0f ? 1.0f / s : 0.0f;
+    double e = 0.0, sw = 0.0, sl = 0.0, sll = 0.0, sx = 0.0, slx = 0.0;
+    for (int i = 0; i < n; i++) {
+        const float wi = w ? w[i] : 1.0f;
+        const float l = search_level(g, (x[i] - b) * inv);
+        const float d = x[i] - (s * l + b);
+        e += wi * d * d;
+        sw += wi;
+        sl += wi * l;
+        sll += wi * l * l;
+        sx += wi * x[i];
+        slx += wi * l * x[i];
+    }
+    if (sums)
+        *sums = (lsq_sums){sw, sl, sll, sx, slx};
     return e;
+}
+
+static search_grid search_grid_of(const xf_ggml_grid_traits *t)
+{
+    search_grid g = {xf_ggml_grid_level(t, 0), xf_ggml_grid_level(t, t->n_codes - 1), t->levels,
+                     t->n_codes, {0}};
+    for (int k = 0; t->levels && k < t->n_codes - 1; k++)
+        g.mid[k] = 0.5f * ((float)t->levels[k] + (float)t->levels[k + 1]);
+    return g;
 }
 
 /* Real-valued fit of one sub-block: scale s and additive offset b
  * (value ~ s * level + b; b = 0 for the scale-only forms; b <= 0 for the
  * K mins, which are stored as non-negative m = -b). Candidate scales put
  * the extreme value on one of the extreme levels, each stretched by
- * factors 1 + 0.02 k; each is refined by weighted least squares for its
- * codes and kept if its error (re-rounded) is the lowest. */
-static void fit_sub_real(const xf_ggml_grid_traits *t, const float *x, const float *w, int n,
-                         float *s_out, float *b_out)
+ * factors 1 + 0.03 k (k = -STEPS..STEPS); each candidate's codes give the
+ * weighted least-squares (s, b), and the candidate or its refinement with
+ * the lowest error (re-rounded) is kept. */
+static void fit_sub_real(const xf_ggml_grid_traits *t, const search_grid *g, const float *x,
+                         const float *w, int n, float *s_out, float *b_out)
 {
     const bool affine = t->form != XF_GGML_FORM_SCALE;
-    const float lmin = xf_ggml_grid_level(t, 0), lmax = xf_ggml_grid_level(t, t->n_codes - 1);
+    const bool mins = t->form == XF_GGML_FORM_MINUS_MIN;
     float xmin = x[0], xmax = x[0];
     for (int i = 1; i < n; i++) {
         xmin = x[i] < xmin ? x[i] : xmin;
         xmax = x[i] > xmax ? x[i] : xmax;
     }
-    if (t->form == XF_GGML_FORM_MINUS_MIN && xmin > 0.0f)
+    if (mins && xmin > 0.0f)
         xmin = 0.0f; /* the stored min is non-negative: the range holds 0 */
-    float best_s = 0.0f, best_b = affine ? xmin : 0.0f;
-    xf_ggml_sub probe = {best_s, 0.0f};
-    double best = INFINITY;
     /* scale-only: the value of largest magnitude, signed */
-    float xm = fabsf(xmax) >= fabsf(xmin) ? xmax : xmin;
-    if (xmax == xmin && affine) {
-        /* constant (only with xmax == xmin <= 0 for K): all on code 0 */
-        *s_out = 0.0f;
-        *b_out = xmin;
-        return;
-    }
-    if (!affine && xm == 0.0f) {
-        *s_out = 0.0f;
-        *b_out = 0.0f;
-        return;
-    }
-    enum { STEPS = 8 };
+    const float xm = fabsf(xmax) >= fabsf(xmin) ? xmax : xmin;
+    *s_out = 0.0f;
+    *b_out = affine ? xmin : 0.0f;
+    if ((affine && xmax == xmin) || (!affine && xm == 0.0f))
+        return; /* constant (<= 0 for K) or all zero: every code on the offset */
+    enum { STEPS = 4 };
+    double best = INFINITY;
     for (int target = 0; target < (affine ? 1 : 2); target++)
         for (int k = -STEPS; k <= STEPS; k++) {
-            const float f = 1.0f + 0.02f * (float)k;
-            float s, b;
-            if (affine) {
-                s = (xmax - xmin) / ((lmax - lmin) * f);
-                b = xmin;
-            } else {
-                s = xm / ((target ? lmax : lmin) * f);
-                b = 0.0f;
-            }
+            const float f = 1.0f + 0.03f * (float)k;
+            const float s = affine ? (xmax - xmin) / ((g->lmax - g->lmin) * f)
+                                   : xm / ((target ? g->lmax : g->lmin) * f);
+            const float b = affine ? xmin - g->lmin * s : 0.0f;
             if (!(s != 0.0f) || !isfinite(s))
                 continue;
-            /* codes for (s, b), then the weighted least-squares (s, b) */
-            double sw = 0, sl = 0, sll = 0, sx = 0, slx = 0;
-            for (int i = 0; i < n; i++) {
-                const double wi = w ? w[i] : 1.0;
-                xf_ggml_sub g = {s, affine ? (t->form == XF_GGML_FORM_MINUS_MIN ? -b : b) : 0.0f};
-                const double l = xf_ggml_grid_level(t, xf_ggml_grid_code(t, &g, x[i], NULL));
-                sw += wi;
-                sl += wi * l;
-                sll += wi * l * l;
-                sx += wi * x[i];
-                slx += wi * l * x[i];
+            lsq_sums q;
+            double e = search_pass(g, x, w, n, s, b, &q);
+            if (e < best) {
+                best = e;
+                *s_out = s;
+                *b_out = b;
             }
             double ns = s, nb = b;
             if (affine) {
-                const double det = sw * sll - sl * sl;
-                if (det > 0) {
-                    ns = (sw * slx - sl * sx) / det;
-                    nb = (sll * sx - sl * slx) / det;
+                /* all codes on one level: no 2-parameter fit (det is rounding noise) */
+                const double det = q.sw * q.sll - q.sl * q.sl;
+                if (det > 1e-9 * q.sw * q.sll) {
+                    ns = (q.sw * q.slx - q.sl * q.sx) / det;
+                    nb = (q.sll * q.sx - q.sl * q.slx) / det;
                 }
-                if (t->form == XF_GGML_FORM_MINUS_MIN && nb > 0) {
+                if (mins && nb > 0) {
                     nb = 0;
-                    ns = sll > 0 ? slx / sll : ns;
+                    ns = q.sll > 0 ? q.slx / q.sll : ns;
                 }
-                if (!(ns > 0)) {
-                    ns = s;
-                    nb = b;
-                }
-            } else if (sll > 0 && slx != 0) {
-                ns = slx / sll;
+            } else if (q.sll > 0 && q.slx != 0) {
+                ns = q.slx / q.sll;
             }
-            for (int pass = 0; pass < 2; pass++) {
-                const float cs = pass ? (float)ns : s, cb = pass ? (float)nb : b;
-                probe.dl = cs;
-                probe.ml = t->form == XF_GGML_FORM_MINUS_MIN ? -cb : cb;
-                if (!affine)
-                    probe.ml = 0.0f;
-                const double e = sub_error(t, &probe, x, w, n);
-                if (e < best) {
-                    best = e;
-                    best_s = cs;
-                    best_b = affine ? cb : 0.0f;
-                }
+            if (!(ns > 0) && affine)
+                continue;
+            if ((float)ns == s && (float)nb == b)
+                continue;
+            e = search_pass(g, x, w, n, (float)ns, (float)nb, NULL);
+            if (e < best) {
+                best = e;
+                *s_out = (float)ns;
+                *b_out = (float)nb;
             }
         }
-    *s_out = best_s;
-    *b_out = best_b;
+}
+
+/* The (search) error of sub-block values on decoded sub-block sb. */
+static double sub_error(const xf_ggml_grid_traits *t, const search_grid *g, const xf_ggml_sub *sb,
+                        const float *x, const float *w, int n)
+{
+    const float b = t->form == XF_GGML_FORM_PLUS_MIN    ? sb->ml
+                    : t->form == XF_GGML_FORM_MINUS_MIN ? -sb->ml
+                                                        : 0.0f;
+    return search_pass(g, x, w, n, sb->dl, b, NULL);
 }
 
 /* Blocks of 32 (one sub-block): d (and m) in fp16 from the real fit, then
  * the neighbouring fp16 values tried on the exact grid. */
-static void fit_legacy(const xf_ggml_grid_traits *t, const float *x, const float *w, header *h)
+static void fit_legacy(const xf_ggml_grid_traits *t, const search_grid *sg, const float *x,
+                       const float *w, header *h)
 {
     float s, b;
-    fit_sub_real(t, x, w, t->block, &s, &b);
+    fit_sub_real(t, sg, x, w, t->block, &s, &b);
     memset(h, 0, sizeof *h);
     const uint16_t d0 = to_f16(s), m0 = to_f16(b);
     const bool plus = t->form == XF_GGML_FORM_PLUS_MIN;
@@ -512,7 +555,7 @@ static void fit_legacy(const xf_ggml_grid_traits *t, const float *x, const float
             const uint16_t d = dd ? f16_step(d0, dd) : d0;
             const uint16_t m = dm ? f16_step(m0, dm) : m0;
             xf_ggml_sub g = {H2F(d), plus ? H2F(m) : 0.0f};
-            const double e = sub_error(t, &g, x, w, t->block);
+            const double e = sub_error(t, sg, &g, x, w, t->block);
             if (e < best) {
                 best = e;
                 h->d = d;
@@ -522,19 +565,20 @@ static void fit_legacy(const xf_ggml_grid_traits *t, const float *x, const float
 }
 
 /* Error of sub-block k with integer scale sc and min mn under d, dmin. */
-static double sub_int_error(const xf_ggml_grid_traits *t, float d, float dmin, int sc, int mn,
-                            const float *x, const float *w)
+static double sub_int_error(const xf_ggml_grid_traits *t, const search_grid *sg, float d,
+                            float dmin, int sc, int mn, const float *x, const float *w)
 {
     xf_ggml_sub g = {d * (float)sc, t->form == XF_GGML_FORM_MINUS_MIN ? dmin * (float)mn : 0.0f};
-    return sub_error(t, &g, x, w, t->sub);
+    return sub_error(t, sg, &g, x, w, t->sub);
 }
 
 static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
 
 /* Super-blocks: the integer sub-block scales/mins for fp16 d/dmin, each
  * the best of its two nearest integers; returns the total error. */
-static double quantize_subs(const xf_ggml_grid_traits *t, const float *x, const float *w,
-                            const float *s, const float *m, uint16_t dh, uint16_t mh, header *h)
+static double quantize_subs(const xf_ggml_grid_traits *t, const search_grid *sg, const float *x,
+                            const float *w, const float *s, const float *m, uint16_t dh,
+                            uint16_t mh, header *h)
 {
     const int ns = t->block / t->sub;
     const bool mins = t->form == XF_GGML_FORM_MINUS_MIN;
@@ -555,7 +599,9 @@ static double quantize_subs(const xf_ggml_grid_traits *t, const float *x, const 
         for (int a = 0; a < 2; a++)
             for (int c = 0; c < (mins ? 2 : 1); c++) {
                 const int sc = a ? s1 : s0, mn = c ? m1 : m0;
-                const double e = sub_int_error(t, d, dmin, sc, mn, xk, wk);
+                if ((a && s1 == s0) || (c && m1 == m0))
+                    continue;
+                const double e = sub_int_error(t, sg, d, dmin, sc, mn, xk, wk);
                 if (e < best) {
                     best = e;
                     h->sc[k] = sc;
@@ -567,14 +613,15 @@ static double quantize_subs(const xf_ggml_grid_traits *t, const float *x, const 
     return total;
 }
 
-static void fit_super(const xf_ggml_grid_traits *t, const float *x, const float *w, header *h)
+static void fit_super(const xf_ggml_grid_traits *t, const search_grid *sg, const float *x,
+                      const float *w, header *h)
 {
     const int ns = t->block / t->sub;
     float s[XF_GGML_GRID_MAX_SUB], m[XF_GGML_GRID_MAX_SUB];
     float smax_abs = 0.0f, s_ext = 0.0f, mmax = 0.0f;
     for (int k = 0; k < ns; k++) {
         float b;
-        fit_sub_real(t, x + k * t->sub, w ? w + k * t->sub : NULL, t->sub, &s[k], &b);
+        fit_sub_real(t, sg, x + k * t->sub, w ? w + k * t->sub : NULL, t->sub, &s[k], &b);
         m[k] = t->form == XF_GGML_FORM_MINUS_MIN ? -b : 0.0f;
         if (fabsf(s[k]) > smax_abs) {
             smax_abs = fabsf(s[k]);
@@ -587,7 +634,7 @@ static void fit_super(const xf_ggml_grid_traits *t, const float *x, const float 
     const int qm = (1 << t->scale_bits) - 1;
     /* d candidates: the extreme scale on the most negative integer (signed
      * types: one more step of range) or on the largest, stretched a little */
-    static const float stretch[3] = {1.0f, 0.96f, 1.04f};
+    static const float stretch[3] = {1.0f, 0.97f, 1.03f};
     float dc[6];
     int nd = 0;
     for (int i = 0; i < 3; i++) {
@@ -599,11 +646,11 @@ static void fit_super(const xf_ggml_grid_traits *t, const float *x, const float 
     double best = INFINITY;
     header cand;
     for (int i = 0; i < nd; i++)
-        for (int j = 0; j < (mins ? 3 : 1); j++) {
+        for (int j = 0; j < (mins ? 2 : 1); j++) {
             memset(&cand, 0, sizeof cand);
             const uint16_t dh = to_f16(dc[i]);
             const uint16_t mh = mins ? to_f16(mmax / ((float)qm * stretch[j])) : 0;
-            const double e = quantize_subs(t, x, w, s, m, dh, mh, &cand);
+            const double e = quantize_subs(t, sg, x, w, s, m, dh, mh, &cand);
             if (e < best) {
                 best = e;
                 *h = cand;
@@ -617,10 +664,11 @@ void xf_ggml_grid_fit(const xf_ggml_grid_traits *t, const float *x, const float 
                       xf_ggml_sub *subs)
 {
     header h;
+    const search_grid sg = search_grid_of(t);
     if (t->scale_bits == 0)
-        fit_legacy(t, x, imp, &h);
+        fit_legacy(t, &sg, x, imp, &h);
     else
-        fit_super(t, x, imp, &h);
+        fit_super(t, &sg, x, imp, &h);
     write_header(t, &h, blk);
     decode_header(t, &h, subs);
 }

@@ -101,7 +101,9 @@ static void test_values_are_ggml_values(void **state)
                     assert_true(dq[i] == 0.0f);
             if (kind % 8 == 4)
                 for (int64_t i = 0; i < n; i++)
-                    assert_true(fabsf(dq[i] - 0.37f) < 0.37f * 0.02f);
+                    if (!(fabsf(dq[i] - 0.37f) < 0.37f * 0.02f))
+                        fail_msg("%s kind %d: constant 0.37 became %.9g at %lld", gt->name, kind,
+                                 dq[i], (long long)i);
         }
     }
     free(x);
