@@ -28,11 +28,21 @@ tr -d '\r' <"$shared/data/$data/calib.txt" >"$work/calib.txt"
 n=$(wc -l <"$work/eval.txt")
 head -n $((n / 2)) "$work/eval.txt" >"$work/A.txt"
 tail -n +$((n / 2 + 1)) "$work/eval.txt" >"$work/B.txt"
-ppl() { # FILE HALF -> PPL (one retry: llama-perplexity sometimes dies on this CPU)
+final_ppl() { # LOG -> the final PPL, or the last chunk's running value [N] (the same number)
+  # when llama.cpp's asynchronous logger lost the final line
+  local v n
+  v=$(sed -n 's/.*Final estimate: PPL = \([0-9.]*\).*/\1/p' "$1" | tail -1)
+  if [ -z "$v" ]; then
+    n=$(sed -n 's/.*calculating perplexity over \([0-9]*\) chunks.*/\1/p' "$1" | head -1)
+    [ -n "$n" ] && v=$(grep -o "\[$n\][0-9.]*" "$1" | tail -1 | sed 's/^\[[0-9]*\]//')
+  fi
+  echo "$v"
+}
+ppl() { # FILE HALF -> PPL (retries: llama-perplexity sometimes dies on this CPU)
   local v try
   for try in 1 2 3 4; do
-    v=$("$bin/llama-perplexity" -m "$1" -f "$work/$2.txt" -c 256 -b 256 -t $T -nr 2>&1 |
-      sed -n 's/^Final estimate: PPL = \([0-9.]*\).*/\1/p') || true
+    "$bin/llama-perplexity" -m "$1" -f "$work/$2.txt" -c 256 -b 256 -t $T -nr >"$work/lp.log" 2>&1 || true
+    v=$(final_ppl "$work/lp.log")
     [ -n "$v" ] && { echo "$v"; return; }
   done
   echo "nan"

@@ -231,6 +231,18 @@ static int final_estimate(const char *log_path, double *ppl)
     const char *last = NULL;
     for (const char *p = text; (p = strstr(p, key)); p += sizeof key - 1)
         last = p + sizeof key - 1;
+    /* the final line lost (see xf_llamacpp_perplexity): the running value
+     * printed after the last chunk, "[N]ppl" with N the announced chunk
+     * count, is the same number (the same nll / count, same 4 decimals) */
+    static const char over[] = "calculating perplexity over ";
+    const char *o = strstr(text, over);
+    char tag[32];
+    if (!last && o) {
+        long n = strtol(o + sizeof over - 1, NULL, 10);
+        snprintf(tag, sizeof tag, "[%ld]", n);
+        for (const char *p = text; n > 0 && (p = strstr(p, tag)); p += strlen(tag))
+            last = p + strlen(tag);
+    }
     int rc = -1;
     if (last) {
         char *end;
@@ -271,8 +283,9 @@ int xf_llamacpp_perplexity(const xf_llamacpp_tools *t, const char *gguf, const c
      * project's CPUs (a segfault in ggml's CPU backend, also on files its
      * own llama-quantize made), and it sometimes exits 0 without its final
      * line (its asynchronous logger loses lines at exit; measured 1 run in
-     * ~30 on an idle machine, more under load): up to LLAMACPP_TRIES runs,
-     * each retry said in the log. */
+     * ~30 on an idle machine, most runs under heavy load): the last chunk's
+     * running value stands in for it (final_estimate), and up to
+     * LLAMACPP_TRIES runs, each retry said in the log. */
     enum { LLAMACPP_TRIES = 4 };
     for (int attempt = 1; attempt <= LLAMACPP_TRIES && rc != 0; attempt++) {
         xf_error e = {0};
