@@ -176,6 +176,24 @@ static void test_gptq_q4_k_m(void **state)
     unlink(direct);
 }
 
+/* GPTQv2 and static-group act-order run on the GGML grids too. */
+static void test_gptq_v2_act_order(void **state)
+{
+    fixture *fx = *state;
+    char out[4096];
+    snprintf(out, sizeof out, "%s/v2.xfq", fx->tmp);
+    xf_cli_result r = xf_cli_run(fx->tmp, "gptq --gguf-type Q3_K_M --gptq-v2 --act-order "
+                                 "--static-groups --calib %s --nsamples 4 --seqlen 32 %s %s",
+                                 fx->calib, fx->model, out);
+    if (r.code != 0)
+        fail_msg("gptq: %s", r.err);
+    xf_cli_result_free(&r);
+    json_t *info = info_tensors(fx, out);
+    assert_string_equal(dtype_of(info, "model.layers.0.self_attn.q_proj.weight"), "GGML q3_K");
+    json_decref(info);
+    unlink(out);
+}
+
 static void test_rtn_q4_0(void **state)
 {
     fixture *fx = *state;
@@ -225,6 +243,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gptq_q4_k_m),
+        cmocka_unit_test(test_gptq_v2_act_order),
         cmocka_unit_test(test_rtn_q4_0),
         cmocka_unit_test(test_refusals),
     };
