@@ -28,16 +28,7 @@ tr -d '\r' <"$shared/data/$data/calib.txt" >"$work/calib.txt"
 n=$(wc -l <"$work/eval.txt")
 head -n $((n / 2)) "$work/eval.txt" >"$work/A.txt"
 tail -n +$((n / 2 + 1)) "$work/eval.txt" >"$work/B.txt"
-final_ppl() { # LOG -> the final PPL, or the last chunk's running value [N] (the same number)
-  # when llama.cpp's asynchronous logger lost the final line
-  local v n
-  v=$(sed -n 's/.*Final estimate: PPL = \([0-9.]*\).*/\1/p' "$1" | tail -1)
-  if [ -z "$v" ]; then
-    n=$(sed -n 's/.*calculating perplexity over \([0-9]*\) chunks.*/\1/p' "$1" | head -1)
-    [ -n "$n" ] && v=$(grep -o "\[$n\][0-9.]*" "$1" | tail -1 | sed 's/^\[[0-9]*\]//')
-  fi
-  echo "$v"
-}
+source "$root/tests/interop/llamacpp_ppl.sh"
 ppl() { # FILE HALF -> PPL (retries: llama-perplexity sometimes dies on this CPU)
   local v try
   for try in 1 2 3 4; do

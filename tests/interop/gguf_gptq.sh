@@ -51,16 +51,7 @@ cc -O2 -std=c11 -o "$work/gridcheck" "$root/tests/interop/ggml_grid_check.c" -I"
   skip "cannot compile the ggml grid check"
 
 prefix() { head -c "$TEXT_BYTES" "$1" | tr -d '\r' | sed '$d'; } # whole lines, LF
-final_ppl() { # LOG -> the final PPL, or the last chunk's running value [N] (the same number)
-  # when llama.cpp's asynchronous logger lost the final line
-  local v n
-  v=$(sed -n 's/.*Final estimate: PPL = \([0-9.]*\).*/\1/p' "$1" | tail -1)
-  if [ -z "$v" ]; then
-    n=$(sed -n 's/.*calculating perplexity over \([0-9]*\) chunks.*/\1/p' "$1" | head -1)
-    [ -n "$n" ] && v=$(grep -o "\[$n\][0-9.]*" "$1" | tail -1 | sed 's/^\[[0-9]*\]//')
-  fi
-  echo "$v"
-}
+source "$root/tests/interop/llamacpp_ppl.sh"
 llama_ppl() { # FILE TEXT -> PPL (retries: see interop_read.sh)
   local v try rc
   for try in 1 2 3 4; do
