@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/progress.h"
 #include "core/half.h"
 #include "core/threads.h"
 #include "model/forward.h"
@@ -25,12 +26,6 @@ typedef struct synth {
     uint64_t rng;
 } synth;
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* uniform in [-a, a), deterministic */
 static float urand(uint64_t *s, float a)
@@ -119,14 +114,14 @@ static double bench_runner(xf_runner *r, const int32_t *tok, int64_t T, float *l
         exit(1);
     }
     int reps = 0;
-    double t0 = now(), el;
+    double t0 = xf_now_seconds(), el;
     do {
         if (xf_runner_forward(r, tok, T, logits, &err) != 0) {
             fprintf(stderr, "bench_forward: %s\n", err.msg);
             exit(1);
         }
         reps++;
-        el = now() - t0;
+        el = xf_now_seconds() - t0;
     } while (el < 1.5 || reps < 3);
     *ms_per = 1e3 * el / reps;
     return (double)T * reps / el;
@@ -173,12 +168,12 @@ int main(int argc, char **argv)
            (long long)T, xf_threads_available());
     xf_error err = {{0}};
     xf_runner r;
-    double t0 = now();
+    double t0 = xf_now_seconds();
     if (xf_runner_init(&r, &m.mw, T, 0, &err) != 0) {
         fprintf(stderr, "bench_forward: %s\n", err.msg);
         return 1;
     }
-    printf("runner init (fp32 layers + head): %.1f ms\n", 1e3 * (now() - t0));
+    printf("runner init (fp32 layers + head): %.1f ms\n", 1e3 * (xf_now_seconds() - t0));
 
     int all = xf_threads_available();
     double ms1, msn;
@@ -192,12 +187,12 @@ int main(int argc, char **argv)
         printf("runner, %d threads: %.0f tokens/s (%.2f ms per forward)\n", all, tpsn, msn);
     }
 
-    t0 = now();
+    t0 = xf_now_seconds();
     if (xf_naive_forward(&m.mw, tok, T, ref, &err) != 0) {
         fprintf(stderr, "bench_forward: naive: %s\n", err.msg);
         return 1;
     }
-    double nt = now() - t0;
+    double nt = xf_now_seconds() - t0;
     double tpsr = (double)T / nt;
     printf("naive scalar forward, 1 thread: %.0f tokens/s (%.2f ms per forward)\n", tpsr,
            1e3 * nt);

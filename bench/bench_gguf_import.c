@@ -12,17 +12,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/progress.h"
 #include "core/half.h"
 #include "formats/ggml_types.h"
 #include "model/loader.h"
 #include "tests/support/gguf_build.h"
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static uint64_t rs = 88172645463325252ull;
 static uint64_t rnd(void)
@@ -162,12 +157,12 @@ int main(int argc, char **argv)
     }
     xf_loaded_model m;
     xf_error err = {0};
-    double t0 = now();
+    double t0 = xf_now_seconds();
     if (xf_model_open(&m, argv[2], &err) != 0) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
-    double t = now() - t0;
+    double t = xf_now_seconds() - t0;
     /* fp32 bytes written: the tensors that are not views into the file */
     size_t written = 0;
     const uint8_t *lo = m.gguf.file.map.data, *hi = lo + m.gguf.file.map.size;

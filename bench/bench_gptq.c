@@ -22,16 +22,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/progress.h"
 #include "core/threads.h"
 #include "quant/gptq.h"
 #include "quant/hessian.h"
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static uint64_t rng_state = 12345;
 static float rand_normal(void)
@@ -103,9 +98,9 @@ static void run_shape(int64_t rows, int64_t cols, int64_t sub_rows)
     char tag[64];
     snprintf(tag, sizeof tag, "%lldx%lld", (long long)rows, (long long)cols);
     const int64_t N = 2048;
-    double t = now_s();
+    double t = xf_now_seconds();
     double *H = synthetic_hessian(cols, N);
-    printf("%s hessian_build_s: %.2f\n", tag, now_s() - t);
+    printf("%s hessian_build_s: %.2f\n", tag, xf_now_seconds() - t);
     float *W = xmalloc(sizeof(float) * (size_t)(rows * cols));
     for (int64_t i = 0; i < rows * cols; i++)
         W[i] = rand_normal() * 0.02f;
@@ -146,10 +141,10 @@ static void run_shape(int64_t rows, int64_t cols, int64_t sub_rows)
     double plain_s = 0, plain_flops = 0;
     for (int64_t i1 = 0; i1 + B < cols; i1 += B) {
         int64_t i2 = i1 + B;
-        t = now_s();
+        t = xf_now_seconds();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)(cols - i2), (int)B,
                     -1.0f, E, (int)B, f.U + i1 * cols + i2, (int)cols, 1.0f, C + i2, (int)cols);
-        plain_s += now_s() - t;
+        plain_s += xf_now_seconds() - t;
         plain_flops += 2.0 * (double)rows * (double)B * (double)(cols - i2);
     }
     double plain_gf = plain_flops / plain_s / 1e9;
@@ -157,11 +152,11 @@ static void run_shape(int64_t rows, int64_t cols, int64_t sub_rows)
     printf("%s trailing_vs_plain_sgemm: %.2f\n", tag, gemm_gf / plain_gf);
     /* and one large square SGEMM, for scale */
     int64_t sq = cols < rows ? cols : rows;
-    t = now_s();
+    t = xf_now_seconds();
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)sq, (int)sq, (int)sq, 1.0f, W,
                 (int)sq, C, (int)sq, 0.0f, Wb, (int)sq);
     printf("%s square_sgemm_%lld_gflops: %.1f\n", tag, (long long)sq,
-           2.0 * (double)sq * sq * sq / (now_s() - t) / 1e9);
+           2.0 * (double)sq * sq * sq / (xf_now_seconds() - t) / 1e9);
 
     /* unblocked (block = 1) and blocked on a row subset */
     float *Wu = xmalloc(sizeof(float) * (size_t)(sub_rows * cols));

@@ -12,15 +12,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/progress.h"
 #include "core/threads.h"
 #include "quant/hessian.h"
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 int main(int argc, char **argv)
 {
@@ -60,27 +55,27 @@ int main(int argc, char **argv)
             fprintf(stderr, "%s\n", err.msg);
             return 1;
         }
-        double t = now_s();
+        double t = xf_now_seconds();
         for (int64_t r = 0; r < N; r += batch)
             if (xf_hessian_add(&h, X + r * d, batch, &err) != 0) {
                 fprintf(stderr, "%s\n", err.msg);
                 return 1;
             }
-        double t_add = now_s() - t;
-        t = now_s();
+        double t_add = xf_now_seconds() - t;
+        t = xf_now_seconds();
         if (xf_hessian_finalize(&h, H, &err) != 0) {
             fprintf(stderr, "%s\n", err.msg);
             return 1;
         }
-        double t_fin = now_s() - t;
+        double t_fin = xf_now_seconds() - t;
         xf_hessian_free(&h);
 
         memset(C, 0, sizeof(float) * (size_t)(d * d));
-        t = now_s();
+        t = xf_now_seconds();
         for (int64_t r = 0; r < N; r += batch)
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d, (int)d, (int)batch,
                         1.0f, X + r * d, (int)d, X + r * d, (int)d, 1.0f, C, (int)d);
-        double t_gemm = now_s() - t;
+        double t_gemm = xf_now_seconds() - t;
         if (rep == 0)
             continue;
         double gf_add = (double)N * d * (d + 1) / t_add / 1e9;

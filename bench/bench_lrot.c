@@ -22,16 +22,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/progress.h"
 #include "core/threads.h"
 #include "quant/hadamard.h"
 #include "quant/learned_rotation.h"
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static void *xmalloc(size_t n)
 {
@@ -84,11 +79,11 @@ static double time_it(bench_fn fn, ctx *c, double min_s)
     double best = 1e30;
     for (int round = 0; round < 3; round++) {
         int reps = 0;
-        double t0 = now_s(), t;
+        double t0 = xf_now_seconds(), t;
         do {
             fn(c);
             reps++;
-            t = now_s() - t0;
+            t = xf_now_seconds() - t0;
         } while (t < min_s);
         best = t / reps < best ? t / reps : best;
     }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/progress.h"
 #include "calib/bpe.h"
 #include "calib/normalizer.h"
 #include "calib/tokenizer.h"
@@ -15,12 +16,6 @@
 #include "core/json_util.h"
 #include "core/read_file.h"
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* The naive loop: find the lowest-rank (leftmost) pair by scanning all
  * pairs, merge it by shifting the tail, repeat. */
@@ -73,12 +68,12 @@ int main(int argc, char **argv)
     size_t n_tokens = 0;
     for (int rep = 0; rep < 3; rep++) {
         int32_t *ids;
-        double t0 = now_s();
+        double t0 = xf_now_seconds();
         if (xf_tokenizer_encode(tok, text, len, true, &ids, &n_tokens, &err) != 0) {
             fprintf(stderr, "bench_tokenizer: %s\n", err.msg);
             return 1;
         }
-        double dt = now_s() - t0;
+        double dt = xf_now_seconds() - t0;
         best = dt < best ? dt : best;
         free(ids);
     }
@@ -109,16 +104,16 @@ int main(int argc, char **argv)
     double fast = 1e30;
     for (int rep = 0; rep < 5; rep++) {
         memcpy(a, sym.v, sym.n * sizeof *a);
-        double t0 = now_s();
+        double t0 = xf_now_seconds();
         if (xf_bpe_merge(&bpe.merges, &work, a, sym.n, &n_fast) != 0)
             return 1;
-        double dt = now_s() - t0;
+        double dt = xf_now_seconds() - t0;
         fast = dt < fast ? dt : fast;
     }
     memcpy(b, sym.v, sym.n * sizeof *b);
-    double t0 = now_s();
+    double t0 = xf_now_seconds();
     n_naive = naive_merge(&bpe.merges, b, sym.n);
-    double naive = now_s() - t0;
+    double naive = xf_now_seconds() - t0;
     int same = n_fast == n_naive && memcmp(a, b, n_fast * sizeof *a) == 0;
     printf("merge, %zu-byte prefix (%zu symbols -> %zu): heap %.2f ms (%.1f MB/s), naive O(n^2) "
            "%.1f ms (%.3f MB/s); ratio %.0fx; results %s\n",

@@ -1,6 +1,7 @@
 /* The regression runner: filter (PCRE2), file pre-checks, executor calls,
  * timing, then the comparison. */
 #define PCRE2_CODE_UNIT_WIDTH 8
+#include "core/progress.h"
 #include "eval/regress_run.h"
 
 #include <math.h>
@@ -67,12 +68,6 @@ static bool missing_input(const xf_regress_case *c, xf_error *why)
     return false;
 }
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void run_case(const xf_regress_case *c, xf_regress_executor exec, void *user,
                      xf_regress_results *r, size_t i)
@@ -86,9 +81,9 @@ static void run_case(const xf_regress_case *c, xf_regress_executor exec, void *u
     xf_log_info("regress: %s: running (%s)", c->id, xf_regress_method_name(c->recipe.method));
     xf_regress_metrics got;
     xf_regress_metrics_clear(&got);
-    double t0 = now_seconds();
+    double t0 = xf_now_seconds();
     xf_regress_exec e = exec(c, user, &got, &why);
-    double dt = now_seconds() - t0;
+    double dt = xf_now_seconds() - t0;
     if (e == XF_REGRESS_EXEC_OK) {
         if (isnan(got.seconds))
             got.seconds = dt;

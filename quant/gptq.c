@@ -27,16 +27,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/progress.h"
 #include "core/half.h"
 #include "quant/gptq.h"
 #include "quant/outliers.h"
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 /* Read-only description of one solve, shared by the row workers. */
 typedef struct sweep_ctx {
@@ -241,7 +236,7 @@ int xf_gptq_solve_factored(float *W, int64_t rows, const xf_gptq_factor *f,
     memset(out, 0, sizeof *out);
     if (!name)
         name = "?";
-    const double t0 = now_s();
+    const double t0 = xf_now_seconds();
     const int64_t n = f->n;
     if (xf_grid_config_check(&p->grid, name, err) != 0)
         return -1;
@@ -407,11 +402,11 @@ int xf_gptq_solve_factored(float *W, int64_t rows, const xf_gptq_factor *f,
                 row_loss[r] += l;
             }
             if (i2 < n) { /* Wp[rows, i2:] -= E[rows, :] U[i1:i2, i2:] */
-                const double tg = now_s();
+                const double tg = xf_now_seconds();
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)(n - i2),
                             (int)(i2 - i1), -1.0f, E + r0 * B, (int)B, f->U + i1 * n + i2,
                             (int)n, 1.0f, Wp + r0 * n + i2, (int)n);
-                gs += now_s() - tg;
+                gs += xf_now_seconds() - tg;
             }
         }
         thread_gemm_s[t] = gs;
@@ -455,7 +450,7 @@ int xf_gptq_solve_factored(float *W, int64_t rows, const xf_gptq_factor *f,
         for (int64_t r = 0; r < rows; r++)
             st->qerr += row_qerr[r];
         st->seconds_factor = f->seconds;
-        st->seconds_sweep = now_s() - t0;
+        st->seconds_sweep = xf_now_seconds() - t0;
         st->seconds_gemm = gemm_s;
         st->gemm_flops = gemm_flops;
     }

@@ -7,15 +7,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/progress.h"
 #include "core/log.h"
 #include "quant/gptq.h"
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 void xf_gptq_params_default(xf_gptq_params *p)
 {
@@ -109,7 +104,7 @@ int xf_gptq_factor_init(xf_gptq_factor *f, const double *H, int64_t n, const xf_
     memset(f, 0, sizeof *f);
     if (!name)
         name = "?";
-    const double t0 = now_s();
+    const double t0 = xf_now_seconds();
     size_t n2;
     if (n < 1 || n > INT32_MAX || __builtin_mul_overflow((size_t)n, (size_t)n, &n2) ||
         n2 > SIZE_MAX / sizeof(double))
@@ -181,7 +176,7 @@ int xf_gptq_factor_init(xf_gptq_factor *f, const double *H, int64_t n, const xf_
                        name, damp, retries, p->max_damp);
     }
     f->damp_used = damp;
-    f->seconds = now_s() - t0;
+    f->seconds = xf_now_seconds() - t0;
     return 0;
 }
 

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/progress.h"
 #include "calib/byte_level.h"
 #include "calib/pretokenize.h"
 #include "calib/tokenizer.h"
@@ -892,12 +893,6 @@ static void test_merge_matches_naive(void **state)
 
 /* ---- linear time --------------------------------------------------------- */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void test_one_megabyte_is_fast(void **state)
 {
@@ -917,21 +912,21 @@ static void test_one_megabyte_is_fast(void **state)
             text[i++] = ' ';
     }
     /* pre_tokenizer null: the whole megabyte is one BPE word. */
-    double t0 = now_s();
+    double t0 = xf_now_seconds();
     int32_t *ids;
     size_t n_ids;
     xf_error err = {{0}};
     assert_int_equal(xf_tokenizer_encode(tok, text, n, true, &ids, &n_ids, &err), 0);
-    double dt = now_s() - t0;
+    double dt = xf_now_seconds() - t0;
     print_message("encoded 1 MiB (one word) into %zu tokens in %.3f s\n", n_ids, dt);
     assert_true(n_ids > n / 8);
     assert_true(dt < 2.0);
     free(ids);
     /* Worst case for a pair queue: one repeated pair everywhere. */
     memset(text, 'l', n);
-    t0 = now_s();
+    t0 = xf_now_seconds();
     assert_int_equal(xf_tokenizer_encode(tok, text, n, false, &ids, &n_ids, &err), 0);
-    dt = now_s() - t0;
+    dt = xf_now_seconds() - t0;
     print_message("encoded 1 MiB of 'l' into %zu tokens in %.3f s\n", n_ids, dt);
     assert_int_equal(n_ids, 1 + n / 2); /* ▁, then (l l) pairs left to right */
     assert_true(dt < 2.0);
