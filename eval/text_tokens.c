@@ -3,23 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "calib/utf8.h"
 #include "core/read_file.h"
 #include "core/sha256.h"
-
-int xf_text_check_utf8(const char *text, size_t len, size_t *where)
-{
-    for (size_t i = 0; i < len;) {
-        uint32_t cp;
-        size_t n = xf_utf8_char(text + i, len - i, &cp);
-        if (n == 0 || cp == 0) {
-            *where = i;
-            return -1;
-        }
-        i += n;
-    }
-    return 0;
-}
+#include "core/utf8.h"
 
 int xf_text_tokens_load(xf_text_tokens *tt, const char *path, const xf_tokenizer *tok,
                         bool binary_ok, xf_error *err)
@@ -33,8 +19,8 @@ int xf_text_tokens_load(xf_text_tokens *tt, const char *path, const xf_tokenizer
         free(text);
         return xf_fail(err, "%s: the text file is empty", path);
     }
-    size_t bad;
-    if (!binary_ok && xf_text_check_utf8(text, len, &bad) != 0) {
+    const size_t bad = binary_ok ? len : xf_utf8_scan(text, len, false);
+    if (bad < len) {
         xf_fail(err, "%s: not a UTF-8 text file (%s at byte %zu); --text-binary-ok scores it anyway",
                 path, text[bad] == 0 ? "NUL byte" : "invalid UTF-8", bad);
         free(text);

@@ -27,9 +27,6 @@ typedef struct xf_text_tokens {
 int xf_text_tokens_load(xf_text_tokens *tt, const char *path, const xf_tokenizer *tok,
                         bool binary_ok, xf_error *err);
 
-/* 0 when text[0..len) is UTF-8 without NUL bytes; otherwise -1 with the
- * byte offset of the first offending byte in *where. */
-int xf_text_check_utf8(const char *text, size_t len, size_t *where);
 void xf_text_tokens_free(xf_text_tokens *tt);
 
 /* The token llama.cpp's perplexity puts at the start of every chunk: BOS

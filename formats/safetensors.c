@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/utf8.h"
 #include "core/atomic_file.h"
 #include "core/json_util.h"
 
@@ -17,44 +18,9 @@
 
 /* ---- shared helpers ---------------------------------------------------- */
 
-/* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF,
- * no truncated sequences. (jansson validates its input too, but the
- * contract of this module is not to depend on how strictly.) */
-static bool utf8_valid(const char *str, size_t len)
-{
-    const unsigned char *s = (const unsigned char *)str;
-    size_t i = 0;
-    while (i < len) {
-        unsigned c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t need;
-        uint32_t cp, min;
-        if (c >= 0xC2 && c <= 0xDF) {
-            need = 1, cp = c & 0x1F, min = 0x80;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            need = 2, cp = c & 0x0F, min = 0x800;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            need = 3, cp = c & 0x07, min = 0x10000;
-        } else {
-            return false; /* continuation byte, C0/C1 (always overlong), F5..FF */
-        }
-        if (len - i - 1 < need)
-            return false;
-        for (size_t k = 1; k <= need; k++) {
-            unsigned cc = s[i + k];
-            if ((cc & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (cc & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        i += need + 1;
-    }
-    return true;
-}
+/* Strict UTF-8 (core/utf8.h); NUL bytes allowed: safetensors names are
+ * JSON strings. */
+static bool utf8_valid(const char *str, size_t len) { return xf_utf8_valid(str, len, true); }
 
 /* A name made safe to print in a one-line message: bytes outside printable
  * ASCII become \xHH, and long names are cut. */

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/utf8.h"
 #include "core/json_util.h"
 #include "formats/xfq_check.h"
 #include "formats/xfq_outliers.h"
@@ -283,7 +284,7 @@ static int load_tensors(xfq_file *f, const xfq_file_header *h, int open_flags, x
                     path, i, r->name_offset, r->name_len, h->names_size);
             goto out;
         }
-        if (!xfq_utf8_valid(pool + r->name_offset, r->name_len)) {
+        if (!xf_utf8_valid(pool + r->name_offset, r->name_len, false) /* names are C strings too */) {
             xf_fail(err, "%s: tensor record %zu: name is not valid UTF-8", path, i);
             goto out;
         }

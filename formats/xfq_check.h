@@ -16,9 +16,6 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "xfq I/O assumes a lit
 
 #define XFQ_MAX_NAME 4096u
 
-/* Well-formed UTF-8 (no overlongs, surrogates or code points > U+10FFFF)
- * without NUL bytes (names are also used as C strings). */
-bool xfq_utf8_valid(const uint8_t *s, size_t n);
 
 /* zlib CRC-32 continued over n bytes (n may exceed 4 GiB). */
 uint32_t xfq_crc32(uint32_t crc, const void *p, size_t n);

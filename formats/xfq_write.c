@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/utf8.h"
 #include "core/atomic_file.h"
 #include "core/json_util.h"
 #include "formats/ggml_dequant.h"
@@ -184,7 +185,7 @@ static int check_tensor(const xf_tensor *t, const char *path, planned *pl, xf_er
     if (pl->name_len > XFQ_MAX_NAME)
         return xf_fail(err, "%s: tensor %.100s...: name of %zu bytes exceeds the limit %u", path,
                        t->name, pl->name_len, XFQ_MAX_NAME);
-    if (!xfq_utf8_valid((const uint8_t *)t->name, pl->name_len))
+    if (!xf_utf8_valid(t->name, pl->name_len, false))
         return xf_fail(err, "%s: tensor %s: name is not valid UTF-8", path, t->name);
     pl->storage = xfq_tensor_storage(t);
     if (pl->storage == 0 && xf_dtype_is_ggml(t->dtype)) {
