@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "calib/calib_windows.h"
 #include "calib/sampling.h"
-#include "calib/tokenizer.h"
 #include "core/log.h"
 #include "core/progress.h"
 #include "model/forward.h"
@@ -345,51 +345,21 @@ static int gptq_linears(const xf_quant_options *o, const xf_gguf_type_plan *plan
     return rc;
 }
 
+/* The calibration windows (calib/calib_windows.h: the same steps and
+ * provenance record as `xfquant stats`), recorded under "calibration". */
 static int prepare_calibration(xf_loaded_model *m, const xf_quant_options *o, int64_t seqlen,
                                xf_calib_set *cs, json_t *prov, xf_error *err)
 {
-    xf_calib_text ct;
     if (!o->calib_path)
         return xf_fail(err, "%s needs calibration text (--calib FILE)",
                        o->method == XF_METHOD_GPTQ ? "gptq" : "this recipe");
-    if (xf_calib_text_read(&ct, o->calib_path, o->calib_format, o->calib_field, err) != 0)
+    const xf_calib_source src = {o->calib_path, o->calib_field, o->calib_format,
+                                 o->nsamples, seqlen, o->seed};
+    json_t *rec = NULL;
+    if (xf_calib_windows_load(cs, m, &src, &rec, err) != 0)
         return -1;
-    if (!m->tokenizer_json) {
-        xf_calib_text_free(&ct);
-        return xf_fail(err, "%s: no tokenizer.json, cannot tokenize calibration text", m->path);
-    }
-    xf_tokenizer *tok = xf_tokenizer_load(m->tokenizer_json, m->tokenizer_config_json, m->path, err);
-    if (!tok) {
-        xf_calib_text_free(&ct);
-        return -1;
-    }
-    int32_t *ids = NULL;
-    size_t n = 0;
-    int rc = xf_tokenizer_encode(tok, ct.text, ct.len, true, &ids, &n, err);
-    xf_tokenizer_free(tok);
-    if (rc == 0) {
-        rc = xf_calib_set_sample(cs, ids, (int64_t)n, o->nsamples, seqlen, o->seed, err);
-        if (rc != 0)
-            xf_fail_prefix(err, "%s", o->calib_path);
-    }
-    free(ids);
-    if (rc == 0) {
-        xf_log_info("calibration: %s (%s, %zu documents): %zu tokens, %lld windows of %lld",
-                    o->calib_path, xf_calib_format_name(ct.format), ct.n_documents, n,
-                    (long long)o->nsamples, (long long)seqlen);
-        json_t *starts = json_array();
-        for (int64_t s = 0; s < cs->nsamples; s++)
-            json_array_append_new(starts, json_integer(cs->starts[s]));
-        json_object_set_new(
-            prov, "calibration",
-            json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:o}", "file", o->calib_path,
-                      "format", xf_calib_format_name(ct.format), "sha256", ct.sha256,
-                      "documents", (json_int_t)ct.n_documents, "tokens_available",
-                      (json_int_t)n, "nsamples", (json_int_t)o->nsamples, "seqlen",
-                      (json_int_t)seqlen, "seed", (json_int_t)o->seed, "sample_starts", starts));
-    }
-    xf_calib_text_free(&ct);
-    return rc;
+    json_object_set_new(prov, "calibration", rec);
+    return 0;
 }
 
 /* Runs layer dl on every calibration sample (in a scratch copy), feeding
