@@ -1,6 +1,6 @@
 /* Activation and KV-cache quantization SIMULATION (fake quantization: values
  * are rounded to a grid and stored back as fp32), as used by QuaRot-style
- * W4A4KV4 evaluation. See ../shared/docs/methods.md ("QuaRot").
+ * W4A4KV4 evaluation. See docs/methods.md ("QuaRot").
  *
  * The scheme (xf_act_scheme) says what is quantized; quant/act_hooks.h
  * applies it in the forward pass; quant/log2_quant.h holds the attention

@@ -1,6 +1,6 @@
 /* GPTQ (Frantar et al. 2023) for one linear layer: W [rows, cols] with
  * out_features = rows and in_features = cols, Hessian H [cols, cols] of its
- * inputs (quant/hessian.h). See ../shared/docs/methods.md, "GPTQ".
+ * inputs (quant/hessian.h). See docs/methods.md, "GPTQ".
  *
  * Two stages, so that layers sharing an input (q/k/v, gate/up) can share
  * the expensive O(cols^3) part:

@@ -1,7 +1,7 @@
 /* Learned rotations (SpinQuant's R1 / R2): an orthogonal R optimised on the
  * Stiefel manifold with Cayley SGD so that the fake-quantized layers that
  * read the rotated space reproduce their full-precision outputs. See
- * ../shared/docs/methods.md ("SpinQuant"). This module is the optimiser
+ * docs/methods.md ("SpinQuant"). This module is the optimiser
  * only: capturing the activations and fusing R into the weights are the
  * caller's job.
  *
@@ -79,7 +79,7 @@
  * matrix S = G R^T - R G^T and (optionally) momentum M <- mu M + S,
  *     R <- (I + eta M / 2)^-1 (I - eta M / 2) R,
  * solved directly (LAPACKE_dgesv) rather than with SpinQuant's fixed-point
- * loop, so R stays orthogonal to rounding. This is methods.md's
+ * loop, so R stays orthogonal to rounding. This is docs/methods.md's
  * retraction with G the negative gradient (SpinQuant's momentum buffer
  * holds -grad): to first order the step is R - eta S R and the loss falls
  * by eta ||S||^2 / 2. eta follows a cosine decay from lr to 0 over the run,

@@ -1,5 +1,5 @@
 /* Quantizers for post-softmax attention probabilities (p in [0, 1]), the
- * RepQ-ViT / AdaLog family (../shared/docs/methods.md, "RepQuant"), plus
+ * RepQ-ViT / AdaLog family (docs/methods.md, "RepQuant"), plus
  * the uniform quantizer they are compared against, and a log2 grid for
  * weight rows.
  *

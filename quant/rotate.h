@@ -1,6 +1,6 @@
 /* Exact weight transforms of the rotation methods (QuaRot, SpinQuant,
  * MambaQuant's KLT), applied to a model through model/model_edit.h before
- * quantization. ../shared/docs/methods.md ("QuaRot") has the recipe.
+ * quantization. docs/methods.md ("QuaRot") has the recipe.
  *
  * Conventions (quant/hadamard.h): activations are rows, a linear is
  * y = x W^T with W [out, in] (the logical layout; HF GPT-2 Conv1D weights

@@ -1,8 +1,7 @@
 /* GPTQ checkpoints and compressed-tensors (export/gptq_ckpt.h,
  * export/ct_ckpt.h, formats/hf_quantized.h). No engine for these formats
  * runs here, so every export is read back by an INDEPENDENT reader written
- * below from the documented layout (docs/export.md; ../shared/docs/
- * export-formats.md §1, §2, §5): its own safetensors header parse (jansson),
+ * below from the documented layout (docs/export.md): its own safetensors header parse (jansson),
  * its own fp16 decoding, GPTQ words unpacked per the numpy recipe (the
  * 3-bit scheme word by word as documented: A, B, C), v1 zeros + 1,
  * compressed-tensors u - u_zp. Its weights must equal, bit for bit, the

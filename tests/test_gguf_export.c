@@ -1,6 +1,6 @@
 /* xfquant export --to gguf, checked with a GGUF reader written here from
- * the documented layout (../shared/docs/export-formats.md sections 3-4,
- * docs/export.md), not with xfquant's own code: header, KVs of every type,
+ * the documented layout (docs/export.md: the GGUF layout and the block
+ * formulas), not with xfquant's own code: header, KVs of every type,
  * tensor infos, alignment and offsets; Q4_0/Q4_1/Q5_0/Q8_0/F16/BF16/F32
  * dequantized from the block tables. Round trips of random models
  * quantized with RTN must give xfquant's dequantized .xfq weights bit for

@@ -86,7 +86,7 @@ typedef struct ref_result {
     bool has_perm;
 } ref_result;
 
-/* GPTQ exactly as methods.md states it, one column at a time, fp64,
+/* GPTQ exactly as docs/methods.md states it, one column at a time, fp64,
  * with the layout contract of quant/gptq.h. */
 static void ref_gptq(const float *W0, int rows, int n, const double *H0, const xf_gptq_params *p,
                      ref_result *o)

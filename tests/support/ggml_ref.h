@@ -1,5 +1,5 @@
 /* Reference GGML block codecs for tests, written element by element from
- * the formula table of ../shared/docs/export-formats.md §4 (not from
+ * the formula table of docs/export.md (the GGML block formulas) (not from
  * xfquant's formats/ggml_dequant.c, which loops over sub-blocks): the value
  * of element e of a block, and encoders for Q8_0 and Q4_0 (any valid
  * encoding will do: tests compare decoders on the bytes written). */

@@ -1,6 +1,6 @@
 /* An HF model directory (llama, qwen2, gpt2) written as GGUF by the tests'
  * own writer (tests/support/gguf_build.h), following the conventions of
- * ../shared/docs/export-formats.md §3 the way llama.cpp's
+ * docs/export.md (the GGUF layout) the way llama.cpp's
  * convert_hf_to_gguf.py applies them: llama.cpp's key names and types (u32,
  * f32), tensor names, llama's Q/K row permutation, GPT-2's Conv1D weights
  * transposed, 1-D tensors F32, and the tokenizer.json vocabulary as
