@@ -127,12 +127,12 @@ int xf_quant_args_parse(xf_quant_method method, int argc, char **argv, xf_quant_
         {"gguf-type", required_argument, NULL, OPT_GGUF_TYPE},
         {0, 0, 0, 0}};
     /* this command's options followed by the shared scheme options */
-    enum { N_OWN = sizeof opts / sizeof *opts - 1, N_ALL = N_OWN + 32 };
+    enum { N_OWN = sizeof opts / sizeof *opts - 1, N_ALL = N_OWN + XF_SCHEME_MAX_OPTIONS };
     struct option all[N_ALL + 1];
     size_t n_all = 0;
     for (size_t i = 0; i < N_OWN; i++)
         all[n_all++] = opts[i];
-    for (size_t i = 0; xf_scheme_options[i].name && n_all < N_ALL; i++)
+    for (size_t i = 0; xf_scheme_options[i].name; i++) /* fits: scheme_args.c asserts it */
         all[n_all++] = xf_scheme_options[i];
     all[n_all] = (struct option){0, 0, 0, 0};
     memset(x, 0, sizeof *x);

@@ -36,6 +36,8 @@ const struct option xf_scheme_options[] = {
     {"rotate-steps", required_argument, NULL, OPT_ROT_STEPS},
     {"rotate-lr", required_argument, NULL, OPT_ROT_LR},
     {0, 0, 0, 0}};
+_Static_assert(sizeof xf_scheme_options / sizeof xf_scheme_options[0] <= XF_SCHEME_MAX_OPTIONS + 1,
+               "raise XF_SCHEME_MAX_OPTIONS: the rtn/gptq parsers size their tables with it");
 
 const char xf_scheme_help[] =
     "\nactivation, KV-cache and attention-probability simulation (recorded in the\n"

@@ -13,6 +13,10 @@
 /* getopt_long values of these options: XF_SCHEME_OPT_BASE and up. */
 #define XF_SCHEME_OPT_BASE 1000
 /* Terminated by a zero entry. */
+/* Terminated by a zero entry; at most XF_SCHEME_MAX_OPTIONS options
+ * (_Static_asserted in scheme_args.c), so parsers can size their combined
+ * tables at compile time. */
+#define XF_SCHEME_MAX_OPTIONS 48
 extern const struct option xf_scheme_options[];
 extern const char xf_scheme_help[];
 
