@@ -200,29 +200,19 @@ size_t xf_qweight_packed_bytes(const xf_qweight_packed *p)
     return n;
 }
 
-/* The blocks as an XF_DTYPE_GGML tensor, after a finiteness check of every
- * decoded value (the fp16 d fields could hold Inf/NaN). */
+/* The blocks as an XF_DTYPE_GGML tensor. Their finiteness (an fp16 d field
+ * could hold Inf/NaN) is checked once, by the .xfq writer
+ * (formats/xfq_write.c), before any file is created. */
 static int export_ggml(const xf_qweight *q, const char *name, xf_qweight_packed *out,
                        xf_error *err)
 {
     const size_t nbytes = (size_t)q->rows * q->row_bytes;
-    float *row = malloc((size_t)q->cols * sizeof *row);
     out->buf = malloc(nbytes ? nbytes : 1);
     out->name = strdup(name);
-    if (!row || !out->buf || !out->name) {
-        free(row);
+    if (!out->buf || !out->name) {
         xf_qweight_packed_free(out);
         return xf_fail(err, "%s: out of memory for %zu GGML bytes", name, nbytes);
     }
-    for (int64_t r = 0; r < q->rows; r++) {
-        xf_qweight_dequantize_row(q, r, row);
-        if (!xf_all_finite(row, q->cols)) {
-            free(row);
-            xf_qweight_packed_free(out);
-            return xf_fail(err, "%s: row %lld decodes to a non-finite value", name, (long long)r);
-        }
-    }
-    free(row);
     memcpy(out->buf, q->blocks, nbytes);
     xf_tensor *t = &out->tensor;
     t->name = out->name;

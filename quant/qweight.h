@@ -109,7 +109,7 @@ size_t xf_qweight_packed_bytes(const xf_qweight_packed *p);
 /* Packs codes with xfq_pack_row, converts scales to fp16, copies zeros
  * (asym only) and perm, and the outlier table (values to fp16) if any.
  * GGML-block weights become an XF_DTYPE_GGML tensor (their bytes copied;
- * fails if any block decodes to a non-finite value).
+ * the .xfq writer refuses blocks that decode to a non-finite value).
  * Fails for bit widths without a storage type (5, 6, 7) and for scales
  * that are not positive finite fp16 values. */
 int xf_qweight_export(const xf_qweight *q, const char *name, xf_qweight_packed *out,
