@@ -10,7 +10,7 @@
  * the rank-1 updates stay memory-bound as with all rows) and scaled to all
  * rows. --quick runs small shapes only as a smoke test: its matrices fit in
  * cache and its speedups mean little.
- * --ggml: instead, the sweep on llama.cpp's block grids (quant/ggml_grid.h:
+ * --ggml: instead, the sweep on llama.cpp's block grids (quant/weights/ggml_grid.h:
  * one block fit per row and block, on the updated weights) against the plain
  * 4-bit grid (asymmetric, groups of 128) with the same factorization, in the
  * same run: sweep seconds of each and their ratio.
@@ -24,8 +24,8 @@
 
 #include "core/progress.h"
 #include "core/threads.h"
-#include "quant/gptq.h"
-#include "quant/hessian.h"
+#include "quant/weights/gptq.h"
+#include "quant/weights/hessian.h"
 
 
 static uint64_t rng_state = 12345;

@@ -17,7 +17,7 @@
 
 #include "core/progress.h"
 #include "core/threads.h"
-#include "quant/hadamard.h"
+#include "sim/hadamard.h"
 
 
 static void *xmalloc(size_t n)

@@ -14,7 +14,7 @@
 
 #include "core/progress.h"
 #include "core/threads.h"
-#include "quant/hessian.h"
+#include "quant/weights/hessian.h"
 
 
 int main(int argc, char **argv)

@@ -12,7 +12,7 @@
  *   logit_kl  mean KL(fp32 next-token distribution || quantized one), far
  *        more sensitive than the perplexity.
  * The searched bases are chosen on 4 calib.txt windows, by the sample MSE
- * and by the end-to-end logit KL (quant/prob_calib.h).
+ * and by the end-to-end logit KL (quant/search/prob_calib.h).
  * Skips (exit 0) when ../shared is absent.
  *
  * Usage: bench_log2 [windows [T]]   (default 8 windows of 256 tokens) */
@@ -27,9 +27,9 @@
 #include "eval/text_tokens.h"
 #include "model/forward.h"
 #include "model/loader.h"
-#include "quant/act_hooks.h"
-#include "quant/log2_quant.h"
-#include "quant/prob_calib.h"
+#include "sim/act_hooks.h"
+#include "sim/log2_quant.h"
+#include "quant/search/prob_calib.h"
 
 #define N_SETTINGS 8
 #define KL_EPS 1e-8

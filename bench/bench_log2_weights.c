@@ -13,9 +13,9 @@
 #include <sys/stat.h>
 
 #include "formats/hf_model.h"
-#include "quant/log2_quant.h"
-#include "quant/qweight.h"
-#include "quant/rtn.h"
+#include "sim/log2_quant.h"
+#include "quant/weights/qweight.h"
+#include "quant/weights/rtn.h"
 
 enum { N_GRIDS = 3 };
 static const char *const grid_names[N_GRIDS] = {"uniform asym", "uniform sym", "log2"};

@@ -1,5 +1,5 @@
 /* One Cayley SGD step of the learned-rotation optimiser (quant/
- * learned_rotation.h) against its cost floor measured in the same run: the
+ * rotation_learning.h) against its cost floor measured in the same run: the
  * single SGEMM X R [N, n] x [n, n] that any step must do at least once.
  * One term per size: X [N, n] Gaussian with a few 50x outlier channels,
  * W [n, n], W4A4 (per-token activations, per-row weights), all N rows per
@@ -24,8 +24,8 @@
 
 #include "core/progress.h"
 #include "core/threads.h"
-#include "quant/hadamard.h"
-#include "quant/learned_rotation.h"
+#include "sim/hadamard.h"
+#include "quant/transform/rotation_learning.h"
 
 
 static void *xmalloc(size_t n)

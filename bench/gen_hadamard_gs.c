@@ -1,5 +1,5 @@
 /* Generator (run by hand, not by the build or the tests) of the
- * Goethals-Seidel circulant rows stored in quant/hadamard_orders.c.
+ * Goethals-Seidel circulant rows stored in sim/hadamard_orders.c.
  *
  * Usage: gen_hadamard_gs t g1 [g2 ...]
  * Searches four +-1 sequences a, b, c, d of length t with

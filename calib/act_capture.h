@@ -5,7 +5,7 @@
  * The four distinct inputs of a decoder layer, in the order the forward
  * pass reaches them, are the ones the hook exposes: the q/k/v input, the
  * attention output entering o_proj, the MLP input (llama gate/up, OPT fc1,
- * GPT-2 c_fc) and the down_proj / fc2 input. (quant/act_quant.h names the
+ * GPT-2 c_fc) and the down_proj / fc2 input. (sim/act_quant.h names the
  * same four for activation quantization; calib/ sits below quant/, so the
  * enum is repeated here rather than shared.) */
 #ifndef XF_CALIB_ACT_CAPTURE_H

@@ -13,7 +13,7 @@
 #include "export/export.h"
 #include "core/threads.h"
 #include "model/loader.h"
-#include "quant/quantize_model.h"
+#include "pipeline/quantize_model.h"
 
 static const char rtn_help[] =
     "usage: xfquant rtn --bits N [options] IN OUT.xfq\n\n"

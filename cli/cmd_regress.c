@@ -9,9 +9,9 @@
 #include "cli/cli.h"
 #include "cli/quant_args.h"
 #include "core/threads.h"
-#include "eval/regress_exec.h"
-#include "eval/regress_report.h"
-#include "eval/regress_run.h"
+#include "regress/exec.h"
+#include "regress/report.h"
+#include "regress/run.h"
 
 static const char regress_help[] =
     "usage: xfquant regress SUITE.json [options]\n\n"

@@ -1,13 +1,13 @@
 /* The command line of `xfquant rtn|gptq` as a reusable parser, so that a
  * regression case (whose recipe keys map 1:1 to these flags, see
- * eval/regress_argv.c) is quantized with exactly the options the CLI would
+ * regress/argv.c) is quantized with exactly the options the CLI would
  * build: one parser, no second mapping to drift. */
 #ifndef XF_CLI_QUANT_ARGS_H
 #define XF_CLI_QUANT_ARGS_H
 
 #include <stdbool.h>
 
-#include "quant/quantize_model.h"
+#include "pipeline/quantize_model.h"
 
 typedef struct xf_quant_cli {
     const char *in, *out; /* positional IN and OUT.xfq (borrowed from argv) */

@@ -1,6 +1,6 @@
 /* The activation / KV-cache / attention-probability and per-tensor-bits
  * options shared by `xfquant rtn` and `xfquant gptq` (their values land in
- * xf_quant_options; quant/act_quant.h defines the scheme). Kept apart from
+ * xf_quant_options; sim/act_quant.h defines the scheme). Kept apart from
  * cmd_quant.c so the option table, its parser and its help text stay in
  * one place. */
 #ifndef XF_CLI_SCHEME_ARGS_H
@@ -8,7 +8,7 @@
 
 #include <getopt.h>
 
-#include "quant/quantize_model.h"
+#include "pipeline/quantize_model.h"
 
 /* getopt_long values of these options: XF_SCHEME_OPT_BASE and up. */
 #define XF_SCHEME_OPT_BASE 1000

@@ -1,6 +1,6 @@
 /* An xf_scorer backed by the forward runner of a loaded model, with the
  * activation / KV-cache / attention-probability simulation of the model's
- * recipe applied (quant/act_hooks.h), so that evaluating an .xfq reproduces
+ * recipe applied (sim/act_hooks.h), so that evaluating an .xfq reproduces
  * the scheme it was quantized for with no extra flags. */
 #ifndef XF_EVAL_MODEL_SCORER_H
 #define XF_EVAL_MODEL_SCORER_H
@@ -10,7 +10,7 @@
 #include "eval/perplexity.h"
 #include "model/forward.h"
 #include "model/loader.h"
-#include "quant/act_hooks.h"
+#include "sim/act_hooks.h"
 
 typedef struct xf_model_scorer {
     xf_runner runner;
@@ -24,7 +24,7 @@ typedef struct xf_model_scorer {
 int xf_model_scorer_init(xf_model_scorer *ms, const xf_model_weights *mw,
                          const xf_act_scheme *scheme, int64_t max_T, xf_error *err);
 /* The same for a loaded model, with the scheme and the online transforms
- * (quant/online.h) read from its recipe (xf_model_act_scheme). */
+ * (sim/online.h) read from its recipe (xf_model_act_scheme). */
 int xf_model_scorer_open(xf_model_scorer *ms, const xf_loaded_model *m, int64_t max_T,
                          xf_error *err);
 void xf_model_scorer_free(xf_model_scorer *ms);

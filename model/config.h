@@ -42,7 +42,7 @@ typedef struct xf_model_config {
     bool layer_norm;        /* LayerNorm (OPT, GPT-2) instead of RMSNorm; false for an OPT or
                              * GPT-2 whose norms were folded (XF_CONFIG_NORM_KEY) */
     bool head_bias;         /* lm_head.bias [vocab] (folded LayerNorm models: the final
-                             * norm's bias, quant/rotate.h) */
+                             * norm's bias, quant/transform/rotate.h) */
     bool norm_before;       /* pre-LN (OPT do_layer_norm_before; always true otherwise) */
     bool fused_qkv;         /* GPT-2 c_attn: one [3*hidden, hidden] linear */
     int64_t pos_offset;     /* learned position table offset (OPT: 2) */
@@ -50,7 +50,7 @@ typedef struct xf_model_config {
     int64_t bos_id, eos_id; /* -1 if unknown */
 } xf_model_config;
 
-/* An xfquant key of config.json, written by norm folding (quant/rotate.h)
+/* An xfquant key of config.json, written by norm folding (quant/transform/rotate.h)
  * into the config of an OPT (pre-LN) or GPT-2 model whose LayerNorms were
  * turned into RMSNorms: "xfquant_norm": "rmsnorm" means every norm is an
  * RMSNorm x / sqrt(mean(x^2) + eps) * w (eps: the family's LayerNorm

@@ -31,7 +31,7 @@ static int open_xfq(xf_loaded_model *m, const char *path, xf_error *err)
     m->tensors = &m->xfq.tensors;
     /* Evaluating a file without the transforms it was made with would give
      * wrong numbers: refuse kinds this build does not implement (the full
-     * check, and the application, are quant/online.h's, through the hooks
+     * check, and the application, are sim/online.h's, through the hooks
      * of eval/model_scorer.h; callers that run the model otherwise must
      * refuse files with m->has_online_transforms). */
     const json_t *online = json_object_get(json_object_get(m->xfq.meta, "recipe"), "online_transforms");

@@ -1,4 +1,4 @@
-/* quant/act_quant, act_hooks, log2_quant, act_clip, prob_calib: activation,
+/* sim/act_quant, act_hooks, log2_quant, act_clip, prob_calib: activation,
  * KV-cache and attention-probability quantization simulation.
  *
  * Row quantizers against scalar references written here from the
@@ -26,11 +26,11 @@
 #include "core/half.h"
 #include "model/forward.h"
 #include "model/loader.h"
-#include "quant/act_clip.h"
-#include "quant/act_hooks.h"
-#include "quant/act_quant.h"
-#include "quant/log2_quant.h"
-#include "quant/prob_calib.h"
+#include "quant/search/clip_search.h"
+#include "sim/act_hooks.h"
+#include "sim/act_quant.h"
+#include "sim/log2_quant.h"
+#include "quant/search/prob_calib.h"
 #include "tests/support/random_model.h"
 #include "tests/support/test_util.h"
 

@@ -1,4 +1,4 @@
-/* GGML block grids (quant/ggml_grid.h): the values the quantizer uses are
+/* GGML block grids (quant/weights/ggml_grid.h): the values the quantizer uses are
  * exactly what the blocks decode to, by xfquant's ggml decoder and by the
  * tests' own element-by-element decoder (tests/support/ggml_ref.c); header
  * decode round trip; fits no worse than the plain range rule. */
@@ -14,8 +14,8 @@
 
 #include "core/half.h"
 #include "formats/ggml_dequant.h"
-#include "quant/ggml_grid.h"
-#include "quant/gptq.h"
+#include "quant/weights/ggml_grid.h"
+#include "quant/weights/gptq.h"
 #include "tests/support/ggml_ref.h"
 
 static const uint32_t all_types[] = {XF_GGML_Q4_0, XF_GGML_Q4_1, XF_GGML_Q5_0,  XF_GGML_Q5_1,

@@ -1,7 +1,7 @@
 /* GPTQ, the Hessian accumulator and the quantized-weight container.
  * The main check compares the blocked solver with a plain column-by-column
  * GPTQ written here in fp64 (own Cholesky and inverse, no LAPACK). The
- * grids in that reference come from quant/grid.h, tested on its own in
+ * grids in that reference come from quant/weights/grid.h, tested on its own in
  * test_grid.c. */
 #include <math.h>
 #include <setjmp.h>
@@ -15,10 +15,10 @@
 
 #include "core/log.h"
 #include "formats/xfq_pack.h"
-#include "quant/gptq.h"
-#include "quant/hessian.h"
-#include "quant/qweight.h"
-#include "quant/rtn.h"
+#include "quant/weights/gptq.h"
+#include "quant/weights/hessian.h"
+#include "quant/weights/qweight.h"
+#include "quant/weights/rtn.h"
 #include "tests/support/test_util.h"
 
 /* ---- test data ---- */
@@ -87,7 +87,7 @@ typedef struct ref_result {
 } ref_result;
 
 /* GPTQ exactly as docs/methods.md states it, one column at a time, fp64,
- * with the layout contract of quant/gptq.h. */
+ * with the layout contract of quant/weights/gptq.h. */
 static void ref_gptq(const float *W0, int rows, int n, const double *H0, const xf_gptq_params *p,
                      ref_result *o)
 {

@@ -11,8 +11,8 @@
 
 #include <cmocka.h>
 
-#include "quant/gptq_v2.h"
-#include "quant/hessian.h"
+#include "quant/weights/gptq_v2.h"
+#include "quant/weights/hessian.h"
 #include "tests/support/test_util.h"
 
 enum { D = 24, N = 400, ROWS = 7 };

@@ -11,9 +11,9 @@
 #include <cmocka.h>
 
 #include "core/half.h"
-#include "quant/grid.h"
-#include "quant/qweight.h"
-#include "quant/rtn.h"
+#include "quant/weights/grid.h"
+#include "quant/weights/qweight.h"
+#include "quant/weights/rtn.h"
 #include "tests/support/test_util.h"
 
 /* ---- scalar reference ---- */

@@ -1,4 +1,4 @@
-/* Hadamard transforms (quant/hadamard.h). The reference for the fast
+/* Hadamard transforms (sim/hadamard.h). The reference for the fast
  * transforms is the entry formula of the header written out here (Sylvester
  * parity times base entry times sign), checked against the library's dense
  * matrix; the base matrices are checked exactly (+-1 entries, B B^T = m I,
@@ -14,7 +14,7 @@
 #include <cblas.h>
 #include <cmocka.h>
 
-#include "quant/hadamard.h"
+#include "sim/hadamard.h"
 #include "tests/support/test_util.h"
 
 /* The orders QuaRot stores. */

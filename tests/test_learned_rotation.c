@@ -1,4 +1,4 @@
-/* quant/learned_rotation: the fake-quantized rotation objective, its
+/* quant/transform/rotation_learning: the fake-quantized rotation objective, its
  * straight-through gradient and the Cayley SGD optimiser.
  *
  * The gradient reference is independent of the library's SGEMM path: the
@@ -28,9 +28,9 @@
 #include <cmocka.h>
 #include <lapacke.h>
 
-#include "quant/act_quant.h"
-#include "quant/hadamard.h"
-#include "quant/learned_rotation.h"
+#include "sim/act_quant.h"
+#include "sim/hadamard.h"
+#include "quant/transform/rotation_learning.h"
 #include "tests/support/test_util.h"
 
 #define CHECK_OK(call)                                                                             \

@@ -17,9 +17,9 @@
 #include "core/half.h"
 #include "formats/xfq.h"
 #include "formats/xfq_pack.h"
-#include "quant/log2_quant.h"
-#include "quant/qweight.h"
-#include "quant/rtn.h"
+#include "sim/log2_quant.h"
+#include "quant/weights/qweight.h"
+#include "quant/weights/rtn.h"
 #include "support/cli_run.h"
 #include "support/test_util.h"
 

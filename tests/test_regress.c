@@ -19,11 +19,11 @@
 #include <sys/stat.h>
 
 #include "core/read_file.h"
-#include "eval/regress_compare.h"
-#include "eval/regress_report.h"
-#include "eval/regress_run.h"
-#include "eval/regress_scheme_keys.h"
-#include "eval/regress_suite.h"
+#include "regress/compare.h"
+#include "regress/report.h"
+#include "regress/run.h"
+#include "regress/scheme_keys.h"
+#include "regress/suite.h"
 #include "tests/support/test_util.h"
 
 /* ------------------------------------------------------------------ */

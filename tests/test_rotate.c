@@ -1,4 +1,4 @@
-/* quant/rotate*: norm folding, the residual rotation R1 (randomized
+/* quant/transform/rotate*: norm folding, the residual rotation R1 (randomized
  * Hadamard and KLT), head-wise v/o Hadamards and the online down_proj
  * Hadamard leave the fp32 logits unchanged (1e-4 relative, as the issue
  * asks) on random llama-family models (GQA, qwen2 biases, tied and untied
@@ -28,9 +28,9 @@
 #include "model/forward.h"
 #include "model/loader.h"
 #include "model/model_edit.h"
-#include "quant/act_hooks.h"
-#include "quant/rotate.h"
-#include "quant/rtn.h"
+#include "sim/act_hooks.h"
+#include "quant/transform/rotate.h"
+#include "quant/weights/rtn.h"
 #include "tests/support/cli_run.h"
 #include "tests/support/random_model.h"
 #include "tests/support/test_util.h"

@@ -1,4 +1,4 @@
-/* model/model_edit, quant/act_absmax, quant/smooth: exact per-channel
+/* model/model_edit, quant/transform/input_absmax, quant/transform/smooth: exact per-channel
  * activation smoothing.
  *
  * Exactness: fp32 logits of the smoothed model vs the original within 1e-5
@@ -30,9 +30,9 @@
 #include "model/forward.h"
 #include "model/loader.h"
 #include "model/model_edit.h"
-#include "quant/act_absmax.h"
-#include "quant/smooth.h"
-#include "quant/xfq_out.h"
+#include "quant/transform/input_absmax.h"
+#include "quant/transform/smooth.h"
+#include "pipeline/xfq_out.h"
 #include "tests/support/random_model.h"
 #include "tests/support/test_util.h"
 

@@ -4,7 +4,7 @@
  * table, fp32 values equal to ggml's conversion and to the element-wise
  * reference decoder of tests/support/ggml_ref.c), bits per weight, the
  * writer's and the reader's refusals; then a random llama model whose
- * q/k/v/o are GGML blocks written through quant/xfq_out.c: the loader gives
+ * q/k/v/o are GGML blocks written through pipeline/xfq_out.c: the loader gives
  * the dequantized values, `info` names the types, `rtn` re-quantizes from
  * the dequantized values, `export --to gguf` copies the blocks byte for
  * byte (llama's Q/K rows interleaved per head, read back with
@@ -28,7 +28,7 @@
 #include "formats/xfq_check.h"
 #include "model/forward.h"
 #include "model/loader.h"
-#include "quant/xfq_out.h"
+#include "pipeline/xfq_out.h"
 #include "tests/support/cli_run.h"
 #include "tests/support/ggml_blocks.h"
 #include "tests/support/ggml_ref.h"
@@ -352,7 +352,7 @@ static const struct {
 #define N_LIN 4
 
 /* The LM head is GGML blocks too (Q8_0) in the GGML file; tensors that
- * `rtn` does not quantize are copied, blocks included (quant/xfq_out.c). */
+ * `rtn` does not quantize are copied, blocks included (pipeline/xfq_out.c). */
 #define HEAD "lm_head.weight"
 
 typedef struct fixture {
@@ -412,7 +412,7 @@ static int setup(void **state)
         fx->values[k] = malloc((size_t)n * sizeof(float));
         assert_int_equal(xf_ggml_dequant(xf_ggml_traits(k_lin[k].type), t.data, fx->values[k],
                                          n, "w", &err), 0);
-        /* the item as the quantizer hands it over (quant/qweight.h) */
+        /* the item as the quantizer hands it over (quant/weights/qweight.h) */
         g[k].buf = (uint8_t *)t.data;
         g[k].name = strdup(k_lin[k].name);
         g[k].tensor = t;

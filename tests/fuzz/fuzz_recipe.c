@@ -1,14 +1,14 @@
 /* libFuzzer harness: the recipe object of an .xfq's metadata as its
  * readers see it: the activation scheme ("activations",
- * quant/act_quant.h xf_act_scheme_from_json, read through
+ * sim/act_quant.h xf_act_scheme_from_json, read through
  * eval/model_scorer.h xf_model_act_scheme as the evaluator does) and the
- * online transforms ("online_transforms", quant/online.h) of a fixed
+ * online transforms ("online_transforms", sim/online.h) of a fixed
  * small llama config. An accepted scheme must survive its JSON round trip
  * unchanged. */
 #include "core/json_util.h"
 #include "eval/model_scorer.h"
-#include "quant/act_quant.h"
-#include "quant/online.h"
+#include "sim/act_quant.h"
+#include "sim/online.h"
 #include "tests/fuzz/fuzz_util.h"
 
 static const char config_json[] =

@@ -1,7 +1,7 @@
-/* libFuzzer harness: an accuracy-regression suite (eval/regress_suite.h)
+/* libFuzzer harness: an accuracy-regression suite (regress/suite.h)
  * parsed, then the command lines of every case built from it (what
  * `xfquant regress` runs). */
-#include "eval/regress_suite.h"
+#include "regress/suite.h"
 #include "tests/fuzz/fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -17,7 +17,7 @@
 #include "formats/xfq_outliers.h"
 #include "model/config.h"
 #include "model/loader.h"
-#include "quant/online.h"
+#include "sim/online.h"
 #include "tests/fuzz/fuzz_tensors.h"
 #include "tests/fuzz/fuzz_util.h"
 

@@ -3,7 +3,7 @@
  *  - MODEL_OUT: the model of MODEL_DIR (a fuzz_seed_model_sized llama of
  *    hidden 32, with a tokenizer) whose seven linears are random blocks of
  *    the 32-element types (q4_0, q4_1, q5_0, q5_1, q8_0, iq4_nl, q4_0),
- *    written through quant/xfq_out.c as the quantizer writes them, so the
+ *    written through pipeline/xfq_out.c as the quantizer writes them, so the
  *    loader binds and dequantizes them;
  *  - TYPES_OUT: a bare container (no config) with one tensor of each
  *    256-element type (q2_K..q6_K, iq4_xs), for the reader and the
@@ -17,7 +17,7 @@
 #include "formats/ggml_types.h"
 #include "formats/xfq.h"
 #include "model/loader.h"
-#include "quant/xfq_out.h"
+#include "pipeline/xfq_out.h"
 #include "tests/support/ggml_blocks.h"
 
 static xf_tensor blocks(const char *name, uint32_t type, int64_t rows, int64_t cols,

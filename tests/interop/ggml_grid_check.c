@@ -1,5 +1,5 @@
 /* ggml_grid_check: GPTQ solved on every GGML block grid xfquant supports
- * (quant/ggml_grid.h), checked against ggml itself (libggml-base of the
+ * (quant/weights/ggml_grid.h), checked against ggml itself (libggml-base of the
  * llama.cpp build): for random weights of width 256 k and a correlated
  * Hessian, the blocks GPTQ writes, converted by ggml's own to_float, equal
  * the values the solver used (the W it returns) bit for bit: max |delta| = 0.
@@ -20,8 +20,8 @@
 #include "ggml.h"
 
 #include "formats/gguf.h"
-#include "quant/ggml_grid.h"
-#include "quant/gptq.h"
+#include "quant/weights/ggml_grid.h"
+#include "quant/weights/gptq.h"
 
 static uint64_t rng = 0x2545f4914f6cdd1dull;
 static double nrand(void)

@@ -1,0 +1,874 @@
+#include "pipeline/quantize_model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "calib/calib_windows.h"
+#include "calib/sampling.h"
+#include "core/log.h"
+#include "core/progress.h"
+#include "model/forward.h"
+#include "model/ops.h"
+#include "quant/search/act_calib.h"
+#include "sim/act_hooks.h"
+#include "quant/weights/gptq.h"
+#include "pipeline/gguf_plan.h"
+#include "quant/weights/gptq_v2.h"
+#include "quant/weights/hessian.h"
+#include "quant/transform/rotate.h"
+#include "quant/weights/rtn.h"
+#include "quant/transform/smooth.h"
+#include "pipeline/xfq_out.h"
+
+void xf_quant_options_defaults(xf_quant_options *o, xf_quant_method method)
+{
+    memset(o, 0, sizeof *o);
+    o->method = method;
+    o->grid.bits = 4;
+    o->grid.sym = false;
+    o->grid.clip = XF_CLIP_NONE;
+    o->group = 128;
+    o->damp = 0.01;
+    o->block = 128;
+    o->nsamples = 128;
+    o->seqlen = 0;
+    o->seed = 0;
+    o->calib_format = XF_CALIB_AUTO;
+    xf_act_scheme_default(&o->act);
+    o->rotate_steps = 100;
+    o->rotate_lr = 1.5;
+}
+
+/* Bits of one tensor under the --tensor-bits rules (validated up front by
+ * xf_quantize_model, so a compile failure here cannot happen; it falls
+ * back to the default bits). Compiled per call: a few regexes per tensor
+ * cost nothing next to quantizing it, and no state is kept. */
+static int bits_for(const xf_quant_options *o, const char *name)
+{
+    if (o->n_tensor_bits == 0)
+        return o->grid.bits;
+    xf_tensor_bits tb;
+    xf_error e = {0};
+    if (xf_tensor_bits_init(&tb, o->tensor_bits, o->n_tensor_bits, &e) != 0)
+        return o->grid.bits;
+    int b = xf_tensor_bits_for(&tb, name, o->grid.bits);
+    xf_tensor_bits_free(&tb);
+    return b;
+}
+
+/* The linears that read one distinct input, in true-sequential order. */
+typedef struct lin_group {
+    xf_linear_role input_role; /* role under which the forward hook reports the input */
+    xf_linear_role roles[3];
+    int n;
+} lin_group;
+
+static int sequential_groups(const xf_model_config *cfg, lin_group g[4])
+{
+    if (cfg->family == XF_FAMILY_LLAMA) {
+        g[0] = (lin_group){XF_LIN_Q, {XF_LIN_Q, XF_LIN_K, XF_LIN_V}, 3};
+        g[2] = (lin_group){XF_LIN_GATE, {XF_LIN_GATE, XF_LIN_UP}, 2};
+    } else {
+        g[0] = cfg->fused_qkv ? (lin_group){XF_LIN_Q, {XF_LIN_Q}, 1}
+                              : (lin_group){XF_LIN_Q, {XF_LIN_Q, XF_LIN_K, XF_LIN_V}, 3};
+        g[2] = (lin_group){XF_LIN_UP, {XF_LIN_UP}, 1};
+    }
+    g[1] = (lin_group){XF_LIN_O, {XF_LIN_O}, 1};
+    g[3] = (lin_group){XF_LIN_DOWN, {XF_LIN_DOWN}, 1};
+    return 4;
+}
+
+static json_t *recipe_json(const xf_quant_options *o)
+{
+    json_t *r = json_pack("{s:s, s:i, s:I, s:b, s:s, s:b, s:o, s:[]}", "method",
+                          o->method == XF_METHOD_GPTQ ? "gptq" : "rtn", "bits", o->grid.bits,
+                          "group_size", (json_int_t)o->group, "sym", o->grid.sym, "clip",
+                          xf_clip_name(o->grid.clip), "quantize_head", o->quantize_head,
+                          "rotation", json_null(), "online_transforms");
+    if (o->gguf) /* absent otherwise: those files stay byte-identical */
+        json_object_set_new(r, "gguf_type", json_string(xf_gguf_ftype_name(o->gguf_ftype)));
+    if (o->weight_grid_log2) /* absent for uniform: those files stay byte-identical */
+        json_object_set_new(r, "weight_grid", json_string("log2"));
+    if (o->outliers > 0) /* absent at 0: such files stay byte-identical to older ones */
+        json_object_set_new(r, "outliers", json_real(o->outliers));
+    if (!xf_act_scheme_is_off(&o->act))
+        json_object_set_new(r, "activations", xf_act_scheme_to_json(&o->act));
+    if (o->n_tensor_bits > 0) {
+        xf_tensor_bits tb;
+        xf_error e = {0};
+        if (xf_tensor_bits_init(&tb, o->tensor_bits, o->n_tensor_bits, &e) == 0) {
+            json_object_set_new(r, "tensor_bits", xf_tensor_bits_to_json(&tb));
+            xf_tensor_bits_free(&tb);
+        }
+    }
+    if (o->method == XF_METHOD_GPTQ) {
+        json_object_set_new(r, "act_order", json_boolean(o->act_order));
+        json_object_set_new(r, "static_groups", json_boolean(o->static_groups));
+        json_object_set_new(r, "damp", json_real(o->damp));
+        json_object_set_new(r, "block", json_integer(o->block));
+        json_object_set_new(r, "true_sequential", json_true());
+        json_object_set_new(r, "gptq_v2", json_boolean(o->gptq_v2));
+    }
+    return r;
+}
+
+/* ---- RTN ---------------------------------------------------------------- */
+
+/* Round to nearest on GGML grid gg (what llama-quantize does without an
+ * imatrix), W [rows, cols] fp32. */
+static int rtn_ggml(const xf_ggml_grid_traits *gg, const float *W, int64_t rows, int64_t cols,
+                    const char *name, xf_quant_collector *col, xf_error *err)
+{
+    xf_qweight q;
+    if (xf_qweight_init_ggml(&q, rows, cols, gg, name, err) != 0)
+        return -1;
+    double qerr = 0.0;
+#pragma omp parallel for schedule(static) reduction(+ : qerr)
+    for (int64_t r = 0; r < rows; r++) {
+        float dq[XF_GGML_QK_K];
+        for (int64_t c0 = 0; c0 < cols; c0 += gg->block) {
+            const float *x = W + r * cols + c0;
+            xf_ggml_grid_quantize_row(gg, x, NULL, gg->block,
+                                      xf_qweight_block(&q, r, c0 / gg->block), dq);
+            for (int j = 0; j < gg->block; j++)
+                qerr += ((double)x[j] - dq[j]) * ((double)x[j] - dq[j]);
+        }
+    }
+    int rc = xf_quant_collector_add(col, &q, name, json_pack("{s:f}", "qerr", qerr), err);
+    xf_qweight_free(&q);
+    return rc;
+}
+
+/* ol: t's outlier table when t is packed (a re-quantized .xfq), else empty.
+ * gg: quantize onto this GGML grid (--gguf-type) instead of o's grid. */
+static int rtn_tensor(const xf_quant_options *o, const xf_tensor *t, bool transposed,
+                      const xf_sparse_outliers *ol, const char *name,
+                      const xf_ggml_grid_traits *gg, xf_quant_collector *col, xf_error *err)
+{
+    int64_t rows = transposed ? t->shape[1] : t->shape[0];
+    int64_t cols = transposed ? t->shape[0] : t->shape[1];
+    float *W = malloc((size_t)(rows * cols) * sizeof *W);
+    if (!W)
+        return xf_fail(err, "%s: out of memory", name);
+    if (xf_tensor_to_f32(t, W, err) != 0) {
+        free(W);
+        return -1;
+    }
+    xfq_outliers_apply(ol, cols, W); /* packed, so never transposed */
+    if (transposed) {
+        float *tr = malloc((size_t)(rows * cols) * sizeof *tr);
+        if (!tr) {
+            free(W);
+            return xf_fail(err, "%s: out of memory", name);
+        }
+        for (int64_t i = 0; i < cols; i++)
+            for (int64_t j = 0; j < rows; j++)
+                tr[j * cols + i] = W[i * rows + j];
+        free(W);
+        W = tr;
+    }
+    if (gg) {
+        int rc = rtn_ggml(gg, W, rows, cols, name, col, err);
+        free(W);
+        return rc;
+    }
+    xf_rtn_params p = {o->grid, o->group, false, o->outliers, o->weight_grid_log2};
+    p.grid.bits = bits_for(o, name);
+    xf_qweight q;
+    int rc = xf_rtn_quantize(W, rows, cols, &p, &q, name, err);
+    if (rc == 0) {
+        float *dq = malloc((size_t)(rows * cols) * sizeof *dq);
+        double qerr = 0.0;
+        if (dq) {
+            xf_qweight_dequantize(&q, dq);
+            for (int64_t i = 0; i < rows * cols; i++)
+                qerr += ((double)W[i] - dq[i]) * ((double)W[i] - dq[i]);
+            free(dq);
+        }
+        rc = xf_quant_collector_add(col, &q, name, json_pack("{s:f}", "qerr", qerr), err);
+        xf_qweight_free(&q);
+    }
+    free(W);
+    return rc;
+}
+
+/* The grid of tensor t: its GGML type under --gguf-type (NULL: keep it
+ * unquantized; *skip set), else the uniform grid of o (NULL, *skip false). */
+static const xf_ggml_grid_traits *plan_grid(const xf_gguf_type_plan *plan, const xf_tensor *t,
+                                            bool *skip)
+{
+    *skip = false;
+    if (!plan)
+        return NULL;
+    const xf_ggml_grid_traits *gg = xf_gguf_type_plan_grid(plan, t, NULL);
+    *skip = gg == NULL;
+    return gg;
+}
+
+/* --gguf-type: the tensors GPTQ has no Hessian for but llama-quantize
+ * quantizes (token_embd; a tied output is the same tensor), round to
+ * nearest on their planned grid. */
+static int rtn_embeddings(const xf_model_weights *mw, const xf_gguf_type_plan *plan,
+                          xf_quant_collector *col, xf_error *err)
+{
+    bool skip;
+    const xf_ggml_grid_traits *gg = plan_grid(plan, mw->tok_embed, &skip);
+    if (skip)
+        return 0;
+    xf_quant_options none;
+    xf_quant_options_defaults(&none, XF_METHOD_RTN);
+    const xf_sparse_outliers no_outliers = {0};
+    return rtn_tensor(&none, mw->tok_embed, false, &no_outliers, mw->tok_embed->name, gg, col,
+                      err);
+}
+
+static int quantize_rtn(xf_loaded_model *m, const xf_quant_options *o,
+                        const xf_gguf_type_plan *plan, xf_quant_collector *col, xf_error *err)
+{
+    const xf_model_weights *mw = &m->weights;
+    xf_progress prog;
+    xf_progress_init(&prog, "rtn: layer");
+    for (int64_t l = 0; l < mw->cfg.n_layers; l++) {
+        for (int r = 0; r < XF_LIN_COUNT; r++) {
+            const xf_linear *lin = &mw->layers[l].lin[r];
+            if (!lin->w)
+                continue;
+            bool skip;
+            const xf_ggml_grid_traits *gg = plan_grid(plan, lin->w, &skip);
+            if (!skip && rtn_tensor(o, lin->w, lin->transposed, &lin->outliers, lin->w->name, gg,
+                                    col, err) != 0)
+                return -1;
+        }
+        xf_progress_update(&prog, l + 1, mw->cfg.n_layers, 0, NULL);
+    }
+    xf_progress_finish(&prog);
+    if (plan) {
+        if (rtn_embeddings(mw, plan, col, err) != 0)
+            return -1;
+        if (mw->lm_head.w == mw->tok_embed || m->cfg.tie_embeddings)
+            return 0;
+        bool skip;
+        const xf_ggml_grid_traits *gg = plan_grid(plan, mw->lm_head.w, &skip);
+        return skip ? 0
+                    : rtn_tensor(o, mw->lm_head.w, mw->lm_head.transposed, &mw->lm_head.outliers,
+                                 mw->lm_head.w->name, gg, col, err);
+    }
+    if (o->quantize_head)
+        return rtn_tensor(o, mw->lm_head.w, mw->lm_head.transposed, &mw->lm_head.outliers,
+                          mw->lm_head.w->name, NULL, col, err);
+    return 0;
+}
+
+/* ---- GPTQ --------------------------------------------------------------- */
+
+typedef struct capture_ctx {
+    int layer;
+    xf_linear_role role;
+    xf_hessian *hess; /* accumulates the input's Hessian, or NULL */
+    float *copy;      /* receives the input [rows, cols], or NULL */
+} capture_ctx;
+
+static int capture_input(void *user, int layer, xf_linear_role role, float *x, int64_t rows,
+                         int64_t cols, xf_error *err)
+{
+    capture_ctx *c = user;
+    if (layer != c->layer || role != c->role)
+        return 0;
+    if (c->hess && cols != c->hess->d)
+        return xf_fail(err, "layer %d %s input has %lld columns, the Hessian %lld", layer,
+                       xf_linear_role_name(role), (long long)cols, (long long)c->hess->d);
+    if (c->hess && xf_hessian_add(c->hess, x, rows, err) != 0)
+        return -1;
+    if (c->copy)
+        memcpy(c->copy, x, (size_t)(rows * cols) * sizeof *x);
+    /* the rest of the layer is not needed for this group's Hessian */
+    return XF_HOOK_STOP;
+}
+
+static json_t *gptq_stats_json(const xf_gptq_stats *s)
+{
+    return json_pack("{s:f, s:f, s:f, s:I, s:i}", "damp", s->damp_used, "loss", s->loss, "qerr",
+                     s->qerr, "dead_columns", (json_int_t)s->dead_columns, "retries", s->retries);
+}
+
+static void gptq_params_from(const xf_quant_options *o, xf_gptq_params *p)
+{
+    xf_gptq_params_default(p);
+    p->grid = o->grid;
+    p->group = o->group;
+    p->act_order = o->act_order;
+    p->static_groups = o->static_groups;
+    p->damp = o->damp;
+    p->block = o->block;
+    p->outliers = o->outliers;
+}
+
+/* GPTQ on the fp32 weights W [out, in] of the linears sharing one input
+ * (one factorization of its Hessian H); each W is replaced by its
+ * dequantized quantization, so later passes see the quantized layer. */
+static int gptq_linears(const xf_quant_options *o, const xf_gguf_type_plan *plan,
+                        float *const *W, const int64_t *rows, const xf_tensor *const *src,
+                        const char *const *names, int n, int64_t cols, const double *H,
+                        xf_quant_collector *col, xf_error *err)
+{
+    xf_gptq_params p;
+    gptq_params_from(o, &p);
+    bool any = false;
+    for (int k = 0; k < n; k++) {
+        bool skip;
+        plan_grid(plan, src[k], &skip);
+        any = any || !skip;
+    }
+    if (!any) /* --gguf-type keeps all of them unquantized */
+        return 0;
+    xf_gptq_factor f;
+    if (xf_gptq_factor_init(&f, H, cols, &p, names[0], err) != 0)
+        return -1;
+    int rc = 0;
+    for (int k = 0; k < n && rc == 0; k++) {
+        xf_qweight q;
+        xf_gptq_stats st;
+        bool skip;
+        p.ggml = plan_grid(plan, src[k], &skip);
+        if (skip)
+            continue;
+        p.grid.bits = bits_for(o, names[k]);
+        rc = xf_gptq_solve_factored(W[k], rows[k], &f, &p, &q, &st, names[k], err);
+        if (rc == 0) {
+            rc = xf_quant_collector_add(col, &q, names[k], gptq_stats_json(&st), err);
+            xf_qweight_free(&q);
+        }
+    }
+    xf_gptq_factor_free(&f);
+    return rc;
+}
+
+/* The calibration windows (calib/calib_windows.h: the same steps and
+ * provenance record as `xfquant stats`), recorded under "calibration". */
+static int prepare_calibration(xf_loaded_model *m, const xf_quant_options *o, int64_t seqlen,
+                               xf_calib_set *cs, json_t *prov, xf_error *err)
+{
+    if (!o->calib_path)
+        return xf_fail(err, "%s needs calibration text (--calib FILE)",
+                       o->method == XF_METHOD_GPTQ ? "gptq" : "this recipe");
+    const xf_calib_source src = {o->calib_path, o->calib_field, o->calib_format,
+                                 o->nsamples, seqlen, o->seed};
+    json_t *rec = NULL;
+    if (xf_calib_windows_load(cs, m, &src, &rec, err) != 0)
+        return -1;
+    json_object_set_new(prov, "calibration", rec);
+    return 0;
+}
+
+/* Runs layer dl on every calibration sample (in a scratch copy), feeding
+ * the hooks; `inplace` updates the stored hidden states instead. */
+static int run_layer_all(xf_workspace *ws, const xf_dense_layer *dl, float *h_all, float *tmp,
+                         int64_t nsamples, int64_t T, int64_t hidden,
+                         const xf_forward_hooks *hooks, bool inplace, xf_error *err)
+{
+    size_t win = (size_t)(T * hidden);
+    for (int64_t s = 0; s < nsamples; s++) {
+        float *h = h_all + (size_t)s * win;
+        if (!inplace) {
+            memcpy(tmp, h, win * sizeof *tmp);
+            h = tmp;
+        }
+        if (xf_forward_layer(ws, dl, h, T, hooks, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int gptq_head(xf_loaded_model *m, const xf_quant_options *o, const xf_gguf_type_plan *plan,
+                     const float *h_all, int64_t nsamples, int64_t T, xf_quant_collector *col,
+                     xf_error *err)
+{
+    const xf_model_weights *mw = &m->weights;
+    int64_t hidden = mw->cfg.hidden, vocab = mw->cfg.vocab;
+    xf_dense_head hd;
+    if (xf_dense_head_init(&hd, mw, err) != 0)
+        return -1;
+    xf_hessian hs;
+    float *x = malloc((size_t)(T * hidden) * sizeof *x);
+    double *H = malloc((size_t)(hidden * hidden) * sizeof *H);
+    int rc = 0;
+    if (!x || !H || xf_hessian_init(&hs, hidden, err) != 0) {
+        rc = x && H ? -1 : xf_fail(err, "out of memory for the head Hessian");
+        goto out_nohess;
+    }
+    for (int64_t s = 0; s < nsamples && rc == 0; s++) {
+        const float *h = h_all + (size_t)(s * T * hidden);
+        if (!hd.norm_w)
+            memcpy(x, h, (size_t)(T * hidden) * sizeof *x);
+        else if (mw->cfg.layer_norm)
+            xf_op_layernorm(h, x, T, hidden, hd.norm_w, hd.norm_b, mw->cfg.norm_eps);
+        else
+            xf_op_rmsnorm(h, x, T, hidden, hd.norm_w, mw->cfg.norm_eps);
+        rc = xf_hessian_add(&hs, x, T, err);
+    }
+    if (rc == 0)
+        rc = xf_hessian_finalize(&hs, H, err);
+    if (rc == 0) {
+        const char *name = mw->lm_head.w->name;
+        const xf_tensor *src = mw->lm_head.w;
+        rc = gptq_linears(o, plan, &hd.w, &vocab, &src, &name, 1, hidden, H, col, err);
+    }
+    xf_hessian_free(&hs);
+out_nohess:
+    free(x);
+    free(H);
+    xf_dense_head_free(&hd);
+    return rc;
+}
+
+/* The calibration activations: the hidden states entering the current
+ * layer for every window, from the model being quantized and (GPTQv2) from
+ * the full-precision model. */
+typedef struct calib_streams {
+    int64_t ns, T, hidden;
+    float *h_q;   /* [ns, T, hidden] */
+    float *h_fp;  /* [ns, T, hidden] or NULL */
+    float *tmp;   /* [T, hidden] */
+    float *x_q, *x_fp; /* [T, max input width] captured inputs (GPTQv2) */
+    const xf_act_scheme *act; /* applied to the quantized stream, or NULL */
+    const xf_act_scheme *fp;  /* the fp stream's (online transforms only), or NULL */
+} calib_streams;
+
+/* Hessian H (and for GPTQv2 the cross-covariance C) of the input of one
+ * group of linears of layer dl (dl_fp: the same layer in full precision). */
+static int group_statistics(xf_workspace *ws, const xf_dense_layer *dl, const xf_dense_layer *dl_fp,
+                            const lin_group *grp, calib_streams *cs, double *H, double *C,
+                            xf_error *err)
+{
+    int64_t d = dl->in[grp->roles[0]], T = cs->T, win = T * cs->hidden;
+    xf_hessian hs;
+    xf_cross_cov cc;
+    if (xf_hessian_init(&hs, d, err) != 0)
+        return -1;
+    if (C && xf_cross_cov_init(&cc, d, err) != 0) {
+        xf_hessian_free(&hs);
+        return -1;
+    }
+    capture_ctx cap_q = {dl->layer, grp->input_role, &hs, C ? cs->x_q : NULL};
+    capture_ctx cap_fp = {dl->layer, grp->input_role, NULL, cs->x_fp};
+    xf_forward_hooks hooks_q = {.user = &cap_q, .on_linear_input = capture_input};
+    xf_forward_hooks hooks_fp = {.user = &cap_fp, .on_linear_input = capture_input};
+    /* with an activation scheme the capture sees the quantized inputs: what
+     * the quantized linears will read (QuaRot calibrates GPTQ this way) */
+    xf_act_hooks ah = {0}, ah_fp = {0};
+    const xf_forward_hooks *hq = &hooks_q, *hf = &hooks_fp;
+    int rc = 0;
+    if (cs->act) {
+        rc = xf_act_hooks_init(&ah, cs->act, &hooks_q, err);
+        hq = &ah.hooks;
+    }
+    if (rc == 0 && cs->fp) {
+        rc = xf_act_hooks_init(&ah_fp, cs->fp, &hooks_fp, err);
+        hf = &ah_fp.hooks;
+    }
+    for (int64_t s = 0; s < cs->ns && rc == 0; s++) {
+        memcpy(cs->tmp, cs->h_q + s * win, (size_t)win * sizeof *cs->tmp);
+        rc = xf_forward_layer(ws, dl, cs->tmp, T, hq, err) < 0 ? -1 : 0;
+        if (rc == 0 && C) {
+            memcpy(cs->tmp, cs->h_fp + s * win, (size_t)win * sizeof *cs->tmp);
+            rc = xf_forward_layer(ws, dl_fp, cs->tmp, T, hf, err) < 0 ? -1 : 0;
+            if (rc == 0)
+                rc = xf_cross_cov_add(&cc, cs->x_fp, cs->x_q, T, err);
+        }
+    }
+    if (rc == 0)
+        rc = xf_hessian_finalize(&hs, H, err);
+    if (rc == 0 && C)
+        rc = xf_cross_cov_finalize(&cc, C, err);
+    if (C)
+        xf_cross_cov_free(&cc);
+    xf_hessian_free(&hs);
+    if (cs->act)
+        xf_act_hooks_free(&ah);
+    if (cs->fp)
+        xf_act_hooks_free(&ah_fp);
+    return rc;
+}
+
+static int quantize_group(const xf_quant_options *o, const xf_gguf_type_plan *plan,
+                          const xf_model_weights *mw, xf_dense_layer *dl, const lin_group *grp,
+                          const double *H, const double *C, xf_quant_collector *col,
+                          xf_error *err)
+{
+    float *W[3];
+    int64_t rows[3];
+    const char *names[3];
+    const xf_tensor *src[3];
+    int64_t d = dl->in[grp->roles[0]];
+    for (int k = 0; k < grp->n; k++) {
+        xf_linear_role role = grp->roles[k];
+        W[k] = dl->w[role];
+        rows[k] = dl->out[role];
+        src[k] = mw->layers[dl->layer].lin[role].w;
+        names[k] = src[k]->name;
+        if (C) {
+            double used;
+            if (xf_gptq_v2_correct(W[k], rows[k], d, H, C, o->damp, &used, names[k], err) != 0)
+                return -1;
+        }
+    }
+    return gptq_linears(o, plan, W, rows, src, names, grp->n, d, H, col, err);
+}
+
+static int quantize_gptq(xf_loaded_model *m, const xf_quant_options *o,
+                         const xf_gguf_type_plan *plan, int64_t T, const xf_calib_set *calib,
+                         xf_quant_collector *col, xf_error *err)
+{
+    const xf_model_weights *mw = &m->weights;
+    const xf_model_config *cfg = &mw->cfg;
+    calib_streams cs = {calib->nsamples, T, cfg->hidden, NULL, NULL, NULL, NULL, NULL,
+                        xf_act_scheme_needs_hooks(&o->act) ? &o->act : NULL, NULL};
+    /* the full-precision stream (GPTQv2) keeps only the online transforms */
+    xf_act_scheme fp_scheme;
+    xf_act_scheme_default(&fp_scheme);
+    fp_scheme.online = o->act.online;
+    if (xf_act_scheme_needs_hooks(&fp_scheme))
+        cs.fp = &fp_scheme;
+    xf_act_hooks ah_stream, ah_fp; /* the streams' schemes, no inner hook */
+    if (xf_act_hooks_init(&ah_stream, &o->act, NULL, err) != 0)
+        return -1;
+    if (xf_act_hooks_init(&ah_fp, &fp_scheme, NULL, err) != 0)
+        return -1;
+    size_t win = (size_t)(T * cfg->hidden);
+    int64_t max_in = cfg->intermediate > cfg->hidden ? cfg->intermediate : cfg->hidden;
+    if (cfg->n_heads * cfg->head_dim > max_in)
+        max_in = cfg->n_heads * cfg->head_dim;
+    if (cs.ns > 0 && win > SIZE_MAX / sizeof(float) / (size_t)cs.ns / 2)
+        return xf_fail(err, "calibration activations too large");
+    cs.h_q = malloc((size_t)cs.ns * win * sizeof *cs.h_q);
+    cs.tmp = malloc(win * sizeof *cs.tmp);
+    bool v2 = o->gptq_v2;
+    if (v2) {
+        cs.h_fp = malloc((size_t)cs.ns * win * sizeof *cs.h_fp);
+        cs.x_q = malloc((size_t)(T * max_in) * sizeof *cs.x_q);
+        cs.x_fp = malloc((size_t)(T * max_in) * sizeof *cs.x_fp);
+    }
+    xf_workspace ws;
+    int ws_ok = 0, rc = 0;
+    if (!cs.h_q || !cs.tmp || (v2 && (!cs.h_fp || !cs.x_q || !cs.x_fp))) {
+        rc = xf_fail(err, "out of memory for %lld x %lld x %lld calibration activations",
+                     (long long)cs.ns, (long long)T, (long long)cfg->hidden);
+        goto out;
+    }
+    if (xf_workspace_init(&ws, cfg, T, m->path, err) != 0) {
+        rc = -1;
+        goto out;
+    }
+    ws_ok = 1;
+    for (int64_t s = 0; s < cs.ns && rc == 0; s++)
+        rc = xf_forward_embed(&ws, mw, calib->tokens + s * T, T, cs.h_q + (size_t)s * win, err);
+    if (rc == 0 && v2)
+        memcpy(cs.h_fp, cs.h_q, (size_t)cs.ns * win * sizeof *cs.h_fp);
+    lin_group groups[4];
+    int n_groups = sequential_groups(cfg, groups);
+    xf_progress prog;
+    xf_progress_init(&prog, "gptq: layer");
+    for (int64_t l = 0; l < cfg->n_layers && rc == 0; l++) {
+        xf_dense_layer dl, dl_fp;
+        if (xf_dense_layer_init(&dl, mw, (int)l, err) != 0) {
+            rc = -1;
+            break;
+        }
+        if (v2 && xf_dense_layer_init(&dl_fp, mw, (int)l, err) != 0) {
+            xf_dense_layer_free(&dl);
+            rc = -1;
+            break;
+        }
+        for (int g = 0; g < n_groups && rc == 0; g++) {
+            int64_t d = dl.in[groups[g].roles[0]];
+            double *H = malloc((size_t)(d * d) * sizeof *H);
+            double *C = v2 ? malloc((size_t)(d * d) * sizeof *C) : NULL;
+            if (!H || (v2 && !C))
+                rc = xf_fail(err, "out of memory for a %lld-wide Hessian", (long long)d);
+            if (rc == 0)
+                rc = group_statistics(&ws, &dl, v2 ? &dl_fp : NULL, &groups[g], &cs, H, C, err);
+            if (rc == 0)
+                rc = quantize_group(o, plan, mw, &dl, &groups[g], H, C, col, err);
+            free(H);
+            free(C);
+            char extra[96];
+            snprintf(extra, sizeof extra, " %s", xf_linear_role_name(groups[g].roles[0]));
+            xf_progress_update(&prog, l, cfg->n_layers, 0, extra);
+        }
+        /* sequential: the next layer sees this layer's quantized outputs
+         * (and, for GPTQv2, the full-precision stream moves on in fp) */
+        if (rc == 0)
+            rc = run_layer_all(&ws, &dl, cs.h_q, cs.tmp, cs.ns, T, cfg->hidden,
+                               cs.act ? &ah_stream.hooks : NULL, true, err);
+        if (rc == 0 && v2)
+            rc = run_layer_all(&ws, &dl_fp, cs.h_fp, cs.tmp, cs.ns, T, cfg->hidden,
+                               cs.fp ? &ah_fp.hooks : NULL, true, err);
+        xf_dense_layer_free(&dl);
+        if (v2)
+            xf_dense_layer_free(&dl_fp);
+        xf_progress_update(&prog, l + 1, cfg->n_layers, 0, NULL);
+    }
+    xf_progress_finish(&prog);
+    /* --gguf-type: the head as the plan says (GPTQ with its Hessian), the
+     * embeddings by round to nearest */
+    const bool head = plan ? !cfg->tie_embeddings && mw->lm_head.w != mw->tok_embed
+                           : o->quantize_head;
+    if (rc == 0 && head)
+        rc = gptq_head(m, o, plan, cs.h_q, cs.ns, T, col, err);
+    if (rc == 0 && plan)
+        rc = rtn_embeddings(mw, plan, col, err);
+out:
+    if (ws_ok)
+        xf_workspace_free(&ws);
+    free(cs.h_q);
+    free(cs.h_fp);
+    free(cs.tmp);
+    free(cs.x_q);
+    free(cs.x_fp);
+    xf_act_hooks_free(&ah_stream);
+    xf_act_hooks_free(&ah_fp);
+    return rc;
+}
+
+static int check_options(const xf_quant_options *o, xf_error *err)
+{
+    if (xf_act_scheme_check(&o->act, "activation scheme", err) != 0)
+        return -1;
+    if (o->act_clip_search && o->act.act_bits == 0)
+        return xf_fail(err, "--act-clip search needs --act-bits");
+    if (o->attn_prob_base_search &&
+        (o->act.attn_prob_bits == 0 || o->act.attn_prob_quant != XF_PROB_LOG2))
+        return xf_fail(err, "--attn-prob-base search needs --attn-prob-bits N "
+                            "--attn-prob-quant log2");
+    if (o->weight_grid_log2 && o->method != XF_METHOD_RTN)
+        return xf_fail(err, "--weight-grid log2 applies to rtn only");
+    if (o->weight_grid_log2 && o->outliers > 0)
+        return xf_fail(err, "--weight-grid log2 cannot be combined with --outliers");
+    /* the learned rotation's objective simulates the uniform weight grid */
+    if (o->weight_grid_log2 && o->rotate == XF_ROTATE_LEARNED)
+        return xf_fail(err, "--weight-grid log2 cannot be combined with --rotate learned");
+    if (o->gguf && o->weight_grid_log2)
+        return xf_fail(err, "--gguf-type cannot be combined with --weight-grid log2");
+    if (o->gguf && o->outliers > 0)
+        return xf_fail(err, "--gguf-type cannot be combined with --outliers (GGUF blocks hold "
+                            "no outlier table)");
+    if (o->gguf && o->n_tensor_bits > 0)
+        return xf_fail(err, "--gguf-type chooses every tensor's type; it cannot be combined "
+                            "with --tensor-bits");
+    if (o->gguf && o->act_order && !o->static_groups)
+        return xf_fail(err, "--gguf-type with --act-order needs --static-groups (GGUF stores "
+                            "no column permutation)");
+    if (o->gguf && o->rotate != XF_ROTATE_NONE && !o->rotate_no_online)
+        return xf_fail(err, "--gguf-type with --rotate needs --rotate-no-online (llama.cpp "
+                            "runs no online Hadamard transforms)");
+    xf_tensor_bits tb;
+    if (xf_tensor_bits_init(&tb, o->tensor_bits, o->n_tensor_bits, err) != 0)
+        return -1;
+    xf_tensor_bits_free(&tb);
+    return 0;
+}
+
+/* The scheme's group sizes against this model's widths, checked before
+ * any work (the evaluator would refuse the file otherwise). */
+static int check_scheme_fits(const xf_act_scheme *s, const xf_model_config *cfg,
+                             const char *path, xf_error *err)
+{
+    if (s->act_bits > 0 && s->act_group > 0) {
+        const int64_t width[XF_ACT_IN_COUNT] = {
+            [XF_ACT_IN_QKV] = cfg->hidden, [XF_ACT_IN_O] = cfg->n_heads * cfg->head_dim,
+            [XF_ACT_IN_MLP] = cfg->hidden, [XF_ACT_IN_DOWN] = cfg->intermediate};
+        for (int i = 0; i < XF_ACT_IN_COUNT; i++)
+            if ((s->act_inputs & (1u << i)) && width[i] % s->act_group != 0)
+                return xf_fail(err, "%s: --act-group %lld does not divide the %lld channels of "
+                                    "the %s input",
+                               path, (long long)s->act_group, (long long)width[i],
+                               xf_act_input_name((xf_act_input)i));
+    }
+    int64_t g;
+    if (s->kv_bits > 0 && xf_act_scheme_kv_group(s, cfg->head_dim, &g, err) != 0)
+        return xf_fail_prefix(err, "%s", path);
+    return 0;
+}
+
+/* RTN needs text only for the data-dependent parts of the recipe. */
+static bool needs_calibration(const xf_quant_options *o)
+{
+    return o->method == XF_METHOD_GPTQ || o->act_clip_search || o->attn_prob_base_search ||
+           o->smooth > 0 || o->rotate == XF_ROTATE_LEARNED || o->rotate == XF_ROTATE_KLT;
+}
+
+/* Smoothing and rotation: exact rewrites of the full-precision model
+ * through `edit` before anything is quantized. *record gets what was done
+ * (the recipe's "smooth" and "rotation" entries); online transforms of the
+ * rotation are enabled in *online. */
+static int transform_model(xf_loaded_model *m, const xf_quant_options *o, const xf_calib_set *cs,
+                           int64_t T, xf_model_edit *edit, xf_online_transforms *online,
+                           json_t *recipe_extra, xf_error *err)
+{
+    json_t *rec = NULL;
+    if (o->smooth > 0) {
+        if (xf_smooth_model(m, edit, cs->tokens, cs->nsamples, T, o->smooth,
+                            o->smooth_inputs ? o->smooth_inputs : XF_SMOOTH_INPUTS_DEFAULT, &rec,
+                            err) != 0)
+            return -1;
+        json_object_set_new(recipe_extra, "smooth", rec);
+    }
+    if (o->rotate == XF_ROTATE_NONE)
+        return 0;
+    json_t *fold = NULL;
+    if (xf_rotate_fold_norms(edit, &fold, err) != 0)
+        return -1;
+    json_t *rot = json_pack("{s:s, s:I, s:b, s:b, s:o}", "kind", xf_rotate_kind_name(o->rotate),
+                            "seed", (json_int_t)o->seed, "headwise_vo", !o->rotate_no_headwise,
+                            "online_down", !o->rotate_no_online, "fold", fold);
+    json_object_set_new(recipe_extra, "rotation", rot);
+    xf_r1_request q = {.kind = o->rotate, .seed = o->seed, .klt_hadamard = o->klt_hadamard,
+                       .steps = o->rotate_steps, .lr = o->rotate_lr, .tokens = cs->tokens,
+                       .nsamples = cs->nsamples, .T = T, .act = &o->act,
+                       .weight_bits = o->grid.bits, .weight_sym = o->grid.sym,
+                       .weight_group = o->group};
+    double *R1 = NULL;
+    if (xf_rotation_r1(&m->weights, &q, &R1, rot, err) != 0)
+        return -1;
+    /* learned: R1 first without the head-wise Hadamard, whose place the
+     * learned per-layer R2 takes (its capture needs the R1-rotated model) */
+    const bool learned_r2 = o->rotate == XF_ROTATE_LEARNED && !o->rotate_no_headwise;
+    xf_online_transforms *on = o->rotate_no_online ? NULL : online;
+    int rc = xf_rotate_apply(edit, R1, !o->rotate_no_headwise && !learned_r2, on, err);
+    free(R1);
+    if (rc == 0 && learned_r2)
+        rc = xf_learned_r2(edit, &q, on, rot, err);
+    return rc;
+}
+
+/* Searches the scheme's data-dependent parameters (act_calib.h) on the
+ * calibration windows, recording what was searched in the provenance. */
+static int calibrate_scheme(xf_loaded_model *m, xf_quant_options *oc, const xf_calib_set *cs,
+                            int64_t T, json_t *prov, xf_error *err)
+{
+    json_t *rec = NULL;
+    if (oc->act_clip_search) {
+        xf_log_info("activation clip search on %d windows",
+                    (int)(cs->nsamples < XF_ACT_CALIB_CLIP_WINDOWS ? cs->nsamples
+                                                                    : XF_ACT_CALIB_CLIP_WINDOWS));
+        if (xf_act_clip_calibrate(&m->weights, cs->tokens, cs->nsamples, T,
+                                  XF_ACT_CALIB_CLIP_WINDOWS, &oc->act, &rec, err) != 0)
+            return -1;
+        json_object_set_new(prov, "act_clip_search", rec);
+    }
+    if (oc->attn_prob_base_search) {
+        if (xf_attn_prob_base_calibrate(&m->weights, cs->tokens, cs->nsamples, T,
+                                        XF_ACT_CALIB_BASE_WINDOWS, &oc->act, &rec, err) != 0)
+            return -1;
+        json_object_set_new(prov, "attn_prob_base_search", rec);
+    }
+    return 0;
+}
+
+int xf_quantize_model(xf_loaded_model *m, const xf_quant_options *o, const char *out_path,
+                      const json_t *command_line, json_t **summary, xf_error *err)
+{
+    if (summary)
+        *summary = NULL;
+    const xf_model_config *cfg = &m->cfg;
+    if (o->quantize_head && cfg->tie_embeddings)
+        return xf_fail(err, "%s: the LM head is tied to the embeddings; --quantize-head would "
+                            "quantize the embedding table too (not supported)", m->path);
+    if (o->gptq_v2 && o->method != XF_METHOD_GPTQ)
+        return xf_fail(err, "--gptq-v2 applies to gptq only");
+    if (m->has_online_transforms)
+        return xf_fail(err, "%s: is a rotated .xfq (online transforms in its recipe); quantize "
+                            "the original model instead", m->path);
+    if (m->source == XF_SOURCE_GGUF && m->gguf.quantized_tensor) {
+        const xf_gguf_tensor *qt = xf_gguf_find_tensor(&m->gguf.file, m->gguf.quantized_tensor);
+        return xf_fail(err, "%s: is a quantized GGUF (tensor %s is %s); quantize an F16/F32/BF16 "
+                            "GGUF or the HF model instead",
+                       m->path, qt->name, qt->traits->name);
+    }
+    int64_t T = o->seqlen > 0 ? o->seqlen : (cfg->max_pos > 0 && cfg->max_pos < 2048 ? cfg->max_pos : 2048);
+    json_t *prov = json_pack("{s:s, s:s, s:s}", "tool", "xfquant", "tool_version", XF_VERSION,
+                             "source", m->path);
+    json_object_set_new(prov, "command_line",
+                        command_line ? json_deep_copy(command_line) : json_array());
+    /* the calibrated copy: searched scheme parameters land in oc.act */
+    xf_quant_options oc = *o;
+    json_t *recipe = NULL;
+    xf_quant_collector col;
+    xf_quant_collector_init(&col);
+    xf_calib_set cs = {0};
+    xf_model_edit edit = {0};
+    xf_online_transforms online;
+    xf_online_init(&online);
+    json_t *extra = json_object(); /* the recipe's "smooth" and "rotation" */
+    double t0 = xf_now_seconds();
+    int rc = check_options(o, err);
+    if (rc == 0)
+        rc = check_scheme_fits(&o->act, cfg, m->path, err);
+    if (rc == 0 && o->rotate != XF_ROTATE_NONE)
+        rc = xf_rotate_supported(cfg, !o->rotate_no_online, m->path, err);
+    if (rc == 0 && needs_calibration(o))
+        rc = prepare_calibration(m, o, T, &cs, prov, err);
+    if (rc == 0 && (o->smooth > 0 || o->rotate != XF_ROTATE_NONE)) {
+        rc = xf_model_edit_init(&edit, m, err);
+        if (rc == 0)
+            rc = transform_model(m, o, &cs, T, &edit, &online, extra, err);
+        /* every later pass (searches, GPTQ, evaluation) applies them */
+        oc.act.online = &online;
+    }
+    if (rc == 0)
+        rc = calibrate_scheme(m, &oc, &cs, T, prov, err);
+    /* --gguf-type: every tensor's GGML type, planned on the model as it
+     * will be exported (after any rotation); GPTQ's Hessians stand for
+     * llama-quantize's imatrix */
+    xf_gguf_type_plan plan = {0};
+    const bool planned = rc == 0 && o->gguf;
+    if (planned) {
+        rc = xf_gguf_type_plan_init(&plan, &m->weights, o->gguf_ftype,
+                                    o->method == XF_METHOD_GPTQ, m->path, err);
+        if (rc == 0) {
+            char types[256];
+            xf_gguf_type_plan_summary(&plan, types, sizeof types);
+            xf_log_info("--gguf-type %s: %s", xf_gguf_ftype_name(o->gguf_ftype), types);
+        }
+    }
+    const xf_gguf_type_plan *pl = planned && rc == 0 ? &plan : NULL;
+    if (rc == 0)
+        rc = o->method == XF_METHOD_RTN ? quantize_rtn(m, &oc, pl, &col, err)
+                                        : quantize_gptq(m, &oc, pl, T, &cs, &col, err);
+    if (planned)
+        xf_gguf_type_plan_free(&plan);
+    double t_quant = xf_now_seconds() - t0;
+    if (rc == 0) {
+        recipe = recipe_json(&oc);
+        json_object_update(recipe, extra);
+        json_object_set_new(recipe, "online_transforms", xf_online_to_json(&online));
+    }
+    if (rc == 0)
+        rc = xf_quant_write_xfq(m, &col, recipe, prov, out_path, err);
+    if (rc == 0 && summary) {
+        int64_t qparams = 0, qbytes = 0;
+        for (size_t i = 0; i < col.n; i++) {
+            qparams += xf_tensor_numel(&col.items[i].tensor);
+            qbytes += (int64_t)xf_qweight_packed_bytes(&col.items[i]); /* + outlier table */
+        }
+        *summary = json_pack("{s:s, s:s, s:o, s:I, s:I, s:f, s:f}", "output", out_path, "model",
+                             m->path, "recipe", json_deep_copy(recipe), "quantized_tensors",
+                             (json_int_t)col.n, "quantized_params", (json_int_t)qparams,
+                             "bits_per_weight",
+                             qparams ? 8.0 * (double)qbytes / (double)qparams : 0.0,
+                             "seconds", t_quant);
+        if (json_object_get(prov, "calibration"))
+            json_object_set(*summary, "calibration", json_object_get(prov, "calibration"));
+        json_object_set(*summary, "tensor_stats", col.stats);
+    }
+    xf_model_edit_free(&edit); /* restores m's own tensors */
+    xf_online_free(&online);
+    json_decref(extra);
+    xf_calib_set_free(&cs);
+    xf_quant_collector_free(&col);
+    json_decref(recipe);
+    json_decref(prov);
+    return rc;
+}

@@ -1,0 +1,80 @@
+/* Whole-model weight quantization into an .xfq file: RTN (no calibration)
+ * or GPTQ (calibrated, block by block, true-sequential), then the .xfq with
+ * the recipe, provenance and per-tensor statistics. */
+#ifndef XF_PIPELINE_QUANTIZE_MODEL_H
+#define XF_PIPELINE_QUANTIZE_MODEL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "calib/calib_text.h"
+#include "core/error.h"
+#include "model/loader.h"
+#include "export/gguf_ftype.h"
+#include "sim/act_quant.h"
+#include "quant/weights/grid.h"
+#include "quant/transform/rotate.h"
+#include "pipeline/tensor_bits.h"
+
+typedef enum xf_quant_method { XF_METHOD_RTN = 1, XF_METHOD_GPTQ } xf_quant_method;
+
+typedef struct xf_quant_options {
+    xf_quant_method method;
+    xf_grid_config grid;   /* bits, sym, clip */
+    int64_t group;         /* columns per group; -1: per output channel */
+    bool quantize_head;    /* also the LM head (untied models only) */
+    double outliers;  /* fraction 0..1 of weights kept in fp16 (dense-and-sparse) */
+    bool weight_grid_log2; /* --weight-grid log2 (RTN only): L-typed weights, recipe
+                              "weight_grid": "log2"; false: uniform (key absent) */
+    /* --gguf-type: quantize onto llama.cpp's block types, each tensor the type
+     * llama-quantize gives it for this file type (pipeline/gguf_plan.h); bits,
+     * group, sym, clip and --tensor-bits do not apply */
+    bool gguf;
+    xf_gguf_ftype gguf_ftype;
+    /* GPTQ */
+    bool act_order;
+    bool static_groups;
+    double damp;           /* relative dampening (0.01) */
+    int64_t block;         /* lazy-batch block size (128) */
+    bool gptq_v2;          /* asymmetric calibration (GPTQv2) */
+    /* calibration (GPTQ) */
+    const char *calib_path;
+    const char *calib_field;   /* JSONL field or NULL */
+    xf_calib_format calib_format;
+    int64_t nsamples;          /* 128 */
+    int64_t seqlen;            /* 0: min(2048, max_position_embeddings) */
+    uint64_t seed;             /* 0 */
+    bool progress;             /* progress line on a TTY */
+    /* activation / KV-cache / attention-probability simulation: recorded in
+     * the recipe ("activations"), applied by the evaluator and, for GPTQ,
+     * during calibration (the Hessians see the quantized activations, as in
+     * QuaRot) */
+    xf_act_scheme act;
+    bool act_clip_search;       /* --act-clip search (needs calibration) */
+    bool attn_prob_base_search; /* --attn-prob-base search (needs calibration) */
+    /* SmoothQuant-style smoothing (quant/transform/smooth.h), before any rotation */
+    double smooth;              /* alpha; <= 0: off */
+    unsigned smooth_inputs;     /* bit (1u << xf_act_input); 0: the default */
+    /* rotation (quant/transform/rotate.h): fold norms, rotate, record the online
+     * transforms; --seed also seeds the randomized Hadamard */
+    xf_rotate_kind rotate;
+    bool rotate_no_online;      /* no online down_proj Hadamard */
+    bool rotate_no_headwise;    /* no head-wise v/o Hadamard */
+    bool klt_hadamard;          /* klt: eigenbasis followed by a randomized Hadamard */
+    int64_t rotate_steps;       /* learned: Cayley SGD steps */
+    double rotate_lr;           /* learned: learning rate */
+    /* per-tensor bit widths (--tensor-bits REGEX=BITS), first match wins */
+    const char *tensor_bits[XF_TENSOR_BITS_MAX_RULES];
+    size_t n_tensor_bits;
+} xf_quant_options;
+
+void xf_quant_options_defaults(xf_quant_options *o, xf_quant_method method);
+
+/* Quantizes the linears of m and writes out_path atomically. command_line
+ * (array of strings, may be NULL) goes into the provenance. *summary (if
+ * non-NULL) receives a JSON object describing the run (owned by caller). */
+int xf_quantize_model(xf_loaded_model *m, const xf_quant_options *o, const char *out_path,
+                      const json_t *command_line, json_t **summary, xf_error *err);
+
+#endif

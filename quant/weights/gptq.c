@@ -1,0 +1,489 @@
+/* GPTQ stage 2: the blocked column sweep (lazy batch updates).
+ *
+ * W is copied into Wp, permuted to quantization order (dead columns
+ * zeroed). Per block of B columns [i1, i2): every row runs the column loop
+ * on its own (rows are independent), recording the scaled errors
+ * E [rows, B]; then the columns right of the block get one cblas_sgemm:
+ * Wp[:, i2:] -= E U[i1:i2, i2:] (one per block and per thread's row slice,
+ * see below). Inside the block the same idea is used once more with
+ * sub-blocks of SUB_BLOCK columns. All sweep arithmetic is fp32 with fp32 U,
+ * as the reference; only the summation order of the updates differs from
+ * the plain column-by-column algorithm.
+ *
+ * Group grids (non-static) are fitted when column i reaches a group start,
+ * on the *current* weights of columns [i, i+g): the updates still pending
+ * for columns past the sub-block / block (from the columns before i) are
+ * applied to a copy first. So the result does not depend on the block size
+ * (the reference reads W[:, i:i+g] there, which misses the updates of the
+ * current block when g and B are not aligned).
+ *
+ * Outliers (dense-and-sparse, see gptq.h): chosen before the sweep from the
+ * scores of outlier_scores, then carried as a [rows, n] mask in
+ * quantization order that the grid fits skip and the column loop keeps. */
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/progress.h"
+#include "core/half.h"
+#include "quant/weights/gptq.h"
+#include "quant/weights/outliers.h"
+
+
+/* Read-only description of one solve, shared by the row workers. */
+typedef struct sweep_ctx {
+    int64_t n;             /* columns */
+    int64_t g;             /* group size (n = per channel) */
+    int64_t B;             /* block width (leading dimension of E) */
+    const float *U;        /* [n, n] */
+    const int32_t *grp;    /* [n] group index of quantization position i */
+    const int32_t *store;  /* [n] storage column of position i */
+    const uint8_t *fit_at; /* [n] 1 where a grid is fitted (group start) */
+    const uint8_t *mask;   /* [rows, n] outliers in quantization order, or NULL */
+    xf_grid_config grid;
+    const xf_ggml_grid_traits *gg; /* GGML block grid, or NULL */
+    xf_ggml_sub *subs;     /* gg: [rows, n_groups, block / sub] decoded sub-blocks */
+    const float *imp;      /* gg: [n] fit importance 1 / U_ii^2 by quantization position */
+} sweep_ctx;
+
+/* gg: the decoded sub-blocks of row r's block gi. */
+static inline xf_ggml_sub *block_subs(const sweep_ctx *c, const xf_qweight *q, int64_t r,
+                                      int64_t gi)
+{
+    return c->subs + ((size_t)r * (size_t)q->n_groups + (size_t)gi) * (size_t)(c->gg->block /
+                                                                                  c->gg->sub);
+}
+
+/* Fits row r's grid for the group starting at column i on the row's
+ * current weights (outliers left out, gathered in `gather`). Column i lies
+ * in sub-block [s1, s2) of block [i1, i2); w: the row of Wp; e: its row of
+ * E. Columns in [s2, i2) still miss the updates of columns s1..i-1,
+ * columns from i2 on those of i1..i-1. */
+static void fit_group(const sweep_ctx *c, xf_qweight *q, int64_t r, const float *w,
+                      const float *e, int64_t i, int64_t i1, int64_t s1, int64_t s2, int64_t i2,
+                      float *restrict vals, float *restrict gather)
+{
+    const int64_t n = c->n;
+    const int64_t c1 = i + c->g < n ? i + c->g : n;
+    for (int64_t j = i; j < c1; j++)
+        vals[j - i] = w[j];
+    const int64_t blk_end = c1 < i2 ? c1 : i2;
+    for (int64_t k = s1; k < i && s2 < blk_end; k++) {
+        const float ek = e[k - i1];
+        const float *uk = c->U + k * n;
+        for (int64_t j = s2; j < blk_end; j++)
+            vals[j - i] -= ek * uk[j];
+    }
+    for (int64_t k = i1; k < i && i2 < c1; k++) {
+        const float ek = e[k - i1];
+        const float *uk = c->U + k * n;
+        for (int64_t j = i2; j < c1; j++)
+            vals[j - i] -= ek * uk[j];
+    }
+    if (c->gg) { /* blocks are whole: n is a multiple of the block, no perm */
+        xf_ggml_grid_fit(c->gg, vals, c->imp + i, xf_qweight_block(q, r, c->grp[i]),
+                         block_subs(c, q, r, c->grp[i]));
+        return;
+    }
+    xf_grid fit = c->mask ? xf_outliers_fit(&c->grid, vals, c->mask + r * n + i, c1 - i, gather)
+                          : xf_grid_fit(&c->grid, vals, c1 - i);
+    xf_qweight_set_grid(q, r, c->grp[i], &fit);
+}
+
+/* Rows handled together by one thread: each row is a serial chain of
+ * divisions and updates; interleaving a few independent rows column by
+ * column lets the CPU overlap their latencies (and reuses each U row). */
+enum { ROW_TILE = 8 };
+
+/* Columns per sub-block: inside a block, the column-by-column updates only
+ * reach the end of the sub-block; a small GEMM then updates the rest of
+ * the block (the same lazy-batch idea one level down; the scalar update
+ * loops cost rows*cols*SUB/2 instead of rows*cols*B/2). */
+enum { SUB_BLOCK = 16 };
+
+/* Columns [s1, s2) (a sub-block of block [i1, i2)) of rows [ra, rb)
+ * (rb - ra <= ROW_TILE): Wp rows in w (stride n), their E rows in e
+ * (stride B, column k - i1 for column k). */
+static void sweep_tile(const sweep_ctx *c, xf_qweight *q, int64_t ra, int64_t rb, float *w,
+                       float *e, int64_t i1, int64_t s1, int64_t s2, int64_t i2, float *vals,
+                       float *gather)
+{
+    const int64_t n = c->n, B = c->B, m = rb - ra;
+    for (int64_t i = s1; i < s2; i++) {
+        const float d = c->U[i * n + i];
+        const float *ui = c->U + i * n;
+        const int64_t gi = c->grp[i], st = c->store[i];
+        for (int64_t t = 0; t < m; t++) {
+            const int64_t r = ra + t;
+            float *restrict wr = w + t * n;
+            if (c->fit_at[i])
+                fit_group(c, q, r, wr, e + t * B, i, i1, s1, s2, i2, vals, gather);
+            const float x = wr[i];
+            if (c->gg) {
+                const int64_t j = st % c->gg->block;
+                float qv;
+                const int code =
+                    xf_ggml_grid_code(c->gg, block_subs(c, q, r, gi) + j / c->gg->sub, x, &qv);
+                xf_ggml_grid_put_code(c->gg, xf_qweight_block(q, r, gi), (int)j, code);
+                const float err = (x - qv) / d;
+                e[t * B + (i - i1)] = err;
+                wr[i] = qv;
+                for (int64_t j2 = i + 1; j2 < s2; j2++)
+                    wr[j2] -= err * ui[j2];
+                continue;
+            }
+            const xf_grid gr = xf_qweight_grid(q, r, gi);
+            if (c->mask && c->mask[r * n + i]) {
+                /* an outlier keeps its current value (fp16, as stored): no
+                 * error, nothing to propagate; its code is the zero point */
+                e[t * B + (i - i1)] = 0.0f;
+                q->codes[r * n + st] = gr.zero;
+                wr[i] = xf_f16_to_f32(xf_f32_to_f16(x));
+                continue;
+            }
+            const uint8_t code = xf_grid_quantize(&gr, x);
+            const float qv = xf_grid_dequantize(&gr, code);
+            const float err = (x - qv) / d;
+            e[t * B + (i - i1)] = err;
+            q->codes[r * n + st] = code;
+            wr[i] = qv;
+            for (int64_t j = i + 1; j < s2; j++)
+                wr[j] -= err * ui[j];
+        }
+    }
+}
+
+/* Index of the first non-finite value, or -1 (fast scan, then locate). */
+static int64_t first_nonfinite(const float *x, int64_t n)
+{
+    if (xf_all_finite(x, n))
+        return -1;
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return i;
+    return -1;
+}
+
+/* SpQR sensitivities in quantization order (xf_outliers_score_group with
+ * error weights 1 / U_ii^2: the GPTQ loss of each position) of the original
+ * (dead-zeroed) weights, in the groups the solve fits: per channel (a whole
+ * row), static groups (logical columns) or runs of g quantization
+ * positions. wq: [n] 1 / U_ii^2 by position, wl: the same by logical column.
+ * scratch: 3n floats per thread. */
+static void outlier_scores(const float *W, int64_t rows, const xf_gptq_factor *f,
+                           const xf_grid_config *gc, int64_t g, bool static_g, const int32_t *pos,
+                           const float *wq, const float *wl, float *score, float *scratch)
+{
+    const int64_t n = f->n;
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        float *y = scratch + (size_t)omp_get_thread_num() * 3 * (size_t)n; /* logical */
+        float *x = y + n;       /* quantization order */
+        float *sl = x + n;      /* static groups: scores by logical column */
+        float *s = score + r * n;
+        for (int64_t j = 0; j < n; j++)
+            y[j] = f->dead[j] ? 0.0f : W[r * n + j];
+        for (int64_t i = 0; i < n; i++)
+            x[i] = y[f->perm[i]];
+        for (int64_t k0 = 0; k0 < n; k0 += g) {
+            const int64_t k1 = k0 + g < n ? k0 + g : n;
+            if (static_g)
+                xf_outliers_score_group(gc, y + k0, wl + k0, k1 - k0, sl + k0);
+            else
+                xf_outliers_score_group(gc, x + k0, wq + k0, k1 - k0, s + k0);
+        }
+        for (int64_t j = 0; static_g && j < n; j++)
+            s[pos[j]] = sl[j];
+    }
+}
+
+/* Chooses the `count` outliers of W: mask [rows, n] in quantization order. */
+static int choose_outliers(const float *W, int64_t rows, const xf_gptq_factor *f,
+                           const xf_gptq_params *p, int64_t g, bool static_g, const int32_t *pos,
+                           int64_t count, uint8_t *mask, const char *name, xf_error *err)
+{
+    const int64_t n = f->n;
+    const size_t N = (size_t)rows * (size_t)n;
+    float *score = malloc(N * sizeof *score);
+    float *scratch = malloc((size_t)omp_get_max_threads() * 3 * (size_t)n * sizeof *scratch);
+    float *wq = malloc(2 * (size_t)n * sizeof *wq), *wl = wq ? wq + n : NULL;
+    int rc = -1;
+    if (!score || !scratch || !wq) {
+        xf_fail(err, "%s: out of memory scoring outliers", name);
+    } else {
+        for (int64_t i = 0; i < n; i++) {
+            const double d = f->U[i * n + i];
+            wq[i] = (float)(1.0 / (d * d));
+        }
+        for (int64_t j = 0; j < n; j++)
+            wl[j] = wq[pos[j]];
+        outlier_scores(W, rows, f, &p->grid, g, static_g, pos, wq, wl, score, scratch);
+        rc = xf_outliers_select(score, (int64_t)N, count, mask, name, err);
+    }
+    free(score);
+    free(scratch);
+    free(wq);
+    return rc;
+}
+
+int xf_gptq_solve_factored(float *W, int64_t rows, const xf_gptq_factor *f,
+                           const xf_gptq_params *p, xf_qweight *out, xf_gptq_stats *st,
+                           const char *name, xf_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!name)
+        name = "?";
+    const double t0 = xf_now_seconds();
+    const int64_t n = f->n;
+    if (xf_grid_config_check(&p->grid, name, err) != 0)
+        return -1;
+    if (rows < 1)
+        return xf_fail(err, "%s: %lld rows", name, (long long)rows);
+    if (p->block < 1)
+        return xf_fail(err, "%s: block size %lld must be >= 1", name, (long long)p->block);
+    if (p->act_order != f->act_order)
+        return xf_fail(err, "%s: act-order setting differs from the factorized Hessian's", name);
+    int64_t bad = first_nonfinite(W, rows * n);
+    if (bad >= 0)
+        return xf_fail(err, "%s: non-finite weight at [%lld, %lld]", name,
+                       (long long)(bad / n), (long long)(bad % n));
+
+    const xf_ggml_grid_traits *gg = p->ggml;
+    if (gg && n % gg->block != 0)
+        return xf_fail(err, "%s: %lld columns are not a multiple of the %s block size %d", name,
+                       (long long)n, xf_ggml_traits(gg->type)->name, gg->block);
+    if (gg && p->outliers > 0)
+        return xf_fail(err, "%s: outliers cannot be stored in GGML blocks", name);
+    if (gg && p->act_order && !p->static_groups)
+        return xf_fail(err, "%s: act-order on a GGML grid needs static groups (GGUF stores no "
+                            "column permutation)", name);
+    const int64_t g = gg ? gg->block : xf_group_size_resolve(p->group, n);
+    const bool per_channel = g == n && !gg;
+    const bool static_g = p->static_groups && !per_channel;
+    bool identity = true;
+    for (int64_t i = 0; i < n && identity; i++)
+        identity = f->perm[i] == i;
+    const bool store_perm = f->act_order && !per_channel && !static_g && !identity;
+    const int64_t B = p->block < n ? p->block : n;
+
+    if (gg ? xf_qweight_init_ggml(out, rows, n, gg, name, err)
+           : xf_qweight_init(out, rows, n, p->grid.bits, g, !p->grid.sym, store_perm, name, err))
+        return -1;
+    if (store_perm)
+        memcpy(out->perm, f->perm, (size_t)n * sizeof *f->perm);
+
+    const int64_t n_out = xf_outliers_count(p->outliers, rows * n);
+    const int nthreads = omp_get_max_threads();
+    const int64_t scratch_len = static_g ? n : g;
+    /* outliers only: the mask, the inverse permutation (position of each
+     * logical column), per-thread gather buffers and logical row masks */
+    uint8_t *mask = n_out ? malloc((size_t)rows * (size_t)n) : NULL;
+    int32_t *pos = n_out ? malloc((size_t)n * sizeof *pos) : NULL;
+    float *gather = n_out ? malloc((size_t)nthreads * (size_t)scratch_len * sizeof *gather) : NULL;
+    uint8_t *lmask = n_out && static_g ? malloc((size_t)nthreads * (size_t)n) : NULL;
+    float *Wp = malloc((size_t)rows * (size_t)n * sizeof *Wp);
+    float *E = malloc((size_t)rows * (size_t)B * sizeof *E);
+    float *scratch = malloc((size_t)nthreads * (size_t)scratch_len * sizeof *scratch);
+    int32_t *grp = malloc((size_t)n * sizeof *grp);
+    int32_t *store = malloc((size_t)n * sizeof *store);
+    uint8_t *fit_at = calloc((size_t)n, 1);
+    double *row_loss = calloc((size_t)rows, sizeof *row_loss);
+    double *row_qerr = calloc((size_t)rows, sizeof *row_qerr);
+    double *thread_gemm_s = calloc((size_t)nthreads, sizeof *thread_gemm_s);
+    /* GGML grids: decoded sub-blocks, fit importance by position and (static
+     * groups) by logical column */
+    xf_ggml_sub *subs = gg ? malloc((size_t)rows * (size_t)(n / gg->sub) * sizeof *subs) : NULL;
+    float *imp = gg ? malloc(2 * (size_t)n * sizeof *imp) : NULL;
+    int rc = -1;
+    if (!Wp || !E || !scratch || !grp || !store || !fit_at || !row_loss || !row_qerr ||
+        !thread_gemm_s || (gg && (!subs || !imp)) ||
+        (n_out && (!mask || !pos || !gather || (static_g && !lmask)))) {
+        xf_fail(err, "%s: out of memory for the GPTQ sweep of a [%lld, %lld] weight", name,
+                (long long)rows, (long long)n);
+        goto done;
+    }
+
+    for (int64_t i = 0; i < n; i++) {
+        const int32_t orig = f->perm[i];
+        if (per_channel) {
+            grp[i] = 0;
+            store[i] = orig;
+            fit_at[i] = i == 0;
+        } else if (static_g) {
+            grp[i] = (int32_t)(orig / g);
+            store[i] = orig;
+        } else {
+            grp[i] = (int32_t)(i / g);
+            store[i] = store_perm ? (int32_t)i : orig; /* orig == i without a perm */
+            fit_at[i] = i % g == 0;
+        }
+    }
+
+    /* Rows are independent in GPTQ, so every OpenMP thread runs the whole
+     * sweep on its own slice of rows, with its own per-block cblas_sgemm
+     * for the slice's trailing update, and the threads never synchronize.
+     * OpenBLAS is set to one thread meanwhile: alternating OpenMP regions
+     * with multi-threaded BLAS calls on the same cores lets the idle side
+     * spin-wait against the busy one (measured 1.5-50x slower here). */
+    float *imp_l = imp ? imp + n : NULL;
+    for (int64_t i = 0; gg && i < n; i++) {
+        const double d = f->U[i * n + i];
+        imp[i] = (float)(1.0 / (d * d));
+        imp_l[f->perm[i]] = imp[i];
+    }
+    const sweep_ctx ctx = {.n = n, .g = g, .B = B, .U = f->U, .grp = grp, .store = store,
+                           .fit_at = fit_at, .mask = mask, .grid = p->grid, .gg = gg,
+                           .subs = subs, .imp = imp};
+    const int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    if (n_out) { /* OpenMP too, so after BLAS went single-threaded (see above) */
+        for (int64_t i = 0; i < n; i++)
+            pos[f->perm[i]] = (int32_t)i;
+        if (choose_outliers(W, rows, f, p, g, static_g, pos, n_out, mask, name, err) != 0) {
+            openblas_set_num_threads(blas_threads);
+            goto done;
+        }
+    }
+#pragma omp parallel num_threads(nthreads)
+    {
+        const int T = omp_get_num_threads(), t = omp_get_thread_num();
+        const int64_t r0 = rows * t / T, r1 = rows * (t + 1) / T, m = r1 - r0;
+        float *vals = scratch + (size_t)t * (size_t)scratch_len;
+        float *gat = gather ? gather + (size_t)t * (size_t)scratch_len : NULL;
+        uint8_t *lm = lmask ? lmask + (size_t)t * (size_t)n : NULL;
+        double gs = 0.0;
+        /* Wp = W in quantization order, dead columns zeroed */
+        for (int64_t r = r0; r < r1; r++)
+            if (identity && f->dead_columns == 0)
+                memcpy(Wp + r * n, W + r * n, (size_t)n * sizeof *Wp);
+            else
+                for (int64_t i = 0; i < n; i++)
+                    Wp[r * n + i] = f->dead[f->perm[i]] ? 0.0f : W[r * n + f->perm[i]];
+        if (static_g) /* grids of logical column groups, on the original weights */
+            for (int64_t r = r0; r < r1; r++) {
+                for (int64_t i = 0; i < n; i++)
+                    vals[f->perm[i]] = Wp[r * n + i];
+                for (int64_t i = 0; lm && i < n; i++)
+                    lm[f->perm[i]] = mask[r * n + i];
+                for (int64_t gi = 0; gi < out->n_groups; gi++) {
+                    int64_t j0 = gi * g, j1 = j0 + g < n ? j0 + g : n;
+                    if (gg) {
+                        xf_ggml_grid_fit(gg, vals + j0, imp_l + j0, xf_qweight_block(out, r, gi),
+                                         block_subs(&ctx, out, r, gi));
+                        continue;
+                    }
+                    xf_grid fit = lm ? xf_outliers_fit(&p->grid, vals + j0, lm + j0, j1 - j0, gat)
+                                     : xf_grid_fit(&p->grid, vals + j0, j1 - j0);
+                    xf_qweight_set_grid(out, r, gi, &fit);
+                }
+            }
+        for (int64_t i1 = 0; i1 < n && m > 0; i1 += B) {
+            const int64_t i2 = i1 + B < n ? i1 + B : n;
+            for (int64_t s1 = i1; s1 < i2; s1 += SUB_BLOCK) {
+                const int64_t s2 = s1 + SUB_BLOCK < i2 ? s1 + SUB_BLOCK : i2;
+                for (int64_t ra = r0; ra < r1; ra += ROW_TILE) {
+                    const int64_t rb = ra + ROW_TILE < r1 ? ra + ROW_TILE : r1;
+                    sweep_tile(&ctx, out, ra, rb, Wp + ra * n, E + ra * B, i1, s1, s2, i2, vals,
+                               gat);
+                }
+                if (s2 < i2) /* Wp[rows, s2:i2] -= E[rows, s1:s2] U[s1:s2, s2:i2] */
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)(i2 - s2),
+                                (int)(s2 - s1), -1.0f, E + r0 * B + (s1 - i1), (int)B,
+                                f->U + s1 * n + s2, (int)n, 1.0f, Wp + r0 * n + s2, (int)n);
+            }
+            /* loss (w - q)^2 / d^2 = err^2, summed off the serial chain */
+            for (int64_t r = r0; r < r1; r++) {
+                double l = 0.0;
+                for (int64_t k = 0; k < i2 - i1; k++)
+                    l += (double)E[r * B + k] * E[r * B + k];
+                row_loss[r] += l;
+            }
+            if (i2 < n) { /* Wp[rows, i2:] -= E[rows, :] U[i1:i2, i2:] */
+                const double tg = xf_now_seconds();
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)(n - i2),
+                            (int)(i2 - i1), -1.0f, E + r0 * B, (int)B, f->U + i1 * n + i2,
+                            (int)n, 1.0f, Wp + r0 * n + i2, (int)n);
+                gs += xf_now_seconds() - tg;
+            }
+        }
+        thread_gemm_s[t] = gs;
+    }
+    openblas_set_num_threads(blas_threads);
+    double gemm_s = 0.0, gemm_flops = 0.0;
+    for (int t = 0; t < nthreads; t++) /* the threads' GEMMs ran side by side */
+        gemm_s = thread_gemm_s[t] > gemm_s ? thread_gemm_s[t] : gemm_s;
+    for (int64_t i2 = B; i2 < n; i2 += B)
+        gemm_flops += 2.0 * (double)rows * (double)B * (double)(n - i2);
+
+    double loss = 0.0;
+    for (int64_t r = 0; r < rows; r++)
+        loss += row_loss[r];
+    if (!isfinite(loss)) { /* Q itself is always finite: scales are */
+        xf_fail(err, "%s: GPTQ sweep broke down numerically (loss %g, damp %g)", name, loss,
+                f->damp_used);
+        goto done;
+    }
+    /* the kept values are in Wp (fp16 already); built before W is touched */
+    if (n_out && xf_outliers_init_from_mask(&out->outliers, mask, Wp, pos, rows, n, name, err))
+        goto done;
+    /* success: Q back to logical order into W, ||W - Q||^2 on the way */
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        double s = 0.0;
+        for (int64_t i = 0; i < n; i++) {
+            float *dst = W + r * n + f->perm[i];
+            double d = (double)*dst - Wp[r * n + i];
+            s += d * d;
+            *dst = Wp[r * n + i];
+        }
+        row_qerr[r] = s;
+    }
+    if (st) {
+        memset(st, 0, sizeof *st);
+        st->damp_used = f->damp_used;
+        st->retries = f->retries;
+        st->dead_columns = f->dead_columns;
+        st->loss = loss / 2.0; /* the reference stores Losses1 / 2 */
+        for (int64_t r = 0; r < rows; r++)
+            st->qerr += row_qerr[r];
+        st->seconds_factor = f->seconds;
+        st->seconds_sweep = xf_now_seconds() - t0;
+        st->seconds_gemm = gemm_s;
+        st->gemm_flops = gemm_flops;
+    }
+    rc = 0;
+done:
+    free(Wp);
+    free(E);
+    free(scratch);
+    free(grp);
+    free(store);
+    free(fit_at);
+    free(row_loss);
+    free(row_qerr);
+    free(thread_gemm_s);
+    free(mask);
+    free(pos);
+    free(gather);
+    free(lmask);
+    free(subs);
+    free(imp);
+    if (rc != 0)
+        xf_qweight_free(out);
+    return rc;
+}
+
+int xf_gptq_solve(float *W, int64_t rows, int64_t cols, const double *H, const xf_gptq_params *p,
+                  xf_qweight *out, xf_gptq_stats *st, const char *name, xf_error *err)
+{
+    memset(out, 0, sizeof *out);
+    xf_gptq_factor f;
+    if (xf_gptq_factor_init(&f, H, cols, p, name, err) != 0)
+        return -1;
+    int rc = xf_gptq_solve_factored(W, rows, &f, p, out, st, name, err);
+    xf_gptq_factor_free(&f);
+    return rc;
+}

@@ -1,0 +1,40 @@
+/* Hessian accumulator of one linear layer's input (width d):
+ * H = (2/N) * sum over all N input rows x of x x^T.
+ * Rows are accumulated with cblas_ssyrk into an fp32 batch buffer that is
+ * added into an fp64 running sum every XF_HESSIAN_FLUSH_ROWS rows, so
+ * millions of tokens do not lose precision the way one fp32 running sum
+ * would (the reference keeps an fp32 running mean). Not thread-safe. */
+#ifndef XF_QUANT_WEIGHTS_HESSIAN_H
+#define XF_QUANT_WEIGHTS_HESSIAN_H
+
+#include <stdint.h>
+
+#include "core/error.h"
+
+/* Rows summed in fp32 before they are added into the fp64 sum. */
+#define XF_HESSIAN_FLUSH_ROWS 4096
+
+typedef struct xf_hessian {
+    int64_t d;
+    int64_t n;       /* rows added so far */
+    int64_t pending; /* rows in `batch` not yet added into `sum` */
+    double *sum;     /* [d, d], upper triangle (row-major) */
+    float *batch;    /* [d, d], upper triangle (row-major) */
+} xf_hessian;
+
+/* d >= 1. Memory: 12 * d^2 bytes. */
+int xf_hessian_init(xf_hessian *h, int64_t d, xf_error *err);
+void xf_hessian_free(xf_hessian *h);
+
+/* Adds n rows x[n, d] (fp32, row-major). Fails (nothing added) if a value
+ * is not finite. n == 0 is a no-op. */
+int xf_hessian_add(xf_hessian *h, const float *x, int64_t n, xf_error *err);
+
+/* Writes H = (2/N) * sum x x^T as a full symmetric fp64 [d, d] matrix.
+ * Fails when no rows were added. The accumulator stays usable. */
+int xf_hessian_finalize(xf_hessian *h, double *H, xf_error *err);
+
+/* Rows added so far (N). */
+int64_t xf_hessian_count(const xf_hessian *h);
+
+#endif
