@@ -1,15 +1,12 @@
 /* xfquant export --to TARGET [options] IN OUT: writes a model (an .xfq or
- * an fp HF directory) in another engine's format. The targets live in
- * export/export.h's table; this file only parses flags and prints the
- * summary. */
+ * an fp HF directory) in another engine's format. The targets are the
+ * library's (xf_export_target_info); this file only parses flags and
+ * prints the summary xf_export renders. */
 #include <getopt.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli/cli.h"
-#include "export/export.h"
 
 static void print_help(void)
 {
@@ -18,8 +15,9 @@ static void print_help(void)
            "engine. Anything the target cannot hold is refused before any write, with\n"
            "a one-line reason; docs/export.md lists what is exact and what is not.\n\n"
            "targets:\n");
-    for (int i = 0; i < xf_export_n_targets; i++)
-        printf("  %-20s %s\n", xf_export_targets[i].name, xf_export_targets[i].what);
+    const char *name, *what;
+    for (int i = 0; xf_export_target_info(i, &name, &what) == 0; i++)
+        printf("  %-20s %s\n", name, what);
     printf("\n"
            "  --to TARGET          the output format (required)\n"
            "  --type f16|f32|bf16  unquantized 2-D tensors (default: keep their dtype);\n"
@@ -40,68 +38,19 @@ static void print_help(void)
            "  --help               this text\n");
 }
 
-static void print_text(const json_t *s)
+/* value is one of the (up to three; NULL-padded) names */
+static bool one_of(const char *value, const char *a, const char *b, const char *c)
 {
-    printf("wrote %s (%s, %s): %lld tensors, %lld bytes, %.4f bits per weight\n",
-           json_string_value(json_object_get(s, "output")),
-           json_string_value(json_object_get(s, "to")),
-           json_string_value(json_object_get(s, "architecture")),
-           (long long)json_integer_value(json_object_get(s, "tensors")),
-           (long long)json_integer_value(json_object_get(s, "bytes")),
-           json_real_value(json_object_get(s, "bits_per_weight")));
-    const char *k;
-    const json_t *e;
-    json_object_foreach((json_t *)json_object_get(s, "types"), k, e)
-        printf("  %-6s %4lld tensors %12lld weights %.4f bits per weight\n", k,
-               (long long)json_integer_value(json_object_get(e, "tensors")),
-               (long long)json_integer_value(json_object_get(e, "params")),
-               json_real_value(json_object_get(e, "bits_per_weight")));
-    const json_t *ap = json_object_get(s, "approximate");
-    if (json_array_size(ap) == 0)
-        printf("every quantized weight is exact\n");
-    size_t i;
-    json_array_foreach(ap, i, e)
-        printf("  approximate: %s as %s, max |error| %.3g (%s)\n",
-               json_string_value(json_object_get(e, "tensor")),
-               json_string_value(json_object_get(e, "type")),
-               json_real_value(json_object_get(e, "max_abs_err")),
-               json_string_value(json_object_get(e, "why")));
-    const char *om = json_string_value(json_object_get(s, "omitted"));
-    if (om)
-        printf("note: %s\n", om);
+    return !strcmp(value, a) || !strcmp(value, b) || (c && !strcmp(value, c));
 }
 
-/* GPTQ / compressed-tensors summary */
-static void print_checkpoint_summary(const json_t *s)
+static bool known_target(const char *to)
 {
-    const char *target = json_string_value(json_object_get(s, "target"));
-    printf("%s -> %s (%s)\n", json_string_value(json_object_get(s, "input")),
-           json_string_value(json_object_get(s, "output")), target);
-    printf("quantized linears: %lld, plain tensors: %lld, tensor bytes: %lld\n",
-           (long long)json_integer_value(json_object_get(s, "quantized_linears")),
-           (long long)json_integer_value(json_object_get(s, "plain_tensors")),
-           (long long)json_integer_value(json_object_get(s, "tensor_bytes")));
-    if (!strcmp(target, "gptq")) {
-        printf("checkpoint_format %s, bits %lld, group_size %lld, sym %s, desc_act %s\n",
-               json_string_value(json_object_get(s, "checkpoint_format")),
-               (long long)json_integer_value(json_object_get(s, "bits")),
-               (long long)json_integer_value(json_object_get(s, "group_size")),
-               json_is_true(json_object_get(s, "sym")) ? "true" : "false",
-               json_is_true(json_object_get(s, "desc_act")) ? "true" : "false");
-        printf("vLLM kernel: %s (%s)\n", json_string_value(json_object_get(s, "vllm_kernel")),
-               json_string_value(json_object_get(s, "vllm_kernel_reason")));
-    } else {
-        printf("config groups: %lld, scales %s, vLLM scheme: %s\n",
-               (long long)json_integer_value(json_object_get(s, "config_groups")),
-               json_string_value(json_object_get(s, "scale_dtype")),
-               json_string_value(json_object_get(s, "vllm_scheme")));
-    }
-    size_t i;
-    const json_t *v;
-    json_array_foreach(json_object_get(s, "kept_dtype"), i, v)
-        printf("kept in its .xfq dtype (not exact in the model's): %s\n", json_string_value(v));
-    json_array_foreach(json_object_get(s, "omitted"), i, v)
-        printf("omitted (--weights-only): %s\n", json_string_value(v));
+    const char *name;
+    for (int i = 0; xf_export_target_info(i, &name, NULL) == 0; i++)
+        if (!strcmp(name, to))
+            return true;
+    return false;
 }
 
 int xf_cmd_export(const xf_cli_ctx *ctx, int argc, char **argv)
@@ -116,7 +65,7 @@ int xf_cmd_export(const xf_cli_ctx *ctx, int argc, char **argv)
                                          {"json", no_argument, NULL, 'j'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0, 0, 0, 0}};
-    xf_export_opts o = {0};
+    xf_export_options o = {0};
     const char *to = NULL;
     bool as_json = false;
     optind = 1;
@@ -126,42 +75,30 @@ int xf_cmd_export(const xf_cli_ctx *ctx, int argc, char **argv)
         switch (c) {
         case 't': to = optarg; break;
         case 'T':
-            if (!strcmp(optarg, "f16"))
-                o.float_type = XF_EXPORT_FLOAT_F16;
-            else if (!strcmp(optarg, "f32"))
-                o.float_type = XF_EXPORT_FLOAT_F32;
-            else if (!strcmp(optarg, "bf16"))
-                o.float_type = XF_EXPORT_FLOAT_BF16;
+            if (one_of(optarg, "f16", "f32", "bf16"))
+                o.float_type = optarg;
             else
                 return xf_usage_error("export", "--type must be f16, f32 or bf16, not '%s'",
                                       optarg);
             break;
         case 'a':
-            if (!strcmp(optarg, "q5_0"))
-                o.gguf_asym = XF_GGUF_ASYM_Q5_0;
-            else if (!strcmp(optarg, "q4_1"))
-                o.gguf_asym = XF_GGUF_ASYM_Q4_1;
+            if (one_of(optarg, "q5_0", "q4_1", NULL))
+                o.gguf_asym = optarg;
             else
                 return xf_usage_error("export", "--gguf-asym must be q5_0 or q4_1, not '%s'",
                                       optarg);
             break;
         case 'f':
-            if (!strcmp(optarg, "f16"))
-                o.fallback = XF_EXPORT_FALLBACK_F16;
-            else if (!strcmp(optarg, "f32"))
-                o.fallback = XF_EXPORT_FALLBACK_F32;
+            if (one_of(optarg, "f16", "f32", NULL))
+                o.fallback = optarg;
             else
                 return xf_usage_error("export", "--fallback must be f16 or f32, not '%s'",
                                       optarg);
             break;
-        case 'w': o.weights_only = true; break;
+        case 'w': o.weights_only = 1; break;
         case 'g':
-            if (!strcmp(optarg, "auto"))
-                o.gptq_zeros = XF_GPTQ_ZEROS_AUTO;
-            else if (!strcmp(optarg, "v1"))
-                o.gptq_zeros = XF_GPTQ_ZEROS_V1;
-            else if (!strcmp(optarg, "v2"))
-                o.gptq_zeros = XF_GPTQ_ZEROS_V2;
+            if (one_of(optarg, "auto", "v1", "v2"))
+                o.gptq_format = optarg;
             else
                 return xf_usage_error("export", "--gptq-format must be auto, v1 or v2, not '%s'",
                                       optarg);
@@ -174,24 +111,21 @@ int xf_cmd_export(const xf_cli_ctx *ctx, int argc, char **argv)
     }
     if (!to)
         return xf_usage_error("export", "--to TARGET is required");
-    const xf_export_target *t = xf_export_find(to);
-    if (!t)
+    if (!known_target(to))
         return xf_usage_error("export", "unknown target '%s'", to);
     if (argc - optind != 2)
         return xf_usage_error("export", "expected IN and OUT");
-    o.progress = isatty(STDERR_FILENO);
-    xf_error err = {0};
-    json_t *summary = NULL;
-    if (t->run(argv[optind], argv[optind + 1], &o, &summary, &err) != 0)
-        return xf_failure(err.msg);
-    if (as_json) {
-        char *s = json_dumps(summary, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(10));
-        puts(s ? s : "{}");
-        free(s);
-    } else if (!strcmp(t->name, "gguf"))
-        print_text(summary);
-    else
-        print_checkpoint_summary(summary);
-    json_decref(summary);
+    o.to = to;
+    xf_cli_progress prog;
+    xf_run_opts run = xf_cli_run_opts(0, &prog);
+    xf_status st = {0};
+    char *report = NULL;
+    if (xf_export(argv[optind], argv[optind + 1], &o, &run,
+                  as_json ? XF_FORMAT_JSON : XF_FORMAT_TEXT, &report, &st) != 0)
+        return xf_cli_status_exit("export", &st);
+    fputs(report, stdout);
+    if (as_json)
+        fputc('\n', stdout);
+    xf_free(report);
     return XF_EXIT_OK;
 }

@@ -7,11 +7,6 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "cli/quant_args.h"
-#include "core/threads.h"
-#include "regress/exec.h"
-#include "regress/report.h"
-#include "regress/run.h"
 
 static const char regress_help[] =
     "usage: xfquant regress SUITE.json [options]\n\n"
@@ -29,17 +24,6 @@ static const char regress_help[] =
     "  --plot FILE      also write an SVG chart (bits per weight vs perplexity)\n"
     "  --json           print the results as JSON instead of the table\n"
     "  --threads N      threads (default: all cores)\n";
-
-/* A case's recipe, rendered as `rtn|gptq` flags, read by the CLI's own
- * parser; --threads/--json in a recipe would be refused by the suite
- * reader already. */
-static int parse_recipe_argv(int argc, char **argv, xf_quant_options *o)
-{
-    xf_quant_cli x;
-    xf_quant_method method = !strcmp(argv[0], "gptq") ? XF_METHOD_GPTQ : XF_METHOD_RTN;
-    int rc = xf_quant_args_parse(method, argc, argv, o, &x);
-    return rc != 0 || x.help ? -1 : 0;
-}
 
 int xf_cmd_regress(const xf_cli_ctx *ctx, int argc, char **argv)
 {
@@ -80,41 +64,22 @@ int xf_cmd_regress(const xf_cli_ctx *ctx, int argc, char **argv)
     const char *ci = getenv("CI");
     if (update && ci && *ci && strcmp(ci, "0") && strcmp(ci, "false"))
         return xf_usage_error("regress", "--update rewrites baselines and never runs in CI (CI=%s)", ci);
-    xf_threads_set(threads);
-    xf_error err = {0};
-    xf_regress_suite suite;
-    if (xf_regress_suite_load(&suite, argv[optind], NULL, &err) != 0)
-        return xf_failure(err.msg);
-    const char *tmp = getenv("TMPDIR");
-    xf_regress_exec_ctx ectx = {.tmpdir = tmp && *tmp ? tmp : "/tmp",
-                                .progress = false,
-                                .parse_quant = parse_recipe_argv,
-                                .llamacpp_build_script = NULL};
-    xf_regress_results res;
-    if (xf_regress_run(&suite, filter, xf_regress_execute, &ectx, &res, &err) != 0) {
-        xf_regress_suite_free(&suite);
-        return xf_failure(err.msg);
-    }
-    char *text = xf_regress_render(&res, json ? XF_REGRESS_JSON : XF_REGRESS_TABLE);
+    xf_regress_options o = {.filter = filter, .update = update, .junit = junit,
+                            .markdown = report, .plot = plot,
+                            .format = json ? XF_FORMAT_JSON : XF_FORMAT_TEXT};
+    xf_cli_progress prog;
+    xf_run_opts run = xf_cli_run_opts(threads, &prog);
+    xf_status st = {0};
+    char *text = NULL, *diff = NULL;
+    int failed = 0;
+    int rc = xf_regress(argv[optind], &o, &run, &text, &diff, &failed, &st);
     fputs(text ? text : "", stdout);
-    free(text);
-    int exit_code = xf_regress_failed(&res) ? XF_EXIT_FAIL : XF_EXIT_OK;
-    struct {
-        const char *path;
-        xf_regress_format fmt;
-    } outs[] = {{junit, XF_REGRESS_JUNIT}, {report, XF_REGRESS_MARKDOWN}, {plot, XF_REGRESS_SVG}};
-    for (size_t i = 0; i < 3; i++)
-        if (outs[i].path && xf_regress_write(&res, outs[i].fmt, outs[i].path, &err) != 0)
-            exit_code = xf_failure(err.msg);
-    if (update) {
-        char *diff = NULL;
-        if (xf_regress_suite_update(&suite, &res, &diff, &err) != 0)
-            exit_code = xf_failure(err.msg);
-        else
-            fprintf(stderr, "%s", diff ? diff : "");
-        free(diff);
-    }
-    xf_regress_results_free(&res);
-    xf_regress_suite_free(&suite);
+    xf_free(text);
+    int exit_code = failed ? XF_EXIT_FAIL : XF_EXIT_OK;
+    if (rc != 0)
+        exit_code = xf_failure(st.message);
+    if (diff) /* the update went through (also when a side report failed) */
+        fputs(diff, stderr);
+    xf_free(diff);
     return exit_code;
 }

@@ -5,7 +5,6 @@
 
 #include "cli/cli.h"
 #include "cli/mapped_fault.h"
-#include "core/log.h"
 
 typedef struct {
     const char *name;
@@ -30,7 +29,7 @@ static void print_help(FILE *out)
     fprintf(out,
             "xfquant %s - post-training quantization of transformer language models\n\n"
             "usage: xfquant [--version] [--help] COMMAND [ARGS]\n\ncommands:\n",
-            XF_VERSION);
+            xf_version());
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
     fprintf(out,
@@ -70,7 +69,7 @@ int main(int argc, char **argv)
         return finish(XF_EXIT_OK);
     }
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V")) {
-        printf("xfquant %s\n", XF_VERSION);
+        printf("xfquant %s\n", xf_version());
         return finish(XF_EXIT_OK);
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

@@ -5,6 +5,7 @@
 
 /* Declared by OpenBLAS; not in the cblas.h of every BLAS, so declared here. */
 void openblas_set_num_threads(int num_threads);
+int openblas_get_num_threads(void);
 
 int xf_threads_available(void)
 {
@@ -21,3 +22,23 @@ void xf_threads_set(int n)
 }
 
 int xf_threads_get(void) { return omp_get_max_threads(); }
+
+void xf_threads_push(int n, xf_threads_saved *saved)
+{
+    saved->omp = omp_get_max_threads();
+    saved->blas = openblas_get_num_threads();
+    xf_threads_set(n);
+}
+
+void xf_threads_push_blas(int n, xf_threads_saved *saved)
+{
+    saved->omp = omp_get_max_threads();
+    saved->blas = openblas_get_num_threads();
+    openblas_set_num_threads(n > 0 ? n : xf_threads_available());
+}
+
+void xf_threads_pop(const xf_threads_saved *saved)
+{
+    omp_set_num_threads(saved->omp);
+    openblas_set_num_threads(saved->blas);
+}

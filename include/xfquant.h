@@ -87,6 +87,130 @@ XF_API int xf_quantize(const char *in_path, const xf_recipe *r, const char *out_
 /* ---- the rest (models, info, evaluation, export, stats, regress, log) is
  * declared below by the library's owner of those parts. ------------------- */
 
+/* ---- log ---------------------------------------------------------------- */
+/* The one process-wide setting. level: XF_LEVEL_QUIET (nothing), _WARN (the
+ * default), _INFO, _DEBUG. fn NULL: lines go to stderr as
+ * "xfquant: warning: MESSAGE"; otherwise fn gets each line (no prefix, no
+ * newline) on the thread that logged it. */
+enum { XF_LEVEL_QUIET = 0, XF_LEVEL_WARN = 1, XF_LEVEL_INFO = 2, XF_LEVEL_DEBUG = 3 };
+typedef void (*xf_log_fn)(void *user, int level, const char *message);
+XF_API void xf_set_log(xf_log_fn fn, void *user, int level);
+
+/* xf_run_opts.progress: at the end of each loop (finished or not) the
+ * callback is called once more with done = total = -1. */
+
+/* Reports (info, export, stats, regress) come as text or as JSON. */
+enum { XF_FORMAT_TEXT = 0, XF_FORMAT_JSON = 1 };
+
+/* ---- models ------------------------------------------------------------- */
+/* Any model xfquant reads: an HF directory (fp16/bf16/fp32, or a GPTQ or
+ * compressed-tensors checkpoint), a .safetensors file with config.json
+ * beside it, an .xfq file, a GGUF file. Weights stay memory-mapped; the
+ * handle is read-only and may be evaluated many times. */
+typedef struct xf_model xf_model;
+
+typedef struct xf_model_info {
+    char format[32];     /* "hf", "xfq", "gguf", "gptq", "compressed-tensors" */
+    char model_type[32]; /* "llama", "mistral", "qwen2", "opt", "gpt2" */
+    int64_t layers, hidden, intermediate, heads, kv_heads, vocab, max_position_embeddings;
+    int tied_embeddings;       /* 0 or 1 */
+    int has_online_transforms; /* a rotated .xfq: evaluated with its online transforms */
+} xf_model_info;
+
+XF_API xf_model *xf_open_model(const char *path, const xf_run_opts *run, xf_status *st);
+XF_API void xf_close_model(xf_model *m); /* NULL: nothing */
+XF_API int xf_model_get_info(const xf_model *m, xf_model_info *info);
+
+/* What `xfquant info` prints: tensors, dtypes, shapes, bits per weight and
+ * (.xfq) the recipe, of any of the above or of a bare .safetensors file.
+ * Returns a string to xf_free (JSON: the schema of docs/cli.md). */
+XF_API char *xf_info(const char *path, int format, const xf_run_opts *run, xf_status *st);
+
+/* ---- evaluation ---------------------------------------------------------- */
+/* All zero: the GPTQ protocol with windows of min(2048, max positions). */
+typedef struct xf_eval_opts {
+    const char *protocol; /* "gptq" (NULL) or "llamacpp" */
+    int64_t seqlen;       /* gptq window (0: default) */
+    int64_t ctx;          /* llamacpp chunk (0: default, min(512, max positions)) */
+    int64_t max_windows;  /* 0: all */
+    int text_binary_ok;   /* score a text that is not UTF-8 */
+} xf_eval_opts;
+
+typedef struct xf_ppl_stats {
+    double ppl, nll, ppl_stderr; /* stderr: llama.cpp protocol's +/- */
+    int64_t n_tokens, n_windows, seqlen, n_scored;
+    double seconds, tokens_per_second;
+    int threads;             /* threads the call ran with */
+    char protocol[16];       /* "gptq" or "llamacpp" */
+    char text_sha256[65];
+    char act_scheme[256];    /* "" or the .xfq's activation scheme, described */
+} xf_ppl_stats;
+
+typedef struct xf_kld_stats {
+    xf_ppl_stats base, model;
+    double kl_mean, kl_median, kl_p99, kl_p999, kl_max;
+    double same_top1; /* fraction of scored positions with equal argmax */
+    int64_t n_scored;
+} xf_kld_stats;
+
+/* Perplexity of m on the text file text_path (tokenized with m's tokenizer).
+ * json (may be NULL) receives the line `xfquant ppl --json` prints. */
+XF_API int xf_perplexity(const xf_model *m, const char *text_path, const xf_eval_opts *eo,
+                         const xf_run_opts *run, xf_ppl_stats *out, char **json, xf_status *st);
+/* KL(P_base || P_model) per scored token, tokenized with base's tokenizer. */
+XF_API int xf_kld(const xf_model *base, const xf_model *model, const char *text_path,
+                  const xf_eval_opts *eo, const xf_run_opts *run, xf_kld_stats *out,
+                  char **json, xf_status *st);
+
+/* ---- export -------------------------------------------------------------- */
+typedef struct xf_export_options {
+    const char *to;          /* a target name (xf_export_target_info) */
+    const char *float_type;  /* NULL: keep; "f16", "f32", "bf16" */
+    const char *gguf_asym;   /* NULL: "q5_0"; or "q4_1" */
+    const char *fallback;    /* NULL: refuse; "f16", "f32" */
+    const char *gptq_format; /* NULL: "auto"; "v1", "v2" */
+    int weights_only;        /* export without the activation scheme / online transforms */
+} xf_export_options;
+
+/* Target i's name and one-line description; -1 when i is out of range. */
+XF_API int xf_export_target_info(int i, const char **name, const char **what);
+/* Writes in (.xfq or fp HF directory) as out for another engine, atomically;
+ * report (may be NULL) receives the summary (xf_free). */
+XF_API int xf_export(const char *in, const char *out, const xf_export_options *o,
+                     const xf_run_opts *run, int format, char **report, xf_status *st);
+
+/* ---- activation statistics ---------------------------------------------- */
+typedef struct xf_stats_options {
+    const char *calib;        /* calibration text, JSON Lines or directory (required) */
+    const char *calib_field;  /* JSON Lines field (NULL: "text") */
+    const char *calib_format; /* NULL: from the path; "text", "jsonl", "dir" */
+    int64_t nsamples;         /* 0: 32 */
+    int64_t seqlen;           /* 0: min(2048, max positions) */
+    uint64_t seed;
+    int64_t top;              /* outlier channels listed per input; 0: 5 */
+} xf_stats_options;
+
+/* Per-layer statistics of the linear inputs (docs/cli.md, "stats"). */
+XF_API int xf_stats(const xf_model *m, const xf_stats_options *o, const xf_run_opts *run,
+                    int format, char **report, xf_status *st);
+
+/* ---- accuracy regression suites ----------------------------------------- */
+typedef struct xf_regress_options {
+    const char *filter;   /* PCRE2 on case ids (NULL: all) */
+    int update;           /* rewrite the suite's expected values; *diff gets the change */
+    const char *junit;    /* also write JUnit XML there (NULL: no) */
+    const char *markdown; /* also a Markdown table */
+    const char *plot;     /* also an SVG chart */
+    int format;           /* of *report: XF_FORMAT_TEXT (table) or XF_FORMAT_JSON */
+    const char *tmpdir;   /* temporary .xfq files (NULL: $TMPDIR or /tmp) */
+} xf_regress_options;
+
+/* Runs suite_path (docs/regress.md). *report (xf_free) is set whenever the
+ * cases ran, also when writing junit/markdown/plot or the update then
+ * failed (-1); *failed: 1 when a case or relation failed. */
+XF_API int xf_regress(const char *suite_path, const xf_regress_options *o, const xf_run_opts *run,
+                      char **report, char **diff, int *failed, xf_status *st);
+
 #ifdef __cplusplus
 }
 #endif

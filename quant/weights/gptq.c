@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include "core/progress.h"
+#include "core/threads.h"
 #include "core/half.h"
 #include "quant/weights/gptq.h"
 #include "quant/weights/outliers.h"
@@ -337,13 +338,13 @@ int xf_gptq_solve_factored(float *W, int64_t rows, const xf_gptq_factor *f,
     const sweep_ctx ctx = {.n = n, .g = g, .B = B, .U = f->U, .grp = grp, .store = store,
                            .fit_at = fit_at, .mask = mask, .grid = p->grid, .gg = gg,
                            .subs = subs, .imp = imp};
-    const int blas_threads = openblas_get_num_threads();
-    openblas_set_num_threads(1);
+    xf_threads_saved blas_threads;
+    xf_threads_push_blas(1, &blas_threads);
     if (n_out) { /* OpenMP too, so after BLAS went single-threaded (see above) */
         for (int64_t i = 0; i < n; i++)
             pos[f->perm[i]] = (int32_t)i;
         if (choose_outliers(W, rows, f, p, g, static_g, pos, n_out, mask, name, err) != 0) {
-            openblas_set_num_threads(blas_threads);
+            xf_threads_pop(&blas_threads);
             goto done;
         }
     }
@@ -411,7 +412,7 @@ int xf_gptq_solve_factored(float *W, int64_t rows, const xf_gptq_factor *f,
         }
         thread_gemm_s[t] = gs;
     }
-    openblas_set_num_threads(blas_threads);
+    xf_threads_pop(&blas_threads);
     double gemm_s = 0.0, gemm_flops = 0.0;
     for (int t = 0; t < nthreads; t++) /* the threads' GEMMs ran side by side */
         gemm_s = thread_gemm_s[t] > gemm_s ? thread_gemm_s[t] : gemm_s;
