@@ -1,0 +1,186 @@
+/* The public API (include/xfquant.h) from the inside: a call sets OpenMP's
+ * and OpenBLAS's thread counts for its own duration only; progress and log
+ * lines reach the caller's callbacks; results equal the internal runners';
+ * errors are one line with the right code. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eval/model_scorer.h"
+#include "eval/perplexity.h"
+#include "eval/text_tokens.h"
+#include "include/xfquant.h"
+#include "model/loader.h"
+#include "tests/support/test_util.h"
+
+int openblas_get_num_threads(void);
+void openblas_set_num_threads(int n);
+
+typedef struct seen {
+    int updates, ends, bad, warns;
+    char last_warn[512];
+} seen;
+
+static void on_progress(void *user, const char *stage, int64_t done, int64_t total)
+{
+    seen *s = user;
+    if (done == -1 && total == -1)
+        s->ends++;
+    else if (stage && *stage && done >= 1 && done <= total)
+        s->updates++;
+    else
+        s->bad++;
+}
+
+static void on_log(void *user, int level, const char *message)
+{
+    seen *s = user;
+    if (level == XF_LEVEL_WARN) {
+        s->warns++;
+        snprintf(s->last_warn, sizeof s->last_warn, "%s", message);
+    }
+}
+
+static void test_threads_restored_and_callbacks(void **state)
+{
+    (void)state;
+    XF_TEST_REQUIRE_SHARED(model_s, "models/stories260K");
+    char model[4096]; /* xf_test_shared's buffer is reused */
+    snprintf(model, sizeof model, "%s", model_s);
+    XF_TEST_REQUIRE_SHARED(text, "data/tinystories/eval.txt");
+    omp_set_num_threads(1);
+    openblas_set_num_threads(1);
+    seen s = {0};
+    xf_set_log(on_log, &s, XF_LEVEL_WARN);
+    xf_run_opts run = {.threads = 3, .progress = on_progress, .progress_user = &s};
+    xf_status st;
+    xf_model *m = xf_open_model(model, &run, &st);
+    if (!m)
+        print_message("%s\n", st.message);
+    assert_non_null(m);
+    assert_int_equal(st.code, XF_OK);
+    xf_model_info info;
+    assert_int_equal(xf_model_get_info(m, &info), 0);
+    /* stories260K: max_position_embeddings 512; a longer window warns */
+    xf_eval_opts eo = {.seqlen = 2 * info.max_position_embeddings, .max_windows = 2};
+    xf_ppl_stats r;
+    char *json = NULL;
+    assert_int_equal(xf_perplexity(m, text, &eo, &run, &r, &json, &st), 0);
+    assert_int_equal(r.threads, 3);                   /* ran with the call's count */
+    assert_int_equal(omp_get_max_threads(), 1);       /* and gave the process its own back */
+    assert_int_equal(openblas_get_num_threads(), 1);
+    assert_int_equal(s.updates, 2);                   /* one per window */
+    assert_int_equal(s.ends, 1);
+    assert_int_equal(s.bad, 0);
+    assert_int_equal(s.warns, 1);
+    assert_non_null(strstr(s.last_warn, "longer than the model's max_position_embeddings"));
+    assert_null(strchr(s.last_warn, '\n'));
+    assert_true(isfinite(r.ppl) && r.ppl > 1.0);
+    assert_non_null(json);
+    char want[64];
+    snprintf(want, sizeof want, "{\"ppl\": %.10g, ", r.ppl);
+    assert_true(strncmp(json, want, strlen(want)) == 0);
+    xf_free(json);
+
+    /* the same number as the internal runner on the same windows */
+    xf_loaded_model lm;
+    xf_error err = {0};
+    assert_int_equal(xf_model_open(&lm, model, &err), 0);
+    xf_tokenizer *tok = xf_model_tokenizer(&lm, &err);
+    assert_non_null(tok);
+    xf_text_tokens tt = {0};
+    assert_int_equal(xf_text_tokens_load(&tt, text, tok, false, &err), 0);
+    xf_window_plan plan;
+    assert_int_equal(xf_window_plan_make(&plan, XF_PROTOCOL_GPTQ, eo.seqlen, (int64_t)tt.n, 2,
+                                         xf_llamacpp_chunk_bos(tok), &err),
+                     0);
+    xf_model_scorer ms;
+    assert_int_equal(xf_model_scorer_open(&ms, &lm, eo.seqlen, &err), 0);
+    xf_ppl_result ref;
+    omp_set_num_threads(3);
+    assert_int_equal(xf_perplexity_run(&ms.scorer, tt.ids, (int64_t)tt.n, &plan, &ref, &err), 0);
+    omp_set_num_threads(1);
+    assert_true(ref.ppl == r.ppl);
+    assert_int_equal(ref.n_windows, r.n_windows);
+    xf_model_scorer_free(&ms);
+    xf_text_tokens_free(&tt);
+    xf_tokenizer_free(tok);
+    xf_model_close(&lm);
+
+    /* no callback after the call: progress of internal code run now stays off them */
+    int before = s.updates;
+    assert_int_equal(xf_perplexity(m, text, &(xf_eval_opts){.max_windows = 1},
+                                   &(xf_run_opts){.threads = 1}, &r, NULL, &st), 0);
+    assert_int_equal(s.updates, before);
+    xf_set_log(NULL, NULL, XF_LEVEL_WARN);
+    xf_close_model(m);
+}
+
+static void test_errors_and_info(void **state)
+{
+    (void)state;
+    xf_status st;
+    xf_run_opts run = {.threads = 1};
+    assert_null(xf_open_model("/nonexistent/xf-model", &run, &st));
+    assert_int_equal(st.code, XF_FAIL);
+    assert_non_null(strstr(st.message, "/nonexistent/xf-model"));
+    assert_null(strchr(st.message, '\n'));
+    assert_null(xf_info("/nonexistent/x.xfq", XF_FORMAT_JSON, &run, &st));
+    assert_int_equal(st.code, XF_FAIL);
+    assert_null(xf_info("/nonexistent/x.xfq", 7, &run, &st));
+    assert_int_equal(st.code, XF_USAGE);
+
+    const char *name, *what;
+    int n = 0, gguf = 0;
+    for (; xf_export_target_info(n, &name, &what) == 0; n++)
+        gguf += !strcmp(name, "gguf") && what && *what;
+    assert_true(n >= 3);
+    assert_int_equal(gguf, 1);
+    assert_int_equal(xf_export_target_info(-1, &name, &what), -1);
+    xf_export_options eo = {.to = "nope"};
+    assert_int_equal(xf_export("a.xfq", "b.gguf", &eo, &run, XF_FORMAT_TEXT, NULL, &st), -1);
+    assert_int_equal(st.code, XF_USAGE);
+    assert_string_equal(st.message, "unknown target 'nope'");
+    eo = (xf_export_options){.to = "gguf", .float_type = "f8"};
+    assert_int_equal(xf_export("a.xfq", "b.gguf", &eo, &run, XF_FORMAT_TEXT, NULL, &st), -1);
+    assert_int_equal(st.code, XF_USAGE);
+    assert_non_null(strstr(st.message, "--type must be"));
+    assert_non_null(xf_version());
+    assert_string_equal(xf_version(), XF_VERSION);
+
+    XF_TEST_REQUIRE_SHARED(model, "models/stories260K");
+    char *txt = xf_info(model, XF_FORMAT_TEXT, &run, &st);
+    char *js = xf_info(model, XF_FORMAT_JSON, &run, &st);
+    assert_non_null(txt);
+    assert_non_null(js);
+    assert_non_null(strstr(txt, "architecture: llama"));
+    assert_non_null(strstr(js, "\"model_type\": \"llama\""));
+    xf_free(txt);
+    xf_free(js);
+    xf_model *m = xf_open_model(model, &run, &st);
+    assert_non_null(m);
+    xf_stats_options so = {.calib = "/nonexistent/calib.txt"};
+    assert_int_equal(xf_stats(m, &so, &run, XF_FORMAT_TEXT, NULL, &st), -1);
+    assert_int_equal(st.code, XF_FAIL);
+    assert_non_null(strstr(st.message, "/nonexistent/calib.txt"));
+    so.calib_format = "csv";
+    assert_int_equal(xf_stats(m, &so, &run, XF_FORMAT_TEXT, NULL, &st), -1);
+    assert_int_equal(st.code, XF_USAGE);
+    xf_close_model(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_threads_restored_and_callbacks),
+        cmocka_unit_test(test_errors_and_info),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
