@@ -41,6 +41,10 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+/* The project builds with -fvisibility=hidden (libxfquant exports only its
+ * API); the libc names this shim interposes must be exported. */
+#pragma GCC visibility push(default)
+
 enum {
     OP_WRITE,
     OP_PWRITE,
