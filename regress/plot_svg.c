@@ -183,19 +183,10 @@ static int cmp_point(const void *a, const void *b)
     return p->case_index < q->case_index ? -1 : p->case_index > q->case_index;
 }
 
-static void draw_panel(FILE *o, const xf_regress_results *r, const svg_panel *p, int pi,
-                       const svg_point *pts, size_t n, const svg_series *series, double x0,
-                       double y0)
+/* The y axis of a panel: decades (log) or round steps. */
+static svg_axis y_axis_of(const svg_panel *p)
 {
-    const xf_regress_suite *s = r->suite;
-    fprintf(o, "<g class=\"panel\" data-model=\"");
-    xf_regress_xml_escaped(o, p->model);
-    fputs("\">\n", o);
-    char title[160];
-    snprintf(title, sizeof title, "%s: %s", model_name(p->model),
-             p->log_delta ? "PPL above fp16" : "perplexity");
-    svg_text(o, x0 + PL + PW / 2.0, y0 + 24, "middle", " font-size=\"14\"", title);
-    svg_axis ax = nice_axis(p->xlo, p->xhi), ay;
+    svg_axis ay;
     if (p->log_delta) {
         ay.lo = pow(10, floor(log10(p->ylo)));
         ay.hi = pow(10, ceil(log10(p->yhi)));
@@ -205,30 +196,37 @@ static void draw_panel(FILE *o, const xf_regress_results *r, const svg_panel *p,
     } else {
         ay = nice_axis(p->ylo, p->yhi);
     }
-    /* frame and grid; <path> is reserved for the series */
-    fprintf(o,
-            "<rect x=\"%.2f\" y=\"%.2f\" width=\"%d\" height=\"%d\" fill=\"none\" "
-            "stroke=\"black\"/>\n",
-            x0 + PL, y0 + PT, PW, PH);
+    return ay;
+}
+
+/* The x grid lines, ticks and labels. */
+static void draw_x_grid(FILE *o, const svg_axis *ax, double x0, double y0)
+{
     char lab[32];
     for (int i = 0; i <= 50; i++) {
-        double v = ax.lo + i * ax.step;
-        if (v > ax.hi + 1e-9 * ax.step)
+        double v = ax->lo + i * ax->step;
+        if (v > ax->hi + 1e-9 * ax->step)
             break;
-        double px = px_of(&ax, v, x0);
+        double px = px_of(ax, v, x0);
         svg_line(o, px, y0 + PT, px, y0 + PT + PH, " stroke-opacity=\"0.12\"");
         svg_line(o, px, y0 + PT + PH, px, y0 + PT + PH + 5, "");
-        snprintf(lab, sizeof lab, "%g", fabs(v) < 1e-12 * ax.step ? 0.0 : v);
+        snprintf(lab, sizeof lab, "%g", fabs(v) < 1e-12 * ax->step ? 0.0 : v);
         svg_text(o, px, y0 + PT + PH + 18, "middle", "", lab);
     }
+}
+
+/* The y grid lines, ticks and labels (1-2-5 minor lines on a log axis). */
+static void draw_y_grid(FILE *o, const svg_panel *p, const svg_axis *ay, double x0, double y0)
+{
+    char lab[32];
     if (p->log_delta) {
-        int decades = (int)lround(log10(ay.hi / ay.lo));
+        int decades = (int)lround(log10(ay->hi / ay->lo));
         for (int d = 0; d <= decades; d++)
             for (int m = 1; m <= 9; m++) {
-                double v = ay.lo * pow(10, d) * m;
-                if (v > ay.hi * (1 + 1e-9) || (d == decades && m > 1))
+                double v = ay->lo * pow(10, d) * m;
+                if (v > ay->hi * (1 + 1e-9) || (d == decades && m > 1))
                     break;
-                double py = py_of(p, &ay, v, y0);
+                double py = py_of(p, ay, v, y0);
                 bool major = m == 1, labelled = major || (decades <= 2 && (m == 2 || m == 5));
                 svg_line(o, x0 + PL, py, x0 + PL + PW, py,
                          major ? " stroke-opacity=\"0.25\"" : " stroke-opacity=\"0.08\"");
@@ -238,18 +236,105 @@ static void draw_panel(FILE *o, const xf_regress_results *r, const svg_panel *p,
                     svg_text(o, x0 + PL - 8, py + 4, "end", "", lab);
                 }
             }
-    } else {
-        for (int i = 0; i <= 50; i++) {
-            double v = ay.lo + i * ay.step;
-            if (v > ay.hi + 1e-9 * ay.step)
-                break;
-            double py = py_of(p, &ay, v, y0);
-            svg_line(o, x0 + PL, py, x0 + PL + PW, py, " stroke-opacity=\"0.12\"");
-            svg_line(o, x0 + PL - 5, py, x0 + PL, py, "");
-            snprintf(lab, sizeof lab, "%g", fabs(v) < 1e-12 * ay.step ? 0.0 : v);
-            svg_text(o, x0 + PL - 8, py + 4, "end", "", lab);
+        return;
+    }
+    for (int i = 0; i <= 50; i++) {
+        double v = ay->lo + i * ay->step;
+        if (v > ay->hi + 1e-9 * ay->step)
+            break;
+        double py = py_of(p, ay, v, y0);
+        svg_line(o, x0 + PL, py, x0 + PL + PW, py, " stroke-opacity=\"0.12\"");
+        svg_line(o, x0 + PL - 5, py, x0 + PL, py, "");
+        snprintf(lab, sizeof lab, "%g", fabs(v) < 1e-12 * ay->step ? 0.0 : v);
+        svg_text(o, x0 + PL - 8, py + 4, "end", "", lab);
+    }
+}
+
+/* fp16 as a horizontal reference when y is the perplexity itself. */
+static void draw_fp16_lines(FILE *o, const xf_regress_results *r, const svg_panel *p,
+                            const svg_axis *ay, double x0, double y0)
+{
+    const xf_regress_suite *s = r->suite;
+    for (size_t i = 0; i < s->n_cases; i++) {
+        if (s->cases[i].recipe.method != XF_REGRESS_FP16 || !plotted(r, i) ||
+            strcmp(s->cases[i].model, p->model))
+            continue;
+        double v = r->cases[i].got.ppl;
+        if (v < ay->lo || v > ay->hi)
+            continue;
+        double py = py_of(p, ay, v, y0);
+        fprintf(o,
+                "<line class=\"reference\" x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" "
+                "stroke=\"#444444\" stroke-dasharray=\"6 4\"><title>",
+                x0 + PL, py, x0 + PL + PW, py);
+        char tip[160];
+        snprintf(tip, sizeof tip, "%s: fp16, ppl %.6g", s->cases[i].id, v);
+        xf_regress_xml_escaped(o, tip);
+        fputs("</title></line>\n", o);
+    }
+}
+
+/* One series (points [a, b) of pts): its line through the points sorted by
+ * bits, then each point's marker with a tooltip, and llama.cpp's file-type
+ * labels. */
+static void draw_series(FILE *o, const xf_regress_results *r, const svg_panel *p,
+                        const svg_axis *ax, const svg_axis *ay, const svg_point *pts, size_t a,
+                        size_t b, const svg_series *series, double x0, double y0)
+{
+    const xf_regress_suite *s = r->suite;
+    const char *color = series_colors[pts[a].series % N_COLORS];
+    fprintf(o, "<path class=\"series\" data-series=\"");
+    xf_regress_xml_escaped(o, series[pts[a].series].label);
+    fprintf(o, "\" fill=\"none\" stroke=\"%s\" stroke-width=\"2\" d=\"", color);
+    for (size_t i = a; i < b; i++)
+        fprintf(o, "%s%.2f %.2f", i > a ? " L " : "M ", px_of(ax, pts[i].x, x0),
+                py_of(p, ay, pts[i].clamped ? ay->lo : pts[i].y, y0));
+    fputs("\"/>\n", o);
+    double last_label = -INFINITY;
+    bool below = false;
+    for (size_t i = a; i < b; i++) {
+        char tip[256];
+        const char *id = s->cases[pts[i].case_index].id;
+        if (p->log_delta)
+            snprintf(tip, sizeof tip, "%s: %.6g bits, ppl %.6g (fp16 %.6g, +%.6g)%s", id,
+                     pts[i].x, pts[i].ppl, pts[i].ref, pts[i].ppl - pts[i].ref,
+                     pts[i].clamped ? " - not above fp16: drawn at the axis floor" : "");
+        else
+            snprintf(tip, sizeof tip, "%s: %.6g bits, ppl %.6g", id, pts[i].x, pts[i].ppl);
+        double mx = px_of(ax, pts[i].x, x0);
+        double my = py_of(p, ay, pts[i].clamped ? ay->lo : pts[i].y, y0);
+        svg_marker(o, mx, my, &series[pts[i].series], pts[i].series, pts[i].clamped, tip);
+        /* llama.cpp's points name their file type (the x of each type) */
+        const char *ft = s->cases[pts[i].case_index].recipe.gguf_type;
+        if (series[pts[i].series].llamacpp && ft) {
+            /* neighbours closer than a label's width alternate above and below */
+            below = mx - last_label < 40 ? !below : false;
+            last_label = mx;
+            svg_text(o, mx + 5, below ? my + 16 : my - 8, "start",
+                     " font-size=\"9\" fill=\"#555555\"", ft);
         }
     }
+}
+
+static void draw_panel(FILE *o, const xf_regress_results *r, const svg_panel *p,
+                       const svg_point *pts, size_t n, const svg_series *series, double x0,
+                       double y0)
+{
+    fprintf(o, "<g class=\"panel\" data-model=\"");
+    xf_regress_xml_escaped(o, p->model);
+    fputs("\">\n", o);
+    char title[160];
+    snprintf(title, sizeof title, "%s: %s", model_name(p->model),
+             p->log_delta ? "PPL above fp16" : "perplexity");
+    svg_text(o, x0 + PL + PW / 2.0, y0 + 24, "middle", " font-size=\"14\"", title);
+    const svg_axis ax = nice_axis(p->xlo, p->xhi), ay = y_axis_of(p);
+    /* frame and grid; <path> is reserved for the series */
+    fprintf(o,
+            "<rect x=\"%.2f\" y=\"%.2f\" width=\"%d\" height=\"%d\" fill=\"none\" "
+            "stroke=\"black\"/>\n",
+            x0 + PL, y0 + PT, PW, PH);
+    draw_x_grid(o, &ax, x0, y0);
+    draw_y_grid(o, p, &ay, x0, y0);
     svg_text(o, x0 + PL + PW / 2.0, y0 + PT + PH + 38, "middle", "", "bits per weight");
     double cy = y0 + PT + PH / 2.0, cx = x0 + 20;
     fprintf(o,
@@ -258,65 +343,15 @@ static void draw_panel(FILE *o, const xf_regress_results *r, const svg_panel *p,
             cx, cy, cx, cy, p->log_delta ? "PPL − fp16 PPL (log)" : "perplexity");
     if (p->n_points == 0)
         svg_text(o, x0 + PL + PW / 2.0, cy, "middle", "", "no measured cases");
-    /* fp16 as a horizontal reference when y is the perplexity itself */
     if (!p->log_delta)
-        for (size_t i = 0; i < s->n_cases; i++) {
-            if (s->cases[i].recipe.method != XF_REGRESS_FP16 || !plotted(r, i) ||
-                strcmp(s->cases[i].model, p->model))
-                continue;
-            double v = r->cases[i].got.ppl;
-            if (v < ay.lo || v > ay.hi)
-                continue;
-            double py = py_of(p, &ay, v, y0);
-            fprintf(o,
-                    "<line class=\"reference\" x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" "
-                    "stroke=\"#444444\" stroke-dasharray=\"6 4\"><title>",
-                    x0 + PL, py, x0 + PL + PW, py);
-            char tip[160];
-            snprintf(tip, sizeof tip, "%s: fp16, ppl %.6g", s->cases[i].id, v);
-            xf_regress_xml_escaped(o, tip);
-            fputs("</title></line>\n", o);
-        }
-    /* the series: one line each through its points sorted by bits */
+        draw_fp16_lines(o, r, p, &ay, x0, y0);
     for (size_t a = 0; a < n;) {
         size_t b = a;
         while (b < n && pts[b].series == pts[a].series)
             b++;
-        const char *color = series_colors[pts[a].series % N_COLORS];
-        fprintf(o, "<path class=\"series\" data-series=\"");
-        xf_regress_xml_escaped(o, series[pts[a].series].label);
-        fprintf(o, "\" fill=\"none\" stroke=\"%s\" stroke-width=\"2\" d=\"", color);
-        for (size_t i = a; i < b; i++)
-            fprintf(o, "%s%.2f %.2f", i > a ? " L " : "M ", px_of(&ax, pts[i].x, x0),
-                    py_of(p, &ay, pts[i].clamped ? ay.lo : pts[i].y, y0));
-        fputs("\"/>\n", o);
-        double last_label = -INFINITY;
-        bool below = false;
-        for (size_t i = a; i < b; i++) {
-            char tip[256];
-            const char *id = s->cases[pts[i].case_index].id;
-            if (p->log_delta)
-                snprintf(tip, sizeof tip, "%s: %.6g bits, ppl %.6g (fp16 %.6g, +%.6g)%s", id,
-                         pts[i].x, pts[i].ppl, pts[i].ref, pts[i].ppl - pts[i].ref,
-                         pts[i].clamped ? " - not above fp16: drawn at the axis floor" : "");
-            else
-                snprintf(tip, sizeof tip, "%s: %.6g bits, ppl %.6g", id, pts[i].x, pts[i].ppl);
-            double mx = px_of(&ax, pts[i].x, x0);
-            double my = py_of(p, &ay, pts[i].clamped ? ay.lo : pts[i].y, y0);
-            svg_marker(o, mx, my, &series[pts[i].series], pts[i].series, pts[i].clamped, tip);
-            /* llama.cpp's points name their file type (the x of each type) */
-            const char *ft = s->cases[pts[i].case_index].recipe.gguf_type;
-            if (series[pts[i].series].llamacpp && ft) {
-                /* neighbours closer than a label's width alternate above and below */
-                below = mx - last_label < 40 ? !below : false;
-                last_label = mx;
-                svg_text(o, mx + 5, below ? my + 16 : my - 8, "start",
-                         " font-size=\"9\" fill=\"#555555\"", ft);
-            }
-        }
+        draw_series(o, r, p, &ax, &ay, pts, a, b, series, x0, y0);
         a = b;
     }
-    (void)pi;
     fputs("</g>\n", o);
 }
 
@@ -534,13 +569,13 @@ int xf_regress_render_svg(FILE *o, const xf_regress_results *r)
         size_t b = at;
         while (b < pl.n && pl.pts[b].panel == k)
             b++;
-        draw_panel(o, r, &pl.panels[k], k, pl.pts + at, b - at, pl.series,
+        draw_panel(o, r, &pl.panels[k], pl.pts + at, b - at, pl.series,
                    10 + (k % cols) * PANEL_W, 44 + (k / cols) * PANEL_H);
         at = b;
     }
     if (npan == 0) {
         svg_panel empty = {"(no cases)", false, 0, 16, 0, 100, 0};
-        draw_panel(o, r, &empty, 0, NULL, 0, pl.series, 10, 44);
+        draw_panel(o, r, &empty, NULL, 0, pl.series, 10, 44);
     }
     draw_legend(o, &pl, 44 + rows * PANEL_H + 20, any_linear, any_clamped);
     fputs("</svg>\n", o);
