@@ -597,8 +597,14 @@ int xf_export_gguf(const char *in, const char *out, const xf_export_opts *o, jso
                     xf_gguf_add_string(&w, "xfquant.omitted", omitted, err)))
         goto out;
     if (m.source == XF_SOURCE_XFQ) {
-        const json_t *recipe = json_object_get(m.xfq.meta, "recipe");
+        /* the recipe as done, without "options" (what was asked, calibration
+         * file paths included): the GGUF's bytes do not depend on where the
+         * calibration text lay */
+        json_t *recipe = json_deep_copy(json_object_get(m.xfq.meta, "recipe"));
+        if (json_is_object(recipe))
+            json_object_del(recipe, "options");
         char *s = recipe ? xf_json_dump_sorted(recipe) : NULL;
+        json_decref(recipe);
         int bad = s && xf_gguf_add_string(&w, "xfquant.recipe", s, err);
         free(s);
         if (bad)
