@@ -164,12 +164,10 @@ static xf_recipe *recipe_from_file(const char *cmd, const char *path, const json
     }
     /* the keys may sit in "options" (a .xfq's recipe) or "recipe"."options" (info --json) */
     json_t *obj = j, *inner;
-    if (json_is_object(j) && !json_object_get(j, "method")) {
-        if (json_is_object(inner = json_object_get(j, "options")))
-            obj = inner;
-        else if (json_is_object(inner = json_object_get(json_object_get(j, "recipe"), "options")))
-            obj = inner;
-    }
+    if (json_is_object(inner = json_object_get(j, "options")))
+        obj = inner;
+    else if (json_is_object(inner = json_object_get(json_object_get(j, "recipe"), "options")))
+        obj = inner;
     size_t i;
     json_t *k;
     json_array_foreach(flag_keys, i, k) if (json_is_object(obj))

@@ -576,8 +576,7 @@ _Static_assert(sizeof rows / sizeof *rows <= XF_RECIPE_MAX_ROWS, "given is a 64-
 _Static_assert(FIELD_SIZE(act.act_bits) == sizeof(int) && FIELD_SIZE(grid.clip) == sizeof(int) &&
                    FIELD_SIZE(calib_format) == sizeof(int) && FIELD_SIZE(rotate) == sizeof(int) &&
                    FIELD_SIZE(act.attn_prob_quant) == sizeof(int) &&
-                   FIELD_SIZE(group) == sizeof(int64_t) && FIELD_SIZE(seed) == sizeof(int64_t) &&
-                   FIELD_SIZE(calib_max_tokens) == sizeof(int64_t),
+                   FIELD_SIZE(group) == sizeof(int64_t) && FIELD_SIZE(seed) == sizeof(int64_t),
                "the generic setters store enums as int and integers as 64 bits");
 
 int xf_recipe_row_count(void)
@@ -736,17 +735,15 @@ static const char *type_words(const xf_recipe_row *row)
     }
 }
 
-/* the flat recipe object inside what was given */
+/* the flat recipe object inside what was given: no row is named "options"
+ * or "recipe", so the forms cannot be confused */
 static const json_t *options_object(const json_t *j)
 {
     const json_t *inner = json_object_get(j, "options");
-    if (json_is_object(inner) && !json_object_get(j, "method"))
+    if (json_is_object(inner))
         return inner;
-    const json_t *rec = json_object_get(j, "recipe");
-    inner = json_object_get(rec, "options");
-    if (json_is_object(inner) && !json_object_get(j, "method"))
-        return inner;
-    return j;
+    inner = json_object_get(json_object_get(j, "recipe"), "options");
+    return json_is_object(inner) ? inner : j;
 }
 
 int xf_quant_recipe_from_json(xf_quant_recipe *r, const json_t *j, const char *what,
