@@ -444,7 +444,7 @@ static const xf_recipe_row rows[] = {
     /* calibration text */
     {.flag = "calib", .key = "calib", .type = XF_RO_STRING, .arg_name = "FILE",
      .help = "calibration text: plain text, JSON Lines (.jsonl) or a directory of .txt\n"
-             "files (gptq: required; rtn: only for what needs it, see needs_calib)",
+             "files (gptq: required; rtn: only for the options marked [needs --calib])",
      .methods = XF_RO_BOTH, .calib_input = true, .set = set_string, .get = get_string,
      FIELD(calib_path), .expect = "a file name", .alias_of = -1},
     {.flag = "calib-field", .key = "calib_field", .type = XF_RO_STRING, .arg_name = "NAME",
