@@ -388,21 +388,21 @@ static const char *const rotate_names[] = {"none", "hadamard", "learned", "klt",
 
 #define BOOL_ROW(fl, k, f, m, h)                                                              \
     {.flag = fl, .key = k, .type = XF_RO_BOOL, .default_text = "false", .help = h,            \
-     .methods = m, .set = set_bool, .get = get_bool, FIELD(f), .alias_of = -1}
+     .methods = m, .set = set_bool, .get = get_bool, FIELD(f)}
 #define CALIB_INT(fl, k, f, an, def, lo_, hi_, ex, h)                                        \
     {.flag = fl, .key = k, .type = XF_RO_INT, .arg_name = an, .default_text = def, .help = h, \
      .methods = XF_RO_BOTH, .calib_input = true, .set = set_int, .get = get_int, FIELD(f),    \
-     .lo = lo_, .hi = hi_, .expect = ex, .alias_of = -1}
+     .lo = lo_, .hi = hi_, .expect = ex}
 
 static const xf_recipe_row rows[] = {
     /* weights */
     {.flag = "bits", .key = "bits", .type = XF_RO_INT, .arg_name = "N", .default_text = "4",
      .help = "weight bits: 2, 3, 4 or 8", .methods = XF_RO_BOTH, .set = set_bits,
-     .get = get_bits, .expect = "2, 3, 4 or 8", .alias_of = -1},
+     .get = get_bits, .expect = "2, 3, 4 or 8"},
     {.flag = "group", .key = "group", .type = XF_RO_INT, .arg_name = "G", .default_text = "128",
      .help = "columns per group; -1: one grid per output row", .methods = XF_RO_BOTH,
      .set = set_group, .get = get_int, FIELD(group), .expect = "a positive integer or -1",
-     .alias_of = -1},
+    },
     BOOL_ROW("sym", "sym", grid.sym, XF_RO_BOTH,
              "symmetric grid (zero point 2^(bits-1)); default asymmetric"),
     {.flag = "clip", .key = "clip", .type = XF_RO_ENUM, .arg_name = "none|mse",
@@ -410,7 +410,7 @@ static const xf_recipe_row rows[] = {
      .help = "MSE search of the grid range (GPTQ reference: norm 2.4, 100 points,\n"
              "max shrink 0.8)",
      .methods = XF_RO_BOTH, .set = set_enum, .get = get_enum, FIELD(grid.clip),
-     .expect = "none or mse", .names = clip_names, .alias_of = -1},
+     .expect = "none or mse", .names = clip_names},
     BOOL_ROW("quantize-head", "quantize_head", quantize_head, XF_RO_BOTH,
              "also quantize the LM head (untied models)"),
     {.flag = "gguf-type", .key = "gguf_type", .type = XF_RO_ENUM, .arg_name = "FT",
@@ -423,38 +423,38 @@ static const xf_recipe_row rows[] = {
      .methods = XF_RO_BOTH, .set = set_gguf_type, .get = get_gguf_type,
      .expect = "one of Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K_S Q3_K_M Q3_K_L Q4_K_S Q4_K_M Q5_K_S "
                "Q5_K_M Q6_K IQ4_NL IQ4_XS",
-     .alias_of = -1},
+    },
     {.flag = "outliers", .key = "outliers", .type = XF_RO_FLOAT, .arg_name = "P",
      .default_text = "0",
      .help = "keep the fraction P of each tensor's weights (those whose exclusion from the\n"
              "grid fit saves the most error; gptq: the SpQR sensitivity) in fp16 in a sparse\n"
              "side table: \"0.5%\" (percent) or \"0.005\" (fraction; 1 = all)",
      .methods = XF_RO_BOTH, .set = set_outliers, .get = get_float, FIELD(outliers),
-     .expect = "a percentage in [0%, 100%] (\"0.5%\") or a fraction in [0, 1]", .alias_of = -1},
+     .expect = "a percentage in [0%, 100%] (\"0.5%\") or a fraction in [0, 1]"},
     {.flag = "weight-grid", .key = "weight_grid", .type = XF_RO_ENUM, .arg_name = "G",
      .default_text = "uniform",
      .help = "uniform or log2 (rtn only): per row/group levels +-scale*2^-k and 0, scale\n"
              "searched (L2..L8 storage)",
      .methods = XF_RO_BOTH, .set = set_weight_grid, .get = get_weight_grid,
-     .expect = "uniform or log2", .alias_of = -1},
+     .expect = "uniform or log2"},
     {.flag = "tensor-bits", .key = "tensor_bits", .type = XF_RO_LIST, .arg_name = "REGEX=BITS",
      .help = "bits (2, 3, 4, 8) for tensors whose name matches REGEX (PCRE, searched\n"
              "anywhere in the name); repeatable, first match wins, e.g. 'down_proj=8'",
-     .methods = XF_RO_BOTH, .set = set_tensor_bits, .get = get_tensor_bits, .alias_of = -1},
+     .methods = XF_RO_BOTH, .set = set_tensor_bits, .get = get_tensor_bits},
     /* calibration text */
     {.flag = "calib", .key = "calib", .type = XF_RO_STRING, .arg_name = "FILE",
      .help = "calibration text: plain text, JSON Lines (.jsonl) or a directory of .txt\n"
              "files (gptq: required; rtn: only for the options marked [needs --calib])",
      .methods = XF_RO_BOTH, .calib_input = true, .set = set_string, .get = get_string,
-     FIELD(calib_path), .expect = "a file name", .alias_of = -1},
+     FIELD(calib_path), .expect = "a file name"},
     {.flag = "calib-field", .key = "calib_field", .type = XF_RO_STRING, .arg_name = "NAME",
      .default_text = "text", .help = "JSON Lines field holding the text",
      .methods = XF_RO_BOTH, .calib_input = true, .set = set_string, .get = get_string,
-     FIELD(calib_field), .expect = "a field name", .alias_of = -1},
+     FIELD(calib_field), .expect = "a field name"},
     {.flag = "calib-format", .key = "calib_format", .type = XF_RO_ENUM, .arg_name = "F",
      .help = "text, jsonl or dir (default: from the path)", .methods = XF_RO_BOTH,
      .calib_input = true, .set = set_enum, .get = get_enum, FIELD(calib_format),
-     .expect = "text, jsonl or dir", .names = format_names, .alias_of = -1},
+     .expect = "text, jsonl or dir", .names = format_names},
     CALIB_INT("calib-max-tokens", "calib_max_tokens", calib_max_tokens, "N", NULL, 1, INT64_MAX,
               "a positive integer",
               "use at most the first N tokens of the tokenized calibration text (windows\n"
@@ -474,10 +474,10 @@ static const xf_recipe_row rows[] = {
     {.flag = "damp", .key = "damp", .type = XF_RO_FLOAT, .arg_name = "X", .default_text = "0.01",
      .help = "relative dampening of the Hessian", .methods = XF_RO_GPTQ, .set = set_float,
      .get = get_float, FIELD(damp), .lo = 0, .hi = 1, .expect = "a number in [0, 1]",
-     .alias_of = -1},
+    },
     {.flag = "block", .key = "block", .type = XF_RO_INT, .arg_name = "N", .default_text = "128",
      .help = "lazy-batch block size", .methods = XF_RO_GPTQ, .set = set_int, .get = get_int,
-     FIELD(block), .lo = 1, .hi = 1 << 16, .expect = "a positive integer", .alias_of = -1},
+     FIELD(block), .lo = 1, .hi = 1 << 16, .expect = "a positive integer"},
     BOOL_ROW("gptq-v2", "gptq_v2", gptq_v2, XF_RO_GPTQ,
              "asymmetric calibration (GPTQv2): match the full-precision layer outputs on\n"
              "full-precision inputs"),
@@ -488,66 +488,66 @@ static const xf_recipe_row rows[] = {
      .help = "quantize the input of every decoder linear per token to N bits (2..16; 0:\n"
              "off). The LM head stays fp",
      .methods = XF_RO_BOTH, .set = set_int32, .get = get_int32, FIELD(act.act_bits), .lo = 2,
-     .hi = 16, .expect = "an integer in 2..16", .alias_of = -1},
+     .hi = 16, .expect = "an integer in 2..16"},
     {.flag = "act-sym", .key = "act_sym", .type = XF_RO_BOOL, .default_text = "true",
      .help = "symmetric activation grid (the default, as QuaRot)", .methods = XF_RO_BOTH,
-     .set = set_bool, .get = get_bool, FIELD(act.act_sym), .alias_of = -1},
+     .set = set_bool, .get = get_bool, FIELD(act.act_sym)},
     {.flag = "act-asym", .key = "act_asym", .type = XF_RO_BOOL,
      .help = "asymmetric activation grid (recorded as \"act_sym\": false)",
-     .methods = XF_RO_BOTH, .set = set_act_asym, FIELD(act.act_sym), .alias_of = -2},
+     .methods = XF_RO_BOTH, .set = set_act_asym, FIELD(act.act_sym), .alias_of = "act_sym"},
     {.flag = "act-group", .key = "act_group", .type = XF_RO_INT, .arg_name = "G",
      .default_text = "0", .help = "channels per group along a token (0: whole row)",
      .methods = XF_RO_BOTH, .set = set_int, .get = get_int, FIELD(act.act_group), .lo = 0,
-     .hi = INT32_MAX, .expect = "a non-negative integer", .alias_of = -1},
+     .hi = INT32_MAX, .expect = "a non-negative integer"},
     {.flag = "act-clip", .key = "act_clip", .type = XF_RO_FLOAT, .arg_name = "X|search",
      .default_text = "1",
      .help = "clip ratio in (0, 1] (QuaRot uses 0.9), or search one ratio per input\n"
              "kind on calibration text minimising the linears' output error",
      .methods = XF_RO_BOTH, .needs_calib = true, .set = set_or_search, .get = get_or_search,
      .uses_calib = act_clip_searched, .calib_when = "search", FIELD(act.act_clip), .lo = 0, .hi = 1, .lo_open = true,
-     .expect = "a number in (0, 1]", .alias_of = -1},
+     .expect = "a number in (0, 1]"},
     {.flag = "act-inputs", .key = "act_inputs", .type = XF_RO_STRING, .arg_name = "LIST",
      .default_text = "qkv,o,mlp,down", .help = "which inputs: comma list of qkv,o,mlp,down",
      .methods = XF_RO_BOTH, .set = set_inputs, .get = get_inputs, FIELD(act.act_inputs),
-     .alias_of = -1},
+    },
     {.flag = "kv-bits", .key = "kv_bits", .type = XF_RO_INT, .arg_name = "N",
      .default_text = "0", .help = "quantize K (after RoPE) and V per token, asymmetric (2..16)",
      .methods = XF_RO_BOTH, .set = set_int32, .get = get_int32, FIELD(act.kv_bits), .lo = 2,
-     .hi = 16, .expect = "an integer in 2..16", .alias_of = -1},
+     .hi = 16, .expect = "an integer in 2..16"},
     {.flag = "kv-group", .key = "kv_group", .type = XF_RO_INT, .arg_name = "G",
      .default_text = "0", .help = "channels per group inside a head (0: head_dim)",
      .methods = XF_RO_BOTH, .set = set_int, .get = get_int, FIELD(act.kv_group), .lo = 0,
-     .hi = INT32_MAX, .expect = "a non-negative integer", .alias_of = -1},
+     .hi = INT32_MAX, .expect = "a non-negative integer"},
     {.flag = "kv-clip", .key = "kv_clip", .type = XF_RO_FLOAT, .arg_name = "X",
      .default_text = "1", .help = "KV clip ratio in (0, 1] (QuaRot 0.95)",
      .methods = XF_RO_BOTH, .set = set_float, .get = get_float, FIELD(act.kv_clip), .lo = 0,
-     .hi = 1, .lo_open = true, .expect = "a number in (0, 1]", .alias_of = -1},
+     .hi = 1, .lo_open = true, .expect = "a number in (0, 1]"},
     {.flag = "attn-prob-bits", .key = "attn_prob_bits", .type = XF_RO_INT, .arg_name = "N",
      .default_text = "0", .help = "quantize post-softmax attention probabilities (2..8)",
      .methods = XF_RO_BOTH, .set = set_int32, .get = get_int32, FIELD(act.attn_prob_bits),
-     .lo = 2, .hi = 8, .expect = "an integer in 2..8", .alias_of = -1},
+     .lo = 2, .hi = 8, .expect = "an integer in 2..8"},
     {.flag = "attn-prob-quant", .key = "attn_prob_quant", .type = XF_RO_ENUM, .arg_name = "Q",
      .default_text = "uniform", .help = "uniform or log2 (power-of-two levels)",
      .methods = XF_RO_BOTH, .set = set_enum, .get = get_enum, FIELD(act.attn_prob_quant),
-     .expect = "uniform or log2", .names = prob_names, .alias_of = -1},
+     .expect = "uniform or log2", .names = prob_names},
     {.flag = "attn-prob-base", .key = "attn_prob_base", .type = XF_RO_FLOAT,
      .arg_name = "L|search", .default_text = "1",
      .help = "log2 quantizer base as log2(base) in [0.0625, 4] (1: base 2), or search it\n"
              "on calibration text (logit KL)",
      .methods = XF_RO_BOTH, .needs_calib = true, .set = set_or_search, .get = get_or_search,
      .uses_calib = prob_base_searched, .calib_when = "search", FIELD(act.attn_prob_log2_base), .lo = 1.0 / 16.0,
-     .hi = 4, .expect = "search or a number in [0.0625, 4]", .alias_of = -1},
+     .hi = 4, .expect = "search or a number in [0.0625, 4]"},
     /* smoothing and rotations (exact rewrites of the fp model before quantizing) */
     {.flag = "smooth", .key = "smooth", .type = XF_RO_FLOAT, .arg_name = "A",
      .help = "SmoothQuant migration strength alpha in (0, 1] of the per-channel activation\n"
              "maxima into the weights",
      .methods = XF_RO_BOTH, .needs_calib = true, .set = set_float, .get = get_float,
      .uses_calib = smoothed, FIELD(smooth), .lo = 0, .hi = 1, .lo_open = true,
-     .expect = "a number in (0, 1]", .alias_of = -1},
+     .expect = "a number in (0, 1]"},
     {.flag = "smooth-inputs", .key = "smooth_inputs", .type = XF_RO_STRING, .arg_name = "LIST",
      .help = "which inputs (qkv,o,mlp,down; default: all that are exact)",
      .methods = XF_RO_BOTH, .set = set_inputs, .get = get_inputs, FIELD(smooth_inputs),
-     .alias_of = -1},
+    },
     {.flag = "rotate", .key = "rotate", .type = XF_RO_ENUM, .arg_name = "KIND",
      .default_text = "none",
      .help = "none, hadamard (QuaRot: randomized Hadamard R1 from --seed), klt (eigenbasis\n"
@@ -555,7 +555,7 @@ static const xf_recipe_row rows[] = {
              "Hadamard); norms are folded first",
      .methods = XF_RO_BOTH, .needs_calib = true, .set = set_enum, .get = get_enum,
      .uses_calib = data_rotation, .calib_when = "klt|learned", FIELD(rotate), .expect = "none, hadamard, klt or learned",
-     .names = rotate_names, .alias_of = -1},
+     .names = rotate_names},
     BOOL_ROW("rotate-no-online", "rotate_no_online", rotate_no_online, XF_RO_BOTH,
              "no online Hadamard before down_proj"),
     BOOL_ROW("rotate-no-headwise", "rotate_no_headwise", rotate_no_headwise, XF_RO_BOTH,
@@ -565,11 +565,11 @@ static const xf_recipe_row rows[] = {
     {.flag = "rotate-steps", .key = "rotate_steps", .type = XF_RO_INT, .arg_name = "N",
      .default_text = "100", .help = "learned: optimizer steps", .methods = XF_RO_BOTH,
      .set = set_int, .get = get_int, FIELD(rotate_steps), .lo = 0, .hi = 1000000,
-     .expect = "an integer in 0..1000000", .alias_of = -1},
+     .expect = "an integer in 0..1000000"},
     {.flag = "rotate-lr", .key = "rotate_lr", .type = XF_RO_FLOAT, .arg_name = "X",
      .default_text = "1.5", .help = "learned: learning rate", .methods = XF_RO_BOTH,
      .set = set_float, .get = get_float, FIELD(rotate_lr), .lo = 0, .hi = 1e6, .lo_open = true,
-     .expect = "a positive number", .alias_of = -1},
+     .expect = "a positive number"},
 };
 #define N_ROWS ((int)(sizeof rows / sizeof *rows))
 _Static_assert(sizeof rows / sizeof *rows <= XF_RECIPE_MAX_ROWS, "given is a 64-bit set");
@@ -600,7 +600,7 @@ int xf_recipe_row_find(const char *key)
 /* the row an alias row sets (act-asym → act_sym) */
 static int target_row(int i)
 {
-    return rows[i].alias_of == -2 ? xf_recipe_row_find("act_sym") : i;
+    return rows[i].alias_of ? xf_recipe_row_find(rows[i].alias_of) : i;
 }
 
 /* ---- recipes ----------------------------------------------------------------- */
@@ -618,30 +618,6 @@ void xf_quant_recipe_free(xf_quant_recipe *r)
     for (size_t i = 0; i < XF_TENSOR_BITS_MAX_RULES; i++)
         free(r->tensor_bits[i]);
     memset(r, 0, sizeof *r);
-}
-
-int xf_quant_recipe_copy(xf_quant_recipe *dst, const xf_quant_recipe *src, xf_error *err)
-{
-    *dst = *src;
-    dst->calib_path = dst->calib_field = NULL;
-    memset(dst->tensor_bits, 0, sizeof dst->tensor_bits);
-    bool oom = false;
-    if (src->calib_path && !(dst->calib_path = strdup(src->calib_path)))
-        oom = true;
-    if (src->calib_field && !(dst->calib_field = strdup(src->calib_field)))
-        oom = true;
-    dst->o.calib_path = dst->calib_path;
-    dst->o.calib_field = dst->calib_field;
-    for (size_t i = 0; i < src->o.n_tensor_bits; i++)
-        if (!(dst->tensor_bits[i] = strdup(src->tensor_bits[i])))
-            oom = true;
-        else
-            dst->o.tensor_bits[i] = dst->tensor_bits[i];
-    if (oom) {
-        xf_quant_recipe_free(dst);
-        return xf_fail(err, "recipe: out of memory");
-    }
-    return 0;
 }
 
 int xf_quant_method_from_name(const char *name, xf_quant_method *out)
@@ -767,7 +743,7 @@ int xf_quant_recipe_from_json(xf_quant_recipe *r, const json_t *j, const char *w
     /* rows in table order, so that a given object always builds the same recipe */
     json_object_foreach((json_t *)j, key, v) {
         if (strcmp(key, "method") && (xf_recipe_row_find(key) < 0 ||
-                                      rows[xf_recipe_row_find(key)].alias_of != -1)) {
+                                      rows[xf_recipe_row_find(key)].alias_of)) {
             rc = xf_fail(err, "%s: unknown key '%s'", what, key);
             break;
         }
@@ -775,7 +751,7 @@ int xf_quant_recipe_from_json(xf_quant_recipe *r, const json_t *j, const char *w
     for (int i = 0; rc == 0 && i < N_ROWS; i++) {
         const xf_recipe_row *row = &rows[i];
         v = json_object_get(j, row->key);
-        if (!v || row->alias_of != -1)
+        if (!v || row->alias_of)
             continue;
         char name[80];
         snprintf(name, sizeof name, "'%s'", row->key);

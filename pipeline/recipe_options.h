@@ -51,7 +51,8 @@ typedef struct xf_recipe_row {
     bool lo_open;
     const char *expect;       /* "a positive integer": "NAME must be EXPECT, not 'V'" */
     const char *const *names; /* enums: NULL-terminated value names, index = stored value */
-    int alias_of;             /* -1, or the row an alias row sets */
+    const char *alias_of;     /* NULL, or the key of the row an alias row sets (act-asym:
+                                 "act_sym"); JSON never holds an alias key */
 } xf_recipe_row;
 
 /* At most 64 rows: xf_quant_recipe.given is a 64-bit set. */
@@ -71,7 +72,6 @@ int xf_recipe_row_find(const char *key);
 
 void xf_quant_recipe_init(xf_quant_recipe *r, xf_quant_method method);
 void xf_quant_recipe_free(xf_quant_recipe *r);
-int xf_quant_recipe_copy(xf_quant_recipe *dst, const xf_quant_recipe *src, xf_error *err);
 /* "rtn" / "gptq"; -1 otherwise */
 int xf_quant_method_from_name(const char *name, xf_quant_method *out);
 const char *xf_quant_method_name(xf_quant_method m);
