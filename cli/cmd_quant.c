@@ -172,6 +172,9 @@ static xf_recipe *recipe_from_file(const char *cmd, const char *path, const json
     json_t *k;
     json_array_foreach(flag_keys, i, k) if (json_is_object(obj))
         json_object_del(obj, json_string_value(k));
+    /* a recipe without "method" is this command's */
+    if (json_is_object(obj) && !json_object_get(obj, "method"))
+        json_object_set_new(obj, "method", json_string(cmd));
     char *s = json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(17));
     json_decref(j);
     xf_status st = {0};

@@ -295,6 +295,14 @@ static void test_recipe_file_and_flags(void **state)
     xf_cli_result_free(&r);
     assert_options(out, "{\"method\": \"rtn\", \"bits\": 3, \"group\": 16, \"act_bits\": 8, "
                         "\"tensor_bits\": [\"up_proj=2\"]}");
+    /* a file without "method" is the command's */
+    write_text(rf, "{\"bits\": 8}");
+    r = xf_cli_run(g_tmp, "rtn --recipe %s %s %s", rf, model, out);
+    assert_int_equal(r.code, 0);
+    xf_cli_result_free(&r);
+    assert_options(out, "{\"method\": \"rtn\", \"bits\": 8}");
+    write_text(rf, "{\"method\": \"rtn\", \"bits\": 3, \"group\": 32, \"act_bits\": 8, "
+                   "\"tensor_bits\": [\"down_proj=8\"]}");
     /* no flags: the file alone */
     r = xf_cli_run(g_tmp, "rtn --recipe %s %s %s", rf, model, out);
     assert_int_equal(r.code, 0);
