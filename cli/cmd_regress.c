@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "cli/quant_args.h"
 #include "core/threads.h"
 #include "regress/exec.h"
 #include "regress/report.h"
@@ -29,17 +28,6 @@ static const char regress_help[] =
     "  --plot FILE      also write an SVG chart (bits per weight vs perplexity)\n"
     "  --json           print the results as JSON instead of the table\n"
     "  --threads N      threads (default: all cores)\n";
-
-/* A case's recipe, rendered as `rtn|gptq` flags, read by the CLI's own
- * parser; --threads/--json in a recipe would be refused by the suite
- * reader already. */
-static int parse_recipe_argv(int argc, char **argv, xf_quant_options *o)
-{
-    xf_quant_cli x;
-    xf_quant_method method = !strcmp(argv[0], "gptq") ? XF_METHOD_GPTQ : XF_METHOD_RTN;
-    int rc = xf_quant_args_parse(method, argc, argv, o, &x);
-    return rc != 0 || x.help ? -1 : 0;
-}
 
 int xf_cmd_regress(const xf_cli_ctx *ctx, int argc, char **argv)
 {
@@ -88,7 +76,6 @@ int xf_cmd_regress(const xf_cli_ctx *ctx, int argc, char **argv)
     const char *tmp = getenv("TMPDIR");
     xf_regress_exec_ctx ectx = {.tmpdir = tmp && *tmp ? tmp : "/tmp",
                                 .progress = false,
-                                .parse_quant = parse_recipe_argv,
                                 .llamacpp_build_script = NULL};
     xf_regress_results res;
     if (xf_regress_run(&suite, filter, xf_regress_execute, &ectx, &res, &err) != 0) {

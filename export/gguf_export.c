@@ -584,8 +584,14 @@ static int add_metadata(xf_gguf_writer *w, const xf_loaded_model *m, const char 
                     xf_gguf_add_string(w, "xfquant.omitted", omitted, err)))
         return -1;
     if (m->source == XF_SOURCE_XFQ) {
-        const json_t *recipe = json_object_get(m->xfq.meta, "recipe");
+        /* the recipe as done, without "options" (what was asked, calibration
+         * file paths included): the GGUF's bytes do not depend on where the
+         * calibration text lay */
+        json_t *recipe = json_deep_copy(json_object_get(m->xfq.meta, "recipe"));
+        if (json_is_object(recipe))
+            json_object_del(recipe, "options");
         char *s = recipe ? xf_json_dump_sorted(recipe) : NULL;
+        json_decref(recipe);
         int bad = s && xf_gguf_add_string(w, "xfquant.recipe", s, err);
         free(s);
         if (bad)

@@ -15,6 +15,7 @@
 #include "sim/act_hooks.h"
 #include "quant/weights/gptq.h"
 #include "pipeline/gguf_plan.h"
+#include "pipeline/recipe_options.h"
 #include "quant/weights/gptq_v2.h"
 #include "quant/weights/hessian.h"
 #include "quant/transform/rotate.h"
@@ -103,6 +104,8 @@ static json_t *recipe_json(const xf_quant_options *o)
             xf_tensor_bits_free(&tb);
         }
     }
+    /* the options as given (recipe_options.h): `--recipe` reads them back */
+    json_object_set_new(r, "options", xf_quant_options_to_json(o));
     if (o->method == XF_METHOD_GPTQ) {
         json_object_set_new(r, "act_order", json_boolean(o->act_order));
         json_object_set_new(r, "static_groups", json_boolean(o->static_groups));
@@ -354,7 +357,7 @@ static int prepare_calibration(xf_loaded_model *m, const xf_quant_options *o, in
         return xf_fail(err, "%s needs calibration text (--calib FILE)",
                        o->method == XF_METHOD_GPTQ ? "gptq" : "this recipe");
     const xf_calib_source src = {o->calib_path, o->calib_field, o->calib_format,
-                                 o->nsamples, seqlen, o->seed};
+                                 o->nsamples, seqlen, o->seed, o->calib_max_tokens};
     json_t *rec = NULL;
     if (xf_calib_windows_load(cs, m, &src, &rec, err) != 0)
         return -1;
@@ -692,13 +695,6 @@ static int check_scheme_fits(const xf_act_scheme *s, const xf_model_config *cfg,
     return 0;
 }
 
-/* RTN needs text only for the data-dependent parts of the recipe. */
-static bool needs_calibration(const xf_quant_options *o)
-{
-    return o->method == XF_METHOD_GPTQ || o->act_clip_search || o->attn_prob_base_search ||
-           o->smooth > 0 || o->rotate == XF_ROTATE_LEARNED || o->rotate == XF_ROTATE_KLT;
-}
-
 /* Smoothing and rotation: exact rewrites of the full-precision model
  * through `edit` before anything is quantized. *record gets what was done
  * (the recipe's "smooth" and "rotation" entries); online transforms of the
@@ -808,7 +804,7 @@ int xf_quantize_model(xf_loaded_model *m, const xf_quant_options *o, const char 
         rc = check_scheme_fits(&o->act, cfg, m->path, err);
     if (rc == 0 && o->rotate != XF_ROTATE_NONE)
         rc = xf_rotate_supported(cfg, !o->rotate_no_online, m->path, err);
-    if (rc == 0 && needs_calibration(o))
+    if (rc == 0 && xf_quant_recipe_needs_calib(o))
         rc = prepare_calibration(m, o, T, &cs, prov, err);
     if (rc == 0 && (o->smooth > 0 || o->rotate != XF_ROTATE_NONE)) {
         rc = xf_model_edit_init(&edit, m, err);
