@@ -171,6 +171,9 @@ static int export_outliers(const xf_qweight *q, const char *name, xf_qweight_pac
     plain_1d(&out->side[1], out->side_names + name_len, XF_DTYPE_I32, (int64_t)nnz, col);
     plain_1d(&out->side[2], out->side_names + 2 * name_len, XF_DTYPE_F16, (int64_t)nnz, val);
     out->n_side = 3;
+    /* the packed view carries its table: conversions of out->tensor include it */
+    const xf_sparse_outliers so = {&out->side[0], &out->side[1], &out->side[2]};
+    xfq_outliers_attach(&so, &out->tensor);
     return 0;
 }
 
