@@ -17,7 +17,6 @@
 #include "export/gguf_vocab.h"
 #include "formats/ggml_types.h"
 #include "formats/gguf_write.h"
-#include "formats/xfq_outliers.h"
 #include "model/loader.h"
 
 /* One GGUF tensor and where it comes from. */
@@ -25,7 +24,6 @@ typedef struct job {
     char name[XF_GGUF_MAX_NAME];
     const xf_tensor *t;
     bool transposed;        /* plain 2-D stored [in, out] (HF GPT-2 Conv1D) */
-    xf_sparse_outliers ol;  /* packed weight's outlier table (all NULL if none) */
     int64_t rope_heads;     /* llama Q/K row permutation: heads (0: none) */
     int64_t head_dim;
     /* plan */
@@ -67,7 +65,6 @@ static int push_linear(plan *p, const xf_linear *lin, const char *base, int laye
     if (!j)
         return -1;
     j->transposed = lin->transposed && !xf_dtype_is_packed(lin->w->dtype);
-    j->ol = lin->outliers;
     j->rope_heads = rope_heads;
     j->head_dim = head_dim;
     if (lin->b) {
@@ -109,7 +106,6 @@ static int build_jobs(plan *p, const xf_model_weights *mw, bool rope_permute)
         job *j = push(p, mw->lm_head.w, "output.weight", 0);
         if (!j)
             return -1;
-        j->ol = mw->lm_head.outliers;
         j->transposed = mw->lm_head.transposed && !xf_dtype_is_packed(j->t->dtype);
     }
     for (int l = 0; l < (int)c->n_layers; l++) {
@@ -281,9 +277,9 @@ static int plan_types(plan *p, const xf_export_opts *o, const char *what, xf_err
         }
         bool act_order = false;
         xf_error why;
-        if (xfq_outliers_any(&j->ol)) {
+        if (t->packed.outliers.row_ptr) {
             xf_fail(&why, "tensor %s: %lld outliers in an fp16 side table, which GGUF blocks "
-                    "cannot hold", t->name, (long long)xfq_outliers_nnz(&j->ol));
+                    "cannot hold", t->name, (long long)t->packed.outliers.nnz);
         } else if (xf_gguf_packed_type(t, o->gguf_asym, &j->type, &act_order, &why) == 0) {
             j->packed_exact = true;
             continue;
@@ -381,14 +377,12 @@ static int convert(const job *j, uint8_t *dst, stats *st, xf_error *err)
         return 0;
     }
     /* float path: the whole tensor in fp32 (dequantized for a packed
-     * fallback, outliers applied), in its stored shape */
+     * fallback, with the outliers its view carries), in its stored shape */
     const int64_t n = rows * cols;
     if (!(f = malloc((size_t)n * sizeof *f)))
         goto oom;
     if (xf_tensor_to_f32(j->t, f, err) != 0)
         goto fail;
-    if (xf_dtype_is_packed(j->t->dtype))
-        xfq_outliers_apply(&j->ol, cols, f);
     float *row = malloc((size_t)cols * sizeof *row);
     if (!row)
         goto oom;

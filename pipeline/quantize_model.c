@@ -144,11 +144,11 @@ static int rtn_ggml(const xf_ggml_grid_traits *gg, const float *W, int64_t rows,
     return rc;
 }
 
-/* ol: t's outlier table when t is packed (a re-quantized .xfq), else empty.
- * gg: quantize onto this GGML grid (--gguf-type) instead of o's grid. */
+/* gg: quantize onto this GGML grid (--gguf-type) instead of o's grid. A
+ * packed t (a re-quantized .xfq) converts with the outliers its view carries. */
 static int rtn_tensor(const xf_quant_options *o, const xf_tensor *t, bool transposed,
-                      const xf_sparse_outliers *ol, const char *name,
-                      const xf_ggml_grid_traits *gg, xf_quant_collector *col, xf_error *err)
+                      const char *name, const xf_ggml_grid_traits *gg, xf_quant_collector *col,
+                      xf_error *err)
 {
     int64_t rows = transposed ? t->shape[1] : t->shape[0];
     int64_t cols = transposed ? t->shape[0] : t->shape[1];
@@ -159,7 +159,6 @@ static int rtn_tensor(const xf_quant_options *o, const xf_tensor *t, bool transp
         free(W);
         return -1;
     }
-    xfq_outliers_apply(ol, cols, W); /* packed, so never transposed */
     if (transposed) {
         float *tr = malloc((size_t)(rows * cols) * sizeof *tr);
         if (!tr) {
@@ -222,9 +221,7 @@ static int rtn_embeddings(const xf_model_weights *mw, const xf_gguf_type_plan *p
         return 0;
     xf_quant_options none;
     xf_quant_options_defaults(&none, XF_METHOD_RTN);
-    const xf_sparse_outliers no_outliers = {0};
-    return rtn_tensor(&none, mw->tok_embed, false, &no_outliers, mw->tok_embed->name, gg, col,
-                      err);
+    return rtn_tensor(&none, mw->tok_embed, false, mw->tok_embed->name, gg, col, err);
 }
 
 static int quantize_rtn(xf_loaded_model *m, const xf_quant_options *o,
@@ -240,8 +237,8 @@ static int quantize_rtn(xf_loaded_model *m, const xf_quant_options *o,
                 continue;
             bool skip;
             const xf_ggml_grid_traits *gg = plan_grid(plan, lin->w, &skip);
-            if (!skip && rtn_tensor(o, lin->w, lin->transposed, &lin->outliers, lin->w->name, gg,
-                                    col, err) != 0)
+            if (!skip &&
+                rtn_tensor(o, lin->w, lin->transposed, lin->w->name, gg, col, err) != 0)
                 return -1;
         }
         xf_progress_update(&prog, l + 1, mw->cfg.n_layers, 0, NULL);
@@ -255,12 +252,12 @@ static int quantize_rtn(xf_loaded_model *m, const xf_quant_options *o,
         bool skip;
         const xf_ggml_grid_traits *gg = plan_grid(plan, mw->lm_head.w, &skip);
         return skip ? 0
-                    : rtn_tensor(o, mw->lm_head.w, mw->lm_head.transposed, &mw->lm_head.outliers,
-                                 mw->lm_head.w->name, gg, col, err);
+                    : rtn_tensor(o, mw->lm_head.w, mw->lm_head.transposed, mw->lm_head.w->name,
+                                 gg, col, err);
     }
     if (o->quantize_head)
-        return rtn_tensor(o, mw->lm_head.w, mw->lm_head.transposed, &mw->lm_head.outliers,
-                          mw->lm_head.w->name, NULL, col, err);
+        return rtn_tensor(o, mw->lm_head.w, mw->lm_head.transposed, mw->lm_head.w->name, NULL,
+                          col, err);
     return 0;
 }
 
