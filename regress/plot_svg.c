@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "regress/xml_text.h"
+
 /* ---- SVG: one panel per model, x = bits per weight, y = PPL - fp16 PPL
  * (log) or PPL ---- */
 

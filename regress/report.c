@@ -9,6 +9,7 @@
 
 #include "core/atomic_file.h"
 #include "regress/plot_svg.h"
+#include "regress/xml_text.h"
 
 /* ---- shared formatting ---- */
 
@@ -55,21 +56,6 @@ static const char *check_note(const xf_regress_check *k)
 static const char *overall(const xf_regress_results *r)
 {
     return xf_regress_failed(r) ? "FAIL" : r->n_pass > 0 ? "PASS" : "SKIP";
-}
-
-void xf_regress_xml_escaped(FILE *o, const char *s)
-{
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        switch (c) {
-        case '&': fputs("&amp;", o); break;
-        case '<': fputs("&lt;", o); break;
-        case '>': fputs("&gt;", o); break;
-        case '"': fputs("&quot;", o); break;
-        case '\'': fputs("&apos;", o); break;
-        default: fputc(c < 0x20 && c != '\t' && c != '\n' && c != '\r' ? ' ' : c, o);
-        }
-    }
 }
 
 /* ---- terminal table ---- */
