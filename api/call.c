@@ -16,7 +16,7 @@ void xf_api_end(xf_api_call *c)
     xf_threads_pop(&c->threads);
 }
 
-int xf_api_fail(xf_status *st, int code, const char *msg)
+int xf_api_fail_msg(xf_status *st, int code, const char *msg)
 {
     if (st) {
         st->code = code;
@@ -32,15 +32,7 @@ int xf_api_failf(xf_status *st, int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return xf_api_fail(st, code, msg);
-}
-
-void xf_api_ok(xf_status *st)
-{
-    if (st) {
-        st->code = XF_OK;
-        st->message[0] = '\0';
-    }
+    return xf_api_fail_msg(st, code, msg);
 }
 
 int xf_api_text_open(xf_api_text *t)

@@ -6,6 +6,7 @@
 
 #include <stdio.h>
 
+#include "api/api_status.h"
 #include "core/error.h"
 #include "core/progress.h"
 #include "core/threads.h"
@@ -19,10 +20,10 @@ typedef struct xf_api_call {
 void xf_api_begin(xf_api_call *c, const xf_run_opts *run);
 void xf_api_end(xf_api_call *c);
 
-/* st may be NULL. Returns -1 (for `return xf_api_fail(...)`). */
-int xf_api_fail(xf_status *st, int code, const char *msg);
+/* Like api_status.h's xf_api_fail, from a message or a format: st may be
+ * NULL; returns -1 (for `return xf_api_fail_msg(...)`). */
+int xf_api_fail_msg(xf_status *st, int code, const char *msg);
 int xf_api_failf(xf_status *st, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-void xf_api_ok(xf_status *st);
 
 /* A growing string (open_memstream) for text reports. */
 typedef struct xf_api_text {

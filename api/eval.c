@@ -30,9 +30,9 @@ static int eval_protocol(const xf_eval_opts *eo, xf_protocol *p, xf_status *st)
         return xf_api_failf(st, XF_USAGE, "--max-windows must be a positive integer, not '%lld'",
                             (long long)eo->max_windows);
     if (*p == XF_PROTOCOL_GPTQ && eo->ctx)
-        return xf_api_fail(st, XF_USAGE, "--ctx applies to --protocol llamacpp; use --seqlen");
+        return xf_api_fail_msg(st, XF_USAGE, "--ctx applies to --protocol llamacpp; use --seqlen");
     if (*p == XF_PROTOCOL_LLAMACPP && eo->seqlen)
-        return xf_api_fail(st, XF_USAGE, "--seqlen applies to --protocol gptq; use --ctx");
+        return xf_api_fail_msg(st, XF_USAGE, "--seqlen applies to --protocol gptq; use --ctx");
     return 0;
 }
 
@@ -142,7 +142,7 @@ static int ppl_run(const xf_model *h, const char *text_path, const xf_eval_opts 
     rc = 0;
 out:
     if (rc != 0)
-        xf_api_fail(st, XF_FAIL, err.msg);
+        xf_api_fail(st, XF_FAIL, &err);
     xf_text_tokens_free(&tt);
     xf_tokenizer_free(tok);
     return rc;
@@ -154,7 +154,7 @@ XF_API int xf_perplexity(const xf_model *m, const char *text_path, const xf_eval
     if (json)
         *json = NULL;
     if (!m || !text_path || !out)
-        return xf_api_fail(st, XF_USAGE, "xf_perplexity: model, text and result are required");
+        return xf_api_fail_msg(st, XF_USAGE, "xf_perplexity: model, text and result are required");
     xf_api_call call;
     xf_api_begin(&call, run);
     int rc = ppl_run(m, text_path, eo, out, json, st);
@@ -192,7 +192,7 @@ static int kld_run(const xf_model *hb, const xf_model *hm, const char *text_path
     if (base->cfg.vocab != model->cfg.vocab) {
         xf_fail(&err, "%s and %s have different vocabularies (%lld vs %lld)", base->path,
                 model->path, (long long)base->cfg.vocab, (long long)model->cfg.vocab);
-        return xf_api_fail(st, XF_FAIL, err.msg);
+        return xf_api_fail(st, XF_FAIL, &err);
     }
     int rc = -1;
     xf_tokenizer *tok = xf_model_tokenizer(base, &err);
@@ -234,7 +234,7 @@ static int kld_run(const xf_model *hb, const xf_model *hm, const char *text_path
     rc = 0;
 out:
     if (rc != 0)
-        xf_api_fail(st, XF_FAIL, err.msg);
+        xf_api_fail(st, XF_FAIL, &err);
     if (sb_ok)
         xf_model_scorer_free(&sb);
     if (sm_ok)
@@ -251,7 +251,7 @@ XF_API int xf_kld(const xf_model *base, const xf_model *model, const char *text_
     if (json)
         *json = NULL;
     if (!base || !model || !text_path || !out)
-        return xf_api_fail(st, XF_USAGE, "xf_kld: models, text and result are required");
+        return xf_api_fail_msg(st, XF_USAGE, "xf_kld: models, text and result are required");
     xf_api_call call;
     xf_api_begin(&call, run);
     int rc = kld_run(base, model, text_path, eo, out, json, st);

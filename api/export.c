@@ -137,9 +137,9 @@ XF_API int xf_export(const char *in, const char *out, const xf_export_options *o
     if (report)
         *report = NULL;
     if (!in || !out || !o)
-        return xf_api_fail(st, XF_USAGE, "xf_export: IN, OUT and options are required");
+        return xf_api_fail_msg(st, XF_USAGE, "xf_export: IN, OUT and options are required");
     if (!o->to)
-        return xf_api_fail(st, XF_USAGE, "--to TARGET is required");
+        return xf_api_fail_msg(st, XF_USAGE, "--to TARGET is required");
     const xf_export_target *t = xf_export_find(o->to);
     if (!t)
         return xf_api_failf(st, XF_USAGE, "unknown target '%s'", o->to);
@@ -157,7 +157,7 @@ XF_API int xf_export(const char *in, const char *out, const xf_export_options *o
     xf_api_end(&call);
     if (rc != 0) {
         json_decref(summary);
-        return xf_api_fail(st, XF_FAIL, err.msg);
+        return xf_api_fail(st, XF_FAIL, &err);
     }
     char *s = NULL;
     if (!report)

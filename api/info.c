@@ -378,7 +378,7 @@ static void print_text(FILE *out, const json_t *o)
 XF_API char *xf_info(const char *path, int format, const xf_run_opts *run, xf_status *st)
 {
     if (!path) {
-        xf_api_fail(st, XF_USAGE, "xf_info: no path");
+        xf_api_fail_msg(st, XF_USAGE, "xf_info: no path");
         return NULL;
     }
     if (format != XF_FORMAT_TEXT && format != XF_FORMAT_JSON) {
@@ -410,7 +410,7 @@ XF_API char *xf_info(const char *path, int format, const xf_run_opts *run, xf_st
         out = info_hf(path, &err);
     xf_api_end(&call);
     if (!out) {
-        xf_api_fail(st, XF_FAIL, err.msg);
+        xf_api_fail(st, XF_FAIL, &err);
         return NULL;
     }
     char *s = NULL;

@@ -10,7 +10,7 @@
 XF_API xf_model *xf_open_model(const char *path, const xf_run_opts *run, xf_status *st)
 {
     if (!path) {
-        xf_api_fail(st, XF_USAGE, "xf_open_model: no path");
+        xf_api_fail_msg(st, XF_USAGE, "xf_open_model: no path");
         return NULL;
     }
     xf_model *h = calloc(1, sizeof *h);
@@ -25,7 +25,7 @@ XF_API xf_model *xf_open_model(const char *path, const xf_run_opts *run, xf_stat
     xf_api_end(&call);
     if (rc != 0) {
         free(h);
-        xf_api_fail(st, XF_FAIL, err.msg);
+        xf_api_fail(st, XF_FAIL, &err);
         return NULL;
     }
     xf_api_ok(st);

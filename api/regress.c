@@ -9,29 +9,21 @@
 #include "regress/report.h"
 #include "regress/run.h"
 
-/* A case's recipe arrives as `rtn|gptq` flags (regress/argv.c). Their
- * parser is, for now, the CLI's (cli/quant_args.h), which the library
- * cannot link: the xfquant binary defines this hook (cli/regress_recipe.c)
- * and a program without it gets "no recipe parser given" for rtn/gptq
- * cases. The recipe option table (pipeline/) replaces it. */
-int xf_api_quant_argv_parse(int argc, char **argv, xf_quant_options *o) __attribute__((weak));
-
 static int run_suite(const char *suite_path, const xf_regress_options *o, char **report,
                      char **diff, int *failed, xf_status *st)
 {
     xf_error err = {0};
     xf_regress_suite suite;
     if (xf_regress_suite_load(&suite, suite_path, NULL, &err) != 0)
-        return xf_api_fail(st, XF_FAIL, err.msg);
+        return xf_api_fail(st, XF_FAIL, &err);
     const char *tmp = o->tmpdir ? o->tmpdir : getenv("TMPDIR");
     xf_regress_exec_ctx ectx = {.tmpdir = tmp && *tmp ? tmp : "/tmp",
                                 .progress = false,
-                                .parse_quant = xf_api_quant_argv_parse,
                                 .llamacpp_build_script = NULL};
     xf_regress_results res;
     if (xf_regress_run(&suite, o->filter, xf_regress_execute, &ectx, &res, &err) != 0) {
         xf_regress_suite_free(&suite);
-        return xf_api_fail(st, XF_FAIL, err.msg);
+        return xf_api_fail(st, XF_FAIL, &err);
     }
     int rc = 0;
     char *text = xf_regress_render(&res, o->format == XF_FORMAT_JSON ? XF_REGRESS_JSON
@@ -52,12 +44,12 @@ static int run_suite(const char *suite_path, const xf_regress_options *o, char *
     for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++)
         if (outs[i].path && xf_regress_write(&res, outs[i].fmt, outs[i].path, &err) != 0 &&
             rc == 0) /* the first failure is the one reported */
-            rc = xf_api_fail(st, XF_FAIL, err.msg);
+            rc = xf_api_fail(st, XF_FAIL, &err);
     if (o->update) {
         char *d = NULL;
         if (xf_regress_suite_update(&suite, &res, &d, &err) != 0) {
             if (rc == 0)
-                rc = xf_api_fail(st, XF_FAIL, err.msg);
+                rc = xf_api_fail(st, XF_FAIL, &err);
             free(d);
         } else if (diff)
             *diff = d;
@@ -81,7 +73,7 @@ XF_API int xf_regress(const char *suite_path, const xf_regress_options *o, const
         failed = &failed_dummy;
     *failed = 0;
     if (!suite_path || !o)
-        return xf_api_fail(st, XF_USAGE, "xf_regress: suite and options are required");
+        return xf_api_fail_msg(st, XF_USAGE, "xf_regress: suite and options are required");
     xf_api_call call;
     xf_api_begin(&call, run);
     int rc = run_suite(suite_path, o, report, diff, failed, st);

@@ -36,7 +36,16 @@ int xf_calib_windows_load(xf_calib_set *cs, const xf_loaded_model *m, const xf_c
     int32_t *ids = NULL;
     size_t n = 0;
     int rc = tokenize(m, &ct, src->path, &ids, &n, err);
-    if (rc == 0) {
+    /* --calib-max-tokens: the first max_tokens tokens stand for the text */
+    const bool cut = rc == 0 && src->max_tokens > 0 && (int64_t)n > src->max_tokens;
+    if (cut)
+        n = (size_t)src->max_tokens;
+    if (cut && (int64_t)n < src->seqlen + 1)
+        rc = xf_fail(err,
+                     "%s: --calib-max-tokens %lld leaves fewer tokens than one window of %lld "
+                     "(+1): raise it or give a smaller --seqlen",
+                     src->path, (long long)src->max_tokens, (long long)src->seqlen);
+    else if (rc == 0) {
         rc = xf_calib_set_sample(cs, ids, (int64_t)n, src->nsamples, src->seqlen, src->seed, err);
         if (rc != 0)
             xf_fail_prefix(err, "%s", src->path);
@@ -56,6 +65,8 @@ int xf_calib_windows_load(xf_calib_set *cs, const xf_loaded_model *m, const xf_c
                 (json_int_t)ct.n_documents, "tokens_available", (json_int_t)n, "nsamples",
                 (json_int_t)cs->nsamples, "seqlen", (json_int_t)cs->seqlen, "seed",
                 (json_int_t)cs->seed, "sample_starts", starts);
+            if (*provenance && cut)
+                json_object_set_new(*provenance, "max_tokens", json_integer(src->max_tokens));
             if (!*provenance) {
                 xf_calib_set_free(cs);
                 rc = xf_fail(err, "%s: out of memory", src->path);

@@ -21,11 +21,13 @@ typedef struct xf_calib_source {
     xf_calib_format format; /* XF_CALIB_AUTO: from the path */
     int64_t nsamples, seqlen;
     uint64_t seed;
+    int64_t max_tokens;     /* > 0: only the first max_tokens tokens are sampled from */
 } xf_calib_source;
 
 /* Fills cs (free with xf_calib_set_free). *provenance (may be NULL) gets
  * {"file", "format", "sha256", "documents", "tokens_available", "nsamples",
- * "seqlen", "seed", "sample_starts"}. Errors name the calibration file (or
+ * "seqlen", "seed", "sample_starts"}, and "max_tokens" when max_tokens cut the
+ * text ("tokens_available" is then what remained). Errors name the calibration file (or
  * the model when it has no tokenizer). */
 int xf_calib_windows_load(xf_calib_set *cs, const xf_loaded_model *m, const xf_calib_source *src,
                           json_t **provenance, xf_error *err);

@@ -17,7 +17,6 @@
 #include "export/gguf_vocab.h"
 #include "formats/ggml_types.h"
 #include "formats/gguf_write.h"
-#include "formats/xfq_outliers.h"
 #include "model/loader.h"
 
 /* One GGUF tensor and where it comes from. */
@@ -25,7 +24,6 @@ typedef struct job {
     char name[XF_GGUF_MAX_NAME];
     const xf_tensor *t;
     bool transposed;        /* plain 2-D stored [in, out] (HF GPT-2 Conv1D) */
-    xf_sparse_outliers ol;  /* packed weight's outlier table (all NULL if none) */
     int64_t rope_heads;     /* llama Q/K row permutation: heads (0: none) */
     int64_t head_dim;
     /* plan */
@@ -67,7 +65,6 @@ static int push_linear(plan *p, const xf_linear *lin, const char *base, int laye
     if (!j)
         return -1;
     j->transposed = lin->transposed && !xf_dtype_is_packed(lin->w->dtype);
-    j->ol = lin->outliers;
     j->rope_heads = rope_heads;
     j->head_dim = head_dim;
     if (lin->b) {
@@ -109,7 +106,6 @@ static int build_jobs(plan *p, const xf_model_weights *mw, bool rope_permute)
         job *j = push(p, mw->lm_head.w, "output.weight", 0);
         if (!j)
             return -1;
-        j->ol = mw->lm_head.outliers;
         j->transposed = mw->lm_head.transposed && !xf_dtype_is_packed(j->t->dtype);
     }
     for (int l = 0; l < (int)c->n_layers; l++) {
@@ -281,9 +277,9 @@ static int plan_types(plan *p, const xf_export_opts *o, const char *what, xf_err
         }
         bool act_order = false;
         xf_error why;
-        if (xfq_outliers_any(&j->ol)) {
+        if (t->packed.outliers.row_ptr) {
             xf_fail(&why, "tensor %s: %lld outliers in an fp16 side table, which GGUF blocks "
-                    "cannot hold", t->name, (long long)xfq_outliers_nnz(&j->ol));
+                    "cannot hold", t->name, (long long)t->packed.outliers.nnz);
         } else if (xf_gguf_packed_type(t, o->gguf_asym, &j->type, &act_order, &why) == 0) {
             j->packed_exact = true;
             continue;
@@ -381,14 +377,12 @@ static int convert(const job *j, uint8_t *dst, stats *st, xf_error *err)
         return 0;
     }
     /* float path: the whole tensor in fp32 (dequantized for a packed
-     * fallback, outliers applied), in its stored shape */
+     * fallback, with the outliers its view carries), in its stored shape */
     const int64_t n = rows * cols;
     if (!(f = malloc((size_t)n * sizeof *f)))
         goto oom;
     if (xf_tensor_to_f32(j->t, f, err) != 0)
         goto fail;
-    if (xf_dtype_is_packed(j->t->dtype))
-        xfq_outliers_apply(&j->ol, cols, f);
     float *row = malloc((size_t)cols * sizeof *row);
     if (!row)
         goto oom;
@@ -529,6 +523,166 @@ static int check_recipe(const xf_loaded_model *m, const xf_export_opts *o, char 
     return 0;
 }
 
+/* llama.cpp's architecture for the model, its tokenizer pre-type and
+ * whether Q/K rows are interleaved for llama's RoPE. */
+static int gguf_arch_of(const xf_model_config *c, const char *in, const char **arch,
+                        const char **pre, bool *rope_permute, xf_error *err)
+{
+    *pre = "gpt-2";
+    *rope_permute = false;
+    if (c->family == XF_FAMILY_OPT)
+        return xf_fail(err, "%s: OPT has no llama.cpp architecture; GGUF export supports llama, "
+                            "mistral, qwen2 and gpt2", in);
+    if (c->family == XF_FAMILY_GPT2) {
+        *arch = "gpt2";
+        if (!c->layer_norm || c->head_bias)
+            return xf_fail(err, "%s: GPT-2 with folded norms (%s) has no llama.cpp form: its "
+                                "gpt2 graph needs LayerNorm biases and no head bias",
+                           in, XF_CONFIG_NORM_KEY);
+    } else if (!strcmp(c->model_type, "qwen2")) {
+        *arch = "qwen2"; /* NEOX RoPE: no Q/K permutation */
+        *pre = "qwen2";
+    } else {
+        *arch = "llama"; /* llama, mistral */
+        *rope_permute = true;
+        *pre = "llama-bpe";
+    }
+    return 0;
+}
+
+/* The GGML type holding most matrix weights (general.file_type). */
+static uint32_t main_type_of(const plan *p)
+{
+    int64_t by_type[64] = {0};
+    for (size_t k = 0; k < p->n; k++)
+        if (p->v[k].t->ndim == 2 && p->v[k].type < 64)
+            by_type[p->v[k].type] += p->v[k].rows * p->v[k].cols;
+    uint32_t main_type = 0;
+    for (uint32_t t = 0; t < 64; t++)
+        if (by_type[t] > by_type[main_type])
+            main_type = t;
+    return main_type;
+}
+
+/* general.*, xfquant.*, the hyper-parameters and the vocabulary. */
+static int add_metadata(xf_gguf_writer *w, const xf_loaded_model *m, const char *in,
+                        const char *arch, const char *pre, uint32_t main_type,
+                        const char *omitted, json_t *sum, xf_error *err)
+{
+    const int64_t n_vocab = m->weights.tok_embed->shape[0];
+    if (xf_gguf_add_string(w, "general.architecture", arch, err) ||
+        xf_gguf_add_u32(w, "general.file_type", llama_ftype(main_type), err) ||
+        xf_gguf_add_u32(w, "general.quantization_version", 2, err))
+        return -1;
+    if (omitted && (xf_gguf_add_string(w, "general.description", omitted, err) ||
+                    xf_gguf_add_string(w, "xfquant.omitted", omitted, err)))
+        return -1;
+    if (m->source == XF_SOURCE_XFQ) {
+        /* the recipe as done, without "options" (what was asked, calibration
+         * file paths included): the GGUF's bytes do not depend on where the
+         * calibration text lay */
+        json_t *recipe = json_deep_copy(json_object_get(m->xfq.meta, "recipe"));
+        if (json_is_object(recipe))
+            json_object_del(recipe, "options");
+        char *s = recipe ? xf_json_dump_sorted(recipe) : NULL;
+        json_decref(recipe);
+        int bad = s && xf_gguf_add_string(w, "xfquant.recipe", s, err);
+        free(s);
+        if (bad)
+            return -1;
+    }
+    if (add_hparams(w, &m->cfg, arch, n_vocab, err) != 0)
+        return -1;
+    return xf_gguf_add_vocab(w, m->tokenizer_json, m->tokenizer_config_json, pre, n_vocab, in,
+                             sum, err);
+}
+
+/* Parameter and byte counts of the written tensors. */
+typedef struct tensor_totals {
+    int64_t params, qparams;
+    uint64_t qbytes;
+} tensor_totals;
+
+/* Adds one tensor of nb bytes to the per-type counts of the summary. */
+static void count_type(json_t *types, const char *tn, int64_t params, size_t nb)
+{
+    json_t *e = json_object_get(types, tn);
+    if (!e) {
+        e = json_pack("{s:i, s:I, s:I}", "tensors", 0, "params", (json_int_t)0, "bytes",
+                      (json_int_t)0);
+        json_object_set_new(types, tn, e);
+    }
+    json_object_set_new(e, "tensors",
+                        json_integer(json_integer_value(json_object_get(e, "tensors")) + 1));
+    json_object_set_new(e, "params",
+                        json_integer(json_integer_value(json_object_get(e, "params")) + params));
+    json_object_set_new(e, "bytes", json_integer(json_integer_value(json_object_get(e, "bytes")) +
+                                                 (json_int_t)nb));
+}
+
+/* Declares every tensor (each filled by fill_job while the file is
+ * written, from fc[k]); counts them into types and tot. */
+static int add_tensors(xf_gguf_writer *w, const plan *p, stats *st, xf_progress *prog,
+                       fill_ctx *fc, json_t *types, tensor_totals *tot, xf_error *err)
+{
+    for (size_t k = 0; k < p->n; k++) {
+        const job *j = &p->v[k];
+        int64_t ne[2] = {j->cols, j->rows};
+        const size_t nb = xf_ggml_row_bytes(xf_ggml_traits(j->type), j->cols) * (size_t)j->rows;
+        fc[k] = (fill_ctx){j, st, prog, (int64_t)k, (int64_t)p->n};
+        if (xf_gguf_add_tensor_fill(w, j->name, j->t->ndim == 1 ? 1 : 2, ne, j->type, nb,
+                                    fill_job, &fc[k], err) != 0)
+            return -1;
+        count_type(types, xf_ggml_traits(j->type)->name, j->rows * j->cols, nb);
+        tot->params += j->rows * j->cols;
+        if (xf_ggml_traits(j->type)->quantized) {
+            tot->qparams += j->rows * j->cols;
+            tot->qbytes += nb;
+        }
+    }
+    return 0;
+}
+
+/* The summary's totals and conversion notes (st's arrays move into sum). */
+static void finish_summary(json_t *sum, json_t *types, const char *in, const char *out,
+                           const char *arch, uint32_t main_type, size_t n_tensors,
+                           const tensor_totals *tot, uint64_t fsize, bool rope_permute,
+                           stats *st, const char *omitted)
+{
+    const char *kname;
+    json_t *e;
+    json_object_foreach(types, kname, e) {
+        double b = (double)json_integer_value(json_object_get(e, "bytes"));
+        double n = (double)json_integer_value(json_object_get(e, "params"));
+        json_object_set_new(e, "bits_per_weight", json_real(n > 0 ? 8.0 * b / n : 0.0));
+    }
+    json_object_set_new(sum, "to", json_string("gguf"));
+    json_object_set_new(sum, "input", json_string(in));
+    json_object_set_new(sum, "output", json_string(out));
+    json_object_set_new(sum, "architecture", json_string(arch));
+    json_object_set_new(sum, "file_type", json_integer(llama_ftype(main_type)));
+    json_object_set_new(sum, "tensors", json_integer((json_int_t)n_tensors));
+    json_object_set_new(sum, "params", json_integer(tot->params));
+    json_object_set_new(sum, "bytes", json_integer((json_int_t)fsize));
+    json_object_set_new(sum, "bits_per_weight",
+                        json_real(tot->params > 0 ? 8.0 * (double)fsize / (double)tot->params
+                                                  : 0.0));
+    json_object_set_new(sum, "quantized_bits_per_weight",
+                        json_real(tot->qparams > 0
+                                      ? 8.0 * (double)tot->qbytes / (double)tot->qparams
+                                      : 0.0));
+    json_object_set_new(sum, "rope_permuted", json_boolean(rope_permute));
+    json_object_set_new(sum, "exact", json_boolean(json_array_size(st->approx) == 0));
+    json_object_set_new(sum, "approximate", st->approx);
+    json_object_set_new(sum, "fallback_f32", st->fallback_exact);
+    st->approx = st->fallback_exact = NULL;
+    if (st->q41_err > 0 || st->q41_dm > 0) {
+        json_object_set_new(sum, "q4_1_max_abs_err", json_real(st->q41_err));
+        json_object_set_new(sum, "q4_1_max_abs_dmin", json_real(st->q41_dm));
+    }
+    json_object_set_new(sum, "omitted", omitted ? json_string(omitted) : json_null());
+}
+
 int xf_export_gguf(const char *in, const char *out, const xf_export_opts *o, json_t **summary,
                    xf_error *err)
 {
@@ -536,6 +690,7 @@ int xf_export_gguf(const char *in, const char *out, const xf_export_opts *o, jso
     xf_gguf_writer w;
     plan p = {0};
     char *omitted = NULL;
+    fill_ctx *fc = NULL;
     stats st = {.approx = json_array(), .fallback_exact = json_array()};
     json_t *sum = json_object();
     int rc = -1;
@@ -546,29 +701,10 @@ int xf_export_gguf(const char *in, const char *out, const xf_export_opts *o, jso
         json_decref(st.fallback_exact);
         return -1;
     }
-    const xf_model_config *c = &m.cfg;
-    const char *arch = NULL, *pre = "gpt-2";
+    const char *arch = NULL, *pre = NULL;
     bool rope_permute = false;
-    if (c->family == XF_FAMILY_OPT) {
-        xf_fail(err, "%s: OPT has no llama.cpp architecture; GGUF export supports llama, "
-                "mistral, qwen2 and gpt2", in);
+    if (gguf_arch_of(&m.cfg, in, &arch, &pre, &rope_permute, err) != 0)
         goto out;
-    }
-    if (c->family == XF_FAMILY_GPT2) {
-        arch = "gpt2";
-        if (!c->layer_norm || c->head_bias) {
-            xf_fail(err, "%s: GPT-2 with folded norms (%s) has no llama.cpp form: its gpt2 graph "
-                    "needs LayerNorm biases and no head bias", in, XF_CONFIG_NORM_KEY);
-            goto out;
-        }
-    } else if (!strcmp(c->model_type, "qwen2")) {
-        arch = "qwen2"; /* NEOX RoPE: no Q/K permutation */
-        pre = "qwen2";
-    } else {
-        arch = "llama"; /* llama, mistral */
-        rope_permute = true;
-        pre = "llama-bpe";
-    }
     if (check_recipe(&m, o, &omitted, err) != 0)
         goto out;
     if (build_jobs(&p, &m.weights, rope_permute) != 0) {
@@ -577,122 +713,37 @@ int xf_export_gguf(const char *in, const char *out, const xf_export_opts *o, jso
     }
     if (plan_types(&p, o, in, err) != 0)
         goto out;
-
-    /* metadata */
-    int64_t by_type[64] = {0};
-    for (size_t k = 0; k < p.n; k++)
-        if (p.v[k].t->ndim == 2 && p.v[k].type < 64)
-            by_type[p.v[k].type] += p.v[k].rows * p.v[k].cols;
-    uint32_t main_type = 0;
-    for (uint32_t t = 0; t < 64; t++)
-        if (by_type[t] > by_type[main_type])
-            main_type = t;
-    const int64_t n_vocab = m.weights.tok_embed->shape[0];
+    const uint32_t main_type = main_type_of(&p);
     if (xf_gguf_writer_init(&w, XF_GGUF_DEFAULT_ALIGNMENT, out, err) != 0 ||
-        xf_gguf_add_string(&w, "general.architecture", arch, err) ||
-        xf_gguf_add_u32(&w, "general.file_type", llama_ftype(main_type), err) ||
-        xf_gguf_add_u32(&w, "general.quantization_version", 2, err))
-        goto out;
-    if (omitted && (xf_gguf_add_string(&w, "general.description", omitted, err) ||
-                    xf_gguf_add_string(&w, "xfquant.omitted", omitted, err)))
-        goto out;
-    if (m.source == XF_SOURCE_XFQ) {
-        const json_t *recipe = json_object_get(m.xfq.meta, "recipe");
-        char *s = recipe ? xf_json_dump_sorted(recipe) : NULL;
-        int bad = s && xf_gguf_add_string(&w, "xfquant.recipe", s, err);
-        free(s);
-        if (bad)
-            goto out;
-    }
-    if (add_hparams(&w, c, arch, n_vocab, err) != 0)
-        goto out;
-    if (xf_gguf_add_vocab(&w, m.tokenizer_json, m.tokenizer_config_json, pre, n_vocab, in, sum,
-                          err) != 0)
+        add_metadata(&w, &m, in, arch, pre, main_type, omitted, sum, err) != 0)
         goto out;
 
-    /* tensors */
     xf_progress prog;
     xf_progress_init(&prog, "export");
     if (!o->progress)
         prog.enabled = false;
     json_t *types = json_object();
     json_object_set_new(sum, "types", types);
-    int64_t params = 0, qparams = 0;
-    uint64_t qbytes = 0;
-    fill_ctx *fc = calloc(p.n ? p.n : 1, sizeof *fc);
+    tensor_totals tot = {0};
+    fc = calloc(p.n ? p.n : 1, sizeof *fc);
     if (!fc) {
         xf_fail(err, "%s: out of memory", in);
         goto out;
     }
-    for (size_t k = 0; k < p.n; k++) {
-        const job *j = &p.v[k];
-        int64_t ne[2] = {j->cols, j->rows};
-        const size_t nb = xf_ggml_row_bytes(xf_ggml_traits(j->type), j->cols) * (size_t)j->rows;
-        fc[k] = (fill_ctx){j, &st, &prog, (int64_t)k, (int64_t)p.n};
-        if (xf_gguf_add_tensor_fill(&w, j->name, j->t->ndim == 1 ? 1 : 2, ne, j->type, nb,
-                                    fill_job, &fc[k], err) != 0) {
-            free(fc);
-            goto out;
-        }
-        const char *tn = xf_ggml_traits(j->type)->name;
-        json_t *e = json_object_get(types, tn);
-        if (!e) {
-            e = json_pack("{s:i, s:I, s:I}", "tensors", 0, "params", (json_int_t)0, "bytes",
-                          (json_int_t)0);
-            json_object_set_new(types, tn, e);
-        }
-        json_object_set_new(e, "tensors",
-                            json_integer(json_integer_value(json_object_get(e, "tensors")) + 1));
-        json_object_set_new(e, "params", json_integer(json_integer_value(json_object_get(
-                                                          e, "params")) + j->rows * j->cols));
-        json_object_set_new(e, "bytes", json_integer(json_integer_value(json_object_get(
-                                                         e, "bytes")) + (json_int_t)nb));
-        params += j->rows * j->cols;
-        if (xf_ggml_traits(j->type)->quantized) {
-            qparams += j->rows * j->cols;
-            qbytes += nb;
-        }
-    }
+    if (add_tensors(&w, &p, &st, &prog, fc, types, &tot, err) != 0)
+        goto out;
     /* the tensors are converted while the file is written */
     const int wrc = xf_gguf_write(&w, out, err);
-    free(fc);
     xf_progress_finish(&prog);
     if (wrc != 0)
         goto out;
-    const char *kname;
-    json_t *e;
-    json_object_foreach(types, kname, e) {
-        double b = (double)json_integer_value(json_object_get(e, "bytes"));
-        double n = (double)json_integer_value(json_object_get(e, "params"));
-        json_object_set_new(e, "bits_per_weight", json_real(n > 0 ? 8.0 * b / n : 0.0));
-    }
-    const uint64_t fsize = xf_gguf_file_size(&w);
-    json_object_set_new(sum, "to", json_string("gguf"));
-    json_object_set_new(sum, "input", json_string(in));
-    json_object_set_new(sum, "output", json_string(out));
-    json_object_set_new(sum, "architecture", json_string(arch));
-    json_object_set_new(sum, "file_type", json_integer(llama_ftype(main_type)));
-    json_object_set_new(sum, "tensors", json_integer((json_int_t)p.n));
-    json_object_set_new(sum, "params", json_integer(params));
-    json_object_set_new(sum, "bytes", json_integer((json_int_t)fsize));
-    json_object_set_new(sum, "bits_per_weight",
-                        json_real(params > 0 ? 8.0 * (double)fsize / (double)params : 0.0));
-    json_object_set_new(sum, "quantized_bits_per_weight",
-                        json_real(qparams > 0 ? 8.0 * (double)qbytes / (double)qparams : 0.0));
-    json_object_set_new(sum, "rope_permuted", json_boolean(rope_permute));
-    json_object_set_new(sum, "exact", json_boolean(json_array_size(st.approx) == 0));
-    json_object_set_new(sum, "approximate", st.approx);
-    json_object_set_new(sum, "fallback_f32", st.fallback_exact);
-    st.approx = st.fallback_exact = NULL;
-    if (st.q41_err > 0 || st.q41_dm > 0) {
-        json_object_set_new(sum, "q4_1_max_abs_err", json_real(st.q41_err));
-        json_object_set_new(sum, "q4_1_max_abs_dmin", json_real(st.q41_dm));
-    }
-    json_object_set_new(sum, "omitted", omitted ? json_string(omitted) : json_null());
+    finish_summary(sum, types, in, out, arch, main_type, p.n, &tot, xf_gguf_file_size(&w),
+                   rope_permute, &st, omitted);
     *summary = sum;
     sum = NULL;
     rc = 0;
 out:
+    free(fc);
     json_decref(sum);
     json_decref(st.approx);
     json_decref(st.fallback_exact);

@@ -108,9 +108,7 @@ static int add_linear(xf_export_src *s, const xf_tensor *t, const char *target, 
         return xf_fail(err, "%s: tensor %s is on a log2 grid (%s); a %s checkpoint holds "
                             "uniform integer grids only",
                        s->path, t->name, xf_dtype_name(t->dtype), target);
-    xf_sparse_outliers ol = {0};
-    xfq_outliers_find(s->m.tensors, t->name, &ol);
-    if (xfq_outliers_any(&ol) || ol.row_ptr)
+    if (t->packed.outliers.row_ptr) /* the view carries its side table (formats/xfq_outliers.h) */
         return xf_fail(err, "%s: tensor %s has an fp16 outlier side table (--outliers); a %s "
                             "checkpoint has no place for it",
                        s->path, t->name, target);

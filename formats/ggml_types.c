@@ -4,22 +4,24 @@
 const int8_t xf_ggml_iq4nl_levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
                                          1,    13,   25,  38,  53,  69,  89,  113};
 
+/* the name "GGML " + ggml's name, as one literal */
+#define T(id, nm, bs, sz, q) {id, nm, bs, sz, q, "GGML " nm}
 static const xf_ggml_type_traits traits[] = {
-    {XF_GGML_F32, "f32", 1, 4, false},
-    {XF_GGML_F16, "f16", 1, 2, false},
-    {XF_GGML_BF16, "bf16", 1, 2, false},
-    {XF_GGML_Q4_0, "q4_0", XF_GGML_QK, sizeof(xf_block_q4_0), true},
-    {XF_GGML_Q4_1, "q4_1", XF_GGML_QK, sizeof(xf_block_q4_1), true},
-    {XF_GGML_Q5_0, "q5_0", XF_GGML_QK, sizeof(xf_block_q5_0), true},
-    {XF_GGML_Q5_1, "q5_1", XF_GGML_QK, sizeof(xf_block_q5_1), true},
-    {XF_GGML_Q8_0, "q8_0", XF_GGML_QK, sizeof(xf_block_q8_0), true},
-    {XF_GGML_Q2_K, "q2_K", XF_GGML_QK_K, sizeof(xf_block_q2_k), true},
-    {XF_GGML_Q3_K, "q3_K", XF_GGML_QK_K, sizeof(xf_block_q3_k), true},
-    {XF_GGML_Q4_K, "q4_K", XF_GGML_QK_K, sizeof(xf_block_q4_k), true},
-    {XF_GGML_Q5_K, "q5_K", XF_GGML_QK_K, sizeof(xf_block_q5_k), true},
-    {XF_GGML_Q6_K, "q6_K", XF_GGML_QK_K, sizeof(xf_block_q6_k), true},
-    {XF_GGML_IQ4_NL, "iq4_nl", XF_GGML_QK, sizeof(xf_block_iq4_nl), true},
-    {XF_GGML_IQ4_XS, "iq4_xs", XF_GGML_QK_K, sizeof(xf_block_iq4_xs), true},
+    T(XF_GGML_F32, "f32", 1, 4, false),
+    T(XF_GGML_F16, "f16", 1, 2, false),
+    T(XF_GGML_BF16, "bf16", 1, 2, false),
+    T(XF_GGML_Q4_0, "q4_0", XF_GGML_QK, sizeof(xf_block_q4_0), true),
+    T(XF_GGML_Q4_1, "q4_1", XF_GGML_QK, sizeof(xf_block_q4_1), true),
+    T(XF_GGML_Q5_0, "q5_0", XF_GGML_QK, sizeof(xf_block_q5_0), true),
+    T(XF_GGML_Q5_1, "q5_1", XF_GGML_QK, sizeof(xf_block_q5_1), true),
+    T(XF_GGML_Q8_0, "q8_0", XF_GGML_QK, sizeof(xf_block_q8_0), true),
+    T(XF_GGML_Q2_K, "q2_K", XF_GGML_QK_K, sizeof(xf_block_q2_k), true),
+    T(XF_GGML_Q3_K, "q3_K", XF_GGML_QK_K, sizeof(xf_block_q3_k), true),
+    T(XF_GGML_Q4_K, "q4_K", XF_GGML_QK_K, sizeof(xf_block_q4_k), true),
+    T(XF_GGML_Q5_K, "q5_K", XF_GGML_QK_K, sizeof(xf_block_q5_k), true),
+    T(XF_GGML_Q6_K, "q6_K", XF_GGML_QK_K, sizeof(xf_block_q6_k), true),
+    T(XF_GGML_IQ4_NL, "iq4_nl", XF_GGML_QK, sizeof(xf_block_iq4_nl), true),
+    T(XF_GGML_IQ4_XS, "iq4_xs", XF_GGML_QK_K, sizeof(xf_block_iq4_xs), true),
 };
 
 const xf_ggml_type_traits *xf_ggml_traits(uint32_t type)

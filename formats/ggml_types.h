@@ -117,6 +117,8 @@ typedef struct xf_ggml_type_traits {
     int64_t block_size;  /* elements per block (1 for f32/f16/bf16) */
     size_t type_size;    /* bytes per block */
     bool quantized;
+    const char *tensor_type_name; /* "GGML q4_0": an .xfq tensor of the type as messages
+                                     and `xfquant info` print it (xf_tensor_type_name) */
 } xf_ggml_type_traits;
 
 /* Traits of a type id, or NULL for an id xfquant does not handle. */

@@ -39,7 +39,8 @@ int xf_hf_quantized_open(xf_hf_quantized *q, const xf_hf_model *hf, bool conv1d_
 /* Safe on a zeroed struct. */
 void xf_hf_quantized_close(xf_hf_quantized *q);
 
-/* ---- shared by the readers (formats/gptq_read.c, formats/ct_read.c) ---- */
+/* ---- shared by the readers (formats/gptq_read.c, formats/ct_read.c), in
+ * formats/hf_quantized_parts.c ---- */
 
 /* The shard file holding `name` (for messages), or the directory. */
 const char *xf_hfq_file_of(const xf_hf_quantized *q, const char *name);

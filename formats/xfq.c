@@ -333,9 +333,12 @@ static int load_tensors(xfq_file *f, const xfq_file_header *h, int open_flags, x
             goto out;
     }
     rc = xf_tensor_set_init(&f->tensors, ts, n, path, err);
-    /* side tables are checked always: dequantization trusts them too */
+    /* side tables are checked always: dequantization trusts them too; then
+     * each packed view carries its weight's, so conversions include them */
     if (rc == 0)
         rc = xfq_outliers_check_set(&f->tensors, path, err);
+    if (rc == 0)
+        xfq_outliers_attach_set(&f->tensors);
 out:
     free(recs);
     free(ts);

@@ -23,25 +23,12 @@ uint32_t xfq_crc32(uint32_t crc, const void *p, size_t n)
 
 xf_dtype xfq_storage_dtype(uint32_t storage)
 {
-    switch (storage) {
-    case XFQ_STORAGE_F32: return XF_DTYPE_F32;
-    case XFQ_STORAGE_F16: return XF_DTYPE_F16;
-    case XFQ_STORAGE_BF16: return XF_DTYPE_BF16;
-    case XFQ_STORAGE_I32: return XF_DTYPE_I32;
-    case XFQ_STORAGE_Q2: return XF_DTYPE_Q2;
-    case XFQ_STORAGE_Q3: return XF_DTYPE_Q3;
-    case XFQ_STORAGE_Q4: return XF_DTYPE_Q4;
-    case XFQ_STORAGE_Q8: return XF_DTYPE_Q8;
-    case XFQ_STORAGE_L2: return XF_DTYPE_L2;
-    case XFQ_STORAGE_L3: return XF_DTYPE_L3;
-    case XFQ_STORAGE_L4: return XF_DTYPE_L4;
-    case XFQ_STORAGE_L8: return XF_DTYPE_L8;
-    default:
-        if (storage >= XFQ_STORAGE_GGML_BASE && storage < XFQ_STORAGE_GGML_END &&
-            xfq_ggml_storable(storage - XFQ_STORAGE_GGML_BASE))
-            return XF_DTYPE_GGML;
+    /* the ids are the dtype traits' (formats/dtype.c); of the GGML range,
+     * only the block types xfq_ggml_storable names */
+    xf_dtype t = xf_dtype_from_xfq_storage(storage);
+    if (t == XF_DTYPE_GGML && !xfq_ggml_storable(storage - XFQ_STORAGE_GGML_BASE))
         return XF_DTYPE_INVALID;
-    }
+    return t;
 }
 
 const xf_ggml_type_traits *xfq_ggml_storable(uint32_t type)
@@ -60,21 +47,8 @@ uint32_t xfq_tensor_storage(const xf_tensor *t)
 
 uint32_t xfq_dtype_storage(xf_dtype t)
 {
-    switch (t) {
-    case XF_DTYPE_F32: return XFQ_STORAGE_F32;
-    case XF_DTYPE_F16: return XFQ_STORAGE_F16;
-    case XF_DTYPE_BF16: return XFQ_STORAGE_BF16;
-    case XF_DTYPE_I32: return XFQ_STORAGE_I32;
-    case XF_DTYPE_Q2: return XFQ_STORAGE_Q2;
-    case XF_DTYPE_Q3: return XFQ_STORAGE_Q3;
-    case XF_DTYPE_Q4: return XFQ_STORAGE_Q4;
-    case XF_DTYPE_Q8: return XFQ_STORAGE_Q8;
-    case XF_DTYPE_L2: return XFQ_STORAGE_L2;
-    case XF_DTYPE_L3: return XFQ_STORAGE_L3;
-    case XF_DTYPE_L4: return XFQ_STORAGE_L4;
-    case XF_DTYPE_L8: return XFQ_STORAGE_L8;
-    default: return 0;
-    }
+    const xf_dtype_traits *tr = xf_dtype_traits_of(t);
+    return tr && !tr->is_ggml ? tr->xfq_storage : 0;
 }
 
 static const char *scale_problem(uint16_t h)

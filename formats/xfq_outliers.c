@@ -1,4 +1,4 @@
-/* Outlier side tables: names, validation and application (spec:
+/* Outlier side tables: names, validation, attachment to the packed view (spec:
  * docs/xfq-format.md, "Outlier side tables"). Element reads go through
  * memcpy: views from a .safetensors file need not be 4-byte aligned. */
 #include "formats/xfq_outliers.h"
@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/half.h"
 #include "formats/xfq_check.h"
 
 /* "what: " before a message, or nothing when what is NULL. */
@@ -58,13 +57,6 @@ static int32_t i32_at(const xf_tensor *t, int64_t i)
 {
     int32_t v;
     memcpy(&v, (const uint8_t *)t->data + 4 * (size_t)i, sizeof v);
-    return v;
-}
-
-static uint16_t f16_at(const xf_tensor *t, int64_t i)
-{
-    uint16_t v;
-    memcpy(&v, (const uint8_t *)t->data + 2 * (size_t)i, sizeof v);
     return v;
 }
 
@@ -203,20 +195,61 @@ size_t xfq_outliers_bytes(const xf_sparse_outliers *o)
            (o->val ? o->val->nbytes : 0);
 }
 
-void xfq_outliers_apply_row(const xf_sparse_outliers *o, int64_t r, float *row)
+void xfq_outliers_attach(const xf_sparse_outliers *o, xf_tensor *w)
 {
+    xf_packed_outliers *p = &w->packed.outliers;
+    memset(p, 0, sizeof *p);
     if (!o->row_ptr || !o->col || !o->val)
         return;
-    const int32_t a = i32_at(o->row_ptr, r), b = i32_at(o->row_ptr, r + 1);
-    for (int32_t k = a; k < b; k++)
-        row[i32_at(o->col, k)] = xf_f16_to_f32(f16_at(o->val, k));
+    p->row_ptr = o->row_ptr->data;
+    p->col = o->col->data;
+    p->val = o->val->data;
+    p->nnz = o->col->shape[0];
 }
 
-void xfq_outliers_apply(const xf_sparse_outliers *o, int64_t cols, float *dst)
+void xfq_outliers_attach_set(xf_tensor_set *s)
 {
-    if (!o->row_ptr || !o->col || !o->val)
-        return;
-    const int64_t rows = o->row_ptr->shape[0] - 1;
-    for (int64_t r = 0; r < rows; r++)
-        xfq_outliers_apply_row(o, r, dst + r * cols);
+    for (size_t i = 0; i < s->n; i++) {
+        xf_tensor *w = &s->items[i];
+        if (!xf_dtype_is_packed(w->dtype))
+            continue;
+        xf_sparse_outliers o;
+        xfq_outliers_find(s, w->name, &o);
+        xfq_outliers_attach(&o, w);
+    }
+}
+
+int xfq_outliers_check_carried(const xf_sparse_outliers *o, const xf_tensor *w, const char *what,
+                               xf_error *err)
+{
+    const xf_packed_outliers *c = &w->packed.outliers;
+    const bool table = o->row_ptr && o->col && o->val, carried = c->row_ptr != NULL;
+    if (!table && !carried)
+        return 0;
+    if (!table)
+        return xf_fail(err, "%s%stensor %s: its packed view carries %lld outliers, but there is "
+                       "no outlier side table %s" XFQ_OUTLIERS_INFIX "* to hold them", PRE(what),
+                       w->name, (long long)c->nnz, w->name);
+    const int64_t rows = w->shape[0], nnz = xfq_outliers_nnz(o);
+    if (!carried || c->nnz != nnz || !c->col || !c->val ||
+        memcmp(c->row_ptr, o->row_ptr->data, (size_t)(rows + 1) * 4) != 0 ||
+        (nnz > 0 && (memcmp(c->col, o->col->data, (size_t)nnz * 4) != 0 ||
+                     memcmp(c->val, o->val->data, (size_t)nnz * 2) != 0)))
+        return xf_fail(err, "%s%stensor %s: outlier side table is not the one its packed view "
+                       "carries", PRE(what), o->row_ptr->name);
+    return 0;
+}
+
+int xfq_outliers_check_carried_set(const xf_tensor_set *s, const char *what, xf_error *err)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        const xf_tensor *w = &s->items[i];
+        if (!xf_dtype_is_packed(w->dtype))
+            continue;
+        xf_sparse_outliers o;
+        xfq_outliers_find(s, w->name, &o);
+        if (xfq_outliers_check_carried(&o, w, what, err) != 0)
+            return -1;
+    }
+    return 0;
 }

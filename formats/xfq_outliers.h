@@ -2,7 +2,10 @@
  * for a packed tensor NAME, the CSR triple NAME.outliers.row_ptr (I32
  * [rows+1]), NAME.outliers.col (I32 [nnz], logical columns) and
  * NAME.outliers.val (F16 [nnz]), whose values REPLACE the dense dequantized
- * ones. Spec: docs/xfq-format.md, "Outlier side tables". Views only. */
+ * ones. Spec: docs/xfq-format.md, "Outlier side tables". Views only.
+ * On disk the table is three tensors beside the weight; in memory the
+ * weight's packed view carries it (xf_packed_view.outliers, attached here
+ * once checked), so that every conversion to fp32 includes it. */
 #ifndef XF_FORMATS_XFQ_OUTLIERS_H
 #define XF_FORMATS_XFQ_OUTLIERS_H
 
@@ -63,10 +66,18 @@ int xfq_outliers_check_set(const xf_tensor_set *s, const char *what, xf_error *e
 int64_t xfq_outliers_nnz(const xf_sparse_outliers *o);
 size_t xfq_outliers_bytes(const xf_sparse_outliers *o);
 
-/* Replaces the listed entries of a dense fp32 weight: dst [rows, cols]
- * (logical order, row-major), or one row r of it. The table must have been
- * checked (it is on open and on bind); no-ops without a table. */
-void xfq_outliers_apply(const xf_sparse_outliers *o, int64_t cols, float *dst);
-void xfq_outliers_apply_row(const xf_sparse_outliers *o, int64_t r, float *row);
+/* Points w's packed view at the checked table o (none: clears it). */
+void xfq_outliers_attach(const xf_sparse_outliers *o, xf_tensor *w);
+/* Attaches every packed weight's table in a set whose tables passed
+ * xfq_outliers_check_set (the .xfq reader, after its checks). */
+void xfq_outliers_attach_set(xf_tensor_set *s);
+
+/* The table a packed weight's view carries is its side table o: both
+ * absent, or the same entries. Fails naming w otherwise: a view carrying
+ * outliers the file would not hold, or a side table its view ignores. */
+int xfq_outliers_check_carried(const xf_sparse_outliers *o, const xf_tensor *w, const char *what,
+                               xf_error *err);
+/* The same for every packed weight of a (name-sorted) set. */
+int xfq_outliers_check_carried_set(const xf_tensor_set *s, const char *what, xf_error *err);
 
 #endif

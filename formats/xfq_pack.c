@@ -182,44 +182,52 @@ int xfq_packed_layout_compute(int64_t rows, int64_t cols, int bits, int64_t grou
 
 /* ---- dequantization ---- */
 
-/* Checks that a view is self-consistent before its bytes are read. */
-static int check_view(const xf_tensor *t, xf_error *err)
+int xfq_packed_view_check(const xf_packed_view *p, int64_t cols, bool log2, const char *name,
+                          xf_error *err)
 {
-    const char *name = t->name ? t->name : "?";
-    if (!xf_dtype_is_packed(t->dtype))
-        return xf_fail(err, "tensor %s: dtype %s is not a packed type", name,
-                       xf_dtype_name(t->dtype));
-    if (t->ndim != 2)
-        return xf_fail(err, "tensor %s: packed tensor must have 2 dimensions, has %d", name,
-                       t->ndim);
-    const xf_packed_view *p = &t->packed;
-    int bits = xf_dtype_packed_bits(t->dtype);
-    if (p->bits != bits)
-        return xf_fail(err, "tensor %s: packed view has %d bits, dtype %s has %d", name, p->bits,
-                       xf_dtype_name(t->dtype), bits);
-    int64_t cols = t->shape[1];
+    if (!name)
+        name = "?";
     if (p->group_size < 1 || p->group_size > cols ||
         p->n_groups != (cols + p->group_size - 1) / p->group_size)
         return xf_fail(err, "tensor %s: invalid group size %lld / %lld groups for %lld columns",
                        name, (long long)p->group_size, (long long)p->n_groups, (long long)cols);
-    size_t want = (size_t)((cols + XFQ_BLOCK_CODES - 1) / XFQ_BLOCK_CODES) * xfq_block_bytes(bits);
+    size_t want = (size_t)((cols + XFQ_BLOCK_CODES - 1) / XFQ_BLOCK_CODES) * xfq_block_bytes(p->bits);
     if (p->row_bytes != want)
         return xf_fail(err, "tensor %s: row_bytes %zu, expected %zu", name, p->row_bytes, want);
     if (!p->codes || !p->scales || (p->asym && !p->zeros))
         return xf_fail(err, "tensor %s: packed view is missing codes, scales or zeros", name);
-    if (xf_dtype_is_log2(t->dtype) && (p->asym || p->perm))
-        return xf_fail(err, "tensor %s: %s weights cannot have zero points or a perm", name,
-                       xf_dtype_name(t->dtype));
+    if (log2 && (p->asym || p->perm))
+        return xf_fail(err, "tensor %s: L%d weights cannot have zero points or a perm", name,
+                       p->bits);
+    if (p->outliers.row_ptr && (!p->outliers.col || !p->outliers.val) && p->outliers.nnz > 0)
+        return xf_fail(err, "tensor %s: outlier table is missing its columns or values", name);
     return 0;
 }
 
 enum { CHUNK_CODES = 1024 }; /* codes unpacked at once (multiple of 32) */
 
-/* Row r of a checked view; writes dst[perm[j]] (or dst[j]). */
-static void dequant_row(const xf_tensor *t, int64_t r, float *dst)
+static int32_t i32_at(const uint8_t *p, int64_t i)
 {
-    const xf_packed_view *p = &t->packed;
-    const int64_t cols = t->shape[1], g = p->group_size;
+    int32_t v;
+    memcpy(&v, p + 4 * (size_t)i, sizeof v);
+    return v;
+}
+
+/* Row r's outlier entries replace the dense values of `row`. */
+static void apply_outliers(const xf_packed_outliers *o, int64_t r, float *row)
+{
+    const int32_t a = i32_at(o->row_ptr, r), b = i32_at(o->row_ptr, r + 1);
+    for (int32_t k = a; k < b; k++) {
+        uint16_t h;
+        memcpy(&h, o->val + 2 * (size_t)k, sizeof h);
+        row[i32_at(o->col, k)] = xf_f16_to_f32(h);
+    }
+}
+
+/* Row r of a checked view; writes dst[perm[j]] (or dst[j]). */
+static void dequant_row(const xf_packed_view *p, int64_t cols, bool log2, int64_t r, float *dst)
+{
+    const int64_t g = p->group_size;
     const int bits = p->bits;
     const size_t bb = xfq_block_bytes(bits);
     const uint8_t *codes = p->codes + (size_t)r * p->row_bytes;
@@ -228,7 +236,6 @@ static void dequant_row(const xf_tensor *t, int64_t r, float *dst)
     const int zsym = 1 << (bits - 1);
     const int32_t *perm = p->perm;
     uint8_t buf[CHUNK_CODES];
-    const bool log2 = xf_dtype_is_log2(t->dtype);
     float lut[256]; /* log2 grid: the value of every code of the current group */
     int64_t lut_group = -1;
 
@@ -262,26 +269,15 @@ static void dequant_row(const xf_tensor *t, int64_t r, float *dst)
             j = seg_end;
         }
     }
+    if (p->outliers.row_ptr)
+        apply_outliers(&p->outliers, r, dst);
 }
 
-int xfq_dequantize(const xf_tensor *t, float *dst, xf_error *err)
+void xfq_packed_rows_to_f32(const xf_packed_view *p, int64_t cols, bool log2, int64_t r0,
+                            int64_t nrows, float *dst)
 {
-    if (check_view(t, err) != 0)
-        return -1;
-    const int64_t rows = t->shape[0], cols = t->shape[1];
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < rows; r++)
-        dequant_row(t, r, dst + r * cols);
-    return 0;
-}
-
-int xfq_dequantize_row(const xf_tensor *t, int64_t r, float *dst, xf_error *err)
-{
-    if (check_view(t, err) != 0)
-        return -1;
-    if (r < 0 || r >= t->shape[0])
-        return xf_fail(err, "tensor %s: row %lld out of range [0, %lld)",
-                       t->name ? t->name : "?", (long long)r, (long long)t->shape[0]);
-    dequant_row(t, r, dst);
-    return 0;
+    /* one row (an embedding lookup) stays on the calling thread */
+#pragma omp parallel for schedule(static) if (nrows > 1)
+    for (int64_t r = 0; r < nrows; r++)
+        dequant_row(p, cols, log2, r0 + r, dst + r * cols);
 }

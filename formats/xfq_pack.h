@@ -1,14 +1,15 @@
 /* Bit packing of integer weight codes into 32-code blocks (see
- * docs/xfq-format.md, "Packed weights") and dequantization of a packed
- * tensor. */
+ * docs/xfq-format.md, "Packed weights"), the packed view of a weight and
+ * its conversion to fp32. Knows nothing of dtypes: formats/dtype.c's
+ * traits table says which dtype is which bit width, and dispatches here. */
 #ifndef XF_FORMATS_XFQ_PACK_H
 #define XF_FORMATS_XFQ_PACK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "core/error.h"
-#include "formats/tensor.h"
 
 #define XFQ_BLOCK_CODES 32
 
@@ -70,9 +71,49 @@ int xfq_packed_layout_compute(int64_t rows, int64_t cols, int bits, int64_t grou
                               bool asym, bool has_perm, xfq_packed_layout *out,
                               const char *what, xf_error *err);
 
-/* Dequantizes a packed 2-D tensor into dst[rows*cols] (logical order). */
-int xfq_dequantize(const xf_tensor *t, float *dst, xf_error *err);
-/* One logical row. */
-int xfq_dequantize_row(const xf_tensor *t, int64_t r, float *dst, xf_error *err);
+/* The dense-and-sparse outliers of a packed weight (docs/xfq-format.md,
+ * "Outlier side tables"): a CSR table over logical columns whose fp16
+ * values REPLACE the dense dequantized ones. The view carries it, so that
+ * every conversion to fp32 includes it. The bytes are those of the three
+ * side-table tensors (little-endian, any alignment: read through memcpy),
+ * checked before they are attached (xfq_outliers_attach). All NULL: none. */
+typedef struct xf_packed_outliers {
+    const uint8_t *row_ptr; /* I32 [rows + 1], from 0 to nnz, non-decreasing */
+    const uint8_t *col;     /* I32 [nnz], strictly increasing within a row */
+    const uint8_t *val;     /* F16 [nnz], finite */
+    int64_t nnz;
+} xf_packed_outliers;
+
+/* The grid of a packed 2-D weight [rows, cols]. Codes are stored in
+ * "storage column order": storage column j holds logical column perm[j]
+ * (identity when perm == NULL). Groups are runs of group_size storage
+ * columns (the last may be shorter). Dequantized value:
+ *   W[r, perm[j]] = scale[r, g(j)] * (q[r, j] - zero[r, g(j)])
+ * with zero = 2^(bits-1) when !asym, then the outlier entries replace
+ * theirs. Log2-grid weights (dtypes L2..L8) use the same view (never asym,
+ * no perm) with codes read as sign + exponent. */
+typedef struct xf_packed_view {
+    int bits;
+    int64_t group_size;      /* columns per group; == cols for per-channel */
+    int64_t n_groups;        /* ceil(cols / group_size) */
+    bool asym;               /* zero points stored (else implicit 2^(bits-1)) */
+    const uint8_t *codes;    /* rows * row_bytes, blocks of 32 codes */
+    size_t row_bytes;
+    const uint16_t *scales;  /* fp16 [rows, n_groups] */
+    const uint8_t *zeros;    /* u8 [rows, n_groups] or NULL */
+    const int32_t *perm;     /* [cols] or NULL */
+    xf_packed_outliers outliers;
+} xf_packed_view;
+
+/* Checks that a view of `cols` columns is self-consistent before its bytes
+ * are read (views may be built by hand, not only by the .xfq reader):
+ * group size and count, row bytes, parts present, and for a log2 grid no
+ * zero points or perm. Errors name tensor `name`. */
+int xfq_packed_view_check(const xf_packed_view *p, int64_t cols, bool log2, const char *name,
+                          xf_error *err);
+/* Rows [r0, r0 + nrows) of a checked view to fp32, dst[nrows * cols] in
+ * logical column order, outliers included. */
+void xfq_packed_rows_to_f32(const xf_packed_view *p, int64_t cols, bool log2, int64_t r0,
+                            int64_t nrows, float *dst);
 
 #endif

@@ -356,10 +356,13 @@ int xfq_write(const char *path, const json_t *meta, const xfq_write_tensor *tens
             goto out;
         }
     }
-    xf_tensor_set set; /* side tables are checked against their weights, as on open */
+    xf_tensor_set set; /* side tables are checked against their weights, as on open, and
+                          must be the ones the packed views carry (or none is lost) */
     if (xf_tensor_set_init(&set, tensors, n, path, err) != 0)
         goto out;
     int side_rc = xfq_outliers_check_set(&set, path, err);
+    if (side_rc == 0)
+        side_rc = xfq_outliers_check_carried_set(&set, path, err);
     xf_tensor_set_free(&set);
     if (side_rc != 0)
         goto out;

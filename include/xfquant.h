@@ -34,7 +34,9 @@ XF_API const char *xf_version(void);
 XF_API void xf_free(void *p); /* frees strings the library returns */
 
 /* ---- per-call run settings --------------------------------------------- */
-/* progress: stage name ("calibration", "layer 3/32", ...), done of total */
+/* progress: stage name ("rtn: layer", "ppl: window", ...) and done of
+ * total, from the call's loops; after each loop once more with
+ * done = total = -1 */
 typedef void (*xf_progress_fn)(void *user, const char *stage, int64_t done, int64_t total);
 
 typedef struct xf_run_opts {
@@ -58,7 +60,8 @@ typedef struct xf_option_info {
     const char *default_text; /* the default as text, or NULL if none */
     const char *help;      /* one line */
     unsigned methods;      /* XF_METHOD_MASK_* accepting it */
-    int needs_calib;       /* setting it needs calibration text */
+    int needs_calib;       /* setting it needs calibration text (act_clip and
+                              attn_prob_base: to "search"; rotate: to klt|learned) */
 } xf_option_info;
 
 XF_API int xf_option_count(void);
@@ -66,15 +69,19 @@ XF_API int xf_option_get(int i, xf_option_info *info); /* -1 when i is out of ra
 
 /* method: "rtn" or "gptq"; every option at its default */
 XF_API xf_recipe *xf_recipe_new(const char *method, xf_status *st);
-/* the recipe object a .xfq records (and regress suites hold); keys absent
- * keep their defaults; unknown keys and bad values are errors */
+/* the recipe object a .xfq records (and regress suites hold): a flat
+ * {"method", KEY: VALUE...}, or a .xfq's whole "recipe" (its "options"), or
+ * `xfquant info --json` output; keys absent keep their defaults; unknown
+ * keys and bad values are errors (XF_USAGE) */
 XF_API xf_recipe *xf_recipe_from_json(const char *json_text, xf_status *st);
 /* one option by its recipe key, the value as text as on the command line
  * ("true"/"false" for booleans); a repeated list option appends */
 XF_API int xf_recipe_set(xf_recipe *r, const char *key, const char *value, xf_status *st);
 /* validates the whole recipe (ranges, combinations, calibration present) */
 XF_API int xf_recipe_check(const xf_recipe *r, xf_status *st);
-/* canonical JSON (sorted keys); free with xf_free */
+/* canonical JSON (sorted keys): "method" and every option whose value
+ * differs from its default, the object a .xfq records as
+ * "recipe"."options"; free with xf_free */
 XF_API char *xf_recipe_to_json(const xf_recipe *r, xf_status *st);
 XF_API void xf_recipe_free(xf_recipe *r);
 
@@ -95,9 +102,6 @@ XF_API int xf_quantize(const char *in_path, const xf_recipe *r, const char *out_
 enum { XF_LEVEL_QUIET = 0, XF_LEVEL_WARN = 1, XF_LEVEL_INFO = 2, XF_LEVEL_DEBUG = 3 };
 typedef void (*xf_log_fn)(void *user, int level, const char *message);
 XF_API void xf_set_log(xf_log_fn fn, void *user, int level);
-
-/* xf_run_opts.progress: at the end of each loop (finished or not) the
- * callback is called once more with done = total = -1. */
 
 /* Reports (info, export, stats, regress) come as text or as JSON. */
 enum { XF_FORMAT_TEXT = 0, XF_FORMAT_JSON = 1 };

@@ -64,11 +64,10 @@ static int load_vector(const xf_tensor *t, int64_t n, float **dst, const char *c
 }
 
 /* A weight matrix to a new fp32 [out, in] array; `transposed` tensors are
- * stored [in, out] and get transposed here. `ol` (may be NULL): the outlier
- * side table of a packed (so never transposed) weight, applied after the
- * dense dequantization since its entries replace the dense values. */
-static int load_matrix(const xf_tensor *t, bool transposed, const xf_sparse_outliers *ol,
-                       int64_t out, int64_t in, float **dst, const char *ctx, xf_error *err)
+ * stored [in, out] and get transposed here. A packed weight's outliers come
+ * with its view (xf_tensor_to_f32 applies them). */
+static int load_matrix(const xf_tensor *t, bool transposed, int64_t out, int64_t in, float **dst,
+                       const char *ctx, xf_error *err)
 {
     const int64_t r = transposed ? in : out, c = transposed ? out : in;
     if (t->ndim != 2 || t->shape[0] != r || t->shape[1] != c) {
@@ -89,14 +88,8 @@ static int load_matrix(const xf_tensor *t, bool transposed, const xf_sparse_outl
             free(a);
             return xf_fail_prefix(err, "%s", ctx);
         }
-        if (ol)
-            xfq_outliers_apply(ol, in, a);
         *dst = a;
         return 0;
-    }
-    if (ol && xfq_outliers_any(ol)) {
-        free(a);
-        return xf_fail(err, "%s: tensor %s: outlier table on a transposed weight", ctx, tname(t));
     }
     float *tmp = malloc(n * sizeof *tmp);
     if (!tmp) {
@@ -164,8 +157,7 @@ int xf_dense_layer_init(xf_dense_layer *dl, const xf_model_weights *mw, int laye
         }
         char rctx[64];
         snprintf(rctx, sizeof rctx, "layer %d %s", layer, xf_op_role_name(r));
-        if (load_matrix(lin->w, lin->transposed, &lin->outliers, out, in, &dl->w[r], rctx,
-                        err) != 0)
+        if (load_matrix(lin->w, lin->transposed, out, in, &dl->w[r], rctx, err) != 0)
             goto fail;
         if (lin->b && load_vector(lin->b, out, &dl->b[r], rctx, err) != 0)
             goto fail;
@@ -230,9 +222,7 @@ int xf_dense_head_init(xf_dense_head *hd, const xf_model_weights *mw, xf_error *
         goto fail;
     }
     bool transposed = mw->lm_head.w ? mw->lm_head.transposed : false;
-    /* a tied head has no side table of its own (the embedding's are refused at bind) */
-    const xf_sparse_outliers *ol = mw->lm_head.w ? &mw->lm_head.outliers : NULL;
-    if (load_matrix(w, transposed, ol, cfg->vocab, cfg->hidden, &hd->w, "lm head", err) != 0)
+    if (load_matrix(w, transposed, cfg->vocab, cfg->hidden, &hd->w, "lm head", err) != 0)
         goto fail;
     if (mw->lm_head.b && load_vector(mw->lm_head.b, cfg->vocab, &hd->b, "lm head", err) != 0)
         goto fail;

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "formats/xfq_outliers.h"
+
 /* Names listed in an error line before "(+N more)"; the text is also
  * capped so that two lists fit in one xf_error. */
 #define LIST_MAX_NAMES 10
@@ -180,19 +182,22 @@ static const xf_tensor *need_fmt(binder *b, int ndim, int64_t d0, int64_t d1, co
 }
 
 /* The outlier side table of linear weight w (if any): looked up (so it is
- * not "unexpected") and checked against w. */
-static void bind_outliers(binder *b, xf_linear *lin, const xf_tensor *w)
+ * not "unexpected"), checked against w, and it must be the table w's
+ * packed view carries (the .xfq reader attaches it), since conversions of
+ * w to fp32 apply the view's, not the set's. */
+static void bind_outliers(binder *b, const xf_tensor *w)
 {
     static const xfq_outliers_part parts[XFQ_OUTLIERS_NPARTS] = {
         XFQ_OUTLIERS_ROW_PTR, XFQ_OUTLIERS_COL, XFQ_OUTLIERS_VAL};
-    const xf_tensor **slot[XFQ_OUTLIERS_NPARTS] = {&lin->outliers.row_ptr, &lin->outliers.col,
-                                                   &lin->outliers.val};
+    xf_sparse_outliers o = {0};
+    const xf_tensor **slot[XFQ_OUTLIERS_NPARTS] = {&o.row_ptr, &o.col, &o.val};
     char name[600];
     for (int p = 0; p < XFQ_OUTLIERS_NPARTS; p++)
         *slot[p] = xfq_outliers_name(w->name, parts[p], name, sizeof name) == 0
                        ? lookup(b, name) : NULL;
     xf_error e;
-    if (xfq_outliers_check(&lin->outliers, w, NULL, &e) != 0)
+    if (xfq_outliers_check(&o, w, NULL, &e) != 0 ||
+        (xf_dtype_is_packed(w->dtype) && xfq_outliers_check_carried(&o, w, NULL, &e) != 0))
         note_problem(b, "%s", e.msg);
 }
 
@@ -224,7 +229,7 @@ static void bind_linear(binder *b, xf_linear *lin, const xf_model_config *cfg, i
         else
             check(b, w, 2, out, in);
         lin->w = w;
-        bind_outliers(b, lin, w);
+        bind_outliers(b, w);
     }
     if (with_bias)
         lin->b = need_fmt(b, 1, out, 0, "%s.bias", base);
@@ -371,7 +376,7 @@ int xf_model_bind(xf_model_weights *mw, const xf_model_config *cfg, const xf_ten
     } else {
         mw->lm_head.w = need(&b, "lm_head.weight", 2, cfg->vocab, h);
         if (mw->lm_head.w)
-            bind_outliers(&b, &mw->lm_head, mw->lm_head.w);
+            bind_outliers(&b, mw->lm_head.w);
     }
     /* folded LayerNorm models: the final norm's bias lives in the head (config.h) */
     if (cfg->head_bias)

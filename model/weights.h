@@ -9,7 +9,6 @@
 
 #include "core/error.h"
 #include "formats/tensor.h"
-#include "formats/xfq_outliers.h"
 #include "model/config.h"
 
 typedef enum xf_linear_role {
@@ -29,9 +28,8 @@ typedef struct xf_linear {
     const xf_tensor *w; /* NULL if the role is absent in this family */
     const xf_tensor *b; /* bias or NULL */
     bool transposed;    /* stored [in, out] (HF GPT-2 Conv1D) */
-    int64_t out, in;    /* logical y = W x + b, W is [out, in] */
-    xf_sparse_outliers outliers; /* fp16 entries replacing w's dequantized ones
-                                    (packed w only; all NULL when none) */
+    int64_t out, in;    /* logical y = W x + b, W is [out, in]; a packed W's outliers
+                           are in its view (w->packed.outliers) */
 } xf_linear;
 
 typedef struct xf_norm {
@@ -66,9 +64,10 @@ typedef struct xf_model_weights {
  * (GPT-2 h.N.attn.bias / h.N.attn.masked_bias, Llama
  * layers.N.self_attn.rotary_emb.inv_freq); any other tensor not bound is
  * "unexpected" and fails the bind. A packed linear's (or untied LM head's)
- * outlier side table W.outliers.{row_ptr,col,val} is bound to its
- * xf_linear and checked (complete, consistent with W); side tables of any
- * other tensor are unexpected. Tied models: lm_head.w = tok_embed; a
+ * outlier side table W.outliers.{row_ptr,col,val} is checked (complete,
+ * consistent with W, and the table W's packed view carries, which every
+ * conversion of W applies); side tables of any other tensor are
+ * unexpected. Tied models: lm_head.w = tok_embed; a
  * stored lm_head.weight copy (common in tied checkpoints) is accepted and
  * shape-checked but not used. OPT/GPT-2 norms have a bias tensor only
  * while cfg->layer_norm (a folded model's RMSNorms have none, config.h's

@@ -15,6 +15,7 @@
 #include "sim/act_hooks.h"
 #include "quant/weights/gptq.h"
 #include "pipeline/gguf_plan.h"
+#include "pipeline/recipe_options.h"
 #include "quant/weights/gptq_v2.h"
 #include "quant/weights/hessian.h"
 #include "quant/transform/rotate.h"
@@ -103,6 +104,8 @@ static json_t *recipe_json(const xf_quant_options *o)
             xf_tensor_bits_free(&tb);
         }
     }
+    /* the options as given (recipe_options.h): `--recipe` reads them back */
+    json_object_set_new(r, "options", xf_quant_options_to_json(o));
     if (o->method == XF_METHOD_GPTQ) {
         json_object_set_new(r, "act_order", json_boolean(o->act_order));
         json_object_set_new(r, "static_groups", json_boolean(o->static_groups));
@@ -141,11 +144,11 @@ static int rtn_ggml(const xf_ggml_grid_traits *gg, const float *W, int64_t rows,
     return rc;
 }
 
-/* ol: t's outlier table when t is packed (a re-quantized .xfq), else empty.
- * gg: quantize onto this GGML grid (--gguf-type) instead of o's grid. */
+/* gg: quantize onto this GGML grid (--gguf-type) instead of o's grid. A
+ * packed t (a re-quantized .xfq) converts with the outliers its view carries. */
 static int rtn_tensor(const xf_quant_options *o, const xf_tensor *t, bool transposed,
-                      const xf_sparse_outliers *ol, const char *name,
-                      const xf_ggml_grid_traits *gg, xf_quant_collector *col, xf_error *err)
+                      const char *name, const xf_ggml_grid_traits *gg, xf_quant_collector *col,
+                      xf_error *err)
 {
     int64_t rows = transposed ? t->shape[1] : t->shape[0];
     int64_t cols = transposed ? t->shape[0] : t->shape[1];
@@ -156,7 +159,6 @@ static int rtn_tensor(const xf_quant_options *o, const xf_tensor *t, bool transp
         free(W);
         return -1;
     }
-    xfq_outliers_apply(ol, cols, W); /* packed, so never transposed */
     if (transposed) {
         float *tr = malloc((size_t)(rows * cols) * sizeof *tr);
         if (!tr) {
@@ -219,9 +221,7 @@ static int rtn_embeddings(const xf_model_weights *mw, const xf_gguf_type_plan *p
         return 0;
     xf_quant_options none;
     xf_quant_options_defaults(&none, XF_METHOD_RTN);
-    const xf_sparse_outliers no_outliers = {0};
-    return rtn_tensor(&none, mw->tok_embed, false, &no_outliers, mw->tok_embed->name, gg, col,
-                      err);
+    return rtn_tensor(&none, mw->tok_embed, false, mw->tok_embed->name, gg, col, err);
 }
 
 static int quantize_rtn(xf_loaded_model *m, const xf_quant_options *o,
@@ -237,8 +237,8 @@ static int quantize_rtn(xf_loaded_model *m, const xf_quant_options *o,
                 continue;
             bool skip;
             const xf_ggml_grid_traits *gg = plan_grid(plan, lin->w, &skip);
-            if (!skip && rtn_tensor(o, lin->w, lin->transposed, &lin->outliers, lin->w->name, gg,
-                                    col, err) != 0)
+            if (!skip &&
+                rtn_tensor(o, lin->w, lin->transposed, lin->w->name, gg, col, err) != 0)
                 return -1;
         }
         xf_progress_update(&prog, l + 1, mw->cfg.n_layers, 0, NULL);
@@ -252,12 +252,12 @@ static int quantize_rtn(xf_loaded_model *m, const xf_quant_options *o,
         bool skip;
         const xf_ggml_grid_traits *gg = plan_grid(plan, mw->lm_head.w, &skip);
         return skip ? 0
-                    : rtn_tensor(o, mw->lm_head.w, mw->lm_head.transposed, &mw->lm_head.outliers,
-                                 mw->lm_head.w->name, gg, col, err);
+                    : rtn_tensor(o, mw->lm_head.w, mw->lm_head.transposed, mw->lm_head.w->name,
+                                 gg, col, err);
     }
     if (o->quantize_head)
-        return rtn_tensor(o, mw->lm_head.w, mw->lm_head.transposed, &mw->lm_head.outliers,
-                          mw->lm_head.w->name, NULL, col, err);
+        return rtn_tensor(o, mw->lm_head.w, mw->lm_head.transposed, mw->lm_head.w->name, NULL,
+                          col, err);
     return 0;
 }
 
@@ -354,7 +354,7 @@ static int prepare_calibration(xf_loaded_model *m, const xf_quant_options *o, in
         return xf_fail(err, "%s needs calibration text (--calib FILE)",
                        o->method == XF_METHOD_GPTQ ? "gptq" : "this recipe");
     const xf_calib_source src = {o->calib_path, o->calib_field, o->calib_format,
-                                 o->nsamples, seqlen, o->seed};
+                                 o->nsamples, seqlen, o->seed, o->calib_max_tokens};
     json_t *rec = NULL;
     if (xf_calib_windows_load(cs, m, &src, &rec, err) != 0)
         return -1;
@@ -692,13 +692,6 @@ static int check_scheme_fits(const xf_act_scheme *s, const xf_model_config *cfg,
     return 0;
 }
 
-/* RTN needs text only for the data-dependent parts of the recipe. */
-static bool needs_calibration(const xf_quant_options *o)
-{
-    return o->method == XF_METHOD_GPTQ || o->act_clip_search || o->attn_prob_base_search ||
-           o->smooth > 0 || o->rotate == XF_ROTATE_LEARNED || o->rotate == XF_ROTATE_KLT;
-}
-
 /* Smoothing and rotation: exact rewrites of the full-precision model
  * through `edit` before anything is quantized. *record gets what was done
  * (the recipe's "smooth" and "rotation" entries); online transforms of the
@@ -808,7 +801,7 @@ int xf_quantize_model(xf_loaded_model *m, const xf_quant_options *o, const char 
         rc = check_scheme_fits(&o->act, cfg, m->path, err);
     if (rc == 0 && o->rotate != XF_ROTATE_NONE)
         rc = xf_rotate_supported(cfg, !o->rotate_no_online, m->path, err);
-    if (rc == 0 && needs_calibration(o))
+    if (rc == 0 && xf_quant_recipe_needs_calib(o))
         rc = prepare_calibration(m, o, T, &cs, prov, err);
     if (rc == 0 && (o->smooth > 0 || o->rotate != XF_ROTATE_NONE)) {
         rc = xf_model_edit_init(&edit, m, err);

@@ -44,6 +44,7 @@ typedef struct xf_quant_options {
     xf_calib_format calib_format;
     int64_t nsamples;          /* 128 */
     int64_t seqlen;            /* 0: min(2048, max_position_embeddings) */
+    int64_t calib_max_tokens;  /* > 0: only the first N tokens of the text; 0: all */
     uint64_t seed;             /* 0 */
     bool progress;             /* progress line on a TTY */
     /* activation / KV-cache / attention-probability simulation: recorded in

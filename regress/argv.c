@@ -1,8 +1,7 @@
-/* The command lines a regression case stands for: the recipe as
- * `xfquant rtn|gptq` arguments, the evaluation as `xfquant ppl|kld`
- * options. This is where "keys map 1:1 to flags" is written down. */
+/* The evaluation options a regression case stands for, as `xfquant
+ * ppl|kld` arguments (its recipe is the option table's own object:
+ * pipeline/recipe_options.h, no command line in between). */
 #include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,14 +53,6 @@ static void push_str(strv *a, const char *flag, const char *v)
     push(a, v);
 }
 
-/* Tri-state booleans: true gives the flag; false and absent both mean the
- * CLI default, which is "off" for every boolean flag of rtn/gptq. */
-static void push_bool(strv *a, const char *flag, int v)
-{
-    if (v == 1)
-        push(a, flag);
-}
-
 static char **finish(strv *a, int *argc)
 {
     if (!a->v && !a->oom) {
@@ -75,49 +66,6 @@ static char **finish(strv *a, int *argc)
     }
     *argc = a->n;
     return a->v;
-}
-
-char **xf_regress_quant_argv(const xf_regress_case *c, const char *out_xfq, int *argc)
-{
-    const xf_regress_recipe *r = &c->recipe;
-    strv a = {0};
-    if (r->method == XF_REGRESS_FP16 || r->method == XF_REGRESS_LLAMA_QUANTIZE)
-        return finish(&a, argc);
-    push(&a, xf_regress_method_name(r->method));
-    push_str(&a, "--gguf-type", r->gguf_type);
-    push_int(&a, "--bits", r->bits);
-    push_int(&a, "--group", r->group);
-    push_bool(&a, "--sym", r->sym);
-    push_str(&a, "--clip", r->clip);
-    push_bool(&a, "--quantize-head", r->quantize_head);
-    push_int(&a, "--act-bits", r->act_bits);
-    push_int(&a, "--kv-bits", r->kv_bits);
-    push_str(&a, "--rotate", r->rotation);
-    push_str(&a, "--calib", r->calib_path);
-    push_str(&a, "--calib-field", r->calib_field);
-    push_str(&a, "--calib-format", r->calib_format);
-    push_int(&a, "--nsamples", r->nsamples);
-    push_int(&a, "--seqlen", r->seqlen);
-    push_int(&a, "--seed", r->seed);
-    push_bool(&a, "--act-order", r->act_order);
-    push_bool(&a, "--static-groups", r->static_groups);
-    push_bool(&a, "--gptq-v2", r->gptq_v2);
-    if (!isnan(r->damp)) {
-        /* shortest decimal that reads back as the same double */
-        char buf[32];
-        for (int digits = 15; digits <= 17; digits++) {
-            snprintf(buf, sizeof buf, "%.*g", digits, r->damp);
-            if (strtod(buf, NULL) == r->damp)
-                break;
-        }
-        push_str(&a, "--damp", buf);
-    }
-    push_int(&a, "--block", r->block);
-    for (int i = 0; i < r->n_scheme_flags; i++)
-        push(&a, r->scheme_flags[i]);
-    push(&a, c->model_path);
-    push(&a, out_xfq);
-    return finish(&a, argc);
 }
 
 char **xf_regress_eval_argv(const xf_regress_case *c, int *argc)

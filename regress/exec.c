@@ -14,6 +14,7 @@
 #include "core/log.h"
 
 #include "core/progress.h"
+#include "pipeline/recipe_options.h"
 #include "core/read_file.h"
 #include "regress/llamacpp.h"
 #include "export/export.h"
@@ -153,33 +154,24 @@ static void sweep_dead_runs(const char *tmpdir)
     closedir(d);
 }
 
-/* Quantizes base with the case's recipe into path (`xfquant rtn|gptq`);
+/* Quantizes base with the case's recipe into path, as `xfquant rtn|gptq
+ * --recipe` would (the recipe is the option table's: regress/suite.h);
  * *bpw: the quantizer's bits per weight. */
 static int quantize_case(const xf_regress_case *c, const xf_regress_exec_ctx *ctx,
                          xf_loaded_model *base, const char *path, double *bpw, xf_error *why)
 {
-    int qargc;
-    char **qargv = xf_regress_quant_argv(c, path, &qargc);
-    xf_quant_options o;
-    if (!qargv || !ctx || !ctx->parse_quant || ctx->parse_quant(qargc, qargv, &o) != 0) {
-        xf_fail(why, "%s", !qargv ? "out of memory"
-                           : !ctx || !ctx->parse_quant ? "no recipe parser given"
-                                                       : "the recipe's flags were refused "
-                                                         "(see the message above)");
-        xf_regress_argv_free(qargv);
-        return -1;
-    }
-    o.progress = ctx->progress;
-    json_t *cmd = json_pack("[s]", "xfquant");
-    for (int i = 0; i < qargc; i++)
-        json_array_append_new(cmd, json_string(qargv[i]));
+    if (!c->recipe.quant)
+        return xf_fail(why, "case '%s': no rtn/gptq recipe", c->id);
+    xf_quant_options o = c->recipe.quant->o; /* strings stay the suite's */
+    o.progress = ctx && ctx->progress;
+    /* provenance: the case (its recipe is recorded as "recipe"."options") */
+    json_t *cmd = json_pack("[s, s, s]", "xfquant", "regress", c->id);
     json_t *summary = NULL;
     int rc = xf_quantize_model(base, &o, path, cmd, &summary, why);
     json_decref(cmd);
     if (rc == 0)
         *bpw = json_real_value(json_object_get(summary, "bits_per_weight"));
     json_decref(summary);
-    xf_regress_argv_free(qargv); /* o's strings point into it */
     return rc;
 }
 

@@ -19,16 +19,9 @@
 #include "regress/llamacpp.h"
 #include "pipeline/quantize_model.h"
 
-/* Parses the `xfquant rtn|gptq` command line argv[0..argc) (argv[0] is
- * "rtn" or "gptq") into *o: the CLI's own parser (cli/quant_args.h), so a
- * recipe means exactly what its flags mean. Returns 0, or non-zero after
- * printing one usage line. String options in *o point into argv. */
-typedef int (*xf_quant_argv_parser)(int argc, char **argv, xf_quant_options *o);
-
 typedef struct xf_regress_exec_ctx {
     const char *tmpdir; /* where temporary .xfq files go (removed after each case) */
     bool progress;
-    xf_quant_argv_parser parse_quant; /* required for rtn/gptq cases */
     /* GGUF cases: the script printing llama.cpp's bin directory (NULL:
      * XF_LLAMACPP_BUILD_SCRIPT, relative to the working directory) unless
      * $XF_LLAMACPP_BIN names it; `tools` is filled on the first GGUF case

@@ -9,7 +9,7 @@
 
 #include "core/json_util.h"
 #include "core/read_file.h"
-#include "regress/scheme_keys.h"
+#include "pipeline/recipe_options.h"
 
 static const char *const metric_names[XF_REGRESS_N_METRICS] = {"ppl", "kld", "bits_per_weight",
                                                                "seconds", "file_bytes"};
@@ -58,23 +58,6 @@ const char *xf_regress_op_name(xf_regress_op op)
 static const char *const top_keys[] = {"name", "description", "cases", "relations", NULL};
 static const char *const case_keys[] = {"id",   "description", "model", "recipe",
                                         "eval", "expect",      NULL};
-/* The recipe's own keys; the scheme keys (regress/scheme_keys.c) are
- * allowed too, from their one list, so a new scheme key cannot be
- * forgotten here. */
-static const char *const recipe_keys[] = {
-    "method",        "bits",          "group",    "sym",      "clip",
-    "quantize_head", "act_bits",      "kv_bits",  "rotate",   "calib",
-    "calib_field",   "calib_format",  "nsamples", "seqlen",   "seed",
-    "act_order",     "static_groups", "damp",     "block",    "gptq_v2",
-    "gguf_type",     "imatrix",       "tensor_type", NULL};
-/* Calibration keys rtn accepts when a scheme key searches on calibration
- * text (act_clip or attn_prob_base "search"). */
-static const char *const calib_keys[] = {"calib", "calib_field", "calib_format", "nsamples",
-                                         "seqlen", "seed", NULL};
-/* Flags of `xfquant gptq` that `xfquant rtn` does not have. */
-static const char *const gptq_only_keys[] = {
-    "calib",     "calib_field",   "calib_format", "nsamples", "seqlen", "seed",
-    "act_order", "static_groups", "damp",         "block",    "gptq_v2", NULL};
 /* Keys of method llama-quantize (with its calibration keys when imatrix). */
 static const char *const llama_quantize_keys[] = {"gguf_type", "imatrix", "tensor_type", NULL};
 static const char *const imatrix_keys[] = {"calib", "nsamples", "seqlen", NULL};
@@ -222,16 +205,45 @@ static int get_enum(const json_t *obj, const char *key, const char *const *value
 static int parse_llama_quantize(xf_regress_recipe *rc, const json_t *j, const char *root,
                                 const char *ctx, xf_error *err);
 
+static char *resolve_cb(const char *path, void *root)
+{
+    return resolve(root, path);
+}
+
+/* rtn/gptq: the option table's recipe (pipeline/recipe_options.h): keys,
+ * values, methods and the calibration rules are the command line's. */
+static int parse_quant_recipe(xf_regress_recipe *rc, const json_t *j, const char *root,
+                              const char *ctx, xf_error *err)
+{
+    /* a suite states the weight grid: bits, or a GGUF file type */
+    if (!json_object_get(j, "bits") && !json_object_get(j, "gguf_type"))
+        return xf_fail(err, "%s: recipe: missing key 'bits' (required for method %s)", ctx,
+                       method_names[rc->method]);
+    char what[1200];
+    snprintf(what, sizeof what, "%s: recipe", ctx);
+    if (!(rc->quant = calloc(1, sizeof *rc->quant)))
+        return xf_fail(err, "%s: out of memory", ctx);
+    xf_error e = {0};
+    if (xf_quant_recipe_from_json(rc->quant, j, what, resolve_cb, (void *)root, err) != 0)
+        return -1;
+    if (xf_quant_recipe_check(rc->quant, &e) != 0)
+        return xf_fail(err, "%s: %s", what, e.msg);
+    const char *calib = json_string_value(json_object_get(j, "calib"));
+    const char *ft = json_string_value(json_object_get(j, "gguf_type"));
+    if ((calib && (!(rc->calib = strdup(calib)) ||
+                   !(rc->calib_path = strdup(rc->quant->calib_path)))) ||
+        (ft && !(rc->gguf_type = strdup(ft))))
+        return xf_fail(err, "%s: out of memory", ctx);
+    return 0;
+}
+
 static int parse_recipe(xf_regress_recipe *rc, const json_t *j, const char *root, const char *ctx,
                         xf_error *err)
 {
-    static const char *const clips[] = {"none", "mse", NULL};
-    static const char *const formats[] = {"text", "jsonl", "dir", NULL};
-    static const char *const rotations[] = {"none", "hadamard", "klt", "learned", NULL};
-    const char *w = "recipe: ";
-    rc->damp = NAN;
-    if (check_keys2(j, recipe_keys, xf_regress_scheme_keys, ctx, w, err))
-        return -1;
+    rc->nsamples = rc->seqlen = XF_REGRESS_ABSENT;
+    rc->imatrix = -1;
+    if (!json_is_object(j))
+        return xf_fail(err, "%s: recipe must be an object", ctx);
     json_t *m = json_object_get(j, "method");
     if (!m)
         return xf_fail(err, "%s: recipe: missing key 'method'", ctx);
@@ -248,87 +260,19 @@ static int parse_recipe(xf_regress_recipe *rc, const json_t *j, const char *root
     rc->method = (xf_regress_method)method;
     if (rc->method == XF_REGRESS_LLAMA_QUANTIZE)
         return parse_llama_quantize(rc, j, root, ctx, err);
-
-    bool wants_calib = false;
     /* llama-quantize's own keys mean nothing to xfquant */
     for (const char *const *k = llama_quantize_keys + 1; *k; k++)
         if (json_object_get(j, *k))
             return xf_fail(err, "%s: recipe: key '%s' applies to method llama-quantize only", ctx,
                            *k);
-    if (rc->method != XF_REGRESS_FP16 &&
-        xf_regress_scheme_flags(j, &rc->scheme_flags, &rc->n_scheme_flags, &wants_calib, ctx,
-                                err) != 0)
-        return -1;
+    if (rc->method != XF_REGRESS_FP16)
+        return parse_quant_recipe(rc, j, root, ctx, err);
     /* Keys that mean nothing for the method are refused, not ignored. */
     const char *key;
     json_t *v;
-    json_object_foreach ((json_t *)j, key, v) {
-        if (!strcmp(key, "method"))
-            continue;
-        if (rc->method == XF_REGRESS_FP16)
+    json_object_foreach ((json_t *)j, key, v)
+        if (strcmp(key, "method"))
             return xf_fail(err, "%s: recipe: key '%s' does not apply to method fp16", ctx, key);
-        /* rtn has no sampling; its only use of a seed is a random rotation */
-        bool rtn_seed = !strcmp(key, "seed") && json_object_get(j, "rotate");
-        bool rtn_calib = wants_calib && in_list(calib_keys, key);
-        if (rc->method == XF_REGRESS_RTN && in_list(gptq_only_keys, key) && !rtn_seed &&
-            !rtn_calib)
-            return xf_fail(err, "%s: recipe: key '%s' applies to method gptq only%s", ctx, key,
-                           strcmp(key, "seed") ? "" : " (or rtn with a rotation)");
-    }
-
-    if (get_int(j, "bits", 2, 8, &rc->bits, ctx, w, err))
-        return -1;
-    if (rc->bits == 5 || rc->bits == 6 || rc->bits == 7)
-        return xf_fail(err, "%s: recipe: 'bits' must be 2, 3, 4 or 8", ctx);
-    if (get_enum(j, "gguf_type", gguf_types, &rc->gguf_type, ctx, w, err))
-        return -1;
-    /* A GGUF file type fixes the grid: bits, group and sym would contradict it. */
-    static const char *const grid_keys[] = {"bits", "group", "sym", NULL};
-    for (const char *const *k = grid_keys; rc->gguf_type && *k; k++)
-        if (json_object_get(j, *k))
-            return xf_fail(err,
-                           "%s: recipe: key '%s' conflicts with 'gguf_type' (the file type fixes "
-                           "the grid)",
-                           ctx, *k);
-    if (rc->method != XF_REGRESS_FP16 && !rc->gguf_type && rc->bits == XF_REGRESS_ABSENT)
-        return xf_fail(err, "%s: recipe: missing key 'bits' (required for method %s)", ctx,
-                       method_names[rc->method]);
-    if (get_int(j, "group", -1, INT32_MAX, &rc->group, ctx, w, err))
-        return -1;
-    if (rc->group == 0)
-        return xf_fail(err,
-                       "%s: recipe: 'group' must be a positive integer or -1 (one grid per "
-                       "row)",
-                       ctx);
-    if (get_bool(j, "sym", &rc->sym, ctx, w, err) ||
-        get_enum(j, "clip", clips, &rc->clip, ctx, w, err) ||
-        get_bool(j, "quantize_head", &rc->quantize_head, ctx, w, err) ||
-        get_int(j, "act_bits", 2, 16, &rc->act_bits, ctx, w, err) ||
-        get_int(j, "kv_bits", 2, 16, &rc->kv_bits, ctx, w, err) ||
-        get_enum(j, "rotate", rotations, &rc->rotation, ctx, w, err) ||
-        get_string(j, "calib", false, &rc->calib, ctx, w, err) ||
-        get_string(j, "calib_field", false, &rc->calib_field, ctx, w, err) ||
-        get_enum(j, "calib_format", formats, &rc->calib_format, ctx, w, err) ||
-        get_int(j, "nsamples", 1, 1 << 20, &rc->nsamples, ctx, w, err) ||
-        get_int(j, "seqlen", 1, 1 << 20, &rc->seqlen, ctx, w, err) ||
-        get_int(j, "seed", 0, INT64_MAX, &rc->seed, ctx, w, err) ||
-        get_bool(j, "act_order", &rc->act_order, ctx, w, err) ||
-        get_bool(j, "static_groups", &rc->static_groups, ctx, w, err) ||
-        get_bool(j, "gptq_v2", &rc->gptq_v2, ctx, w, err) ||
-        get_int(j, "block", 1, 1 << 16, &rc->block, ctx, w, err))
-        return -1;
-    json_t *damp = json_object_get(j, "damp");
-    if (damp) {
-        if (!json_is_number(damp) || !(json_number_value(damp) >= 0) || json_number_value(damp) > 1)
-            return xf_fail(err, "%s: recipe: 'damp' must be a number in [0, 1]", ctx);
-        rc->damp = json_number_value(damp);
-    }
-    if (rc->method == XF_REGRESS_GPTQ && !rc->calib)
-        return xf_fail(err, "%s: recipe: missing key 'calib' (required for method gptq)", ctx);
-    if (wants_calib && !rc->calib)
-        return xf_fail(err, "%s: recipe: missing key 'calib' (a \"search\" key needs it)", ctx);
-    if (rc->calib && !(rc->calib_path = resolve(root, rc->calib)))
-        return xf_fail(err, "%s: out of memory", ctx);
     return 0;
 }
 
@@ -341,10 +285,6 @@ static int parse_llama_quantize(xf_regress_recipe *rc, const json_t *j, const ch
     const char *w = "recipe: ";
     const char *key;
     json_t *v;
-    rc->damp = NAN;
-    rc->bits = rc->group = rc->act_bits = rc->kv_bits = rc->nsamples = rc->seqlen = rc->seed =
-        rc->block = XF_REGRESS_ABSENT;
-    rc->sym = rc->quantize_head = rc->act_order = rc->static_groups = rc->gptq_v2 = -1;
     if (get_bool(j, "imatrix", &rc->imatrix, ctx, w, err))
         return -1;
     json_object_foreach ((json_t *)j, key, v) {
@@ -837,13 +777,12 @@ void xf_regress_suite_free(xf_regress_suite *s)
         free(c->description);
         free(c->model);
         free(c->model_path);
-        free(c->recipe.clip);
-        free(c->recipe.rotation);
-        xf_regress_scheme_flags_free(c->recipe.scheme_flags);
+        if (c->recipe.quant) {
+            xf_quant_recipe_free(c->recipe.quant);
+            free(c->recipe.quant);
+        }
         free(c->recipe.calib);
         free(c->recipe.calib_path);
-        free(c->recipe.calib_field);
-        free(c->recipe.calib_format);
         free(c->recipe.gguf_type);
         for (int k = 0; k < c->recipe.n_tensor_type; k++)
             free(c->recipe.tensor_type[k]);

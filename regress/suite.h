@@ -53,47 +53,27 @@ const char *xf_regress_method_name(xf_regress_method m);
 /* Integer recipe/eval fields not given in the suite. */
 #define XF_REGRESS_ABSENT INT64_MIN
 
-/* One recipe = one command line of `xfquant rtn` / `xfquant gptq` (keys map
- * 1:1 to flags; docs/regress.md has the table, xf_regress_quant_argv builds
- * the command line). An absent key means "flag not given: the CLI's
- * default": integers are then XF_REGRESS_ABSENT, damp NAN, strings NULL,
- * booleans (tri-state) -1; a given boolean is 0 or 1. */
+struct xf_quant_recipe;
+
+/* A case's recipe. rtn/gptq: the object is the option table's recipe
+ * (pipeline/recipe_options.h: the same keys, values and rules as
+ * `xfquant rtn|gptq` flags and `--recipe FILE`), held in `quant`; "bits"
+ * (or "gguf_type") is required. llama-quantize: its own keys below. */
 typedef struct xf_regress_recipe {
     xf_regress_method method;
-    int64_t bits;      /* --bits: 2, 3, 4 or 8; required for rtn/gptq */
-    int64_t group;     /* --group: columns per group, or -1 (one grid per row) */
-    int sym;           /* --sym */
-    char *clip;        /* --clip none|mse */
-    int quantize_head; /* --quantize-head */
-    /* Reserved for flags the CLI does not have yet (they are passed through,
-     * so today's CLI refuses them rather than ignoring them). */
-    int64_t act_bits; /* --act-bits (2..16) */
-    int64_t kv_bits;  /* --kv-bits (2..16) */
-    char *rotation;   /* key "rotate": --rotate none|hadamard|klt|learned */
-    /* gptq only (seed also for rtn with a rotation) */
-    char *calib;        /* --calib FILE (required for gptq), as written in the suite */
+    struct xf_quant_recipe *quant; /* rtn/gptq (owned, calib resolved); NULL otherwise */
+    char *calib;        /* "calib" as written in the suite; NULL when absent */
     char *calib_path;   /* the same, resolved against the root */
-    char *calib_field;  /* --calib-field NAME */
-    char *calib_format; /* --calib-format text|jsonl|dir */
-    int64_t nsamples;   /* --nsamples */
-    int64_t seqlen;     /* --seqlen: tokens per calibration window */
-    int64_t seed;       /* --seed */
-    int act_order;      /* --act-order */
-    int static_groups;  /* --static-groups */
-    int gptq_v2;        /* --gptq-v2 */
-    double damp;        /* --damp, in [0, 1] */
-    int64_t block;      /* --block */
     /* GGUF file type (a llama-quantize name: "Q4_K_M", "Q4_0", ...):
      * rtn/gptq: --gguf-type FT; llama-quantize: its FTYPE argument
      * (required). NULL when absent. */
     char *gguf_type;
-    int imatrix;          /* llama-quantize: --imatrix from llama-imatrix on calib */
-    char **tensor_type;   /* llama-quantize: --tensor-type PATTERN=TYPE each; NULL-terminated */
+    /* llama-quantize only */
+    int64_t nsamples;     /* imatrix windows, or XF_REGRESS_ABSENT */
+    int64_t seqlen;       /* imatrix window length, or XF_REGRESS_ABSENT */
+    int imatrix;          /* --imatrix from llama-imatrix on calib (-1 absent, 0, 1) */
+    char **tensor_type;   /* --tensor-type PATTERN=TYPE each; NULL-terminated */
     int n_tensor_type;
-    /* act_sym ... outliers (regress/scheme_keys.h), already rendered as
-     * flags; NULL-terminated, NULL when none */
-    char **scheme_flags;
-    int n_scheme_flags;
 } xf_regress_recipe;
 
 /* Who scores a case: xfquant's own evaluator (`xfquant ppl|kld` on the
@@ -210,15 +190,10 @@ bool xf_regress_case_is_gguf(const xf_regress_case *c);
 /* Index of the case with that id, or -1. */
 long xf_regress_suite_find(const xf_regress_suite *s, const char *id);
 
-/* The command line a case stands for, as a NULL-terminated malloc'd
- * array (free with xf_regress_argv_free); NULL when out of memory.
- * quant: {"rtn"|"gptq", flags..., MODEL, out_xfq} with resolved paths; for
- * fp16 and llama-quantize an empty array (*argc = 0: xfquant quantizes
- * nothing; llama-quantize's command lines are regress/llamacpp.h's).
- * eval: the options shared by `xfquant ppl MODEL` and `xfquant kld BASE
- * MODEL`: {"--text", FILE, "--protocol", P, ["--seqlen"|"--ctx", N],
- * ["--max-windows", N]}. */
-char **xf_regress_quant_argv(const xf_regress_case *c, const char *out_xfq, int *argc);
+/* The evaluation options a case stands for, shared by `xfquant ppl MODEL`
+ * and `xfquant kld BASE MODEL`: {"--text", FILE, "--protocol", P,
+ * ["--seqlen"|"--ctx", N], ["--max-windows", N]}, NULL-terminated and
+ * malloc'd (free with xf_regress_argv_free); NULL when out of memory. */
 char **xf_regress_eval_argv(const xf_regress_case *c, int *argc);
 void xf_regress_argv_free(char **argv);
 

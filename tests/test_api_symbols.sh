@@ -2,19 +2,10 @@
 # libxfquant.so exports exactly the public API: every dynamic symbol it
 # defines is an xf_* function declared XF_API in include/xfquant.h, and
 # every function declared there is exported.
-# usage: test_api_symbols.sh HEADER LIBXFQUANT_SO [recipe-pending]
-# recipe-pending: the recipe/quantize part (between "---- recipes" and the
-# next section marker of the header) is not built in yet; its names are
-# listed as pending instead of failing.
+# usage: test_api_symbols.sh HEADER LIBXFQUANT_SO
 set -euo pipefail
-header=$1 so=$2 pending=${3:-}
+header=$1 so=$2
 declared=$(grep -oE 'XF_API[^;(]*\bxf_[a-z0-9_]+\(' "$header" | grep -oE 'xf_[a-z0-9_]+\($' | tr -d '(' | sort -u)
-if [[ $pending == recipe-pending ]]; then
-  recipe=$(sed -n '/---- recipes/,/---- the rest/p' "$header" |
-    grep -oE 'XF_API[^;(]*\bxf_[a-z0-9_]+\(' | grep -oE 'xf_[a-z0-9_]+\($' | tr -d '(' | sort -u)
-  echo "PENDING (recipe part not merged): $(echo $recipe)"
-  declared=$(comm -23 <(echo "$declared") <(echo "$recipe"))
-fi
 exported=$(nm -D --defined-only "$so" | awk '{print $NF}' | sort -u)
 bad=0
 [[ -n $declared ]] || { echo "FAIL: no XF_API declarations found in $header"; exit 1; }

@@ -1315,16 +1315,13 @@ static void test_ppl_roundtrip_shared(void **state)
 static int setup(void **state)
 {
     (void)state;
-    g_tmp = xf_test_tmpdir();
-    return g_tmp ? 0 : -1;
+    return xf_test_tmpdir_setup(&g_tmp);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    xf_test_rmtree(g_tmp);
-    free(g_tmp);
-    return 0;
+    return xf_test_tmpdir_teardown(&g_tmp);
 }
 
 int main(void)

@@ -40,16 +40,13 @@ static char *tmp;
 static int setup(void **state)
 {
     (void)state;
-    tmp = xf_test_tmpdir();
-    return tmp ? 0 : -1;
+    return xf_test_tmpdir_setup(&tmp);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    xf_test_rmtree(tmp);
-    free(tmp);
-    return 0;
+    return xf_test_tmpdir_teardown(&tmp);
 }
 
 static char *path_in(const char *name)

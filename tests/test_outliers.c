@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -172,8 +173,8 @@ static void expect_fp16_of_source(const char *src, const char *xfq, bool head)
                 continue;
             const xf_linear *lin = &b.weights.layers[l].lin[r];
             assert_true(xf_dtype_is_packed(lin->w->dtype));
-            assert_non_null(lin->outliers.row_ptr);
-            assert_int_equal(xfq_outliers_nnz(&lin->outliers), da.out[r] * da.in[r]);
+            assert_non_null(lin->w->packed.outliers.row_ptr);
+            assert_int_equal(lin->w->packed.outliers.nnz, da.out[r] * da.in[r]);
             for (int64_t i = 0; i < da.out[r] * da.in[r]; i++)
                 if (!same_bits(f16r(da.w[r][i]), db.w[r][i]))
                     fail_msg("%s [%lld]: %.9g, fp16 of the source is %.9g", lin->w->name,
@@ -189,7 +190,7 @@ static void expect_fp16_of_source(const char *src, const char *xfq, bool head)
         assert_int_equal(xf_dense_head_init(&ha, &a.weights, &err), 0);
         assert_int_equal(xf_dense_head_init(&hb, &b.weights, &err), 0);
         assert_true(xf_dtype_is_packed(b.weights.lm_head.w->dtype));
-        assert_non_null(b.weights.lm_head.outliers.row_ptr);
+        assert_non_null(b.weights.lm_head.w->packed.outliers.row_ptr);
         for (int64_t i = 0; i < ha.vocab * ha.hidden; i++)
             assert_true(same_bits(f16r(ha.w[i]), hb.w[i]));
         xf_dense_head_free(&ha);
@@ -280,7 +281,7 @@ static void test_replacement_semantics(void **state)
     for (int i = 0; i < 16; i++)
         assert_true(dq[i] == (mask[i] ? f16r(vals[i]) : 3.5f));
 
-    /* the same through the exported side table and the format-level apply */
+    /* the same through the exported packed view, which carries the table */
     xf_qweight_packed pk;
     assert_int_equal(xf_qweight_export(&q, "w", &pk, NULL), 0);
     assert_int_equal(pk.n_side, 3);
@@ -291,12 +292,21 @@ static void test_replacement_semantics(void **state)
     xf_sparse_outliers so = {&pk.side[0], &pk.side[1], &pk.side[2]};
     xf_error err = {0};
     assert_int_equal(xfq_outliers_check(&so, &pk.tensor, "f", &err), 0);
+    assert_int_equal(xfq_outliers_check_carried(&so, &pk.tensor, "f", &err), 0);
     float d2[16];
-    assert_int_equal(xfq_dequantize(&pk.tensor, d2, NULL), 0);
+    assert_int_equal(xf_tensor_to_f32(&pk.tensor, d2, NULL), 0);
+    assert_memory_equal(d2, dq, sizeof dq);
+    assert_int_equal(xf_tensor_row_to_f32(&pk.tensor, 1, d2, NULL), 0);
+    assert_memory_equal(d2, dq + 8, 8 * sizeof *dq);
+    /* without the table the dense values stay */
+    xf_tensor bare = pk.tensor;
+    memset(&bare.packed.outliers, 0, sizeof bare.packed.outliers);
+    assert_int_equal(xf_tensor_to_f32(&bare, d2, NULL), 0);
     for (int i = 0; i < 16; i++)
         assert_true(d2[i] == 3.5f);
-    xfq_outliers_apply(&so, 8, d2);
-    assert_memory_equal(d2, dq, sizeof dq);
+    assert_int_equal(xfq_outliers_check_carried(&so, &bare, "f", &err), -1);
+    assert_non_null(strstr(err.msg, "f: tensor w.outliers.row_ptr: outlier side table is not "
+                                    "the one its packed view carries"));
     xf_qweight_packed_free(&pk);
     xf_qweight_free(&q);
 
@@ -825,10 +835,7 @@ static void test_bad_side_tables_refused(void **state)
         if (strcmp(f.tensors.items[i].name, vl) != 0)
             list[n++] = f.tensors.items[i];
     char *wdir = tmp_path("wdir");
-    assert_int_equal(system("true"), 0);
-    char cmd[4400];
-    snprintf(cmd, sizeof cmd, "mkdir -p %s", wdir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(mkdir(wdir, 0755), 0);
     char *wout = malloc(strlen(wdir) + 16);
     sprintf(wout, "%s/w.xfq", wdir);
     assert_int_equal(xfq_write(wout, f.meta, list, n, &err), -1);
@@ -839,6 +846,26 @@ static void test_bad_side_tables_refused(void **state)
             list[n++] = f.tensors.items[i];
     assert_int_equal(xfq_write(wout, f.meta, list, n, &err), -1);
     assert_non_null(strstr(err.msg, "which is not in the file"));
+    /* the views carry the tables: a weight whose table is left out would
+     * lose its outliers, and a table its view does not carry would be
+     * ignored by every conversion; both refused */
+    n = 0;
+    for (size_t i = 0; i < f.tensors.n; i++)
+        if (!strstr(f.tensors.items[i].name, ".outliers.") ||
+            strncmp(f.tensors.items[i].name, w, strlen(w)) != 0)
+            list[n++] = f.tensors.items[i];
+    assert_int_equal(xfq_write(wout, f.meta, list, n, &err), -1);
+    assert_non_null(strstr(err.msg, "no outlier side table"));
+    assert_non_null(strstr(err.msg, w));
+    n = 0;
+    for (size_t i = 0; i < f.tensors.n; i++) {
+        list[n] = f.tensors.items[i];
+        if (strcmp(list[n].name, w) == 0)
+            memset(&list[n].packed.outliers, 0, sizeof list[n].packed.outliers);
+        n++;
+    }
+    assert_int_equal(xfq_write(wout, f.meta, list, n, &err), -1);
+    assert_non_null(strstr(err.msg, "not the one its packed view carries"));
     assert_int_equal(xf_test_dir_entries(wdir), 0);
     xfq_close(&f);
     free(list);
@@ -846,6 +873,66 @@ static void test_bad_side_tables_refused(void **state)
     free(wdir);
     free(bad);
     free(good);
+    free(src);
+}
+
+/* xf_tensor_to_f32 on a packed weight read from an .xfq includes its
+ * outliers: the .xfq reader attaches each side table to its weight's view
+ * (before, the table hung off the model binding, and the plain conversion
+ * silently returned the dense values). Checked entry by entry against the
+ * side table's own bytes, for the whole tensor and row by row. */
+static void test_xfq_view_carries_outliers(void **state)
+{
+    (void)state;
+    char *src = random_llama("llama-view", 12), *path = tmp_path("view.xfq");
+    assert_int_equal(rtn_file(src, path, 0.05, true, NULL), 0);
+    xfq_file f;
+    xf_error err = {0};
+    if (xfq_open(&f, path, 0, &err) != 0)
+        fail_msg("%s", err.msg);
+    size_t tables = 0;
+    for (size_t i = 0; i < f.tensors.n; i++) {
+        const xf_tensor *w = &f.tensors.items[i];
+        if (!xf_dtype_is_packed(w->dtype))
+            continue;
+        xf_sparse_outliers o;
+        xfq_outliers_find(&f.tensors, w->name, &o);
+        assert_non_null(o.row_ptr); /* 5 % of every quantized weight, the head included */
+        tables++;
+        const int64_t rows = w->shape[0], cols = w->shape[1];
+        float *d = malloc((size_t)(rows * cols) * sizeof *d);
+        float *bare = malloc((size_t)(rows * cols) * sizeof *bare);
+        float *row = malloc((size_t)cols * sizeof *row);
+        assert_int_equal(xf_tensor_to_f32(w, d, &err), 0);
+        xf_tensor dense = *w;
+        memset(&dense.packed.outliers, 0, sizeof dense.packed.outliers);
+        assert_int_equal(xf_tensor_to_f32(&dense, bare, &err), 0);
+        const int32_t *ptr = o.row_ptr->data, *col = o.col->data;
+        const uint16_t *val = o.val->data;
+        int64_t differ = 0, k = 0;
+        for (int64_t r = 0; r < rows; r++) {
+            assert_int_equal(xf_tensor_row_to_f32(w, r, row, &err), 0);
+            assert_memory_equal(row, d + r * cols, (size_t)cols * sizeof *row);
+            for (int64_t c = 0; c < cols; c++) {
+                float *x = &d[r * cols + c];
+                if (k < ptr[r + 1] && col[k] == c) {
+                    assert_true(same_bits(*x, xf_f16_to_f32(val[k])));
+                    differ += !same_bits(*x, bare[r * cols + c]);
+                    k++;
+                } else {
+                    assert_true(same_bits(*x, bare[r * cols + c])); /* others: the grid's */
+                }
+            }
+        }
+        assert_int_equal(k, xfq_outliers_nnz(&o));
+        assert_true(differ > 0); /* the dense values alone would fail the checks above */
+        free(d);
+        free(bare);
+        free(row);
+    }
+    assert_true(tables > 0);
+    xfq_close(&f);
+    free(path);
     free(src);
 }
 
@@ -915,16 +1002,13 @@ static void test_cli_gptq_shared_all_outliers(void **state)
 static int setup(void **state)
 {
     (void)state;
-    g_tmp = xf_test_tmpdir();
-    return g_tmp ? 0 : -1;
+    return xf_test_tmpdir_setup(&g_tmp);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    xf_test_rmtree(g_tmp);
-    free(g_tmp);
-    return 0;
+    return xf_test_tmpdir_teardown(&g_tmp);
 }
 
 int main(void)
@@ -940,6 +1024,7 @@ int main(void)
         cmocka_unit_test(test_frac0_byte_identical),
         cmocka_unit_test(test_bpw_accounting),
         cmocka_unit_test(test_bad_side_tables_refused),
+        cmocka_unit_test(test_xfq_view_carries_outliers),
         cmocka_unit_test(test_cli_outliers),
         cmocka_unit_test(test_cli_gptq_shared_all_outliers),
     };

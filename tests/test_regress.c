@@ -22,9 +22,30 @@
 #include "regress/compare.h"
 #include "regress/report.h"
 #include "regress/run.h"
-#include "regress/scheme_keys.h"
+#include "pipeline/recipe_options.h"
 #include "regress/suite.h"
 #include "tests/support/test_util.h"
+
+/* A case's rtn/gptq recipe as the option table writes it, checked against
+ * want (a JSON text with ' for "; the method and every non-default key). */
+static void assert_recipe(const xf_regress_case *c, const char *want)
+{
+    assert_non_null(c->recipe.quant);
+    char text[8192];
+    snprintf(text, sizeof text, "%s", want);
+    for (char *p = text; *p; p++)
+        if (*p == '\'')
+            *p = '"';
+    json_t *w = json_loads(text, 0, NULL), *got = xf_quant_options_to_json(&c->recipe.quant->o);
+    assert_non_null(w);
+    assert_non_null(got);
+    if (!json_equal(w, got)) {
+        char *g = json_dumps(got, JSON_SORT_KEYS | JSON_COMPACT);
+        fail_msg("recipe of '%s': got %s, want %s", c->id, g, text);
+    }
+    json_decref(w);
+    json_decref(got);
+}
 
 /* ------------------------------------------------------------------ */
 /* Fixture: a root directory with a model directory, texts and a suite. */
@@ -193,21 +214,24 @@ static void test_parse_full_case(void **state)
     const xf_regress_case *g = &s.cases[0];
     assert_string_equal(g->id, "gptq-w4");
     assert_int_equal(g->recipe.method, XF_REGRESS_GPTQ);
-    assert_int_equal(g->recipe.bits, 4);
-    assert_int_equal(g->recipe.group, 128);
-    assert_int_equal(g->recipe.sym, 0);
-    assert_int_equal(g->recipe.act_order, 0);
-    assert_true(g->recipe.act_bits == XF_REGRESS_ABSENT); /* absent: CLI default */
-    assert_true(isnan(g->recipe.damp));
-    assert_int_equal(g->recipe.static_groups, -1);
-    assert_null(g->recipe.rotation);
-    assert_int_equal(g->recipe.nsamples, 128);
-    assert_int_equal(g->recipe.seqlen, 256);
-    assert_int_equal(g->recipe.seed, 0);
+    const xf_quant_options *go = &g->recipe.quant->o;
+    assert_int_equal(go->method, XF_METHOD_GPTQ);
+    assert_int_equal(go->grid.bits, 4);
+    assert_int_equal(go->group, 128);
+    assert_false(go->grid.sym);
+    assert_false(go->act_order);
+    assert_int_equal(go->act.act_bits, 0); /* absent: the CLI's default */
+    assert_true(go->damp == 0.01);
+    assert_false(go->static_groups);
+    assert_int_equal(go->rotate, XF_ROTATE_NONE);
+    assert_int_equal(go->nsamples, 128);
+    assert_int_equal(go->seqlen, 256);
+    assert_int_equal(go->seed, 0);
     assert_string_equal(g->recipe.calib, "calib.txt");
     char want[4096];
     snprintf(want, sizeof want, "%s/calib.txt", f->root);
     assert_string_equal(g->recipe.calib_path, want);
+    assert_string_equal(go->calib_path, want);
     snprintf(want, sizeof want, "%s/models/m", f->root);
     assert_string_equal(g->model_path, want);
     assert_int_equal(g->eval.protocol, XF_PROTOCOL_GPTQ);
@@ -227,19 +251,20 @@ static void test_parse_full_case(void **state)
 
     const xf_regress_case *base = &s.cases[1];
     assert_int_equal(base->recipe.method, XF_REGRESS_FP16);
-    assert_true(base->recipe.bits == XF_REGRESS_ABSENT);
+    assert_null(base->recipe.quant);
     assert_int_equal(base->eval.protocol, XF_PROTOCOL_LLAMACPP);
     assert_int_equal(base->eval.ctx, 128);
     assert_int_equal(base->eval.max_windows, 0);
 
     const xf_regress_case *rtn = &s.cases[2];
     assert_string_equal(rtn->model_path, "/abs/model"); /* absolute paths stay */
-    assert_int_equal(rtn->recipe.sym, 1);
-    assert_int_equal(rtn->recipe.act_bits, 8);
-    assert_int_equal(rtn->recipe.kv_bits, 4);
-    assert_string_equal(rtn->recipe.rotation, "hadamard");
-    assert_int_equal(rtn->recipe.seed, 7);
-    assert_true(rtn->recipe.group == XF_REGRESS_ABSENT);
+    const xf_quant_options *ro = &rtn->recipe.quant->o;
+    assert_true(ro->grid.sym);
+    assert_int_equal(ro->act.act_bits, 8);
+    assert_int_equal(ro->act.kv_bits, 4);
+    assert_int_equal(ro->rotate, XF_ROTATE_HADAMARD);
+    assert_int_equal(ro->seed, 7);
+    assert_int_equal(ro->group, 128); /* absent: the CLI's default */
 
     const xf_regress_relation *r0 = &s.relations[0];
     assert_string_equal(r0->id, "order");
@@ -308,24 +333,24 @@ static void test_parse_errors_name_file_and_case(void **state)
         {"{'cases': [" CASE("a", "{'method': 'gptq', 'group': 128}", "{}") "]}",
          "case 'a': recipe: missing key 'bits'"},
         {"{'cases': [" CASE("a", "{'method': 'rtn', 'bits': 9}", "{}") "]}",
-         "case 'a': recipe: 'bits' must be an integer in [2, 8]"},
+         "case 'a': recipe: 'bits' must be 2, 3, 4 or 8, not '9'"},
         {"{'cases': [" CASE("a", "{'method': 'rtn', 'bits': 5}", "{}") "]}",
          "case 'a': recipe: 'bits' must be 2, 3, 4 or 8"},
         {"{'cases': [" CASE("a", "{'method': 'rtn', 'bits': 4, 'group': 0}", "{}") "]}",
          "case 'a': recipe: 'group' must be a positive integer or -1"},
         {"{'cases': [" CASE("a", "{'method': 'gptq', 'bits': 4}", "{}") "]}",
-         "case 'a': recipe: missing key 'calib'"},
+         "case 'a': recipe: --calib FILE is required"},
         {"{'cases': [" CASE("a", "{'method': 'rtn', 'bits': 4, 'seed': 1}", "{}") "]}",
-         "case 'a': recipe: key 'seed' applies to method gptq only"},
+         "case 'a': recipe: rtn reads calibration text only for"},
         {"{'cases': [" CASE("a", "{'method': 'rtn', 'bits': 4, 'clip': 'max'}", "{}") "]}",
-         "case 'a': recipe: 'clip' must be one of"},
+         "case 'a': recipe: 'clip' must be none or mse, not 'max'"},
         {"{'cases': [" CASE("a", "{'method': 'gptq', 'bits': 4, 'calib': 'c', "
                                 "'calib_format': 'csv'}", "{}") "]}",
-         "case 'a': recipe: 'calib_format' must be one of"},
+         "case 'a': recipe: 'calib_format' must be text, jsonl or dir, not 'csv'"},
         {"{'cases': [" CASE("a", "{'method': 'gptq', 'bits': 4, 'calib': 'c', 'damp': 2}", "{}") "]}",
          "case 'a': recipe: 'damp' must be a number in [0, 1]"},
         {"{'cases': [" CASE("a", "{'method': 'rtn', 'bits': 4.0}", "{}") "]}",
-         "case 'a': recipe: 'bits' must be an integer"},
+         "case 'a': recipe: 'bits' must be 2, 3, 4 or 8"},
         {"{'cases': [" CASE("a", "{'method': 'rtn', 'bits': 4, 'sym': 1}", "{}") "]}",
          "case 'a': recipe: 'sym' must be true or false"},
         {"{'cases': [{'id': 'a', 'model': 'm', 'recipe': " RTN_RECIPE
@@ -437,23 +462,14 @@ static void test_gguf_cases_parse(void **state)
     assert_true(isnan(lq->expect[XF_REGRESS_PPL].value));
     assert_false(lq->expect[XF_REGRESS_FILE_BYTES].pending);
     assert_true(xq->wants[XF_REGRESS_FILE_BYTES]);
-    /* llama-quantize has no xfquant command line; gptq/rtn get --gguf-type */
-    int argc;
-    char **argv = xf_regress_quant_argv(lq, "out.xfq", &argc);
-    assert_int_equal(argc, 0);
-    xf_regress_argv_free(argv);
-    argv = xf_regress_quant_argv(xq, "out.xfq", &argc);
-    assert_true(argc >= 3);
-    assert_string_equal(argv[0], "gptq");
-    assert_string_equal(argv[1], "--gguf-type");
-    assert_string_equal(argv[2], "Q4_K_M");
-    for (int i = 0; i < argc; i++)
-        assert_string_not_equal(argv[i], "--bits");
-    xf_regress_argv_free(argv);
-    argv = xf_regress_quant_argv(xr, "out.xfq", &argc);
-    assert_string_equal(argv[0], "rtn");
-    assert_string_equal(argv[2], "Q8_0");
-    xf_regress_argv_free(argv);
+    /* llama-quantize has no xfquant recipe; gptq/rtn get gguf_type and no bits */
+    assert_null(lq->recipe.quant);
+    char xq_want[4200];
+    snprintf(xq_want, sizeof xq_want,
+             "{'method': 'gptq', 'gguf_type': 'Q4_K_M', 'calib': '%s/calib.txt'}", f->root);
+    assert_recipe(xq, xq_want);
+    assert_true(xq->recipe.quant->o.gguf);
+    assert_recipe(xr, "{'method': 'rtn', 'gguf_type': 'Q8_0'}");
     xf_regress_suite_free(&s);
 
     static const bad_suite bad[] = {
@@ -482,7 +498,7 @@ static void test_gguf_cases_parse(void **state)
          "case 'a': recipe: key 'imatrix' applies to method llama-quantize only"},
         {"{'cases': [" GCASE("a", "{'method': 'rtn', 'gguf_type': 'Q4_0', 'group': 32}", LP_EVAL,
                              "{}") "]}",
-         "case 'a': recipe: key 'group' conflicts with 'gguf_type'"},
+         "case 'a': recipe: --group cannot be combined with --gguf-type"},
         {"{'cases': [" GCASE("a", "{'method': 'fp16', 'gguf_type': 'Q4_0'}", LP_EVAL, "{}") "]}",
          "case 'a': recipe: key 'gguf_type' does not apply to method fp16"},
         /* scorer llama-perplexity: what a GGUF cannot hold or llama.cpp cannot measure */
@@ -1631,37 +1647,30 @@ static void test_argv_maps_recipe_to_cli_flags(void **state)
     snprintf(model, sizeof model, "%s/models/m", f->root);
     snprintf(calib, sizeof calib, "%s/calib.txt", f->root);
     snprintf(text, sizeof text, "%s/eval.txt", f->root);
+    char want_g[4500];
+    snprintf(want_g, sizeof want_g,
+             "{'method': 'gptq', 'bits': 3, 'group': -1, 'sym': true, 'clip': 'mse', "
+             "'calib': '%s', 'calib_field': 'body', 'calib_format': 'jsonl', 'nsamples': 64, "
+             "'seqlen': 512, 'seed': 3, 'act_order': true, 'static_groups': true, "
+             "'damp': 0.05, 'block': 64}",
+             calib);
+    assert_recipe(&s.cases[0], want_g); /* quantize_head false: the default, not recorded */
+    (void)model;
     int argc;
-    char **argv = xf_regress_quant_argv(&s.cases[0], "/tmp/out.xfq", &argc);
-    const char *const want_g[] = {
-        "gptq",          "--bits",   "3",          "--group",   "-1",       "--sym",
-        "--clip",        "mse",      "--calib",    calib,       "--calib-field", "body",
-        "--calib-format", "jsonl",   "--nsamples", "64",        "--seqlen", "512",
-        "--seed",        "3",        "--act-order", "--static-groups", "--damp", "0.05",
-        "--block",       "64",       model,        "/tmp/out.xfq", NULL};
-    assert_argv(argv, argc, want_g);
-    xf_regress_argv_free(argv);
+    char **argv;
     argv = xf_regress_eval_argv(&s.cases[0], &argc);
     const char *const want_ge[] = {"--text", text,    "--protocol",    "llamacpp", "--ctx",
                                    "256",    "--max-windows", "8", NULL};
     assert_argv(argv, argc, want_ge);
     xf_regress_argv_free(argv);
 
-    argv = xf_regress_quant_argv(&s.cases[1], "o.xfq", &argc);
-    const char *const want_r[] = {"rtn",        "--bits",   "4",      "--act-bits", "8",
-                                  "--rotate",   "hadamard", "--seed", "1",          "/abs/m",
-                                  "o.xfq",      NULL};
-    assert_argv(argv, argc, want_r);
-    xf_regress_argv_free(argv);
+    assert_recipe(&s.cases[1], "{'method': 'rtn', 'act_bits': 8, 'rotate': 'hadamard', 'seed': 1}");
     argv = xf_regress_eval_argv(&s.cases[1], &argc);
     const char *const want_re[] = {"--text", text, "--protocol", "gptq", NULL};
     assert_argv(argv, argc, want_re);
     xf_regress_argv_free(argv);
 
-    argv = xf_regress_quant_argv(&s.cases[2], "o.xfq", &argc); /* fp16: nothing to run */
-    const char *const none[] = {NULL};
-    assert_argv(argv, argc, none);
-    xf_regress_argv_free(argv);
+    assert_null(s.cases[2].recipe.quant); /* fp16: nothing to quantize */
     argv = xf_regress_eval_argv(&s.cases[2], &argc);
     const char *const want_fe[] = {"--text", text, "--protocol", "gptq", "--seqlen", "128", NULL};
     assert_argv(argv, argc, want_fe);
@@ -1705,9 +1714,9 @@ static void test_argv_maps_recipe_to_cli_flags(void **state)
 }
 
 /* The scheme keys (act_*, kv_*, attn_prob_*, tensor_bits, smooth,
- * outliers) become their flags in table order; rtn accepts calibration keys
- * only when a key searches on calibration text. */
-static void test_scheme_keys_map_to_flags(void **state)
+ * outliers) are the option table's keys; rtn accepts calibration keys only
+ * when a key searches on calibration text. */
+static void test_scheme_keys_map_to_options(void **state)
 {
     fixture *f = *state;
     xf_regress_suite s;
@@ -1722,25 +1731,21 @@ static void test_scheme_keys_map_to_flags(void **state)
              "'nsamples': 8}, 'eval': {'text': 'eval.txt'}, 'expect': {}}]}",
              &s, &err),
         0);
-    int argc;
-    char **argv = xf_regress_quant_argv(&s.cases[0], "o.xfq", &argc);
-    const char *const want[] = {
-        "rtn", "--bits", "4", "--act-bits", "4", "--kv-bits", "4", "--calib", "/abs/c.txt",
-        "--nsamples", "8", "--act-asym", "--act-group", "32", "--act-clip", "search",
-        "--act-inputs", "qkv,down", "--kv-group", "16", "--kv-clip", "0.95",
-        "--attn-prob-bits", "4", "--attn-prob-quant", "log2", "--attn-prob-base", "0.5",
-        "--tensor-bits", "down_proj=8", "--tensor-bits", "q_proj=3", "/abs/m", "o.xfq", NULL};
-    assert_argv(argv, argc, want);
-    xf_regress_argv_free(argv);
+    assert_recipe(&s.cases[0],
+                  "{'method': 'rtn', 'act_bits': 4, 'kv_bits': 4, 'calib': '/abs/c.txt', "
+                  "'nsamples': 8, 'act_sym': false, 'act_group': 32, 'act_clip': 'search', "
+                  "'act_inputs': 'qkv,down', 'kv_group': 16, 'kv_clip': 0.95, "
+                  "'attn_prob_bits': 4, 'attn_prob_quant': 'log2', 'attn_prob_base': 0.5, "
+                  "'tensor_bits': ['down_proj=8', 'q_proj=3']}");
     xf_regress_suite_free(&s);
 
     static const char *const bad[][2] = {
-        {"'act_clip': 1.5", "'act_clip' must be a number in (0, 1] or \"search\""},
+        {"'act_clip': 1.5", "'act_clip' must be a number in (0, 1], not '1.5'"},
         {"'act_sym': 1", "'act_sym' must be true or false"},
         {"'tensor_bits': 'down=8'", "'tensor_bits' must be a non-empty array of strings"},
-        {"'kv_group': -1", "'kv_group' must be an integer in [0,"},
-        {"'calib': 'c.txt'", "key 'calib' applies to method gptq only"},
-        {"'act_clip': 'search'", "missing key 'calib'"},
+        {"'kv_group': -1", "'kv_group' must be a non-negative integer, not '-1'"},
+        {"'calib': 'c.txt'", "rtn reads calibration text only for --act-clip search"},
+        {"'act_clip': 'search'", "need --calib FILE"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char suite[1024];
@@ -1768,24 +1773,20 @@ static void test_every_scheme_key_is_allowed(void **state)
                           "'expect': {}}]}",
                           &s, &err),
                      0);
-    int argc;
-    char **argv = xf_regress_quant_argv(&s.cases[0], "o.xfq", &argc);
-    const char *const want[] = {"rtn", "--bits", "4", "--weight-grid", "log2", "/abs/m", "o.xfq",
-                                NULL};
-    assert_argv(argv, argc, want);
-    xf_regress_argv_free(argv);
+    assert_recipe(&s.cases[0], "{'method': 'rtn', 'weight_grid': 'log2'}");
     xf_regress_suite_free(&s);
-    for (const char *const *k = xf_regress_scheme_keys; *k; k++) {
+    for (int i = 0; i < xf_recipe_row_count(); i++) {
+        const xf_recipe_row *row = xf_recipe_row_at(i);
         char suite[512];
         snprintf(suite, sizeof suite,
                  "{'cases': [{'id': 'a', 'model': 'm', 'recipe': {'method': 'rtn', 'bits': 4, "
                  "'%s': null}, 'eval': {'text': 'e'}, 'expect': {}}]}",
-                 *k);
+                 row->key);
         err.msg[0] = 0;
         if (load(f, suite, &s, &err) == 0)
             xf_regress_suite_free(&s);
-        else if (strstr(err.msg, "unknown key"))
-            fail_msg("scheme key %s refused: %s", *k, err.msg);
+        else if (strstr(err.msg, "unknown key") && !row->alias_of)
+            fail_msg("option key %s refused: %s", row->key, err.msg);
     }
 }
 
@@ -1859,7 +1860,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_svg_panels, setup, teardown),
         cmocka_unit_test_setup_teardown(test_table_json_markdown, setup, teardown),
         cmocka_unit_test_setup_teardown(test_every_scheme_key_is_allowed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_scheme_keys_map_to_flags, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scheme_keys_map_to_options, setup, teardown),
         cmocka_unit_test_setup_teardown(test_argv_maps_recipe_to_cli_flags, setup, teardown),
         cmocka_unit_test(test_docs_example_parses),
         cmocka_unit_test(test_repo_suites_parse),

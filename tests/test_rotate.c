@@ -43,16 +43,13 @@ static char *g_tmp;
 static int setup(void **state)
 {
     (void)state;
-    g_tmp = xf_test_tmpdir();
-    return g_tmp ? 0 : -1;
+    return xf_test_tmpdir_setup(&g_tmp);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    xf_test_rmtree(g_tmp);
-    free(g_tmp);
-    return 0;
+    return xf_test_tmpdir_teardown(&g_tmp);
 }
 
 /* Logits of a runner with the online transforms applied through the act

@@ -12,6 +12,7 @@
 
 #include "core/half.h"
 #include "formats/tensor.h"
+#include "formats/xfq_check.h"
 #include "formats/xfq_pack.h"
 #include "tests/support/test_util.h"
 
@@ -290,13 +291,13 @@ static void check_dequant(int64_t rows, int64_t cols, int bits, int64_t g, bool 
     ref_dequant(&p, want);
     xf_error err;
     memset(got, 0xff, n * sizeof(float));
-    assert_int_equal(xfq_dequantize(&p.t, got, &err), 0);
+    assert_int_equal(xf_tensor_to_f32(&p.t, got, &err), 0); /* through the dtype table */
     assert_memory_equal(got, want, n * sizeof(float));
-    memset(got, 0xff, n * sizeof(float));
-    assert_int_equal(xf_tensor_to_f32(&p.t, got, &err), 0); /* dispatch through tensor.c */
+    memset(got, 0xff, n * sizeof(float)); /* the view-level converter, directly */
+    xfq_packed_rows_to_f32(&p.t.packed, cols, false, 0, rows, got);
     assert_memory_equal(got, want, n * sizeof(float));
     for (int64_t r = 0; r < rows; r += (rows > 3 ? rows / 3 : 1)) {
-        assert_int_equal(xfq_dequantize_row(&p.t, r, row, &err), 0);
+        assert_int_equal(xf_tensor_row_to_f32(&p.t, r, row, &err), 0);
         assert_memory_equal(row, want + r * cols, (size_t)cols * sizeof(float));
     }
     free(want);
@@ -335,7 +336,7 @@ static void test_dequant_symmetric_zero(void **state)
     p.scales[0] = xf_f32_to_f16(0.5f);
     float out[32];
     xf_error err;
-    assert_int_equal(xfq_dequantize_row(&p.t, 0, out, &err), 0);
+    assert_int_equal(xf_tensor_row_to_f32(&p.t, 0, out, &err), 0);
     assert_true(out[0] == 0.0f);
     assert_true(out[1] == -4.0f);
     assert_true(out[2] == 3.5f);
@@ -350,24 +351,87 @@ static void test_dequant_bad_view(void **state)
     float out[128];
     xf_error err;
     p.t.packed.row_bytes = 16;
-    assert_int_equal(xfq_dequantize(&p.t, out, &err), -1);
+    assert_int_equal(xf_tensor_to_f32(&p.t, out, &err), -1);
     assert_non_null(strstr(err.msg, "tensor w: row_bytes"));
     p.t.packed.row_bytes = 32;
     p.t.packed.n_groups = 3;
-    assert_int_equal(xfq_dequantize(&p.t, out, &err), -1);
+    assert_int_equal(xf_tensor_to_f32(&p.t, out, &err), -1);
     p.t.packed.n_groups = 2;
     p.t.packed.bits = 3;
-    assert_int_equal(xfq_dequantize(&p.t, out, &err), -1);
+    assert_int_equal(xf_tensor_to_f32(&p.t, out, &err), -1);
     p.t.packed.bits = 4;
-    assert_int_equal(xfq_dequantize_row(&p.t, 2, out, &err), -1);
+    assert_int_equal(xf_tensor_row_to_f32(&p.t, 2, out, &err), -1);
     assert_non_null(strstr(err.msg, "out of range"));
-    assert_int_equal(xfq_dequantize(&p.t, out, &err), 0);
+    assert_int_equal(xf_tensor_to_f32(&p.t, out, &err), 0);
     free_packed(&p);
+}
+
+/* The dtype traits table (formats/dtype.c): one row per dtype in enum
+ * order, sizes from the block layouts, .xfq storage ids as
+ * docs/xfq-format.md lists them, round trips of every lookup. */
+static void test_dtype_traits(void **state)
+{
+    (void)state;
+    assert_null(xf_dtype_traits_of(XF_DTYPE_INVALID));
+    assert_null(xf_dtype_traits_of(XF_DTYPE_COUNT));
+    for (int t = 1; t < XF_DTYPE_COUNT; t++) {
+        const xf_dtype_traits *tr = xf_dtype_traits_of((xf_dtype)t);
+        assert_non_null(tr);
+        assert_int_equal(tr->dtype, t);
+        assert_non_null(tr->name);
+        for (int u = 1; u < t; u++)
+            assert_string_not_equal(tr->name, xf_dtype_name((xf_dtype)u));
+        if (tr->safetensors)
+            assert_int_equal(xf_dtype_from_name(tr->name), t);
+        else
+            assert_int_equal(xf_dtype_from_name(tr->name), XF_DTYPE_INVALID);
+        if (tr->is_packed) {
+            assert_int_equal(tr->block_elems, XFQ_BLOCK_CODES);
+            assert_int_equal(tr->block_bytes, xfq_block_bytes(tr->code_bits));
+            assert_int_equal(xf_dtype_packed_for_bits(tr->code_bits, tr->is_log2), t);
+            assert_int_equal(tr->elem_bytes, 0);
+        } else if (!tr->is_ggml) {
+            assert_int_equal(tr->block_elems, 1);
+            assert_int_equal(tr->block_bytes, tr->elem_bytes);
+            assert_true(tr->elem_bytes > 0);
+        }
+        /* every float converts, nothing else that is plain does */
+        if (!tr->is_packed && !tr->is_ggml)
+            assert_int_equal(tr->rows_to_f32 != NULL, tr->is_float);
+        else
+            assert_non_null(tr->rows_to_f32);
+        if (tr->xfq_storage && !tr->is_ggml)
+            assert_int_equal(xfq_storage_dtype(tr->xfq_storage), t);
+        assert_int_equal(xfq_dtype_storage((xf_dtype)t), tr->is_ggml ? 0 : tr->xfq_storage);
+    }
+    /* docs/xfq-format.md, "Storage types" */
+    static const struct { xf_dtype t; uint32_t id; } ids[] = {
+        {XF_DTYPE_F32, 1}, {XF_DTYPE_F16, 2}, {XF_DTYPE_BF16, 3}, {XF_DTYPE_I32, 8},
+        {XF_DTYPE_Q2, 16}, {XF_DTYPE_Q3, 17}, {XF_DTYPE_Q4, 18}, {XF_DTYPE_Q8, 20},
+        {XF_DTYPE_L2, 24}, {XF_DTYPE_L3, 25}, {XF_DTYPE_L4, 26}, {XF_DTYPE_L8, 28}};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        assert_int_equal(xfq_dtype_storage(ids[i].t), ids[i].id);
+        assert_int_equal(xfq_storage_dtype(ids[i].id), ids[i].t);
+    }
+    assert_int_equal(xfq_storage_dtype(64 + 2), XF_DTYPE_GGML);  /* q4_0 */
+    assert_int_equal(xfq_storage_dtype(64 + 0), XF_DTYPE_INVALID); /* f32 is not a block type */
+    assert_int_equal(xfq_storage_dtype(0), XF_DTYPE_INVALID);
+    assert_int_equal(xfq_storage_dtype(19), XF_DTYPE_INVALID);
+    assert_int_equal(xf_dtype_packed_for_bits(5, false), XF_DTYPE_INVALID);
+    assert_int_equal(xf_dtype_packed_bits(XF_DTYPE_L3), 3);
+    assert_int_equal(xf_dtype_size(XF_DTYPE_BF16), 2);
+    assert_int_equal(xf_dtype_size(XF_DTYPE_Q4), 0);
+    assert_string_equal(xf_dtype_name(XF_DTYPE_INVALID), "?");
+    xf_tensor g = {.name = "g", .dtype = XF_DTYPE_GGML, .ggml_type = 12};
+    assert_string_equal(xf_tensor_type_name(&g), "GGML q4_K");
+    g.ggml_type = 1; /* f16 is no block type */
+    assert_string_equal(xf_tensor_type_name(&g), "GGML ?");
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dtype_traits),
         cmocka_unit_test(test_block_bytes),
         cmocka_unit_test(test_round_trip_random),
         cmocka_unit_test(test_q4_by_hand),

@@ -230,14 +230,10 @@ static int choose_outliers(const float *W, int64_t rows, const xf_gptq_factor *f
     return rc;
 }
 
-int xf_gptq_solve_factored(float *W, int64_t rows, const xf_gptq_factor *f,
-                           const xf_gptq_params *p, xf_qweight *out, xf_gptq_stats *st,
-                           const char *name, xf_error *err)
+/* Refuses what the sweep cannot do, before anything is allocated. */
+static int check_solve(const float *W, int64_t rows, const xf_gptq_factor *f,
+                       const xf_gptq_params *p, const char *name, xf_error *err)
 {
-    memset(out, 0, sizeof *out);
-    if (!name)
-        name = "?";
-    const double t0 = xf_now_seconds();
     const int64_t n = f->n;
     if (xf_grid_config_check(&p->grid, name, err) != 0)
         return -1;
@@ -251,7 +247,6 @@ int xf_gptq_solve_factored(float *W, int64_t rows, const xf_gptq_factor *f,
     if (bad >= 0)
         return xf_fail(err, "%s: non-finite weight at [%lld, %lld]", name,
                        (long long)(bad / n), (long long)(bad % n));
-
     const xf_ggml_grid_traits *gg = p->ggml;
     if (gg && n % gg->block != 0)
         return xf_fail(err, "%s: %lld columns are not a multiple of the %s block size %d", name,
@@ -261,176 +256,241 @@ int xf_gptq_solve_factored(float *W, int64_t rows, const xf_gptq_factor *f,
     if (gg && p->act_order && !p->static_groups)
         return xf_fail(err, "%s: act-order on a GGML grid needs static groups (GGUF stores no "
                             "column permutation)", name);
-    const int64_t g = gg ? gg->block : xf_group_size_resolve(p->group, n);
-    const bool per_channel = g == n && !gg;
-    const bool static_g = p->static_groups && !per_channel;
-    bool identity = true;
-    for (int64_t i = 0; i < n && identity; i++)
-        identity = f->perm[i] == i;
-    const bool store_perm = f->act_order && !per_channel && !static_g && !identity;
-    const int64_t B = p->block < n ? p->block : n;
+    return 0;
+}
 
-    if (gg ? xf_qweight_init_ggml(out, rows, n, gg, name, err)
-           : xf_qweight_init(out, rows, n, p->grid.bits, g, !p->grid.sym, store_perm, name, err))
-        return -1;
-    if (store_perm)
-        memcpy(out->perm, f->perm, (size_t)n * sizeof *f->perm);
+/* How the columns of one solve are grouped and stored. */
+typedef struct sweep_layout {
+    int64_t g;        /* group size (a GGML type's block) */
+    bool per_channel; /* one grid per row */
+    bool static_g;    /* groups of logical columns, fitted before the sweep */
+    bool identity;    /* no column permutation */
+    bool store_perm;  /* act-order without static groups: the .xfq keeps the permutation */
+    int64_t B;        /* block width */
+} sweep_layout;
 
-    const int64_t n_out = xf_outliers_count(p->outliers, rows * n);
-    const int nthreads = omp_get_max_threads();
-    const int64_t scratch_len = static_g ? n : g;
+static sweep_layout layout_of(const xf_gptq_factor *f, const xf_gptq_params *p)
+{
+    const int64_t n = f->n;
+    sweep_layout l;
+    l.g = p->ggml ? p->ggml->block : xf_group_size_resolve(p->group, n);
+    l.per_channel = l.g == n && !p->ggml;
+    l.static_g = p->static_groups && !l.per_channel;
+    l.identity = true;
+    for (int64_t i = 0; i < n && l.identity; i++)
+        l.identity = f->perm[i] == i;
+    l.store_perm = f->act_order && !l.per_channel && !l.static_g && !l.identity;
+    l.B = p->block < n ? p->block : n;
+    return l;
+}
+
+/* The working memory of one solve (sweep_buffers_alloc / sweep_buffers_free). */
+typedef struct sweep_buffers {
+    int nthreads;
+    int64_t scratch_len;   /* per-thread scratch: a group, or a row with static groups */
+    float *Wp;             /* [rows, n] W in quantization order, updated by the sweep */
+    float *E;              /* [rows, B] scaled errors of the current block */
+    float *scratch;        /* [nthreads, scratch_len] */
+    int32_t *grp, *store;  /* [n] group and storage column of each position */
+    uint8_t *fit_at;       /* [n] */
+    double *row_loss, *row_qerr; /* [rows] */
+    double *thread_gemm_s; /* [nthreads] */
     /* outliers only: the mask, the inverse permutation (position of each
      * logical column), per-thread gather buffers and logical row masks */
-    uint8_t *mask = n_out ? malloc((size_t)rows * (size_t)n) : NULL;
-    int32_t *pos = n_out ? malloc((size_t)n * sizeof *pos) : NULL;
-    float *gather = n_out ? malloc((size_t)nthreads * (size_t)scratch_len * sizeof *gather) : NULL;
-    uint8_t *lmask = n_out && static_g ? malloc((size_t)nthreads * (size_t)n) : NULL;
-    float *Wp = malloc((size_t)rows * (size_t)n * sizeof *Wp);
-    float *E = malloc((size_t)rows * (size_t)B * sizeof *E);
-    float *scratch = malloc((size_t)nthreads * (size_t)scratch_len * sizeof *scratch);
-    int32_t *grp = malloc((size_t)n * sizeof *grp);
-    int32_t *store = malloc((size_t)n * sizeof *store);
-    uint8_t *fit_at = calloc((size_t)n, 1);
-    double *row_loss = calloc((size_t)rows, sizeof *row_loss);
-    double *row_qerr = calloc((size_t)rows, sizeof *row_qerr);
-    double *thread_gemm_s = calloc((size_t)nthreads, sizeof *thread_gemm_s);
+    uint8_t *mask;
+    int32_t *pos;
+    float *gather;
+    uint8_t *lmask;
     /* GGML grids: decoded sub-blocks, fit importance by position and (static
      * groups) by logical column */
-    xf_ggml_sub *subs = gg ? malloc((size_t)rows * (size_t)(n / gg->sub) * sizeof *subs) : NULL;
-    float *imp = gg ? malloc(2 * (size_t)n * sizeof *imp) : NULL;
-    int rc = -1;
-    if (!Wp || !E || !scratch || !grp || !store || !fit_at || !row_loss || !row_qerr ||
-        !thread_gemm_s || (gg && (!subs || !imp)) ||
-        (n_out && (!mask || !pos || !gather || (static_g && !lmask)))) {
-        xf_fail(err, "%s: out of memory for the GPTQ sweep of a [%lld, %lld] weight", name,
-                (long long)rows, (long long)n);
-        goto done;
-    }
+    xf_ggml_sub *subs;
+    float *imp;
+} sweep_buffers;
 
-    for (int64_t i = 0; i < n; i++) {
+static void sweep_buffers_free(sweep_buffers *b)
+{
+    free(b->Wp);
+    free(b->E);
+    free(b->scratch);
+    free(b->grp);
+    free(b->store);
+    free(b->fit_at);
+    free(b->row_loss);
+    free(b->row_qerr);
+    free(b->thread_gemm_s);
+    free(b->mask);
+    free(b->pos);
+    free(b->gather);
+    free(b->lmask);
+    free(b->subs);
+    free(b->imp);
+    memset(b, 0, sizeof *b);
+}
+
+static int sweep_buffers_alloc(sweep_buffers *b, int64_t rows, int64_t n, const sweep_layout *l,
+                               const xf_ggml_grid_traits *gg, int64_t n_out, const char *name,
+                               xf_error *err)
+{
+    memset(b, 0, sizeof *b);
+    b->nthreads = omp_get_max_threads();
+    b->scratch_len = l->static_g ? n : l->g;
+    const size_t per_thread = (size_t)b->nthreads * (size_t)b->scratch_len;
+    if (n_out) {
+        b->mask = malloc((size_t)rows * (size_t)n);
+        b->pos = malloc((size_t)n * sizeof *b->pos);
+        b->gather = malloc(per_thread * sizeof *b->gather);
+        if (l->static_g)
+            b->lmask = malloc((size_t)b->nthreads * (size_t)n);
+    }
+    b->Wp = malloc((size_t)rows * (size_t)n * sizeof *b->Wp);
+    b->E = malloc((size_t)rows * (size_t)l->B * sizeof *b->E);
+    b->scratch = malloc(per_thread * sizeof *b->scratch);
+    b->grp = malloc((size_t)n * sizeof *b->grp);
+    b->store = malloc((size_t)n * sizeof *b->store);
+    b->fit_at = calloc((size_t)n, 1);
+    b->row_loss = calloc((size_t)rows, sizeof *b->row_loss);
+    b->row_qerr = calloc((size_t)rows, sizeof *b->row_qerr);
+    b->thread_gemm_s = calloc((size_t)b->nthreads, sizeof *b->thread_gemm_s);
+    if (gg) {
+        b->subs = malloc((size_t)rows * (size_t)(n / gg->sub) * sizeof *b->subs);
+        b->imp = malloc(2 * (size_t)n * sizeof *b->imp);
+    }
+    if (!b->Wp || !b->E || !b->scratch || !b->grp || !b->store || !b->fit_at || !b->row_loss ||
+        !b->row_qerr || !b->thread_gemm_s || (gg && (!b->subs || !b->imp)) ||
+        (n_out && (!b->mask || !b->pos || !b->gather || (l->static_g && !b->lmask)))) {
+        sweep_buffers_free(b);
+        return xf_fail(err, "%s: out of memory for the GPTQ sweep of a [%lld, %lld] weight", name,
+                       (long long)rows, (long long)n);
+    }
+    return 0;
+}
+
+/* Group, storage column and grid-fit points of each quantization position. */
+static void plan_columns(const xf_gptq_factor *f, const sweep_layout *l, sweep_buffers *b)
+{
+    for (int64_t i = 0; i < f->n; i++) {
         const int32_t orig = f->perm[i];
-        if (per_channel) {
-            grp[i] = 0;
-            store[i] = orig;
-            fit_at[i] = i == 0;
-        } else if (static_g) {
-            grp[i] = (int32_t)(orig / g);
-            store[i] = orig;
+        if (l->per_channel) {
+            b->grp[i] = 0;
+            b->store[i] = orig;
+            b->fit_at[i] = i == 0;
+        } else if (l->static_g) {
+            b->grp[i] = (int32_t)(orig / l->g);
+            b->store[i] = orig;
         } else {
-            grp[i] = (int32_t)(i / g);
-            store[i] = store_perm ? (int32_t)i : orig; /* orig == i without a perm */
-            fit_at[i] = i % g == 0;
+            b->grp[i] = (int32_t)(i / l->g);
+            b->store[i] = l->store_perm ? (int32_t)i : orig; /* orig == i without a perm */
+            b->fit_at[i] = i % l->g == 0;
         }
     }
+}
 
-    /* Rows are independent in GPTQ, so every OpenMP thread runs the whole
-     * sweep on its own slice of rows, with its own per-block cblas_sgemm
-     * for the slice's trailing update, and the threads never synchronize.
-     * OpenBLAS is set to one thread meanwhile: alternating OpenMP regions
-     * with multi-threaded BLAS calls on the same cores lets the idle side
-     * spin-wait against the busy one (measured 1.5-50x slower here). */
-    float *imp_l = imp ? imp + n : NULL;
-    for (int64_t i = 0; gg && i < n; i++) {
-        const double d = f->U[i * n + i];
-        imp[i] = (float)(1.0 / (d * d));
-        imp_l[f->perm[i]] = imp[i];
-    }
-    const sweep_ctx ctx = {.n = n, .g = g, .B = B, .U = f->U, .grp = grp, .store = store,
-                           .fit_at = fit_at, .mask = mask, .grid = p->grid, .gg = gg,
-                           .subs = subs, .imp = imp};
-    xf_threads_saved blas_threads;
-    xf_threads_push_blas(1, &blas_threads);
-    if (n_out) { /* OpenMP too, so after BLAS went single-threaded (see above) */
+/* Rows [r0, r1) of Wp: W in quantization order, dead columns zeroed. */
+static void permute_rows(const float *W, const xf_gptq_factor *f, bool identity, float *Wp,
+                         int64_t r0, int64_t r1)
+{
+    const int64_t n = f->n;
+    for (int64_t r = r0; r < r1; r++)
+        if (identity && f->dead_columns == 0)
+            memcpy(Wp + r * n, W + r * n, (size_t)n * sizeof *Wp);
+        else
+            for (int64_t i = 0; i < n; i++)
+                Wp[r * n + i] = f->dead[f->perm[i]] ? 0.0f : W[r * n + f->perm[i]];
+}
+
+/* Static groups: rows [r0, r1)'s grids of logical column groups, fitted on
+ * the original weights before the sweep. vals: n floats; lm: n bytes or NULL. */
+static void fit_static_groups(const sweep_ctx *c, const xf_gptq_factor *f, xf_qweight *out,
+                              const float *Wp, const float *imp_l, int64_t r0, int64_t r1,
+                              float *vals, uint8_t *lm, float *gat)
+{
+    const int64_t n = c->n, g = c->g;
+    for (int64_t r = r0; r < r1; r++) {
         for (int64_t i = 0; i < n; i++)
-            pos[f->perm[i]] = (int32_t)i;
-        if (choose_outliers(W, rows, f, p, g, static_g, pos, n_out, mask, name, err) != 0) {
-            xf_threads_pop(&blas_threads);
-            goto done;
+            vals[f->perm[i]] = Wp[r * n + i];
+        for (int64_t i = 0; lm && i < n; i++)
+            lm[f->perm[i]] = c->mask[r * n + i];
+        for (int64_t gi = 0; gi < out->n_groups; gi++) {
+            int64_t j0 = gi * g, j1 = j0 + g < n ? j0 + g : n;
+            if (c->gg) {
+                xf_ggml_grid_fit(c->gg, vals + j0, imp_l + j0, xf_qweight_block(out, r, gi),
+                                 block_subs(c, out, r, gi));
+                continue;
+            }
+            xf_grid fit = lm ? xf_outliers_fit(&c->grid, vals + j0, lm + j0, j1 - j0, gat)
+                             : xf_grid_fit(&c->grid, vals + j0, j1 - j0);
+            xf_qweight_set_grid(out, r, gi, &fit);
         }
     }
-#pragma omp parallel num_threads(nthreads)
+}
+
+/* The blocked sweep of rows [r0, r1): quantizes Wp in place, accumulates
+ * each row's loss; returns the seconds spent in the trailing GEMMs. */
+static double sweep_rows(const sweep_ctx *c, xf_qweight *out, float *Wp, float *E,
+                         double *row_loss, int64_t r0, int64_t r1, float *vals, float *gat)
+{
+    const int64_t n = c->n, B = c->B, m = r1 - r0;
+    double gs = 0.0;
+    for (int64_t i1 = 0; i1 < n && m > 0; i1 += B) {
+        const int64_t i2 = i1 + B < n ? i1 + B : n;
+        for (int64_t s1 = i1; s1 < i2; s1 += SUB_BLOCK) {
+            const int64_t s2 = s1 + SUB_BLOCK < i2 ? s1 + SUB_BLOCK : i2;
+            for (int64_t ra = r0; ra < r1; ra += ROW_TILE) {
+                const int64_t rb = ra + ROW_TILE < r1 ? ra + ROW_TILE : r1;
+                sweep_tile(c, out, ra, rb, Wp + ra * n, E + ra * B, i1, s1, s2, i2, vals, gat);
+            }
+            if (s2 < i2) /* Wp[rows, s2:i2] -= E[rows, s1:s2] U[s1:s2, s2:i2] */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)(i2 - s2),
+                            (int)(s2 - s1), -1.0f, E + r0 * B + (s1 - i1), (int)B,
+                            c->U + s1 * n + s2, (int)n, 1.0f, Wp + r0 * n + s2, (int)n);
+        }
+        /* loss (w - q)^2 / d^2 = err^2, summed off the serial chain */
+        for (int64_t r = r0; r < r1; r++) {
+            double l = 0.0;
+            for (int64_t k = 0; k < i2 - i1; k++)
+                l += (double)E[r * B + k] * E[r * B + k];
+            row_loss[r] += l;
+        }
+        if (i2 < n) { /* Wp[rows, i2:] -= E[rows, :] U[i1:i2, i2:] */
+            const double tg = xf_now_seconds();
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)(n - i2),
+                        (int)(i2 - i1), -1.0f, E + r0 * B, (int)B, c->U + i1 * n + i2, (int)n,
+                        1.0f, Wp + r0 * n + i2, (int)n);
+            gs += xf_now_seconds() - tg;
+        }
+    }
+    return gs;
+}
+
+/* Rows are independent in GPTQ, so every OpenMP thread runs the whole
+ * sweep on its own slice of rows, with its own per-block cblas_sgemm for
+ * the slice's trailing update, and the threads never synchronize. The
+ * caller has set OpenBLAS to one thread meanwhile: alternating OpenMP
+ * regions with multi-threaded BLAS calls on the same cores lets the idle
+ * side spin-wait against the busy one (measured 1.5-50x slower here). */
+static void sweep_all_rows(const sweep_ctx *c, const xf_gptq_factor *f, const sweep_layout *l,
+                           const float *W, int64_t rows, xf_qweight *out, sweep_buffers *b)
+{
+    const float *imp_l = b->imp ? b->imp + c->n : NULL;
+#pragma omp parallel num_threads(b->nthreads)
     {
         const int T = omp_get_num_threads(), t = omp_get_thread_num();
-        const int64_t r0 = rows * t / T, r1 = rows * (t + 1) / T, m = r1 - r0;
-        float *vals = scratch + (size_t)t * (size_t)scratch_len;
-        float *gat = gather ? gather + (size_t)t * (size_t)scratch_len : NULL;
-        uint8_t *lm = lmask ? lmask + (size_t)t * (size_t)n : NULL;
-        double gs = 0.0;
-        /* Wp = W in quantization order, dead columns zeroed */
-        for (int64_t r = r0; r < r1; r++)
-            if (identity && f->dead_columns == 0)
-                memcpy(Wp + r * n, W + r * n, (size_t)n * sizeof *Wp);
-            else
-                for (int64_t i = 0; i < n; i++)
-                    Wp[r * n + i] = f->dead[f->perm[i]] ? 0.0f : W[r * n + f->perm[i]];
-        if (static_g) /* grids of logical column groups, on the original weights */
-            for (int64_t r = r0; r < r1; r++) {
-                for (int64_t i = 0; i < n; i++)
-                    vals[f->perm[i]] = Wp[r * n + i];
-                for (int64_t i = 0; lm && i < n; i++)
-                    lm[f->perm[i]] = mask[r * n + i];
-                for (int64_t gi = 0; gi < out->n_groups; gi++) {
-                    int64_t j0 = gi * g, j1 = j0 + g < n ? j0 + g : n;
-                    if (gg) {
-                        xf_ggml_grid_fit(gg, vals + j0, imp_l + j0, xf_qweight_block(out, r, gi),
-                                         block_subs(&ctx, out, r, gi));
-                        continue;
-                    }
-                    xf_grid fit = lm ? xf_outliers_fit(&p->grid, vals + j0, lm + j0, j1 - j0, gat)
-                                     : xf_grid_fit(&p->grid, vals + j0, j1 - j0);
-                    xf_qweight_set_grid(out, r, gi, &fit);
-                }
-            }
-        for (int64_t i1 = 0; i1 < n && m > 0; i1 += B) {
-            const int64_t i2 = i1 + B < n ? i1 + B : n;
-            for (int64_t s1 = i1; s1 < i2; s1 += SUB_BLOCK) {
-                const int64_t s2 = s1 + SUB_BLOCK < i2 ? s1 + SUB_BLOCK : i2;
-                for (int64_t ra = r0; ra < r1; ra += ROW_TILE) {
-                    const int64_t rb = ra + ROW_TILE < r1 ? ra + ROW_TILE : r1;
-                    sweep_tile(&ctx, out, ra, rb, Wp + ra * n, E + ra * B, i1, s1, s2, i2, vals,
-                               gat);
-                }
-                if (s2 < i2) /* Wp[rows, s2:i2] -= E[rows, s1:s2] U[s1:s2, s2:i2] */
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)(i2 - s2),
-                                (int)(s2 - s1), -1.0f, E + r0 * B + (s1 - i1), (int)B,
-                                f->U + s1 * n + s2, (int)n, 1.0f, Wp + r0 * n + s2, (int)n);
-            }
-            /* loss (w - q)^2 / d^2 = err^2, summed off the serial chain */
-            for (int64_t r = r0; r < r1; r++) {
-                double l = 0.0;
-                for (int64_t k = 0; k < i2 - i1; k++)
-                    l += (double)E[r * B + k] * E[r * B + k];
-                row_loss[r] += l;
-            }
-            if (i2 < n) { /* Wp[rows, i2:] -= E[rows, :] U[i1:i2, i2:] */
-                const double tg = xf_now_seconds();
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)(n - i2),
-                            (int)(i2 - i1), -1.0f, E + r0 * B, (int)B, f->U + i1 * n + i2,
-                            (int)n, 1.0f, Wp + r0 * n + i2, (int)n);
-                gs += xf_now_seconds() - tg;
-            }
-        }
-        thread_gemm_s[t] = gs;
+        const int64_t r0 = rows * t / T, r1 = rows * (t + 1) / T;
+        float *vals = b->scratch + (size_t)t * (size_t)b->scratch_len;
+        float *gat = b->gather ? b->gather + (size_t)t * (size_t)b->scratch_len : NULL;
+        uint8_t *lm = b->lmask ? b->lmask + (size_t)t * (size_t)c->n : NULL;
+        permute_rows(W, f, l->identity, b->Wp, r0, r1);
+        if (l->static_g)
+            fit_static_groups(c, f, out, b->Wp, imp_l, r0, r1, vals, lm, gat);
+        b->thread_gemm_s[t] = sweep_rows(c, out, b->Wp, b->E, b->row_loss, r0, r1, vals, gat);
     }
-    xf_threads_pop(&blas_threads);
-    double gemm_s = 0.0, gemm_flops = 0.0;
-    for (int t = 0; t < nthreads; t++) /* the threads' GEMMs ran side by side */
-        gemm_s = thread_gemm_s[t] > gemm_s ? thread_gemm_s[t] : gemm_s;
-    for (int64_t i2 = B; i2 < n; i2 += B)
-        gemm_flops += 2.0 * (double)rows * (double)B * (double)(n - i2);
+}
 
-    double loss = 0.0;
-    for (int64_t r = 0; r < rows; r++)
-        loss += row_loss[r];
-    if (!isfinite(loss)) { /* Q itself is always finite: scales are */
-        xf_fail(err, "%s: GPTQ sweep broke down numerically (loss %g, damp %g)", name, loss,
-                f->damp_used);
-        goto done;
-    }
-    /* the kept values are in Wp (fp16 already); built before W is touched */
-    if (n_out && xf_outliers_init_from_mask(&out->outliers, mask, Wp, pos, rows, n, name, err))
-        goto done;
-    /* success: Q back to logical order into W, ||W - Q||^2 on the way */
+/* Q back to logical order into W; each row's ||W - Q||^2 on the way. */
+static void store_result(float *W, int64_t rows, const xf_gptq_factor *f, const float *Wp,
+                         double *row_qerr)
+{
+    const int64_t n = f->n;
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; r++) {
         double s = 0.0;
@@ -442,36 +502,96 @@ int xf_gptq_solve_factored(float *W, int64_t rows, const xf_gptq_factor *f,
         }
         row_qerr[r] = s;
     }
-    if (st) {
-        memset(st, 0, sizeof *st);
-        st->damp_used = f->damp_used;
-        st->retries = f->retries;
-        st->dead_columns = f->dead_columns;
-        st->loss = loss / 2.0; /* the reference stores Losses1 / 2 */
-        for (int64_t r = 0; r < rows; r++)
-            st->qerr += row_qerr[r];
-        st->seconds_factor = f->seconds;
-        st->seconds_sweep = xf_now_seconds() - t0;
-        st->seconds_gemm = gemm_s;
-        st->gemm_flops = gemm_flops;
+}
+
+static void fill_stats(xf_gptq_stats *st, const xf_gptq_factor *f, const sweep_buffers *b,
+                       int64_t rows, int64_t B, double loss, double t0)
+{
+    const int64_t n = f->n;
+    double gemm_s = 0.0, gemm_flops = 0.0;
+    for (int t = 0; t < b->nthreads; t++) /* the threads' GEMMs ran side by side */
+        gemm_s = b->thread_gemm_s[t] > gemm_s ? b->thread_gemm_s[t] : gemm_s;
+    for (int64_t i2 = B; i2 < n; i2 += B)
+        gemm_flops += 2.0 * (double)rows * (double)B * (double)(n - i2);
+    memset(st, 0, sizeof *st);
+    st->damp_used = f->damp_used;
+    st->retries = f->retries;
+    st->dead_columns = f->dead_columns;
+    st->loss = loss / 2.0; /* the reference stores Losses1 / 2 */
+    for (int64_t r = 0; r < rows; r++)
+        st->qerr += b->row_qerr[r];
+    st->seconds_factor = f->seconds;
+    st->seconds_sweep = xf_now_seconds() - t0;
+    st->seconds_gemm = gemm_s;
+    st->gemm_flops = gemm_flops;
+}
+
+int xf_gptq_solve_factored(float *W, int64_t rows, const xf_gptq_factor *f,
+                           const xf_gptq_params *p, xf_qweight *out, xf_gptq_stats *st,
+                           const char *name, xf_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!name)
+        name = "?";
+    const double t0 = xf_now_seconds();
+    const int64_t n = f->n;
+    if (check_solve(W, rows, f, p, name, err) != 0)
+        return -1;
+    const xf_ggml_grid_traits *gg = p->ggml;
+    const sweep_layout l = layout_of(f, p);
+    if (gg ? xf_qweight_init_ggml(out, rows, n, gg, name, err)
+           : xf_qweight_init(out, rows, n, p->grid.bits, l.g, !p->grid.sym, l.store_perm, name,
+                             err))
+        return -1;
+    if (l.store_perm)
+        memcpy(out->perm, f->perm, (size_t)n * sizeof *f->perm);
+
+    const int64_t n_out = xf_outliers_count(p->outliers, rows * n);
+    sweep_buffers b;
+    if (sweep_buffers_alloc(&b, rows, n, &l, gg, n_out, name, err) != 0) {
+        xf_qweight_free(out);
+        return -1;
     }
+    plan_columns(f, &l, &b);
+    for (int64_t i = 0; gg && i < n; i++) { /* GGML fit importance 1 / U_ii^2 */
+        const double d = f->U[i * n + i];
+        b.imp[i] = (float)(1.0 / (d * d));
+        b.imp[n + f->perm[i]] = b.imp[i];
+    }
+    const sweep_ctx ctx = {.n = n, .g = l.g, .B = l.B, .U = f->U, .grp = b.grp,
+                           .store = b.store, .fit_at = b.fit_at, .mask = b.mask,
+                           .grid = p->grid, .gg = gg, .subs = b.subs, .imp = b.imp};
+    int rc = -1;
+    /* OpenBLAS single-threaded for the call's OpenMP regions (see
+     * sweep_all_rows), restored before returning */
+    xf_threads_saved blas_threads;
+    xf_threads_push_blas(1, &blas_threads);
+    if (n_out) {
+        for (int64_t i = 0; i < n; i++)
+            b.pos[f->perm[i]] = (int32_t)i;
+        if (choose_outliers(W, rows, f, p, l.g, l.static_g, b.pos, n_out, b.mask, name, err))
+            goto done;
+    }
+    sweep_all_rows(&ctx, f, &l, W, rows, out, &b);
+    double loss = 0.0;
+    for (int64_t r = 0; r < rows; r++)
+        loss += b.row_loss[r];
+    if (!isfinite(loss)) { /* Q itself is always finite: scales are */
+        xf_fail(err, "%s: GPTQ sweep broke down numerically (loss %g, damp %g)", name, loss,
+                f->damp_used);
+        goto done;
+    }
+    /* the kept values are in Wp (fp16 already); built before W is touched */
+    if (n_out && xf_outliers_init_from_mask(&out->outliers, b.mask, b.Wp, b.pos, rows, n, name,
+                                            err))
+        goto done;
+    store_result(W, rows, f, b.Wp, b.row_qerr);
+    if (st)
+        fill_stats(st, f, &b, rows, l.B, loss, t0);
     rc = 0;
 done:
-    free(Wp);
-    free(E);
-    free(scratch);
-    free(grp);
-    free(store);
-    free(fit_at);
-    free(row_loss);
-    free(row_qerr);
-    free(thread_gemm_s);
-    free(mask);
-    free(pos);
-    free(gather);
-    free(lmask);
-    free(subs);
-    free(imp);
+    xf_threads_pop(&blas_threads);
+    sweep_buffers_free(&b);
     if (rc != 0)
         xf_qweight_free(out);
     return rc;

@@ -7,8 +7,8 @@
  *
  * Grid of one row: q = clamp(round(x / scale) + zero, 0, maxq) with
  * round = round-half-to-even (torch.round), maxq = 2^bits - 1; the value of
- * code q is scale * (q - zero), computed in fp32 exactly like
- * xfq_dequantize. */
+ * code q is scale * (q - zero), computed in fp32 exactly like the .xfq
+ * reader's conversion (xfq_packed_rows_to_f32, formats/xfq_pack.h). */
 #ifndef XF_QUANT_WEIGHTS_GRID_H
 #define XF_QUANT_WEIGHTS_GRID_H
 

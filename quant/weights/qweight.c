@@ -126,27 +126,9 @@ void xf_qweight_dequantize(const xf_qweight *q, float *dst)
         xf_qweight_dequantize_row(q, r, dst + r * q->cols);
 }
 
-xf_dtype xf_qweight_dtype(int bits)
-{
-    switch (bits) {
-    case 2: return XF_DTYPE_Q2;
-    case 3: return XF_DTYPE_Q3;
-    case 4: return XF_DTYPE_Q4;
-    case 8: return XF_DTYPE_Q8;
-    default: return XF_DTYPE_INVALID;
-    }
-}
+xf_dtype xf_qweight_dtype(int bits) { return xf_dtype_packed_for_bits(bits, false); }
 
-xf_dtype xf_qweight_log2_dtype(int bits)
-{
-    switch (bits) {
-    case 2: return XF_DTYPE_L2;
-    case 3: return XF_DTYPE_L3;
-    case 4: return XF_DTYPE_L4;
-    case 8: return XF_DTYPE_L8;
-    default: return XF_DTYPE_INVALID;
-    }
-}
+xf_dtype xf_qweight_log2_dtype(int bits) { return xf_dtype_packed_for_bits(bits, true); }
 
 static void plain_1d(xf_tensor *t, const char *name, xf_dtype dt, int64_t n, const void *data)
 {
@@ -189,6 +171,9 @@ static int export_outliers(const xf_qweight *q, const char *name, xf_qweight_pac
     plain_1d(&out->side[1], out->side_names + name_len, XF_DTYPE_I32, (int64_t)nnz, col);
     plain_1d(&out->side[2], out->side_names + 2 * name_len, XF_DTYPE_F16, (int64_t)nnz, val);
     out->n_side = 3;
+    /* the packed view carries its table: conversions of out->tensor include it */
+    const xf_sparse_outliers so = {&out->side[0], &out->side[1], &out->side[2]};
+    xfq_outliers_attach(&so, &out->tensor);
     return 0;
 }
 

@@ -75,9 +75,9 @@ static inline void xf_qweight_set_grid(xf_qweight *q, int64_t r, int64_t gi, con
     q->zeros[r * q->n_groups + gi] = g->zero;
 }
 
-/* dst[rows * cols], logical column order, values as xfq_dequantize computes
- * them (fp32 scale * (code - zero)), outlier entries replaced as the model
- * loader replaces them. */
+/* dst[rows * cols], logical column order, values as xf_tensor_to_f32
+ * computes them for the exported view (fp32 scale * (code - zero), the
+ * outlier entries replacing theirs). */
 void xf_qweight_dequantize(const xf_qweight *q, float *dst);
 /* One logical row. */
 void xf_qweight_dequantize_row(const xf_qweight *q, int64_t r, float *dst);

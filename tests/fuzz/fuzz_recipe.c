@@ -3,9 +3,11 @@
  * sim/act_quant.h xf_act_scheme_from_json, read through
  * eval/model_scorer.h xf_model_act_scheme as the evaluator does) and the
  * online transforms ("online_transforms", sim/online.h) of a fixed
- * small llama config. An accepted scheme must survive its JSON round trip
- * unchanged. */
+ * small llama config; and its options ("options", or the object itself:
+ * what `--recipe FILE` reads, pipeline/recipe_options.h). An accepted
+ * scheme or option set must survive its JSON round trip unchanged. */
 #include "core/json_util.h"
+#include "pipeline/recipe_options.h"
 #include "eval/model_scorer.h"
 #include "sim/act_quant.h"
 #include "sim/online.h"
@@ -40,6 +42,32 @@ static void check_scheme(const xf_act_scheme *s, int64_t head_dim)
         abort();
     }
     json_decref(j);
+}
+
+/* --recipe's path: accepted options write a JSON that reads back the same */
+static void check_options(const json_t *recipe)
+{
+    xf_error err = {0};
+    xf_quant_recipe q = {0}, back = {0};
+    if (xf_quant_recipe_from_json(&q, recipe, "recipe", NULL, NULL, &err) != 0) {
+        xf_fuzz_check_error(&err, "recipe");
+        return;
+    }
+    if (xf_quant_recipe_check(&q, &err) != 0)
+        xf_fuzz_check_error(&err, "recipe check");
+    json_t *j = xf_quant_options_to_json(&q.o), *k = NULL;
+    if (!j || xf_quant_recipe_from_json(&back, j, "round trip", NULL, NULL, &err) != 0) {
+        fprintf(stderr, "accepted options do not read back: %s\n", err.msg);
+        abort();
+    }
+    if (!(k = xf_quant_options_to_json(&back.o)) || !json_equal(j, k)) {
+        fprintf(stderr, "options changed in their round trip\n");
+        abort();
+    }
+    json_decref(j);
+    json_decref(k);
+    xf_quant_recipe_free(&back);
+    xf_quant_recipe_free(&q);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -82,6 +110,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         xf_online_free(&o);
     } else
         xf_fuzz_check_error(&err, "online_transforms");
+    check_options(recipe);
     json_decref(m.xfq.meta);
     json_decref(cj);
     json_decref(recipe);

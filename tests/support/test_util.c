@@ -57,6 +57,21 @@ void xf_test_rmtree(const char *dir)
     rmdir(dir);
 }
 
+int xf_test_tmpdir_setup(char **dir)
+{
+    *dir = xf_test_tmpdir();
+    return *dir ? 0 : -1;
+}
+
+int xf_test_tmpdir_teardown(char **dir)
+{
+    if (*dir)
+        xf_test_rmtree(*dir);
+    free(*dir);
+    *dir = NULL;
+    return 0;
+}
+
 int xf_test_dir_entries(const char *dir)
 {
     DIR *d = opendir(dir);

@@ -24,6 +24,11 @@ const char *xf_test_shared(const char *rel);
  * xf_test_rmtree. */
 char *xf_test_tmpdir(void);
 void xf_test_rmtree(const char *dir);
+/* The temp-dir fixture of a test group, for its setup and teardown:
+ * *dir = a fresh directory (-1 when none could be made); then removed with
+ * everything in it, freed and set to NULL. */
+int xf_test_tmpdir_setup(char **dir);
+int xf_test_tmpdir_teardown(char **dir);
 /* Entries of a directory other than "." and ".." (-1 if it cannot be
  * opened): how tests check that a failed write left nothing behind. */
 int xf_test_dir_entries(const char *dir);

@@ -1,0 +1,110 @@
+/* xf_quantize: open the model, quantize it with the recipe into an .xfq
+ * (pipeline/quantize_model.h), or into a GGUF when out_path ends in .gguf
+ * (the .xfq then goes to a temp name beside it and is exported with the
+ * default options, its GGML blocks copied exactly). The thread counts and
+ * the progress route are set for the call and restored after it
+ * (api/call.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api/api_status.h"
+#include "api/call.h"
+#include "api/quantize_cmdline.h"
+#include "api/recipe_impl.h"
+#include "core/atomic_file.h"
+#include "core/json_util.h"
+#include "export/export.h"
+#include "model/loader.h"
+#include "pipeline/quantize_model.h"
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* OUT.gguf: the .xfq goes to a temp name beside OUT (the stale-temp sweep
+ * of OUT removes it if this process dies), is exported and removed. */
+static int quantize_to_gguf(xf_loaded_model *m, const xf_quant_options *o, const char *out,
+                            const json_t *cmdline, json_t **summary, xf_error *err)
+{
+    char *prefix = xf_atomic_temp_prefix(out, (long)getpid());
+    size_t len = prefix ? strlen(prefix) + 8 : 0;
+    char *tmp = prefix ? malloc(len) : NULL;
+    if (!tmp) {
+        free(prefix);
+        return xf_fail(err, "%s: out of memory", out);
+    }
+    snprintf(tmp, len, "%sxfqint", prefix);
+    free(prefix);
+    xf_atomic_remove_stale(out);
+    int rc = xf_quantize_model(m, o, tmp, cmdline, summary, err);
+    if (rc == 0) {
+        xf_export_opts eo = {0};
+        json_t *es = NULL;
+        rc = xf_export_gguf(tmp, out, &eo, &es, err);
+        if (rc == 0 && *summary) {
+            json_object_set_new(*summary, "gguf_export", es);
+            json_object_set_new(*summary, "output", json_string(out));
+        } else {
+            json_decref(es);
+        }
+    }
+    unlink(tmp);
+    free(tmp);
+    return rc;
+}
+
+int xf_quantize_cmdline(const char *in_path, const xf_recipe *r, const char *out_path,
+                        const xf_run_opts *run, int argc, char *const *argv, char **summary_json,
+                        xf_status *st)
+{
+    xf_error err = {0};
+    if (summary_json)
+        *summary_json = NULL;
+    if (!r || !in_path || !out_path) {
+        xf_fail(&err, "xf_quantize: needs a recipe, an input and an output path");
+        return xf_api_fail(st, XF_USAGE, &err);
+    }
+    if (xf_quant_recipe_check(&r->q, &err) != 0)
+        return xf_api_fail(st, XF_USAGE, &err);
+    xf_api_call call;
+    xf_api_begin(&call, run);
+    xf_loaded_model m;
+    int rc = xf_model_open(&m, in_path, &err);
+    json_t *summary = NULL;
+    if (rc == 0) {
+        json_t *cmdline = json_array();
+        for (int i = 0; cmdline && i < argc; i++)
+            json_array_append_new(cmdline, json_string(argv[i]));
+        rc = ends_with(out_path, ".gguf")
+                 ? quantize_to_gguf(&m, &r->q.o, out_path, cmdline, &summary, &err)
+                 : xf_quantize_model(&m, &r->q.o, out_path, cmdline, &summary, &err);
+        json_decref(cmdline);
+        xf_model_close(&m);
+    }
+    xf_api_end(&call);
+    if (rc != 0) {
+        json_decref(summary);
+        return xf_api_fail(st, XF_FAIL, &err);
+    }
+    if (summary_json) {
+        *summary_json = xf_json_dump_sorted(summary);
+        if (!*summary_json) {
+            json_decref(summary);
+            xf_fail(&err, "%s: summary: out of memory", out_path);
+            return xf_api_fail(st, XF_FAIL, &err);
+        }
+    }
+    json_decref(summary);
+    xf_api_ok(st);
+    return 0;
+}
+
+XF_API int xf_quantize(const char *in_path, const xf_recipe *r, const char *out_path,
+                       const xf_run_opts *run, char **summary_json, xf_status *st)
+{
+    return xf_quantize_cmdline(in_path, r, out_path, run, 0, NULL, summary_json, st);
+}
