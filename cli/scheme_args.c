@@ -122,8 +122,8 @@ static int inputs_arg(const char *cmd, const char *flag, const char *arg, unsign
     unsigned m = 0;
     for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
          tok = strtok_r(NULL, ",", &save)) {
-        xf_act_input in;
-        if (xf_act_input_from_name(tok, &in) != 0) {
+        xf_lin_input in;
+        if (xf_lin_input_from_name(tok, &in) != 0) {
             *rc = xf_usage_error(cmd, "%s: '%s' is not one of qkv, o, mlp, down", flag, tok);
             return 1;
         }

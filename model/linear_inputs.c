@@ -15,7 +15,7 @@ const char *xf_lin_input_name(xf_lin_input in)
 int xf_lin_input_from_name(const char *name, xf_lin_input *out)
 {
     for (int i = 0; i < XF_IN_COUNT; i++)
-        if (strcmp(name, input_names[i]) == 0) {
+        if (name && strcmp(name, input_names[i]) == 0) {
             *out = (xf_lin_input)i;
             return 0;
         }
@@ -29,9 +29,10 @@ static const int input_of_role[XF_LIN_COUNT] = {
     [XF_LIN_DOWN] = XF_IN_DOWN,
 };
 
-int xf_lin_input_of_role(xf_linear_role role)
+xf_lin_input xf_lin_input_of_role(xf_linear_role role)
 {
-    return (int)role >= 0 && role < XF_LIN_COUNT ? input_of_role[role] : -1;
+    return (int)role >= 0 && role < XF_LIN_COUNT ? (xf_lin_input)input_of_role[role]
+                                                  : XF_IN_COUNT;
 }
 
 int xf_lin_input_readers(const xf_model_config *cfg, xf_lin_input in,

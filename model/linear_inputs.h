@@ -36,9 +36,9 @@ typedef enum xf_lin_input {
 const char *xf_lin_input_name(xf_lin_input in);
 /* -1 for an unknown name. */
 int xf_lin_input_from_name(const char *name, xf_lin_input *out);
-/* The input a role reads (K and V read qkv, GATE and UP mlp); -1 for a
- * value that is no linear role. */
-int xf_lin_input_of_role(xf_linear_role role);
+/* The input a role reads (K and V read qkv, GATE and UP mlp); XF_IN_COUNT
+ * for a value that is no linear role. */
+xf_lin_input xf_lin_input_of_role(xf_linear_role role);
 
 /* The linears of cfg's family that read `in`, in true-sequential order
  * (the order GPTQ quantizes them; r[0] is the role the hooks report the

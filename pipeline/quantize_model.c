@@ -609,15 +609,14 @@ static int check_scheme_fits(const xf_act_scheme *s, const xf_model_config *cfg,
                              const char *path, xf_error *err)
 {
     if (s->act_bits > 0 && s->act_group > 0) {
-        const int64_t width[XF_ACT_IN_COUNT] = {
-            [XF_ACT_IN_QKV] = cfg->hidden, [XF_ACT_IN_O] = cfg->n_heads * cfg->head_dim,
-            [XF_ACT_IN_MLP] = cfg->hidden, [XF_ACT_IN_DOWN] = cfg->intermediate};
-        for (int i = 0; i < XF_ACT_IN_COUNT; i++)
-            if ((s->act_inputs & (1u << i)) && width[i] % s->act_group != 0)
+        for (int i = 0; i < XF_IN_COUNT; i++) {
+            const int64_t width = xf_lin_input_width(cfg, (xf_lin_input)i);
+            if ((s->act_inputs & (1u << i)) && width % s->act_group != 0)
                 return xf_fail(err, "%s: --act-group %lld does not divide the %lld channels of "
                                     "the %s input",
-                               path, (long long)s->act_group, (long long)width[i],
-                               xf_act_input_name((xf_act_input)i));
+                               path, (long long)s->act_group, (long long)width,
+                               xf_lin_input_name((xf_lin_input)i));
+        }
     }
     int64_t g;
     if (s->kv_bits > 0 && xf_act_scheme_kv_group(s, cfg->head_dim, &g, err) != 0)
