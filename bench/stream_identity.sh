@@ -5,6 +5,8 @@
 # log2-base searches, --gguf-type, rtn, stats) on the shared models with
 # BIN, writing the outputs into OUT_DIR; with REF_DIR, cmp's each output
 # against the file of the same name there and prints SAME/DIFF per command.
+# EXTRA="DIR..." adds other model directories (e.g. random OPT / GPT-2
+# models with a tokenizer) with a subset of the commands.
 # Usage: bench/stream_identity.sh BIN OUT_DIR [REF_DIR]
 set -uo pipefail
 bin=$1 out=$2 ref=${3:-}
@@ -49,5 +51,17 @@ for m in st nv; do
   run ${m}_rtn_smooth  $bin rtn --bits 4 --group 32 --smooth 0.5 --act-bits 8 --calib $C $A $M $w/${m}_rtn_smooth.xfq
   run ${m}_gptq_v2_ao  $bin gptq --bits 4 --group 32 --gptq-v2 --act-order --static-groups --kv-bits 4 --attn-prob-bits 6 --calib $C $A $M $w/${m}_gptq_v2_ao.xfq
   run ${m}_stats       sh -c "$bin stats --json --calib $C $A $M > $w/${m}_stats.json"
+done
+i=0
+for M in ${EXTRA:-}; do
+  m=x$i C=$st_c A="--nsamples 4 --seqlen 32 --seed 3"; i=$((i + 1))
+  run ${m}_gptq        $bin gptq --bits 4 --group 32 --calib $C $A $M $w/${m}_gptq.xfq
+  run ${m}_gptq_ao_v2  $bin gptq --bits 3 --group 32 --act-order --gptq-v2 --act-bits 8 --kv-bits 8 --calib $C $A $M $w/${m}_gptq_ao_v2.xfq
+  run ${m}_smooth      $bin gptq --bits 4 --group 32 --smooth 0.5 --calib $C $A $M $w/${m}_smooth.xfq
+  run ${m}_stats       sh -c "$bin stats --json --calib $C $A $M > $w/${m}_stats.json"
+  # post-LN OPT cannot be rotated (refused alike by both)
+  grep -q '"do_layer_norm_before": false' "$M/config.json" && continue
+  run ${m}_had         $bin gptq --bits 4 --group 32 --rotate hadamard --gptq-v2 --act-bits 8 --calib $C $A $M $w/${m}_had.xfq
+  run ${m}_learned     $bin gptq --bits 4 --group 32 --rotate learned --rotate-steps 3 --calib $C $A $M $w/${m}_learned.xfq
 done
 exit $fail
