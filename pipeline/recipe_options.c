@@ -277,8 +277,8 @@ static int set_inputs(const xf_recipe_row *row, xf_quant_recipe *r, const char *
     unsigned m = 0;
     for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
          tok = strtok_r(NULL, ",", &save)) {
-        xf_act_input in;
-        if (xf_act_input_from_name(tok, &in) != 0)
+        xf_lin_input in;
+        if (xf_lin_input_from_name(tok, &in) != 0)
             return xf_fail(err, "%s: '%s' is not one of qkv, o, mlp, down", name, tok);
         m |= 1u << in;
     }
@@ -292,10 +292,10 @@ static json_t *get_inputs(const xf_recipe_row *row, const xf_quant_options *o)
 {
     unsigned m = *(const unsigned *)cfield(row, o);
     char buf[64] = "";
-    for (int i = 0; i < XF_ACT_IN_COUNT; i++)
+    for (int i = 0; i < XF_IN_COUNT; i++)
         if (m & (1u << i))
             snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%s", buf[0] ? "," : "",
-                     xf_act_input_name((xf_act_input)i));
+                     xf_lin_input_name((xf_lin_input)i));
     return json_string(buf);
 }
 
