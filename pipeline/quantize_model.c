@@ -24,25 +24,6 @@
 #include "quant/transform/smooth.h"
 #include "pipeline/xfq_out.h"
 
-void xf_quant_options_defaults(xf_quant_options *o, xf_quant_method method)
-{
-    memset(o, 0, sizeof *o);
-    o->method = method;
-    o->grid.bits = 4;
-    o->grid.sym = false;
-    o->grid.clip = XF_CLIP_NONE;
-    o->group = 128;
-    o->damp = 0.01;
-    o->block = 128;
-    o->nsamples = 128;
-    o->seqlen = 0;
-    o->seed = 0;
-    o->calib_format = XF_CALIB_AUTO;
-    xf_act_scheme_default(&o->act);
-    o->rotate_steps = 100;
-    o->rotate_lr = 1.5;
-}
-
 /* Bits of one tensor under the --tensor-bits rules (validated up front by
  * xf_quantize_model, so a compile failure here cannot happen; it falls
  * back to the default bits). Compiled per call: a few regexes per tensor
