@@ -84,14 +84,14 @@ static json_t *report_json(const stats_args *a, const xf_loaded_model *m,
 {
     json_t *rows = json_array();
     for (int64_t l = 0; l < st->n_layers; l++)
-        for (int in = 0; in < XF_STATS_IN_COUNT; in++) {
+        for (int in = 0; in < XF_IN_COUNT; in++) {
             json_t *o = xf_act_stats_json(xf_model_act_stats_at(st, l, in), a->top);
             if (!o) {
                 json_decref(rows);
                 return NULL;
             }
             json_object_set_new(o, "layer", json_integer(l));
-            json_object_set_new(o, "input", json_string(xf_stats_input_name(in)));
+            json_object_set_new(o, "input", json_string(xf_lin_input_name(in)));
             json_array_append_new(rows, o);
         }
     return json_pack("{s:s, s:s, s:I, s:I, s:O, s:I, s:I, s:o}", "model", a->in, "model_type",
@@ -114,7 +114,7 @@ static const char *fmt_num(char *buf, size_t cap, double v, int prec, const char
 
 /* One table row: layer, input, width, absmax, kurtosis, top-1% energy
  * share, largest/median channel absmax, top channels as ch:absmax. */
-static int print_row(FILE *out, int64_t layer, xf_stats_input in, const xf_act_stats *s, int64_t k,
+static int print_row(FILE *out, int64_t layer, xf_lin_input in, const xf_act_stats *s, int64_t k,
                      xf_act_channel *top)
 {
     int64_t nt = xf_act_stats_top(s, k, top);
@@ -123,7 +123,7 @@ static int print_row(FILE *out, int64_t layer, xf_stats_input in, const xf_act_s
     char l[24], w[24], amax[32], kurt[32], share[32], ratio[32];
     snprintf(l, sizeof l, "%lld", (long long)layer);
     snprintf(w, sizeof w, "%lld", (long long)s->cols);
-    fprintf(out, ROW_FORMAT, l, xf_stats_input_name(in), w,
+    fprintf(out, ROW_FORMAT, l, xf_lin_input_name(in), w,
            fmt_num(amax, sizeof amax, xf_act_stats_absmax(s), 3, ""),
            fmt_num(kurt, sizeof kurt, xf_act_stats_kurtosis(s), 2, ""),
            fmt_num(share, sizeof share, 100.0 * xf_act_stats_top_pct_energy_share(s), 1, "%"),
@@ -156,7 +156,7 @@ static int report_text(FILE *out, const stats_args *a, const xf_loaded_model *m,
         return -1;
     int rc = 0;
     for (int64_t l = 0; l < st->n_layers && rc == 0; l++)
-        for (int in = 0; in < XF_STATS_IN_COUNT && rc == 0; in++)
+        for (int in = 0; in < XF_IN_COUNT && rc == 0; in++)
             rc = print_row(out, l, in, xf_model_act_stats_at(st, l, in), a->top, top);
     free(top);
     return rc;

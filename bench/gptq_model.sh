@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Whole-model GPTQ: wall time and peak RSS of `xfquant gptq`, against the
 # memory bound the design promises: the fp16 model (mmapped) + one decoder
-# block's weights in fp32 (x2 with --gptq-v2) + the calibration activations
-# (nsamples x seqlen x hidden fp32, x2 with --gptq-v2) + one Hessian.
+# block's weights in fp32 (x2 with --gptq-v2) + the calibration stream
+# (nsamples x seqlen x (hidden + the widest linear input) fp32: the hidden
+# states and each window's pending input, model/block_stream.h; x2 with
+# --gptq-v2) + one Hessian.
 # Usage: bench/gptq_model.sh [BUILD_DIR] [MODEL] [CALIB] [SEQLEN] [extra gptq flags...]
 set -euo pipefail
 build=${1:-build}
@@ -26,7 +28,7 @@ heads, kv = cfg["num_attention_heads"], cfg.get("num_key_value_heads", cfg["num_
 hd = h // heads
 block = 4 * (h * heads * hd + 2 * h * kv * hd + heads * hd * h + 3 * h * inter)
 weights = sum(os.path.getsize(os.path.join(model, f)) for f in os.listdir(model) if f.endswith(".safetensors"))
-acts = 4 * 128 * seqlen * h
+acts = 4 * 128 * seqlen * (h + max(h, heads * hd, inter))
 hess = 8 * max(h, inter) ** 2 * 2
 bound = weights + block + acts + hess
 print(f"gptq wall {wall}  peak RSS {rss_kb/1024:.1f} MiB  bound {bound/2**20:.1f} MiB "

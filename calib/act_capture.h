@@ -1,13 +1,13 @@
 /* Activation statistics (act_stats.h) of every layer's linear inputs,
  * captured by running the full-precision model on calibration windows
- * (model/forward.h: xf_runner with an on_linear_input hook).
+ * (model/block_stream.h: the calibration stream, with an on_linear_input
+ * hook).
  *
  * The four distinct inputs of a decoder layer, in the order the forward
  * pass reaches them, are the ones the hook exposes: the q/k/v input, the
  * attention output entering o_proj, the MLP input (llama gate/up, OPT fc1,
- * GPT-2 c_fc) and the down_proj / fc2 input. (sim/act_quant.h names the
- * same four for activation quantization; calib/ sits below quant/, so the
- * enum is repeated here rather than shared.) */
+ * GPT-2 c_fc) and the down_proj / fc2 input: model/linear_inputs.h's
+ * xf_lin_input, the kinds activation quantization names too. */
 #ifndef XF_CALIB_ACT_CAPTURE_H
 #define XF_CALIB_ACT_CAPTURE_H
 
@@ -15,38 +15,29 @@
 
 #include "calib/act_stats.h"
 #include "core/error.h"
+#include "model/linear_inputs.h"
 #include "model/weights.h"
-
-typedef enum xf_stats_input {
-    XF_STATS_IN_QKV = 0, /* role XF_LIN_Q */
-    XF_STATS_IN_O,       /* XF_LIN_O */
-    XF_STATS_IN_MLP,     /* XF_LIN_GATE (llama family) or XF_LIN_UP (OPT, GPT-2) */
-    XF_STATS_IN_DOWN,    /* XF_LIN_DOWN */
-    XF_STATS_IN_COUNT
-} xf_stats_input;
-
-/* "qkv", "o", "mlp", "down"; NULL out of range. */
-const char *xf_stats_input_name(xf_stats_input in);
 
 typedef struct xf_model_act_stats {
     int64_t n_layers;
     int64_t windows, tokens; /* what was run */
-    xf_act_stats *inputs;    /* [n_layers * XF_STATS_IN_COUNT], layer-major */
+    xf_act_stats *inputs;    /* [n_layers * XF_IN_COUNT], layer-major */
 } xf_model_act_stats;
 
 /* Runs windows 0..nsamples-1 of `tokens` ([nsamples, T], contiguous)
- * through mw and accumulates every input of every layer. Each pass stops
- * at the last layer's down input (the LM head and the last down_proj are
- * not needed). Shows a progress line on a TTY. */
+ * through mw block by block (holding [nsamples, T, hidden] hidden states)
+ * and accumulates every input of every layer, windows in order. The
+ * stream stops at the last layer's down input (the LM head and the last
+ * down_proj are not needed). Shows a progress line on a TTY. */
 int xf_model_act_stats_collect(xf_model_act_stats *st, const xf_model_weights *mw,
                                const int32_t *tokens, int64_t nsamples, int64_t T,
                                xf_error *err);
 void xf_model_act_stats_free(xf_model_act_stats *st);
 
 static inline const xf_act_stats *xf_model_act_stats_at(const xf_model_act_stats *st,
-                                                        int64_t layer, xf_stats_input in)
+                                                        int64_t layer, xf_lin_input in)
 {
-    return &st->inputs[layer * XF_STATS_IN_COUNT + in];
+    return &st->inputs[layer * XF_IN_COUNT + in];
 }
 
 #endif

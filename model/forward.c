@@ -174,21 +174,28 @@ static void linear(const xf_dense_layer *dl, xf_linear_role r, const float *x, i
     xf_op_linear(x, T, dl->in[r], dl->w[r], dl->b[r], dl->out[r], y);
 }
 
-/* h += o(attn(x)) with x = attn_norm(h) (pre-norm) or h (post-norm). */
-static int attention_block(xf_workspace *ws, const xf_dense_layer *dl, float *h, int64_t T,
-                           const xf_forward_hooks *hooks, xf_error *err)
+/* The layer's five parts, each from one point (forward.h xf_layer_point)
+ * to the next. The input pending at a point lives in the workspace
+ * (xf_forward_pending_input); h holds the residual stream throughout. */
+
+/* START -> AT_QKV: x = attn_norm(h) (pre-norm) or h (post-norm). */
+static int part_qkv_input(xf_workspace *ws, const xf_dense_layer *dl, float *h, int64_t T,
+                          const xf_forward_hooks *hooks, xf_error *err)
 {
     const xf_model_config *c = &ws->cfg;
-    const int64_t H = c->hidden, qd = ws->q_dim, kvd = ws->kv_dim;
     if (c->norm_before)
         norm_rows(ws, h, ws->x, T, dl->attn_norm_w, dl->attn_norm_b);
     else
-        memcpy(ws->x, h, (size_t)(T * H) * sizeof *h);
-    {
-        int hr = hook_input(hooks, dl->layer, XF_LIN_Q, ws->x, T, H, err);
-        if (hr != 0)
-            return hr;
-    }
+        memcpy(ws->x, h, (size_t)(T * c->hidden) * sizeof *h);
+    return hook_input(hooks, dl->layer, XF_LIN_Q, ws->x, T, c->hidden, err);
+}
+
+/* AT_QKV -> AT_O: attn = attention(q(x), k(x), v(x)). */
+static int part_attention(xf_workspace *ws, const xf_dense_layer *dl, int64_t T,
+                          const xf_forward_hooks *hooks, xf_error *err)
+{
+    const xf_model_config *c = &ws->cfg;
+    const int64_t qd = ws->q_dim, kvd = ws->kv_dim;
     if (c->fused_qkv) {
         /* GPT-2 c_attn: one [T, q|k|v] product, split in that order */
         const int64_t w3 = qd + 2 * kvd;
@@ -212,77 +219,111 @@ static int attention_block(xf_workspace *ws, const xf_dense_layer *dl, float *h,
         hooks->on_kv(hooks->user, dl->layer, ws->k, ws->v, T, c->n_kv_heads, c->head_dim, err) !=
             0)
         return -1;
-    {
-        int hr = xf_op_attention_hooked(ws->q, ws->k, ws->v, ws->attn, T, c->n_heads,
-                                        c->n_kv_heads, c->head_dim, ws->scores, ws->score_heads,
-                                        hooks ? hooks->on_attn_probs : NULL,
-                                        hooks ? hooks->user : NULL, dl->layer, err);
-        if (hr != 0)
-            return hr < 0 ? -1 : hr;
-    }
-    {
-        int hr = hook_input(hooks, dl->layer, XF_LIN_O, ws->attn, T, qd, err);
-        if (hr != 0)
-            return hr;
-    }
+    int hr = xf_op_attention_hooked(ws->q, ws->k, ws->v, ws->attn, T, c->n_heads, c->n_kv_heads,
+                                    c->head_dim, ws->scores, ws->score_heads,
+                                    hooks ? hooks->on_attn_probs : NULL,
+                                    hooks ? hooks->user : NULL, dl->layer, err);
+    if (hr != 0)
+        return hr < 0 ? -1 : hr;
+    return hook_input(hooks, dl->layer, XF_LIN_O, ws->attn, T, qd, err);
+}
+
+/* AT_O -> AT_MLP: h += o(attn) (then attn_norm for post-norm), x =
+ * mlp_norm(h) (pre-norm) or h. */
+static int part_mlp_input(xf_workspace *ws, const xf_dense_layer *dl, float *h, int64_t T,
+                          const xf_forward_hooks *hooks, xf_error *err)
+{
+    const xf_model_config *c = &ws->cfg;
+    const int64_t H = c->hidden;
     linear(dl, XF_LIN_O, ws->attn, T, ws->y);
     xf_op_add(h, ws->y, T * H);
     if (!c->norm_before)
         norm_rows(ws, h, h, T, dl->attn_norm_w, dl->attn_norm_b);
-    return 0;
-}
-
-/* h += down(act(gate(x)) * up(x)) (llama) or fc2(act(fc1(x))) (OPT, GPT-2). */
-static int mlp_block(xf_workspace *ws, const xf_dense_layer *dl, float *h, int64_t T,
-                     const xf_forward_hooks *hooks, xf_error *err)
-{
-    const xf_model_config *c = &ws->cfg;
-    const int64_t H = c->hidden, I = c->intermediate;
     if (c->norm_before)
         norm_rows(ws, h, ws->x, T, dl->mlp_norm_w, dl->mlp_norm_b);
     else
         memcpy(ws->x, h, (size_t)(T * H) * sizeof *h);
+    /* reported as GATE when a gate reads it (llama), else as UP */
+    xf_linear_role role = dl->w[XF_LIN_GATE] ? XF_LIN_GATE : XF_LIN_UP;
+    return hook_input(hooks, dl->layer, role, ws->x, T, H, err);
+}
+
+/* AT_MLP -> AT_DOWN: a = act(gate(x)) * up(x) (llama) or act(fc1(x)). */
+static int part_mlp_act(xf_workspace *ws, const xf_dense_layer *dl, int64_t T,
+                        const xf_forward_hooks *hooks, xf_error *err)
+{
+    const xf_model_config *c = &ws->cfg;
+    const int64_t I = c->intermediate;
     if (dl->w[XF_LIN_GATE]) {
-        {
-            int hr = hook_input(hooks, dl->layer, XF_LIN_GATE, ws->x, T, H, err);
-            if (hr != 0)
-                return hr;
-        }
         linear(dl, XF_LIN_GATE, ws->x, T, ws->mlp_a);
         linear(dl, XF_LIN_UP, ws->x, T, ws->mlp_b);
         xf_op_act_gated(c->act, ws->mlp_a, ws->mlp_b, T * I);
     } else {
-        {
-            int hr = hook_input(hooks, dl->layer, XF_LIN_UP, ws->x, T, H, err);
-            if (hr != 0)
-                return hr;
-        }
         linear(dl, XF_LIN_UP, ws->x, T, ws->mlp_a);
         xf_op_act(c->act, ws->mlp_a, T * I);
     }
-    {
-        int hr = hook_input(hooks, dl->layer, XF_LIN_DOWN, ws->mlp_a, T, I, err);
-        if (hr != 0)
-            return hr;
-    }
+    return hook_input(hooks, dl->layer, XF_LIN_DOWN, ws->mlp_a, T, I, err);
+}
+
+/* AT_DOWN -> END: h += down(a) (then mlp_norm for post-norm). */
+static int part_down(xf_workspace *ws, const xf_dense_layer *dl, float *h, int64_t T)
+{
+    const xf_model_config *c = &ws->cfg;
     linear(dl, XF_LIN_DOWN, ws->mlp_a, T, ws->y);
-    xf_op_add(h, ws->y, T * H);
+    xf_op_add(h, ws->y, T * c->hidden);
     if (!c->norm_before)
         norm_rows(ws, h, h, T, dl->mlp_norm_w, dl->mlp_norm_b);
+    return 0;
+}
+
+static int run_part(xf_workspace *ws, const xf_dense_layer *dl, float *h, int64_t T,
+                    xf_layer_point from, const xf_forward_hooks *hooks, xf_error *err)
+{
+    switch (from) {
+    case XF_AT_START: return part_qkv_input(ws, dl, h, T, hooks, err);
+    case XF_AT_QKV: return part_attention(ws, dl, T, hooks, err);
+    case XF_AT_O: return part_mlp_input(ws, dl, h, T, hooks, err);
+    case XF_AT_MLP: return part_mlp_act(ws, dl, T, hooks, err);
+    case XF_AT_DOWN: return part_down(ws, dl, h, T);
+    case XF_AT_END: break;
+    }
+    return 0;
+}
+
+float *xf_forward_pending_input(xf_workspace *ws, xf_layer_point at, int64_t *cols)
+{
+    switch (at) {
+    case XF_AT_QKV:
+    case XF_AT_MLP: *cols = ws->cfg.hidden; return ws->x;
+    case XF_AT_O: *cols = ws->q_dim; return ws->attn;
+    case XF_AT_DOWN: *cols = ws->cfg.intermediate; return ws->mlp_a;
+    default: *cols = 0; return NULL;
+    }
+}
+
+int xf_forward_layer_span(xf_workspace *ws, const xf_dense_layer *dl, float *h, int64_t T,
+                          xf_layer_point from, xf_layer_point to, const xf_forward_hooks *hooks,
+                          xf_error *err)
+{
+    if (check_T(ws, T, err) != 0 || check_layer(ws, dl, err) != 0)
+        return -1;
+    if (from < XF_AT_START || to > XF_AT_END || from >= to)
+        return xf_fail(err, "layer %d: no forward span from point %d to %d", dl->layer,
+                       (int)from, (int)to);
+    for (xf_layer_point p = from; p < to; p++) {
+        int rc = run_part(ws, dl, h, T, p, hooks, err);
+        if (rc < 0)
+            return xf_fail_prefix(err, "layer %d", dl->layer);
+        if (rc != 0)
+            return rc; /* XF_HOOK_STOP */
+    }
     return 0;
 }
 
 int xf_forward_layer(xf_workspace *ws, const xf_dense_layer *dl, float *h, int64_t T,
                      const xf_forward_hooks *hooks, xf_error *err)
 {
-    if (check_T(ws, T, err) != 0 || check_layer(ws, dl, err) != 0)
-        return -1;
-    int rc = attention_block(ws, dl, h, T, hooks, err);
-    if (rc == 0)
-        rc = mlp_block(ws, dl, h, T, hooks, err);
-    if (rc < 0)
-        return xf_fail_prefix(err, "layer %d", dl->layer);
-    return rc; /* 0, or XF_HOOK_STOP */
+    return xf_forward_layer_span(ws, dl, h, T, XF_AT_START, XF_AT_END, hooks, err);
 }
 
 int xf_forward_final(xf_workspace *ws, const xf_dense_head *hd, const float *h, int64_t T,

@@ -31,6 +31,7 @@
 
 #include "core/error.h"
 #include "model/config.h"
+#include "model/linear_inputs.h"
 #include "model/weights.h"
 
 /* ---- fp32 weights ------------------------------------------------------ */
@@ -156,6 +157,42 @@ int xf_forward_embed(xf_workspace *ws, const xf_model_weights *mw, const int32_t
 /* Runs one decoder layer in place on h [T, hidden]. hooks may be NULL. */
 int xf_forward_layer(xf_workspace *ws, const xf_dense_layer *dl, float *h, int64_t T,
                      const xf_forward_hooks *hooks, xf_error *err);
+
+/* Where one decoder layer's forward pass stands: before the layer, at one
+ * of its four linear inputs (model/linear_inputs.h; that input's hook has
+ * been called, the linears reading it have not run), or after the layer.
+ * A pass can stop at a point and resume from it later, with the linears
+ * that read the pending input replaced in between (true-sequential GPTQ
+ * quantizes them there): the state at a point is h plus the pending input,
+ * which lives in the workspace (xf_forward_pending_input). */
+typedef enum xf_layer_point {
+    XF_AT_START = 0, /* h holds the layer's input */
+    XF_AT_QKV,       /* = XF_AT_START + 1 + XF_IN_QKV, and so on */
+    XF_AT_O,
+    XF_AT_MLP,
+    XF_AT_DOWN,
+    XF_AT_END        /* h holds the layer's output */
+} xf_layer_point;
+
+static inline xf_layer_point xf_layer_point_at(xf_lin_input in)
+{
+    return (xf_layer_point)(XF_AT_QKV + (int)in);
+}
+
+/* Runs layer dl on h [T, hidden] from point `from` to point `to` (from <
+ * to), calling the hooks met on the way. A span starting at an input reads
+ * it from the workspace buffer xf_forward_pending_input names (the caller
+ * puts it back there when it resumes another window in between); one
+ * ending at an input leaves it there. xf_forward_layer is the span START
+ * -> END. Returns 0, -1, or XF_HOOK_STOP when a hook stopped it (h and
+ * the workspace then hold partial results). */
+int xf_forward_layer_span(xf_workspace *ws, const xf_dense_layer *dl, float *h, int64_t T,
+                          xf_layer_point from, xf_layer_point to, const xf_forward_hooks *hooks,
+                          xf_error *err);
+/* The workspace buffer holding the input pending at point `at`, [T, *cols]
+ * row-major (ws->x, ws->attn, ws->x, ws->mlp_a); NULL (cols 0) at START and
+ * END. */
+float *xf_forward_pending_input(xf_workspace *ws, xf_layer_point at, int64_t *cols);
 
 /* logits [T, vocab] = head(final_norm(h)); h is left unchanged. */
 int xf_forward_final(xf_workspace *ws, const xf_dense_head *hd, const float *h, int64_t T,

@@ -9,6 +9,7 @@
 #include "calib/sampling.h"
 #include "core/log.h"
 #include "core/progress.h"
+#include "model/block_stream.h"
 #include "model/forward.h"
 #include "model/ops.h"
 #include "quant/search/act_calib.h"
@@ -22,25 +23,6 @@
 #include "quant/weights/rtn.h"
 #include "quant/transform/smooth.h"
 #include "pipeline/xfq_out.h"
-
-void xf_quant_options_defaults(xf_quant_options *o, xf_quant_method method)
-{
-    memset(o, 0, sizeof *o);
-    o->method = method;
-    o->grid.bits = 4;
-    o->grid.sym = false;
-    o->grid.clip = XF_CLIP_NONE;
-    o->group = 128;
-    o->damp = 0.01;
-    o->block = 128;
-    o->nsamples = 128;
-    o->seqlen = 0;
-    o->seed = 0;
-    o->calib_format = XF_CALIB_AUTO;
-    xf_act_scheme_default(&o->act);
-    o->rotate_steps = 100;
-    o->rotate_lr = 1.5;
-}
 
 /* Bits of one tensor under the --tensor-bits rules (validated up front by
  * xf_quantize_model, so a compile failure here cannot happen; it falls
@@ -57,28 +39,6 @@ static int bits_for(const xf_quant_options *o, const char *name)
     int b = xf_tensor_bits_for(&tb, name, o->grid.bits);
     xf_tensor_bits_free(&tb);
     return b;
-}
-
-/* The linears that read one distinct input, in true-sequential order. */
-typedef struct lin_group {
-    xf_linear_role input_role; /* role under which the forward hook reports the input */
-    xf_linear_role roles[3];
-    int n;
-} lin_group;
-
-static int sequential_groups(const xf_model_config *cfg, lin_group g[4])
-{
-    if (cfg->family == XF_FAMILY_LLAMA) {
-        g[0] = (lin_group){XF_LIN_Q, {XF_LIN_Q, XF_LIN_K, XF_LIN_V}, 3};
-        g[2] = (lin_group){XF_LIN_GATE, {XF_LIN_GATE, XF_LIN_UP}, 2};
-    } else {
-        g[0] = cfg->fused_qkv ? (lin_group){XF_LIN_Q, {XF_LIN_Q}, 1}
-                              : (lin_group){XF_LIN_Q, {XF_LIN_Q, XF_LIN_K, XF_LIN_V}, 3};
-        g[2] = (lin_group){XF_LIN_UP, {XF_LIN_UP}, 1};
-    }
-    g[1] = (lin_group){XF_LIN_O, {XF_LIN_O}, 1};
-    g[3] = (lin_group){XF_LIN_DOWN, {XF_LIN_DOWN}, 1};
-    return 4;
 }
 
 static json_t *recipe_json(const xf_quant_options *o)
@@ -263,30 +223,6 @@ static int quantize_rtn(xf_loaded_model *m, const xf_quant_options *o,
 
 /* ---- GPTQ --------------------------------------------------------------- */
 
-typedef struct capture_ctx {
-    int layer;
-    xf_linear_role role;
-    xf_hessian *hess; /* accumulates the input's Hessian, or NULL */
-    float *copy;      /* receives the input [rows, cols], or NULL */
-} capture_ctx;
-
-static int capture_input(void *user, int layer, xf_linear_role role, float *x, int64_t rows,
-                         int64_t cols, xf_error *err)
-{
-    capture_ctx *c = user;
-    if (layer != c->layer || role != c->role)
-        return 0;
-    if (c->hess && cols != c->hess->d)
-        return xf_fail(err, "layer %d %s input has %lld columns, the Hessian %lld", layer,
-                       xf_linear_role_name(role), (long long)cols, (long long)c->hess->d);
-    if (c->hess && xf_hessian_add(c->hess, x, rows, err) != 0)
-        return -1;
-    if (c->copy)
-        memcpy(c->copy, x, (size_t)(rows * cols) * sizeof *x);
-    /* the rest of the layer is not needed for this group's Hessian */
-    return XF_HOOK_STOP;
-}
-
 static json_t *gptq_stats_json(const xf_gptq_stats *s)
 {
     return json_pack("{s:f, s:f, s:f, s:I, s:i}", "damp", s->damp_used, "loss", s->loss, "qerr",
@@ -362,29 +298,12 @@ static int prepare_calibration(xf_loaded_model *m, const xf_quant_options *o, in
     return 0;
 }
 
-/* Runs layer dl on every calibration sample (in a scratch copy), feeding
- * the hooks; `inplace` updates the stored hidden states instead. */
-static int run_layer_all(xf_workspace *ws, const xf_dense_layer *dl, float *h_all, float *tmp,
-                         int64_t nsamples, int64_t T, int64_t hidden,
-                         const xf_forward_hooks *hooks, bool inplace, xf_error *err)
-{
-    size_t win = (size_t)(T * hidden);
-    for (int64_t s = 0; s < nsamples; s++) {
-        float *h = h_all + (size_t)s * win;
-        if (!inplace) {
-            memcpy(tmp, h, win * sizeof *tmp);
-            h = tmp;
-        }
-        if (xf_forward_layer(ws, dl, h, T, hooks, err) < 0)
-            return -1;
-    }
-    return 0;
-}
-
+/* GPTQ of the LM head on the final norm of the stream's last hidden
+ * states. */
 static int gptq_head(xf_loaded_model *m, const xf_quant_options *o, const xf_gguf_type_plan *plan,
-                     const float *h_all, int64_t nsamples, int64_t T, xf_quant_collector *col,
-                     xf_error *err)
+                     const xf_block_stream *bs, xf_quant_collector *col, xf_error *err)
 {
+    const int64_t nsamples = bs->ns, T = bs->T;
     const xf_model_weights *mw = &m->weights;
     int64_t hidden = mw->cfg.hidden, vocab = mw->cfg.vocab;
     xf_dense_head hd;
@@ -399,7 +318,7 @@ static int gptq_head(xf_loaded_model *m, const xf_quant_options *o, const xf_ggu
         goto out_nohess;
     }
     for (int64_t s = 0; s < nsamples && rc == 0; s++) {
-        const float *h = h_all + (size_t)(s * T * hidden);
+        const float *h = xf_block_stream_hidden(bs, s);
         if (!hd.norm_w)
             memcpy(x, h, (size_t)(T * hidden) * sizeof *x);
         else if (mw->cfg.layer_norm)
@@ -423,26 +342,66 @@ out_nohess:
     return rc;
 }
 
-/* The calibration activations: the hidden states entering the current
- * layer for every window, from the model being quantized and (GPTQv2) from
- * the full-precision model. */
-typedef struct calib_streams {
-    int64_t ns, T, hidden;
-    float *h_q;   /* [ns, T, hidden] */
-    float *h_fp;  /* [ns, T, hidden] or NULL */
-    float *tmp;   /* [T, hidden] */
-    float *x_q, *x_fp; /* [T, max input width] captured inputs (GPTQv2) */
-    const xf_act_scheme *act; /* applied to the quantized stream, or NULL */
-    const xf_act_scheme *fp;  /* the fp stream's (online transforms only), or NULL */
-} calib_streams;
+/* The calibration streams (model/block_stream.h): the model being
+ * quantized, with the scheme's hooks (activation quantizers and online
+ * transforms: the Hessians see what the quantized linears will read, as in
+ * QuaRot), and for GPTQv2 the full-precision model beside it (online
+ * transforms only). */
+typedef struct gptq_streams {
+    xf_block_stream q, fp;
+    bool v2;
+    xf_act_hooks ah_q, ah_fp;
+    const xf_forward_hooks *hq, *hf; /* NULL: no hooks */
+} gptq_streams;
 
-/* Hessian H (and for GPTQv2 the cross-covariance C) of the input of one
- * group of linears of layer dl (dl_fp: the same layer in full precision). */
-static int group_statistics(xf_workspace *ws, const xf_dense_layer *dl, const xf_dense_layer *dl_fp,
-                            const lin_group *grp, calib_streams *cs, double *H, double *C,
+static void gptq_streams_free(gptq_streams *st)
+{
+    xf_block_stream_free(&st->q);
+    if (st->v2)
+        xf_block_stream_free(&st->fp);
+    xf_act_hooks_free(&st->ah_q);
+    xf_act_hooks_free(&st->ah_fp);
+}
+
+static int gptq_streams_init(gptq_streams *st, const xf_loaded_model *m,
+                             const xf_quant_options *o, const xf_calib_set *calib, int64_t T,
+                             xf_error *err)
+{
+    memset(st, 0, sizeof *st);
+    st->v2 = o->gptq_v2;
+    xf_act_scheme fp_scheme; /* the full-precision stream keeps the online transforms */
+    xf_act_scheme_default(&fp_scheme);
+    fp_scheme.online = o->act.online;
+    if (xf_act_hooks_init(&st->ah_q, &o->act, NULL, err) != 0 ||
+        xf_act_hooks_init(&st->ah_fp, &fp_scheme, NULL, err) != 0)
+        return -1;
+    st->hq = xf_act_scheme_needs_hooks(&o->act) ? &st->ah_q.hooks : NULL;
+    st->hf = xf_act_scheme_needs_hooks(&fp_scheme) ? &st->ah_fp.hooks : NULL;
+    if (xf_block_stream_init(&st->q, &m->weights, calib->tokens, calib->nsamples, T, true,
+                             m->path, err) != 0)
+        return -1;
+    if (st->v2 && xf_block_stream_copy(&st->fp, &st->q, err) != 0) {
+        xf_block_stream_free(&st->q);
+        return -1;
+    }
+    return 0;
+}
+
+/* Both streams through block dl (dl_fp: the same block in full precision)
+ * to point `to`. */
+static int gptq_streams_run(gptq_streams *st, const xf_dense_layer *dl,
+                            const xf_dense_layer *dl_fp, xf_layer_point to, xf_error *err)
+{
+    if (xf_block_stream_run(&st->q, dl, to, st->hq, err) != 0)
+        return -1;
+    return st->v2 ? xf_block_stream_run(&st->fp, dl_fp, to, st->hf, err) : 0;
+}
+
+/* Hessian H of the d-wide input pending in the quantized stream and, for
+ * GPTQv2, the cross-covariance C with the full-precision stream's. */
+static int input_statistics(const gptq_streams *st, int64_t d, double *H, double *C,
                             xf_error *err)
 {
-    int64_t d = dl->in[grp->roles[0]], T = cs->T, win = T * cs->hidden;
     xf_hessian hs;
     xf_cross_cov cc;
     if (xf_hessian_init(&hs, d, err) != 0)
@@ -451,32 +410,18 @@ static int group_statistics(xf_workspace *ws, const xf_dense_layer *dl, const xf
         xf_hessian_free(&hs);
         return -1;
     }
-    capture_ctx cap_q = {dl->layer, grp->input_role, &hs, C ? cs->x_q : NULL};
-    capture_ctx cap_fp = {dl->layer, grp->input_role, NULL, cs->x_fp};
-    xf_forward_hooks hooks_q = {.user = &cap_q, .on_linear_input = capture_input};
-    xf_forward_hooks hooks_fp = {.user = &cap_fp, .on_linear_input = capture_input};
-    /* with an activation scheme the capture sees the quantized inputs: what
-     * the quantized linears will read (QuaRot calibrates GPTQ this way) */
-    xf_act_hooks ah = {0}, ah_fp = {0};
-    const xf_forward_hooks *hq = &hooks_q, *hf = &hooks_fp;
     int rc = 0;
-    if (cs->act) {
-        rc = xf_act_hooks_init(&ah, cs->act, &hooks_q, err);
-        hq = &ah.hooks;
-    }
-    if (rc == 0 && cs->fp) {
-        rc = xf_act_hooks_init(&ah_fp, cs->fp, &hooks_fp, err);
-        hf = &ah_fp.hooks;
-    }
-    for (int64_t s = 0; s < cs->ns && rc == 0; s++) {
-        memcpy(cs->tmp, cs->h_q + s * win, (size_t)win * sizeof *cs->tmp);
-        rc = xf_forward_layer(ws, dl, cs->tmp, T, hq, err) < 0 ? -1 : 0;
-        if (rc == 0 && C) {
-            memcpy(cs->tmp, cs->h_fp + s * win, (size_t)win * sizeof *cs->tmp);
-            rc = xf_forward_layer(ws, dl_fp, cs->tmp, T, hf, err) < 0 ? -1 : 0;
-            if (rc == 0)
-                rc = xf_cross_cov_add(&cc, cs->x_fp, cs->x_q, T, err);
-        }
+    for (int64_t s = 0; s < st->q.ns && rc == 0; s++) {
+        int64_t cols, cols_fp = d;
+        const float *xq = xf_block_stream_input(&st->q, s, &cols);
+        const float *xfp = C ? xf_block_stream_input(&st->fp, s, &cols_fp) : NULL;
+        if (!xq || cols != d || cols_fp != d)
+            rc = xf_fail(err, "layer %d: pending input has %lld columns, the Hessian %lld",
+                         st->q.layer, (long long)cols, (long long)d);
+        if (rc == 0)
+            rc = xf_hessian_add(&hs, xq, st->q.T, err);
+        if (rc == 0 && C)
+            rc = xf_cross_cov_add(&cc, xfp, xq, st->q.T, err);
     }
     if (rc == 0)
         rc = xf_hessian_finalize(&hs, H, err);
@@ -485,36 +430,88 @@ static int group_statistics(xf_workspace *ws, const xf_dense_layer *dl, const xf
     if (C)
         xf_cross_cov_free(&cc);
     xf_hessian_free(&hs);
-    if (cs->act)
-        xf_act_hooks_free(&ah);
-    if (cs->fp)
-        xf_act_hooks_free(&ah_fp);
     return rc;
 }
 
-static int quantize_group(const xf_quant_options *o, const xf_gguf_type_plan *plan,
-                          const xf_model_weights *mw, xf_dense_layer *dl, const lin_group *grp,
-                          const double *H, const double *C, xf_quant_collector *col,
-                          xf_error *err)
+/* GPTQ on the linears of dl reading input `in` (GPTQv2: each corrected
+ * first), replacing their fp32 weights by the dequantized results. */
+static int quantize_readers(const xf_quant_options *o, const xf_gguf_type_plan *plan,
+                            const xf_model_weights *mw, xf_dense_layer *dl, xf_lin_input in,
+                            const double *H, const double *C, xf_quant_collector *col,
+                            xf_error *err)
 {
-    float *W[3];
-    int64_t rows[3];
-    const char *names[3];
-    const xf_tensor *src[3];
-    int64_t d = dl->in[grp->roles[0]];
-    for (int k = 0; k < grp->n; k++) {
-        xf_linear_role role = grp->roles[k];
-        W[k] = dl->w[role];
-        rows[k] = dl->out[role];
-        src[k] = mw->layers[dl->layer].lin[role].w;
+    xf_linear_role roles[XF_IN_MAX_READERS];
+    const int n = xf_lin_input_readers(&mw->cfg, in, roles);
+    float *W[XF_IN_MAX_READERS];
+    int64_t rows[XF_IN_MAX_READERS];
+    const char *names[XF_IN_MAX_READERS];
+    const xf_tensor *src[XF_IN_MAX_READERS];
+    const int64_t d = dl->in[roles[0]];
+    for (int k = 0; k < n; k++) {
+        W[k] = dl->w[roles[k]];
+        rows[k] = dl->out[roles[k]];
+        src[k] = mw->layers[dl->layer].lin[roles[k]].w;
         names[k] = src[k]->name;
-        if (C) {
-            double used;
-            if (xf_gptq_v2_correct(W[k], rows[k], d, H, C, o->damp, &used, names[k], err) != 0)
-                return -1;
-        }
+        double used;
+        if (C && xf_gptq_v2_correct(W[k], rows[k], d, H, C, o->damp, &used, names[k], err) != 0)
+            return -1;
     }
-    return gptq_linears(o, plan, W, rows, src, names, grp->n, d, H, col, err);
+    return gptq_linears(o, plan, W, rows, src, names, n, d, H, col, err);
+}
+
+/* Runs the streams to input `in` of block dl, then quantizes its readers. */
+static int gptq_input(const xf_quant_options *o, const xf_gguf_type_plan *plan,
+                      const xf_model_weights *mw, gptq_streams *st, xf_dense_layer *dl,
+                      const xf_dense_layer *dl_fp, xf_lin_input in, xf_quant_collector *col,
+                      xf_error *err)
+{
+    if (gptq_streams_run(st, dl, dl_fp, xf_layer_point_at(in), err) != 0)
+        return -1;
+    const int64_t d = xf_lin_input_width(&mw->cfg, in);
+    double *H = malloc((size_t)(d * d) * sizeof *H);
+    double *C = st->v2 ? malloc((size_t)(d * d) * sizeof *C) : NULL;
+    int rc = 0;
+    if (!H || (st->v2 && !C))
+        rc = xf_fail(err, "out of memory for a %lld-wide Hessian", (long long)d);
+    if (rc == 0)
+        rc = input_statistics(st, d, H, C, err);
+    if (rc == 0)
+        rc = quantize_readers(o, plan, mw, dl, in, H, C, col, err);
+    free(H);
+    free(C);
+    return rc;
+}
+
+/* True-sequential GPTQ of block l: each part of the block runs once on
+ * the quantized stream (q/k/v input -> q/k/v quantized -> attention -> o
+ * input -> o quantized -> MLP input -> ... -> down quantized -> block
+ * output), so every input is computed from the already quantized linears
+ * before it; the streams then stand at the next block. */
+static int gptq_block(const xf_quant_options *o, const xf_gguf_type_plan *plan,
+                      const xf_model_weights *mw, gptq_streams *st, int l, xf_progress *prog,
+                      xf_quant_collector *col, xf_error *err)
+{
+    xf_dense_layer dl, dl_fp;
+    if (xf_dense_layer_init(&dl, mw, l, err) != 0)
+        return -1;
+    if (st->v2 && xf_dense_layer_init(&dl_fp, mw, l, err) != 0) {
+        xf_dense_layer_free(&dl);
+        return -1;
+    }
+    int rc = 0;
+    for (int in = 0; in < XF_IN_COUNT && rc == 0; in++) {
+        rc = gptq_input(o, plan, mw, st, &dl, &dl_fp, (xf_lin_input)in, col, err);
+        char extra[96];
+        snprintf(extra, sizeof extra, " %s",
+                 xf_linear_role_name(xf_lin_input_hook_role(&mw->cfg, (xf_lin_input)in)));
+        xf_progress_update(prog, l, mw->cfg.n_layers, 0, extra);
+    }
+    if (rc == 0)
+        rc = gptq_streams_run(st, &dl, &dl_fp, XF_AT_END, err);
+    xf_dense_layer_free(&dl);
+    if (st->v2)
+        xf_dense_layer_free(&dl_fp);
+    return rc;
 }
 
 static int quantize_gptq(xf_loaded_model *m, const xf_quant_options *o,
@@ -523,91 +520,17 @@ static int quantize_gptq(xf_loaded_model *m, const xf_quant_options *o,
 {
     const xf_model_weights *mw = &m->weights;
     const xf_model_config *cfg = &mw->cfg;
-    calib_streams cs = {calib->nsamples, T, cfg->hidden, NULL, NULL, NULL, NULL, NULL,
-                        xf_act_scheme_needs_hooks(&o->act) ? &o->act : NULL, NULL};
-    /* the full-precision stream (GPTQv2) keeps only the online transforms */
-    xf_act_scheme fp_scheme;
-    xf_act_scheme_default(&fp_scheme);
-    fp_scheme.online = o->act.online;
-    if (xf_act_scheme_needs_hooks(&fp_scheme))
-        cs.fp = &fp_scheme;
-    xf_act_hooks ah_stream, ah_fp; /* the streams' schemes, no inner hook */
-    if (xf_act_hooks_init(&ah_stream, &o->act, NULL, err) != 0)
+    gptq_streams st;
+    if (gptq_streams_init(&st, m, o, calib, T, err) != 0) {
+        xf_act_hooks_free(&st.ah_q);
+        xf_act_hooks_free(&st.ah_fp);
         return -1;
-    if (xf_act_hooks_init(&ah_fp, &fp_scheme, NULL, err) != 0)
-        return -1;
-    size_t win = (size_t)(T * cfg->hidden);
-    int64_t max_in = cfg->intermediate > cfg->hidden ? cfg->intermediate : cfg->hidden;
-    if (cfg->n_heads * cfg->head_dim > max_in)
-        max_in = cfg->n_heads * cfg->head_dim;
-    if (cs.ns > 0 && win > SIZE_MAX / sizeof(float) / (size_t)cs.ns / 2)
-        return xf_fail(err, "calibration activations too large");
-    cs.h_q = malloc((size_t)cs.ns * win * sizeof *cs.h_q);
-    cs.tmp = malloc(win * sizeof *cs.tmp);
-    bool v2 = o->gptq_v2;
-    if (v2) {
-        cs.h_fp = malloc((size_t)cs.ns * win * sizeof *cs.h_fp);
-        cs.x_q = malloc((size_t)(T * max_in) * sizeof *cs.x_q);
-        cs.x_fp = malloc((size_t)(T * max_in) * sizeof *cs.x_fp);
     }
-    xf_workspace ws;
-    int ws_ok = 0, rc = 0;
-    if (!cs.h_q || !cs.tmp || (v2 && (!cs.h_fp || !cs.x_q || !cs.x_fp))) {
-        rc = xf_fail(err, "out of memory for %lld x %lld x %lld calibration activations",
-                     (long long)cs.ns, (long long)T, (long long)cfg->hidden);
-        goto out;
-    }
-    if (xf_workspace_init(&ws, cfg, T, m->path, err) != 0) {
-        rc = -1;
-        goto out;
-    }
-    ws_ok = 1;
-    for (int64_t s = 0; s < cs.ns && rc == 0; s++)
-        rc = xf_forward_embed(&ws, mw, calib->tokens + s * T, T, cs.h_q + (size_t)s * win, err);
-    if (rc == 0 && v2)
-        memcpy(cs.h_fp, cs.h_q, (size_t)cs.ns * win * sizeof *cs.h_fp);
-    lin_group groups[4];
-    int n_groups = sequential_groups(cfg, groups);
+    int rc = 0;
     xf_progress prog;
     xf_progress_init(&prog, "gptq: layer");
     for (int64_t l = 0; l < cfg->n_layers && rc == 0; l++) {
-        xf_dense_layer dl, dl_fp;
-        if (xf_dense_layer_init(&dl, mw, (int)l, err) != 0) {
-            rc = -1;
-            break;
-        }
-        if (v2 && xf_dense_layer_init(&dl_fp, mw, (int)l, err) != 0) {
-            xf_dense_layer_free(&dl);
-            rc = -1;
-            break;
-        }
-        for (int g = 0; g < n_groups && rc == 0; g++) {
-            int64_t d = dl.in[groups[g].roles[0]];
-            double *H = malloc((size_t)(d * d) * sizeof *H);
-            double *C = v2 ? malloc((size_t)(d * d) * sizeof *C) : NULL;
-            if (!H || (v2 && !C))
-                rc = xf_fail(err, "out of memory for a %lld-wide Hessian", (long long)d);
-            if (rc == 0)
-                rc = group_statistics(&ws, &dl, v2 ? &dl_fp : NULL, &groups[g], &cs, H, C, err);
-            if (rc == 0)
-                rc = quantize_group(o, plan, mw, &dl, &groups[g], H, C, col, err);
-            free(H);
-            free(C);
-            char extra[96];
-            snprintf(extra, sizeof extra, " %s", xf_linear_role_name(groups[g].roles[0]));
-            xf_progress_update(&prog, l, cfg->n_layers, 0, extra);
-        }
-        /* sequential: the next layer sees this layer's quantized outputs
-         * (and, for GPTQv2, the full-precision stream moves on in fp) */
-        if (rc == 0)
-            rc = run_layer_all(&ws, &dl, cs.h_q, cs.tmp, cs.ns, T, cfg->hidden,
-                               cs.act ? &ah_stream.hooks : NULL, true, err);
-        if (rc == 0 && v2)
-            rc = run_layer_all(&ws, &dl_fp, cs.h_fp, cs.tmp, cs.ns, T, cfg->hidden,
-                               cs.fp ? &ah_fp.hooks : NULL, true, err);
-        xf_dense_layer_free(&dl);
-        if (v2)
-            xf_dense_layer_free(&dl_fp);
+        rc = gptq_block(o, plan, mw, &st, (int)l, &prog, col, err);
         xf_progress_update(&prog, l + 1, cfg->n_layers, 0, NULL);
     }
     xf_progress_finish(&prog);
@@ -616,19 +539,10 @@ static int quantize_gptq(xf_loaded_model *m, const xf_quant_options *o,
     const bool head = plan ? !cfg->tie_embeddings && mw->lm_head.w != mw->tok_embed
                            : o->quantize_head;
     if (rc == 0 && head)
-        rc = gptq_head(m, o, plan, cs.h_q, cs.ns, T, col, err);
+        rc = gptq_head(m, o, plan, &st.q, col, err);
     if (rc == 0 && plan)
         rc = rtn_embeddings(mw, plan, col, err);
-out:
-    if (ws_ok)
-        xf_workspace_free(&ws);
-    free(cs.h_q);
-    free(cs.h_fp);
-    free(cs.tmp);
-    free(cs.x_q);
-    free(cs.x_fp);
-    xf_act_hooks_free(&ah_stream);
-    xf_act_hooks_free(&ah_fp);
+    gptq_streams_free(&st);
     return rc;
 }
 
@@ -676,15 +590,14 @@ static int check_scheme_fits(const xf_act_scheme *s, const xf_model_config *cfg,
                              const char *path, xf_error *err)
 {
     if (s->act_bits > 0 && s->act_group > 0) {
-        const int64_t width[XF_ACT_IN_COUNT] = {
-            [XF_ACT_IN_QKV] = cfg->hidden, [XF_ACT_IN_O] = cfg->n_heads * cfg->head_dim,
-            [XF_ACT_IN_MLP] = cfg->hidden, [XF_ACT_IN_DOWN] = cfg->intermediate};
-        for (int i = 0; i < XF_ACT_IN_COUNT; i++)
-            if ((s->act_inputs & (1u << i)) && width[i] % s->act_group != 0)
+        for (int i = 0; i < XF_IN_COUNT; i++) {
+            const int64_t width = xf_lin_input_width(cfg, (xf_lin_input)i);
+            if ((s->act_inputs & (1u << i)) && width % s->act_group != 0)
                 return xf_fail(err, "%s: --act-group %lld does not divide the %lld channels of "
                                     "the %s input",
-                               path, (long long)s->act_group, (long long)width[i],
-                               xf_act_input_name((xf_act_input)i));
+                               path, (long long)s->act_group, (long long)width,
+                               xf_lin_input_name((xf_lin_input)i));
+        }
     }
     int64_t g;
     if (s->kv_bits > 0 && xf_act_scheme_kv_group(s, cfg->head_dim, &g, err) != 0)

@@ -56,7 +56,7 @@ typedef struct xf_quant_options {
     bool attn_prob_base_search; /* --attn-prob-base search (needs calibration) */
     /* SmoothQuant-style smoothing (quant/transform/smooth.h), before any rotation */
     double smooth;              /* alpha; <= 0: off */
-    unsigned smooth_inputs;     /* bit (1u << xf_act_input); 0: the default */
+    unsigned smooth_inputs;     /* bit (1u << xf_lin_input); 0: the default */
     /* rotation (quant/transform/rotate.h): fold norms, rotate, record the online
      * transforms; --seed also seeds the randomized Hadamard */
     xf_rotate_kind rotate;

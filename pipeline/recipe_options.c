@@ -277,8 +277,8 @@ static int set_inputs(const xf_recipe_row *row, xf_quant_recipe *r, const char *
     unsigned m = 0;
     for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
          tok = strtok_r(NULL, ",", &save)) {
-        xf_act_input in;
-        if (xf_act_input_from_name(tok, &in) != 0)
+        xf_lin_input in;
+        if (xf_lin_input_from_name(tok, &in) != 0)
             return xf_fail(err, "%s: '%s' is not one of qkv, o, mlp, down", name, tok);
         m |= 1u << in;
     }
@@ -292,10 +292,10 @@ static json_t *get_inputs(const xf_recipe_row *row, const xf_quant_options *o)
 {
     unsigned m = *(const unsigned *)cfield(row, o);
     char buf[64] = "";
-    for (int i = 0; i < XF_ACT_IN_COUNT; i++)
+    for (int i = 0; i < XF_IN_COUNT; i++)
         if (m & (1u << i))
             snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%s", buf[0] ? "," : "",
-                     xf_act_input_name((xf_act_input)i));
+                     xf_lin_input_name((xf_lin_input)i));
     return json_string(buf);
 }
 
@@ -317,8 +317,10 @@ static int set_string(const xf_recipe_row *row, xf_quant_recipe *r, const char *
 
 static json_t *get_string(const xf_recipe_row *row, const xf_quant_options *o)
 {
+    /* unset means the row's default ("text" for calib_field), so that the
+     * default given explicitly reads back the same */
     const char *s = *(const char *const *)cfield(row, o);
-    return json_string(s ? s : "");
+    return json_string(s ? s : row->default_text ? row->default_text : "");
 }
 
 static int set_tensor_bits(const xf_recipe_row *row, xf_quant_recipe *r, const char *text,
@@ -393,6 +395,27 @@ static const char *const rotate_names[] = {"none", "hadamard", "learned", "klt",
     {.flag = fl, .key = k, .type = XF_RO_INT, .arg_name = an, .default_text = def, .help = h, \
      .methods = XF_RO_BOTH, .calib_input = true, .set = set_int, .get = get_int, FIELD(f),    \
      .lo = lo_, .hi = hi_, .expect = ex}
+
+/* The defaults every recipe starts from; each row's default_text says the
+ * same (tests/test_recipe.c checks that they agree). */
+void xf_quant_options_defaults(xf_quant_options *o, xf_quant_method method)
+{
+    memset(o, 0, sizeof *o);
+    o->method = method;
+    o->grid.bits = 4;
+    o->grid.sym = false;
+    o->grid.clip = XF_CLIP_NONE;
+    o->group = 128;
+    o->damp = 0.01;
+    o->block = 128;
+    o->nsamples = 128;
+    o->seqlen = 0;
+    o->seed = 0;
+    o->calib_format = XF_CALIB_AUTO;
+    xf_act_scheme_default(&o->act);
+    o->rotate_steps = 100;
+    o->rotate_lr = 1.5;
+}
 
 static const xf_recipe_row rows[] = {
     /* weights */
@@ -484,9 +507,8 @@ static const xf_recipe_row rows[] = {
     /* activations, KV cache, attention probabilities (recorded in the .xfq;
      * `xfquant ppl OUT.xfq` applies them with no extra flags) */
     {.flag = "act-bits", .key = "act_bits", .type = XF_RO_INT, .arg_name = "N",
-     .default_text = "0",
-     .help = "quantize the input of every decoder linear per token to N bits (2..16; 0:\n"
-             "off). The LM head stays fp",
+     .help = "quantize the input of every decoder linear per token to N bits (2..16; off\n"
+             "unless given). The LM head stays fp",
      .methods = XF_RO_BOTH, .set = set_int32, .get = get_int32, FIELD(act.act_bits), .lo = 2,
      .hi = 16, .expect = "an integer in 2..16"},
     {.flag = "act-sym", .key = "act_sym", .type = XF_RO_BOOL, .default_text = "true",
@@ -511,7 +533,7 @@ static const xf_recipe_row rows[] = {
      .methods = XF_RO_BOTH, .set = set_inputs, .get = get_inputs, FIELD(act.act_inputs),
     },
     {.flag = "kv-bits", .key = "kv_bits", .type = XF_RO_INT, .arg_name = "N",
-     .default_text = "0", .help = "quantize K (after RoPE) and V per token, asymmetric (2..16)",
+     .help = "quantize K (after RoPE) and V per token, asymmetric (2..16; off unless given)",
      .methods = XF_RO_BOTH, .set = set_int32, .get = get_int32, FIELD(act.kv_bits), .lo = 2,
      .hi = 16, .expect = "an integer in 2..16"},
     {.flag = "kv-group", .key = "kv_group", .type = XF_RO_INT, .arg_name = "G",
@@ -523,7 +545,7 @@ static const xf_recipe_row rows[] = {
      .methods = XF_RO_BOTH, .set = set_float, .get = get_float, FIELD(act.kv_clip), .lo = 0,
      .hi = 1, .lo_open = true, .expect = "a number in (0, 1]"},
     {.flag = "attn-prob-bits", .key = "attn_prob_bits", .type = XF_RO_INT, .arg_name = "N",
-     .default_text = "0", .help = "quantize post-softmax attention probabilities (2..8)",
+     .help = "quantize post-softmax attention probabilities (2..8; off unless given)",
      .methods = XF_RO_BOTH, .set = set_int32, .get = get_int32, FIELD(act.attn_prob_bits),
      .lo = 2, .hi = 8, .expect = "an integer in 2..8"},
     {.flag = "attn-prob-quant", .key = "attn_prob_quant", .type = XF_RO_ENUM, .arg_name = "Q",

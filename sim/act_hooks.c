@@ -11,19 +11,19 @@ static int quant_linear_input(void *user, int layer, xf_linear_role role, float 
 {
     const xf_act_hooks *h = user;
     const xf_act_scheme *s = &h->scheme;
-    const xf_act_input in = xf_act_input_of_role(role);
+    const xf_lin_input in = xf_lin_input_of_role(role);
     if (h->online && xf_online_apply(h->online, layer, (int)role, x, rows, cols, err) != 0)
         return -1;
     if (s->act_bits > 0 && (s->act_inputs & (1u << in))) {
         const int64_t g = s->act_group > 0 ? s->act_group : cols;
         if (cols % g != 0)
             return xf_fail(err, "layer %d %s input: act_group %lld does not divide %lld channels",
-                           layer, xf_act_input_name(in), (long long)g, (long long)cols);
+                           layer, xf_lin_input_name(in), (long long)g, (long long)cols);
         const float clip = (float)xf_act_scheme_clip(s, in);
         for (int64_t t = 0; t < rows; t++)
             if (xf_act_quant_row(x + t * cols, cols, g, s->act_bits, s->act_sym, clip) != 0)
                 return xf_fail(err, "layer %d %s input: non-finite activation in token %lld",
-                               layer, xf_act_input_name(in), (long long)t);
+                               layer, xf_lin_input_name(in), (long long)t);
     }
     if (h->inner.on_linear_input)
         return h->inner.on_linear_input(h->inner.user, layer, role, x, rows, cols, err);
@@ -104,7 +104,7 @@ int xf_act_hooks_init_online(xf_act_hooks *h, const xf_act_scheme *s,
     if (inner)
         h->inner = *inner;
     h->hooks.user = h;
-    if ((s->act_bits > 0 && (s->act_inputs & XF_ACT_IN_ALL)) || h->inner.on_linear_input ||
+    if ((s->act_bits > 0 && (s->act_inputs & XF_IN_ALL)) || h->inner.on_linear_input ||
         h->online)
         h->hooks.on_linear_input = quant_linear_input;
     if (s->kv_bits > 0 || h->inner.on_kv)

@@ -4,38 +4,6 @@
 #include <math.h>
 #include <string.h>
 
-static const char *const input_names[XF_ACT_IN_COUNT] = {"qkv", "o", "mlp", "down"};
-
-const char *xf_act_input_name(xf_act_input in)
-{
-    return (int)in >= 0 && in < XF_ACT_IN_COUNT ? input_names[in] : NULL;
-}
-
-int xf_act_input_from_name(const char *name, xf_act_input *out)
-{
-    for (int i = 0; i < XF_ACT_IN_COUNT; i++)
-        if (name && strcmp(name, input_names[i]) == 0) {
-            *out = (xf_act_input)i;
-            return 0;
-        }
-    return -1;
-}
-
-xf_act_input xf_act_input_of_role(xf_linear_role role)
-{
-    switch (role) {
-    case XF_LIN_O:
-        return XF_ACT_IN_O;
-    case XF_LIN_GATE:
-    case XF_LIN_UP:
-        return XF_ACT_IN_MLP;
-    case XF_LIN_DOWN:
-        return XF_ACT_IN_DOWN;
-    default:
-        return XF_ACT_IN_QKV;
-    }
-}
-
 const char *xf_prob_quant_name(xf_prob_quant q)
 {
     return q == XF_PROB_UNIFORM ? "uniform" : q == XF_PROB_LOG2 ? "log2" : NULL;

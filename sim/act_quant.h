@@ -42,31 +42,16 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "model/linear_inputs.h"
 #include "model/weights.h"
 
 #define XF_ACT_MIN_BITS 2
 #define XF_ACT_MAX_BITS 16
 
-/* The distinct linear inputs the forward pass exposes (see
- * xf_forward_hooks.on_linear_input): names used in JSON and on the CLI.
- * The LM head's input is never hooked: the head stays in full precision,
- * as in QuaRot. */
-typedef enum xf_act_input {
-    XF_ACT_IN_QKV = 0, /* q/k/v input (role XF_LIN_Q; GPT-2 c_attn) */
-    XF_ACT_IN_O,       /* attention output entering o_proj (XF_LIN_O) */
-    XF_ACT_IN_MLP,     /* MLP input: gate/up (XF_LIN_GATE) or fc1 (XF_LIN_UP) */
-    XF_ACT_IN_DOWN,    /* down_proj / fc2 input (XF_LIN_DOWN) */
-    XF_ACT_IN_COUNT
-} xf_act_input;
-
-#define XF_ACT_IN_ALL ((1u << XF_ACT_IN_COUNT) - 1u)
-
-/* "qkv", "o", "mlp", "down"; NULL out of range. */
-const char *xf_act_input_name(xf_act_input in);
-/* -1 for an unknown name. */
-int xf_act_input_from_name(const char *name, xf_act_input *out);
-/* The input a hook role belongs to (K and V map to qkv). */
-xf_act_input xf_act_input_of_role(xf_linear_role role);
+/* The inputs a scheme quantizes are the linear-input kinds of
+ * model/linear_inputs.h (xf_lin_input: qkv, o, mlp, down; names used in
+ * JSON and on the CLI). The LM head's input is never hooked: the head
+ * stays in full precision, as in QuaRot. */
 
 typedef enum xf_prob_quant {
     XF_PROB_UNIFORM = 0, /* levels k / (2^b - 1), k = 0..2^b-1 */
@@ -84,10 +69,10 @@ typedef struct xf_act_scheme {
     int64_t act_group;      /* 0 = whole token row; else channels per group
                                (must divide every quantized input's width) */
     double act_clip;        /* (0, 1]; 1 = no clipping (QuaRot: 0.9) */
-    double act_clip_input[XF_ACT_IN_COUNT]; /* per-input override (e.g. from
+    double act_clip_input[XF_IN_COUNT]; /* per-input override (e.g. from
                                the clip search); 0 = use act_clip */
-    unsigned act_inputs;    /* bit (1u << xf_act_input) set = quantized;
-                               default XF_ACT_IN_ALL */
+    unsigned act_inputs;    /* bit (1u << xf_lin_input) set = quantized;
+                               default XF_IN_ALL */
     /* KV cache (K after RoPE, V), always asymmetric, per token, per head group */
     int kv_bits;            /* 0 = off, else 2..16 */
     int64_t kv_group;       /* channels per group inside a head: 0 = head_dim;
@@ -121,7 +106,7 @@ bool xf_act_scheme_needs_hooks(const xf_act_scheme *s);
 /* Range checks; errors name `what`. */
 int xf_act_scheme_check(const xf_act_scheme *s, const char *what, xf_error *err);
 /* The clip ratio used for one input. */
-double xf_act_scheme_clip(const xf_act_scheme *s, xf_act_input in);
+double xf_act_scheme_clip(const xf_act_scheme *s, xf_lin_input in);
 /* The KV group actually used for a head of head_dim channels (0 or a
  * multiple of head_dim -> head_dim); fails when kv_group neither divides
  * head_dim nor is a multiple of it. */

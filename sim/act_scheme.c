@@ -13,7 +13,7 @@ void xf_act_scheme_default(xf_act_scheme *s)
     memset(s, 0, sizeof *s);
     s->act_sym = true;
     s->act_clip = 1.0;
-    s->act_inputs = XF_ACT_IN_ALL;
+    s->act_inputs = XF_IN_ALL;
     s->kv_clip = 1.0;
     s->attn_prob_quant = XF_PROB_UNIFORM;
     s->attn_prob_log2_base = 1.0;
@@ -32,7 +32,7 @@ void xf_act_scheme_quarot(xf_act_scheme *s, int act_bits, int kv_bits)
 
 bool xf_act_scheme_is_off(const xf_act_scheme *s)
 {
-    return (s->act_bits == 0 || (s->act_inputs & XF_ACT_IN_ALL) == 0) && s->kv_bits == 0 &&
+    return (s->act_bits == 0 || (s->act_inputs & XF_IN_ALL) == 0) && s->kv_bits == 0 &&
            s->attn_prob_bits == 0;
 }
 
@@ -41,9 +41,9 @@ bool xf_act_scheme_needs_hooks(const xf_act_scheme *s)
     return !xf_act_scheme_is_off(s) || (s->online && xf_online_any(s->online));
 }
 
-double xf_act_scheme_clip(const xf_act_scheme *s, xf_act_input in)
+double xf_act_scheme_clip(const xf_act_scheme *s, xf_lin_input in)
 {
-    double c = (int)in >= 0 && in < XF_ACT_IN_COUNT ? s->act_clip_input[in] : 0.0;
+    double c = (int)in >= 0 && in < XF_IN_COUNT ? s->act_clip_input[in] : 0.0;
     return c > 0.0 ? c : s->act_clip;
 }
 
@@ -74,11 +74,11 @@ int xf_act_scheme_check(const xf_act_scheme *s, const char *what, xf_error *err)
         return xf_fail(err, "%s: kv_group %lld < 0", what, (long long)s->kv_group);
     if (!clip_ok(s->act_clip))
         return xf_fail(err, "%s: act_clip %g outside (0, 1]", what, s->act_clip);
-    for (int i = 0; i < XF_ACT_IN_COUNT; i++)
+    for (int i = 0; i < XF_IN_COUNT; i++)
         if (s->act_clip_input[i] != 0.0 && !clip_ok(s->act_clip_input[i]))
             return xf_fail(err, "%s: act_clip of input %s is %g, outside (0, 1]", what,
-                           xf_act_input_name((xf_act_input)i), s->act_clip_input[i]);
-    if ((s->act_inputs & ~XF_ACT_IN_ALL) != 0)
+                           xf_lin_input_name((xf_lin_input)i), s->act_clip_input[i]);
+    if ((s->act_inputs & ~XF_IN_ALL) != 0)
         return xf_fail(err, "%s: act_inputs mask 0x%x has unknown bits", what, s->act_inputs);
     if (!clip_ok(s->kv_clip))
         return xf_fail(err, "%s: kv_clip %g outside (0, 1]", what, s->kv_clip);
@@ -118,8 +118,8 @@ json_t *xf_act_scheme_to_json(const xf_act_scheme *s)
 {
     json_t *j = json_object();
     json_t *clips = json_object(), *inputs = json_array();
-    for (int i = 0; i < XF_ACT_IN_COUNT; i++) {
-        const char *name = xf_act_input_name((xf_act_input)i);
+    for (int i = 0; i < XF_IN_COUNT; i++) {
+        const char *name = xf_lin_input_name((xf_lin_input)i);
         json_object_set_new(clips, name, json_real(s->act_clip_input[i]));
         if (s->act_inputs & (1u << i))
             json_array_append_new(inputs, json_string(name));
@@ -159,11 +159,11 @@ static int parse_inputs(const json_t *arr, unsigned *mask, const char *what, xf_
     unsigned m = 0;
     for (size_t i = 0; i < json_array_size(arr); i++) {
         const json_t *e = json_array_get(arr, i);
-        xf_act_input in;
-        if (!json_is_string(e) || xf_act_input_from_name(json_string_value(e), &in) != 0)
+        xf_lin_input in;
+        if (!json_is_string(e) || xf_lin_input_from_name(json_string_value(e), &in) != 0)
             return xf_fail(err, "%s: act_inputs[%zu] is not one of qkv, o, mlp, down", what, i);
         if (m & (1u << in))
-            return xf_fail(err, "%s: act_inputs lists \"%s\" twice", what, xf_act_input_name(in));
+            return xf_fail(err, "%s: act_inputs lists \"%s\" twice", what, xf_lin_input_name(in));
         m |= 1u << in;
     }
     *mask = m;
@@ -177,8 +177,8 @@ static int parse_clips(const json_t *obj, double *clips, const char *what, xf_er
     const char *key;
     const json_t *v;
     json_object_foreach((json_t *)obj, key, v) {
-        xf_act_input in;
-        if (xf_act_input_from_name(key, &in) != 0)
+        xf_lin_input in;
+        if (xf_lin_input_from_name(key, &in) != 0)
             return xf_fail(err, "%s: act_clip_inputs: unknown input \"%s\" (qkv, o, mlp, down)",
                            what, key);
         if (!json_is_number(v))
@@ -246,28 +246,28 @@ void xf_act_scheme_describe(const xf_act_scheme *s, char *buf, size_t cap)
     if (cap == 0)
         return;
     buf[0] = '\0';
-    if (s->act_bits > 0 && (s->act_inputs & XF_ACT_IN_ALL)) {
+    if (s->act_bits > 0 && (s->act_inputs & XF_IN_ALL)) {
         snprintf(buf, cap, "A%d %s", s->act_bits, s->act_sym ? "sym" : "asym");
         if (s->act_group > 0)
             snprintf(buf + strlen(buf), cap - strlen(buf), " g%lld", (long long)s->act_group);
         bool per_input = false;
-        for (int i = 0; i < XF_ACT_IN_COUNT; i++)
+        for (int i = 0; i < XF_IN_COUNT; i++)
             per_input = per_input || s->act_clip_input[i] > 0.0;
         if (per_input) {
             snprintf(buf + strlen(buf), cap - strlen(buf), " clip");
-            for (int i = 0; i < XF_ACT_IN_COUNT; i++)
+            for (int i = 0; i < XF_IN_COUNT; i++)
                 snprintf(buf + strlen(buf), cap - strlen(buf), "%s%s=%g", i ? "," : " ",
-                         xf_act_input_name((xf_act_input)i),
-                         xf_act_scheme_clip(s, (xf_act_input)i));
+                         xf_lin_input_name((xf_lin_input)i),
+                         xf_act_scheme_clip(s, (xf_lin_input)i));
         } else {
             add_clip(buf, cap, s->act_clip);
         }
-        if ((s->act_inputs & XF_ACT_IN_ALL) != XF_ACT_IN_ALL) {
+        if ((s->act_inputs & XF_IN_ALL) != XF_IN_ALL) {
             snprintf(buf + strlen(buf), cap - strlen(buf), " on");
-            for (int i = 0, first = 1; i < XF_ACT_IN_COUNT; i++)
+            for (int i = 0, first = 1; i < XF_IN_COUNT; i++)
                 if (s->act_inputs & (1u << i)) {
                     snprintf(buf + strlen(buf), cap - strlen(buf), "%s%s", first ? " " : ",",
-                             xf_act_input_name((xf_act_input)i));
+                             xf_lin_input_name((xf_lin_input)i));
                     first = 0;
                 }
         }

@@ -418,8 +418,8 @@ static void test_scheme_json_round_trip(void **state)
     s.act_sym = false;
     s.act_group = 32;
     s.act_clip = 0.9;
-    s.act_clip_input[XF_ACT_IN_DOWN] = 0.85;
-    s.act_inputs = (1u << XF_ACT_IN_QKV) | (1u << XF_ACT_IN_DOWN);
+    s.act_clip_input[XF_IN_DOWN] = 0.85;
+    s.act_inputs = (1u << XF_IN_QKV) | (1u << XF_IN_DOWN);
     s.kv_bits = 3;
     s.kv_group = 128;
     s.kv_clip = 0.95;
@@ -441,10 +441,10 @@ static void test_scheme_json_round_trip(void **state)
     assert_false(t.act_sym);
     assert_int_equal(t.act_group, 32);
     assert_true(t.act_clip == 0.9);
-    assert_true(t.act_clip_input[XF_ACT_IN_DOWN] == 0.85);
-    assert_true(t.act_clip_input[XF_ACT_IN_QKV] == 0.0);
-    assert_true(xf_act_scheme_clip(&t, XF_ACT_IN_DOWN) == 0.85);
-    assert_true(xf_act_scheme_clip(&t, XF_ACT_IN_O) == 0.9);
+    assert_true(t.act_clip_input[XF_IN_DOWN] == 0.85);
+    assert_true(t.act_clip_input[XF_IN_QKV] == 0.0);
+    assert_true(xf_act_scheme_clip(&t, XF_IN_DOWN) == 0.85);
+    assert_true(xf_act_scheme_clip(&t, XF_IN_O) == 0.9);
     assert_int_equal(t.act_inputs, s.act_inputs);
     assert_int_equal(t.kv_bits, 3);
     assert_int_equal(t.kv_group, 128);
@@ -458,7 +458,7 @@ static void test_scheme_json_round_trip(void **state)
     json_t *empty = json_object();
     assert_int_equal(xf_act_scheme_from_json(&t, empty, "recipe", &err), 0);
     json_decref(empty);
-    assert_true(xf_act_scheme_is_off(&t) && t.act_inputs == XF_ACT_IN_ALL && t.act_clip == 1.0);
+    assert_true(xf_act_scheme_is_off(&t) && t.act_inputs == XF_IN_ALL && t.act_clip == 1.0);
     xf_act_scheme_quarot(&t, 4, 4);
     assert_true(t.act_sym && t.act_clip == 0.9 && t.kv_clip == 0.95 && t.kv_group == 128);
     int64_t g;

@@ -335,15 +335,15 @@ static void test_capture_llama(void **state)
     assert_int_equal(st.windows, ns);
     assert_int_equal(st.tokens, ns * T);
     /* widths: qkv hidden, o = heads * head_dim (48 != hidden), mlp hidden, down intermediate */
-    const int64_t widths[XF_STATS_IN_COUNT] = {32, 48, 32, 48};
+    const int64_t widths[XF_IN_COUNT] = {32, 48, 32, 48};
     for (int64_t l = 0; l < 3; l++)
-        for (int in = 0; in < XF_STATS_IN_COUNT; in++) {
+        for (int in = 0; in < XF_IN_COUNT; in++) {
             const xf_act_stats *s = xf_model_act_stats_at(&st, l, in);
             assert_int_equal(s->cols, widths[in]);
             assert_int_equal(s->rows, ns * T);
             assert_true(xf_act_stats_absmax(s) > 0.0);
         }
-    assert_string_equal(xf_stats_input_name(XF_STATS_IN_DOWN), "down");
+    assert_string_equal(xf_lin_input_name(XF_IN_DOWN), "down");
     /* layer 0's q/k/v input is RMSNorm(embedding) * w: rebuild it here */
     const xf_layer_weights *lw = &m.weights.layers[0];
     const int64_t H = 32;
@@ -361,7 +361,7 @@ static void test_capture_llama(void **state)
             energy[c] += v * v;
         }
     }
-    const xf_act_stats *q = xf_model_act_stats_at(&st, 0, XF_STATS_IN_QKV);
+    const xf_act_stats *q = xf_model_act_stats_at(&st, 0, XF_IN_QKV);
     for (int64_t c = 0; c < H; c++) {
         assert_true(fabs(q->ch_absmax[c] - absmax[c]) <= 1e-5 * absmax[c]);
         assert_true(fabs(q->ch_energy[c] - energy[c]) <= 1e-5 * energy[c]);
@@ -386,9 +386,9 @@ static void test_capture_opt_gpt2(void **state)
         xf_model_act_stats st;
         xf_error err = {{0}};
         assert_int_equal(xf_model_act_stats_collect(&st, &m.weights, tok, 2, 10, &err), 0);
-        const int64_t widths[XF_STATS_IN_COUNT] = {16, 16, 16, 64};
+        const int64_t widths[XF_IN_COUNT] = {16, 16, 16, 64};
         for (int64_t l = 0; l < 2; l++)
-            for (int in = 0; in < XF_STATS_IN_COUNT; in++) {
+            for (int in = 0; in < XF_IN_COUNT; in++) {
                 assert_int_equal(xf_model_act_stats_at(&st, l, in)->cols, widths[in]);
                 assert_int_equal(xf_model_act_stats_at(&st, l, in)->rows, 20);
             }

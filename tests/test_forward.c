@@ -3,8 +3,10 @@
  * Conv1D [in, out] weights) against the naive scalar reference of
  * tests/support/naive_forward.c; GQA == MHA with repeated kv heads;
  * causality; hooks (order, shapes, mutation); streaming == cached layers;
- * errors; and random HF model directories opened by model/loader (the
- * binder's conventions: prefixes, Conv1D flags, tied heads, F16). */
+ * errors; random HF model directories opened by model/loader (the
+ * binder's conventions: prefixes, Conv1D flags, tied heads, F16); the
+ * calibration stream (stop, replace readers, resume == rerun per input)
+ * and the linear-input table. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "model/block_stream.h"
 #include "model/forward.h"
 #include "model/loader.h"
 #include "tests/support/naive_forward.h"
@@ -740,6 +743,214 @@ static void test_errors(void **state)
     toy_free(m);
 }
 
+/* ---- the calibration stream (model/block_stream.h) ------------------------ */
+
+/* A hook that changes every linear input (rounds it to multiples of 1/8,
+ * as an activation quantizer would): the stream must resume from the
+ * changed values. With `stop_at` >= 0 it also copies that input of layer
+ * `layer` into `copy` and stops the pass (the pre-stream way of capturing
+ * one input: rerun the block from its start for each capture). */
+typedef struct round_hook {
+    int layer;
+    int stop_at; /* xf_lin_input, or -1 */
+    float *copy;
+} round_hook;
+
+static int round_input(void *user, int layer, xf_linear_role role, float *x, int64_t rows,
+                       int64_t cols, xf_error *err)
+{
+    (void)err;
+    round_hook *r = user;
+    for (int64_t i = 0; i < rows * cols; i++)
+        x[i] = rintf(x[i] * 8.0f) / 8.0f;
+    if (r->stop_at >= 0 && layer == r->layer && (int)xf_lin_input_of_role(role) == r->stop_at) {
+        memcpy(r->copy, x, (size_t)(rows * cols) * sizeof *x);
+        return XF_HOOK_STOP;
+    }
+    return 0;
+}
+
+/* What true-sequential GPTQ does to the readers of an input once it has
+ * their Hessian: replace their weights (here: scaled by 0.75). */
+static void replace_readers(const xf_model_config *c, xf_dense_layer *dl, xf_lin_input in)
+{
+    xf_linear_role r[XF_IN_MAX_READERS];
+    int n = xf_lin_input_readers(c, in, r);
+    for (int k = 0; k < n; k++)
+        for (int64_t i = 0; i < dl->out[r[k]] * dl->in[r[k]]; i++)
+            dl->w[r[k]][i] *= 0.75f;
+}
+
+/* The stream, stopping at every input and replacing its readers, gives
+ * bit for bit the inputs and block outputs of rerunning each block from
+ * its start for every input (xf_forward_layer with a stopping hook), with
+ * the same replacements: each part runs once instead of once per later
+ * input, nothing else changes. */
+static void check_stream_resumes(const xf_model_config *c, uint64_t seed)
+{
+    toy *m = toy_build(c, seed);
+    const int64_t ns = 3, T = 13, H = c->hidden;
+    int32_t *tok = xf_test_random_tokens(ns * T, c->vocab, seed + 1);
+    xf_error err = {{0}};
+    xf_block_stream bs;
+    assert_int_equal(xf_block_stream_init(&bs, &m->mw, tok, ns, T, true, "toy", &err), 0);
+    xf_workspace ws;
+    assert_int_equal(xf_workspace_init(&ws, c, T, "toy", &err), 0);
+    float *h_ref = malloc((size_t)(ns * T * H) * sizeof *h_ref);
+    float *tmp = malloc((size_t)(T * H) * sizeof *tmp);
+    float *x_ref = malloc((size_t)(T * bs.max_in) * sizeof *x_ref);
+    assert_true(h_ref && tmp && x_ref);
+    for (int64_t s = 0; s < ns; s++)
+        assert_int_equal(xf_forward_embed(&ws, &m->mw, tok + s * T, T, h_ref + s * T * H, &err), 0);
+    round_hook plain = {.stop_at = -1};
+    const xf_forward_hooks hooks = {.user = &plain, .on_linear_input = round_input};
+    for (int l = 0; l < c->n_layers; l++) {
+        xf_dense_layer dl, dl_ref;
+        assert_int_equal(xf_dense_layer_init(&dl, &m->mw, l, &err), 0);
+        assert_int_equal(xf_dense_layer_init(&dl_ref, &m->mw, l, &err), 0);
+        for (int in = 0; in < XF_IN_COUNT; in++) {
+            assert_int_equal(xf_block_stream_run(&bs, &dl, xf_layer_point_at(in), &hooks, &err), 0);
+            round_hook cap = {.layer = l, .stop_at = in, .copy = x_ref};
+            const xf_forward_hooks stop = {.user = &cap, .on_linear_input = round_input};
+            for (int64_t s = 0; s < ns; s++) {
+                memcpy(tmp, h_ref + s * T * H, (size_t)(T * H) * sizeof *tmp);
+                assert_int_equal(xf_forward_layer(&ws, &dl_ref, tmp, T, &stop, &err), XF_HOOK_STOP);
+                int64_t cols;
+                const float *x = xf_block_stream_input(&bs, s, &cols);
+                assert_non_null(x);
+                assert_int_equal(cols, xf_lin_input_width(c, (xf_lin_input)in));
+                assert_memory_equal(x, x_ref, (size_t)(T * cols) * sizeof *x);
+            }
+            replace_readers(c, &dl, (xf_lin_input)in);
+            replace_readers(c, &dl_ref, (xf_lin_input)in);
+        }
+        assert_int_equal(xf_block_stream_run(&bs, &dl, XF_AT_END, &hooks, &err), 0);
+        for (int64_t s = 0; s < ns; s++) {
+            assert_int_equal(xf_forward_layer(&ws, &dl_ref, h_ref + s * T * H, T, &hooks, &err), 0);
+            assert_memory_equal(xf_block_stream_hidden(&bs, s), h_ref + s * T * H,
+                                (size_t)(T * H) * sizeof(float));
+        }
+        xf_dense_layer_free(&dl);
+        xf_dense_layer_free(&dl_ref);
+    }
+    assert_int_equal(bs.layer, c->n_layers);
+    free(h_ref);
+    free(tmp);
+    free(x_ref);
+    xf_workspace_free(&ws);
+    xf_block_stream_free(&bs);
+    free(tok);
+    toy_free(m);
+}
+
+static void test_stream_resumes(void **state)
+{
+    (void)state;
+    xf_model_config c = cfg_llama(4, 2, 8, false);
+    check_stream_resumes(&c, 80);
+    c = cfg_qwen2();
+    check_stream_resumes(&c, 81);
+    c = cfg_opt(true);
+    check_stream_resumes(&c, 82);
+    c = cfg_opt(false);
+    check_stream_resumes(&c, 83);
+    c = cfg_gpt2();
+    check_stream_resumes(&c, 84);
+}
+
+static int stop_hook(void *user, int layer, xf_linear_role role, float *x, int64_t rows,
+                     int64_t cols, xf_error *err)
+{
+    (void)user, (void)layer, (void)role, (void)x, (void)rows, (void)cols, (void)err;
+    return XF_HOOK_STOP;
+}
+
+static void test_stream_errors(void **state)
+{
+    (void)state;
+    xf_model_config c = cfg_llama(4, 2, 8, false);
+    toy *m = toy_build(&c, 90);
+    const int64_t T = 7;
+    int32_t *tok = xf_test_random_tokens(2 * T, c.vocab, 91);
+    xf_error err = {{0}};
+    xf_block_stream bs, once;
+    xf_dense_layer d0, d1;
+    assert_int_equal(xf_dense_layer_init(&d0, &m->mw, 0, &err), 0);
+    assert_int_equal(xf_dense_layer_init(&d1, &m->mw, 1, &err), 0);
+    assert_int_equal(xf_block_stream_init(&bs, &m->mw, tok, 0, T, true, "toy", &err), -1);
+    assert_non_null(strstr(err.msg, "toy"));
+    assert_int_equal(xf_block_stream_init(&bs, &m->mw, tok, 2, T, true, "toy", &err), 0);
+    /* not the block in progress */
+    assert_int_equal(xf_block_stream_run(&bs, &d1, XF_AT_END, NULL, &err), -1);
+    assert_non_null(strstr(err.msg, "block 0"));
+    assert_int_equal(xf_block_stream_run(&bs, &d0, XF_AT_MLP, NULL, &err), 0);
+    /* never backwards, never in place */
+    assert_int_equal(xf_block_stream_run(&bs, &d0, XF_AT_O, NULL, &err), -1);
+    assert_int_equal(xf_block_stream_run(&bs, &d0, XF_AT_MLP, NULL, &err), -1);
+    /* a copy stands where its source stands, with the same states */
+    assert_int_equal(xf_block_stream_copy(&once, &bs, &err), 0);
+    int64_t cols, cols2;
+    assert_memory_equal(xf_block_stream_input(&once, 1, &cols), xf_block_stream_input(&bs, 1, &cols2),
+                        (size_t)(T * c.hidden) * sizeof(float));
+    assert_int_equal(xf_block_stream_run(&once, &d0, XF_AT_END, NULL, &err), 0);
+    assert_int_equal(once.layer, 1);
+    xf_block_stream_free(&once);
+    /* a hook may not stop a stream: the windows would stand apart */
+    const xf_forward_hooks stop = {.on_linear_input = stop_hook};
+    assert_int_equal(xf_block_stream_run(&bs, &d0, XF_AT_END, &stop, &err), -1);
+    assert_non_null(strstr(err.msg, "stopped"));
+    xf_block_stream_free(&bs);
+    /* a stream that is not resumable may stop at an input, not resume */
+    assert_int_equal(xf_block_stream_init(&bs, &m->mw, tok, 2, T, false, "toy", &err), 0);
+    assert_int_equal(xf_block_stream_run(&bs, &d0, XF_AT_QKV, NULL, &err), 0);
+    assert_null(xf_block_stream_input(&bs, 0, &cols));
+    assert_int_equal(xf_block_stream_run(&bs, &d0, XF_AT_END, NULL, &err), -1);
+    assert_non_null(strstr(err.msg, "resume"));
+    xf_block_stream_free(&bs);
+    xf_dense_layer_free(&d0);
+    xf_dense_layer_free(&d1);
+    free(tok);
+    toy_free(m);
+}
+
+/* model/linear_inputs.h: the one table of inputs and their readers. */
+static void test_linear_inputs(void **state)
+{
+    (void)state;
+    xf_linear_role r[XF_IN_MAX_READERS];
+    xf_model_config c = cfg_llama(4, 2, 8, false);
+    assert_int_equal(xf_lin_input_readers(&c, XF_IN_QKV, r), 3);
+    assert_true(r[0] == XF_LIN_Q && r[1] == XF_LIN_K && r[2] == XF_LIN_V);
+    assert_int_equal(xf_lin_input_readers(&c, XF_IN_MLP, r), 2);
+    assert_true(r[0] == XF_LIN_GATE && r[1] == XF_LIN_UP);
+    assert_int_equal(xf_lin_input_readers(&c, XF_IN_O, r), 1);
+    assert_int_equal(r[0], XF_LIN_O);
+    assert_int_equal(xf_lin_input_readers(&c, XF_IN_DOWN, r), 1);
+    assert_int_equal(r[0], XF_LIN_DOWN);
+    assert_int_equal(xf_lin_input_width(&c, XF_IN_O), c.n_heads * c.head_dim);
+    assert_int_equal(xf_lin_input_width(&c, XF_IN_DOWN), c.intermediate);
+    c = cfg_opt(true);
+    assert_int_equal(xf_lin_input_readers(&c, XF_IN_QKV, r), 3);
+    assert_int_equal(xf_lin_input_readers(&c, XF_IN_MLP, r), 1);
+    assert_int_equal(r[0], XF_LIN_UP);
+    assert_int_equal(xf_lin_input_hook_role(&c, XF_IN_MLP), XF_LIN_UP);
+    c = cfg_gpt2();
+    assert_int_equal(xf_lin_input_readers(&c, XF_IN_QKV, r), 1);
+    assert_int_equal(r[0], XF_LIN_Q);
+    assert_int_equal(xf_lin_input_width(&c, XF_IN_QKV), c.hidden);
+    assert_int_equal(xf_lin_input_of_role(XF_LIN_K), XF_IN_QKV);
+    assert_int_equal(xf_lin_input_of_role(XF_LIN_GATE), XF_IN_MLP);
+    assert_int_equal(xf_lin_input_of_role(XF_LIN_COUNT), XF_IN_COUNT);
+    for (int in = 0; in < XF_IN_COUNT; in++) {
+        xf_lin_input back;
+        assert_int_equal(xf_lin_input_from_name(xf_lin_input_name((xf_lin_input)in), &back), 0);
+        assert_int_equal(back, in);
+    }
+    xf_lin_input none;
+    assert_int_equal(xf_lin_input_from_name("gate", &none), -1);
+    assert_null(xf_lin_input_name(XF_IN_COUNT));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -760,6 +971,9 @@ int main(void)
         cmocka_unit_test(test_layer_api_matches_runner),
         cmocka_unit_test(test_hf_random_models),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_stream_resumes),
+        cmocka_unit_test(test_stream_errors),
+        cmocka_unit_test(test_linear_inputs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -790,12 +790,12 @@ static void test_rows_subset(void **state)
     /* the scheme helper: an input outside act_inputs keeps activations off */
     xf_act_scheme sc;
     xf_act_scheme_quarot(&sc, 4, 0);
-    sc.act_clip_input[XF_ACT_IN_DOWN] = 0.75;
-    sc.act_inputs &= ~(1u << XF_ACT_IN_O);
-    xf_lrot_quant_from_scheme(&q, &sc, XF_ACT_IN_DOWN, 3, false, 128);
+    sc.act_clip_input[XF_IN_DOWN] = 0.75;
+    sc.act_inputs &= ~(1u << XF_IN_O);
+    xf_lrot_quant_from_scheme(&q, &sc, XF_IN_DOWN, 3, false, 128);
     assert_int_equal(q.act_bits, 4);
     assert_true(q.act_sym && q.act_clip == 0.75f && q.w_bits == 3 && !q.w_sym && q.w_group == 128);
-    xf_lrot_quant_from_scheme(&q, &sc, XF_ACT_IN_O, 4, true, 0);
+    xf_lrot_quant_from_scheme(&q, &sc, XF_IN_O, 4, true, 0);
     assert_int_equal(q.act_bits, 0);
     xf_lrot_problem_free(&p);
     xf_lrot_problem_free(&ps);

@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "include/xfquant.h"
+#include "pipeline/recipe_options.h"
 #include "tests/support/cli_run.h"
 #include "tests/support/random_model.h"
 #include "tests/support/random_tokenizer.h"
@@ -145,6 +146,46 @@ static void test_every_row_round_trips(void **state)
 }
 
 /* from_json: the flat object, a .xfq's recipe (its "options"), strict keys. */
+/* Each row's documented default (--help, docs/cli.md) is the value
+ * xf_quant_options_defaults gives: setting it changes nothing. */
+static void test_defaults_agree_with_table(void **state)
+{
+    (void)state;
+    const xf_quant_method methods[2] = {XF_METHOD_RTN, XF_METHOD_GPTQ};
+    int checked = 0;
+    for (int mi = 0; mi < 2; mi++) {
+        xf_quant_recipe base;
+        xf_quant_recipe_init(&base, methods[mi]);
+        json_t *want = xf_quant_options_to_json(&base.o);
+        assert_non_null(want);
+        for (int i = 0; i < xf_recipe_row_count(); i++) {
+            const xf_recipe_row *row = xf_recipe_row_at(i);
+            unsigned bit = methods[mi] == XF_METHOD_RTN ? XF_RO_RTN : XF_RO_GPTQ;
+            if (!row->default_text || row->alias_of || !(row->methods & bit))
+                continue;
+            xf_quant_recipe r;
+            xf_quant_recipe_init(&r, methods[mi]);
+            xf_error err = {0};
+            if (xf_quant_recipe_set(&r, row->key, row->default_text, &err) != 0)
+                fail_msg("--%s: its default '%s' is refused: %s", row->flag, row->default_text,
+                         err.msg);
+            json_t *got = xf_quant_options_to_json(&r.o);
+            assert_non_null(got);
+            if (!json_equal(got, want)) {
+                char *g = json_dumps(got, JSON_SORT_KEYS), *w = json_dumps(want, JSON_SORT_KEYS);
+                fail_msg("--%s %s (its documented default) gives %s, the defaults %s", row->flag,
+                         row->default_text, g, w);
+            }
+            json_decref(got);
+            xf_quant_recipe_free(&r);
+            checked++;
+        }
+        json_decref(want);
+        xf_quant_recipe_free(&base);
+    }
+    assert_true(checked > 20);
+}
+
 static void test_recipe_json_forms(void **state)
 {
     (void)state;
@@ -510,6 +551,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_row_round_trips),
+        cmocka_unit_test(test_defaults_agree_with_table),
         cmocka_unit_test(test_recipe_json_forms),
         cmocka_unit_test_setup_teardown(test_recipe_file_and_flags, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recorded_recipe_reproduces, setup, teardown),

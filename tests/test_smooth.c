@@ -310,13 +310,13 @@ static void test_factor_formula(void **state)
         w = fmax(w, fabs(q0[o * H + j]));
     for (int64_t o = 0; o < m.cfg.n_kv_heads * hd; o++)
         w = fmax(w, fmax(fabs(k0[o * H + j]), fabs(v0[o * H + j])));
-    double sj = xf_act_absmax_row(&st, L, XF_ACT_IN_QKV)[j];
+    double sj = xf_act_absmax_row(&st, L, XF_IN_QKV)[j];
     double f = pow(sj, alpha) / pow(w, 1 - alpha);
     assert_true(fabs((double)norm0[j] / norm1[j] / f - 1) < 1e-6);
 
     /* o: v channel c = (kv head 1, dim 3) feeds o columns of q heads 2, 3 */
     int64_t d = 3, c = 1 * hd + d, qd = m.cfg.n_heads * hd;
-    const float *so = xf_act_absmax_row(&st, L, XF_ACT_IN_O);
+    const float *so = xf_act_absmax_row(&st, L, XF_IN_O);
     double s_o = fmax(so[2 * hd + d], so[3 * hd + d]), w_o = 0;
     for (int64_t o = 0; o < H; o++)
         w_o = fmax(w_o, fmax(fabs(o0[o * qd + 2 * hd + d]), fabs(o0[o * qd + 3 * hd + d])));
@@ -328,7 +328,7 @@ static void test_factor_formula(void **state)
                                  1) < 1e-6);
     /* v row c: divided by f_o (and its columns scaled by the qkv factors) */
     {
-        double fq0 = pow(xf_act_absmax_row(&st, L, XF_ACT_IN_QKV)[0], alpha);
+        double fq0 = pow(xf_act_absmax_row(&st, L, XF_IN_QKV)[0], alpha);
         double wq0 = 0;
         for (int64_t o = 0; o < qd; o++)
             wq0 = fmax(wq0, fabs(q0[o * H]));
@@ -343,7 +343,7 @@ static void test_factor_formula(void **state)
     double w_d = 0;
     for (int64_t o = 0; o < H; o++)
         w_d = fmax(w_d, fabs(d0[o * I + r]));
-    double f_d = pow(xf_act_absmax_row(&st, L, XF_ACT_IN_DOWN)[r], alpha) / pow(w_d, 1 - alpha);
+    double f_d = pow(xf_act_absmax_row(&st, L, XF_IN_DOWN)[r], alpha) / pow(w_d, 1 - alpha);
     assert_true(fabs((double)d1[r] / d0[r] / f_d - 1) < 1e-6);
 
     /* the pure function: guards and clamp */
@@ -397,7 +397,7 @@ static void test_alpha_edges(void **state)
     /* alpha 0 on qkv and down (neither's readers are another input's producer) */
     xf_model_edit e;
     assert_int_equal(xf_model_edit_init(&e, &m, &err), 0);
-    unsigned mask = (1u << XF_ACT_IN_QKV) | (1u << XF_ACT_IN_DOWN);
+    unsigned mask = (1u << XF_IN_QKV) | (1u << XF_IN_DOWN);
     if (xf_smooth_model(&m, &e, cal, CALIB_N, CALIB_T, 0.0, mask, NULL, &err) != 0)
         fail_msg("%s", err.msg);
     double *w = malloc((size_t)c->intermediate * sizeof *w);
@@ -423,13 +423,13 @@ static void test_alpha_edges(void **state)
     assert_int_equal(xf_act_absmax_measure(&st, &m.weights, cal, CALIB_N, CALIB_T, &err), 0);
     int64_t hd = c->head_dim, group = c->n_heads / c->n_kv_heads;
     for (int64_t l = 0; l < c->n_layers; l++) {
-        for (int in = 0; in < XF_ACT_IN_COUNT; in++) {
-            const float *sm = xf_act_absmax_row(&st, l, (xf_act_input)in);
-            if (in != XF_ACT_IN_O) {
+        for (int in = 0; in < XF_IN_COUNT; in++) {
+            const float *sm = xf_act_absmax_row(&st, l, (xf_lin_input)in);
+            if (in != XF_IN_O) {
                 for (int64_t j = 0; j < st.width[in]; j++)
                     if (!(fabs(sm[j] - 1.0) < 1e-4))
                         fail_msg("alpha 1: layer %lld %s channel %lld max %g", (long long)l,
-                                 xf_act_input_name((xf_act_input)in), (long long)j, sm[j]);
+                                 xf_lin_input_name((xf_lin_input)in), (long long)j, sm[j]);
                 continue;
             }
             for (int64_t kv = 0; kv < c->n_kv_heads; kv++)
@@ -458,7 +458,7 @@ static int cmp_float(const void *a, const void *b)
 }
 
 /* max / median of one layer's per-channel maxima */
-static double spread(const xf_act_absmax *st, int64_t l, xf_act_input in)
+static double spread(const xf_act_absmax *st, int64_t l, xf_lin_input in)
 {
     int64_t n = st->width[in];
     float *v = malloc((size_t)n * sizeof *v);
@@ -509,12 +509,12 @@ static void test_flattens_planted_outlier(void **state)
                         &err) != 0)
         fail_msg("%s", err.msg);
     assert_int_equal(xf_act_absmax_measure(&after, &m.weights, cal, CALIB_N, CALIB_T, &err), 0);
-    const xf_act_input ins[3] = {XF_ACT_IN_QKV, XF_ACT_IN_MLP, XF_ACT_IN_DOWN};
+    const xf_lin_input ins[3] = {XF_IN_QKV, XF_IN_MLP, XF_IN_DOWN};
     for (int64_t l = 0; l < c->n_layers; l++)
         for (int k = 0; k < 3; k++) {
             double b = spread(&before, l, ins[k]), a = spread(&after, l, ins[k]);
             print_message("layer %lld %s input: max/median %.2f -> %.2f\n", (long long)l,
-                          xf_act_input_name(ins[k]), b, a);
+                          xf_lin_input_name(ins[k]), b, a);
             assert_true(b > 5);
             assert_true(a < b / 2);
         }

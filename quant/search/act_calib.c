@@ -13,7 +13,7 @@ typedef struct clip_ctx {
     xf_runner *runner;
     const xf_act_scheme *scheme;
     int last_layer;
-    xf_act_clip_search search[XF_ACT_IN_COUNT];
+    xf_act_clip_search search[XF_IN_COUNT];
 } clip_ctx;
 
 /* Adds the input x of one layer to its kind's search, through every linear
@@ -22,10 +22,10 @@ static int clip_hook(void *user, int layer, xf_linear_role role, float *x, int64
                      int64_t cols, xf_error *err)
 {
     clip_ctx *c = user;
-    xf_act_input in = xf_act_input_of_role(role);
+    xf_lin_input in = xf_lin_input_of_role(role);
     /* the last layer's down input is the last hooked input: stop there, the
      * logits are not needed (and no buffer is given for them) */
-    int done = layer == c->last_layer && in == XF_ACT_IN_DOWN ? XF_HOOK_STOP : 0;
+    int done = layer == c->last_layer && in == XF_IN_DOWN ? XF_HOOK_STOP : 0;
     /* a rotated model's online transform comes first: the quantizer (and
      * so the search) sees the rotated input */
     if (c->scheme->online && xf_online_apply(c->scheme->online, layer, (int)role, x, rows, cols,
@@ -36,21 +36,12 @@ static int clip_hook(void *user, int layer, xf_linear_role role, float *x, int64
     const xf_dense_layer *dl = xf_runner_cached_layer(c->runner, layer);
     if (!dl)
         return xf_fail(err, "clip search: layer %d is not cached", layer);
-    static const xf_linear_role readers[XF_ACT_IN_COUNT][3] = {
-        [XF_ACT_IN_QKV] = {XF_LIN_Q, XF_LIN_K, XF_LIN_V},
-        [XF_ACT_IN_O] = {XF_LIN_O, XF_LIN_O, XF_LIN_O},
-        [XF_ACT_IN_MLP] = {XF_LIN_GATE, XF_LIN_UP, XF_LIN_UP},
-        [XF_ACT_IN_DOWN] = {XF_LIN_DOWN, XF_LIN_DOWN, XF_LIN_DOWN},
-    };
+    xf_linear_role readers[XF_IN_MAX_READERS];
+    const int n = xf_lin_input_readers(&c->runner->mw->cfg, in, readers);
     char what[64];
-    snprintf(what, sizeof what, "layer %d %s input", layer, xf_act_input_name(in));
-    for (int k = 0; k < 3; k++) {
-        xf_linear_role r = readers[in][k];
-        bool dup = false;
-        for (int j = 0; j < k; j++)
-            dup = dup || readers[in][j] == r;
-        if (dup || !dl->w[r])
-            continue;
+    snprintf(what, sizeof what, "layer %d %s input", layer, xf_lin_input_name(in));
+    for (int k = 0; k < n; k++) {
+        xf_linear_role r = readers[k];
         if (dl->in[r] != cols)
             return xf_fail(err, "%s: %lld channels, the %s linear reads %lld", what,
                            (long long)cols, xf_linear_role_name(r), (long long)dl->in[r]);
@@ -70,7 +61,7 @@ int xf_act_clip_calibrate(const xf_model_weights *mw, const int32_t *tokens, int
     if (s->act_bits <= 0)
         return xf_fail(err, "--act-clip search needs --act-bits");
     clip_ctx c = {.scheme = s, .last_layer = (int)mw->cfg.n_layers - 1};
-    for (int i = 0; i < XF_ACT_IN_COUNT; i++)
+    for (int i = 0; i < XF_IN_COUNT; i++)
         if (xf_act_clip_search_init(&c.search[i], s->act_bits, s->act_sym, s->act_group, NULL, 0,
                                     err) != 0)
             return -1;
@@ -89,7 +80,7 @@ int xf_act_clip_calibrate(const xf_model_weights *mw, const int32_t *tokens, int
         rc = r < 0 ? -1 : 0;
     }
     json_t *inputs = json_object();
-    for (int i = 0; i < XF_ACT_IN_COUNT && rc == 0; i++) {
+    for (int i = 0; i < XF_IN_COUNT && rc == 0; i++) {
         if (!(s->act_inputs & (1u << i)) || c.search[i].tokens == 0)
             continue;
         double best = xf_act_clip_search_best(&c.search[i]);
@@ -98,7 +89,7 @@ int xf_act_clip_calibrate(const xf_model_weights *mw, const int32_t *tokens, int
         for (int k = 0; k < c.search[i].n; k++)
             if (c.search[i].ratio[k] == best)
                 e = c.search[i].err[k];
-        json_object_set_new(inputs, xf_act_input_name((xf_act_input)i),
+        json_object_set_new(inputs, xf_lin_input_name((xf_lin_input)i),
                             json_pack("{s:f, s:f}", "ratio", best, "output_sse", e));
     }
     if (rc == 0 && record)
@@ -106,7 +97,7 @@ int xf_act_clip_calibrate(const xf_model_weights *mw, const int32_t *tokens, int
     else
         json_decref(inputs);
     xf_runner_free(&runner);
-    for (int i = 0; i < XF_ACT_IN_COUNT; i++)
+    for (int i = 0; i < XF_IN_COUNT; i++)
         xf_act_clip_search_free(&c.search[i]);
     return rc;
 }

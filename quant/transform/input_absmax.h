@@ -1,13 +1,14 @@
 /* Per-channel absolute maxima of the four distinct linear inputs of every
- * layer (qkv, o, mlp, down: sim/act_quant.h xf_act_input), measured over
+ * layer (qkv, o, mlp, down: model/linear_inputs.h), measured over
  * calibration windows with the model as it is bound (full precision, no
  * activation quantization). The statistic SmoothQuant-style smoothing
  * (quant/transform/smooth.h) migrates into the weights, and what its tests check is
  * flattened afterwards.
  *
- * Runs layer-major like the GPTQ pipeline: the hidden states of all windows
- * are kept ([nsamples, T, hidden] floats) and each layer is densified once,
- * so a model larger than the runner's cache is not reloaded per window. */
+ * Runs on the calibration stream like the GPTQ pipeline
+ * (model/block_stream.h): the hidden states of all windows are kept
+ * ([nsamples, T, hidden] floats) and each layer is densified once, so a
+ * model larger than the runner's cache is not reloaded per window. */
 #ifndef XF_QUANT_TRANSFORM_INPUT_ABSMAX_H
 #define XF_QUANT_TRANSFORM_INPUT_ABSMAX_H
 
@@ -19,8 +20,8 @@
 
 typedef struct xf_act_absmax {
     int64_t n_layers;
-    int64_t width[XF_ACT_IN_COUNT]; /* channels: hidden, n_heads * head_dim, hidden, intermediate */
-    float *max[XF_ACT_IN_COUNT];    /* [n_layers, width] max |x[t, j]| over all tokens */
+    int64_t width[XF_IN_COUNT]; /* channels: hidden, n_heads * head_dim, hidden, intermediate */
+    float *max[XF_IN_COUNT];    /* [n_layers, width] max |x[t, j]| over all tokens */
     int64_t windows, T;             /* what was measured */
 } xf_act_absmax;
 
@@ -32,7 +33,7 @@ void xf_act_absmax_free(xf_act_absmax *a);
 
 /* The maxima of input `in` of layer `layer`: width[in] values. */
 static inline const float *xf_act_absmax_row(const xf_act_absmax *a, int64_t layer,
-                                             xf_act_input in)
+                                             xf_lin_input in)
 {
     return a->max[in] + layer * a->width[in];
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/linear_inputs.h"
 #include "quant/transform/rotate_mat.h"
 
 /* Moves norm (scale g, LayerNorm bias beta when norm->b) into the linears
@@ -77,6 +78,17 @@ static int fold_one(xf_model_edit *e, const xf_norm *norm, const xf_linear *cons
     return 0;
 }
 
+/* The linears of layer L reading input `in`. */
+static int readers_of(const xf_model_config *cfg, const xf_layer_weights *L, xf_lin_input in,
+                      const xf_linear *lins[XF_IN_MAX_READERS])
+{
+    xf_linear_role r[XF_IN_MAX_READERS];
+    const int n = xf_lin_input_readers(cfg, in, r);
+    for (int k = 0; k < n; k++)
+        lins[k] = &L->lin[r[k]];
+    return n;
+}
+
 /* Every norm of the model into its readers; the final norm's LayerNorm
  * bias (if any) into head_b [vocab]. */
 static int fold_all(xf_model_edit *e, double *head_b, int *norms, xf_error *err)
@@ -85,11 +97,12 @@ static int fold_all(xf_model_edit *e, double *head_b, int *norms, xf_error *err)
     *norms = 0;
     for (int64_t l = 0; l < mw->cfg.n_layers; l++) {
         const xf_layer_weights *L = &mw->layers[l];
-        /* absent roles (k/v of GPT-2's fused c_attn, gate outside llama) are skipped */
-        const xf_linear *attn[3] = {&L->lin[XF_LIN_Q], &L->lin[XF_LIN_K], &L->lin[XF_LIN_V]};
-        const xf_linear *mlp[2] = {&L->lin[XF_LIN_GATE], &L->lin[XF_LIN_UP]};
-        if (fold_one(e, &L->attn_norm, attn, 3, NULL, err) != 0 ||
-            fold_one(e, &L->mlp_norm, mlp, 2, NULL, err) != 0)
+        /* each norm into the readers of the input it produces */
+        const xf_linear *attn[XF_IN_MAX_READERS], *mlp[XF_IN_MAX_READERS];
+        const int na = readers_of(&mw->cfg, L, XF_IN_QKV, attn);
+        const int nm = readers_of(&mw->cfg, L, XF_IN_MLP, mlp);
+        if (fold_one(e, &L->attn_norm, attn, na, NULL, err) != 0 ||
+            fold_one(e, &L->mlp_norm, mlp, nm, NULL, err) != 0)
             return -1;
         *norms += 2;
     }

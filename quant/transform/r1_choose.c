@@ -23,8 +23,7 @@ static int cov_hook(void *user, int layer, xf_linear_role role, float *x, int64_
 {
     cov_ctx *c = user;
     (void)cols; /* == hidden: the accumulator checks nothing else */
-    /* the MLP input is reported once, as GATE (gated MLPs) or UP */
-    const bool mlp = role == XF_LIN_GATE || role == XF_LIN_UP;
+    const bool mlp = xf_lin_input_of_role(role) == XF_IN_MLP;
     if (role == XF_LIN_Q || mlp)
         if (xf_hessian_add(&c->hs, x, rows, err) != 0)
             return -1;

@@ -14,7 +14,7 @@
 
 #include "core/log.h"
 #include "core/progress.h"
-#include "model/forward.h"
+#include "model/block_stream.h"
 #include "sim/hadamard.h"
 #include "quant/transform/rotation_learning.h"
 
@@ -25,27 +25,50 @@
 
 typedef struct capture {
     int64_t T, n, layers, windows;
-    int64_t w;       /* window being run */
     float *x_qkv;    /* [layers, windows * T, n] */
     float *x_mlp;
 } capture;
 
-static int capture_hook(void *user, int layer, xf_linear_role role, float *x, int64_t rows,
-                        int64_t cols, xf_error *err)
+/* The pending input of every window of the stream into layer l's rows of
+ * dst ([layers, windows * T, n]). */
+static void take_inputs(const capture *c, const xf_block_stream *bs, int64_t l, float *dst)
 {
-    capture *c = user;
-    /* the mlp input is reported as GATE (llama) or UP (OPT fc1, GPT-2 c_fc) */
-    const bool mlp = role == XF_LIN_GATE || role == XF_LIN_UP;
-    if (role != XF_LIN_Q && !mlp)
-        return 0;
-    if (cols != c->n || rows != c->T)
-        return xf_fail(err, "learned rotation: layer %d input is [%lld, %lld]", layer,
-                       (long long)rows, (long long)cols);
-    float *dst = (mlp ? c->x_mlp : c->x_qkv) +
-                 ((size_t)layer * (size_t)(c->windows * c->T) + (size_t)(c->w * c->T)) *
-                     (size_t)c->n;
-    memcpy(dst, x, (size_t)(rows * cols) * sizeof *x);
-    return layer == c->layers - 1 && mlp ? XF_HOOK_STOP : 0;
+    for (int64_t w = 0; w < c->windows; w++) {
+        int64_t cols;
+        const float *x = xf_block_stream_input(bs, w, &cols);
+        memcpy(dst + ((size_t)(l * c->windows + w) * (size_t)c->T) * (size_t)c->n, x,
+               (size_t)(c->T * c->n) * sizeof *x);
+    }
+}
+
+/* The residual readers' inputs (qkv and mlp) of every layer of the folded
+ * full-precision model (the runner's cached layers), block by block
+ * (model/block_stream.h); the last block stops at its mlp input. */
+static int capture_inputs(capture *c, xf_runner *r, const int32_t *tokens, xf_error *err)
+{
+    xf_block_stream bs;
+    if (xf_block_stream_init(&bs, r->mw, tokens, c->windows, c->T, true, "learned rotation",
+                             err) != 0)
+        return -1;
+    int rc = 0;
+    for (int64_t l = 0; l < c->layers && rc == 0; l++) {
+        const xf_dense_layer *dl = xf_runner_cached_layer(r, (int)l);
+        if (!dl)
+            rc = xf_fail(err, "learned rotation: layer %lld is not cached", (long long)l);
+        if (rc == 0)
+            rc = xf_block_stream_run(&bs, dl, XF_AT_QKV, NULL, err);
+        if (rc == 0) {
+            take_inputs(c, &bs, l, c->x_qkv);
+            rc = xf_block_stream_run(&bs, dl, XF_AT_MLP, NULL, err);
+        }
+        if (rc == 0) {
+            take_inputs(c, &bs, l, c->x_mlp);
+            if (l + 1 < c->layers)
+                rc = xf_block_stream_run(&bs, dl, XF_AT_END, NULL, err);
+        }
+    }
+    xf_block_stream_free(&bs);
+    return rc;
 }
 
 typedef struct progress_ctx {
@@ -89,11 +112,8 @@ int xf_learned_r1(const xf_model_weights *mw, const xf_r1_request *q, double *R1
     if (rc == 0 && xf_runner_init(&r, mw, q->T, SIZE_MAX, err) != 0)
         rc = -1;
     runner_ok = rc == 0;
-    xf_forward_hooks hooks = {.user = &c, .on_linear_input = capture_hook};
-    for (c.w = 0; c.w < c.windows && rc == 0; c.w++) {
-        int k = xf_runner_forward_hooked(&r, q->tokens + c.w * q->T, q->T, &hooks, NULL, err);
-        rc = k == XF_HOOK_STOP ? 0 : (k < 0 ? -1 : xf_fail(err, "learned: pass did not stop"));
-    }
+    if (rc == 0)
+        rc = capture_inputs(&c, &r, q->tokens, err);
     xf_lrot_problem p;
     int p_ok = 0;
     if (rc == 0 && xf_lrot_problem_init(&p, n, XF_LROT_NORM_RELATIVE, err) != 0)
@@ -112,12 +132,12 @@ int xf_learned_r1(const xf_model_weights *mw, const xf_r1_request *q, double *R1
             rc = xf_fail(err, "learned rotation: layer %lld is not cached", (long long)l);
             break;
         }
-        static const xf_linear_role groups[2][3] = {{XF_LIN_Q, XF_LIN_K, XF_LIN_V},
-                                                    {XF_LIN_GATE, XF_LIN_UP, XF_LIN_COUNT}};
         for (int g = 0; g < 2 && rc == 0; g++) {
+            xf_linear_role readers[XF_IN_MAX_READERS];
+            const int nr = xf_lin_input_readers(&mw->cfg, g == 0 ? XF_IN_QKV : XF_IN_MLP, readers);
             int64_t rows = 0;
-            for (int k = 0; k < 3 && groups[g][k] != XF_LIN_COUNT; k++)
-                rows += dl->w[groups[g][k]] ? dl->out[groups[g][k]] : 0;
+            for (int k = 0; k < nr; k++)
+                rows += dl->out[readers[k]];
             float *W = malloc((size_t)(rows * n) * sizeof *W);
             if (!W) {
                 rc = xf_fail(err, "learned rotation: out of memory");
@@ -125,16 +145,14 @@ int xf_learned_r1(const xf_model_weights *mw, const xf_r1_request *q, double *R1
             }
             stacked[2 * l + g] = W;
             int64_t at = 0;
-            for (int k = 0; k < 3 && groups[g][k] != XF_LIN_COUNT; k++) {
-                xf_linear_role role = groups[g][k];
-                if (!dl->w[role])
-                    continue;
+            for (int k = 0; k < nr; k++) {
+                xf_linear_role role = readers[k];
                 memcpy(W + at * n, dl->w[role], (size_t)(dl->out[role] * n) * sizeof *W);
                 at += dl->out[role];
             }
             const float *X = (g == 0 ? c.x_qkv : c.x_mlp) + (size_t)(l * N * n);
             xf_lrot_quant lq;
-            xf_lrot_quant_from_scheme(&lq, q->act, g == 0 ? XF_ACT_IN_QKV : XF_ACT_IN_MLP,
+            xf_lrot_quant_from_scheme(&lq, q->act, g == 0 ? XF_IN_QKV : XF_IN_MLP,
                                       q->weight_bits, q->weight_sym, q->weight_group);
             char name[64];
             snprintf(name, sizeof name, "layers.%lld.%s", (long long)l, g == 0 ? "qkv" : "mlp");

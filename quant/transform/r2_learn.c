@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "core/log.h"
-#include "model/forward.h"
+#include "model/block_stream.h"
 #include "sim/act_hooks.h"
 #include "sim/hadamard.h"
 #include "quant/transform/rotation_learning.h"
@@ -26,48 +26,57 @@
 
 typedef struct o_capture {
     int64_t T, width, layers, windows;
-    int64_t w;  /* window being run */
     float *x;   /* [layers, windows * T, width] */
 } o_capture;
 
-static int capture_o(void *user, int layer, xf_linear_role role, float *x, int64_t rows,
-                     int64_t cols, xf_error *err)
+/* o's input of block l for every window of the stream into c->x. */
+static void take_o_inputs(o_capture *c, const xf_block_stream *bs, int64_t l)
 {
-    o_capture *c = user;
-    if (role != XF_LIN_O)
-        return 0;
-    if (cols != c->width || rows != c->T)
-        return xf_fail(err, "learned R2: layer %d o input is [%lld, %lld]", layer,
-                       (long long)rows, (long long)cols);
-    float *dst = c->x + ((size_t)layer * (size_t)(c->windows * c->T) + (size_t)(c->w * c->T)) *
-                            (size_t)c->width;
-    memcpy(dst, x, (size_t)(rows * cols) * sizeof *x);
-    /* nothing after the last o input is needed */
-    return layer == c->layers - 1 ? XF_HOOK_STOP : 0;
+    for (int64_t w = 0; w < c->windows; w++) {
+        int64_t cols;
+        const float *x = xf_block_stream_input(bs, w, &cols);
+        memcpy(c->x + ((size_t)(l * c->windows + w) * (size_t)c->T) * (size_t)c->width, x,
+               (size_t)(c->T * c->width) * sizeof *x);
+    }
+}
+
+/* o's inputs of every layer, block by block (model/block_stream.h); the
+ * last block stops there. */
+static int capture_blocks(const xf_model_weights *mw, const int32_t *tokens,
+                          const xf_forward_hooks *hooks, o_capture *c, xf_error *err)
+{
+    xf_block_stream bs;
+    if (xf_block_stream_init(&bs, mw, tokens, c->windows, c->T, true, "learned R2", err) != 0)
+        return -1;
+    int rc = 0;
+    for (int64_t l = 0; l < c->layers && rc == 0; l++) {
+        xf_dense_layer dl;
+        if (xf_dense_layer_init(&dl, mw, (int)l, err) != 0) {
+            rc = -1;
+            break;
+        }
+        rc = xf_block_stream_run(&bs, &dl, XF_AT_O, hooks, err);
+        if (rc == 0)
+            take_o_inputs(c, &bs, l);
+        if (rc == 0 && l + 1 < c->layers)
+            rc = xf_block_stream_run(&bs, &dl, XF_AT_END, hooks, err);
+        xf_dense_layer_free(&dl);
+    }
+    xf_block_stream_free(&bs);
+    return rc;
 }
 
 static int capture_all(const xf_model_weights *mw, const xf_r1_request *q,
                        const xf_online_transforms *online, o_capture *c, xf_error *err)
 {
-    xf_runner r;
-    if (xf_runner_init(&r, mw, q->T, 0, err) != 0)
-        return -1;
     /* full precision: an all-off scheme, only the online transforms */
     xf_act_scheme off;
     xf_act_scheme_default(&off);
-    xf_forward_hooks inner = {.user = c, .on_linear_input = capture_o};
     xf_act_hooks ah;
-    int rc = xf_act_hooks_init_online(&ah, &off, online, &inner, err);
-    if (rc != 0) {
-        xf_runner_free(&r);
+    if (xf_act_hooks_init_online(&ah, &off, online, NULL, err) != 0)
         return -1;
-    }
-    for (c->w = 0; c->w < c->windows && rc == 0; c->w++) {
-        int k = xf_runner_forward_hooked(&r, q->tokens + c->w * q->T, q->T, &ah.hooks, NULL, err);
-        rc = k == XF_HOOK_STOP ? 0 : (k < 0 ? -1 : xf_fail(err, "learned R2: pass did not stop"));
-    }
+    int rc = capture_blocks(mw, q->tokens, xf_act_hooks_active(&ah) ? &ah.hooks : NULL, c, err);
     xf_act_hooks_free(&ah);
-    xf_runner_free(&r);
     return rc;
 }
 
@@ -83,7 +92,7 @@ static int learn_layer(const xf_r1_request *q, const float *X, int64_t N, const 
     if (xf_lrot_problem_init(&p, d, XF_LROT_NORM_RELATIVE, err) != 0)
         return -1;
     xf_lrot_quant lq;
-    xf_lrot_quant_from_scheme(&lq, q->act, XF_ACT_IN_O, q->weight_bits, q->weight_sym,
+    xf_lrot_quant_from_scheme(&lq, q->act, XF_IN_O, q->weight_bits, q->weight_sym,
                               q->weight_group);
     char name[64];
     snprintf(name, sizeof name, "layers.%lld.o", (long long)l);

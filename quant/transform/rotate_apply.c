@@ -9,6 +9,7 @@
 
 #include "sim/hadamard.h"
 #include "quant/transform/rotation_learning.h"
+#include "model/linear_inputs.h"
 #include "quant/transform/rotate_mat.h"
 
 static const char *const kind_names[] = {"none", "hadamard", "learned", "klt"};
@@ -109,11 +110,15 @@ static int residual(xf_model_edit *e, const double *R, xf_error *err)
         return -1;
     for (int64_t l = 0; l < mw->cfg.n_layers; l++) {
         const xf_layer_weights *L = &mw->layers[l];
-        static const xf_linear_role readers[] = {XF_LIN_Q, XF_LIN_K, XF_LIN_V, XF_LIN_GATE,
-                                                 XF_LIN_UP};
-        for (size_t k = 0; k < sizeof readers / sizeof *readers; k++)
-            if (reader(e, &L->lin[readers[k]], R, err) != 0)
-                return -1;
+        /* the residual stream's readers: those of the qkv and mlp inputs */
+        const xf_lin_input res[2] = {XF_IN_QKV, XF_IN_MLP};
+        for (int i = 0; i < 2; i++) {
+            xf_linear_role r[XF_IN_MAX_READERS];
+            const int n = xf_lin_input_readers(&mw->cfg, res[i], r);
+            for (int k = 0; k < n; k++)
+                if (reader(e, &L->lin[r[k]], R, err) != 0)
+                    return -1;
+        }
         if (writer(e, &L->lin[XF_LIN_O], R, err) != 0 ||
             writer(e, &L->lin[XF_LIN_DOWN], R, err) != 0)
             return -1;

@@ -144,7 +144,7 @@ void xf_lrot_quant_default(xf_lrot_quant *q);
 /* The quantizers a model run would use on input `in`: activations from the
  * scheme (off when s is NULL or `in` is not in s->act_inputs; the per-input clip), the
  * weights as given (w_bits 0: off; RTN min/max grid). */
-void xf_lrot_quant_from_scheme(xf_lrot_quant *q, const xf_act_scheme *s, xf_act_input in,
+void xf_lrot_quant_from_scheme(xf_lrot_quant *q, const xf_act_scheme *s, xf_lin_input in,
                                int w_bits, bool w_sym, int64_t w_group);
 
 typedef struct xf_lrot_term {

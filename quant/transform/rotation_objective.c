@@ -41,7 +41,7 @@ void xf_lrot_quant_default(xf_lrot_quant *q)
     q->w_clip = XF_CLIP_NONE;
 }
 
-void xf_lrot_quant_from_scheme(xf_lrot_quant *q, const xf_act_scheme *s, xf_act_input in,
+void xf_lrot_quant_from_scheme(xf_lrot_quant *q, const xf_act_scheme *s, xf_lin_input in,
                                int w_bits, bool w_sym, int64_t w_group)
 {
     xf_lrot_quant_default(q);

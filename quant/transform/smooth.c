@@ -30,19 +30,19 @@ double xf_smooth_factor(double s, double w, double alpha, bool *guarded, bool *c
     return f;
 }
 
-const char *xf_smooth_not_exact(const xf_model_config *c, xf_act_input in)
+const char *xf_smooth_not_exact(const xf_model_config *c, xf_lin_input in)
 {
     switch (in) {
-    case XF_ACT_IN_QKV:
-    case XF_ACT_IN_MLP:
+    case XF_IN_QKV:
+    case XF_IN_MLP:
         return c->norm_before ? NULL
                               : "post-LN: the input is the residual stream, not a norm output";
-    case XF_ACT_IN_O: return NULL;
-    case XF_ACT_IN_DOWN:
+    case XF_IN_O: return NULL;
+    case XF_IN_DOWN:
         if (c->family == XF_FAMILY_LLAMA || c->act == XF_ACT_RELU)
             return NULL;
         return "the MLP activation is not ReLU or gated, so it does not commute with scaling";
-    case XF_ACT_IN_COUNT: break;
+    case XF_IN_COUNT: break;
     }
     return "unknown input";
 }
@@ -68,7 +68,7 @@ typedef struct smooth_ctx {
     const xf_act_absmax *stats;
     double alpha;
     unsigned apply; /* inputs applied (mask minus the inexact ones) */
-    factor_stats fs[XF_ACT_IN_COUNT];
+    factor_stats fs[XF_IN_COUNT];
 } smooth_ctx;
 
 static float *at(const lin_buf *L, int64_t o, int64_t i)
@@ -76,29 +76,10 @@ static float *at(const lin_buf *L, int64_t o, int64_t i)
     return L->tr ? &L->w[i * L->out + o] : &L->w[o * L->in + i];
 }
 
-/* The linears reading input `in`. */
-static int readers(const xf_model_config *c, xf_act_input in, xf_linear_role r[3])
+/* The linears reading input `in` (model/linear_inputs.h). */
+static int readers(const xf_model_config *c, xf_lin_input in, xf_linear_role r[3])
 {
-    switch (in) {
-    case XF_ACT_IN_QKV:
-        if (c->fused_qkv) {
-            r[0] = XF_LIN_Q;
-            return 1;
-        }
-        r[0] = XF_LIN_Q, r[1] = XF_LIN_K, r[2] = XF_LIN_V;
-        return 3;
-    case XF_ACT_IN_O: r[0] = XF_LIN_O; return 1;
-    case XF_ACT_IN_MLP:
-        if (c->family == XF_FAMILY_LLAMA) {
-            r[0] = XF_LIN_GATE, r[1] = XF_LIN_UP;
-            return 2;
-        }
-        r[0] = XF_LIN_UP;
-        return 1;
-    case XF_ACT_IN_DOWN: r[0] = XF_LIN_DOWN; return 1;
-    case XF_ACT_IN_COUNT: break;
-    }
-    return 0;
+    return xf_lin_input_readers(c, in, r);
 }
 
 /* How many bindings of mw refer to tensor t: a norm folded into must be
@@ -160,7 +141,7 @@ static void note_factor(factor_stats *fs, double f, bool guarded, bool clamped)
 /* Factors of input `in` of layer l: [width] (qkv, mlp, down) or, for o,
  * [n_kv_heads * head_dim], one per v channel (the q heads sharing a kv head
  * share its factor). L holds the layer's linears (readers made editable). */
-static int input_factors(smooth_ctx *sc, int64_t l, xf_act_input in, lin_buf *L, double *f,
+static int input_factors(smooth_ctx *sc, int64_t l, xf_lin_input in, lin_buf *L, double *f,
                          xf_error *err)
 {
     const xf_model_config *c = &sc->m->cfg;
@@ -170,7 +151,7 @@ static int input_factors(smooth_ctx *sc, int64_t l, xf_act_input in, lin_buf *L,
     double *w = calloc((size_t)width, sizeof *w);
     if (!w)
         return xf_fail(err, "layer %lld %s input: out of memory", (long long)l,
-                       xf_act_input_name(in));
+                       xf_lin_input_name(in));
     for (int k = 0; k < nr; k++) {
         if (edit_linear(sc, l, rr[k], &L[rr[k]], err) != 0) {
             free(w);
@@ -181,7 +162,7 @@ static int input_factors(smooth_ctx *sc, int64_t l, xf_act_input in, lin_buf *L,
     const float *s = xf_act_absmax_row(sc->stats, l, in);
     factor_stats *fs = &sc->fs[in];
     bool g, cl;
-    if (in == XF_ACT_IN_O) {
+    if (in == XF_IN_O) {
         int64_t hd = c->head_dim, group = c->n_heads / c->n_kv_heads;
         for (int64_t kv = 0; kv < c->n_kv_heads; kv++)
             for (int64_t d = 0; d < hd; d++) {
@@ -238,10 +219,10 @@ static void rewrite(lin_buf *L)
 /* The producer whose rows (and bias) are divided for input `in` (o: v, or
  * the v third of GPT-2's c_attn; down: up / fc1): its role and the first
  * row of the produced slice. */
-static xf_linear_role producer(const xf_model_config *c, xf_act_input in, int64_t *row0)
+static xf_linear_role producer(const xf_model_config *c, xf_lin_input in, int64_t *row0)
 {
     *row0 = 0;
-    if (in == XF_ACT_IN_DOWN)
+    if (in == XF_IN_DOWN)
         return XF_LIN_UP;
     if (!c->fused_qkv)
         return XF_LIN_V;
@@ -255,7 +236,7 @@ static unsigned layer_inputs(smooth_ctx *sc, int64_t l)
 {
     unsigned use = sc->apply;
     const xf_layer_weights *lw = &sc->m->weights.layers[l];
-    const xf_act_input ins[2] = {XF_ACT_IN_QKV, XF_ACT_IN_MLP};
+    const xf_lin_input ins[2] = {XF_IN_QKV, XF_IN_MLP};
     const xf_norm *norms[2] = {&lw->attn_norm, &lw->mlp_norm};
     for (int k = 0; k < 2; k++) {
         if (!(use & (1u << ins[k])))
@@ -265,7 +246,7 @@ static unsigned layer_inputs(smooth_ctx *sc, int64_t l)
             (!nm->b || refs(&sc->m->weights, nm->b) == 1))
             continue;
         xf_log_warn("smoothing: layer %lld %s input skipped: norm %s is %s", (long long)l,
-                    xf_act_input_name(ins[k]), nm->w ? nm->w->name : "(none)",
+                    xf_lin_input_name(ins[k]), nm->w ? nm->w->name : "(none)",
                     nm->w ? "shared with another weight" : "absent");
         use &= ~(1u << ins[k]);
         sc->fs[ins[k]].layers_skipped++;
@@ -273,7 +254,7 @@ static unsigned layer_inputs(smooth_ctx *sc, int64_t l)
     return use;
 }
 
-static int smooth_layer(smooth_ctx *sc, int64_t l, double *const f[XF_ACT_IN_COUNT],
+static int smooth_layer(smooth_ctx *sc, int64_t l, double *const f[XF_IN_COUNT],
                         double *row_f[XF_LIN_COUNT], double *col_o, xf_error *err)
 {
     const xf_model_config *c = &sc->m->cfg;
@@ -282,16 +263,16 @@ static int smooth_layer(smooth_ctx *sc, int64_t l, double *const f[XF_ACT_IN_COU
     memset(L, 0, sizeof L);
     unsigned use = layer_inputs(sc, l);
     /* all factors first, from the unedited weights of this layer */
-    for (int in = 0; in < XF_ACT_IN_COUNT; in++)
-        if ((use & (1u << in)) && input_factors(sc, l, (xf_act_input)in, L, f[in], err) != 0)
+    for (int in = 0; in < XF_IN_COUNT; in++)
+        if ((use & (1u << in)) && input_factors(sc, l, (xf_lin_input)in, L, f[in], err) != 0)
             return -1;
-    for (int in = 0; in < XF_ACT_IN_COUNT; in++) {
+    for (int in = 0; in < XF_IN_COUNT; in++) {
         if (!(use & (1u << in)))
             continue;
         xf_linear_role rr[3];
-        int nr = readers(c, (xf_act_input)in, rr);
+        int nr = readers(c, (xf_lin_input)in, rr);
         const double *cf = f[in];
-        if (in == XF_ACT_IN_O) {
+        if (in == XF_IN_O) {
             /* o column (head h, d) takes the factor of v channel (h / group, d) */
             int64_t hd = c->head_dim, group = c->n_heads / c->n_kv_heads;
             for (int64_t h = 0; h < c->n_heads; h++)
@@ -301,13 +282,13 @@ static int smooth_layer(smooth_ctx *sc, int64_t l, double *const f[XF_ACT_IN_COU
         }
         for (int k = 0; k < nr; k++)
             L[rr[k]].col_f = cf;
-        if (in == XF_ACT_IN_QKV || in == XF_ACT_IN_MLP) {
-            if (fold_norm(sc, in == XF_ACT_IN_QKV ? &lw->attn_norm : &lw->mlp_norm, f[in], err))
+        if (in == XF_IN_QKV || in == XF_IN_MLP) {
+            if (fold_norm(sc, in == XF_IN_QKV ? &lw->attn_norm : &lw->mlp_norm, f[in], err))
                 return -1;
             continue;
         }
         int64_t row0;
-        xf_linear_role p = producer(c, (xf_act_input)in, &row0);
+        xf_linear_role p = producer(c, (xf_lin_input)in, &row0);
         if (edit_linear(sc, l, p, &L[p], err) != 0)
             return -1;
         if (lw->lin[p].b && !L[p].b && xf_model_edit_f32(sc->edit, lw->lin[p].b, &L[p].b, err))
@@ -317,7 +298,7 @@ static int smooth_layer(smooth_ctx *sc, int64_t l, double *const f[XF_ACT_IN_COU
             for (int64_t o = 0; o < L[p].out; o++)
                 L[p].row_f[o] = 1.0;
         }
-        int64_t n = in == XF_ACT_IN_O ? c->n_kv_heads * c->head_dim : c->intermediate;
+        int64_t n = in == XF_IN_O ? c->n_kv_heads * c->head_dim : c->intermediate;
         for (int64_t j = 0; j < n; j++)
             L[p].row_f[row0 + j] = f[in][j];
     }
@@ -337,12 +318,12 @@ static json_t *record_json(const smooth_ctx *sc, unsigned mask)
 {
     json_t *inputs = json_array(), *skipped = json_object(), *per = json_object();
     factor_stats all = {0};
-    for (int in = 0; in < XF_ACT_IN_COUNT; in++) {
-        const char *name = xf_act_input_name((xf_act_input)in);
+    for (int in = 0; in < XF_IN_COUNT; in++) {
+        const char *name = xf_lin_input_name((xf_lin_input)in);
         const factor_stats *fs = &sc->fs[in];
         if ((mask & (1u << in)) && !(sc->apply & (1u << in)))
             json_object_set_new(skipped, name,
-                                json_string(xf_smooth_not_exact(&sc->m->cfg, (xf_act_input)in)));
+                                json_string(xf_smooth_not_exact(&sc->m->cfg, (xf_lin_input)in)));
         if (!(sc->apply & (1u << in)))
             continue;
         json_array_append_new(inputs, json_string(name));
@@ -379,7 +360,7 @@ static int check_args(const xf_loaded_model *m, const xf_model_edit *edit,
     const xf_model_config *c = &m->cfg;
     if (!(alpha >= 0.0 && alpha <= 1.0))
         return xf_fail(err, "smoothing: alpha %g is not in [0, 1]", alpha);
-    if (mask & ~XF_ACT_IN_ALL)
+    if (mask & ~XF_IN_ALL)
         return xf_fail(err, "smoothing: unknown inputs in mask 0x%x", mask);
     if (edit->m != m || m->tensors != &edit->set)
         return xf_fail(err, "%s: smoothing needs an xf_model_edit initialized on this model",
@@ -387,9 +368,10 @@ static int check_args(const xf_loaded_model *m, const xf_model_edit *edit,
     if (c->n_kv_heads < 1 || c->n_heads % c->n_kv_heads != 0)
         return xf_fail(err, "%s: %lld heads are not a multiple of %lld kv heads", m->path,
                        (long long)c->n_heads, (long long)c->n_kv_heads);
-    if (st->n_layers != c->n_layers || st->width[XF_ACT_IN_QKV] != c->hidden ||
-        st->width[XF_ACT_IN_O] != c->n_heads * c->head_dim ||
-        st->width[XF_ACT_IN_MLP] != c->hidden || st->width[XF_ACT_IN_DOWN] != c->intermediate)
+    bool same = st->n_layers == c->n_layers;
+    for (int in = 0; in < XF_IN_COUNT; in++)
+        same = same && st->width[in] == xf_lin_input_width(c, (xf_lin_input)in);
+    if (!same)
         return xf_fail(err, "%s: activation maxima were measured on another architecture",
                        m->path);
     return 0;
@@ -404,13 +386,13 @@ int xf_smooth_apply(xf_loaded_model *m, xf_model_edit *edit, const xf_act_absmax
         return -1;
     const xf_model_config *c = &m->cfg;
     smooth_ctx sc = {.m = m, .edit = edit, .stats = stats, .alpha = alpha};
-    for (int in = 0; in < XF_ACT_IN_COUNT; in++) {
+    for (int in = 0; in < XF_IN_COUNT; in++) {
         if (!(inputs_mask & (1u << in)))
             continue;
-        const char *why = xf_smooth_not_exact(c, (xf_act_input)in);
+        const char *why = xf_smooth_not_exact(c, (xf_lin_input)in);
         if (why)
             xf_log_warn("smoothing: %s input skipped for %s: %s",
-                        xf_act_input_name((xf_act_input)in), c->model_type, why);
+                        xf_lin_input_name((xf_lin_input)in), c->model_type, why);
         else
             sc.apply |= 1u << in;
     }
@@ -421,16 +403,16 @@ int xf_smooth_apply(xf_loaded_model *m, xf_model_edit *edit, const xf_act_absmax
         wide = q_dim;
     if (fused > wide)
         wide = fused;
-    double *scratch = malloc((size_t)(XF_ACT_IN_COUNT + XF_LIN_COUNT + 1) * (size_t)wide *
+    double *scratch = malloc((size_t)(XF_IN_COUNT + XF_LIN_COUNT + 1) * (size_t)wide *
                              sizeof *scratch);
     if (!scratch)
         return xf_fail(err, "%s: smoothing: out of memory", m->path);
-    double *f[XF_ACT_IN_COUNT], *row_f[XF_LIN_COUNT];
-    for (int k = 0; k < XF_ACT_IN_COUNT; k++)
+    double *f[XF_IN_COUNT], *row_f[XF_LIN_COUNT];
+    for (int k = 0; k < XF_IN_COUNT; k++)
         f[k] = scratch + (size_t)k * (size_t)wide;
     for (int k = 0; k < XF_LIN_COUNT; k++)
-        row_f[k] = scratch + (size_t)(XF_ACT_IN_COUNT + k) * (size_t)wide;
-    double *col_o = scratch + (size_t)(XF_ACT_IN_COUNT + XF_LIN_COUNT) * (size_t)wide;
+        row_f[k] = scratch + (size_t)(XF_IN_COUNT + k) * (size_t)wide;
+    double *col_o = scratch + (size_t)(XF_IN_COUNT + XF_LIN_COUNT) * (size_t)wide;
     int rc = 0;
     for (int64_t l = 0; l < c->n_layers && rc == 0; l++)
         rc = smooth_layer(&sc, l, f, row_f, col_o, err);

@@ -50,9 +50,9 @@
 
 #define XF_SMOOTH_FACTOR_MIN 1e-5
 #define XF_SMOOTH_FACTOR_MAX 1e5
-/* inputs_mask: bit (1u << xf_act_input); the default smooths every input
+/* inputs_mask: bit (1u << xf_lin_input); the default smooths every input
  * that can be smoothed exactly in the architecture */
-#define XF_SMOOTH_INPUTS_DEFAULT XF_ACT_IN_ALL
+#define XF_SMOOTH_INPUTS_DEFAULT XF_IN_ALL
 
 /* The factor of one channel (guards and clamp included); *guarded set when
  * s or w was 0 (f = 1), *clamped when the clamp applied (may be NULL). */
@@ -60,7 +60,7 @@ double xf_smooth_factor(double s, double w, double alpha, bool *guarded, bool *c
 
 /* NULL when input `in` can be smoothed exactly in this architecture, else
  * why not (one phrase). */
-const char *xf_smooth_not_exact(const xf_model_config *cfg, xf_act_input in);
+const char *xf_smooth_not_exact(const xf_model_config *cfg, xf_lin_input in);
 
 /* Smooths m with measured maxima `stats` (xf_act_absmax_measure on m):
  * edits the affected tensors through `edit` (initialized on m) and commits.

@@ -28,8 +28,8 @@ static void check_scheme(const xf_act_scheme *s, int64_t head_dim)
     int64_t group;
     if (xf_act_scheme_kv_group(s, head_dim, &group, &err) != 0)
         xf_fuzz_check_error(&err, "xf_act_scheme_kv_group");
-    for (int in = 0; in < XF_ACT_IN_COUNT; in++)
-        (void)xf_act_scheme_clip(s, (xf_act_input)in);
+    for (int in = 0; in < XF_IN_COUNT; in++)
+        (void)xf_act_scheme_clip(s, (xf_lin_input)in);
     json_t *j = xf_act_scheme_to_json(s);
     xf_act_scheme back;
     if (!j || xf_act_scheme_from_json(&back, j, "round trip", &err) != 0) {

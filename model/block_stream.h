@@ -1,0 +1,77 @@
+/* One calibration stream: the hidden states of every calibration window
+ * at a block boundary ([nsamples, T, hidden] fp32), run through the model
+ * one decoder block at a time, all windows through a block before the
+ * next. Every stage that needs activations walks the model this way
+ * (GPTQ's Hessians, activation statistics and maxima, rotation learning):
+ * each block is densified once, and its linears may be replaced between
+ * runs, so later blocks see the outputs of quantized ones.
+ *
+ * A resumable stream can stop inside a block at one of its linear inputs
+ * (model/forward.h xf_layer_point) and resume from there: it keeps each
+ * window's pending input ([nsamples, T, widest input] fp32 more), so
+ * true-sequential GPTQ runs every part of a block exactly once on the
+ * quantized stream: to the q/k/v input (Hessian), q/k/v quantized, on
+ * through attention to o's input, o quantized, on to the MLP input, and so
+ * on. The pending input of each window is readable at the stop.
+ *
+ *   xf_block_stream bs;
+ *   xf_block_stream_init(&bs, mw, tokens, nsamples, T, true, "gptq", err);
+ *   for each layer l: dense layer dl;
+ *       for each input in: xf_block_stream_run(&bs, &dl, xf_layer_point_at(in), hooks, err);
+ *                          read xf_block_stream_input(&bs, s, &cols) for every window s;
+ *                          replace dl's readers of `in`;
+ *       xf_block_stream_run(&bs, &dl, XF_AT_END, hooks, err);
+ *   xf_block_stream_free(&bs);
+ *
+ * Results are bit-identical to running xf_forward_layer on each window
+ * (the same operations on the same values; hooks are called once per
+ * window and point, windows in order). */
+#ifndef XF_MODEL_BLOCK_STREAM_H
+#define XF_MODEL_BLOCK_STREAM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "model/forward.h"
+
+typedef struct xf_block_stream {
+    xf_workspace ws;
+    int64_t ns, T, hidden;
+    float *h;           /* [ns, T, hidden]: at `at` of block `layer` */
+    float *pending;     /* [ns, T, max_in] each window's pending input; NULL: not resumable */
+    int64_t max_in;     /* widest linear input */
+    int layer;          /* the block in progress (at START: the next one to run) */
+    xf_layer_point at;  /* where every window stands in it; never XF_AT_END */
+} xf_block_stream;
+
+/* Embeds windows 0..nsamples-1 of tokens ([nsamples, T], contiguous) at
+ * positions 0..T-1; the stream then stands before block 0. `resumable`:
+ * keep the pending inputs, so that runs may stop at an input and resume;
+ * a stream that is not may still stop at an input (the statistics stop at
+ * the last block's down input), but not resume from it. `what` names the
+ * model in errors. */
+int xf_block_stream_init(xf_block_stream *bs, const xf_model_weights *mw, const int32_t *tokens,
+                         int64_t nsamples, int64_t T, bool resumable, const char *what,
+                         xf_error *err);
+/* A second stream standing where src stands, with the same hidden states
+ * (GPTQv2's full-precision stream starts as a copy of the quantized one). */
+int xf_block_stream_copy(xf_block_stream *dst, const xf_block_stream *src, xf_error *err);
+void xf_block_stream_free(xf_block_stream *bs);
+
+/* Runs every window through block dl (dl->layer must be the block in
+ * progress) from where the stream stands to `to`, calling hooks (may be
+ * NULL) once per window and point passed, windows in order. At XF_AT_END
+ * the stream moves to the start of the next block. A hook may not stop
+ * the pass (XF_HOOK_STOP fails: the windows would be left apart). */
+int xf_block_stream_run(xf_block_stream *bs, const xf_dense_layer *dl, xf_layer_point to,
+                        const xf_forward_hooks *hooks, xf_error *err);
+
+/* Window s's input pending at the point the stream stands at, [T, *cols]
+ * row-major (resumable streams); NULL at a block start. */
+const float *xf_block_stream_input(const xf_block_stream *bs, int64_t s, int64_t *cols);
+/* Window s's hidden states [T, hidden]: at a block start, that block's
+ * input (after the last block: the final norm's input). */
+const float *xf_block_stream_hidden(const xf_block_stream *bs, int64_t s);
+
+#endif
