@@ -11,7 +11,6 @@
 
 #include "api/api_status.h"
 #include "api/call.h"
-#include "api/quantize_cmdline.h"
 #include "api/recipe_impl.h"
 #include "core/atomic_file.h"
 #include "core/json_util.h"
@@ -57,15 +56,35 @@ static int quantize_to_gguf(xf_loaded_model *m, const xf_quant_options *o, const
     return rc;
 }
 
-int xf_quantize_cmdline(const char *in_path, const xf_recipe *r, const char *out_path,
-                        const xf_run_opts *run, int argc, char *const *argv, char **summary_json,
-                        xf_status *st)
+/* The report of a run: the summary as one line or as indented JSON. */
+static char *render_report(const json_t *summary, const char *out, int format)
+{
+    if (format == XF_FORMAT_JSON)
+        return json_dumps(summary, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(10));
+    char *s = NULL;
+    if (asprintf(&s, "%s: %lld tensors quantized (%lld parameters) at %.4f bits per weight in "
+                     "%.1f s",
+                 out, (long long)json_integer_value(json_object_get(summary, "quantized_tensors")),
+                 (long long)json_integer_value(json_object_get(summary, "quantized_params")),
+                 json_number_value(json_object_get(summary, "bits_per_weight")),
+                 json_number_value(json_object_get(summary, "seconds"))) < 0)
+        return NULL;
+    return s;
+}
+
+XF_API int xf_quantize(const char *in_path, const xf_recipe *r, const char *out_path,
+                       const xf_run_opts *run, int format, char **report, xf_status *st)
 {
     xf_error err = {0};
-    if (summary_json)
-        *summary_json = NULL;
+    if (report)
+        *report = NULL;
     if (!r || !in_path || !out_path) {
         xf_fail(&err, "xf_quantize: needs a recipe, an input and an output path");
+        return xf_api_fail(st, XF_USAGE, &err);
+    }
+    if (format != XF_FORMAT_TEXT && format != XF_FORMAT_JSON) {
+        xf_fail(&err, "xf_quantize: format %d is neither XF_FORMAT_TEXT nor XF_FORMAT_JSON",
+                format);
         return xf_api_fail(st, XF_USAGE, &err);
     }
     if (xf_quant_recipe_check(&r->q, &err) != 0)
@@ -77,8 +96,9 @@ int xf_quantize_cmdline(const char *in_path, const xf_recipe *r, const char *out
     json_t *summary = NULL;
     if (rc == 0) {
         json_t *cmdline = json_array();
+        const int argc = run && run->argv ? run->argc : 0;
         for (int i = 0; cmdline && i < argc; i++)
-            json_array_append_new(cmdline, json_string(argv[i]));
+            json_array_append_new(cmdline, json_string(run->argv[i]));
         rc = ends_with(out_path, ".gguf")
                  ? quantize_to_gguf(&m, &r->q.o, out_path, cmdline, &summary, &err)
                  : xf_quantize_model(&m, &r->q.o, out_path, cmdline, &summary, &err);
@@ -90,9 +110,9 @@ int xf_quantize_cmdline(const char *in_path, const xf_recipe *r, const char *out
         json_decref(summary);
         return xf_api_fail(st, XF_FAIL, &err);
     }
-    if (summary_json) {
-        *summary_json = xf_json_dump_sorted(summary);
-        if (!*summary_json) {
+    if (report) {
+        *report = summary ? render_report(summary, out_path, format) : NULL;
+        if (!*report) {
             json_decref(summary);
             xf_fail(&err, "%s: summary: out of memory", out_path);
             return xf_api_fail(st, XF_FAIL, &err);
@@ -101,10 +121,4 @@ int xf_quantize_cmdline(const char *in_path, const xf_recipe *r, const char *out
     json_decref(summary);
     xf_api_ok(st);
     return 0;
-}
-
-XF_API int xf_quantize(const char *in_path, const xf_recipe *r, const char *out_path,
-                       const xf_run_opts *run, char **summary_json, xf_status *st)
-{
-    return xf_quantize_cmdline(in_path, r, out_path, run, 0, NULL, summary_json, st);
 }

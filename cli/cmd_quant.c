@@ -10,12 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-
-#include "api/quantize_cmdline.h"
 #include "cli/cli.h"
-#include "core/log.h"
-#include "core/read_file.h"
 #include "include/xfquant.h"
 
 static const char rtn_intro[] =
@@ -77,6 +72,8 @@ typedef struct quant_cli {
     const char *recipe_path;
     int threads;
     bool json, help;
+    const char **flag_keys; /* the keys the flags set (NULL-terminated), skipped in --recipe */
+    int n_flag_keys;
 } quant_cli;
 
 /* The getopt table: the option rows this method accepts (val OPT_ROW + row)
@@ -109,9 +106,10 @@ static struct option *build_options(void)
     return t;
 }
 
-/* Pass 1: the CLI's own flags; the keys of table flags go to *keys. */
+/* Pass 1: the CLI's own flags; the keys of table flags go to x->flag_keys
+ * (room for argc keys). */
 static int first_pass(const char *cmd, int argc, char **argv, const struct option *opts,
-                      quant_cli *x, json_t *keys)
+                      quant_cli *x)
 {
     int c;
     int64_t v;
@@ -128,12 +126,12 @@ static int first_pass(const char *cmd, int argc, char **argv, const struct optio
         case OPT_JSON: x->json = true; break;
         case OPT_HELP: x->help = true; break;
         case OPT_RECIPE: x->recipe_path = optarg; break;
-        case OPT_VERBOSE: xf_log_set_level(XF_LOG_INFO); break;
+        case OPT_VERBOSE: xf_set_log(NULL, NULL, XF_LEVEL_INFO); break;
         default:
             if (c >= OPT_ROW) {
                 xf_option_info o;
                 if (xf_option_get(c - OPT_ROW, &o) == 0)
-                    json_array_append_new(keys, json_string(o.key));
+                    x->flag_keys[x->n_flag_keys++] = o.key;
                 break;
             }
             return xf_usage_error(cmd, "unknown option or missing value: '%s'", argv[optind - 1]);
@@ -144,57 +142,14 @@ static int first_pass(const char *cmd, int argc, char **argv, const struct optio
 
 /* The --recipe file without the keys the command line sets (a list key
  * given as a flag replaces the file's list instead of extending it). */
-static xf_recipe *recipe_from_file(const char *cmd, const char *path, const json_t *flag_keys,
+static xf_recipe *recipe_from_file(const char *cmd, const char *path, const char *const *skip,
                                    int *rc)
 {
-    char *text = NULL;
-    size_t len = 0;
-    xf_error err = {0};
-    *rc = 0;
-    if (xf_read_file(path, &text, &len, &err) != 0) {
-        *rc = xf_failure(err.msg);
-        return NULL;
-    }
-    json_error_t je;
-    json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
-    free(text);
-    if (!j) {
-        *rc = xf_usage_error(cmd, "--recipe %s: line %d: %s", path, je.line, je.text);
-        return NULL;
-    }
-    /* the keys may sit in "options" (a .xfq's recipe) or "recipe"."options" (info --json) */
-    json_t *obj = j, *inner;
-    if (json_is_object(inner = json_object_get(j, "options")))
-        obj = inner;
-    else if (json_is_object(inner = json_object_get(json_object_get(j, "recipe"), "options")))
-        obj = inner;
-    size_t i;
-    json_t *k;
-    json_array_foreach(flag_keys, i, k) if (json_is_object(obj))
-        json_object_del(obj, json_string_value(k));
-    /* a recipe without "method" is this command's */
-    if (json_is_object(obj) && !json_object_get(obj, "method"))
-        json_object_set_new(obj, "method", json_string(cmd));
-    char *s = json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(17));
-    json_decref(j);
     xf_status st = {0};
-    xf_recipe *r = s ? xf_recipe_from_json(s, &st) : NULL;
-    free(s);
-    if (!r) {
-        *rc = xf_usage_error(cmd, "--recipe %s: %s", path, st.message[0] ? st.message : "out of memory");
-        return NULL;
-    }
-    char *back = xf_recipe_to_json(r, &st);
-    json_t *bj = back ? json_loads(back, 0, NULL) : NULL;
-    const char *method = json_string_value(json_object_get(bj, "method"));
-    if (!method || strcmp(method, cmd) != 0) {
-        *rc = xf_usage_error(cmd, "--recipe %s: the recipe's method is '%s', not %s", path,
-                             method ? method : "?", cmd);
-        xf_recipe_free(r);
-        r = NULL;
-    }
-    json_decref(bj);
-    xf_free(back);
+    xf_recipe *r = xf_recipe_from_file(path, cmd, skip, &st);
+    if (!r)
+        *rc = st.code == XF_USAGE ? xf_usage_error(cmd, "--recipe %s", st.message)
+                                  : xf_failure(st.message);
     return r;
 }
 
@@ -216,41 +171,24 @@ static int second_pass(const char *cmd, int argc, char **argv, const struct opti
     return 0;
 }
 
-static void print_summary(const char *out, const char *summary_text, bool json)
-{
-    json_t *summary = json_loads(summary_text ? summary_text : "{}", 0, NULL);
-    if (json) {
-        char *s = json_dumps(summary, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(10));
-        puts(s ? s : "{}");
-        free(s);
-    } else {
-        printf("%s: %lld tensors quantized (%lld parameters) at %.4f bits per weight in %.1f s\n",
-               out, (long long)json_integer_value(json_object_get(summary, "quantized_tensors")),
-               (long long)json_integer_value(json_object_get(summary, "quantized_params")),
-               json_number_value(json_object_get(summary, "bits_per_weight")),
-               json_number_value(json_object_get(summary, "seconds")));
-    }
-    json_decref(summary);
-}
-
 static int run_quant(const xf_cli_ctx *ctx, const char *cmd, int argc, char **argv)
 {
     struct option *opts = build_options();
-    json_t *flag_keys = json_array();
-    if (!opts || !flag_keys) {
+    quant_cli x = {0};
+    x.flag_keys = calloc((size_t)argc + 1, sizeof *x.flag_keys);
+    if (!opts || !x.flag_keys) {
         free(opts);
-        json_decref(flag_keys);
+        free(x.flag_keys);
         return xf_failure("out of memory");
     }
-    quant_cli x = {0};
     xf_recipe *r = NULL;
-    int rc = first_pass(cmd, argc, argv, opts, &x, flag_keys);
+    int rc = first_pass(cmd, argc, argv, opts, &x);
     if (rc == 0 && x.help) {
         print_help(cmd);
         goto out;
     }
     if (rc == 0 && x.recipe_path)
-        r = recipe_from_file(cmd, x.recipe_path, flag_keys, &rc);
+        r = recipe_from_file(cmd, x.recipe_path, x.flag_keys, &rc);
     else if (rc == 0 && !(r = xf_recipe_new(cmd, NULL)))
         rc = xf_failure("out of memory");
     if (rc == 0)
@@ -264,17 +202,20 @@ static int run_quant(const xf_cli_ctx *ctx, const char *cmd, int argc, char **ar
         const char *in = argv[optind], *out = argv[optind + 1];
         xf_cli_progress prog; /* the TTY line, as for the other commands */
         xf_run_opts run = xf_cli_run_opts(x.threads, &prog);
-        char *summary = NULL;
-        if (xf_quantize_cmdline(in, r, out, &run, ctx->argc, ctx->argv, &summary, &st) != 0)
+        run.argc = ctx->argc; /* recorded in the provenance */
+        run.argv = (const char *const *)ctx->argv;
+        char *report = NULL;
+        if (xf_quantize(in, r, out, &run, x.json ? XF_FORMAT_JSON : XF_FORMAT_TEXT, &report,
+                        &st) != 0)
             rc = st.code == XF_USAGE ? xf_usage_error(cmd, "%s", st.message)
                                      : xf_failure(st.message);
         else
-            print_summary(out, summary, x.json);
-        xf_free(summary);
+            puts(report);
+        xf_free(report);
     }
 out:
     xf_recipe_free(r);
-    json_decref(flag_keys);
+    free(x.flag_keys);
     free(opts);
     return rc;
 }

@@ -33,6 +33,9 @@ typedef struct xf_status {
 XF_API const char *xf_version(void);
 XF_API void xf_free(void *p); /* frees strings the library returns */
 
+/* Reports (quantize, info, export, stats, regress) come as text or as JSON. */
+enum { XF_FORMAT_TEXT = 0, XF_FORMAT_JSON = 1 };
+
 /* ---- per-call run settings --------------------------------------------- */
 /* progress: stage name ("rtn: layer", "ppl: window", ...) and done of
  * total, from the call's loops; after each loop once more with
@@ -43,6 +46,11 @@ typedef struct xf_run_opts {
     int threads;             /* 0: all cores; restored after the call */
     xf_progress_fn progress; /* NULL: none */
     void *progress_user;
+    /* xf_quantize: the command line that asked for the file, recorded in its
+     * provenance ("command_line"); argc 0: none (the recipe's "options"
+     * record what was asked either way) */
+    int argc;
+    const char *const *argv;
 } xf_run_opts;
 
 /* ---- recipes: one option table (flag, JSON key, type, range, default,
@@ -74,6 +82,15 @@ XF_API xf_recipe *xf_recipe_new(const char *method, xf_status *st);
  * `xfquant info --json` output; keys absent keep their defaults; unknown
  * keys and bad values are errors (XF_USAGE) */
 XF_API xf_recipe *xf_recipe_from_json(const char *json_text, xf_status *st);
+/* A recipe file: a flat recipe object, a .xfq's recorded recipe (its
+ * "options") or `xfquant info --json` output ("recipe"."options"). A file
+ * without "method" gets `method`; one naming another method is refused.
+ * The keys listed in skip (NULL-terminated; NULL: none) are ignored, so
+ * that a caller's own settings (command-line flags) override the file.
+ * XF_FAIL: the file cannot be read; XF_USAGE: its content is wrong (the
+ * message starts with the path). */
+XF_API xf_recipe *xf_recipe_from_file(const char *path, const char *method,
+                                      const char *const *skip, xf_status *st);
 /* one option by its recipe key, the value as text as on the command line
  * ("true"/"false" for booleans); a repeated list option appends */
 XF_API int xf_recipe_set(xf_recipe *r, const char *key, const char *value, xf_status *st);
@@ -87,9 +104,11 @@ XF_API void xf_recipe_free(xf_recipe *r);
 
 /* Quantizes the model at in_path (HF directory, .safetensors, .xfq, GGUF)
  * with recipe r into out_path (.xfq, or .gguf with a gguf type), written
- * atomically. summary_json (may be NULL) receives the run summary (xf_free). */
+ * atomically. report (may be NULL) receives the run summary (xf_free):
+ * XF_FORMAT_TEXT one line ("OUT: N tensors quantized ..."), XF_FORMAT_JSON
+ * the summary object (sorted keys, indented). */
 XF_API int xf_quantize(const char *in_path, const xf_recipe *r, const char *out_path,
-                       const xf_run_opts *run, char **summary_json, xf_status *st);
+                       const xf_run_opts *run, int format, char **report, xf_status *st);
 
 /* ---- the rest (models, info, evaluation, export, stats, regress, log) is
  * declared below by the library's owner of those parts. ------------------- */
@@ -103,8 +122,6 @@ enum { XF_LEVEL_QUIET = 0, XF_LEVEL_WARN = 1, XF_LEVEL_INFO = 2, XF_LEVEL_DEBUG 
 typedef void (*xf_log_fn)(void *user, int level, const char *message);
 XF_API void xf_set_log(xf_log_fn fn, void *user, int level);
 
-/* Reports (info, export, stats, regress) come as text or as JSON. */
-enum { XF_FORMAT_TEXT = 0, XF_FORMAT_JSON = 1 };
 
 /* ---- models ------------------------------------------------------------- */
 /* Any model xfquant reads: an HF directory (fp16/bf16/fp32, or a GPTQ or

@@ -67,7 +67,7 @@ int main(int argc, char **argv)
     CHECK(xf_recipe_set(r, "group", "32", &st) == 0, "group: %s", st.message);
     CHECK(xf_recipe_check(r, &st) == 0, "check: %s", st.message);
     char *summary = NULL;
-    CHECK(xf_quantize(model_dir, r, out, &run, &summary, &st) == 0, "quantize: %s", st.message);
+    CHECK(xf_quantize(model_dir, r, out, &run, XF_FORMAT_JSON, &summary, &st) == 0, "quantize: %s", st.message);
     xf_free(summary);
     xf_recipe_free(r);
 
