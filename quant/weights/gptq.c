@@ -157,17 +157,6 @@ static void sweep_tile(const sweep_ctx *c, xf_qweight *q, int64_t ra, int64_t rb
     }
 }
 
-/* Index of the first non-finite value, or -1 (fast scan, then locate). */
-static int64_t first_nonfinite(const float *x, int64_t n)
-{
-    if (xf_all_finite(x, n))
-        return -1;
-    for (int64_t i = 0; i < n; i++)
-        if (!isfinite(x[i]))
-            return i;
-    return -1;
-}
-
 /* SpQR sensitivities in quantization order (xf_outliers_score_group with
  * error weights 1 / U_ii^2: the GPTQ loss of each position) of the original
  * (dead-zeroed) weights, in the groups the solve fits: per channel (a whole
@@ -243,7 +232,7 @@ static int check_solve(const float *W, int64_t rows, const xf_gptq_factor *f,
         return xf_fail(err, "%s: block size %lld must be >= 1", name, (long long)p->block);
     if (p->act_order != f->act_order)
         return xf_fail(err, "%s: act-order setting differs from the factorized Hessian's", name);
-    int64_t bad = first_nonfinite(W, rows * n);
+    int64_t bad = xf_first_nonfinite(W, rows * n);
     if (bad >= 0)
         return xf_fail(err, "%s: non-finite weight at [%lld, %lld]", name,
                        (long long)(bad / n), (long long)(bad % n));

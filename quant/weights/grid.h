@@ -89,6 +89,18 @@ static inline bool xf_all_finite(const float *x, int64_t n)
     return bad == 0;
 }
 
+/* Index of the first non-finite value, or -1 (fast scan, then locate):
+ * the weight solvers name it in their error. */
+static inline int64_t xf_first_nonfinite(const float *x, int64_t n)
+{
+    if (xf_all_finite(x, n))
+        return -1;
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return i;
+    return -1;
+}
+
 static inline uint8_t xf_grid_quantize(const xf_grid *g, float x)
 {
     /* division (not a reciprocal multiply) to round exactly like x / scale */

@@ -7,17 +7,6 @@
 #include <omp.h>
 #include <stdlib.h>
 
-/* Index of the first non-finite value, or -1 (fast scan, then locate). */
-static int64_t first_nonfinite(const float *x, int64_t n)
-{
-    if (xf_all_finite(x, n))
-        return -1;
-    for (int64_t i = 0; i < n; i++)
-        if (!isfinite(x[i]))
-            return i;
-    return -1;
-}
-
 /* Fits every grid of out (group g) on the weights not in mask (NULL: all)
  * and quantizes; masked weights get their group's zero point (the code of
  * 0). With a mask, scratch holds omp_get_max_threads() * g floats (each
@@ -132,7 +121,7 @@ int xf_rtn_quantize(const float *W, int64_t rows, int64_t cols, const xf_rtn_par
     if (xf_qweight_init(out, rows, cols, p->grid.bits, g, !p->grid.sym && !p->log2_grid, false,
                         name, err) != 0)
         return -1;
-    int64_t bad = first_nonfinite(W, rows * cols);
+    int64_t bad = xf_first_nonfinite(W, rows * cols);
     if (bad >= 0) {
         xf_qweight_free(out);
         return xf_fail(err, "%s: non-finite weight at [%lld, %lld]", name,
