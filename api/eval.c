@@ -99,6 +99,21 @@ static char *ppl_json(const xf_ppl_stats *r, const char *model, const char *text
     return n < 0 ? NULL : line;
 }
 
+/* The evaluation text tokenized by m's tokenizer (*tok, *tt: the caller
+ * frees both, also on failure) and its windows. */
+static int text_windows(const xf_loaded_model *m, const char *text_path, const xf_eval_opts *eo,
+                        xf_protocol protocol, int64_t seqlen, xf_tokenizer **tok,
+                        xf_text_tokens *tt, xf_window_plan *plan, xf_error *err)
+{
+    if (!(*tok = xf_model_tokenizer(m, err)) ||
+        xf_text_tokens_load(tt, text_path, *tok, eo && eo->text_binary_ok, err) != 0)
+        return -1;
+    if (xf_window_plan_make(plan, protocol, seqlen, (int64_t)tt->n, eo ? eo->max_windows : 0,
+                            xf_llamacpp_chunk_bos(*tok), err) != 0)
+        return xf_fail_prefix(err, "%s", text_path);
+    return 0;
+}
+
 static int ppl_run(const xf_model *h, const char *text_path, const xf_eval_opts *eo,
                    xf_ppl_stats *out, char **json, xf_status *st)
 {
@@ -111,20 +126,14 @@ static int ppl_run(const xf_model *h, const char *text_path, const xf_eval_opts 
         xf_log_warn("window of %lld tokens is longer than the model's max_position_embeddings %lld",
                     (long long)seqlen, (long long)m->cfg.max_pos);
     xf_error err = {0};
-    xf_tokenizer *tok = xf_model_tokenizer(m, &err);
+    xf_tokenizer *tok = NULL;
     xf_text_tokens tt = {0};
     xf_model_scorer ms;
     xf_window_plan plan;
     xf_ppl_result res;
     int rc = -1;
-    if (!tok ||
-        xf_text_tokens_load(&tt, text_path, tok, eo && eo->text_binary_ok, &err) != 0)
+    if (text_windows(m, text_path, eo, protocol, seqlen, &tok, &tt, &plan, &err) != 0)
         goto out;
-    if (xf_window_plan_make(&plan, protocol, seqlen, (int64_t)tt.n, eo ? eo->max_windows : 0,
-                            xf_llamacpp_chunk_bos(tok), &err) != 0) {
-        xf_fail_prefix(&err, "%s", text_path);
-        goto out;
-    }
     if (xf_model_scorer_open(&ms, m, seqlen, &err) != 0)
         goto out;
     char scheme[256] = "";
@@ -195,19 +204,13 @@ static int kld_run(const xf_model *hb, const xf_model *hm, const char *text_path
         return xf_api_fail(st, XF_FAIL, &err);
     }
     int rc = -1;
-    xf_tokenizer *tok = xf_model_tokenizer(base, &err);
+    xf_tokenizer *tok = NULL;
     xf_text_tokens tt = {0};
     xf_model_scorer sb = {0}, sm = {0};
     bool sb_ok = false, sm_ok = false;
-    if (!tok ||
-        xf_text_tokens_load(&tt, text_path, tok, eo && eo->text_binary_ok, &err) != 0)
-        goto out;
     xf_window_plan plan;
-    if (xf_window_plan_make(&plan, protocol, seqlen, (int64_t)tt.n, eo ? eo->max_windows : 0,
-                            xf_llamacpp_chunk_bos(tok), &err) != 0) {
-        xf_fail_prefix(&err, "%s", text_path);
+    if (text_windows(base, text_path, eo, protocol, seqlen, &tok, &tt, &plan, &err) != 0)
         goto out;
-    }
     if (xf_model_scorer_open(&sb, base, seqlen, &err) != 0)
         goto out;
     sb_ok = true;
