@@ -34,21 +34,26 @@ calib_of() {
 median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 for model in "$@"; do
   calib=$(calib_of "$model")
-  : > "$w/t.before"; : > "$w/t.after"
+  : > "$w/t.before"; : > "$w/t.after"; : > "$w/m.before"; : > "$w/m.after"
   for r in $(seq "$reps"); do
     for which in before after; do
       rm -rf "$w/bin"; ln -s "$w/$which" "$w/bin"
-      t0=$(date +%s.%N)
       # shellcheck disable=SC2086
-      "$w/bin/xfquant" gptq $flags --calib "$calib" "$model" "$w/out.xfq" > /dev/null 2>&1
-      t1=$(date +%s.%N)
-      echo "$t1 - $t0" | bc -l >> "$w/t.$which"
+      /usr/bin/time -f "%e %M" -o "$w/time" "$w/bin/xfquant" gptq $flags --calib "$calib" \
+        "$model" "$w/out.xfq" > /dev/null 2>&1
+      awk '{print $1}' "$w/time" >> "$w/t.$which"
+      awk '{print $2}' "$w/time" >> "$w/m.$which"
       mv "$w/out.xfq" "$w/$which.xfq"
     done
   done
   tb=$(median < "$w/t.before") ta=$(median < "$w/t.after")
-  same=$(cmp -s "$w/before.xfq" "$w/after.xfq" && echo identical || echo DIFFERENT)
-  printf '%s: gptq %s (nsamples default): before %.3f s, after %.3f s (median of %d), after/before %.3f; .xfq %s\n' \
-    "$(basename "$model")" "$flags" "$tb" "$ta" "$reps" "$(echo "$ta / $tb" | bc -l)" "$same"
-  [ "$same" = identical ] || exit 1
+  mb=$(sort -g "$w/m.before" | tail -1) ma=$(sort -g "$w/m.after" | tail -1)
+  # identical, or (a BEFORE without the option table's recorded options)
+  # the same tensors and metadata apart from recipe.options
+  same=$(cmp -s "$w/before.xfq" "$w/after.xfq" && echo identical ||
+         python3 "$(dirname "$0")/xfq_same.py" "$w/before.xfq" "$w/after.xfq" | tail -1)
+  printf '%s: gptq %s: before %.3f s, after %.3f s (median of %d), after/before %.3f; peak RSS before %.0f MiB, after %.0f MiB; .xfq %s\n' \
+    "$(basename "$model")" "$flags" "$tb" "$ta" "$reps" "$(echo "$ta / $tb" | bc -l)" \
+    "$(echo "$mb / 1024" | bc -l)" "$(echo "$ma / 1024" | bc -l)" "$same"
+  case $same in identical|"same except recipe.options") ;; *) exit 1 ;; esac
 done
