@@ -24,7 +24,7 @@
  * into the workspace, whenever it is read and once more when the stream
  * resumes to the block end. That costs the gate/up products once more per
  * window and block (attention is never recomputed) and saves [nsamples,
- * T, intermediate - hidden] fp32; the values are the same bytes, as each
+ * T, intermediate - keep_in] fp32; the values are the same bytes, as each
  * computation is the same operations on the same values.
  *
  *   xf_block_stream bs;

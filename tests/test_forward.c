@@ -785,7 +785,10 @@ static void replace_readers(const xf_model_config *c, xf_dense_layer *dl, xf_lin
  * bit for bit the inputs and block outputs of rerunning each block from
  * its start for every input (xf_forward_layer with a stopping hook), with
  * the same replacements: each part runs once instead of once per later
- * input, nothing else changes. */
+ * input, nothing else changes. The down input, which the stream does not
+ * keep, is computed from the kept MLP input with the replaced gate/up
+ * (fc1) weights each time it is read and on resuming; reads repeat
+ * byte for byte, in any window order. */
 static void check_stream_resumes(const xf_model_config *c, uint64_t seed)
 {
     toy *m = toy_build(c, seed);
