@@ -4,10 +4,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int64_t widest_input(const xf_model_config *cfg)
+/* The widest input a resumable stream keeps per window: every input but
+ * down's, which is recomputed from the MLP input (block_stream.h). */
+static int64_t widest_kept_input(const xf_model_config *cfg)
 {
     int64_t w = 0;
     for (int in = 0; in < XF_IN_COUNT; in++) {
+        if (in == XF_IN_DOWN)
+            continue;
         int64_t c = xf_lin_input_width(cfg, (xf_lin_input)in);
         w = c > w ? c : w;
     }
@@ -17,7 +21,7 @@ static int64_t widest_input(const xf_model_config *cfg)
 /* Allocates h (and pending) for ns windows of T tokens; fails on overflow. */
 static int alloc_states(xf_block_stream *bs, bool resumable, const char *what, xf_error *err)
 {
-    const size_t win = (size_t)(bs->T * bs->hidden), pwin = (size_t)(bs->T * bs->max_in);
+    const size_t win = (size_t)(bs->T * bs->hidden), pwin = (size_t)(bs->T * bs->keep_in);
     const size_t ns = (size_t)bs->ns;
     if (win > SIZE_MAX / sizeof(float) / ns || pwin > SIZE_MAX / sizeof(float) / ns)
         return xf_fail(err, "%s: %lld calibration windows of %lld tokens are too large", what,
@@ -43,7 +47,7 @@ static int init_shape(xf_block_stream *bs, const xf_model_config *cfg, int64_t n
     bs->ns = nsamples;
     bs->T = T;
     bs->hidden = cfg->hidden;
-    bs->max_in = widest_input(cfg);
+    bs->keep_in = widest_kept_input(cfg);
     bs->at = XF_AT_START;
     if (xf_workspace_init(&bs->ws, cfg, T, what, err) != 0)
         return -1;
@@ -77,7 +81,7 @@ int xf_block_stream_copy(xf_block_stream *dst, const xf_block_stream *src, xf_er
     const size_t n = (size_t)(src->ns * src->T);
     memcpy(dst->h, src->h, n * (size_t)src->hidden * sizeof *dst->h);
     if (src->pending && src->at != XF_AT_START)
-        memcpy(dst->pending, src->pending, n * (size_t)src->max_in * sizeof *dst->pending);
+        memcpy(dst->pending, src->pending, n * (size_t)src->keep_in * sizeof *dst->pending);
     dst->layer = src->layer;
     dst->at = src->at;
     return 0;
@@ -93,7 +97,7 @@ void xf_block_stream_free(xf_block_stream *bs)
 
 static float *pending_slot(const xf_block_stream *bs, int64_t s)
 {
-    return bs->pending + (size_t)(s * bs->T * bs->max_in);
+    return bs->pending + (size_t)(s * bs->T * bs->keep_in);
 }
 
 static int check_run(const xf_block_stream *bs, const xf_dense_layer *dl, xf_layer_point to,
@@ -113,18 +117,33 @@ static int check_run(const xf_block_stream *bs, const xf_dense_layer *dl, xf_lay
     return 0;
 }
 
-/* One window from bs->at to `to`, its pending input put back into and
- * taken out of the workspace around the span. */
-static int run_window(xf_block_stream *bs, const xf_dense_layer *dl, int64_t s,
-                      xf_layer_point to, const xf_forward_hooks *hooks, xf_error *err)
+/* The point whose input a resumable stream keeps while it stands at `at`:
+ * at the down input, the MLP input it is computed from. */
+static xf_layer_point kept_point(const xf_block_stream *bs, xf_layer_point at)
 {
+    return bs->pending && at == XF_AT_DOWN ? XF_AT_MLP : at;
+}
+
+/* One window from the kept point of `from` to the kept point of `to`, its
+ * kept input put back into and taken out of the workspace around the
+ * span: a resumable stream stopping at the down input stops at the MLP
+ * input (nothing to run when it stands there already) and resumes from
+ * it, recomputing the down input. */
+static int run_window(xf_block_stream *bs, const xf_dense_layer *dl, int64_t s,
+                      xf_layer_point from, xf_layer_point to, const xf_forward_hooks *hooks,
+                      xf_error *err)
+{
+    from = kept_point(bs, from);
+    to = kept_point(bs, to);
+    if (from == to)
+        return 0;
     const int64_t T = bs->T;
     int64_t cols;
-    float *buf = xf_forward_pending_input(&bs->ws, bs->at, &cols);
+    float *buf = xf_forward_pending_input(&bs->ws, from, &cols);
     if (buf)
         memcpy(buf, pending_slot(bs, s), (size_t)(T * cols) * sizeof *buf);
     float *h = bs->h + (size_t)(s * T * bs->hidden);
-    int rc = xf_forward_layer_span(&bs->ws, dl, h, T, bs->at, to, hooks, err);
+    int rc = xf_forward_layer_span(&bs->ws, dl, h, T, from, to, hooks, err);
     if (rc == XF_HOOK_STOP)
         return xf_fail(err, "%s: block %d: a hook stopped the calibration stream in window %lld",
                        bs->ws.cfg.model_type, bs->layer, (long long)s);
@@ -142,7 +161,7 @@ int xf_block_stream_run(xf_block_stream *bs, const xf_dense_layer *dl, xf_layer_
     if (check_run(bs, dl, to, err) != 0)
         return -1;
     for (int64_t s = 0; s < bs->ns; s++)
-        if (run_window(bs, dl, s, to, hooks, err) != 0)
+        if (run_window(bs, dl, s, bs->at, to, hooks, err) != 0)
             return -1;
     if (to == XF_AT_END) {
         bs->layer++;
@@ -153,13 +172,44 @@ int xf_block_stream_run(xf_block_stream *bs, const xf_dense_layer *dl, xf_layer_
     return 0;
 }
 
-const float *xf_block_stream_input(const xf_block_stream *bs, int64_t s, int64_t *cols)
+int xf_block_stream_input(xf_block_stream *bs, const xf_dense_layer *dl,
+                          const xf_forward_hooks *hooks, int64_t s, const float **x,
+                          int64_t *cols, xf_error *err)
 {
+    const char *what = bs->ws.cfg.model_type;
+    *x = NULL;
     *cols = 0;
-    if (!bs->pending || bs->at == XF_AT_START || s < 0 || s >= bs->ns)
-        return NULL;
-    xf_forward_pending_input((xf_workspace *)&bs->ws, bs->at, cols);
-    return pending_slot(bs, s);
+    if (!bs->pending)
+        return xf_fail(err, "%s: block %d: this calibration stream keeps no pending inputs", what,
+                       bs->layer);
+    if (bs->at == XF_AT_START)
+        return xf_fail(err, "%s: block %d: the calibration stream stands at no linear input",
+                       what, bs->layer);
+    if (dl->layer != bs->layer)
+        return xf_fail(err, "%s: calibration stream stands in block %d, not %d", what, bs->layer,
+                       dl->layer);
+    if (s < 0 || s >= bs->ns)
+        return xf_fail(err, "%s: no calibration window %lld of %lld", what, (long long)s,
+                       (long long)bs->ns);
+    if (bs->at != XF_AT_DOWN) {
+        xf_forward_pending_input(&bs->ws, bs->at, cols);
+        *x = pending_slot(bs, s);
+        return 0;
+    }
+    /* the down input: the window's MLP input through the MLP up to down,
+     * into the workspace (h is only read by spans that reach the end) */
+    int64_t c;
+    float *buf = xf_forward_pending_input(&bs->ws, XF_AT_MLP, &c);
+    memcpy(buf, pending_slot(bs, s), (size_t)(bs->T * c) * sizeof *buf);
+    float *h = bs->h + (size_t)(s * bs->T * bs->hidden);
+    int rc = xf_forward_layer_span(&bs->ws, dl, h, bs->T, XF_AT_MLP, XF_AT_DOWN, hooks, err);
+    if (rc == XF_HOOK_STOP)
+        return xf_fail(err, "%s: block %d: a hook stopped the down input of window %lld", what,
+                       bs->layer, (long long)s);
+    if (rc != 0)
+        return -1;
+    *x = xf_forward_pending_input(&bs->ws, XF_AT_DOWN, cols);
+    return 0;
 }
 
 const float *xf_block_stream_hidden(const xf_block_stream *bs, int64_t s)

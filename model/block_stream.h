@@ -7,25 +7,43 @@
  * runs, so later blocks see the outputs of quantized ones.
  *
  * A resumable stream can stop inside a block at one of its linear inputs
- * (model/forward.h xf_layer_point) and resume from there: it keeps each
- * window's pending input ([nsamples, T, widest input] fp32 more), so
- * true-sequential GPTQ runs every part of a block exactly once on the
- * quantized stream: to the q/k/v input (Hessian), q/k/v quantized, on
- * through attention to o's input, o quantized, on to the MLP input, and so
- * on. The pending input of each window is readable at the stop.
+ * (model/forward.h xf_layer_point) and resume from there, so true-sequential
+ * GPTQ runs every part of a block that holds state (attention above all)
+ * exactly once on the quantized stream: to the q/k/v input (Hessian),
+ * q/k/v quantized, on through attention to o's input, o quantized, on to
+ * the MLP input, and so on. The pending input of each window is readable
+ * at the stop.
+ *
+ * Memory: besides h, a resumable stream keeps one input per window, no
+ * wider than the widest of the q/k/v, o and MLP inputs ([nsamples, T,
+ * keep_in] fp32: hidden, or n_heads * head_dim where that is wider). The
+ * down input (the MLP's intermediate width, 2.7x hidden in Llamas) is not
+ * kept: at the down input the stream keeps each window's MLP input, and
+ * computes the down input from it (gate/up with the block's current
+ * weights, the activation, the down input's hook) one window at a time
+ * into the workspace, whenever it is read and once more when the stream
+ * resumes to the block end. That costs the gate/up products once more per
+ * window and block (attention is never recomputed) and saves [nsamples,
+ * T, intermediate - keep_in] fp32; the values are the same bytes, as each
+ * computation is the same operations on the same values.
  *
  *   xf_block_stream bs;
  *   xf_block_stream_init(&bs, mw, tokens, nsamples, T, true, "gptq", err);
  *   for each layer l: dense layer dl;
  *       for each input in: xf_block_stream_run(&bs, &dl, xf_layer_point_at(in), hooks, err);
- *                          read xf_block_stream_input(&bs, s, &cols) for every window s;
+ *                          xf_block_stream_input(&bs, &dl, hooks, s, &x, &cols, err)
+ *                              for every window s;
  *                          replace dl's readers of `in`;
  *       xf_block_stream_run(&bs, &dl, XF_AT_END, hooks, err);
  *   xf_block_stream_free(&bs);
  *
  * Results are bit-identical to running xf_forward_layer on each window
  * (the same operations on the same values; hooks are called once per
- * window and point, windows in order). */
+ * window and point passed, windows in order, except the down input's hook
+ * of a resumable stream that stops there: it is called each time that
+ * input is computed, so hooks given to such a stream must be transforms,
+ * giving the same result on the same input, as activation quantizers and
+ * online rotations are). */
 #ifndef XF_MODEL_BLOCK_STREAM_H
 #define XF_MODEL_BLOCK_STREAM_H
 
@@ -39,8 +57,9 @@ typedef struct xf_block_stream {
     xf_workspace ws;
     int64_t ns, T, hidden;
     float *h;           /* [ns, T, hidden]: at `at` of block `layer` */
-    float *pending;     /* [ns, T, max_in] each window's pending input; NULL: not resumable */
-    int64_t max_in;     /* widest linear input */
+    float *pending;     /* [ns, T, keep_in] each window's kept input (at the down input:
+                           the MLP input); NULL: not resumable */
+    int64_t keep_in;    /* widest kept input: every linear input but down's */
     int layer;          /* the block in progress (at START: the next one to run) */
     xf_layer_point at;  /* where every window stands in it; never XF_AT_END */
 } xf_block_stream;
@@ -61,15 +80,24 @@ void xf_block_stream_free(xf_block_stream *bs);
 
 /* Runs every window through block dl (dl->layer must be the block in
  * progress) from where the stream stands to `to`, calling hooks (may be
- * NULL) once per window and point passed, windows in order. At XF_AT_END
- * the stream moves to the start of the next block. A hook may not stop
+ * NULL) once per window and point passed, windows in order (a resumable
+ * stream calls the down input's hook when it computes that input: not on
+ * the way to it, and again on the way from it). At XF_AT_END the stream
+ * moves to the start of the next block. A hook may not stop
  * the pass (XF_HOOK_STOP fails: the windows would be left apart). */
 int xf_block_stream_run(xf_block_stream *bs, const xf_dense_layer *dl, xf_layer_point to,
                         const xf_forward_hooks *hooks, xf_error *err);
 
 /* Window s's input pending at the point the stream stands at, [T, *cols]
- * row-major (resumable streams); NULL at a block start. */
-const float *xf_block_stream_input(const xf_block_stream *bs, int64_t s, int64_t *cols);
+ * row-major, into *x (resumable streams; dl: the block in progress). At
+ * the down input it is computed from the kept MLP input with dl's current
+ * gate/up (fc1) weights and `hooks` (those of the run that stopped there)
+ * into the workspace: *x is valid until the next call on the stream. Fails
+ * at a block start, on a stream that is not resumable, or when a hook
+ * fails. */
+int xf_block_stream_input(xf_block_stream *bs, const xf_dense_layer *dl,
+                          const xf_forward_hooks *hooks, int64_t s, const float **x,
+                          int64_t *cols, xf_error *err);
 /* Window s's hidden states [T, hidden]: at a block start, that block's
  * input (after the last block: the final norm's input). */
 const float *xf_block_stream_hidden(const xf_block_stream *bs, int64_t s);

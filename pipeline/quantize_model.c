@@ -397,9 +397,11 @@ static int gptq_streams_run(gptq_streams *st, const xf_dense_layer *dl,
     return st->v2 ? xf_block_stream_run(&st->fp, dl_fp, to, st->hf, err) : 0;
 }
 
-/* Hessian H of the d-wide input pending in the quantized stream and, for
- * GPTQv2, the cross-covariance C with the full-precision stream's. */
-static int input_statistics(const gptq_streams *st, int64_t d, double *H, double *C,
+/* Hessian H of the d-wide input pending in the quantized stream (block
+ * dl) and, for GPTQv2, the cross-covariance C with the full-precision
+ * stream's (block dl_fp); windows in order. */
+static int input_statistics(gptq_streams *st, const xf_dense_layer *dl,
+                            const xf_dense_layer *dl_fp, int64_t d, double *H, double *C,
                             xf_error *err)
 {
     xf_hessian hs;
@@ -413,9 +415,11 @@ static int input_statistics(const gptq_streams *st, int64_t d, double *H, double
     int rc = 0;
     for (int64_t s = 0; s < st->q.ns && rc == 0; s++) {
         int64_t cols, cols_fp = d;
-        const float *xq = xf_block_stream_input(&st->q, s, &cols);
-        const float *xfp = C ? xf_block_stream_input(&st->fp, s, &cols_fp) : NULL;
-        if (!xq || cols != d || cols_fp != d)
+        const float *xq, *xfp = NULL;
+        rc = xf_block_stream_input(&st->q, dl, st->hq, s, &xq, &cols, err);
+        if (rc == 0 && C)
+            rc = xf_block_stream_input(&st->fp, dl_fp, st->hf, s, &xfp, &cols_fp, err);
+        if (rc == 0 && (cols != d || cols_fp != d))
             rc = xf_fail(err, "layer %d: pending input has %lld columns, the Hessian %lld",
                          st->q.layer, (long long)cols, (long long)d);
         if (rc == 0)
@@ -474,7 +478,7 @@ static int gptq_input(const xf_quant_options *o, const xf_gguf_type_plan *plan,
     if (!H || (st->v2 && !C))
         rc = xf_fail(err, "out of memory for a %lld-wide Hessian", (long long)d);
     if (rc == 0)
-        rc = input_statistics(st, d, H, C, err);
+        rc = input_statistics(st, dl, dl_fp, d, H, C, err);
     if (rc == 0)
         rc = quantize_readers(o, plan, mw, dl, in, H, C, col, err);
     free(H);

@@ -785,7 +785,10 @@ static void replace_readers(const xf_model_config *c, xf_dense_layer *dl, xf_lin
  * bit for bit the inputs and block outputs of rerunning each block from
  * its start for every input (xf_forward_layer with a stopping hook), with
  * the same replacements: each part runs once instead of once per later
- * input, nothing else changes. */
+ * input, nothing else changes. The down input, which the stream does not
+ * keep, is computed from the kept MLP input with the replaced gate/up
+ * (fc1) weights each time it is read and on resuming; reads repeat
+ * byte for byte, in any window order. */
 static void check_stream_resumes(const xf_model_config *c, uint64_t seed)
 {
     toy *m = toy_build(c, seed);
@@ -798,7 +801,16 @@ static void check_stream_resumes(const xf_model_config *c, uint64_t seed)
     assert_int_equal(xf_workspace_init(&ws, c, T, "toy", &err), 0);
     float *h_ref = malloc((size_t)(ns * T * H) * sizeof *h_ref);
     float *tmp = malloc((size_t)(T * H) * sizeof *tmp);
-    float *x_ref = malloc((size_t)(T * bs.max_in) * sizeof *x_ref);
+    /* besides h, the stream keeps no input wider than q/k/v's, o's and the
+     * MLP's: the down input is recomputed from the MLP input */
+    int64_t widest = 0;
+    for (int in = 0; in < XF_IN_COUNT; in++)
+        if (xf_lin_input_width(c, (xf_lin_input)in) > widest)
+            widest = xf_lin_input_width(c, (xf_lin_input)in);
+    assert_true(c->intermediate > H && widest == c->intermediate);
+    assert_int_equal(bs.keep_in, xf_lin_input_width(c, XF_IN_O) > H ? xf_lin_input_width(c, XF_IN_O)
+                                                                     : H);
+    float *x_ref = malloc((size_t)(T * widest) * sizeof *x_ref);
     assert_true(h_ref && tmp && x_ref);
     for (int64_t s = 0; s < ns; s++)
         assert_int_equal(xf_forward_embed(&ws, &m->mw, tok + s * T, T, h_ref + s * T * H, &err), 0);
@@ -816,9 +828,22 @@ static void check_stream_resumes(const xf_model_config *c, uint64_t seed)
                 memcpy(tmp, h_ref + s * T * H, (size_t)(T * H) * sizeof *tmp);
                 assert_int_equal(xf_forward_layer(&ws, &dl_ref, tmp, T, &stop, &err), XF_HOOK_STOP);
                 int64_t cols;
-                const float *x = xf_block_stream_input(&bs, s, &cols);
+                const float *x;
+                assert_int_equal(xf_block_stream_input(&bs, &dl, &hooks, s, &x, &cols, &err), 0);
                 assert_non_null(x);
                 assert_int_equal(cols, xf_lin_input_width(c, (xf_lin_input)in));
+                assert_memory_equal(x, x_ref, (size_t)(T * cols) * sizeof *x);
+            }
+            /* reading again (the down input: computed again, from the
+             * replaced gate/up) gives the same bytes, window by window */
+            for (int64_t s = ns - 1; s >= 0; s--) {
+                int64_t cols;
+                const float *x;
+                assert_int_equal(xf_block_stream_input(&bs, &dl, &hooks, s, &x, &cols, &err), 0);
+                memcpy(tmp, h_ref + s * T * H, (size_t)(T * H) * sizeof *tmp);
+                round_hook cap2 = {.layer = l, .stop_at = in, .copy = x_ref};
+                const xf_forward_hooks stop2 = {.user = &cap2, .on_linear_input = round_input};
+                assert_int_equal(xf_forward_layer(&ws, &dl_ref, tmp, T, &stop2, &err), XF_HOOK_STOP);
                 assert_memory_equal(x, x_ref, (size_t)(T * cols) * sizeof *x);
             }
             replace_readers(c, &dl, (xf_lin_input)in);
@@ -875,11 +900,16 @@ static void test_stream_errors(void **state)
     xf_error err = {{0}};
     xf_block_stream bs, once;
     xf_dense_layer d0, d1;
+    int64_t cols, cols2;
+    const xf_forward_hooks stop = {.on_linear_input = stop_hook}, stop_early = stop;
     assert_int_equal(xf_dense_layer_init(&d0, &m->mw, 0, &err), 0);
     assert_int_equal(xf_dense_layer_init(&d1, &m->mw, 1, &err), 0);
     assert_int_equal(xf_block_stream_init(&bs, &m->mw, tok, 0, T, true, "toy", &err), -1);
     assert_non_null(strstr(err.msg, "toy"));
     assert_int_equal(xf_block_stream_init(&bs, &m->mw, tok, 2, T, true, "toy", &err), 0);
+    const float *xa, *xb;
+    assert_int_equal(xf_block_stream_input(&bs, &d0, NULL, 0, &xa, &cols, &err), -1);
+    assert_non_null(strstr(err.msg, "no linear input"));
     /* not the block in progress */
     assert_int_equal(xf_block_stream_run(&bs, &d1, XF_AT_END, NULL, &err), -1);
     assert_non_null(strstr(err.msg, "block 0"));
@@ -889,21 +919,40 @@ static void test_stream_errors(void **state)
     assert_int_equal(xf_block_stream_run(&bs, &d0, XF_AT_MLP, NULL, &err), -1);
     /* a copy stands where its source stands, with the same states */
     assert_int_equal(xf_block_stream_copy(&once, &bs, &err), 0);
-    int64_t cols, cols2;
-    assert_memory_equal(xf_block_stream_input(&once, 1, &cols), xf_block_stream_input(&bs, 1, &cols2),
-                        (size_t)(T * c.hidden) * sizeof(float));
+    assert_int_equal(xf_block_stream_input(&once, &d0, NULL, 1, &xa, &cols, &err), 0);
+    assert_int_equal(xf_block_stream_input(&bs, &d0, NULL, 1, &xb, &cols2, &err), 0);
+    assert_memory_equal(xa, xb, (size_t)(T * c.hidden) * sizeof(float));
+    /* reading needs the block in progress and a window of the stream */
+    assert_int_equal(xf_block_stream_input(&bs, &d1, NULL, 0, &xa, &cols, &err), -1);
+    assert_non_null(strstr(err.msg, "block 0"));
+    assert_int_equal(xf_block_stream_input(&bs, &d0, NULL, 2, &xa, &cols, &err), -1);
+    assert_null(xa);
+    /* at the down input a copy stands at the MLP input it computes it from */
+    assert_int_equal(xf_block_stream_run(&once, &d0, XF_AT_DOWN, NULL, &err), 0);
+    assert_int_equal(xf_block_stream_input(&once, &d0, NULL, 1, &xa, &cols, &err), 0);
+    assert_int_equal(cols, c.intermediate);
+    xf_block_stream copy;
+    assert_int_equal(xf_block_stream_copy(&copy, &once, &err), 0);
+    assert_int_equal(xf_block_stream_input(&copy, &d0, NULL, 1, &xb, &cols2, &err), 0);
+    assert_memory_equal(xa, xb, (size_t)(T * c.intermediate) * sizeof(float));
+    /* a down-input hook that fails there fails the read, naming the window */
+    assert_int_equal(xf_block_stream_input(&copy, &d0, &stop_early, 1, &xb, &cols2, &err), -1);
+    assert_non_null(strstr(err.msg, "window 1"));
+    assert_int_equal(xf_block_stream_run(&copy, &d0, XF_AT_END, NULL, &err), 0);
+    xf_block_stream_free(&copy);
     assert_int_equal(xf_block_stream_run(&once, &d0, XF_AT_END, NULL, &err), 0);
     assert_int_equal(once.layer, 1);
     xf_block_stream_free(&once);
     /* a hook may not stop a stream: the windows would stand apart */
-    const xf_forward_hooks stop = {.on_linear_input = stop_hook};
     assert_int_equal(xf_block_stream_run(&bs, &d0, XF_AT_END, &stop, &err), -1);
     assert_non_null(strstr(err.msg, "stopped"));
     xf_block_stream_free(&bs);
     /* a stream that is not resumable may stop at an input, not resume */
     assert_int_equal(xf_block_stream_init(&bs, &m->mw, tok, 2, T, false, "toy", &err), 0);
+    assert_int_equal(xf_block_stream_input(&bs, &d0, NULL, 0, &xa, &cols, &err), -1);
     assert_int_equal(xf_block_stream_run(&bs, &d0, XF_AT_QKV, NULL, &err), 0);
-    assert_null(xf_block_stream_input(&bs, 0, &cols));
+    assert_int_equal(xf_block_stream_input(&bs, &d0, NULL, 0, &xa, &cols, &err), -1);
+    assert_non_null(strstr(err.msg, "keeps no pending"));
     assert_int_equal(xf_block_stream_run(&bs, &d0, XF_AT_END, NULL, &err), -1);
     assert_non_null(strstr(err.msg, "resume"));
     xf_block_stream_free(&bs);

@@ -29,16 +29,20 @@ typedef struct capture {
     float *x_mlp;
 } capture;
 
-/* The pending input of every window of the stream into layer l's rows of
- * dst ([layers, windows * T, n]). */
-static void take_inputs(const capture *c, const xf_block_stream *bs, int64_t l, float *dst)
+/* The pending input of every window of the stream (block dl) into layer
+ * l's rows of dst ([layers, windows * T, n]). */
+static int take_inputs(const capture *c, xf_block_stream *bs, const xf_dense_layer *dl,
+                       int64_t l, float *dst, xf_error *err)
 {
     for (int64_t w = 0; w < c->windows; w++) {
         int64_t cols;
-        const float *x = xf_block_stream_input(bs, w, &cols);
+        const float *x;
+        if (xf_block_stream_input(bs, dl, NULL, w, &x, &cols, err) != 0)
+            return -1;
         memcpy(dst + ((size_t)(l * c->windows + w) * (size_t)c->T) * (size_t)c->n, x,
                (size_t)(c->T * c->n) * sizeof *x);
     }
+    return 0;
 }
 
 /* The residual readers' inputs (qkv and mlp) of every layer of the folded
@@ -57,12 +61,13 @@ static int capture_inputs(capture *c, xf_runner *r, const int32_t *tokens, xf_er
             rc = xf_fail(err, "learned rotation: layer %lld is not cached", (long long)l);
         if (rc == 0)
             rc = xf_block_stream_run(&bs, dl, XF_AT_QKV, NULL, err);
-        if (rc == 0) {
-            take_inputs(c, &bs, l, c->x_qkv);
+        if (rc == 0)
+            rc = take_inputs(c, &bs, dl, l, c->x_qkv, err);
+        if (rc == 0)
             rc = xf_block_stream_run(&bs, dl, XF_AT_MLP, NULL, err);
-        }
+        if (rc == 0)
+            rc = take_inputs(c, &bs, dl, l, c->x_mlp, err);
         if (rc == 0) {
-            take_inputs(c, &bs, l, c->x_mlp);
             if (l + 1 < c->layers)
                 rc = xf_block_stream_run(&bs, dl, XF_AT_END, NULL, err);
         }

@@ -29,15 +29,19 @@ typedef struct o_capture {
     float *x;   /* [layers, windows * T, width] */
 } o_capture;
 
-/* o's input of block l for every window of the stream into c->x. */
-static void take_o_inputs(o_capture *c, const xf_block_stream *bs, int64_t l)
+/* o's input of block l (dl) for every window of the stream into c->x. */
+static int take_o_inputs(o_capture *c, xf_block_stream *bs, const xf_dense_layer *dl,
+                         int64_t l, xf_error *err)
 {
     for (int64_t w = 0; w < c->windows; w++) {
         int64_t cols;
-        const float *x = xf_block_stream_input(bs, w, &cols);
+        const float *x;
+        if (xf_block_stream_input(bs, dl, NULL, w, &x, &cols, err) != 0)
+            return -1;
         memcpy(c->x + ((size_t)(l * c->windows + w) * (size_t)c->T) * (size_t)c->width, x,
                (size_t)(c->T * c->width) * sizeof *x);
     }
+    return 0;
 }
 
 /* o's inputs of every layer, block by block (model/block_stream.h); the
@@ -57,7 +61,7 @@ static int capture_blocks(const xf_model_weights *mw, const int32_t *tokens,
         }
         rc = xf_block_stream_run(&bs, &dl, XF_AT_O, hooks, err);
         if (rc == 0)
-            take_o_inputs(c, &bs, l);
+            rc = take_o_inputs(c, &bs, &dl, l, err);
         if (rc == 0 && l + 1 < c->layers)
             rc = xf_block_stream_run(&bs, &dl, XF_AT_END, hooks, err);
         xf_dense_layer_free(&dl);
