@@ -2,7 +2,7 @@
  * sweep (block = 1: every column updates all columns right of it), and the
  * GFLOP/s of the trailing-update SGEMMs vs the same SGEMM calls made plainly.
  *
- * Usage: bench_gptq [--quick] [--threads N] [--ggml]
+ * Usage: bench_gptq [--quick] [--threads N] [--ggml | --factor]
  *   default shapes 4096x4096 and 4096x11008, --quick 1024x1024 and 1024x2752.
  * The unblocked sweep runs on all rows of 4096x4096; for 4096x11008 it is
  * timed on the first 1024 rows (rows are independent, the cost is linear in
@@ -10,12 +10,19 @@
  * the rank-1 updates stay memory-bound as with all rows) and scaled to all
  * rows. --quick runs small shapes only as a smoke test: its matrices fit in
  * cache and its speedups mean little.
+ * --factor: instead, the factorization against the 4/3 n^3 path of the
+ * reference (Cholesky of H, inverse from it, Cholesky again: dpotrf + dpotri
+ * + dpotrf, measured here as the baseline) in the same run: seconds of each,
+ * their ratio, factor + blocked sweep of each, and how many entries of the
+ * fp32 U differ between the two. Default shapes only (rows x cols, H is
+ * cols x cols); with --quick 1024x1024 and 1024x2752.
  * --ggml: instead, the sweep on llama.cpp's block grids (quant/weights/ggml_grid.h:
  * one block fit per row and block, on the updated weights) against the plain
  * 4-bit grid (asymmetric, groups of 128) with the same factorization, in the
  * same run: sweep seconds of each and their ratio.
  * Prints one "name: value" line per number. */
 #include <cblas.h>
+#include <lapacke.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -191,6 +198,130 @@ static void run_shape(int64_t rows, int64_t cols, int64_t sub_rows)
     free(C);
 }
 
+/* --factor baseline: U (fp32 [n, n] row-major, upper) the way the reference
+ * computes it: A = P^T H P + lambda I, A = R^T R, A^-1 from R, A^-1 = U^T U
+ * (dpotrf + dpotri + dpotrf, 1/3 + 2/3 + 1/3 n^3). Same dead-column rule and
+ * damping as quant/weights/gptq_factor.c, one attempt (the synthetic H is
+ * positive definite). Column-major 'U' on the row-major symmetric A is the
+ * same matrix; U[a][b] ends at A[b*n + a]. Returns seconds. */
+static double factor_4_3(const double *H, int64_t n, const int32_t *perm, double damp,
+                         double *A, float *U)
+{
+    double t = xf_now_seconds(), mean = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        mean += H[i * n + i] == 0.0 ? 1.0 : H[i * n + i];
+    mean /= (double)n;
+#pragma omp parallel for schedule(static)
+    for (int64_t a = 0; a < n; a++) {
+        const double *h = H + (int64_t)perm[a] * n;
+        for (int64_t b = 0; b < n; b++)
+            A[a * n + b] = h[perm[b]];
+        if (A[a * n + a] == 0.0)
+            A[a * n + a] = 1.0;
+        A[a * n + a] += damp * mean;
+    }
+    if (LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'U', (lapack_int)n, A, (lapack_int)n) != 0 ||
+        LAPACKE_dpotri(LAPACK_COL_MAJOR, 'U', (lapack_int)n, A, (lapack_int)n) != 0 ||
+        LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'U', (lapack_int)n, A, (lapack_int)n) != 0) {
+        fprintf(stderr, "bench_gptq: 4/3 n^3 baseline factorization failed\n");
+        exit(1);
+    }
+#pragma omp parallel for schedule(static)
+    for (int64_t a = 0; a < n; a++)
+        for (int64_t b = 0; b < n; b++)
+            U[a * n + b] = b < a ? 0.0f : (float)A[b * n + a];
+    return xf_now_seconds() - t;
+}
+
+/* --factor: the factorization (one reversed Cholesky + one triangular
+ * inverse) against the 4/3 n^3 baseline, each followed by the same sweep. */
+static void run_factor_shape(int64_t rows, int64_t cols)
+{
+    char tag[64];
+    snprintf(tag, sizeof tag, "%lldx%lld", (long long)rows, (long long)cols);
+    double *H = synthetic_hessian(cols, 2048);
+    float *W = xmalloc(sizeof(float) * (size_t)(rows * cols));
+    float *Wb = xmalloc(sizeof(float) * (size_t)(rows * cols));
+    for (int64_t i = 0; i < rows * cols; i++)
+        W[i] = rand_normal() * 0.02f;
+    xf_gptq_params p;
+    xf_gptq_params_default(&p);
+    p.group = 128;
+    xf_error err;
+    xf_gptq_factor f;
+    if (xf_gptq_factor_init(&f, H, cols, &p, tag, &err) != 0) {
+        fprintf(stderr, "%s\n", err.msg);
+        exit(1);
+    }
+    if (f.retries != 0 || f.dead_columns != 0) {
+        fprintf(stderr, "bench_gptq: synthetic Hessian needed retries / has dead columns\n");
+        exit(1);
+    }
+    double *A = xmalloc(sizeof(double) * (size_t)(cols * cols));
+    float *U_old = xmalloc(sizeof(float) * (size_t)(cols * cols));
+    /* where the factorization's time goes: its two LAPACK calls alone */
+    double mean = 0.0;
+    for (int64_t i = 0; i < cols; i++)
+        mean += H[i * cols + i];
+    mean /= (double)cols;
+    for (int64_t a = 0; a < cols; a++)
+        for (int64_t b = 0; b < cols; b++)
+            A[a * cols + b] = H[(cols - 1 - a) * cols + (cols - 1 - b)] +
+                              (a == b ? f.damp_used * mean : 0.0);
+    double t = xf_now_seconds();
+    LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'U', (lapack_int)cols, A, (lapack_int)cols);
+    double potrf_s = xf_now_seconds() - t;
+    t = xf_now_seconds();
+    LAPACKE_dtrtri(LAPACK_COL_MAJOR, 'U', 'N', (lapack_int)cols, A, (lapack_int)cols);
+    double trtri_s = xf_now_seconds() - t;
+    double old_s = factor_4_3(H, cols, f.perm, f.damp_used, A, U_old);
+    free(A);
+    free(H);
+    int64_t differ = 0;
+    double maxu = 0.0, maxd = 0.0;
+    for (int64_t i = 0; i < cols * cols; i++) {
+        differ += U_old[i] != f.U[i];
+        maxu = fmax(maxu, fabs((double)U_old[i]));
+        maxd = fmax(maxd, fabs((double)U_old[i] - (double)f.U[i]));
+    }
+    double sweep[2];
+    int64_t codes_same = 0;
+    xf_qweight q[2];
+    for (int k = 0; k < 2; k++) {
+        memcpy(Wb, W, sizeof(float) * (size_t)(rows * cols));
+        xf_gptq_factor g = f;
+        if (k == 1)
+            g.U = U_old;
+        xf_gptq_stats st;
+        if (xf_gptq_solve_factored(Wb, rows, &g, &p, &q[k], &st, tag, &err) != 0) {
+            fprintf(stderr, "%s\n", err.msg);
+            exit(1);
+        }
+        sweep[k] = st.seconds_sweep;
+    }
+    for (int64_t i = 0; i < rows * cols; i++)
+        codes_same += q[0].codes[i] == q[1].codes[i];
+    printf("%s factor_4_3_baseline_s: %.3f\n", tag, old_s);
+    printf("%s factor_s: %.3f\n", tag, f.seconds);
+    printf("%s factor_vs_baseline: %.2f\n", tag, f.seconds / old_s);
+    printf("%s factor_dpotrf_s: %.3f factor_dtrtri_s: %.3f (the rest of factor_s: %.3f)\n", tag,
+           potrf_s, trtri_s, f.seconds - potrf_s - trtri_s);
+    printf("%s sweep_s: %.3f (with the baseline U: %.3f)\n", tag, sweep[0], sweep[1]);
+    printf("%s factor_plus_sweep_s: %.3f\n", tag, f.seconds + sweep[0]);
+    printf("%s factor_plus_sweep_4_3_baseline_s: %.3f\n", tag, old_s + sweep[1]);
+    printf("%s factor_plus_sweep_vs_baseline: %.2f\n", tag,
+           (f.seconds + sweep[0]) / (old_s + sweep[1]));
+    printf("%s fp32_U_entries_differing: %lld of %lld (max |diff| / max |U| %.2e)\n", tag,
+           (long long)differ, (long long)(cols * cols), maxd / maxu);
+    printf("%s codes_equal_pct: %.4f\n", tag, 100.0 * (double)codes_same / (double)(rows * cols));
+    xf_qweight_free(&q[0]);
+    xf_qweight_free(&q[1]);
+    xf_gptq_factor_free(&f);
+    free(U_old);
+    free(W);
+    free(Wb);
+}
+
 /* --ggml: plain 4-bit g128 sweep vs the GGML grids on one factorization. */
 static void run_ggml_shape(int64_t rows, int64_t cols)
 {
@@ -240,7 +371,7 @@ static void run_ggml_shape(int64_t rows, int64_t cols)
 
 int main(int argc, char **argv)
 {
-    int quick = 0, threads = 0, ggml = 0;
+    int quick = 0, threads = 0, ggml = 0, factor = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0)
             quick = 1;
@@ -248,13 +379,20 @@ int main(int argc, char **argv)
             threads = atoi(argv[++i]);
         else if (strcmp(argv[i], "--ggml") == 0)
             ggml = 1;
+        else if (strcmp(argv[i], "--factor") == 0)
+            factor = 1;
         else {
-            fprintf(stderr, "usage: %s [--quick] [--threads N] [--ggml]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--quick] [--threads N] [--ggml | --factor]\n", argv[0]);
             return 2;
         }
     }
     xf_threads_set(threads);
     printf("threads: %d\n", xf_threads_get());
+    if (factor) {
+        run_factor_shape(quick ? 1024 : 4096, quick ? 1024 : 4096);
+        run_factor_shape(quick ? 1024 : 4096, quick ? 2752 : 11008);
+        return 0;
+    }
     if (ggml) {
         run_ggml_shape(quick ? 1024 : 4096, quick ? 1024 : 4096);
         run_ggml_shape(quick ? 1024 : 4096, quick ? 2816 : 11008);

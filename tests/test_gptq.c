@@ -353,6 +353,154 @@ static bool all_finite(const float *x, int n)
     return true;
 }
 
+/* ---- the factor against the reference's 4/3 n^3 path ---- */
+
+/* U the way the reference computes it, in fp64: dead diagonals 1, stable
+ * descending-diagonal order when act_order, A = P^T H P + damp*mean(diag) I,
+ * A = L L^T, A^-1 = L^-T L^-1, A^-1 = L2 L2^T, U = L2^T (upper, A^-1 = U^T U).
+ * Returns -1 (U unset) when a Cholesky fails. */
+static int ref_factor_U(const double *H0, int n, bool act_order, double damp, int *perm,
+                        double *U)
+{
+    double *d = malloc(sizeof(double) * n), mean = 0;
+    for (int i = 0; i < n; i++) {
+        d[i] = H0[i * n + i] == 0 ? 1.0 : H0[i * n + i];
+        mean += d[i] / n;
+        perm[i] = i;
+    }
+    if (act_order) /* insertion sort: stable, descending diagonal */
+        for (int i = 1; i < n; i++) {
+            int v = perm[i], k = i;
+            while (k > 0 && d[perm[k - 1]] < d[v]) {
+                perm[k] = perm[k - 1];
+                k--;
+            }
+            perm[k] = v;
+        }
+    double *A = malloc(sizeof(double) * n * n), *Ainv = malloc(sizeof(double) * n * n);
+    for (int a = 0; a < n; a++)
+        for (int b = 0; b < n; b++)
+            A[a * n + b] = a == b ? d[perm[a]] + damp * mean : H0[perm[a] * n + perm[b]];
+    int rc = ref_chol(A, n);
+    if (rc == 0) {
+        ref_inverse_from_chol(A, Ainv, n);
+        rc = ref_chol(Ainv, n);
+    }
+    if (rc == 0)
+        for (int a = 0; a < n; a++)
+            for (int b = 0; b < n; b++)
+                U[a * n + b] = Ainv[b * n + a];
+    free(d);
+    free(A);
+    free(Ainv);
+    return rc;
+}
+
+/* One reversed Cholesky + one triangular inverse (quant/weights/gptq_factor.c)
+ * gives the reference's U: every fp32 entry within its own rounding
+ * (2^-24 relative) plus 1e-10 * max |U| of the fp64 reference, the same
+ * order, dead columns and, on an indefinite H, the same single retry. */
+static void check_factor_matches_reference(const double *H, int n, bool act_order, double damp,
+                                           int expect_retries, double expect_damp)
+{
+    xf_gptq_params p;
+    xf_gptq_params_default(&p);
+    p.act_order = act_order;
+    p.damp = damp;
+    xf_gptq_factor f;
+    xf_error err;
+    assert_int_equal(xf_gptq_factor_init(&f, H, n, &p, "w", &err), 0);
+    assert_int_equal(f.retries, expect_retries);
+    assert_true(fabs(f.damp_used - expect_damp) <= 1e-12 * expect_damp);
+    int perm[256];
+    double *U = malloc(sizeof(double) * n * n), maxu = 0;
+    if (expect_retries > 0) /* the reference path fails at the first damp too */
+        assert_int_equal(ref_factor_U(H, n, act_order, damp, perm, U), -1);
+    assert_int_equal(ref_factor_U(H, n, act_order, f.damp_used, perm, U), 0);
+    int64_t dead = 0;
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(f.perm[i], perm[i]);
+        assert_int_equal(f.dead[i], H[i * n + i] == 0);
+        dead += H[i * n + i] == 0;
+    }
+    assert_int_equal(f.dead_columns, dead);
+    for (int i = 0; i < n * n; i++)
+        maxu = fmax(maxu, fabs(U[i]));
+    for (int a = 0; a < n; a++)
+        for (int b = 0; b < n; b++) {
+            double ref = U[a * n + b], got = f.U[a * n + b];
+            if (b < a)
+                assert_true(got == 0.0 && ref == 0.0);
+            else
+                assert_true(fabs(got - ref) <= 0x1p-24 * fabs(ref) + 1e-10 * maxu);
+        }
+    free(U);
+    xf_gptq_factor_free(&f);
+}
+
+static void test_factor_matches_reference_path(void **state)
+{
+    (void)state;
+    enum { N = 120, S = 600 };
+    uint64_t rng = 7;
+    float *X = make_weights(S, N, 11);
+    for (int r = 0; r < S; r++) /* unequal column scales: act-order has work to do */
+        for (int j = 0; j < N; j++)
+            X[r * N + j] *= 0.2f + (float)(j % 13);
+    double *H = xf_test_hessian(X, S, N);
+    for (int act = 0; act < 2; act++)
+        check_factor_matches_reference(H, N, act, 0.01, 0, 0.01);
+    /* dead inputs: rows and columns 3, 50, 119 of H zero */
+    const int dead[] = {3, 50, 119};
+    for (int k = 0; k < 3; k++)
+        for (int j = 0; j < N; j++)
+            H[dead[k] * N + j] = H[j * N + dead[k]] = 0.0;
+    for (int act = 0; act < 2; act++)
+        check_factor_matches_reference(H, N, act, 0.01, 0, 0.01);
+
+    /* indefinite: H = Q diag(lam) Q^T, lam[0] = -0.05 * mean(diag H) (0.01 of
+     * damping is not enough, 0.1 is): one retry, with either path */
+    double *Q = malloc(sizeof(double) * N * N), lam[N], m = 0;
+    for (int i = 0; i < N * N; i++)
+        Q[i] = xf_test_rand_normal(&rng);
+    for (int i = 0; i < N; i++) { /* Gram-Schmidt on the rows, twice */
+        for (int pass = 0; pass < 2; pass++)
+            for (int k = 0; k < i; k++) {
+                double d = 0;
+                for (int j = 0; j < N; j++)
+                    d += Q[i * N + j] * Q[k * N + j];
+                for (int j = 0; j < N; j++)
+                    Q[i * N + j] -= d * Q[k * N + j];
+            }
+        double nrm = 0;
+        for (int j = 0; j < N; j++)
+            nrm += Q[i * N + j] * Q[i * N + j];
+        for (int j = 0; j < N; j++)
+            Q[i * N + j] /= sqrt(nrm);
+    }
+    for (int i = 1; i < N; i++) {
+        lam[i] = 0.5 + xf_test_rand_uniform(&rng);
+        m += lam[i];
+    }
+    m /= N + 0.05; /* mean(lam) = m with lam[0] = -0.05 m */
+    lam[0] = -0.05 * m;
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < N; j++) {
+            double s = 0;
+            for (int k = 0; k < N; k++)
+                s += Q[k * N + i] * lam[k] * Q[k * N + j];
+            H[i * N + j] = s;
+        }
+    xf_log_level lvl = xf_log_get_level();
+    xf_log_set_level(XF_LOG_QUIET);
+    for (int act = 0; act < 2; act++)
+        check_factor_matches_reference(H, N, act, 0.01, 1, 0.1);
+    xf_log_set_level(lvl);
+    free(Q);
+    free(X);
+    free(H);
+}
+
 static void test_singular_hessian_retries(void **state)
 {
     (void)state;
@@ -630,6 +778,7 @@ int main(void)
         cmocka_unit_test(test_matches_plain_reference),
         cmocka_unit_test(test_identity_hessian_is_rtn),
         cmocka_unit_test(test_beats_rtn),
+        cmocka_unit_test(test_factor_matches_reference_path),
         cmocka_unit_test(test_singular_hessian_retries),
         cmocka_unit_test(test_dead_columns),
         cmocka_unit_test(test_determinism_and_export),
