@@ -478,7 +478,8 @@ static const xf_recipe_row rows[] = {
      .help = "text, jsonl or dir (default: from the path)", .methods = XF_RO_BOTH,
      .calib_input = true, .set = set_enum, .get = get_enum, FIELD(calib_format),
      .expect = "text, jsonl or dir", .names = format_names},
-    CALIB_INT("calib-max-tokens", "calib_max_tokens", calib_max_tokens, "N", NULL, 1, INT64_MAX,
+    CALIB_INT("calib-max-tokens", "calib_max_tokens", calib_max_tokens, "N", NULL, 1,
+              (double)INT64_MAX,
               "a positive integer",
               "use at most the first N tokens of the tokenized calibration text (windows\n"
               "are sampled inside them; default: all)"),
