@@ -109,10 +109,24 @@ static double error_bounded(const xf_grid *g, const float *x, int64_t n, double 
 
 xf_grid xf_grid_fit(const xf_grid_config *c, const float *x, int64_t n)
 {
-    float xmin = 0.0f, xmax = 0.0f; /* the range always includes 0 */
-    for (int64_t i = 0; i < n; i++) { /* plain compares: inputs are finite, and they inline */
-        xmin = x[i] < xmin ? x[i] : xmin;
-        xmax = x[i] > xmax ? x[i] : xmax;
+    /* the range always includes 0; plain compares (inputs are finite) in 8
+     * lanes so the loop vectorizes: the min and max of finite values do not
+     * depend on the order, and a -0.0 never replaces the initial +0.0 */
+    float mn[8] = {0}, mx[8] = {0};
+    int64_t i0 = 0;
+    for (; i0 + 8 <= n; i0 += 8)
+        for (int k = 0; k < 8; k++) {
+            mn[k] = x[i0 + k] < mn[k] ? x[i0 + k] : mn[k];
+            mx[k] = x[i0 + k] > mx[k] ? x[i0 + k] : mx[k];
+        }
+    float xmin = 0.0f, xmax = 0.0f;
+    for (int k = 0; k < 8; k++) {
+        xmin = mn[k] < xmin ? mn[k] : xmin;
+        xmax = mx[k] > xmax ? mx[k] : xmax;
+    }
+    for (; i0 < n; i0++) {
+        xmin = x[i0] < xmin ? x[i0] : xmin;
+        xmax = x[i0] > xmax ? x[i0] : xmax;
     }
     if (c->sym) { /* symmetric before the shrink, as the reference */
         float m = fmaxf(-xmin, xmax);
