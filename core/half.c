@@ -92,13 +92,19 @@ void xf_f16_to_f32_array(const uint16_t *src, float *dst, size_t n)
         const uint32_t h = src[i];
         const uint32_t sign = (h & 0x8000u) << 16;
         const uint32_t exp = h & 0x7c00u;
-        uint32_t o = (h & 0x7fffu) << 13;     /* exponent and mantissa in place */
-        o += (uint32_t)(127 - 15) << 23;      /* rebias */
-        o += exp == 0x7c00u ? (uint32_t)(128 - 16) << 23 : 0u; /* Inf/NaN: all ones */
-        const uint32_t sub = exp == 0 ? 1u : 0u;
-        o += sub << 23; /* subnormal: 2^-14 * (1 + man/1024) ... */
-        const uint32_t o_sub = f32_bits(bits_f32(o) - 6.103515625e-05f); /* ... minus 2^-14 */
-        dst[i] = bits_f32((sub ? o_sub : o) | sign); /* NaN payloads pass untouched */
+        const uint32_t inf = (uint32_t)(exp == 0x7c00u), sub = (uint32_t)(exp == 0u); /* 0/1 */
+        uint32_t o = (h & 0x7fffu) << 13;           /* exponent and mantissa in place */
+        o += (uint32_t)(127 - 15) << 23;            /* rebias */
+        o += inf * ((uint32_t)(128 - 16) << 23);    /* Inf/NaN: exponent all ones */
+        o += sub << 23;                             /* subnormal: 2^-14 (1 + man/1024) ... */
+        float f;
+        memcpy(&f, &o, sizeof f);
+        f -= 6.103515625e-05f; /* ... minus 2^-14: man * 2^-24, exact (kept for subnormals only) */
+        uint32_t os;
+        memcpy(&os, &f, sizeof os);
+        const uint32_t m = 0u - sub; /* masks instead of branches: NaN payloads pass untouched */
+        const uint32_t u = ((o & ~m) | (os & m)) | sign;
+        memcpy(&dst[i], &u, sizeof u);
     }
 }
 
