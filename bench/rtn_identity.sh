@@ -9,6 +9,7 @@
 # "same except qerr (max rel diff X)" when only the tensor_stats qerr
 # values differ (their summation order changed: per-row fp64, rows in
 # order), else DIFFERENT (exit 1).
+# RTN_IDENTITY_RECIPES="ARGS;ARGS..." replaces the default recipe list.
 # Usage: bench/rtn_identity.sh REF_XFQUANT NEW_XFQUANT MODEL...
 set -eu
 REF=$(realpath "$1"); NEW=$(realpath "$2"); shift 2
@@ -43,13 +44,15 @@ run() { # bin dir recipe...
     ln -sf "$1" "$W/bin/xfquant"; d=$2; m=$3; shift 3
     (cd "$W/$d" && rm -f out.xfq && "$W/bin/xfquant" rtn "$@" "$m" out.xfq >/dev/null 2>&1)
 }
+DEFAULT_RECIPES="--bits 4 --group 128;--bits 3 --group 32 --sym;--bits 4 --group 128 --clip mse;\
+--bits 4 --group -1;--bits 4 --group 128 --outliers 0.5%;--bits 4 --group 128 --weight-grid log2;\
+--gguf-type Q4_K_M;--bits 4 --group 128 --tensor-bits down_proj=8"
 fail=0
 for m in "$@"; do
     m=$(realpath "$m")
-    for r in "--bits 4 --group 128" "--bits 3 --group 32 --sym" "--bits 4 --group 128 --clip mse" \
-             "--bits 4 --group -1" "--bits 4 --group 128 --outliers 0.5%" \
-             "--bits 4 --group 128 --weight-grid log2" "--gguf-type Q4_K_M" \
-             "--bits 4 --group 128 --tensor-bits down_proj=8"; do
+    IFS=';'
+    for r in ${RTN_IDENTITY_RECIPES:-$DEFAULT_RECIPES}; do
+        IFS=' '
         run "$REF" a "$m" $r
         run "$NEW" b "$m" $r
         run "$NEW" c "$m" $r --threads 1
