@@ -217,7 +217,7 @@ int xf_rtn_quantize_rows(const xf_tensor *t, const xf_rtn_params *p, xf_qweight 
                 continue;
             xf_error e = {0};
             if (xf_tensor_row_to_f32(t, r, w, &e) != 0) {
-#pragma omp critical(xf_rtn_rows_err)
+#pragma omp critical
                 if (bad_conv < 0 || r < bad_conv) {
                     bad_conv = r;
                     conv_err = e;
@@ -226,7 +226,7 @@ int xf_rtn_quantize_rows(const xf_tensor *t, const xf_rtn_params *p, xf_qweight 
             }
             int64_t b = xf_first_nonfinite(w, cols);
             if (b >= 0) {
-#pragma omp critical(xf_rtn_rows_err)
+#pragma omp critical
                 if (bad < 0 || r * cols + b < bad)
                     bad = r * cols + b;
                 continue;
