@@ -79,6 +79,37 @@ static json_t *recipe_json(const xf_quant_options *o)
 
 /* ---- RTN ---------------------------------------------------------------- */
 
+/* The "qerr" stat of a tensor: its rows' squared errors
+ * (xf_rtn_row_sq_error) summed in row order, so the value (and the .xfq
+ * bytes) do not depend on the thread count. */
+static double sum_rows(const double *row_err, int64_t rows)
+{
+    double s = 0.0;
+    for (int64_t r = 0; r < rows; r++)
+        s += row_err[r];
+    return s;
+}
+
+/* Plain RTN straight from the stored rows of t (xf_rtn_quantize_rows: no
+ * fp32 copy of the tensor). */
+static int rtn_rows(const xf_rtn_params *p, const xf_tensor *t, const char *name,
+                    xf_quant_collector *col, xf_error *err)
+{
+    const int64_t rows = t->shape[0];
+    double *row_err = malloc((size_t)rows * sizeof *row_err);
+    if (!row_err)
+        return xf_fail(err, "%s: out of memory", name);
+    xf_qweight q;
+    int rc = xf_rtn_quantize_rows(t, p, &q, row_err, name, err);
+    if (rc == 0) {
+        const double qerr = sum_rows(row_err, rows);
+        rc = xf_quant_collector_add(col, &q, name, json_pack("{s:f}", "qerr", qerr), err);
+        xf_qweight_free(&q);
+    }
+    free(row_err);
+    return rc;
+}
+
 /* Round to nearest on GGML grid gg (what llama-quantize does without an
  * imatrix), W [rows, cols] fp32. */
 static int rtn_ggml(const xf_ggml_grid_traits *gg, const float *W, int64_t rows, int64_t cols,
@@ -87,18 +118,25 @@ static int rtn_ggml(const xf_ggml_grid_traits *gg, const float *W, int64_t rows,
     xf_qweight q;
     if (xf_qweight_init_ggml(&q, rows, cols, gg, name, err) != 0)
         return -1;
-    double qerr = 0.0;
-#pragma omp parallel for schedule(static) reduction(+ : qerr)
+    double *row_err = malloc((size_t)rows * sizeof *row_err);
+    if (!row_err) {
+        xf_qweight_free(&q);
+        return xf_fail(err, "%s: out of memory", name);
+    }
+#pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; r++) {
         float dq[XF_GGML_QK_K];
+        double e = 0.0;
         for (int64_t c0 = 0; c0 < cols; c0 += gg->block) {
             const float *x = W + r * cols + c0;
             xf_ggml_grid_quantize_row(gg, x, NULL, gg->block,
                                       xf_qweight_block(&q, r, c0 / gg->block), dq);
-            for (int j = 0; j < gg->block; j++)
-                qerr += ((double)x[j] - dq[j]) * ((double)x[j] - dq[j]);
+            e += xf_rtn_row_sq_error(x, dq, gg->block);
         }
+        row_err[r] = e;
     }
+    const double qerr = sum_rows(row_err, rows);
+    free(row_err);
     int rc = xf_quant_collector_add(col, &q, name, json_pack("{s:f}", "qerr", qerr), err);
     xf_qweight_free(&q);
     return rc;
@@ -112,6 +150,10 @@ static int rtn_tensor(const xf_quant_options *o, const xf_tensor *t, bool transp
 {
     int64_t rows = transposed ? t->shape[1] : t->shape[0];
     int64_t cols = transposed ? t->shape[0] : t->shape[1];
+    xf_rtn_params p = {o->grid, o->group, false, o->outliers, o->weight_grid_log2};
+    p.grid.bits = bits_for(o, name);
+    if (!gg && !transposed && t->ndim == 2 && xf_rtn_streamable(&p, rows, cols))
+        return rtn_rows(&p, t, name, col, err);
     float *W = malloc((size_t)(rows * cols) * sizeof *W);
     if (!W)
         return xf_fail(err, "%s: out of memory", name);
@@ -136,18 +178,29 @@ static int rtn_tensor(const xf_quant_options *o, const xf_tensor *t, bool transp
         free(W);
         return rc;
     }
-    xf_rtn_params p = {o->grid, o->group, false, o->outliers, o->weight_grid_log2};
-    p.grid.bits = bits_for(o, name);
     xf_qweight q;
     int rc = xf_rtn_quantize(W, rows, cols, &p, &q, name, err);
     if (rc == 0) {
-        float *dq = malloc((size_t)(rows * cols) * sizeof *dq);
+        double *row_err = malloc((size_t)rows * sizeof *row_err);
         double qerr = 0.0;
-        if (dq) {
-            xf_qweight_dequantize(&q, dq);
-            for (int64_t i = 0; i < rows * cols; i++)
-                qerr += ((double)W[i] - dq[i]) * ((double)W[i] - dq[i]);
-            free(dq);
+        if (row_err) {
+            int oom = 0;
+#pragma omp parallel reduction(| : oom)
+            {
+                float *dq = malloc((size_t)cols * sizeof *dq);
+                oom |= !dq;
+#pragma omp for schedule(static)
+                for (int64_t r = 0; r < rows; r++) {
+                    row_err[r] = 0.0;
+                    if (dq) {
+                        xf_qweight_dequantize_row(&q, r, dq);
+                        row_err[r] = xf_rtn_row_sq_error(W + r * cols, dq, cols);
+                    }
+                }
+                free(dq);
+            }
+            qerr = oom ? 0.0 : sum_rows(row_err, rows);
+            free(row_err);
         }
         rc = xf_quant_collector_add(col, &q, name, json_pack("{s:f}", "qerr", qerr), err);
         xf_qweight_free(&q);

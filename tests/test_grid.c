@@ -314,6 +314,76 @@ static void test_rtn_matches_reference(void **state)
     free(dq);
 }
 
+/* RTN streamed from the stored rows (fp16 and fp32 tensors) = RTN on the
+ * whole fp32 conversion: same codes, scales and zeros; every row's error
+ * is the squared distance to its dequantized row; a non-finite weight is
+ * named by its position. */
+static void test_rtn_rows_match_whole(void **state)
+{
+    (void)state;
+    enum { R = 45, C = 100 };
+    uint64_t rng = 91;
+    float *W = malloc(sizeof(float) * R * C), *dq = malloc(sizeof(float) * C);
+    uint16_t *H = malloc(sizeof(uint16_t) * R * C);
+    double *row_err = malloc(sizeof(double) * R);
+    for (int r = 0; r < R; r++)
+        make_row(r % NCASES, W + r * C, C, &rng);
+    xf_f32_to_f16_array(W, H, (size_t)R * C);
+    xf_tensor t16 = {.name = "w16", .dtype = XF_DTYPE_F16, .ndim = 2, .shape = {R, C},
+                     .data = H, .nbytes = sizeof(uint16_t) * R * C};
+    xf_tensor t32 = {.name = "w32", .dtype = XF_DTYPE_F32, .ndim = 2, .shape = {R, C},
+                     .data = W, .nbytes = sizeof(float) * R * C};
+    float *W16 = malloc(sizeof(float) * R * C);
+    xf_f16_to_f32_array(H, W16, (size_t)R * C);
+    const int64_t groups[] = {-1, 32, 7};
+    for (int k = 0; k < 2; k++)
+        for (int gi = 0; gi < 3; gi++)
+            for (int v = 0; v < 3; v++) {
+                const xf_tensor *t = k ? &t32 : &t16;
+                const float *Wf = k ? W : W16;
+                xf_rtn_params p = {.grid = {.bits = v == 1 ? 3 : 4, .sym = v == 1,
+                                            .clip = v == 2 ? XF_CLIP_MSE : XF_CLIP_NONE},
+                                   .group = groups[gi]};
+                assert_true(xf_rtn_streamable(&p, R, C));
+                xf_qweight a, b;
+                xf_error err;
+                assert_int_equal(xf_rtn_quantize(Wf, R, C, &p, &a, "t", &err), 0);
+                assert_int_equal(xf_rtn_quantize_rows(t, &p, &b, row_err, "t", &err), 0);
+                assert_int_equal(a.n_groups, b.n_groups);
+                assert_memory_equal(a.codes, b.codes, (size_t)R * C);
+                assert_memory_equal(a.scales, b.scales, sizeof(float) * R * a.n_groups);
+                assert_memory_equal(a.zeros, b.zeros, (size_t)R * a.n_groups);
+                for (int r = 0; r < R; r++) {
+                    xf_qweight_dequantize_row(&a, r, dq);
+                    double naive = 0.0;
+                    for (int j = 0; j < C; j++)
+                        naive += ((double)Wf[r * C + j] - dq[j]) * ((double)Wf[r * C + j] - dq[j]);
+                    assert_true(row_err[r] == xf_rtn_row_sq_error(Wf + r * C, dq, C));
+                    assert_true(fabs(row_err[r] - naive) <= 1e-12 * naive);
+                }
+                xf_qweight_free(&a);
+                xf_qweight_free(&b);
+            }
+    /* outliers, per-tensor and log2 grids need the whole tensor */
+    xf_rtn_params po = {.grid = {.bits = 4}, .group = 32, .outliers = 0.01};
+    assert_false(xf_rtn_streamable(&po, R, C));
+    xf_qweight q;
+    xf_error err;
+    assert_int_equal(xf_rtn_quantize_rows(&t32, &po, &q, row_err, "t", &err), -1);
+    /* the first non-finite weight in row-major order, whatever the threads */
+    xf_rtn_params p = {.grid = {.bits = 4}, .group = 32};
+    W[40 * C + 3] = INFINITY;
+    W[17 * C + 60] = NAN;
+    assert_int_equal(xf_rtn_quantize_rows(&t32, &p, &q, row_err, "blk.0.w", &err), -1);
+    assert_non_null(strstr(err.msg, "blk.0.w"));
+    assert_non_null(strstr(err.msg, "[17, 60]"));
+    free(W);
+    free(W16);
+    free(H);
+    free(dq);
+    free(row_err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -324,6 +394,7 @@ int main(void)
         cmocka_unit_test(test_mse_clip),
         cmocka_unit_test(test_config_check),
         cmocka_unit_test(test_rtn_matches_reference),
+        cmocka_unit_test(test_rtn_rows_match_whole),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

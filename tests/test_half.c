@@ -41,6 +41,22 @@ static void test_f16_exhaustive_roundtrip(void **state)
     }
 }
 
+/* The branch-free array conversion gives the scalar one's bits for every
+ * fp16 value (NaN payloads included), at every offset of a vector loop. */
+static void test_f16_array_matches_scalar(void **state)
+{
+    (void)state;
+    static uint16_t h[65536 + 7];
+    static float f[65536 + 7];
+    for (uint32_t i = 0; i < 65536 + 7; i++)
+        h[i] = (uint16_t)(i * 40503u + 17u); /* every value once per 65536, shuffled */
+    for (size_t off = 0; off < 7; off += 3) {
+        xf_f16_to_f32_array(h + off, f, 65536);
+        for (uint32_t i = 0; i < 65536; i++)
+            assert_int_equal(bits(f[i]), bits(xf_f16_to_f32(h[off + i])));
+    }
+}
+
 /* fp32 -> fp16 is round-to-nearest-even: compare with a double-precision
  * nearest search over all fp16 values for many random floats. */
 static double f16_value(uint16_t h) { return (double)xf_f16_to_f32(h); }
@@ -122,6 +138,7 @@ int main(void)
         cmocka_unit_test(test_f16_exhaustive_roundtrip),
         cmocka_unit_test(test_f16_rounding_nearest_even),
         cmocka_unit_test(test_f16_nan_preserved),
+        cmocka_unit_test(test_f16_array_matches_scalar),
         cmocka_unit_test(test_bf16),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -104,7 +104,13 @@ static inline int64_t xf_first_nonfinite(const float *x, int64_t n)
 static inline uint8_t xf_grid_quantize(const xf_grid *g, float x)
 {
     /* division (not a reciprocal multiply) to round exactly like x / scale */
-    float q = rintf(x / g->scale) + (float)g->zero;
+    const float v = x / g->scale, a = fabsf(v);
+    /* rintf(v) without a libm call, so loops over it vectorize on any x86-64:
+     * below 2^23, a + 2^23 rounds to an integer (round to nearest even, as
+     * rintf in the default mode) and the subtraction is exact; from 2^23 on
+     * (and Inf/NaN) a is its own rint */
+    const float r = a < 8388608.0f ? (a + 8388608.0f) - 8388608.0f : a;
+    float q = copysignf(r, v) + (float)g->zero;
     if (!(q >= 0.0f)) /* also catches NaN */
         q = 0.0f;
     if (q > (float)g->maxq)

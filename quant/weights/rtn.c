@@ -145,3 +145,109 @@ int xf_rtn_quantize(const float *W, int64_t rows, int64_t cols, const xf_rtn_par
     }
     return 0;
 }
+
+bool xf_rtn_streamable(const xf_rtn_params *p, int64_t rows, int64_t cols)
+{
+    return !p->per_tensor && !p->log2_grid && xf_outliers_count(p->outliers, rows * cols) == 0;
+}
+
+double xf_rtn_row_sq_error(const float *w, const float *dq, int64_t n)
+{
+    double l[8] = {0};
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int k = 0; k < 8; k++) {
+            double d = (double)w[j + k] - dq[j + k];
+            l[k] += d * d;
+        }
+    for (int k = 0; j < n; j++, k++) {
+        double d = (double)w[j] - dq[j];
+        l[k] += d * d;
+    }
+    return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+}
+
+/* One row of xf_rtn_quantize_rows: w (fp32, finite) -> codes and grids of
+ * row r, dq its dequantized values (as xf_qweight_dequantize_row). */
+static void quantize_row(const float *w, int64_t r, const xf_rtn_params *p, xf_qweight *out,
+                         float *dq)
+{
+    const int64_t cols = out->cols, g = out->group_size;
+    uint8_t *c = out->codes + r * cols;
+    for (int64_t gi = 0, j0 = 0; j0 < cols; gi++, j0 += g) {
+        const int64_t j1 = j0 + g < cols ? j0 + g : cols;
+        const xf_grid grid = xf_grid_fit(&p->grid, w + j0, j1 - j0);
+        xf_qweight_set_grid(out, r, gi, &grid);
+        for (int64_t j = j0; j < j1; j++)
+            c[j] = xf_grid_quantize(&grid, w[j]);
+        const xf_grid st = xf_qweight_grid(out, r, gi); /* as stored: what readers see */
+        for (int64_t j = j0; j < j1; j++)
+            dq[j] = xf_grid_dequantize(&st, c[j]);
+    }
+}
+
+int xf_rtn_quantize_rows(const xf_tensor *t, const xf_rtn_params *p, xf_qweight *out,
+                         double *row_err, const char *name, xf_error *err)
+{
+    if (!name)
+        name = "?";
+    if (xf_grid_config_check(&p->grid, name, err) != 0)
+        return -1;
+    if (t->ndim != 2)
+        return xf_fail(err, "%s: expected 2 dimensions, has %d", name, t->ndim);
+    const int64_t rows = t->shape[0], cols = t->shape[1];
+    if (!xf_rtn_streamable(p, rows, cols))
+        return xf_fail(err, "%s: per-tensor, log2 or outlier RTN needs the whole tensor", name);
+    const int64_t g = xf_group_size_resolve(p->group, cols);
+    if (xf_qweight_init(out, rows, cols, p->grid.bits, g, !p->grid.sym, false, name, err) != 0)
+        return -1;
+    int64_t bad = -1;     /* first non-finite weight, row-major (any thread count) */
+    int64_t bad_conv = -1; /* first row that failed to convert */
+    xf_error conv_err = {0};
+    int oom = 0;
+#pragma omp parallel reduction(| : oom)
+    {
+        float *w = malloc((size_t)cols * sizeof *w);
+        float *dq = malloc((size_t)cols * sizeof *dq);
+        oom |= !w || !dq;
+#pragma omp for schedule(dynamic, 16)
+        for (int64_t r = 0; r < rows; r++) {
+            row_err[r] = 0.0;
+            if (!w || !dq)
+                continue;
+            xf_error e = {0};
+            if (xf_tensor_row_to_f32(t, r, w, &e) != 0) {
+#pragma omp critical
+                if (bad_conv < 0 || r < bad_conv) {
+                    bad_conv = r;
+                    conv_err = e;
+                }
+                continue;
+            }
+            int64_t b = xf_first_nonfinite(w, cols);
+            if (b >= 0) {
+#pragma omp critical
+                if (bad < 0 || r * cols + b < bad)
+                    bad = r * cols + b;
+                continue;
+            }
+            quantize_row(w, r, p, out, dq);
+            row_err[r] = xf_rtn_row_sq_error(w, dq, cols);
+        }
+        free(w);
+        free(dq);
+    }
+    int rc = 0;
+    if (oom)
+        rc = xf_fail(err, "%s: out of memory", name);
+    else if (bad_conv >= 0) {
+        if (err)
+            *err = conv_err;
+        rc = -1;
+    } else if (bad >= 0)
+        rc = xf_fail(err, "%s: non-finite weight at [%lld, %lld]", name,
+                     (long long)(bad / cols), (long long)(bad % cols));
+    if (rc != 0)
+        xf_qweight_free(out);
+    return rc;
+}

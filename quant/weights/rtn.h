@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "formats/tensor.h"
 #include "quant/weights/grid.h"
 #include "quant/weights/qweight.h"
 
@@ -31,5 +32,24 @@ typedef struct xf_rtn_params {
  * zero point). Errors name `name` (the tensor). */
 int xf_rtn_quantize(const float *W, int64_t rows, int64_t cols, const xf_rtn_params *p,
                     xf_qweight *out, const char *name, xf_error *err);
+
+/* Whether xf_rtn_quantize_rows handles p on a [rows, cols] weight: one grid
+ * per row and group, no outliers, uniform grid (the plain `rtn` recipe). */
+bool xf_rtn_streamable(const xf_rtn_params *p, int64_t rows, int64_t cols);
+
+/* xf_rtn_quantize on the rows of the 2-D tensor t ([rows, cols] as
+ * stored) without an fp32 copy of it: OpenMP-parallel over rows, each row
+ * converted (xf_tensor_row_to_f32), checked finite, fitted, quantized and
+ * dequantized in a row buffer. The same codes and grids as
+ * xf_rtn_quantize on xf_tensor_to_f32(t) (same fp32 operations per
+ * element). row_err[rows] receives xf_rtn_row_sq_error of every row.
+ * Needs xf_rtn_streamable(p, rows, cols). */
+int xf_rtn_quantize_rows(const xf_tensor *t, const xf_rtn_params *p, xf_qweight *out,
+                         double *row_err, const char *name, xf_error *err);
+
+/* sum_j ((double)w[j] - dq[j])^2 in a fixed order that does not depend
+ * on threads: 8 fp64 lanes (lane j % 8, each in column order), then
+ * ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)). */
+double xf_rtn_row_sq_error(const float *w, const float *dq, int64_t n);
 
 #endif
