@@ -233,26 +233,54 @@ static double factor_4_3(const double *H, int64_t n, const int32_t *perm, double
     return xf_now_seconds() - t;
 }
 
+/* One [rows, cols] case of --factor / --ggml: a synthetic Hessian, random
+ * weights (W, and Wb for a sweep to overwrite), 4-bit g128 parameters and
+ * the factorization (exits on failure). */
+typedef struct shape_case {
+    char tag[64];
+    double *H;
+    float *W, *Wb;
+    xf_gptq_params p;
+    xf_gptq_factor f;
+} shape_case;
+
+static void shape_case_init(shape_case *c, int64_t rows, int64_t cols)
+{
+    snprintf(c->tag, sizeof c->tag, "%lldx%lld", (long long)rows, (long long)cols);
+    c->H = synthetic_hessian(cols, 2048);
+    c->W = xmalloc(sizeof(float) * (size_t)(rows * cols));
+    c->Wb = xmalloc(sizeof(float) * (size_t)(rows * cols));
+    for (int64_t i = 0; i < rows * cols; i++)
+        c->W[i] = rand_normal() * 0.02f;
+    xf_gptq_params_default(&c->p);
+    c->p.group = 128;
+    xf_error err;
+    if (xf_gptq_factor_init(&c->f, c->H, cols, &c->p, c->tag, &err) != 0) {
+        fprintf(stderr, "%s\n", err.msg);
+        exit(1);
+    }
+}
+
+static void shape_case_free(shape_case *c)
+{
+    xf_gptq_factor_free(&c->f);
+    free(c->H);
+    free(c->W);
+    free(c->Wb);
+}
+
 /* --factor: the factorization (one reversed Cholesky + one triangular
  * inverse) against the 4/3 n^3 baseline, each followed by the same sweep. */
 static void run_factor_shape(int64_t rows, int64_t cols)
 {
-    char tag[64];
-    snprintf(tag, sizeof tag, "%lldx%lld", (long long)rows, (long long)cols);
-    double *H = synthetic_hessian(cols, 2048);
-    float *W = xmalloc(sizeof(float) * (size_t)(rows * cols));
-    float *Wb = xmalloc(sizeof(float) * (size_t)(rows * cols));
-    for (int64_t i = 0; i < rows * cols; i++)
-        W[i] = rand_normal() * 0.02f;
-    xf_gptq_params p;
-    xf_gptq_params_default(&p);
-    p.group = 128;
+    shape_case c;
+    shape_case_init(&c, rows, cols);
+    const char *tag = c.tag;
+    double *H = c.H;
+    float *W = c.W, *Wb = c.Wb;
+    xf_gptq_params p = c.p;
     xf_error err;
-    xf_gptq_factor f;
-    if (xf_gptq_factor_init(&f, H, cols, &p, tag, &err) != 0) {
-        fprintf(stderr, "%s\n", err.msg);
-        exit(1);
-    }
+    xf_gptq_factor f = c.f;
     if (f.retries != 0 || f.dead_columns != 0) {
         fprintf(stderr, "bench_gptq: synthetic Hessian needed retries / has dead columns\n");
         exit(1);
@@ -276,7 +304,6 @@ static void run_factor_shape(int64_t rows, int64_t cols)
     double trtri_s = xf_now_seconds() - t;
     double old_s = factor_4_3(H, cols, f.perm, f.damp_used, A, U_old);
     free(A);
-    free(H);
     int64_t differ = 0;
     double maxu = 0.0, maxd = 0.0;
     for (int64_t i = 0; i < cols * cols; i++) {
@@ -316,32 +343,20 @@ static void run_factor_shape(int64_t rows, int64_t cols)
     printf("%s codes_equal_pct: %.4f\n", tag, 100.0 * (double)codes_same / (double)(rows * cols));
     xf_qweight_free(&q[0]);
     xf_qweight_free(&q[1]);
-    xf_gptq_factor_free(&f);
     free(U_old);
-    free(W);
-    free(Wb);
+    shape_case_free(&c);
 }
 
 /* --ggml: plain 4-bit g128 sweep vs the GGML grids on one factorization. */
 static void run_ggml_shape(int64_t rows, int64_t cols)
 {
-    char tag[64];
-    snprintf(tag, sizeof tag, "%lldx%lld", (long long)rows, (long long)cols);
-    double *H = synthetic_hessian(cols, 2048);
-    float *W = xmalloc(sizeof(float) * (size_t)(rows * cols));
-    float *Wb = xmalloc(sizeof(float) * (size_t)(rows * cols));
-    for (int64_t i = 0; i < rows * cols; i++)
-        W[i] = rand_normal() * 0.02f;
-    xf_gptq_params p;
-    xf_gptq_params_default(&p);
-    p.group = 128;
+    shape_case c;
+    shape_case_init(&c, rows, cols);
+    const char *tag = c.tag;
+    float *W = c.W, *Wb = c.Wb;
+    xf_gptq_params p = c.p;
     xf_error err;
-    xf_gptq_factor f;
-    if (xf_gptq_factor_init(&f, H, cols, &p, tag, &err) != 0) {
-        fprintf(stderr, "%s\n", err.msg);
-        exit(1);
-    }
-    free(H);
+    xf_gptq_factor f = c.f;
     printf("%s factor_s: %.2f\n", tag, f.seconds);
     static const uint32_t types[] = {0 /* plain */, XF_GGML_Q4_K, XF_GGML_Q6_K, XF_GGML_Q3_K,
                                      XF_GGML_IQ4_XS, XF_GGML_Q4_0};
@@ -364,9 +379,7 @@ static void run_ggml_shape(int64_t rows, int64_t cols)
                    st.seconds_sweep / plain, (st.seconds_sweep + f.seconds) / (plain + f.seconds));
         xf_qweight_free(&q);
     }
-    xf_gptq_factor_free(&f);
-    free(W);
-    free(Wb);
+    shape_case_free(&c);
 }
 
 int main(int argc, char **argv)
