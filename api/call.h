@@ -15,6 +15,8 @@
 typedef struct xf_api_call {
     xf_threads_saved threads;
     xf_progress_route route;
+    xf_progress_event_fn event_fn; /* the caller's, for the call (NULL: none) */
+    void *event_user;
 } xf_api_call;
 
 void xf_api_begin(xf_api_call *c, const xf_run_opts *run);

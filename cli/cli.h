@@ -35,15 +35,29 @@ int xf_failure(const char *msg);
  * message), anything else -> xf_failure(message). */
 int xf_cli_status_exit(const char *cmd, const xf_status *st);
 
-/* The TTY progress line the CLI draws from the library's progress callback
- * (nothing when stderr is not a terminal). */
+/* --progress: how the library's progress events are shown on stderr
+ * (cli/progress_line.c, docs/cli.md "Progress"): auto a bar on a terminal
+ * and nothing otherwise; bar the one-line bar; json one JSON object per
+ * line and event; none nothing. */
+typedef enum xf_cli_progress_mode {
+    XF_CLI_PROGRESS_AUTO = 0,
+    XF_CLI_PROGRESS_BAR,
+    XF_CLI_PROGRESS_JSON,
+    XF_CLI_PROGRESS_NONE
+} xf_cli_progress_mode;
+
 typedef struct xf_cli_progress {
-    double t_start;
-    bool started;
-    bool tty;
+    xf_cli_progress_mode mode; /* AUTO resolved to BAR or NONE */
+    bool drawn;                /* the bar line holds text */
 } xf_cli_progress;
 
-/* Run options for a library call: threads (0: all cores) and p's line. */
+/* false for a name that is none of auto, bar, json, none */
+bool xf_cli_progress_mode_parse(const char *s, xf_cli_progress_mode *out);
+
+/* Run options for a library call: threads (0: all cores) and progress
+ * shown as `mode` says through p (which must outlive the call). */
+xf_run_opts xf_cli_run_opts_mode(int threads, xf_cli_progress_mode mode, xf_cli_progress *p);
+/* The same with mode auto. */
 xf_run_opts xf_cli_run_opts(int threads, xf_cli_progress *p);
 
 /* Strict number parsing for option values; false on garbage/overflow. */

@@ -11,7 +11,7 @@ static const char kld_help[] =
     "KL divergence of MODEL's next-token distributions from BASE's on FILE\n"
     "(tokenized with BASE's tokenizer; both models must share the vocabulary).\n"
     "Options as for 'xfquant ppl': --protocol, --seqlen, --ctx, --max-windows,\n"
-    "--threads, --json, --text-binary-ok.\n";
+    "--threads, --json, --progress, --text-binary-ok.\n";
 
 int xf_cmd_kld(const xf_cli_ctx *ctx, int argc, char **argv)
 {
@@ -22,7 +22,7 @@ int xf_cmd_kld(const xf_cli_ctx *ctx, int argc, char **argv)
     if (rc != 0 || done)
         return rc;
     xf_cli_progress prog;
-    xf_run_opts run = xf_cli_run_opts(a.threads, &prog);
+    xf_run_opts run = xf_cli_run_opts_mode(a.threads, a.progress, &prog);
     xf_status st = {0};
     xf_model *base = xf_open_model(a.positional[0], &run, &st);
     if (!base)

@@ -20,6 +20,8 @@ static const char ppl_help[] =
     "  --threads N               threads for BLAS and loops (default: all cores)\n"
     "  --json                    print {ppl, nll, ntokens, nwindows, seqlen, protocol,\n"
     "                            tokens_per_second, model, text_sha256, ...}\n"
+    "  --progress MODE           auto (default: a bar on a terminal, else nothing), bar,\n"
+    "                            json (one JSON object per event and line) or none\n"
     "  --text-binary-ok          score FILE even if it is not UTF-8 text (invalid UTF-8\n"
     "                            or NUL bytes are refused by default)\n";
 
@@ -32,7 +34,7 @@ int xf_cmd_ppl(const xf_cli_ctx *ctx, int argc, char **argv)
     if (rc != 0 || done)
         return rc;
     xf_cli_progress prog;
-    xf_run_opts run = xf_cli_run_opts(a.threads, &prog);
+    xf_run_opts run = xf_cli_run_opts_mode(a.threads, a.progress, &prog);
     xf_status st = {0};
     xf_model *m = xf_open_model(a.positional[0], &run, &st);
     if (!m)

@@ -32,9 +32,13 @@ static const char cli_help[] =
     "                         are the [keys] above; flags given here override it\n"
     "  --threads N            threads (default: all cores)\n"
     "  --json                 print a JSON summary\n"
+    "  --progress MODE        auto (default: a bar on a terminal, else nothing), bar,\n"
+    "                         json (one JSON object per event and line) or none;\n"
+    "                         on stderr (docs/cli.md, \"Progress\")\n"
     "  -v, --verbose          log progress details\n";
 
-enum { OPT_THREADS = 1, OPT_JSON, OPT_HELP, OPT_RECIPE, OPT_VERBOSE = 'v', OPT_ROW = 256 };
+enum { OPT_THREADS = 1, OPT_JSON, OPT_HELP, OPT_RECIPE, OPT_PROGRESS, OPT_VERBOSE = 'v',
+       OPT_ROW = 256 };
 
 static unsigned method_mask(const char *cmd)
 {
@@ -71,6 +75,7 @@ static void print_help(const char *cmd)
 typedef struct quant_cli {
     const char *recipe_path;
     int threads;
+    xf_cli_progress_mode progress;
     bool json, help;
     const char **flag_keys; /* the keys the flags set (NULL-terminated), skipped in --recipe */
     int n_flag_keys;
@@ -88,6 +93,7 @@ static struct option *build_options(void)
         {"help", no_argument, NULL, OPT_HELP},
         {"recipe", required_argument, NULL, OPT_RECIPE},
         {"verbose", no_argument, NULL, OPT_VERBOSE},
+        {"progress", required_argument, NULL, OPT_PROGRESS},
     };
     const int n_rows = xf_option_count(), n_own = (int)(sizeof own / sizeof *own);
     struct option *t = calloc((size_t)(n_rows + n_own + 1), sizeof *t);
@@ -124,6 +130,11 @@ static int first_pass(const char *cmd, int argc, char **argv, const struct optio
             x->threads = (int)v;
             break;
         case OPT_JSON: x->json = true; break;
+        case OPT_PROGRESS:
+            if (!xf_cli_progress_mode_parse(optarg, &x->progress))
+                return xf_usage_error(cmd, "--progress must be auto, bar, json or none, not '%s'",
+                                      optarg);
+            break;
         case OPT_HELP: x->help = true; break;
         case OPT_RECIPE: x->recipe_path = optarg; break;
         case OPT_VERBOSE: xf_set_log(NULL, NULL, XF_LEVEL_INFO); break;
@@ -200,8 +211,8 @@ static int run_quant(const xf_cli_ctx *ctx, const char *cmd, int argc, char **ar
         rc = xf_usage_error(cmd, "%s", st.message);
     if (rc == 0) {
         const char *in = argv[optind], *out = argv[optind + 1];
-        xf_cli_progress prog; /* the TTY line, as for the other commands */
-        xf_run_opts run = xf_cli_run_opts(x.threads, &prog);
+        xf_cli_progress prog;
+        xf_run_opts run = xf_cli_run_opts_mode(x.threads, x.progress, &prog);
         run.argc = ctx->argc; /* recorded in the provenance */
         run.argv = (const char *const *)ctx->argv;
         char *report = NULL;

@@ -24,16 +24,19 @@ static const char stats_help[] =
     "  --top K              outlier channels listed per input (default 5)\n"
     "  --threads N          threads (default: all cores)\n"
     "  --json               print a JSON object instead of the table\n"
+    "  --progress MODE      auto (default: a bar on a terminal, else nothing), bar,\n"
+    "                       json (one JSON object per event and line) or none\n"
     "  -v, --verbose        log progress details\n";
 
 enum {
     OPT_CALIB = 256, OPT_FIELD, OPT_FORMAT, OPT_NSAMPLES, OPT_SEQLEN, OPT_SEED, OPT_TOP,
-    OPT_THREADS, OPT_JSON, OPT_HELP
+    OPT_THREADS, OPT_JSON, OPT_HELP, OPT_PROGRESS
 };
 
 typedef struct stats_args {
     xf_stats_options o;
     int threads;
+    xf_cli_progress_mode progress;
     bool json;
     const char *in;
 } stats_args;
@@ -53,6 +56,7 @@ static int parse(stats_args *a, int argc, char **argv, bool *done)
         {"json", no_argument, NULL, OPT_JSON},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, OPT_HELP},
+        {"progress", required_argument, NULL, OPT_PROGRESS},
         {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     *done = false;
@@ -102,6 +106,12 @@ static int parse(stats_args *a, int argc, char **argv, bool *done)
             a->threads = (int)v;
             break;
         case OPT_JSON: a->json = true; break;
+        case OPT_PROGRESS:
+            if (!xf_cli_progress_mode_parse(optarg, &a->progress))
+                return xf_usage_error("stats",
+                                      "--progress must be auto, bar, json or none, not '%s'",
+                                      optarg);
+            break;
         case 'v': xf_set_log(NULL, NULL, XF_LEVEL_INFO); break;
         case OPT_HELP:
             fputs(stats_help, stdout);
@@ -129,7 +139,7 @@ int xf_cmd_stats(const xf_cli_ctx *ctx, int argc, char **argv)
     if (rc != 0 || done)
         return rc;
     xf_cli_progress prog;
-    xf_run_opts run = xf_cli_run_opts(a.threads, &prog);
+    xf_run_opts run = xf_cli_run_opts_mode(a.threads, a.progress, &prog);
     xf_status st = {0};
     xf_model *m = xf_open_model(a.in, &run, &st);
     if (!m)

@@ -14,7 +14,7 @@ int xf_eval_args_parse(xf_eval_args *a, const char *cmd, const char *help, int n
         {"seqlen", required_argument, NULL, 's'},   {"ctx", required_argument, NULL, 'c'},
         {"max-windows", required_argument, NULL, 'm'}, {"threads", required_argument, NULL, 'j'},
         {"json", no_argument, NULL, 'J'},           {"help", no_argument, NULL, 'h'},
-        {"text-binary-ok", no_argument, NULL, 'B'},
+        {"text-binary-ok", no_argument, NULL, 'B'}, {"progress", required_argument, NULL, 'P'},
         {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     bool llamacpp = false;
@@ -56,6 +56,11 @@ int xf_eval_args_parse(xf_eval_args *a, const char *cmd, const char *help, int n
             break;
         case 'J': a->json = true; break;
         case 'B': a->eval.text_binary_ok = 1; break;
+        case 'P':
+            if (!xf_cli_progress_mode_parse(optarg, &a->progress))
+                return xf_usage_error(cmd, "--progress must be auto, bar, json or none, not '%s'",
+                                      optarg);
+            break;
         case 'h':
             fputs(help, stdout);
             *done = true;

@@ -6,12 +6,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cli/cli.h"
 #include "include/xfquant.h"
 
 typedef struct xf_eval_args {
     const char *text;
     xf_eval_opts eval; /* protocol, seqlen, ctx, max_windows, text_binary_ok */
     int threads;       /* 0: all cores */
+    xf_cli_progress_mode progress;
     bool json;
     const char *positional[2];
     int n_positional;

@@ -42,6 +42,42 @@ enum { XF_FORMAT_TEXT = 0, XF_FORMAT_JSON = 1 };
  * done = total = -1 */
 typedef void (*xf_progress_fn)(void *user, const char *stage, int64_t done, int64_t total);
 
+/* progress_event: the same loops as structured events (docs/api.md,
+ * "Progress events"). Every loop sends START, then UPDATE events (or, for
+ * GPTQ's block loop, INPUT and BLOCK events), then END, also when it
+ * fails. A value the loop does not know is -1 (strings: NULL). Strings and
+ * the event are valid during the callback only. */
+enum {
+    XF_PROGRESS_START = 0, /* the loop began: done 0, total, n_blocks */
+    XF_PROGRESS_UPDATE,    /* done/total moved (loops without blocks) */
+    XF_PROGRESS_BLOCK,     /* decoder block `block` finished */
+    XF_PROGRESS_INPUT,     /* one linear input of `block` solved (or the LM head) */
+    XF_PROGRESS_END        /* the loop ended; the running totals are its totals */
+};
+
+typedef struct xf_progress_event {
+    int kind;            /* XF_PROGRESS_* */
+    const char *stage;   /* the loop: "gptq: layer", "rtn: layer", "ppl: window", ... */
+    const char *input;   /* INPUT: "qkv", "o", "mlp", "down" or "lm_head" */
+    const char *detail;  /* INPUT: its first reader ("q_proj", ...); others: a tensor, ... */
+    int64_t done, total; /* units of the loop (GPTQ: blocks, + 1 for a quantized head) */
+    int64_t block;       /* BLOCK, INPUT: the decoder block, 0-based */
+    int64_t n_blocks;    /* decoder blocks of the loop */
+    double elapsed_s;    /* since the loop began */
+    double eta_s;        /* seconds left, estimated (docs/api.md); -1 before any unit */
+    int64_t tokens;      /* tokens through the forward pass so far */
+    double tokens_per_s; /* forward tokens per second of forward time */
+    double gflop_per_s;  /* forward GFLOP per second of forward time (docs/api.md) */
+    double forward_s;    /* running totals: forward pass (the calibration stream) */
+    double hessian_s;    /* Hessian accumulation */
+    double solve_s;      /* factorization + GPTQ sweep */
+    double input_forward_s, input_hessian_s, input_solve_s; /* INPUT: this input's */
+    int64_t peak_rss_bytes; /* the process's peak resident set (Linux VmHWM) */
+    int64_t rss_bytes;      /* its resident set now (VmRSS) */
+} xf_progress_event;
+
+typedef void (*xf_progress_event_fn)(void *user, const xf_progress_event *ev);
+
 typedef struct xf_run_opts {
     int threads;             /* 0: all cores; restored after the call */
     xf_progress_fn progress; /* NULL: none */
@@ -51,6 +87,9 @@ typedef struct xf_run_opts {
      * record what was asked either way) */
     int argc;
     const char *const *argv;
+    /* structured progress, beside or instead of `progress`; NULL: none */
+    xf_progress_event_fn progress_event;
+    void *progress_event_user;
 } xf_run_opts;
 
 /* ---- recipes: one option table (flag, JSON key, type, range, default,

@@ -9,6 +9,7 @@
 #include "calib/sampling.h"
 #include "core/log.h"
 #include "core/progress.h"
+#include "pipeline/gptq_progress.h"
 #include "model/block_stream.h"
 #include "model/forward.h"
 #include "model/ops.h"
@@ -354,7 +355,8 @@ static int prepare_calibration(xf_loaded_model *m, const xf_quant_options *o, in
 /* GPTQ of the LM head on the final norm of the stream's last hidden
  * states. */
 static int gptq_head(xf_loaded_model *m, const xf_quant_options *o, const xf_gguf_type_plan *plan,
-                     const xf_block_stream *bs, xf_quant_collector *col, xf_error *err)
+                     const xf_block_stream *bs, xf_gptq_progress *gp, xf_quant_collector *col,
+                     xf_error *err)
 {
     const int64_t nsamples = bs->ns, T = bs->T;
     const xf_model_weights *mw = &m->weights;
@@ -370,6 +372,7 @@ static int gptq_head(xf_loaded_model *m, const xf_quant_options *o, const xf_ggu
         rc = x && H ? -1 : xf_fail(err, "out of memory for the head Hessian");
         goto out_nohess;
     }
+    double t0 = xf_now_seconds();
     for (int64_t s = 0; s < nsamples && rc == 0; s++) {
         const float *h = xf_block_stream_hidden(bs, s);
         if (!hd.norm_w)
@@ -382,10 +385,13 @@ static int gptq_head(xf_loaded_model *m, const xf_quant_options *o, const xf_ggu
     }
     if (rc == 0)
         rc = xf_hessian_finalize(&hs, H, err);
+    xf_gptq_progress_hessian(gp, t0);
     if (rc == 0) {
         const char *name = mw->lm_head.w->name;
         const xf_tensor *src = mw->lm_head.w;
+        t0 = xf_now_seconds();
         rc = gptq_linears(o, plan, &hd.w, &vocab, &src, &name, 1, hidden, H, col, err);
+        xf_gptq_progress_solve(gp, t0);
     }
     xf_hessian_free(&hs);
 out_nohess:
@@ -519,10 +525,13 @@ static int quantize_readers(const xf_quant_options *o, const xf_gguf_type_plan *
 /* Runs the streams to input `in` of block dl, then quantizes its readers. */
 static int gptq_input(const xf_quant_options *o, const xf_gguf_type_plan *plan,
                       const xf_model_weights *mw, gptq_streams *st, xf_dense_layer *dl,
-                      const xf_dense_layer *dl_fp, xf_lin_input in, xf_quant_collector *col,
-                      xf_error *err)
+                      const xf_dense_layer *dl_fp, xf_lin_input in, xf_gptq_progress *gp,
+                      xf_quant_collector *col, xf_error *err)
 {
-    if (gptq_streams_run(st, dl, dl_fp, xf_layer_point_at(in), err) != 0)
+    double t0 = xf_now_seconds();
+    int fw = gptq_streams_run(st, dl, dl_fp, xf_layer_point_at(in), err);
+    xf_gptq_progress_forward(gp, t0);
+    if (fw != 0)
         return -1;
     const int64_t d = xf_lin_input_width(&mw->cfg, in);
     double *H = malloc((size_t)(d * d) * sizeof *H);
@@ -530,10 +539,14 @@ static int gptq_input(const xf_quant_options *o, const xf_gguf_type_plan *plan,
     int rc = 0;
     if (!H || (st->v2 && !C))
         rc = xf_fail(err, "out of memory for a %lld-wide Hessian", (long long)d);
+    t0 = xf_now_seconds();
     if (rc == 0)
         rc = input_statistics(st, dl, dl_fp, d, H, C, err);
+    xf_gptq_progress_hessian(gp, t0);
+    t0 = xf_now_seconds();
     if (rc == 0)
         rc = quantize_readers(o, plan, mw, dl, in, H, C, col, err);
+    xf_gptq_progress_solve(gp, t0);
     free(H);
     free(C);
     return rc;
@@ -545,7 +558,7 @@ static int gptq_input(const xf_quant_options *o, const xf_gguf_type_plan *plan,
  * output), so every input is computed from the already quantized linears
  * before it; the streams then stand at the next block. */
 static int gptq_block(const xf_quant_options *o, const xf_gguf_type_plan *plan,
-                      const xf_model_weights *mw, gptq_streams *st, int l, xf_progress *prog,
+                      const xf_model_weights *mw, gptq_streams *st, int l, xf_gptq_progress *gp,
                       xf_quant_collector *col, xf_error *err)
 {
     xf_dense_layer dl, dl_fp;
@@ -557,49 +570,59 @@ static int gptq_block(const xf_quant_options *o, const xf_gguf_type_plan *plan,
     }
     int rc = 0;
     for (int in = 0; in < XF_IN_COUNT && rc == 0; in++) {
-        rc = gptq_input(o, plan, mw, st, &dl, &dl_fp, (xf_lin_input)in, col, err);
-        char extra[96];
-        snprintf(extra, sizeof extra, " %s",
-                 xf_linear_role_name(xf_lin_input_hook_role(&mw->cfg, (xf_lin_input)in)));
-        xf_progress_update(prog, l, mw->cfg.n_layers, 0, extra);
+        rc = gptq_input(o, plan, mw, st, &dl, &dl_fp, (xf_lin_input)in, gp, col, err);
+        if (rc == 0)
+            xf_gptq_progress_input(gp, l, xf_lin_input_name((xf_lin_input)in),
+                                   xf_linear_role_name(
+                                       xf_lin_input_hook_role(&mw->cfg, (xf_lin_input)in)));
     }
+    double t0 = xf_now_seconds();
     if (rc == 0)
         rc = gptq_streams_run(st, &dl, &dl_fp, XF_AT_END, err);
+    xf_gptq_progress_forward(gp, t0);
     xf_dense_layer_free(&dl);
     if (st->v2)
         xf_dense_layer_free(&dl_fp);
     return rc;
 }
 
+/* timing: the stage's seconds by kind of work (pipeline/gptq_progress.h),
+ * for the run summary (never for the .xfq: same inputs, same bytes). */
 static int quantize_gptq(xf_loaded_model *m, const xf_quant_options *o,
                          const xf_gguf_type_plan *plan, int64_t T, const xf_calib_set *calib,
-                         xf_quant_collector *col, xf_error *err)
+                         xf_quant_collector *col, xf_gptq_timing *timing, xf_error *err)
 {
     const xf_model_weights *mw = &m->weights;
     const xf_model_config *cfg = &mw->cfg;
-    gptq_streams st;
-    if (gptq_streams_init(&st, m, o, calib, T, err) != 0) {
-        xf_act_hooks_free(&st.ah_q);
-        xf_act_hooks_free(&st.ah_fp);
-        return -1;
-    }
-    int rc = 0;
-    xf_progress prog;
-    xf_progress_init(&prog, "gptq: layer");
-    for (int64_t l = 0; l < cfg->n_layers && rc == 0; l++) {
-        rc = gptq_block(o, plan, mw, &st, (int)l, &prog, col, err);
-        xf_progress_update(&prog, l + 1, cfg->n_layers, 0, NULL);
-    }
-    xf_progress_finish(&prog);
     /* --gguf-type: the head as the plan says (GPTQ with its Hessian), the
      * embeddings by round to nearest */
     const bool head = plan ? !cfg->tie_embeddings && mw->lm_head.w != mw->tok_embed
                            : o->quantize_head;
-    if (rc == 0 && head)
-        rc = gptq_head(m, o, plan, &st.q, col, err);
+    xf_gptq_progress gp;
+    xf_gptq_progress_begin(&gp, cfg, calib->nsamples, T, o->gptq_v2 ? 2 : 1, head);
+    gptq_streams st;
+    if (gptq_streams_init(&st, m, o, calib, T, err) != 0) {
+        xf_act_hooks_free(&st.ah_q);
+        xf_act_hooks_free(&st.ah_fp);
+        xf_gptq_progress_end(&gp);
+        return -1;
+    }
+    int rc = 0;
+    for (int64_t l = 0; l < cfg->n_layers && rc == 0; l++) {
+        rc = gptq_block(o, plan, mw, &st, (int)l, &gp, col, err);
+        if (rc == 0)
+            xf_gptq_progress_block(&gp, l);
+    }
+    if (rc == 0 && head) {
+        rc = gptq_head(m, o, plan, &st.q, &gp, col, err);
+        if (rc == 0)
+            xf_gptq_progress_head(&gp);
+    }
     if (rc == 0 && plan)
         rc = rtn_embeddings(mw, plan, col, err);
     gptq_streams_free(&st);
+    xf_gptq_progress_end(&gp);
+    *timing = gp.t;
     return rc;
 }
 
@@ -797,9 +820,10 @@ int xf_quantize_model(xf_loaded_model *m, const xf_quant_options *o, const char 
         }
     }
     const xf_gguf_type_plan *pl = planned && rc == 0 ? &plan : NULL;
+    xf_gptq_timing timing = {0};
     if (rc == 0)
         rc = o->method == XF_METHOD_RTN ? quantize_rtn(m, &oc, pl, &col, err)
-                                        : quantize_gptq(m, &oc, pl, T, &cs, &col, err);
+                                        : quantize_gptq(m, &oc, pl, T, &cs, &col, &timing, err);
     if (planned)
         xf_gguf_type_plan_free(&plan);
     double t_quant = xf_now_seconds() - t0;
@@ -825,6 +849,8 @@ int xf_quantize_model(xf_loaded_model *m, const xf_quant_options *o, const char 
         if (json_object_get(prov, "calibration"))
             json_object_set(*summary, "calibration", json_object_get(prov, "calibration"));
         json_object_set(*summary, "tensor_stats", col.stats);
+        if (o->method == XF_METHOD_GPTQ)
+            json_object_set_new(*summary, "timing", xf_gptq_timing_json(&timing));
     }
     xf_model_edit_free(&edit); /* restores m's own tensors */
     xf_online_free(&online);
