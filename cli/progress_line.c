@@ -111,7 +111,7 @@ static void json_num(FILE *f, const char *key, double v)
     if (!(v >= 0) || !isfinite(v))
         fprintf(f, ",\"%s\":null", key);
     else
-        fprintf(f, ",\"%s\":%.6g", key, v);
+        fprintf(f, ",\"%s\":%.9g", key, v);
 }
 
 static void write_json(const xf_progress_event *e)

@@ -18,6 +18,7 @@
 #include "eval/text_tokens.h"
 #include "include/xfquant.h"
 #include "model/loader.h"
+#include "tests/support/random_model.h"
 #include "tests/support/test_util.h"
 
 int openblas_get_num_threads(void);
@@ -176,11 +177,87 @@ static void test_errors_and_info(void **state)
     xf_close_model(m);
 }
 
+typedef struct events_seen {
+    int n, updates, bad;
+    int first_kind, last_kind;
+    int64_t last_done;
+} events_seen;
+
+static void on_event(void *user, const xf_progress_event *e)
+{
+    events_seen *s = user;
+    if (s->n++ == 0)
+        s->first_kind = e->kind;
+    s->last_kind = e->kind;
+    if (!e->stage || strcmp(e->stage, "rtn: layer") != 0 || e->elapsed_s < 0 ||
+        e->done < s->last_done)
+        s->bad++;
+    s->last_done = e->done;
+    if (e->kind == XF_PROGRESS_UPDATE)
+        s->updates++;
+}
+
+/* progress_event beside the simple callback: each gets the loop's
+ * progress (the simple one as before: no start, updates, one end), and a
+ * call without them reaches neither. */
+static void test_progress_events(void **state)
+{
+    (void)state;
+    char *tmp = xf_test_tmpdir();
+    assert_non_null(tmp);
+    char dir[4200], out[4200];
+    snprintf(dir, sizeof dir, "%s/llama", tmp);
+    snprintf(out, sizeof out, "%s/a.xfq", tmp);
+    xf_random_model_spec spec = {.family = "llama", .hidden = 32, .intermediate = 64,
+                                 .layers = 3, .heads = 4, .kv_heads = 2, .vocab = 64,
+                                 .max_pos = 32, .seed = 5};
+    char *model = xf_random_model_write(dir, &spec);
+    assert_non_null(model);
+    xf_status st;
+    xf_recipe *r = xf_recipe_new("rtn", &st);
+    assert_non_null(r);
+    assert_int_equal(xf_recipe_set(r, "bits", "4", &st), 0);
+    seen s = {0};
+    events_seen es = {0};
+    xf_run_opts run = {.threads = 1, .progress = on_progress, .progress_user = &s,
+                       .progress_event = on_event, .progress_event_user = &es};
+    char *report = NULL;
+    assert_int_equal(xf_quantize(model, r, out, &run, XF_FORMAT_JSON, &report, &st), 0);
+    assert_int_equal(s.updates, 3);
+    assert_int_equal(s.ends, 1);
+    assert_int_equal(s.bad, 0);
+    assert_int_equal(es.n, 5);
+    assert_int_equal(es.first_kind, XF_PROGRESS_START);
+    assert_int_equal(es.last_kind, XF_PROGRESS_END);
+    assert_int_equal(es.updates, 3);
+    assert_int_equal(es.last_done, 3);
+    assert_int_equal(es.bad, 0);
+    assert_null(strstr(report, "\"timing\"")); /* GPTQ's only */
+    xf_free(report);
+
+    /* events alone; then neither */
+    events_seen es2 = {0};
+    run = (xf_run_opts){.threads = 1, .progress_event = on_event, .progress_event_user = &es2};
+    assert_int_equal(xf_quantize(model, r, out, &run, XF_FORMAT_TEXT, NULL, &st), 0);
+    assert_int_equal(es2.n, 5);
+    assert_int_equal(xf_quantize(model, r, out, &(xf_run_opts){.threads = 1}, XF_FORMAT_TEXT,
+                                 NULL, &st),
+                     0);
+    assert_int_equal(es2.n, 5);
+    assert_int_equal(es.n, 5);
+    assert_int_equal(s.updates, 3);
+    xf_recipe_free(r);
+    free(model);
+    xf_test_rmtree(tmp);
+    free(tmp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_threads_restored_and_callbacks),
         cmocka_unit_test(test_errors_and_info),
+        cmocka_unit_test(test_progress_events),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,6 +18,8 @@
 #include "core/error.h"
 #include "core/json_util.h"
 #include "core/limits.h"
+#include "core/proc_memory.h"
+#include "core/progress.h"
 #include "core/read_file.h"
 #include "core/sha256.h"
 #include "tests/support/test_util.h"
@@ -452,6 +454,96 @@ static void test_error_one_line(void **state)
     assert_string_equal(err.msg, "");
 }
 
+typedef struct route_seen {
+    int n_events, n_simple;
+    xf_progress_kind kinds[8];
+    int64_t done[8], total[8];
+    char simple_stage[8][160];
+    int64_t simple_done[8];
+} route_seen;
+
+static void on_info(void *user, const xf_progress_info *e)
+{
+    route_seen *s = user;
+    if (s->n_events < 8) {
+        s->kinds[s->n_events] = e->kind;
+        s->done[s->n_events] = e->done;
+        s->total[s->n_events] = e->total;
+    }
+    s->n_events++;
+}
+
+static void on_simple(void *user, const char *stage, int64_t done, int64_t total)
+{
+    (void)total;
+    route_seen *s = user;
+    if (s->n_simple < 8) {
+        snprintf(s->simple_stage[s->n_simple], 160, "%s", stage);
+        s->simple_done[s->n_simple] = done;
+    }
+    s->n_simple++;
+}
+
+/* A routed loop: the event sink gets START before the first update and an
+ * END with the counts where the loop stopped; the simple sink the stage
+ * text with the detail and the end as -1, no start; after the pop the
+ * route is gone. */
+static void test_progress_route(void **state)
+{
+    (void)state;
+    route_seen s = {0};
+    xf_progress_route prev;
+    xf_progress_route_push(on_simple, &s, on_info, &s, &prev);
+    xf_progress p;
+    xf_progress_init(&p, "test: step");
+    xf_progress_update(&p, 1, 4, 0, " detail");
+    xf_progress_update(&p, 2, 4, 0, NULL);
+    xf_progress_finish(&p);
+    xf_progress_route_pop(&prev);
+    assert_int_equal(s.n_events, 4);
+    assert_int_equal(s.kinds[0], XF_PEV_START);
+    assert_int_equal(s.done[0], 0);
+    assert_int_equal(s.total[0], 4);
+    assert_int_equal(s.kinds[1], XF_PEV_UPDATE);
+    assert_int_equal(s.kinds[3], XF_PEV_END);
+    assert_int_equal(s.done[3], 2); /* stopped at 2 of 4 */
+    assert_int_equal(s.total[3], 4);
+    assert_int_equal(s.n_simple, 3);
+    assert_string_equal(s.simple_stage[0], "test: step detail");
+    assert_string_equal(s.simple_stage[1], "test: step");
+    assert_int_equal(s.simple_done[2], -1);
+    xf_progress_init(&p, "after the pop");
+    xf_progress_update(&p, 1, 1, 0, NULL);
+    xf_progress_finish(&p);
+    assert_int_equal(s.n_events, 4);
+    assert_int_equal(s.n_simple, 3);
+}
+
+/* Peak and current resident set from /proc/self/status: known on Linux,
+ * peak >= current, and the peak follows a touched allocation. */
+static void test_proc_memory(void **state)
+{
+    (void)state;
+    if (access("/proc/self/status", R_OK) != 0) {
+        print_message("SKIP: no /proc/self/status (not Linux)\n");
+        skip();
+    }
+    int64_t peak, rss;
+    xf_proc_memory(&peak, &rss);
+    assert_true(rss > 0);
+    assert_true(peak >= rss);
+    const size_t n = 64u << 20;
+    char *big = malloc(n);
+    assert_non_null(big);
+    memset(big, 1, n);
+    __asm__ volatile("" : : "r"(big) : "memory"); /* the pages stay touched */
+    int64_t peak2, rss2;
+    xf_proc_memory(&peak2, &rss2);
+    assert_true(peak2 >= peak);
+    assert_true(peak2 >= (int64_t)n);
+    free(big);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -460,6 +552,7 @@ int main(void)
         cmocka_unit_test(test_sha256_vectors), cmocka_unit_test(test_read_file),
         cmocka_unit_test(test_json_getters),   cmocka_unit_test(test_error_one_line),
         cmocka_unit_test(test_json_file_cap),
+        cmocka_unit_test(test_progress_route), cmocka_unit_test(test_proc_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
