@@ -4,7 +4,7 @@
  * xf_option_get): the getopt table, --help and the recipe are generated
  * from it, each flag is xf_recipe_set(key, value), `--recipe FILE` is
  * applied first (flags override it wherever they stand). Only --recipe,
- * --threads, --json, -v and --help are this file's own. */
+ * --threads, --json, --progress, -v and --help are this file's own. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>

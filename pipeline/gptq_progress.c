@@ -25,7 +25,7 @@ void xf_gptq_progress_begin(xf_gptq_progress *g, const xf_model_config *cfg, int
 {
     memset(g, 0, sizeof *g);
     xf_progress_init(&g->prog, "gptq: layer");
-    g->t_begin = g->t_loop = xf_now_seconds();
+    g->t_begin = g->t_loop = g->t_unit = xf_now_seconds();
     g->n_blocks = cfg->n_layers;
     g->total = cfg->n_layers + (head ? 1 : 0);
     g->block_tokens = (int64_t)streams * ns * T;
@@ -75,8 +75,11 @@ static xf_progress_info with_totals(const xf_gptq_progress *g, xf_progress_kind 
         e.tokens_per_s = (double)g->t.tokens / g->t.forward_done_s;
         e.gflop_per_s = g->t.flops / g->t.forward_done_s * 1e-9;
     }
-    if (g->done > 0)
-        e.eta_s = (xf_now_seconds() - g->t_loop) / (double)g->done * (double)(g->total - g->done);
+    if (g->done > 0) { /* the mean unit, less what the unit in progress has taken */
+        const double mean = (g->t_unit - g->t_loop) / (double)g->done;
+        const double left = mean * (double)(g->total - g->done) - (xf_now_seconds() - g->t_unit);
+        e.eta_s = left > 0 ? left : 0;
+    }
     return e;
 }
 
@@ -105,6 +108,7 @@ void xf_gptq_progress_block(xf_gptq_progress *g, int64_t block)
     g->t.flops += g->block_flops;
     g->t.forward_done_s = g->t.forward_s;
     g->done++;
+    g->t_unit = xf_now_seconds();
     g->in_forward_s = g->in_hessian_s = g->in_solve_s = 0; /* the run to the block's end */
     xf_progress_info e = with_totals(g, XF_PEV_BLOCK);
     e.block = block;
@@ -114,6 +118,7 @@ void xf_gptq_progress_block(xf_gptq_progress *g, int64_t block)
 void xf_gptq_progress_head(xf_gptq_progress *g)
 {
     g->done++;
+    g->t_unit = xf_now_seconds();
     send_input(g, -1, "lm_head", "lm_head");
 }
 

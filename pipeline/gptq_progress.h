@@ -24,7 +24,8 @@
  *
  * ETA: the decoder blocks cost the same, so the time left is the mean time
  * of a completed block (since the loop began) times the units left, the
- * LM head (when quantized) counted as one more unit. Unknown (-1) until
+ * LM head (when quantized) counted as one more unit, less the time the
+ * unit in progress has already taken (not below 0). Unknown (-1) until
  * the first block completes. */
 #ifndef XF_PIPELINE_GPTQ_PROGRESS_H
 #define XF_PIPELINE_GPTQ_PROGRESS_H
@@ -51,7 +52,7 @@ typedef struct xf_gptq_progress {
     int64_t n_blocks, total, done; /* units: blocks, + 1 for the head */
     int64_t block_tokens;
     double block_flops;
-    double t_begin, t_loop;
+    double t_begin, t_loop, t_unit; /* the stage began, its loop, the last unit done */
     /* the input in progress: its seconds so far */
     double in_forward_s, in_hessian_s, in_solve_s;
 } xf_gptq_progress;
