@@ -16,6 +16,7 @@
 #include "core/json_util.h"
 #include "export/export.h"
 #include "model/loader.h"
+#include "pipeline/gptq_checkpoint.h"
 #include "pipeline/quantize_model.h"
 
 static bool ends_with(const char *s, const char *suffix)
@@ -26,8 +27,9 @@ static bool ends_with(const char *s, const char *suffix)
 
 /* OUT.gguf: the .xfq goes to a temp name beside OUT (the stale-temp sweep
  * of OUT removes it if this process dies), is exported and removed. */
-static int quantize_to_gguf(xf_loaded_model *m, const xf_quant_options *o, const char *out,
-                            const json_t *cmdline, json_t **summary, xf_error *err)
+static int quantize_to_gguf(xf_loaded_model *m, const xf_quant_options *o,
+                            const xf_quant_run *qr, const char *out, const json_t *cmdline,
+                            json_t **summary, xf_error *err)
 {
     char *prefix = xf_atomic_temp_prefix(out, (long)getpid());
     size_t len = prefix ? strlen(prefix) + 8 : 0;
@@ -39,7 +41,7 @@ static int quantize_to_gguf(xf_loaded_model *m, const xf_quant_options *o, const
     snprintf(tmp, len, "%sxfqint", prefix);
     free(prefix);
     xf_atomic_remove_stale(out);
-    int rc = xf_quantize_model(m, o, tmp, cmdline, summary, err);
+    int rc = xf_quantize_model(m, o, qr, tmp, cmdline, summary, err);
     if (rc == 0) {
         xf_export_opts eo = {0};
         json_t *es = NULL;
@@ -54,6 +56,27 @@ static int quantize_to_gguf(xf_loaded_model *m, const xf_quant_options *o, const
     unlink(tmp);
     free(tmp);
     return rc;
+}
+
+/* The pipeline's run options from the caller's; the checkpoint directory
+ * is OUT.ckpt (*ckpt, malloc'd, NULL without checkpoints). */
+static int run_options(const xf_run_opts *run, const char *out, xf_quant_run *qr, char **ckpt,
+                       xf_error *err)
+{
+    *ckpt = NULL;
+    if (!run)
+        return 0;
+    qr->max_memory = run->max_memory;
+    qr->spill_dir = run->spill_dir;
+    qr->resume = run->resume != 0;
+    if (!run->checkpoint && !run->resume)
+        return 0;
+    if (asprintf(ckpt, "%s.ckpt", out) < 0) {
+        *ckpt = NULL;
+        return xf_fail(err, "%s: out of memory", out);
+    }
+    qr->checkpoint_dir = *ckpt;
+    return 0;
 }
 
 /* The report of a run: the summary as one line or as indented JSON. */
@@ -99,9 +122,17 @@ XF_API int xf_quantize(const char *in_path, const xf_recipe *r, const char *out_
         const int argc = run && run->argv ? run->argc : 0;
         for (int i = 0; cmdline && i < argc; i++)
             json_array_append_new(cmdline, json_string(run->argv[i]));
-        rc = ends_with(out_path, ".gguf")
-                 ? quantize_to_gguf(&m, &r->q.o, out_path, cmdline, &summary, &err)
-                 : xf_quantize_model(&m, &r->q.o, out_path, cmdline, &summary, &err);
+        char *ckpt = NULL;
+        xf_quant_run qr = {0};
+        rc = run_options(run, out_path, &qr, &ckpt, &err);
+        if (rc == 0)
+            rc = ends_with(out_path, ".gguf")
+                     ? quantize_to_gguf(&m, &r->q.o, &qr, out_path, cmdline, &summary, &err)
+                     : xf_quantize_model(&m, &r->q.o, &qr, out_path, cmdline, &summary, &err);
+        /* the output is final: its checkpoint has served */
+        if (rc == 0 && ckpt)
+            rc = xf_gptq_checkpoint_remove(ckpt, &err);
+        free(ckpt);
         json_decref(cmdline);
         xf_model_close(&m);
     }

@@ -1,3 +1,4 @@
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -46,5 +47,35 @@ bool xf_parse_double(const char *s, double *out)
     if (errno || *end || !isfinite(v))
         return false;
     *out = v;
+    return true;
+}
+
+bool xf_parse_size(const char *text, int64_t *bytes)
+{
+    if (!text || !isdigit((unsigned char)text[0]))
+        return false;
+    char *end;
+    unsigned long long v = strtoull(text, &end, 10);
+    int shift = 0;
+    switch (toupper((unsigned char)*end)) {
+    case '\0': break;
+    case 'K': shift = 10; break;
+    case 'M': shift = 20; break;
+    case 'G': shift = 30; break;
+    case 'T': shift = 40; break;
+    default: return false;
+    }
+    if (shift) {
+        end++;
+        if (*end == 'i' || *end == 'I')
+            end++;
+        if (*end == 'B' || *end == 'b')
+            end++;
+    } else if (*end == 'B' || *end == 'b') {
+        end++;
+    }
+    if (*end != '\0' || v == 0 || v > ((unsigned long long)INT64_MAX >> shift))
+        return false;
+    *bytes = (int64_t)(v << shift);
     return true;
 }

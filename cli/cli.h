@@ -63,5 +63,9 @@ xf_run_opts xf_cli_run_opts(int threads, xf_cli_progress *p);
 /* Strict number parsing for option values; false on garbage/overflow. */
 bool xf_parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out);
 bool xf_parse_double(const char *s, double *out);
+/* A size: digits with an optional unit K, M, G, T (powers of 1024; "KiB",
+ * "MB", "GiB" ... accepted, all binary), or a plain byte count. False on
+ * anything else, on 0 and on overflow. */
+bool xf_parse_size(const char *text, int64_t *bytes);
 
 #endif

@@ -4,7 +4,9 @@
  * xf_option_get): the getopt table, --help and the recipe are generated
  * from it, each flag is xf_recipe_set(key, value), `--recipe FILE` is
  * applied first (flags override it wherever they stand). Only --recipe,
- * --threads, --json, --progress, -v and --help are this file's own. */
+ * --threads, --json, --progress, -v, --help and the run options (--max-memory,
+ * --spill-dir, --no-checkpoint, --resume: how the run is carried out, not
+ * what it computes) are this file's own. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,14 +33,25 @@ static const char cli_help[] =
     "                         \"recipe\".\"options\", or a .xfq's whole recipe): its keys\n"
     "                         are the [keys] above; flags given here override it\n"
     "  --threads N            threads (default: all cores)\n"
+    "  --max-memory SIZE      gptq: memory the run may hold, e.g. 12G (default: 80 % of\n"
+    "                         MemAvailable); calibration states that do not fit are\n"
+    "                         spilled to a temporary file; refused up front, with the\n"
+    "                         numbers, when even that cannot fit\n"
+    "  --spill-dir DIR        gptq: where spilled states go (default: OUT's directory)\n"
+    "  --no-checkpoint        gptq: keep no checkpoint (default: OUT.ckpt/ after every\n"
+    "                         block, removed on success)\n"
+    "  --resume               gptq: continue a killed run from OUT.ckpt/ (same command\n"
+    "                         otherwise); the output is the same bytes\n"
     "  --json                 print a JSON summary\n"
     "  --progress MODE        auto (default: a bar on a terminal, else nothing), bar,\n"
     "                         json (one JSON object per event and line) or none;\n"
     "                         on stderr (docs/cli.md, \"Progress\")\n"
     "  -v, --verbose          log progress details\n";
 
-enum { OPT_THREADS = 1, OPT_JSON, OPT_HELP, OPT_RECIPE, OPT_PROGRESS, OPT_VERBOSE = 'v',
-       OPT_ROW = 256 };
+enum {
+    OPT_THREADS = 1, OPT_JSON, OPT_HELP, OPT_RECIPE, OPT_MAX_MEMORY, OPT_SPILL_DIR,
+    OPT_NO_CHECKPOINT, OPT_RESUME, OPT_PROGRESS, OPT_VERBOSE = 'v', OPT_ROW = 256
+};
 
 static unsigned method_mask(const char *cmd)
 {
@@ -77,7 +90,11 @@ typedef struct quant_cli {
     int threads;
     xf_cli_progress_mode progress;
     bool json, help;
+    int64_t max_memory;    /* 0: the default bound */
+    const char *spill_dir;
+    bool no_checkpoint, resume;
     const char **flag_keys; /* the keys the flags set (NULL-terminated), skipped in --recipe */
+    char **cmdline;         /* the command line as recorded (room for ctx->argc) */
     int n_flag_keys;
 } quant_cli;
 
@@ -94,6 +111,10 @@ static struct option *build_options(void)
         {"recipe", required_argument, NULL, OPT_RECIPE},
         {"verbose", no_argument, NULL, OPT_VERBOSE},
         {"progress", required_argument, NULL, OPT_PROGRESS},
+        {"max-memory", required_argument, NULL, OPT_MAX_MEMORY},
+        {"spill-dir", required_argument, NULL, OPT_SPILL_DIR},
+        {"no-checkpoint", no_argument, NULL, OPT_NO_CHECKPOINT},
+        {"resume", no_argument, NULL, OPT_RESUME},
     };
     const int n_rows = xf_option_count(), n_own = (int)(sizeof own / sizeof *own);
     struct option *t = calloc((size_t)(n_rows + n_own + 1), sizeof *t);
@@ -138,6 +159,15 @@ static int first_pass(const char *cmd, int argc, char **argv, const struct optio
         case OPT_HELP: x->help = true; break;
         case OPT_RECIPE: x->recipe_path = optarg; break;
         case OPT_VERBOSE: xf_set_log(NULL, NULL, XF_LEVEL_INFO); break;
+        case OPT_MAX_MEMORY:
+            if (!xf_parse_size(optarg, &x->max_memory))
+                return xf_usage_error(cmd, "--max-memory must be a size such as 12G or 512M, "
+                                           "not '%s'",
+                                      optarg);
+            break;
+        case OPT_SPILL_DIR: x->spill_dir = optarg; break;
+        case OPT_NO_CHECKPOINT: x->no_checkpoint = true; break;
+        case OPT_RESUME: x->resume = true; break;
         default:
             if (c >= OPT_ROW) {
                 xf_option_info o;
@@ -187,9 +217,11 @@ static int run_quant(const xf_cli_ctx *ctx, const char *cmd, int argc, char **ar
     struct option *opts = build_options();
     quant_cli x = {0};
     x.flag_keys = calloc((size_t)argc + 1, sizeof *x.flag_keys);
-    if (!opts || !x.flag_keys) {
+    x.cmdline = calloc((size_t)ctx->argc + 1, sizeof *x.cmdline);
+    if (!opts || !x.flag_keys || !x.cmdline) {
         free(opts);
         free(x.flag_keys);
+        free(x.cmdline);
         return xf_failure("out of memory");
     }
     xf_recipe *r = NULL;
@@ -206,6 +238,13 @@ static int run_quant(const xf_cli_ctx *ctx, const char *cmd, int argc, char **ar
         rc = second_pass(cmd, argc, argv, opts, r);
     if (rc == 0 && argc - optind != 2)
         rc = xf_usage_error(cmd, "expected IN and OUT.xfq");
+    if (rc == 0 && strcmp(cmd, "gptq") != 0 &&
+        (x.max_memory || x.spill_dir || x.no_checkpoint || x.resume))
+        rc = xf_usage_error(cmd, "--max-memory, --spill-dir, --no-checkpoint and --resume "
+                                 "apply to gptq only");
+    if (rc == 0 && x.resume && x.no_checkpoint)
+        rc = xf_usage_error(cmd, "--resume continues from a checkpoint: not with "
+                                 "--no-checkpoint");
     xf_status st = {0};
     if (rc == 0 && xf_recipe_check(r, &st) != 0)
         rc = xf_usage_error(cmd, "%s", st.message);
@@ -213,8 +252,18 @@ static int run_quant(const xf_cli_ctx *ctx, const char *cmd, int argc, char **ar
         const char *in = argv[optind], *out = argv[optind + 1];
         xf_cli_progress prog;
         xf_run_opts run = xf_cli_run_opts_mode(x.threads, x.progress, &prog);
-        run.argc = ctx->argc; /* recorded in the provenance */
-        run.argv = (const char *const *)ctx->argv;
+        /* recorded in the provenance, without --resume: a resumed run
+         * writes the bytes of the run it continues */
+        int kept = 0;
+        for (int i = 0; i < ctx->argc; i++)
+            if (strcmp(ctx->argv[i], "--resume") != 0)
+                x.cmdline[kept++] = ctx->argv[i];
+        run.argc = kept;
+        run.argv = (const char *const *)x.cmdline;
+        run.max_memory = x.max_memory;
+        run.spill_dir = x.spill_dir;
+        run.checkpoint = strcmp(cmd, "gptq") == 0 && !x.no_checkpoint;
+        run.resume = x.resume;
         char *report = NULL;
         if (xf_quantize(in, r, out, &run, x.json ? XF_FORMAT_JSON : XF_FORMAT_TEXT, &report,
                         &st) != 0)
@@ -227,6 +276,7 @@ static int run_quant(const xf_cli_ctx *ctx, const char *cmd, int argc, char **ar
 out:
     xf_recipe_free(r);
     free(x.flag_keys);
+    free(x.cmdline);
     free(opts);
     return rc;
 }

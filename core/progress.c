@@ -5,7 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/proc_memory.h"
+#include "core/mem_info.h"
 
 /* Per thread and per call: set by a library call on entry, put back on
  * exit, so no call's callback outlives it and concurrent calls on other
@@ -103,7 +103,12 @@ void xf_progress_emit(xf_progress *p, const xf_progress_info *ev)
     xf_progress_info e = *ev;
     e.stage = p->label;
     e.elapsed_s = xf_now_seconds() - p->t_start;
-    xf_proc_memory(&e.peak_rss_bytes, &e.rss_bytes);
+    xf_mem_usage mem;
+    xf_mem_usage_read(&mem);
+    /* two reads of /proc/self/status: the resident set may have grown
+     * past the peak read just before it */
+    e.peak_rss_bytes = mem.peak_rss >= 0 && mem.rss > mem.peak_rss ? mem.rss : mem.peak_rss;
+    e.rss_bytes = mem.rss;
     if (!p->started && e.kind != XF_PEV_START) {
         xf_progress_info s = xf_progress_info_blank(XF_PEV_START);
         s.stage = e.stage;

@@ -46,7 +46,7 @@ typedef struct xf_progress_info {
     double tokens_per_s, gflop_per_s;
     double forward_s, hessian_s, solve_s;
     double input_forward_s, input_hessian_s, input_solve_s;
-    int64_t peak_rss_bytes, rss_bytes; /* set by xf_progress_emit (core/proc_memory.h) */
+    int64_t peak_rss_bytes, rss_bytes; /* set by xf_progress_emit (core/mem_info.h) */
 } xf_progress_info;
 
 typedef void (*xf_progress_event_sink)(void *user, const xf_progress_info *ev);

@@ -87,6 +87,14 @@ typedef struct xf_run_opts {
      * record what was asked either way) */
     int argc;
     const char *const *argv;
+    /* xf_quantize, gptq (docs/performance.md "Memory" and "Resuming"); none
+     * of them changes the output's bytes */
+    int64_t max_memory;    /* bytes the run may hold; 0: 80 % of MemAvailable; < 0: no bound.
+                              Calibration states that do not fit are spilled to disk */
+    const char *spill_dir; /* where spilled states go; NULL: the output's directory */
+    int checkpoint;        /* 1: checkpoint after every block into OUT.ckpt/ (removed on
+                              success) */
+    int resume;            /* 1: continue from OUT.ckpt/ (a run killed part-way) */
     /* structured progress, beside or instead of `progress`; NULL: none */
     xf_progress_event_fn progress_event;
     void *progress_event_user;

@@ -18,26 +18,30 @@ static int64_t widest_kept_input(const xf_model_config *cfg)
     return w;
 }
 
-/* Allocates h (and pending) for ns windows of T tokens; fails on overflow. */
-static int alloc_states(xf_block_stream *bs, bool resumable, const char *what, xf_error *err)
+/* Allocates h (and pending) for ns windows of T tokens, in memory or in a
+ * spill file (core/state_buffer.h); fails on overflow. */
+static int alloc_states(xf_block_stream *bs, bool resumable, const char *spill_dir,
+                        const char *what, xf_error *err)
 {
     const size_t win = (size_t)(bs->T * bs->hidden), pwin = (size_t)(bs->T * bs->keep_in);
     const size_t ns = (size_t)bs->ns;
     if (win > SIZE_MAX / sizeof(float) / ns || pwin > SIZE_MAX / sizeof(float) / ns)
         return xf_fail(err, "%s: %lld calibration windows of %lld tokens are too large", what,
                        (long long)bs->ns, (long long)bs->T);
-    bs->h = malloc(ns * win * sizeof *bs->h);
-    if (resumable)
-        bs->pending = malloc(ns * pwin * sizeof *bs->pending);
-    if (!bs->h || (resumable && !bs->pending))
-        return xf_fail(err, "%s: out of memory for %lld x %lld x %lld calibration activations%s",
-                       what, (long long)bs->ns, (long long)bs->T, (long long)bs->hidden,
-                       resumable ? " and their pending linear inputs" : "");
+    if (xf_state_buffer_init(&bs->h_buf, ns * win, spill_dir, what, err) != 0)
+        return -1;
+    bs->h = bs->h_buf.data;
+    if (resumable) {
+        if (xf_state_buffer_init(&bs->pending_buf, ns * pwin, spill_dir, what, err) != 0)
+            return -1;
+        bs->pending = bs->pending_buf.data;
+    }
     return 0;
 }
 
 static int init_shape(xf_block_stream *bs, const xf_model_config *cfg, int64_t nsamples,
-                      int64_t T, bool resumable, const char *what, xf_error *err)
+                      int64_t T, bool resumable, const char *spill_dir, const char *what,
+                      xf_error *err)
 {
     memset(bs, 0, sizeof *bs);
     if (nsamples < 1 || T < 1)
@@ -49,9 +53,14 @@ static int init_shape(xf_block_stream *bs, const xf_model_config *cfg, int64_t n
     bs->hidden = cfg->hidden;
     bs->keep_in = widest_kept_input(cfg);
     bs->at = XF_AT_START;
-    if (xf_workspace_init(&bs->ws, cfg, T, what, err) != 0)
+    bs->touched = -1;
+    if (spill_dir && !(bs->spill_dir = strdup(spill_dir)))
+        return xf_fail(err, "%s: out of memory", what);
+    if (xf_workspace_init(&bs->ws, cfg, T, what, err) != 0) {
+        xf_block_stream_free(bs);
         return -1;
-    if (alloc_states(bs, resumable, what, err) != 0) {
+    }
+    if (alloc_states(bs, resumable, spill_dir, what, err) != 0) {
         xf_block_stream_free(bs);
         return -1;
     }
@@ -59,29 +68,39 @@ static int init_shape(xf_block_stream *bs, const xf_model_config *cfg, int64_t n
 }
 
 int xf_block_stream_init(xf_block_stream *bs, const xf_model_weights *mw, const int32_t *tokens,
-                         int64_t nsamples, int64_t T, bool resumable, const char *what,
-                         xf_error *err)
+                         int64_t nsamples, int64_t T, bool resumable, const char *spill_dir,
+                         const char *what, xf_error *err)
 {
-    if (init_shape(bs, &mw->cfg, nsamples, T, resumable, what, err) != 0)
+    if (init_shape(bs, &mw->cfg, nsamples, T, resumable, spill_dir, what, err) != 0)
         return -1;
-    for (int64_t s = 0; s < nsamples; s++)
+    for (int64_t s = 0; s < nsamples; s++) {
         if (xf_forward_embed(&bs->ws, mw, tokens + s * T, T, bs->h + (size_t)(s * T * bs->hidden),
                              err) != 0) {
             xf_block_stream_free(bs);
             return -1;
         }
+        xf_state_buffer_release(&bs->h_buf, (size_t)(s * T * bs->hidden), (size_t)(T * bs->hidden));
+    }
     return 0;
 }
 
 int xf_block_stream_copy(xf_block_stream *dst, const xf_block_stream *src, xf_error *err)
 {
-    if (init_shape(dst, &src->ws.cfg, src->ns, src->T, src->pending != NULL, src->ws.cfg.model_type,
-                   err) != 0)
+    if (init_shape(dst, &src->ws.cfg, src->ns, src->T, src->pending != NULL,
+                   src->h_buf.spilled ? src->spill_dir : NULL, src->ws.cfg.model_type, err) != 0)
         return -1;
-    const size_t n = (size_t)(src->ns * src->T);
-    memcpy(dst->h, src->h, n * (size_t)src->hidden * sizeof *dst->h);
-    if (src->pending && src->at != XF_AT_START)
-        memcpy(dst->pending, src->pending, n * (size_t)src->keep_in * sizeof *dst->pending);
+    const size_t win = (size_t)(src->T * src->hidden), pwin = (size_t)(src->T * src->keep_in);
+    const bool with_pending = src->pending && src->at != XF_AT_START;
+    for (size_t s = 0; s < (size_t)src->ns; s++) { /* window by window: spills stay bounded */
+        memcpy(dst->h + s * win, src->h + s * win, win * sizeof *dst->h);
+        xf_state_buffer_release(&dst->h_buf, s * win, win);
+        xf_state_buffer_release(&src->h_buf, s * win, win);
+        if (with_pending) {
+            memcpy(dst->pending + s * pwin, src->pending + s * pwin, pwin * sizeof *dst->pending);
+            xf_state_buffer_release(&dst->pending_buf, s * pwin, pwin);
+            xf_state_buffer_release(&src->pending_buf, s * pwin, pwin);
+        }
+    }
     dst->layer = src->layer;
     dst->at = src->at;
     return 0;
@@ -90,9 +109,19 @@ int xf_block_stream_copy(xf_block_stream *dst, const xf_block_stream *src, xf_er
 void xf_block_stream_free(xf_block_stream *bs)
 {
     xf_workspace_free(&bs->ws);
-    free(bs->h);
-    free(bs->pending);
+    xf_state_buffer_free(&bs->h_buf);
+    xf_state_buffer_free(&bs->pending_buf);
+    free(bs->spill_dir);
     memset(bs, 0, sizeof *bs);
+}
+
+/* A spilled stream is done with window s for now: its pages leave the
+ * resident set (core/state_buffer.h). */
+static void release_window(const xf_block_stream *bs, int64_t s)
+{
+    const size_t win = (size_t)(bs->T * bs->hidden), pwin = (size_t)(bs->T * bs->keep_in);
+    xf_state_buffer_release(&bs->h_buf, (size_t)s * win, win);
+    xf_state_buffer_release(&bs->pending_buf, (size_t)s * pwin, pwin);
 }
 
 static float *pending_slot(const xf_block_stream *bs, int64_t s)
@@ -152,6 +181,7 @@ static int run_window(xf_block_stream *bs, const xf_dense_layer *dl, int64_t s,
     buf = xf_forward_pending_input(&bs->ws, to, &cols);
     if (buf && bs->pending)
         memcpy(pending_slot(bs, s), buf, (size_t)(T * cols) * sizeof *buf);
+    release_window(bs, s);
     return 0;
 }
 
@@ -160,6 +190,9 @@ int xf_block_stream_run(xf_block_stream *bs, const xf_dense_layer *dl, xf_layer_
 {
     if (check_run(bs, dl, to, err) != 0)
         return -1;
+    if (bs->touched >= 0)
+        release_window(bs, bs->touched);
+    bs->touched = -1;
     for (int64_t s = 0; s < bs->ns; s++)
         if (run_window(bs, dl, s, bs->at, to, hooks, err) != 0)
             return -1;
@@ -191,6 +224,9 @@ int xf_block_stream_input(xf_block_stream *bs, const xf_dense_layer *dl,
     if (s < 0 || s >= bs->ns)
         return xf_fail(err, "%s: no calibration window %lld of %lld", what, (long long)s,
                        (long long)bs->ns);
+    if (bs->touched >= 0 && bs->touched != s) /* the previous *x is no longer valid */
+        release_window(bs, bs->touched);
+    bs->touched = s;
     if (bs->at != XF_AT_DOWN) {
         xf_forward_pending_input(&bs->ws, bs->at, cols);
         *x = pending_slot(bs, s);
@@ -215,4 +251,20 @@ int xf_block_stream_input(xf_block_stream *bs, const xf_dense_layer *dl,
 const float *xf_block_stream_hidden(const xf_block_stream *bs, int64_t s)
 {
     return s >= 0 && s < bs->ns ? bs->h + (size_t)(s * bs->T * bs->hidden) : NULL;
+}
+
+int xf_block_stream_restore(xf_block_stream *bs, int layer, const float *h, xf_error *err)
+{
+    if (layer < 0 || layer > bs->ws.cfg.n_layers)
+        return xf_fail(err, "%s: no block %d to restore a calibration stream at",
+                       bs->ws.cfg.model_type, layer);
+    const size_t win = (size_t)(bs->T * bs->hidden);
+    for (size_t s = 0; s < (size_t)bs->ns; s++) {
+        memcpy(bs->h + s * win, h + s * win, win * sizeof *bs->h);
+        xf_state_buffer_release(&bs->h_buf, s * win, win);
+    }
+    bs->layer = layer;
+    bs->at = XF_AT_START;
+    bs->touched = -1;
+    return 0;
 }

@@ -51,6 +51,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "core/state_buffer.h"
 #include "model/forward.h"
 
 typedef struct xf_block_stream {
@@ -62,19 +63,26 @@ typedef struct xf_block_stream {
     int64_t keep_in;    /* widest kept input: every linear input but down's */
     int layer;          /* the block in progress (at START: the next one to run) */
     xf_layer_point at;  /* where every window stands in it; never XF_AT_END */
+    xf_state_buffer h_buf, pending_buf; /* the storage of h and pending */
+    char *spill_dir;    /* NULL: in memory */
+    int64_t touched;    /* the window whose input was last handed out; -1: none */
 } xf_block_stream;
 
 /* Embeds windows 0..nsamples-1 of tokens ([nsamples, T], contiguous) at
  * positions 0..T-1; the stream then stands before block 0. `resumable`:
  * keep the pending inputs, so that runs may stop at an input and resume;
  * a stream that is not may still stop at an input (the statistics stop at
- * the last block's down input), but not resume from it. `what` names the
- * model in errors. */
+ * the last block's down input), but not resume from it. spill_dir: NULL
+ * keeps the states in memory; a directory puts them in a spill file there
+ * (core/state_buffer.h), each window's pages leaving the resident set as
+ * soon as the stream is done with it; the numbers are the same. `what`
+ * names the model in errors. */
 int xf_block_stream_init(xf_block_stream *bs, const xf_model_weights *mw, const int32_t *tokens,
-                         int64_t nsamples, int64_t T, bool resumable, const char *what,
-                         xf_error *err);
+                         int64_t nsamples, int64_t T, bool resumable, const char *spill_dir,
+                         const char *what, xf_error *err);
 /* A second stream standing where src stands, with the same hidden states
- * (GPTQv2's full-precision stream starts as a copy of the quantized one). */
+ * (GPTQv2's full-precision stream starts as a copy of the quantized one),
+ * spilled where src is. */
 int xf_block_stream_copy(xf_block_stream *dst, const xf_block_stream *src, xf_error *err);
 void xf_block_stream_free(xf_block_stream *bs);
 
@@ -101,5 +109,10 @@ int xf_block_stream_input(xf_block_stream *bs, const xf_dense_layer *dl,
 /* Window s's hidden states [T, hidden]: at a block start, that block's
  * input (after the last block: the final norm's input). */
 const float *xf_block_stream_hidden(const xf_block_stream *bs, int64_t s);
+
+/* Puts the stream at the start of block `layer` with hidden states h
+ * ([nsamples, T, hidden], copied): a checkpointed run resuming
+ * (pipeline/gptq_checkpoint.h). */
+int xf_block_stream_restore(xf_block_stream *bs, int layer, const float *h, xf_error *err);
 
 #endif

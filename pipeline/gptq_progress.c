@@ -20,14 +20,14 @@ static double block_flops_per_window(const xf_model_config *cfg, int64_t T)
     return 2.0 * (double)T * params + attn;
 }
 
-void xf_gptq_progress_begin(xf_gptq_progress *g, const xf_model_config *cfg, int64_t ns,
-                            int64_t T, int streams, bool head)
+void xf_gptq_progress_begin(xf_gptq_progress *g, const xf_model_config *cfg, int64_t n_blocks,
+                            int64_t ns, int64_t T, int streams, bool head)
 {
     memset(g, 0, sizeof *g);
     xf_progress_init(&g->prog, "gptq: layer");
     g->t_begin = g->t_loop = g->t_unit = xf_now_seconds();
-    g->n_blocks = cfg->n_layers;
-    g->total = cfg->n_layers + (head ? 1 : 0);
+    g->n_blocks = n_blocks;
+    g->total = n_blocks + (head ? 1 : 0);
     g->block_tokens = (int64_t)streams * ns * T;
     g->block_flops = (double)streams * (double)ns * block_flops_per_window(cfg, T);
     xf_progress_info e = xf_progress_info_blank(XF_PEV_START);
@@ -37,6 +37,12 @@ void xf_gptq_progress_begin(xf_gptq_progress *g, const xf_model_config *cfg, int
     e.tokens = 0;
     e.forward_s = e.hessian_s = e.solve_s = 0;
     xf_progress_emit(&g->prog, &e);
+}
+
+void xf_gptq_progress_resumed(xf_gptq_progress *g, int64_t start)
+{
+    g->done = g->done_before = start;
+    g->t_loop = g->t_unit = xf_now_seconds();
 }
 
 void xf_gptq_progress_forward(xf_gptq_progress *g, double t0)
@@ -75,8 +81,8 @@ static xf_progress_info with_totals(const xf_gptq_progress *g, xf_progress_kind 
         e.tokens_per_s = (double)g->t.tokens / g->t.forward_done_s;
         e.gflop_per_s = g->t.flops / g->t.forward_done_s * 1e-9;
     }
-    if (g->done > 0) { /* the mean unit, less what the unit in progress has taken */
-        const double mean = (g->t_unit - g->t_loop) / (double)g->done;
+    if (g->done > g->done_before) { /* the mean unit, less what the unit in progress has taken */
+        const double mean = (g->t_unit - g->t_loop) / (double)(g->done - g->done_before);
         const double left = mean * (double)(g->total - g->done) - (xf_now_seconds() - g->t_unit);
         e.eta_s = left > 0 ? left : 0;
     }

@@ -50,6 +50,7 @@ typedef struct xf_gptq_progress {
     xf_progress prog;
     xf_gptq_timing t;
     int64_t n_blocks, total, done; /* units: blocks, + 1 for the head */
+    int64_t done_before;           /* of them, done by a run this one resumes */
     int64_t block_tokens;
     double block_flops;
     double t_begin, t_loop, t_unit; /* the stage began, its loop, the last unit done */
@@ -57,10 +58,14 @@ typedef struct xf_gptq_progress {
     double in_forward_s, in_hessian_s, in_solve_s;
 } xf_gptq_progress;
 
-/* ns windows of T tokens, streams 1 or 2 (--gptq-v2), head: the LM head
- * is solved after the blocks. Sends the START event. */
-void xf_gptq_progress_begin(xf_gptq_progress *g, const xf_model_config *cfg, int64_t ns,
-                            int64_t T, int streams, bool head);
+/* n_blocks decoder blocks of cfg (fewer with --max-blocks), ns windows of
+ * T tokens, streams 1 or 2 (--gptq-v2), head: the LM head is solved after
+ * the blocks. Sends the START event. */
+void xf_gptq_progress_begin(xf_gptq_progress *g, const xf_model_config *cfg, int64_t n_blocks,
+                            int64_t ns, int64_t T, int streams, bool head);
+/* Blocks before `start` were done by the run this one resumes: they count
+ * as done, but not in this run's times, throughput or ETA. */
+void xf_gptq_progress_resumed(xf_gptq_progress *g, int64_t start);
 
 /* Time of one piece of work since t0 (xf_now_seconds()), added to the
  * input in progress and to the totals. */

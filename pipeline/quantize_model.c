@@ -17,6 +17,8 @@
 #include "sim/act_hooks.h"
 #include "quant/weights/gptq.h"
 #include "pipeline/gguf_plan.h"
+#include "pipeline/gptq_checkpoint.h"
+#include "pipeline/gptq_memory.h"
 #include "pipeline/recipe_options.h"
 #include "quant/weights/gptq_v2.h"
 #include "quant/weights/hessian.h"
@@ -424,7 +426,7 @@ static void gptq_streams_free(gptq_streams *st)
 
 static int gptq_streams_init(gptq_streams *st, const xf_loaded_model *m,
                              const xf_quant_options *o, const xf_calib_set *calib, int64_t T,
-                             xf_error *err)
+                             const char *spill_dir, xf_error *err)
 {
     memset(st, 0, sizeof *st);
     st->v2 = o->gptq_v2;
@@ -437,7 +439,7 @@ static int gptq_streams_init(gptq_streams *st, const xf_loaded_model *m,
     st->hq = xf_act_scheme_needs_hooks(&o->act) ? &st->ah_q.hooks : NULL;
     st->hf = xf_act_scheme_needs_hooks(&fp_scheme) ? &st->ah_fp.hooks : NULL;
     if (xf_block_stream_init(&st->q, &m->weights, calib->tokens, calib->nsamples, T, true,
-                             m->path, err) != 0)
+                             spill_dir, m->path, err) != 0)
         return -1;
     if (st->v2 && xf_block_stream_copy(&st->fp, &st->q, err) != 0) {
         xf_block_stream_free(&st->q);
@@ -586,11 +588,39 @@ static int gptq_block(const xf_quant_options *o, const xf_gguf_type_plan *plan,
     return rc;
 }
 
+/* Where a GPTQ run stands with its checkpoint: resumed from it (blocks
+ * before *start done, their tensors in col, the streams restored), or
+ * starting at block 0 (refusing to overwrite an interrupted run's
+ * checkpoint unless resuming). */
+static int gptq_resume_point(const xf_gptq_checkpoint *ck, const xf_quant_run *run,
+                             gptq_streams *st, xf_quant_collector *col, int *start,
+                             xf_error *err)
+{
+    *start = 0;
+    if (!ck->dir)
+        return 0;
+    if (!xf_gptq_checkpoint_present(ck->dir)) {
+        if (run->resume)
+            xf_log_warn("--resume: %s holds no checkpoint; starting at block 0", ck->dir);
+        return 0;
+    }
+    if (!run->resume)
+        return xf_fail(err, "%s: holds the checkpoint of an interrupted run: add --resume to "
+                            "continue it, or remove the directory",
+                       ck->dir);
+    if (xf_gptq_checkpoint_load(ck, col, &st->q, st->v2 ? &st->fp : NULL, start, err) != 0)
+        return -1;
+    xf_log_info("resuming at block %d from %s", *start, ck->dir);
+    return 0;
+}
+
 /* timing: the stage's seconds by kind of work (pipeline/gptq_progress.h),
  * for the run summary (never for the .xfq: same inputs, same bytes). */
 static int quantize_gptq(xf_loaded_model *m, const xf_quant_options *o,
                          const xf_gguf_type_plan *plan, int64_t T, const xf_calib_set *calib,
-                         xf_quant_collector *col, xf_gptq_timing *timing, xf_error *err)
+                         const xf_quant_run *run, const char *spill_dir,
+                         xf_quant_collector *col, json_t *summary_extra, xf_gptq_timing *timing,
+                         xf_error *err)
 {
     const xf_model_weights *mw = &m->weights;
     const xf_model_config *cfg = &mw->cfg;
@@ -598,21 +628,43 @@ static int quantize_gptq(xf_loaded_model *m, const xf_quant_options *o,
      * embeddings by round to nearest */
     const bool head = plan ? !cfg->tie_embeddings && mw->lm_head.w != mw->tok_embed
                            : o->quantize_head;
+    const int64_t n_blocks =
+        o->max_blocks > 0 && o->max_blocks < cfg->n_layers ? o->max_blocks : cfg->n_layers;
     xf_gptq_progress gp;
-    xf_gptq_progress_begin(&gp, cfg, calib->nsamples, T, o->gptq_v2 ? 2 : 1, head);
+    xf_gptq_progress_begin(&gp, cfg, n_blocks, calib->nsamples, T, o->gptq_v2 ? 2 : 1, head);
     gptq_streams st;
-    if (gptq_streams_init(&st, m, o, calib, T, err) != 0) {
+    if (gptq_streams_init(&st, m, o, calib, T, spill_dir, err) != 0) {
         xf_act_hooks_free(&st.ah_q);
         xf_act_hooks_free(&st.ah_fp);
         xf_gptq_progress_end(&gp);
+        *timing = gp.t;
         return -1;
     }
-    int rc = 0;
-    for (int64_t l = 0; l < cfg->n_layers && rc == 0; l++) {
+    xf_gptq_checkpoint ck = {0};
+    int rc = 0, start = 0;
+    if (run->checkpoint_dir)
+        rc = xf_gptq_checkpoint_init(&ck, run->checkpoint_dir, m, o, calib, err);
+    if (rc == 0)
+        rc = gptq_resume_point(&ck, run, &st, col, &start, err);
+    if (rc == 0 && start > 0) {
+        json_object_set_new(summary_extra, "resumed_at_block", json_integer(start));
+        xf_gptq_progress_resumed(&gp, start);
+    }
+    double t_ckpt = 0;
+    for (int64_t l = start; l < n_blocks && rc == 0; l++) {
+        const size_t first = col->n;
         rc = gptq_block(o, plan, mw, &st, (int)l, &gp, col, err);
+        if (rc == 0 && ck.dir) {
+            double t0 = xf_now_seconds();
+            rc = xf_gptq_checkpoint_save(&ck, (int)l, col, first, &st.q, st.v2 ? &st.fp : NULL,
+                                         err);
+            t_ckpt += xf_now_seconds() - t0;
+        }
         if (rc == 0)
             xf_gptq_progress_block(&gp, l);
     }
+    if (ck.dir)
+        json_object_set_new(summary_extra, "checkpoint_seconds", json_real(t_ckpt));
     if (rc == 0 && head) {
         rc = gptq_head(m, o, plan, &st.q, &gp, col, err);
         if (rc == 0)
@@ -620,6 +672,7 @@ static int quantize_gptq(xf_loaded_model *m, const xf_quant_options *o,
     }
     if (rc == 0 && plan)
         rc = rtn_embeddings(mw, plan, col, err);
+    xf_gptq_checkpoint_free(&ck);
     gptq_streams_free(&st);
     xf_gptq_progress_end(&gp);
     *timing = gp.t;
@@ -753,11 +806,62 @@ static int calibrate_scheme(xf_loaded_model *m, xf_quant_options *oc, const xf_c
     return 0;
 }
 
-int xf_quantize_model(xf_loaded_model *m, const xf_quant_options *o, const char *out_path,
-                      const json_t *command_line, json_t **summary, xf_error *err)
+/* The directory of path (malloc'd; "." for a bare name). */
+static char *dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return strdup(".");
+    size_t n = slash == path ? 1 : (size_t)(slash - path);
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, path, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+/* GPTQ's memory plan (pipeline/gptq_memory.h) against the run's bound,
+ * before any work: where the calibration states go (*spill_dir: NULL in
+ * memory, else a malloc'd directory), recorded in the summary. */
+static int plan_memory(const xf_loaded_model *m, const xf_quant_options *o, int64_t T,
+                       const xf_quant_run *run, const char *out_path, char **spill_dir,
+                       json_t *summary_extra, xf_error *err)
+{
+    *spill_dir = NULL;
+    const xf_model_config *cfg = &m->cfg;
+    if (o->max_blocks > cfg->n_layers)
+        return xf_fail(err, "--max-blocks %lld: %s has %lld blocks", (long long)o->max_blocks,
+                       m->path, (long long)cfg->n_layers);
+    if (o->max_blocks > 0 && (o->gguf || o->quantize_head))
+        return xf_fail(err, "--max-blocks quantizes a slice of the model: it does not combine "
+                            "with %s",
+                       o->gguf ? "--gguf-type" : "--quantize-head");
+    const int64_t n_blocks = o->max_blocks > 0 ? o->max_blocks : cfg->n_layers;
+    xf_gptq_memory mem;
+    if (xf_gptq_memory_plan(cfg, o, n_blocks, o->nsamples, T, run->max_memory, &mem, m->path,
+                            err) != 0)
+        return -1;
+    json_object_set_new(summary_extra, "memory", xf_gptq_memory_to_json(&mem));
+    xf_log_info("memory plan: %.2f GiB planned (calibration states %.2f GiB %s) of a %.2f GiB "
+                "bound",
+                (double)mem.planned / (1u << 30), (double)mem.states / (1u << 30),
+                mem.spill ? "spilled to disk" : "in memory", (double)mem.budget / (1u << 30));
+    if (!mem.spill)
+        return 0;
+    *spill_dir = run->spill_dir ? strdup(run->spill_dir) : dir_of(out_path);
+    return *spill_dir ? 0 : xf_fail(err, "out of memory");
+}
+
+int xf_quantize_model(xf_loaded_model *m, const xf_quant_options *o, const xf_quant_run *run,
+                      const char *out_path, const json_t *command_line, json_t **summary,
+                      xf_error *err)
 {
     if (summary)
         *summary = NULL;
+    const xf_quant_run run_defaults = {0};
+    if (!run)
+        run = &run_defaults;
     const xf_model_config *cfg = &m->cfg;
     if (o->quantize_head && cfg->tie_embeddings)
         return xf_fail(err, "%s: the LM head is tied to the embeddings; --quantize-head would "
@@ -788,8 +892,12 @@ int xf_quantize_model(xf_loaded_model *m, const xf_quant_options *o, const char 
     xf_online_transforms online;
     xf_online_init(&online);
     json_t *extra = json_object(); /* the recipe's "smooth" and "rotation" */
+    json_t *run_info = json_object(); /* the summary's "memory", "resumed_at_block" ... */
+    char *spill_dir = NULL;
     double t0 = xf_now_seconds();
     int rc = check_options(o, err);
+    if (rc == 0 && o->method == XF_METHOD_GPTQ)
+        rc = plan_memory(m, o, T, run, out_path, &spill_dir, run_info, err);
     if (rc == 0)
         rc = check_scheme_fits(&o->act, cfg, m->path, err);
     if (rc == 0 && o->rotate != XF_ROTATE_NONE)
@@ -823,7 +931,8 @@ int xf_quantize_model(xf_loaded_model *m, const xf_quant_options *o, const char 
     xf_gptq_timing timing = {0};
     if (rc == 0)
         rc = o->method == XF_METHOD_RTN ? quantize_rtn(m, &oc, pl, &col, err)
-                                        : quantize_gptq(m, &oc, pl, T, &cs, &col, &timing, err);
+                                        : quantize_gptq(m, &oc, pl, T, &cs, run, spill_dir,
+                                                        &col, run_info, &timing, err);
     if (planned)
         xf_gguf_type_plan_free(&plan);
     double t_quant = xf_now_seconds() - t0;
@@ -849,12 +958,15 @@ int xf_quantize_model(xf_loaded_model *m, const xf_quant_options *o, const char 
         if (json_object_get(prov, "calibration"))
             json_object_set(*summary, "calibration", json_object_get(prov, "calibration"));
         json_object_set(*summary, "tensor_stats", col.stats);
+        json_object_update(*summary, run_info);
         if (o->method == XF_METHOD_GPTQ)
             json_object_set_new(*summary, "timing", xf_gptq_timing_json(&timing));
     }
     xf_model_edit_free(&edit); /* restores m's own tensors */
     xf_online_free(&online);
     json_decref(extra);
+    json_decref(run_info);
+    free(spill_dir);
     xf_calib_set_free(&cs);
     xf_quant_collector_free(&col);
     json_decref(recipe);

@@ -38,6 +38,7 @@ typedef struct xf_quant_options {
     double damp;           /* relative dampening (0.01) */
     int64_t block;         /* lazy-batch block size (128) */
     bool gptq_v2;          /* asymmetric calibration (GPTQv2) */
+    int64_t max_blocks;    /* > 0: only the first N decoder blocks; 0: all */
     /* calibration (GPTQ) */
     const char *calib_path;
     const char *calib_field;   /* JSONL field or NULL */
@@ -72,10 +73,25 @@ typedef struct xf_quant_options {
 
 void xf_quant_options_defaults(xf_quant_options *o, xf_quant_method method);
 
-/* Quantizes the linears of m and writes out_path atomically. command_line
- * (array of strings, may be NULL) goes into the provenance. *summary (if
- * non-NULL) receives a JSON object describing the run (owned by caller). */
-int xf_quantize_model(xf_loaded_model *m, const xf_quant_options *o, const char *out_path,
-                      const json_t *command_line, json_t **summary, xf_error *err);
+/* How a run is carried out, not what it computes: never recorded in the
+ * output, whose bytes do not depend on it. {0}: the defaults. */
+typedef struct xf_quant_run {
+    int64_t max_memory;         /* bytes the run may hold (pipeline/gptq_memory.h);
+                                   0: 80 % of MemAvailable; < 0: no bound */
+    const char *spill_dir;      /* spilled calibration states; NULL: the output's directory */
+    const char *checkpoint_dir; /* gptq: a checkpoint after every block
+                                   (pipeline/gptq_checkpoint.h); NULL: none */
+    bool resume;                /* continue from checkpoint_dir's checkpoint */
+} xf_quant_run;
+
+/* Quantizes the linears of m and writes out_path atomically. run may be
+ * NULL (the defaults). command_line (array of strings, may be NULL) goes
+ * into the provenance. *summary (if non-NULL) receives a JSON object
+ * describing the run (owned by caller). The checkpoint directory is left
+ * in place: the caller removes it (xf_gptq_checkpoint_remove) once its
+ * output is final. */
+int xf_quantize_model(xf_loaded_model *m, const xf_quant_options *o, const xf_quant_run *run,
+                      const char *out_path, const json_t *command_line, json_t **summary,
+                      xf_error *err);
 
 #endif

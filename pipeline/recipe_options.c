@@ -502,6 +502,11 @@ static const xf_recipe_row rows[] = {
     {.flag = "block", .key = "block", .type = XF_RO_INT, .arg_name = "N", .default_text = "128",
      .help = "lazy-batch block size", .methods = XF_RO_GPTQ, .set = set_int, .get = get_int,
      FIELD(block), .lo = 1, .hi = 1 << 16, .expect = "a positive integer"},
+    {.flag = "max-blocks", .key = "max_blocks", .type = XF_RO_INT, .arg_name = "N",
+     .help = "quantize only the first N decoder blocks (the rest, head and embeddings keep\n"
+             "their weights): a bounded slice of a large model, for benchmarks",
+     .methods = XF_RO_GPTQ, .set = set_int, .get = get_int, FIELD(max_blocks), .lo = 1,
+     .hi = 1 << 20, .expect = "a positive integer"},
     BOOL_ROW("gptq-v2", "gptq_v2", gptq_v2, XF_RO_GPTQ,
              "asymmetric calibration (GPTQv2): match the full-precision layer outputs on\n"
              "full-precision inputs"),

@@ -21,18 +21,26 @@ void xf_quant_collector_free(xf_quant_collector *c)
     memset(c, 0, sizeof *c);
 }
 
+/* Room for one more item. */
+static int reserve(xf_quant_collector *c, const char *name, xf_error *err)
+{
+    if (c->n < c->cap)
+        return 0;
+    size_t cap = c->cap ? 2 * c->cap : 64;
+    xf_qweight_packed *ni = realloc(c->items, cap * sizeof *ni);
+    if (!ni)
+        return xf_fail(err, "%s: out of memory", name);
+    c->items = ni;
+    c->cap = cap;
+    return 0;
+}
+
 int xf_quant_collector_add(xf_quant_collector *c, const xf_qweight *q, const char *name,
                            json_t *stats, xf_error *err)
 {
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? 2 * c->cap : 64;
-        xf_qweight_packed *ni = realloc(c->items, cap * sizeof *ni);
-        if (!ni) {
-            json_decref(stats);
-            return xf_fail(err, "%s: out of memory", name);
-        }
-        c->items = ni;
-        c->cap = cap;
+    if (reserve(c, name, err) != 0) {
+        json_decref(stats);
+        return -1;
     }
     if (xf_qweight_export(q, name, &c->items[c->n], err) != 0) {
         json_decref(stats);
@@ -43,6 +51,86 @@ int xf_quant_collector_add(xf_quant_collector *c, const xf_qweight *q, const cha
         json_object_set_new(stats, "outliers", json_integer(q->outliers.nnz));
     if (stats)
         json_object_set_new(c->stats, name, stats);
+    return 0;
+}
+
+/* p's pointer into the record at src, moved to the same offset in dst. */
+static const void *rebase(const void *p, const void *src, void *dst)
+{
+    return p ? (const uint8_t *)dst + ((const uint8_t *)p - (const uint8_t *)src) : NULL;
+}
+
+/* The three side tensors of so, copied into p (names and bytes). */
+static int copy_side_table(xf_qweight_packed *p, const xf_sparse_outliers *so, xf_error *err)
+{
+    const xf_tensor *parts[3] = {so->row_ptr, so->col, so->val};
+    size_t bytes = 0, names = 0;
+    for (int k = 0; k < 3; k++) {
+        bytes += parts[k]->nbytes;
+        names += strlen(parts[k]->name) + 1;
+    }
+    p->side_buf = malloc(bytes ? bytes : 1);
+    p->side_names = malloc(names);
+    if (!p->side_buf || !p->side_names)
+        return xf_fail(err, "%s: out of memory for its outlier table", p->name);
+    size_t at = 0, nat = 0;
+    for (int k = 0; k < 3; k++) {
+        p->side[k] = *parts[k];
+        memcpy(p->side_buf + at, parts[k]->data, parts[k]->nbytes);
+        p->side[k].data = p->side_buf + at;
+        at += parts[k]->nbytes;
+        size_t len = strlen(parts[k]->name) + 1;
+        memcpy(p->side_names + nat, parts[k]->name, len);
+        p->side[k].name = p->side_names + nat;
+        nat += len;
+    }
+    p->n_side = 3;
+    const xf_sparse_outliers own = {&p->side[0], &p->side[1], &p->side[2]};
+    xfq_outliers_attach(&own, &p->tensor);
+    return 0;
+}
+
+int xf_quant_collector_add_copy(xf_quant_collector *c, const xf_tensor *t,
+                                const xf_sparse_outliers *so, json_t *stats, xf_error *err)
+{
+    if (!xf_dtype_is_packed(t->dtype) && !xf_dtype_is_ggml(t->dtype)) {
+        json_decref(stats);
+        return xf_fail(err, "%s: is %s, not a quantized tensor", t->name,
+                       xf_tensor_type_name(t));
+    }
+    if (reserve(c, t->name, err) != 0) {
+        json_decref(stats);
+        return -1;
+    }
+    xf_qweight_packed *p = &c->items[c->n];
+    memset(p, 0, sizeof *p);
+    p->buf = malloc(t->nbytes ? t->nbytes : 1);
+    p->name = strdup(t->name);
+    if (!p->buf || !p->name) {
+        xf_qweight_packed_free(p);
+        json_decref(stats);
+        return xf_fail(err, "%s: out of memory for %zu bytes", t->name, t->nbytes);
+    }
+    memcpy(p->buf, t->data, t->nbytes);
+    p->tensor = *t;
+    p->tensor.name = p->name;
+    p->tensor.data = p->buf;
+    xf_packed_view *v = &p->tensor.packed;
+    if (xf_dtype_is_packed(t->dtype)) {
+        v->codes = rebase(v->codes, t->data, p->buf);
+        v->scales = rebase(v->scales, t->data, p->buf);
+        v->zeros = rebase(v->zeros, t->data, p->buf);
+        v->perm = rebase(v->perm, t->data, p->buf);
+    }
+    memset(&v->outliers, 0, sizeof v->outliers);
+    if (so && so->row_ptr && copy_side_table(p, so, err) != 0) {
+        xf_qweight_packed_free(p);
+        json_decref(stats);
+        return -1;
+    }
+    c->n++;
+    if (stats)
+        json_object_set_new(c->stats, p->name, stats);
     return 0;
 }
 

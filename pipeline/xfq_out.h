@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "core/error.h"
+#include "formats/xfq_outliers.h"
 #include "model/loader.h"
 #include "quant/weights/qweight.h"
 
@@ -23,6 +24,13 @@ void xf_quant_collector_free(xf_quant_collector *c);
 /* Packs q under `name` and records `stats` (reference stolen; may be NULL). */
 int xf_quant_collector_add(xf_quant_collector *c, const xf_qweight *q, const char *name,
                            json_t *stats, xf_error *err);
+
+/* Adds a copy of an already packed tensor t (packed, log2 or GGML, as an
+ * .xfq reader returns it; its outlier side table `so` may be NULL) under
+ * t's name with `stats` (reference stolen; may be NULL): a checkpointed
+ * run's earlier blocks (pipeline/gptq_checkpoint.h). */
+int xf_quant_collector_add_copy(xf_quant_collector *c, const xf_tensor *t,
+                                const xf_sparse_outliers *so, json_t *stats, xf_error *err);
 
 /* Writes the .xfq. recipe and provenance are borrowed JSON objects. */
 int xf_quant_write_xfq(const xf_loaded_model *m, const xf_quant_collector *c,

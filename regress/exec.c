@@ -167,7 +167,7 @@ static int quantize_case(const xf_regress_case *c, const xf_regress_exec_ctx *ct
     /* provenance: the case (its recipe is recorded as "recipe"."options") */
     json_t *cmd = json_pack("[s, s, s]", "xfquant", "regress", c->id);
     json_t *summary = NULL;
-    int rc = xf_quantize_model(base, &o, path, cmd, &summary, why);
+    int rc = xf_quantize_model(base, &o, NULL, path, cmd, &summary, why);
     json_decref(cmd);
     if (rc == 0)
         *bpw = json_real_value(json_object_get(summary, "bits_per_weight"));

@@ -18,7 +18,6 @@
 #include "core/error.h"
 #include "core/json_util.h"
 #include "core/limits.h"
-#include "core/proc_memory.h"
 #include "core/progress.h"
 #include "core/read_file.h"
 #include "core/sha256.h"
@@ -519,31 +518,6 @@ static void test_progress_route(void **state)
     assert_int_equal(s.n_simple, 3);
 }
 
-/* Peak and current resident set from /proc/self/status: known on Linux,
- * peak >= current, and the peak follows a touched allocation. */
-static void test_proc_memory(void **state)
-{
-    (void)state;
-    if (access("/proc/self/status", R_OK) != 0) {
-        print_message("SKIP: no /proc/self/status (not Linux)\n");
-        skip();
-    }
-    int64_t peak, rss;
-    xf_proc_memory(&peak, &rss);
-    assert_true(rss > 0);
-    assert_true(peak >= rss);
-    const size_t n = 64u << 20;
-    char *big = malloc(n);
-    assert_non_null(big);
-    memset(big, 1, n);
-    __asm__ volatile("" : : "r"(big) : "memory"); /* the pages stay touched */
-    int64_t peak2, rss2;
-    xf_proc_memory(&peak2, &rss2);
-    assert_true(peak2 >= peak);
-    assert_true(peak2 >= (int64_t)n);
-    free(big);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -552,7 +526,7 @@ int main(void)
         cmocka_unit_test(test_sha256_vectors), cmocka_unit_test(test_read_file),
         cmocka_unit_test(test_json_getters),   cmocka_unit_test(test_error_one_line),
         cmocka_unit_test(test_json_file_cap),
-        cmocka_unit_test(test_progress_route), cmocka_unit_test(test_proc_memory),
+        cmocka_unit_test(test_progress_route),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

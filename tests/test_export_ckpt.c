@@ -502,7 +502,7 @@ static void rtn_xfq(const char *src, const char *out, int bits, int64_t group, b
     o.grid.bits = bits;
     o.grid.sym = sym;
     o.group = group;
-    if (xf_quantize_model(&m, &o, out, NULL, NULL, &err) != 0)
+    if (xf_quantize_model(&m, &o, NULL, out, NULL, NULL, &err) != 0)
         fail_msg("%s", err.msg);
     xf_model_close(&m);
 }

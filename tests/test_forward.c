@@ -796,7 +796,7 @@ static void check_stream_resumes(const xf_model_config *c, uint64_t seed)
     int32_t *tok = xf_test_random_tokens(ns * T, c->vocab, seed + 1);
     xf_error err = {{0}};
     xf_block_stream bs;
-    assert_int_equal(xf_block_stream_init(&bs, &m->mw, tok, ns, T, true, "toy", &err), 0);
+    assert_int_equal(xf_block_stream_init(&bs, &m->mw, tok, ns, T, true, NULL, "toy", &err), 0);
     xf_workspace ws;
     assert_int_equal(xf_workspace_init(&ws, c, T, "toy", &err), 0);
     float *h_ref = malloc((size_t)(ns * T * H) * sizeof *h_ref);
@@ -904,9 +904,9 @@ static void test_stream_errors(void **state)
     const xf_forward_hooks stop = {.on_linear_input = stop_hook}, stop_early = stop;
     assert_int_equal(xf_dense_layer_init(&d0, &m->mw, 0, &err), 0);
     assert_int_equal(xf_dense_layer_init(&d1, &m->mw, 1, &err), 0);
-    assert_int_equal(xf_block_stream_init(&bs, &m->mw, tok, 0, T, true, "toy", &err), -1);
+    assert_int_equal(xf_block_stream_init(&bs, &m->mw, tok, 0, T, true, NULL, "toy", &err), -1);
     assert_non_null(strstr(err.msg, "toy"));
-    assert_int_equal(xf_block_stream_init(&bs, &m->mw, tok, 2, T, true, "toy", &err), 0);
+    assert_int_equal(xf_block_stream_init(&bs, &m->mw, tok, 2, T, true, NULL, "toy", &err), 0);
     const float *xa, *xb;
     assert_int_equal(xf_block_stream_input(&bs, &d0, NULL, 0, &xa, &cols, &err), -1);
     assert_non_null(strstr(err.msg, "no linear input"));
@@ -948,7 +948,7 @@ static void test_stream_errors(void **state)
     assert_non_null(strstr(err.msg, "stopped"));
     xf_block_stream_free(&bs);
     /* a stream that is not resumable may stop at an input, not resume */
-    assert_int_equal(xf_block_stream_init(&bs, &m->mw, tok, 2, T, false, "toy", &err), 0);
+    assert_int_equal(xf_block_stream_init(&bs, &m->mw, tok, 2, T, false, NULL, "toy", &err), 0);
     assert_int_equal(xf_block_stream_input(&bs, &d0, NULL, 0, &xa, &cols, &err), -1);
     assert_int_equal(xf_block_stream_run(&bs, &d0, XF_AT_QKV, NULL, &err), 0);
     assert_int_equal(xf_block_stream_input(&bs, &d0, NULL, 0, &xa, &cols, &err), -1);

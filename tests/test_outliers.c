@@ -107,7 +107,7 @@ static int rtn_file(const char *src, const char *out, double frac, bool head, js
     o.group = 32;
     o.quantize_head = head;
     o.outliers = frac;
-    int rc = xf_quantize_model(&m, &o, out, NULL, summary, &err);
+    int rc = xf_quantize_model(&m, &o, NULL, out, NULL, summary, &err);
     if (rc != 0)
         print_message("%s\n", err.msg);
     xf_model_close(&m);
@@ -550,7 +550,7 @@ static void test_frac0_byte_identical(void **state)
     o.grid.bits = 3;
     o.group = 32;
     o.quantize_head = true;
-    assert_int_equal(xf_quantize_model(&m, &o, b, NULL, NULL, &err), 0);
+    assert_int_equal(xf_quantize_model(&m, &o, NULL, b, NULL, NULL, &err), 0);
     xf_model_close(&m);
     assert_true(xf_test_files_equal(a, b));
     xfq_file f;

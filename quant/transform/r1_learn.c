@@ -51,7 +51,7 @@ static int take_inputs(const capture *c, xf_block_stream *bs, const xf_dense_lay
 static int capture_inputs(capture *c, xf_runner *r, const int32_t *tokens, xf_error *err)
 {
     xf_block_stream bs;
-    if (xf_block_stream_init(&bs, r->mw, tokens, c->windows, c->T, true, "learned rotation",
+    if (xf_block_stream_init(&bs, r->mw, tokens, c->windows, c->T, true, NULL, "learned rotation",
                              err) != 0)
         return -1;
     int rc = 0;
