@@ -405,6 +405,10 @@ out_nohess:
 typedef struct gptq_streams {
     xf_block_stream q, fp;
     bool v2;
+    /* seconds spent, for the summary's "timing": the streams' forward
+     * runs, Hessian (and cross-covariance) accumulation, GPTQ solves
+     * (v2 correction, factorization, sweep, packing) */
+    double t_forward, t_hessian, t_solve;
     xf_act_hooks ah_q, ah_fp;
     const xf_forward_hooks *hq, *hf; /* NULL: no hooks */
 } gptq_streams;
@@ -447,9 +451,12 @@ static int gptq_streams_init(gptq_streams *st, const xf_loaded_model *m,
 static int gptq_streams_run(gptq_streams *st, const xf_dense_layer *dl,
                             const xf_dense_layer *dl_fp, xf_layer_point to, xf_error *err)
 {
-    if (xf_block_stream_run(&st->q, dl, to, st->hq, err) != 0)
-        return -1;
-    return st->v2 ? xf_block_stream_run(&st->fp, dl_fp, to, st->hf, err) : 0;
+    const double t0 = xf_now_seconds();
+    int rc = xf_block_stream_run(&st->q, dl, to, st->hq, err);
+    if (rc == 0 && st->v2)
+        rc = xf_block_stream_run(&st->fp, dl_fp, to, st->hf, err);
+    st->t_forward += xf_now_seconds() - t0;
+    return rc;
 }
 
 /* Hessian H of the d-wide input pending in the quantized stream (block
@@ -532,10 +539,14 @@ static int gptq_input(const xf_quant_options *o, const xf_gguf_type_plan *plan,
     int rc = 0;
     if (!H || (st->v2 && !C))
         rc = xf_fail(err, "out of memory for a %lld-wide Hessian", (long long)d);
+    const double t0 = xf_now_seconds();
     if (rc == 0)
         rc = input_statistics(st, dl, dl_fp, d, H, C, err);
+    const double t1 = xf_now_seconds();
     if (rc == 0)
         rc = quantize_readers(o, plan, mw, dl, in, H, C, col, err);
+    st->t_hessian += t1 - t0; /* the down input's recomputation included */
+    st->t_solve += xf_now_seconds() - t1;
     free(H);
     free(C);
     return rc;
@@ -637,8 +648,10 @@ static int quantize_gptq(xf_loaded_model *m, const xf_quant_options *o,
         xf_progress_update(&prog, l + 1, n_blocks, 0, NULL);
     }
     xf_progress_finish(&prog);
-    if (ck.dir)
-        json_object_set_new(summary_extra, "checkpoint_seconds", json_real(t_ckpt));
+    json_object_set_new(summary_extra, "timing",
+                        json_pack("{s:f, s:f, s:f, s:f, s:I}", "forward_s", st.t_forward,
+                                  "hessian_s", st.t_hessian, "solve_s", st.t_solve,
+                                  "checkpoint_s", t_ckpt, "blocks", (json_int_t)(n_blocks - start)));
     /* --gguf-type: the head as the plan says (GPTQ with its Hessian), the
      * embeddings by round to nearest */
     const bool head = plan ? !cfg->tie_embeddings && mw->lm_head.w != mw->tok_embed
