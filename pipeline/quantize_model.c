@@ -614,13 +614,13 @@ static int gptq_resume_point(const xf_gptq_checkpoint *ck, const xf_quant_run *r
     return 0;
 }
 
-/* timing: the stage's seconds by kind of work (pipeline/gptq_progress.h),
- * for the run summary (never for the .xfq: same inputs, same bytes). */
+/* summary_extra gets "timing": the stage's seconds by kind of work
+ * (pipeline/gptq_progress.h), for the run summary (never for the .xfq:
+ * same inputs, same bytes). */
 static int quantize_gptq(xf_loaded_model *m, const xf_quant_options *o,
                          const xf_gguf_type_plan *plan, int64_t T, const xf_calib_set *calib,
                          const xf_quant_run *run, const char *spill_dir,
-                         xf_quant_collector *col, json_t *summary_extra, xf_gptq_timing *timing,
-                         xf_error *err)
+                         xf_quant_collector *col, json_t *summary_extra, xf_error *err)
 {
     const xf_model_weights *mw = &m->weights;
     const xf_model_config *cfg = &mw->cfg;
@@ -637,7 +637,6 @@ static int quantize_gptq(xf_loaded_model *m, const xf_quant_options *o,
         xf_act_hooks_free(&st.ah_q);
         xf_act_hooks_free(&st.ah_fp);
         xf_gptq_progress_end(&gp);
-        *timing = gp.t;
         return -1;
     }
     xf_gptq_checkpoint ck = {0};
@@ -663,8 +662,6 @@ static int quantize_gptq(xf_loaded_model *m, const xf_quant_options *o,
         if (rc == 0)
             xf_gptq_progress_block(&gp, l);
     }
-    if (ck.dir)
-        json_object_set_new(summary_extra, "checkpoint_seconds", json_real(t_ckpt));
     if (rc == 0 && head) {
         rc = gptq_head(m, o, plan, &st.q, &gp, col, err);
         if (rc == 0)
@@ -675,7 +672,11 @@ static int quantize_gptq(xf_loaded_model *m, const xf_quant_options *o,
     xf_gptq_checkpoint_free(&ck);
     gptq_streams_free(&st);
     xf_gptq_progress_end(&gp);
-    *timing = gp.t;
+    /* the head's Hessian and solve included */
+    json_t *tm = xf_gptq_timing_json(&gp.t);
+    json_object_set_new(tm, "checkpoint_s", json_real(t_ckpt));
+    json_object_set_new(tm, "blocks", json_integer(n_blocks - start));
+    json_object_set_new(summary_extra, "timing", tm);
     return rc;
 }
 
@@ -928,11 +929,10 @@ int xf_quantize_model(xf_loaded_model *m, const xf_quant_options *o, const xf_qu
         }
     }
     const xf_gguf_type_plan *pl = planned && rc == 0 ? &plan : NULL;
-    xf_gptq_timing timing = {0};
     if (rc == 0)
         rc = o->method == XF_METHOD_RTN ? quantize_rtn(m, &oc, pl, &col, err)
                                         : quantize_gptq(m, &oc, pl, T, &cs, run, spill_dir,
-                                                        &col, run_info, &timing, err);
+                                                        &col, run_info, err);
     if (planned)
         xf_gguf_type_plan_free(&plan);
     double t_quant = xf_now_seconds() - t0;
@@ -959,8 +959,6 @@ int xf_quantize_model(xf_loaded_model *m, const xf_quant_options *o, const xf_qu
             json_object_set(*summary, "calibration", json_object_get(prov, "calibration"));
         json_object_set(*summary, "tensor_stats", col.stats);
         json_object_update(*summary, run_info);
-        if (o->method == XF_METHOD_GPTQ)
-            json_object_set_new(*summary, "timing", xf_gptq_timing_json(&timing));
     }
     xf_model_edit_free(&edit); /* restores m's own tensors */
     xf_online_free(&online);

@@ -18,6 +18,8 @@
 #include "core/error.h"
 #include "core/json_util.h"
 #include "core/limits.h"
+#include "core/mem_info.h"
+#include "core/state_buffer.h"
 #include "core/progress.h"
 #include "core/read_file.h"
 #include "core/sha256.h"
@@ -453,6 +455,62 @@ static void test_error_one_line(void **state)
     assert_string_equal(err.msg, "");
 }
 
+/* A spilled state buffer: the file is invisible (unlinked at once), the
+ * values survive release() (they live in the file), release() takes the
+ * pages out of the resident set, and an unusable directory is one line
+ * naming it. In memory, release() is a no-op. */
+static void test_state_buffer_spill(void **state)
+{
+    (void)state;
+    char *dir = xf_test_tmpdir();
+    assert_non_null(dir);
+    const size_t n = (size_t)4 << 20; /* 16 MiB */
+    xf_state_buffer b;
+    xf_error err = {{0}};
+    assert_int_equal(xf_state_buffer_init(&b, n, dir, "states", &err), 0);
+    assert_true(b.spilled);
+    assert_int_equal(xf_test_dir_entries(dir), 0);
+    for (size_t i = 0; i < n; i++)
+        b.data[i] = (float)i * 0.5f;
+    xf_mem_usage before, after;
+    xf_mem_usage_read(&before);
+    xf_state_buffer_release(&b, 0, n);
+    xf_mem_usage_read(&after);
+    if (before.rss >= 0) /* /proc present: at least 12 of the 16 MiB left the resident set */
+        assert_true(before.rss - after.rss >= (int64_t)12 << 20);
+    for (size_t i = 0; i < n; i += 4099)
+        assert_true(b.data[i] == (float)i * 0.5f);
+    assert_true(b.data[n - 1] == (float)(n - 1) * 0.5f);
+    xf_state_buffer_free(&b);
+
+    assert_int_equal(xf_state_buffer_init(&b, 1000, NULL, "states", &err), 0);
+    assert_false(b.spilled);
+    b.data[999] = 3.0f;
+    xf_state_buffer_release(&b, 0, 1000);
+    assert_true(b.data[999] == 3.0f && b.data[0] == 0.0f);
+    xf_state_buffer_free(&b);
+
+    char missing[4096];
+    snprintf(missing, sizeof missing, "%s/no/such/dir", dir);
+    assert_int_equal(xf_state_buffer_init(&b, 1000, missing, "states", &err), -1);
+    assert_non_null(strstr(err.msg, missing));
+    assert_null(strchr(err.msg, '\n'));
+    xf_test_rmtree(dir);
+    free(dir);
+}
+
+/* MemAvailable and the process's memory figures are read (Linux). */
+static void test_mem_info(void **state)
+{
+    (void)state;
+    if (access("/proc/meminfo", R_OK) != 0)
+        skip();
+    assert_true(xf_mem_available() > 0);
+    xf_mem_usage u;
+    xf_mem_usage_read(&u);
+    assert_true(u.rss > 0 && u.peak_rss >= u.rss && u.rss_anon > 0 && u.rss_anon <= u.rss);
+}
+
 typedef struct route_seen {
     int n_events, n_simple;
     xf_progress_kind kinds[8];
@@ -526,6 +584,7 @@ int main(void)
         cmocka_unit_test(test_sha256_vectors), cmocka_unit_test(test_read_file),
         cmocka_unit_test(test_json_getters),   cmocka_unit_test(test_error_one_line),
         cmocka_unit_test(test_json_file_cap),
+        cmocka_unit_test(test_state_buffer_spill), cmocka_unit_test(test_mem_info),
         cmocka_unit_test(test_progress_route),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

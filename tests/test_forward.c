@@ -789,14 +789,16 @@ static void replace_readers(const xf_model_config *c, xf_dense_layer *dl, xf_lin
  * keep, is computed from the kept MLP input with the replaced gate/up
  * (fc1) weights each time it is read and on resuming; reads repeat
  * byte for byte, in any window order. */
-static void check_stream_resumes(const xf_model_config *c, uint64_t seed)
+static void check_stream_resumes(const xf_model_config *c, uint64_t seed, const char *spill_dir)
 {
     toy *m = toy_build(c, seed);
     const int64_t ns = 3, T = 13, H = c->hidden;
     int32_t *tok = xf_test_random_tokens(ns * T, c->vocab, seed + 1);
     xf_error err = {{0}};
     xf_block_stream bs;
-    assert_int_equal(xf_block_stream_init(&bs, &m->mw, tok, ns, T, true, NULL, "toy", &err), 0);
+    assert_int_equal(xf_block_stream_init(&bs, &m->mw, tok, ns, T, true, spill_dir, "toy", &err),
+                     0);
+    assert_int_equal(bs.h_buf.spilled, spill_dir != NULL);
     xf_workspace ws;
     assert_int_equal(xf_workspace_init(&ws, c, T, "toy", &err), 0);
     float *h_ref = malloc((size_t)(ns * T * H) * sizeof *h_ref);
@@ -872,15 +874,22 @@ static void test_stream_resumes(void **state)
 {
     (void)state;
     xf_model_config c = cfg_llama(4, 2, 8, false);
-    check_stream_resumes(&c, 80);
+    check_stream_resumes(&c, 80, NULL);
+    /* the same with the states spilled to a file: the same bytes */
+    char *dir = xf_test_tmpdir();
+    assert_non_null(dir);
+    check_stream_resumes(&c, 80, dir);
+    assert_int_equal(xf_test_dir_entries(dir), 0); /* the spill file is gone */
+    xf_test_rmtree(dir);
+    free(dir);
     c = cfg_qwen2();
-    check_stream_resumes(&c, 81);
+    check_stream_resumes(&c, 81, NULL);
     c = cfg_opt(true);
-    check_stream_resumes(&c, 82);
+    check_stream_resumes(&c, 82, NULL);
     c = cfg_opt(false);
-    check_stream_resumes(&c, 83);
+    check_stream_resumes(&c, 83, NULL);
     c = cfg_gpt2();
-    check_stream_resumes(&c, 84);
+    check_stream_resumes(&c, 84, NULL);
 }
 
 static int stop_hook(void *user, int layer, xf_linear_role role, float *x, int64_t rows,

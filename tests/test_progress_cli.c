@@ -273,7 +273,9 @@ static void test_gptq_progress_json_shared(void **state)
     assert_non_null(j);
     const json_t *tm = json_object_get(j, "timing");
     assert_true(json_is_object(tm));
-    assert_int_equal(json_object_size(tm), 4);
+    assert_int_equal(json_object_size(tm), 6);
+    assert_int_equal(integer(tm, "blocks"), BLOCKS);
+    assert_true(num(tm, "checkpoint_s") > 0); /* checkpoints are on by default */
     const char *keys[] = {"forward_s", "hessian_s", "solve_s"};
     const double ev_vals[] = {fw, hs, sv};
     for (int k = 0; k < 3; k++) {
