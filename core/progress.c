@@ -105,9 +105,7 @@ void xf_progress_emit(xf_progress *p, const xf_progress_info *ev)
     e.elapsed_s = xf_now_seconds() - p->t_start;
     xf_mem_usage mem;
     xf_mem_usage_read(&mem);
-    /* two reads of /proc/self/status: the resident set may have grown
-     * past the peak read just before it */
-    e.peak_rss_bytes = mem.peak_rss >= 0 && mem.rss > mem.peak_rss ? mem.rss : mem.peak_rss;
+    e.peak_rss_bytes = mem.peak_rss; /* one read: at least mem.rss */
     e.rss_bytes = mem.rss;
     if (!p->started && e.kind != XF_PEV_START) {
         xf_progress_info s = xf_progress_info_blank(XF_PEV_START);
