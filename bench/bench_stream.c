@@ -36,7 +36,8 @@ int main(int argc, char **argv)
     xf_block_stream bs;
     int rc = xf_calib_windows_load(&cs, &m, &src, NULL, &err);
     if (rc == 0)
-        rc = xf_block_stream_init(&bs, &m.weights, cs.tokens, ns, T, false, NULL, m.path, &err);
+        rc = xf_block_stream_init(&bs, &m.weights, cs.tokens, ns, T, XF_STREAM_KEEP_NONE, NULL,
+                                  m.path, &err);
     double t0 = xf_now_seconds();
     for (int64_t l = 0; l < blocks && rc == 0; l++) {
         xf_dense_layer dl;

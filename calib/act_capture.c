@@ -55,7 +55,8 @@ static int run_stream(capture *c, const xf_model_weights *mw, const int32_t *tok
 {
     const xf_model_config *cfg = &mw->cfg;
     xf_block_stream bs;
-    if (xf_block_stream_init(&bs, mw, tokens, nsamples, T, false, NULL, cfg->model_type, err) != 0)
+    if (xf_block_stream_init(&bs, mw, tokens, nsamples, T, XF_STREAM_KEEP_NONE, NULL,
+                             cfg->model_type, err) != 0)
         return -1;
     const xf_forward_hooks hooks = {.user = c, .on_linear_input = on_input};
     xf_progress prog;

@@ -5,12 +5,13 @@
 #include <string.h>
 
 /* The widest input a resumable stream keeps per window: every input but
- * down's, which is recomputed from the MLP input (block_stream.h). */
-static int64_t widest_kept_input(const xf_model_config *cfg)
+ * down's, which is recomputed from the MLP input (block_stream.h), unless
+ * the stream keeps that one too. */
+static int64_t widest_kept_input(const xf_model_config *cfg, bool keep_down)
 {
     int64_t w = 0;
     for (int in = 0; in < XF_IN_COUNT; in++) {
-        if (in == XF_IN_DOWN)
+        if (in == XF_IN_DOWN && !keep_down)
             continue;
         int64_t c = xf_lin_input_width(cfg, (xf_lin_input)in);
         w = c > w ? c : w;
@@ -40,7 +41,7 @@ static int alloc_states(xf_block_stream *bs, bool resumable, const char *spill_d
 }
 
 static int init_shape(xf_block_stream *bs, const xf_model_config *cfg, int64_t nsamples,
-                      int64_t T, bool resumable, const char *spill_dir, const char *what,
+                      int64_t T, xf_stream_keep keep, const char *spill_dir, const char *what,
                       xf_error *err)
 {
     memset(bs, 0, sizeof *bs);
@@ -51,7 +52,8 @@ static int init_shape(xf_block_stream *bs, const xf_model_config *cfg, int64_t n
     bs->ns = nsamples;
     bs->T = T;
     bs->hidden = cfg->hidden;
-    bs->keep_in = widest_kept_input(cfg);
+    bs->keep_down = keep == XF_STREAM_KEEP_ALL;
+    bs->keep_in = widest_kept_input(cfg, bs->keep_down);
     bs->at = XF_AT_START;
     bs->touched = -1;
     if (spill_dir && !(bs->spill_dir = strdup(spill_dir)))
@@ -60,7 +62,7 @@ static int init_shape(xf_block_stream *bs, const xf_model_config *cfg, int64_t n
         xf_block_stream_free(bs);
         return -1;
     }
-    if (alloc_states(bs, resumable, spill_dir, what, err) != 0) {
+    if (alloc_states(bs, keep != XF_STREAM_KEEP_NONE, spill_dir, what, err) != 0) {
         xf_block_stream_free(bs);
         return -1;
     }
@@ -68,10 +70,10 @@ static int init_shape(xf_block_stream *bs, const xf_model_config *cfg, int64_t n
 }
 
 int xf_block_stream_init(xf_block_stream *bs, const xf_model_weights *mw, const int32_t *tokens,
-                         int64_t nsamples, int64_t T, bool resumable, const char *spill_dir,
-                         const char *what, xf_error *err)
+                         int64_t nsamples, int64_t T, xf_stream_keep keep,
+                         const char *spill_dir, const char *what, xf_error *err)
 {
-    if (init_shape(bs, &mw->cfg, nsamples, T, resumable, spill_dir, what, err) != 0)
+    if (init_shape(bs, &mw->cfg, nsamples, T, keep, spill_dir, what, err) != 0)
         return -1;
     for (int64_t s = 0; s < nsamples; s++) {
         if (xf_forward_embed(&bs->ws, mw, tokens + s * T, T, bs->h + (size_t)(s * T * bs->hidden),
@@ -86,7 +88,10 @@ int xf_block_stream_init(xf_block_stream *bs, const xf_model_weights *mw, const 
 
 int xf_block_stream_copy(xf_block_stream *dst, const xf_block_stream *src, xf_error *err)
 {
-    if (init_shape(dst, &src->ws.cfg, src->ns, src->T, src->pending != NULL,
+    const xf_stream_keep keep = !src->pending ? XF_STREAM_KEEP_NONE
+                                : src->keep_down ? XF_STREAM_KEEP_ALL
+                                                 : XF_STREAM_KEEP_NARROW;
+    if (init_shape(dst, &src->ws.cfg, src->ns, src->T, keep,
                    src->h_buf.spilled ? src->spill_dir : NULL, src->ws.cfg.model_type, err) != 0)
         return -1;
     const size_t win = (size_t)(src->T * src->hidden), pwin = (size_t)(src->T * src->keep_in);
@@ -147,10 +152,11 @@ static int check_run(const xf_block_stream *bs, const xf_dense_layer *dl, xf_lay
 }
 
 /* The point whose input a resumable stream keeps while it stands at `at`:
- * at the down input, the MLP input it is computed from. */
+ * at the down input, the MLP input it is computed from (unless the stream
+ * keeps the down input itself). */
 static xf_layer_point kept_point(const xf_block_stream *bs, xf_layer_point at)
 {
-    return bs->pending && at == XF_AT_DOWN ? XF_AT_MLP : at;
+    return bs->pending && !bs->keep_down && at == XF_AT_DOWN ? XF_AT_MLP : at;
 }
 
 /* One window from the kept point of `from` to the kept point of `to`, its
@@ -227,7 +233,7 @@ int xf_block_stream_input(xf_block_stream *bs, const xf_dense_layer *dl,
     if (bs->touched >= 0 && bs->touched != s) /* the previous *x is no longer valid */
         release_window(bs, bs->touched);
     bs->touched = s;
-    if (bs->at != XF_AT_DOWN) {
+    if (bs->at != XF_AT_DOWN || bs->keep_down) {
         xf_forward_pending_input(&bs->ws, bs->at, cols);
         *x = pending_slot(bs, s);
         return 0;

@@ -14,7 +14,7 @@
  * the MLP input, and so on. The pending input of each window is readable
  * at the stop.
  *
- * Memory: besides h, a resumable stream keeps one input per window, no
+ * Memory (XF_STREAM_KEEP_NARROW): besides h, a resumable stream keeps one input per window, no
  * wider than the widest of the q/k/v, o and MLP inputs ([nsamples, T,
  * keep_in] fp32: hidden, or n_heads * head_dim where that is wider). The
  * down input (the MLP's intermediate width, 2.7x hidden in Llamas) is not
@@ -26,6 +26,9 @@
  * window and block (attention is never recomputed) and saves [nsamples,
  * T, intermediate - keep_in] fp32; the values are the same bytes, as each
  * computation is the same operations on the same values.
+ * XF_STREAM_KEEP_ALL keeps the down input too ([nsamples, T, max(hidden,
+ * n_heads * head_dim, intermediate)] fp32): nothing is recomputed, for
+ * runs whose memory allows it (pipeline/gptq_memory.h); the same bytes.
  *
  *   xf_block_stream bs;
  *   xf_block_stream_init(&bs, mw, tokens, nsamples, T, true, "gptq", err);
@@ -54,13 +57,22 @@
 #include "core/state_buffer.h"
 #include "model/forward.h"
 
+/* What a stream keeps between runs (the comment above). */
+typedef enum xf_stream_keep {
+    XF_STREAM_KEEP_NONE = 0, /* h only: not resumable inside a block */
+    XF_STREAM_KEEP_NARROW,   /* resumable; the down input recomputed from the MLP input */
+    XF_STREAM_KEEP_ALL,      /* resumable; every pending input kept, the down input too */
+} xf_stream_keep;
+
 typedef struct xf_block_stream {
     xf_workspace ws;
     int64_t ns, T, hidden;
     float *h;           /* [ns, T, hidden]: at `at` of block `layer` */
     float *pending;     /* [ns, T, keep_in] each window's kept input (at the down input:
                            the MLP input); NULL: not resumable */
-    int64_t keep_in;    /* widest kept input: every linear input but down's */
+    int64_t keep_in;    /* widest kept input: every linear input but down's (and down's
+                           with keep_down) */
+    bool keep_down;     /* XF_STREAM_KEEP_ALL */
     int layer;          /* the block in progress (at START: the next one to run) */
     xf_layer_point at;  /* where every window stands in it; never XF_AT_END */
     xf_state_buffer h_buf, pending_buf; /* the storage of h and pending */
@@ -69,17 +81,17 @@ typedef struct xf_block_stream {
 } xf_block_stream;
 
 /* Embeds windows 0..nsamples-1 of tokens ([nsamples, T], contiguous) at
- * positions 0..T-1; the stream then stands before block 0. `resumable`:
- * keep the pending inputs, so that runs may stop at an input and resume;
- * a stream that is not may still stop at an input (the statistics stop at
- * the last block's down input), but not resume from it. spill_dir: NULL
+ * positions 0..T-1; the stream then stands before block 0. keep (not
+ * NONE): keep the pending inputs, so that runs may stop at an input and
+ * resume; a stream that does not may still stop at an input (the
+ * statistics stop at the last block's down input), but not resume from it. spill_dir: NULL
  * keeps the states in memory; a directory puts them in a spill file there
  * (core/state_buffer.h), each window's pages leaving the resident set as
  * soon as the stream is done with it; the numbers are the same. `what`
  * names the model in errors. */
 int xf_block_stream_init(xf_block_stream *bs, const xf_model_weights *mw, const int32_t *tokens,
-                         int64_t nsamples, int64_t T, bool resumable, const char *spill_dir,
-                         const char *what, xf_error *err);
+                         int64_t nsamples, int64_t T, xf_stream_keep keep,
+                         const char *spill_dir, const char *what, xf_error *err);
 /* A second stream standing where src stands, with the same hidden states
  * (GPTQv2's full-precision stream starts as a copy of the quantized one),
  * spilled where src is. */

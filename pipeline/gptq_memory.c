@@ -42,11 +42,11 @@ static int64_t work_bytes(const xf_model_config *c, int64_t T)
 }
 
 /* Widest input the resumable stream keeps per token (block_stream.h). */
-static int64_t kept_width(const xf_model_config *c)
+static int64_t kept_width(const xf_model_config *c, bool keep_down)
 {
     int64_t w = 0;
     for (int in = 0; in < XF_IN_COUNT; in++)
-        if (in != XF_IN_DOWN)
+        if (in != XF_IN_DOWN || keep_down)
             w = max64(w, xf_lin_input_width(c, (xf_lin_input)in));
     return w;
 }
@@ -71,8 +71,9 @@ int xf_gptq_memory_plan(const xf_model_config *cfg, const xf_quant_options *o,
     const double bpw = o->gguf ? 8.5 : (double)o->grid.bits + 24.0 / group;
     m->packed = (int64_t)((double)quantized_params * bpw / 8.0);
     m->work = work_bytes(cfg, T);
-    const int64_t per_token = 4 * (cfg->hidden + kept_width(cfg)) * streams;
+    const int64_t per_token = 4 * (cfg->hidden + kept_width(cfg, false)) * streams;
     m->states = nsamples * T * per_token;
+    m->states_all = nsamples * T * 4 * (cfg->hidden + kept_width(cfg, true)) * streams;
     m->spill_window = 2 * T * per_token; /* the window in use and the one released last */
     m->fixed = m->block + m->solve + m->head + m->packed + m->work;
     if (max_memory == 0) {
@@ -86,7 +87,12 @@ int xf_gptq_memory_plan(const xf_model_config *cfg, const xf_quant_options *o,
     } else {
         m->budget = max_memory;
     }
-    if (m->budget < 0 || m->fixed + m->states <= m->budget) {
+    if (m->budget < 0 || m->fixed + m->states_all <= m->budget) {
+        m->keep_down = true;
+        m->planned = m->fixed + m->states_all;
+        return 0;
+    }
+    if (m->fixed + m->states <= m->budget) {
         m->planned = m->fixed + m->states;
         return 0;
     }
@@ -105,10 +111,11 @@ int xf_gptq_memory_plan(const xf_model_config *cfg, const xf_quant_options *o,
 
 json_t *xf_gptq_memory_to_json(const xf_gptq_memory *m)
 {
-    return json_pack("{s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:I}", "bound",
+    return json_pack("{s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:I}", "bound",
                      (json_int_t)m->budget, "bound_default", m->budget_default, "block",
                      (json_int_t)m->block, "solve", (json_int_t)m->solve, "head",
                      (json_int_t)m->head, "quantized", (json_int_t)m->packed, "work",
-                     (json_int_t)m->work, "states", (json_int_t)m->states, "spilled", m->spill,
-                     "planned", (json_int_t)m->planned);
+                     (json_int_t)m->work, "states",
+                     (json_int_t)(m->keep_down ? m->states_all : m->states), "down_input_kept",
+                     m->keep_down, "spilled", m->spill, "planned", (json_int_t)m->planned);
 }

@@ -13,7 +13,12 @@
  *   packed   the quantized tensors collected until the file is written
  *   work     the forward's per-window workspace, plus a fixed margin
  *   states   the calibration stream: nsamples·seqlen·(hidden + widest kept
- *            input) fp32 (model/block_stream.h; x2 with --gptq-v2)
+ *            input) fp32 (model/block_stream.h; x2 with --gptq-v2). Where
+ *            the bound allows, the stream keeps every input, the down
+ *            input (the MLP's width) too, and computes nothing twice;
+ *            otherwise it keeps the narrower inputs and recomputes the down
+ *            input from the MLP input (gate/up once more per window and
+ *            block); otherwise the narrow states are spilled.
  * Not counted: the model's own weights, which stay memory-mapped from its
  * files (file-backed pages the kernel can drop and re-read), and a spill
  * file's pages (page cache, written back and freed under pressure). */
@@ -32,8 +37,10 @@ typedef struct xf_gptq_memory {
     int64_t budget;                 /* the bound in bytes; < 0: none */
     bool budget_default;            /* 80 % of MemAvailable */
     int64_t block, solve, head, packed, work, states, spill_window;
+    int64_t states_all;             /* the states keeping the down input too */
     int64_t fixed;                  /* everything but the states */
-    bool spill;                     /* the states go to a spill file */
+    bool keep_down;                 /* the states are states_all (in memory) */
+    bool spill;                     /* the (narrow) states go to a spill file */
     int64_t planned;                /* fixed + states (in memory) or + spill_window */
 } xf_gptq_memory;
 

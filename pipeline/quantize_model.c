@@ -408,6 +408,12 @@ out_nohess:
  * transforms: the Hessians see what the quantized linears will read, as in
  * QuaRot), and for GPTQv2 the full-precision model beside it (online
  * transforms only). */
+/* Where the quantized stream keeps its states (the memory plan's choice). */
+typedef struct stream_place {
+    xf_stream_keep keep;
+    char *spill_dir; /* NULL: in memory */
+} stream_place;
+
 typedef struct gptq_streams {
     xf_block_stream q, fp;
     bool v2;
@@ -426,7 +432,7 @@ static void gptq_streams_free(gptq_streams *st)
 
 static int gptq_streams_init(gptq_streams *st, const xf_loaded_model *m,
                              const xf_quant_options *o, const xf_calib_set *calib, int64_t T,
-                             const char *spill_dir, xf_error *err)
+                             xf_stream_keep keep, const char *spill_dir, xf_error *err)
 {
     memset(st, 0, sizeof *st);
     st->v2 = o->gptq_v2;
@@ -438,7 +444,7 @@ static int gptq_streams_init(gptq_streams *st, const xf_loaded_model *m,
         return -1;
     st->hq = xf_act_scheme_needs_hooks(&o->act) ? &st->ah_q.hooks : NULL;
     st->hf = xf_act_scheme_needs_hooks(&fp_scheme) ? &st->ah_fp.hooks : NULL;
-    if (xf_block_stream_init(&st->q, &m->weights, calib->tokens, calib->nsamples, T, true,
+    if (xf_block_stream_init(&st->q, &m->weights, calib->tokens, calib->nsamples, T, keep,
                              spill_dir, m->path, err) != 0)
         return -1;
     if (st->v2 && xf_block_stream_copy(&st->fp, &st->q, err) != 0) {
@@ -619,7 +625,7 @@ static int gptq_resume_point(const xf_gptq_checkpoint *ck, const xf_quant_run *r
  * same inputs, same bytes). */
 static int quantize_gptq(xf_loaded_model *m, const xf_quant_options *o,
                          const xf_gguf_type_plan *plan, int64_t T, const xf_calib_set *calib,
-                         const xf_quant_run *run, const char *spill_dir,
+                         const xf_quant_run *run, const stream_place *place,
                          xf_quant_collector *col, json_t *summary_extra, xf_error *err)
 {
     const xf_model_weights *mw = &m->weights;
@@ -633,7 +639,7 @@ static int quantize_gptq(xf_loaded_model *m, const xf_quant_options *o,
     xf_gptq_progress gp;
     xf_gptq_progress_begin(&gp, cfg, n_blocks, calib->nsamples, T, o->gptq_v2 ? 2 : 1, head);
     gptq_streams st;
-    if (gptq_streams_init(&st, m, o, calib, T, spill_dir, err) != 0) {
+    if (gptq_streams_init(&st, m, o, calib, T, place->keep, place->spill_dir, err) != 0) {
         xf_act_hooks_free(&st.ah_q);
         xf_act_hooks_free(&st.ah_fp);
         xf_gptq_progress_end(&gp);
@@ -823,13 +829,15 @@ static char *dir_of(const char *path)
 }
 
 /* GPTQ's memory plan (pipeline/gptq_memory.h) against the run's bound,
- * before any work: where the calibration states go (*spill_dir: NULL in
- * memory, else a malloc'd directory), recorded in the summary. */
+ * before any work: what the calibration stream keeps and where
+ * (place->spill_dir: NULL in memory, else a malloc'd directory), recorded
+ * in the summary. */
 static int plan_memory(const xf_loaded_model *m, const xf_quant_options *o, int64_t T,
-                       const xf_quant_run *run, const char *out_path, char **spill_dir,
+                       const xf_quant_run *run, const char *out_path, stream_place *place,
                        json_t *summary_extra, xf_error *err)
 {
-    *spill_dir = NULL;
+    place->spill_dir = NULL;
+    place->keep = XF_STREAM_KEEP_NARROW;
     const xf_model_config *cfg = &m->cfg;
     if (o->max_blocks > cfg->n_layers)
         return xf_fail(err, "--max-blocks %lld: %s has %lld blocks", (long long)o->max_blocks,
@@ -846,12 +854,18 @@ static int plan_memory(const xf_loaded_model *m, const xf_quant_options *o, int6
     json_object_set_new(summary_extra, "memory", xf_gptq_memory_to_json(&mem));
     xf_log_info("memory plan: %.2f GiB planned (calibration states %.2f GiB %s) of a %.2f GiB "
                 "bound",
-                (double)mem.planned / (1u << 30), (double)mem.states / (1u << 30),
-                mem.spill ? "spilled to disk" : "in memory", (double)mem.budget / (1u << 30));
+                (double)mem.planned / (1u << 30),
+                (double)(mem.keep_down ? mem.states_all : mem.states) / (1u << 30),
+                mem.spill       ? "spilled to disk"
+                : mem.keep_down ? "in memory, every input kept"
+                                : "in memory, the down input recomputed",
+                (double)mem.budget / (1u << 30));
+    if (mem.keep_down)
+        place->keep = XF_STREAM_KEEP_ALL;
     if (!mem.spill)
         return 0;
-    *spill_dir = run->spill_dir ? strdup(run->spill_dir) : dir_of(out_path);
-    return *spill_dir ? 0 : xf_fail(err, "out of memory");
+    place->spill_dir = run->spill_dir ? strdup(run->spill_dir) : dir_of(out_path);
+    return place->spill_dir ? 0 : xf_fail(err, "out of memory");
 }
 
 int xf_quantize_model(xf_loaded_model *m, const xf_quant_options *o, const xf_quant_run *run,
@@ -894,11 +908,11 @@ int xf_quantize_model(xf_loaded_model *m, const xf_quant_options *o, const xf_qu
     xf_online_init(&online);
     json_t *extra = json_object(); /* the recipe's "smooth" and "rotation" */
     json_t *run_info = json_object(); /* the summary's "memory", "resumed_at_block" ... */
-    char *spill_dir = NULL;
+    stream_place place = {XF_STREAM_KEEP_NARROW, NULL};
     double t0 = xf_now_seconds();
     int rc = check_options(o, err);
     if (rc == 0 && o->method == XF_METHOD_GPTQ)
-        rc = plan_memory(m, o, T, run, out_path, &spill_dir, run_info, err);
+        rc = plan_memory(m, o, T, run, out_path, &place, run_info, err);
     if (rc == 0)
         rc = check_scheme_fits(&o->act, cfg, m->path, err);
     if (rc == 0 && o->rotate != XF_ROTATE_NONE)
@@ -931,7 +945,7 @@ int xf_quantize_model(xf_loaded_model *m, const xf_quant_options *o, const xf_qu
     const xf_gguf_type_plan *pl = planned && rc == 0 ? &plan : NULL;
     if (rc == 0)
         rc = o->method == XF_METHOD_RTN ? quantize_rtn(m, &oc, pl, &col, err)
-                                        : quantize_gptq(m, &oc, pl, T, &cs, run, spill_dir,
+                                        : quantize_gptq(m, &oc, pl, T, &cs, run, &place,
                                                         &col, run_info, err);
     if (planned)
         xf_gguf_type_plan_free(&plan);
@@ -964,7 +978,7 @@ int xf_quantize_model(xf_loaded_model *m, const xf_quant_options *o, const xf_qu
     xf_online_free(&online);
     json_decref(extra);
     json_decref(run_info);
-    free(spill_dir);
+    free(place.spill_dir);
     xf_calib_set_free(&cs);
     xf_quant_collector_free(&col);
     json_decref(recipe);

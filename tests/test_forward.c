@@ -789,15 +789,15 @@ static void replace_readers(const xf_model_config *c, xf_dense_layer *dl, xf_lin
  * keep, is computed from the kept MLP input with the replaced gate/up
  * (fc1) weights each time it is read and on resuming; reads repeat
  * byte for byte, in any window order. */
-static void check_stream_resumes(const xf_model_config *c, uint64_t seed, const char *spill_dir)
+static void check_stream_resumes(const xf_model_config *c, uint64_t seed, const char *spill_dir,
+                                 xf_stream_keep keep)
 {
     toy *m = toy_build(c, seed);
     const int64_t ns = 3, T = 13, H = c->hidden;
     int32_t *tok = xf_test_random_tokens(ns * T, c->vocab, seed + 1);
     xf_error err = {{0}};
     xf_block_stream bs;
-    assert_int_equal(xf_block_stream_init(&bs, &m->mw, tok, ns, T, true, spill_dir, "toy", &err),
-                     0);
+    assert_int_equal(xf_block_stream_init(&bs, &m->mw, tok, ns, T, keep, spill_dir, "toy", &err), 0);
     assert_int_equal(bs.h_buf.spilled, spill_dir != NULL);
     xf_workspace ws;
     assert_int_equal(xf_workspace_init(&ws, c, T, "toy", &err), 0);
@@ -810,8 +810,12 @@ static void check_stream_resumes(const xf_model_config *c, uint64_t seed, const 
         if (xf_lin_input_width(c, (xf_lin_input)in) > widest)
             widest = xf_lin_input_width(c, (xf_lin_input)in);
     assert_true(c->intermediate > H && widest == c->intermediate);
-    assert_int_equal(bs.keep_in, xf_lin_input_width(c, XF_IN_O) > H ? xf_lin_input_width(c, XF_IN_O)
-                                                                     : H);
+    if (keep == XF_STREAM_KEEP_ALL)
+        assert_int_equal(bs.keep_in, widest);
+    else
+        assert_int_equal(bs.keep_in, xf_lin_input_width(c, XF_IN_O) > H
+                                         ? xf_lin_input_width(c, XF_IN_O)
+                                         : H);
     float *x_ref = malloc((size_t)(T * widest) * sizeof *x_ref);
     assert_true(h_ref && tmp && x_ref);
     for (int64_t s = 0; s < ns; s++)
@@ -874,22 +878,26 @@ static void test_stream_resumes(void **state)
 {
     (void)state;
     xf_model_config c = cfg_llama(4, 2, 8, false);
-    check_stream_resumes(&c, 80, NULL);
+    check_stream_resumes(&c, 80, NULL, XF_STREAM_KEEP_NARROW);
+    /* keeping the down input instead of recomputing it: the same bytes */
+    check_stream_resumes(&c, 80, NULL, XF_STREAM_KEEP_ALL);
     /* the same with the states spilled to a file: the same bytes */
     char *dir = xf_test_tmpdir();
     assert_non_null(dir);
-    check_stream_resumes(&c, 80, dir);
+    check_stream_resumes(&c, 80, dir, XF_STREAM_KEEP_NARROW);
+    check_stream_resumes(&c, 80, dir, XF_STREAM_KEEP_ALL);
     assert_int_equal(xf_test_dir_entries(dir), 0); /* the spill file is gone */
     xf_test_rmtree(dir);
     free(dir);
     c = cfg_qwen2();
-    check_stream_resumes(&c, 81, NULL);
+    check_stream_resumes(&c, 81, NULL, XF_STREAM_KEEP_NARROW);
     c = cfg_opt(true);
-    check_stream_resumes(&c, 82, NULL);
+    check_stream_resumes(&c, 82, NULL, XF_STREAM_KEEP_NARROW);
     c = cfg_opt(false);
-    check_stream_resumes(&c, 83, NULL);
+    check_stream_resumes(&c, 83, NULL, XF_STREAM_KEEP_NARROW);
     c = cfg_gpt2();
-    check_stream_resumes(&c, 84, NULL);
+    check_stream_resumes(&c, 84, NULL, XF_STREAM_KEEP_NARROW);
+    check_stream_resumes(&c, 84, NULL, XF_STREAM_KEEP_ALL);
 }
 
 static int stop_hook(void *user, int layer, xf_linear_role role, float *x, int64_t rows,
@@ -913,9 +921,11 @@ static void test_stream_errors(void **state)
     const xf_forward_hooks stop = {.on_linear_input = stop_hook}, stop_early = stop;
     assert_int_equal(xf_dense_layer_init(&d0, &m->mw, 0, &err), 0);
     assert_int_equal(xf_dense_layer_init(&d1, &m->mw, 1, &err), 0);
-    assert_int_equal(xf_block_stream_init(&bs, &m->mw, tok, 0, T, true, NULL, "toy", &err), -1);
+    assert_int_equal(
+        xf_block_stream_init(&bs, &m->mw, tok, 0, T, XF_STREAM_KEEP_NARROW, NULL, "toy", &err), -1);
     assert_non_null(strstr(err.msg, "toy"));
-    assert_int_equal(xf_block_stream_init(&bs, &m->mw, tok, 2, T, true, NULL, "toy", &err), 0);
+    assert_int_equal(
+        xf_block_stream_init(&bs, &m->mw, tok, 2, T, XF_STREAM_KEEP_NARROW, NULL, "toy", &err), 0);
     const float *xa, *xb;
     assert_int_equal(xf_block_stream_input(&bs, &d0, NULL, 0, &xa, &cols, &err), -1);
     assert_non_null(strstr(err.msg, "no linear input"));
@@ -957,7 +967,8 @@ static void test_stream_errors(void **state)
     assert_non_null(strstr(err.msg, "stopped"));
     xf_block_stream_free(&bs);
     /* a stream that is not resumable may stop at an input, not resume */
-    assert_int_equal(xf_block_stream_init(&bs, &m->mw, tok, 2, T, false, NULL, "toy", &err), 0);
+    assert_int_equal(
+        xf_block_stream_init(&bs, &m->mw, tok, 2, T, XF_STREAM_KEEP_NONE, NULL, "toy", &err), 0);
     assert_int_equal(xf_block_stream_input(&bs, &d0, NULL, 0, &xa, &cols, &err), -1);
     assert_int_equal(xf_block_stream_run(&bs, &d0, XF_AT_QKV, NULL, &err), 0);
     assert_int_equal(xf_block_stream_input(&bs, &d0, NULL, 0, &xa, &cols, &err), -1);

@@ -57,7 +57,8 @@ static int run_stream(xf_act_absmax *a, const xf_model_weights *mw, const int32_
                       int64_t nsamples, int64_t T, xf_error *err)
 {
     xf_block_stream bs;
-    if (xf_block_stream_init(&bs, mw, tokens, nsamples, T, false, NULL, "activation maxima", err) != 0)
+    if (xf_block_stream_init(&bs, mw, tokens, nsamples, T, XF_STREAM_KEEP_NONE, NULL,
+                             "activation maxima", err) != 0)
         return -1;
     absmax_ctx ctx = {a};
     const xf_forward_hooks hooks = {.user = &ctx, .on_linear_input = absmax_hook};

@@ -51,8 +51,8 @@ static int take_inputs(const capture *c, xf_block_stream *bs, const xf_dense_lay
 static int capture_inputs(capture *c, xf_runner *r, const int32_t *tokens, xf_error *err)
 {
     xf_block_stream bs;
-    if (xf_block_stream_init(&bs, r->mw, tokens, c->windows, c->T, true, NULL, "learned rotation",
-                             err) != 0)
+    if (xf_block_stream_init(&bs, r->mw, tokens, c->windows, c->T, XF_STREAM_KEEP_NARROW, NULL,
+                             "learned rotation", err) != 0)
         return -1;
     int rc = 0;
     for (int64_t l = 0; l < c->layers && rc == 0; l++) {

@@ -50,7 +50,8 @@ static int capture_blocks(const xf_model_weights *mw, const int32_t *tokens,
                           const xf_forward_hooks *hooks, o_capture *c, xf_error *err)
 {
     xf_block_stream bs;
-    if (xf_block_stream_init(&bs, mw, tokens, c->windows, c->T, true, NULL, "learned R2", err) != 0)
+    if (xf_block_stream_init(&bs, mw, tokens, c->windows, c->T, XF_STREAM_KEEP_NARROW, NULL,
+                             "learned R2", err) != 0)
         return -1;
     int rc = 0;
     for (int64_t l = 0; l < c->layers && rc == 0; l++) {
