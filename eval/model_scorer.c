@@ -14,6 +14,13 @@ static int runner_logits(void *user, const int32_t *tokens, int64_t T, float *lo
     return rc == 0 ? 0 : (rc < 0 ? -1 : xf_fail(err, "forward pass stopped by a hook"));
 }
 
+static int runner_windows(void *user, const int32_t *tokens, int64_t n, int64_t T,
+                          int64_t first_row, float *logits, xf_error *err)
+{
+    xf_model_scorer *ms = user;
+    return xf_runner_forward_windows(&ms->runner, tokens, n, T, first_row, logits, err);
+}
+
 /* ms->online is set up by the caller (or all off). */
 static int scorer_start(xf_model_scorer *ms, const xf_model_weights *mw,
                         const xf_act_scheme *scheme, int64_t max_T, xf_error *err)
@@ -32,6 +39,12 @@ static int scorer_start(xf_model_scorer *ms, const xf_model_weights *mw,
     ms->scorer.fn = runner_logits;
     ms->scorer.user = ms;
     ms->scorer.vocab = mw->cfg.vocab;
+    if (!ms->hooked) {
+        /* the plain forward runs one window per thread (hooks keep state
+         * of their own and stay one window at a time) */
+        ms->scorer.windows_fn = runner_windows;
+        ms->scorer.max_windows = 0; /* as many as threads at the time of the run */
+    }
     return 0;
 }
 
