@@ -185,30 +185,41 @@ int xf_runner_forward_windows(xf_runner *r, const int32_t *tokens, int64_t n, in
      * bytes must not depend on the thread count */
     xf_threads_saved saved;
     xf_threads_push_blas(1, &saved);
-    int64_t failed = n; /* the first failing window: its error is reported */
-    xf_error first = {{0}};
+    /* each thread keeps its first failure (its windows come in increasing
+     * order); the first failing window overall is reported */
+    int64_t *failed = malloc((size_t)threads * sizeof *failed);
+    xf_error *errs = calloc((size_t)threads, sizeof *errs);
+    if (!failed || !errs) {
+        free(failed);
+        free(errs);
+        xf_threads_pop(&saved);
+        return xf_fail(err, "%s: out of memory", r->mw->cfg.model_type);
+    }
+    for (int t = 0; t < threads; t++)
+        failed[t] = n;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
     for (int64_t w = 0; w < n; w++) {
         const int tid = omp_get_thread_num();
-        xf_error e = {0};
+        if (failed[tid] < n)
+            continue;
         /* thread 0 on the runner's own scratch, the others on slots */
         xf_workspace *ws = tid == 0 ? &r->ws : &r->slots[tid - 1].ws;
         float *h = tid == 0 ? r->h : r->slots[tid - 1].h;
         if (window_forward(r, ws, h, tokens + w * T, T, first_row, logits + (size_t)w * per,
-                           &e) != 0) {
-#pragma omp critical(xf_runner_windows_err)
-            if (w < failed) {
-                failed = w;
-                first = e;
-            }
-        }
+                           &errs[tid]) != 0)
+            failed[tid] = w;
     }
     xf_threads_pop(&saved);
-    if (failed == n)
-        return 0;
-    if (err)
-        *err = first;
-    return -1;
+    int first = 0;
+    for (int t = 1; t < threads; t++)
+        if (failed[t] < failed[first])
+            first = t;
+    const int rc = failed[first] < n ? -1 : 0;
+    if (rc != 0 && err)
+        *err = errs[first];
+    free(failed);
+    free(errs);
+    return rc;
 }
 
 xf_dense_layer *xf_runner_cached_layer(xf_runner *r, int l)
