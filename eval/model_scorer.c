@@ -14,6 +14,21 @@ static int runner_logits(void *user, const int32_t *tokens, int64_t T, float *lo
     return rc == 0 ? 0 : (rc < 0 ? -1 : xf_fail(err, "forward pass stopped by a hook"));
 }
 
+static int runner_windows(void *user, const int32_t *tokens, int64_t n, int64_t T,
+                          int64_t first_row, float *logits, xf_error *err)
+{
+    xf_model_scorer *ms = user;
+    return xf_runner_forward_windows(&ms->runner, tokens, n, T, first_row, logits, err);
+}
+
+/* Windows side by side (one per thread, single-threaded products) pay
+ * where a window's products are too small for OpenBLAS's threads: on 2
+ * cores novels-5m (hidden 256) ran 1.8x faster that way, while the 1B
+ * model (hidden 2048) ran slower than with threaded products
+ * (docs/performance.md, "Forward pass against llama.cpp"). Above this
+ * width the windows run one at a time with threaded products. */
+#define SIDE_BY_SIDE_MAX_HIDDEN 1024
+
 /* ms->online is set up by the caller (or all off). */
 static int scorer_start(xf_model_scorer *ms, const xf_model_weights *mw,
                         const xf_act_scheme *scheme, int64_t max_T, xf_error *err)
@@ -32,6 +47,12 @@ static int scorer_start(xf_model_scorer *ms, const xf_model_weights *mw,
     ms->scorer.fn = runner_logits;
     ms->scorer.user = ms;
     ms->scorer.vocab = mw->cfg.vocab;
+    if (!ms->hooked && mw->cfg.hidden <= SIDE_BY_SIDE_MAX_HIDDEN) {
+        /* the plain forward of a small model runs one window per thread
+         * (hooks keep state of their own and stay one window at a time) */
+        ms->scorer.windows_fn = runner_windows;
+        ms->scorer.max_windows = 0; /* as many as threads at the time of the run */
+    }
     return 0;
 }
 

@@ -1,12 +1,20 @@
 #include "eval/perplexity.h"
 
 #include <math.h>
+#include <omp.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "eval/nll.h"
 #include "core/progress.h"
+
+/* Most bytes of logits held for one group of windows. */
+#define XF_PPL_GROUP_LOGIT_BYTES ((size_t)512 << 20)
+
+/* Windows per thread in one group when the scorer leaves it open. */
+#define XF_PPL_WINDOWS_PER_THREAD 8
 
 /* Running sums of per-prediction NLLs (fp64) and per-window means. */
 typedef struct nll_acc {
@@ -53,38 +61,75 @@ static int check_finite(const float *logits, int64_t n, xf_error *err)
     return 0;
 }
 
+/* NLL of the ns scored predictions of each of nb windows, nll [nb, ns]:
+ * window b's logits are rows first_row.. of its positions (logits
+ * [nb, T - first_row, V]). Rows are independent (each a fp64 log-sum-exp of
+ * its own), so spreading them over threads changes no byte. */
+static void window_nlls(const xf_window_plan *plan, const int32_t *win, int64_t nb,
+                        int64_t first_row, const float *logits, int64_t V, double *nll)
+{
+    const int64_t T = plan->seqlen, ns = xf_window_scored(plan), rows = nb * ns;
+    const int64_t per = (T - first_row) * V;
+#pragma omp parallel for schedule(static) if (rows * V >= ((int64_t)1 << 20))
+    for (int64_t k = 0; k < rows; k++) {
+        const int64_t b = k / ns, pos = plan->first_scored + k % ns;
+        nll[k] = xf_nll_row(logits + b * per + (pos - first_row) * V, V, win[b * T + pos + 1]);
+    }
+}
+
 int xf_perplexity_run(const xf_scorer *model, const int32_t *tokens, int64_t n_tokens,
                       const xf_window_plan *plan, xf_ppl_result *res, xf_error *err)
 {
-    int64_t T = plan->seqlen, V = model->vocab, ns = xf_window_scored(plan);
-    int32_t *win = malloc((size_t)T * sizeof *win);
-    float *logits = malloc((size_t)T * (size_t)V * sizeof *logits);
-    double *nll = malloc((size_t)ns * sizeof *nll);
+    const int64_t T = plan->seqlen, V = model->vocab, ns = xf_window_scored(plan);
+    /* windows_fn: groups of windows, logits of the scored rows only */
+    const bool grouped = model->windows_fn != NULL;
+    const int64_t first_row = grouped ? plan->first_scored : 0;
+    const size_t per = (size_t)(T - first_row) * (size_t)V;
+    int64_t group = 1;
+    if (grouped) {
+        /* several windows per thread: the threads meet once per group, and
+         * a thread slowed down by other load delays the others less */
+        group = model->max_windows > 0 ? model->max_windows
+                                       : XF_PPL_WINDOWS_PER_THREAD * omp_get_max_threads();
+        /* the logits of a group stay within XF_PPL_GROUP_LOGIT_BYTES */
+        int64_t fit = (int64_t)(XF_PPL_GROUP_LOGIT_BYTES / (per * sizeof(float)));
+        if (group > fit)
+            group = fit;
+        if (group < 1)
+            group = 1;
+    }
+    int32_t *win = malloc((size_t)(group * T) * sizeof *win);
+    float *logits = malloc((size_t)group * per * sizeof *logits);
+    double *nll = malloc((size_t)(group * ns) * sizeof *nll);
     if (!win || !logits || !nll) {
         free(win);
         free(logits);
         free(nll);
-        return xf_fail(err, "out of memory for %lld x %lld logits", (long long)T, (long long)V);
+        return xf_fail(err, "out of memory for %lld x %lld x %lld logits", (long long)group,
+                       (long long)T, (long long)V);
     }
     nll_acc acc = {0};
     xf_progress prog;
     xf_progress_init(&prog, "ppl: window");
     int rc = 0;
-    for (int64_t w = 0; w < plan->n_windows; w++) {
-        xf_window_tokens(plan, tokens, w, win);
-        if (model->fn(model->user, win, T, logits, err) != 0 ||
-            check_finite(logits, T * V, err) != 0) {
+    for (int64_t w0 = 0; w0 < plan->n_windows && rc == 0; w0 += group) {
+        const int64_t nb = plan->n_windows - w0 < group ? plan->n_windows - w0 : group;
+        for (int64_t b = 0; b < nb; b++)
+            xf_window_tokens(plan, tokens, w0 + b, win + b * T);
+        int frc = grouped ? model->windows_fn(model->user, win, nb, T, first_row, logits, err)
+                          : model->fn(model->user, win, T, logits, err);
+        if (frc != 0 || check_finite(logits, (int64_t)((size_t)nb * per), err) != 0) {
             rc = -1;
             break;
         }
-        for (int64_t i = 0; i < ns; i++) {
-            int64_t pos = plan->first_scored + i;
-            nll[i] = xf_nll_row(logits + pos * V, V, win[pos + 1]);
+        window_nlls(plan, win, nb, first_row, logits, V, nll);
+        for (int64_t b = 0; b < nb; b++) {
+            acc_window(&acc, nll + b * ns, ns);
+            char extra[64];
+            snprintf(extra, sizeof extra, " ppl %.4f",
+                     exp(acc.sum_window_means / (double)acc.windows));
+            xf_progress_update(&prog, w0 + b + 1, plan->n_windows, (w0 + b + 1) * T, extra);
         }
-        acc_window(&acc, nll, ns);
-        char extra[64];
-        snprintf(extra, sizeof extra, " ppl %.4f", exp(acc.sum_window_means / (double)acc.windows));
-        xf_progress_update(&prog, w + 1, plan->n_windows, (w + 1) * T, extra);
     }
     xf_progress_finish(&prog);
     if (rc == 0)

@@ -13,10 +13,19 @@
 typedef int (*xf_logits_fn)(void *user, const int32_t *tokens, int64_t T, float *logits,
                             xf_error *err);
 
+/* Optional: logits of n windows at once (tokens [n, T]), rows
+ * first_row..T-1 of each: logits [n, T - first_row, vocab]. Each window's
+ * rows must be the same bytes as fn's rows for that window alone, so that
+ * results do not depend on how windows are grouped. */
+typedef int (*xf_logits_windows_fn)(void *user, const int32_t *tokens, int64_t n, int64_t T,
+                                    int64_t first_row, float *logits, xf_error *err);
+
 typedef struct xf_scorer {
     xf_logits_fn fn;
     void *user;
     int64_t vocab;
+    xf_logits_windows_fn windows_fn; /* NULL: fn, one window at a time */
+    int64_t max_windows;             /* windows per windows_fn call; 0: 8 per OpenMP thread */
 } xf_scorer;
 
 typedef struct xf_ppl_result {

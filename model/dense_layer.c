@@ -5,8 +5,30 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "model/ops.h"
+
+/* A weight matrix's fp32 array (free()-able like malloc's). Large ones are
+ * 2 MiB aligned and asked to be backed by transparent huge pages: a 1B
+ * model's 4 GB of fp32 layers then cost ~2,000 page faults instead of
+ * ~1,000,000 when first written, and the products' walks over them fewer
+ * TLB misses. Only a hint: the kernel may ignore it (THP "never"). */
+#define XF_HUGE_PAGE ((size_t)2 << 20)
+
+static float *alloc_weights(size_t n)
+{
+    const size_t bytes = n * sizeof(float);
+    if (bytes < XF_HUGE_PAGE)
+        return malloc(bytes);
+    void *p = NULL;
+    if (posix_memalign(&p, XF_HUGE_PAGE, bytes) != 0)
+        return NULL;
+#ifdef MADV_HUGEPAGE
+    (void)madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+    return p;
+}
 
 static const char *tname(const xf_tensor *t) { return (t && t->name) ? t->name : "(unnamed)"; }
 
@@ -80,7 +102,7 @@ static int load_matrix(const xf_tensor *t, bool transposed, int64_t out, int64_t
                        shape, (long long)r, (long long)c);
     }
     const size_t n = (size_t)out * (size_t)in;
-    float *a = malloc(n * sizeof *a);
+    float *a = alloc_weights(n);
     if (!a)
         return xf_fail(err, "%s: tensor %s: out of memory", ctx, tname(t));
     if (!transposed) {

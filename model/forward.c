@@ -19,6 +19,12 @@ static float *alloc_f32(int64_t rows, int64_t cols, bool *ok)
 int xf_workspace_init(xf_workspace *ws, const xf_model_config *cfg, int64_t max_T,
                       const char *what, xf_error *err)
 {
+    return xf_workspace_init_scores(ws, cfg, max_T, XF_WORKSPACE_SCORE_BYTES, what, err);
+}
+
+int xf_workspace_init_scores(xf_workspace *ws, const xf_model_config *cfg, int64_t max_T,
+                             size_t score_bytes, const char *what, xf_error *err)
+{
     memset(ws, 0, sizeof *ws);
     const xf_model_config *c = cfg;
     if (c->hidden <= 0 || c->intermediate <= 0 || c->n_heads <= 0 || c->n_kv_heads <= 0 ||
@@ -44,7 +50,7 @@ int xf_workspace_init(xf_workspace *ws, const xf_model_config *cfg, int64_t max_
     ws->max_T = max_T;
     ws->q_dim = c->n_heads * c->head_dim;
     ws->kv_dim = c->n_kv_heads * c->head_dim;
-    ws->score_heads = xf_op_attention_score_heads(c->n_heads, max_T, XF_WORKSPACE_SCORE_BYTES);
+    ws->score_heads = xf_op_attention_score_heads(c->n_heads, max_T, score_bytes);
     bool ok = true;
     ws->x = alloc_f32(max_T, c->hidden, &ok);
     ws->q = alloc_f32(max_T, ws->q_dim, &ok);
@@ -326,19 +332,29 @@ int xf_forward_layer(xf_workspace *ws, const xf_dense_layer *dl, float *h, int64
     return xf_forward_layer_span(ws, dl, h, T, XF_AT_START, XF_AT_END, hooks, err);
 }
 
-int xf_forward_final(xf_workspace *ws, const xf_dense_head *hd, const float *h, int64_t T,
-                     float *logits, xf_error *err)
+int xf_forward_final_rows(xf_workspace *ws, const xf_dense_head *hd, const float *h, int64_t T,
+                          int64_t first_row, float *logits, xf_error *err)
 {
     if (check_T(ws, T, err) != 0)
         return -1;
-    const int64_t H = ws->cfg.hidden;
+    if (first_row < 0 || first_row >= T)
+        return xf_fail(err, "lm head: first row %lld outside [0, %lld)", (long long)first_row,
+                       (long long)T);
+    const int64_t H = ws->cfg.hidden, n = T - first_row;
     if (!hd->w || hd->hidden != H || hd->vocab < 1)
         return xf_fail(err, "lm head: [%lld, %lld] does not fit hidden %lld",
                        (long long)hd->vocab, (long long)hd->hidden, (long long)H);
+    const float *hr = h + first_row * H;
     if (hd->norm_w)
-        norm_rows(ws, h, ws->x, T, hd->norm_w, hd->norm_b);
+        norm_rows(ws, hr, ws->x, n, hd->norm_w, hd->norm_b);
     else
-        memcpy(ws->x, h, (size_t)(T * H) * sizeof *h);
-    xf_op_linear(ws->x, T, H, hd->w, hd->b, hd->vocab, logits);
+        memcpy(ws->x, hr, (size_t)(n * H) * sizeof *h);
+    xf_op_linear(ws->x, n, H, hd->w, hd->b, hd->vocab, logits);
     return 0;
+}
+
+int xf_forward_final(xf_workspace *ws, const xf_dense_head *hd, const float *h, int64_t T,
+                     float *logits, xf_error *err)
+{
+    return xf_forward_final_rows(ws, hd, h, T, 0, logits, err);
 }

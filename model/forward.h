@@ -15,13 +15,15 @@
  * angles are HF's: inv_freq and p * inv_freq rounded to fp32 as HF computes
  * them, then cos/sin of that angle in double, cast to fp32.
  *
- * Threading: every product (the linears, and attention's Q K^T and P V per
- * head) is a cblas_sgemm call made from the calling thread, threaded by
- * OpenBLAS, never from inside an OpenMP parallel region. The only OpenMP
- * loop is attention's softmax, parallel over (head, row) when it is large
- * enough; the elementwise ops stay on the calling thread (two busy-waiting
- * thread pools fighting over few cores cost more than they save). Results
- * depend only on inputs and the thread count. */
+ * Threading: within one window, every product (the linears, and
+ * attention's Q K^T and P V per head) is a cblas_sgemm call made from the
+ * calling thread, threaded by OpenBLAS. The only OpenMP loop is attention's
+ * softmax, parallel over (head, row) when it is large enough; the
+ * elementwise ops stay on the calling thread (two busy-waiting thread pools
+ * fighting over few cores cost more than they save). Results depend only on
+ * inputs and the thread count. xf_runner_forward_windows (evaluation)
+ * instead runs whole windows side by side, one per OpenMP thread, with
+ * OpenBLAS single-threaded: its results do not depend on the thread count. */
 #ifndef XF_MODEL_FORWARD_H
 #define XF_MODEL_FORWARD_H
 
@@ -146,6 +148,11 @@ typedef struct xf_workspace {
 /* Checks the head/dimension arithmetic of cfg (fails naming `what`). */
 int xf_workspace_init(xf_workspace *ws, const xf_model_config *cfg, int64_t max_T,
                       const char *what, xf_error *err);
+/* The same with the attention scores held within score_bytes instead of
+ * XF_WORKSPACE_SCORE_BYTES (several workspaces side by side share it);
+ * the result does not depend on it (heads are independent). */
+int xf_workspace_init_scores(xf_workspace *ws, const xf_model_config *cfg, int64_t max_T,
+                             size_t score_bytes, const char *what, xf_error *err);
 void xf_workspace_free(xf_workspace *ws);
 
 /* h [T, hidden] = token embeddings (+ learned position embeddings at
@@ -197,10 +204,23 @@ float *xf_forward_pending_input(xf_workspace *ws, xf_layer_point at, int64_t *co
 /* logits [T, vocab] = head(final_norm(h)); h is left unchanged. */
 int xf_forward_final(xf_workspace *ws, const xf_dense_head *hd, const float *h, int64_t T,
                      float *logits, xf_error *err);
+/* The same for rows first_row..T-1 only: logits [T - first_row, vocab]
+ * (row i of logits is position first_row + i), each row the same bytes as
+ * xf_forward_final's. An evaluation that scores only the later positions
+ * (llama.cpp's protocol scores the second half) skips the head's product
+ * for the others. 0 <= first_row < T. */
+int xf_forward_final_rows(xf_workspace *ws, const xf_dense_head *hd, const float *h, int64_t T,
+                          int64_t first_row, float *logits, xf_error *err);
 
 /* ---- model-level runner ------------------------------------------------ */
 
 #define XF_RUNNER_DEFAULT_CACHE_BYTES ((size_t)4 << 30)
+
+/* The scratch of one window evaluated beside others (xf_runner_forward_windows). */
+typedef struct xf_runner_slot {
+    xf_workspace ws;
+    float *h;                   /* [max_T, hidden] */
+} xf_runner_slot;
 
 typedef struct xf_runner {
     const xf_model_weights *mw; /* borrowed; must outlive the runner */
@@ -208,6 +228,8 @@ typedef struct xf_runner {
     xf_dense_head head;
     xf_dense_layer *layers;     /* all layers when cached, else NULL */
     float *h;                   /* [max_T, hidden] */
+    xf_runner_slot *slots;      /* scratch of forward_windows' threads 1.., made on first use */
+    int n_slots;
 } xf_runner;
 
 /* Caches every layer in fp32 when their total size is <= cache_bytes
@@ -224,6 +246,19 @@ int xf_runner_forward(xf_runner *r, const int32_t *tokens, int64_t T, float *log
  * XF_HOOK_STOP (logits not written) when a hook stopped the pass. */
 int xf_runner_forward_hooked(xf_runner *r, const int32_t *tokens, int64_t T,
                              const xf_forward_hooks *hooks, float *logits, xf_error *err);
+/* Windows w = 0..n-1 of T tokens each (tokens [n, T]), logits of rows
+ * first_row..T-1 of each: logits [n, T - first_row, vocab]. With layers
+ * cached, the windows run side by side, one per OpenMP thread, each on its
+ * own scratch with OpenBLAS single-threaded (small per-window products gain
+ * little from splitting over threads; whole windows in parallel keep every
+ * core busy, the elementwise ops and the softmax included). A window's
+ * logits are then the same bytes for any thread count and any n (threaded
+ * OpenBLAS products differ in the last bits from single-threaded ones, so
+ * this holds only here). With layers streamed: one window after another,
+ * products threaded. 0 <= first_row < T <= max_T; not from inside an
+ * OpenMP parallel region. */
+int xf_runner_forward_windows(xf_runner *r, const int32_t *tokens, int64_t n, int64_t T,
+                              int64_t first_row, float *logits, xf_error *err);
 /* The cached fp32 layer l (its linears may be replaced, see
  * xf_dense_layer), or NULL when layers are not cached. */
 xf_dense_layer *xf_runner_cached_layer(xf_runner *r, int l);

@@ -3,11 +3,13 @@
  * Conv1D [in, out] weights) against the naive scalar reference of
  * tests/support/naive_forward.c; GQA == MHA with repeated kv heads;
  * causality; hooks (order, shapes, mutation); streaming == cached layers;
+ * several windows at once: the same bytes for any thread count;
  * errors; random HF model directories opened by model/loader (the
  * binder's conventions: prefixes, Conv1D flags, tied heads, F16); the
  * calibration stream (stop, replace readers, resume == rerun per input)
  * and the linear-input table. */
 #include <math.h>
+#include <omp.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -396,6 +398,71 @@ static void test_causality(void **state)
         free(tok);
         toy_free(m);
     }
+}
+
+/* xf_runner_forward_windows: the same bytes for 1, 2 and 3 threads and
+ * for windows passed one per call or all at once (the evaluator's
+ * thread-count invariance rests on it); the rows equal xf_runner_forward's
+ * rows from first_row on up to rounding; streamed layers agree too. */
+static void test_windows_any_threads(void **state)
+{
+    (void)state;
+    xf_model_config c = cfg_llama(4, 2, 8, false);
+    toy *m = toy_build(&c, 40);
+    const int64_t T = 37, n = 5, first = 11, V = c.vocab, per = (T - first) * V;
+    int32_t *tok = xf_test_random_tokens(n * T, V, 41);
+    const int saved = omp_get_max_threads();
+    xf_error err = {{0}};
+    float *out[4];
+    const int threads[4] = {1, 1, 2, 3};
+    for (int k = 0; k < 4; k++) {
+        out[k] = malloc((size_t)(n * per) * sizeof *out[k]);
+        assert_non_null(out[k]);
+        omp_set_num_threads(threads[k]);
+        xf_runner r;
+        assert_int_equal(xf_runner_init(&r, &m->mw, T, 0, &err), 0);
+        if (k == 0) { /* one window per call */
+            for (int64_t w = 0; w < n; w++)
+                assert_int_equal(xf_runner_forward_windows(&r, tok + w * T, 1, T, first,
+                                                           out[k] + w * per, &err),
+                                 0);
+        } else {
+            assert_int_equal(xf_runner_forward_windows(&r, tok, n, T, first, out[k], &err), 0);
+        }
+        xf_runner_free(&r);
+    }
+    omp_set_num_threads(saved);
+    for (int k = 1; k < 4; k++)
+        if (memcmp(out[0], out[k], (size_t)(n * per) * sizeof(float)) != 0)
+            fail_msg("windows with %d threads differ from one at a time", threads[k]);
+    float *full = malloc((size_t)(T * V) * sizeof *full);
+    assert_non_null(full);
+    for (int64_t w = 0; w < n; w++) {
+        xf_runner r;
+        assert_int_equal(xf_runner_init(&r, &m->mw, T, 0, &err), 0);
+        assert_int_equal(xf_runner_forward(&r, tok + w * T, T, full, &err), 0);
+        xf_runner_free(&r);
+        double rd = xf_test_rel_diff(out[0] + w * per, full + first * V, per);
+        if (!(rd < 1e-5))
+            fail_msg("window %lld: rows differ from xf_runner_forward by %g", (long long)w, rd);
+    }
+    xf_runner r;
+    assert_int_equal(xf_runner_init(&r, &m->mw, T, 1, &err), 0); /* layers streamed */
+    assert_int_equal(xf_runner_forward_windows(&r, tok, n, T, first, out[1], &err), 0);
+    xf_runner_free(&r);
+    double rd = xf_test_rel_diff(out[1], out[0], n * per);
+    if (!(rd < 1e-5))
+        fail_msg("streamed layers: windows differ by %g", rd);
+    /* a first row outside the window fails */
+    assert_int_equal(xf_runner_init(&r, &m->mw, T, 0, &err), 0);
+    assert_int_equal(xf_runner_forward_windows(&r, tok, n, T, T, out[1], &err), -1);
+    assert_non_null(strstr(err.msg, "from row 37"));
+    xf_runner_free(&r);
+    for (int k = 0; k < 4; k++)
+        free(out[k]);
+    free(full);
+    free(tok);
+    toy_free(m);
 }
 
 /* Cached layers and one-layer-at-a-time streaming give the same logits. */
@@ -1034,6 +1101,7 @@ int main(void)
         cmocka_unit_test(test_gqa_equals_repeated_mha),
         cmocka_unit_test(test_causality),
         cmocka_unit_test(test_streaming_equals_cached),
+        cmocka_unit_test(test_windows_any_threads),
         cmocka_unit_test(test_hooks_llama),
         cmocka_unit_test(test_hooks_opt_gpt2),
         cmocka_unit_test(test_hook_zero_down),

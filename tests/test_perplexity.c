@@ -57,7 +57,7 @@ static void test_uniform_ppl_is_vocab(void **state)
     int32_t *tok = calloc((size_t)n, sizeof *tok);
     for (int64_t i = 0; i < n; i++)
         tok[i] = (int32_t)(i * 7 % V);
-    xf_scorer s = {uniform_logits, &V, V};
+    xf_scorer s = {.fn = uniform_logits, .user = &V, .vocab = V};
     xf_window_plan plan;
     xf_error err = {0};
     assert_int_equal(xf_window_plan_make(&plan, XF_PROTOCOL_GPTQ, 128, n, 0, -1, &err), 0);
@@ -78,7 +78,7 @@ static void test_successor_model_closed_form(void **state)
     for (int64_t i = 0; i < n; i++)
         tok[i] = (int32_t)(i % V);
     succ_model m = {.V = V, .a = 2.0f};
-    xf_scorer s = {successor_logits, &m, V};
+    xf_scorer s = {.fn = successor_logits, .user = &m, .vocab = V};
     xf_window_plan plan;
     xf_error err = {0};
     assert_int_equal(xf_window_plan_make(&plan, XF_PROTOCOL_GPTQ, 50, n, 4, -1, &err), 0);
@@ -103,7 +103,7 @@ static void test_llamacpp_protocol(void **state)
     for (int64_t i = 0; i < n; i++)
         tok[i] = (int32_t)(i % V);
     succ_model m = {.V = V, .a = 1.5f};
-    xf_scorer s = {successor_logits, &m, V};
+    xf_scorer s = {.fn = successor_logits, .user = &m, .vocab = V};
     xf_window_plan plan;
     xf_error err = {0};
     assert_int_equal(xf_window_plan_make(&plan, XF_PROTOCOL_LLAMACPP, 64, n, 0, 7, &err), 0);
@@ -166,8 +166,9 @@ static void test_kld_self_is_zero(void **state)
     for (int64_t i = 0; i < n; i++)
         tok[i] = (int32_t)((i * 5) % V);
     succ_model m1 = {.V = V, .a = 2.0f}, m2 = {.V = V, .a = 2.0f}, m3 = {.V = V, .a = 0.5f};
-    xf_scorer s1 = {successor_logits, &m1, V}, s2 = {successor_logits, &m2, V},
-              s3 = {successor_logits, &m3, V};
+    xf_scorer s1 = {.fn = successor_logits, .user = &m1, .vocab = V},
+              s2 = {.fn = successor_logits, .user = &m2, .vocab = V},
+              s3 = {.fn = successor_logits, .user = &m3, .vocab = V};
     xf_window_plan plan;
     xf_error err = {0};
     assert_int_equal(xf_window_plan_make(&plan, XF_PROTOCOL_GPTQ, 40, n, 0, -1, &err), 0);
