@@ -102,36 +102,33 @@ static inline float orig_weight(const sweep_ctx *c, int64_t r, int64_t i)
  * (W_1 - Q_1) Ut_11, and U_11^-1 U_12 = -Ut_12 U_22 (from U Ut = I), so
  * X_2 = W_2 + (W_1 - Q_1) Ut_12 U_22; (P - W)_2 = (W_1 - Q_1) Ut_12
  * diag(Ut_22)^-1 and U_22 is upper, so the block's own columns suffice.
- * vals: the P of the group (len columns) in, X out; D: len floats scratch. */
-static void to_inverse_form(const sweep_ctx *c, int64_t r, int64_t i, int64_t len, float *vals,
-                            float *restrict D)
+ * V: the P of the group (len columns) of the tile's m rows in (stride g),
+ * X out; D: m * g floats scratch. One small GEMM per tile and group. */
+static void to_inverse_form(const sweep_ctx *c, int64_t ra, int64_t m, int64_t i, int64_t len,
+                            float *restrict V, float *restrict D)
 {
     const int64_t g = c->g;
     const float *M = c->M + (size_t)(i / g) * (size_t)g * (size_t)g;
-    for (int64_t l = 0; l < len; l++) {
-        const float w = orig_weight(c, r, i + l);
-        D[l] = vals[l] - w;
-        vals[l] = w;
-    }
-    for (int64_t l = 0; l < len; l++) {
-        const float dl = D[l];
-        const float *ml = M + l * g;
-        for (int64_t j = l; j < len; j++)
-            vals[j] += dl * ml[j];
-    }
+    for (int64_t t = 0; t < m; t++)
+        for (int64_t l = 0; l < len; l++) {
+            const float w = orig_weight(c, ra + t, i + l);
+            D[t * g + l] = V[t * g + l] - w;
+            V[t * g + l] = w;
+        }
+    /* V += D M (M unit upper, zero below the diagonal) */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)len, (int)len, 1.0f, D,
+                (int)g, M, (int)g, 1.0f, V, (int)g);
 }
 
-/* Fits row r's grid for the group starting at column i on the row's
- * current weights (outliers left out, gathered in `gather`). Column i lies
- * in sub-block [s1, s2) of block [i1, i2); w: the row of Wp; e: its row of
- * E. Columns in [s2, i2) still miss the updates of columns s1..i-1,
- * columns from i2 on those of i1..i-1. vals: 2 g floats scratch. */
-static void fit_group(const sweep_ctx *c, xf_qweight *q, int64_t r, const float *w,
-                      const float *e, int64_t i, int64_t i1, int64_t s1, int64_t s2, int64_t i2,
-                      float *restrict vals, float *restrict gather)
+/* Row r's current weights of the group [i, c1) into vals. Column i lies in
+ * sub-block [s1, s2) of block [i1, i2); w: the row of Wp; e: its row of E.
+ * Columns in [s2, i2) still miss the updates of columns s1..i-1, columns
+ * from i2 on those of i1..i-1. */
+static void group_values(const sweep_ctx *c, const float *w, const float *e, int64_t i,
+                         int64_t c1, int64_t i1, int64_t s1, int64_t s2, int64_t i2,
+                         float *restrict vals)
 {
     const int64_t n = c->n;
-    const int64_t c1 = i + c->g < n ? i + c->g : n;
     for (int64_t j = i; j < c1; j++)
         vals[j - i] = w[j];
     const int64_t blk_end = c1 < i2 ? c1 : i2;
@@ -147,22 +144,40 @@ static void fit_group(const sweep_ctx *c, xf_qweight *q, int64_t r, const float 
         for (int64_t j = i2; j < c1; j++)
             vals[j - i] -= ek * uk[j];
     }
-    if (c->M && i > 0)
-        to_inverse_form(c, r, i, c1 - i, vals, vals + c->g);
-    if (c->gg) { /* blocks are whole: n is a multiple of the block, no perm */
-        xf_ggml_grid_fit(c->gg, vals, c->imp + i, xf_qweight_block(q, r, c->grp[i]),
-                         block_subs(c, q, r, c->grp[i]));
-        return;
-    }
-    xf_grid fit = c->mask ? xf_outliers_fit(&c->grid, vals, c->mask + r * n + i, c1 - i, gather)
-                          : xf_grid_fit(&c->grid, vals, c1 - i);
-    xf_qweight_set_grid(q, r, c->grp[i], &fit);
 }
 
 /* Rows handled together by one thread: each row is a serial chain of
  * divisions and updates; interleaving a few independent rows column by
  * column lets the CPU overlap their latencies (and reuses each F row). */
 enum { ROW_TILE = 8 };
+
+/* Fits the grids of rows [ra, rb) (at most ROW_TILE) for the group
+ * starting at column i on the rows' current weights (outliers left out,
+ * gathered in `gather`); w, e as in sweep_tile. vals: 2 * ROW_TILE * g
+ * floats scratch. */
+static void fit_group(const sweep_ctx *c, xf_qweight *q, int64_t ra, int64_t rb, const float *w,
+                      const float *e, int64_t i, int64_t i1, int64_t s1, int64_t s2, int64_t i2,
+                      float *restrict vals, float *restrict gather)
+{
+    const int64_t n = c->n, g = c->g, m = rb - ra;
+    const int64_t c1 = i + g < n ? i + g : n;
+    for (int64_t t = 0; t < m; t++)
+        group_values(c, w + t * n, e + t * c->B, i, c1, i1, s1, s2, i2, vals + t * g);
+    if (c->M && i > 0)
+        to_inverse_form(c, ra, m, i, c1 - i, vals, vals + ROW_TILE * g);
+    for (int64_t t = 0; t < m; t++) {
+        const int64_t r = ra + t;
+        float *v = vals + t * g;
+        if (c->gg) { /* blocks are whole: n is a multiple of the block, no perm */
+            xf_ggml_grid_fit(c->gg, v, c->imp + i, xf_qweight_block(q, r, c->grp[i]),
+                             block_subs(c, q, r, c->grp[i]));
+            continue;
+        }
+        xf_grid fit = c->mask ? xf_outliers_fit(&c->grid, v, c->mask + r * n + i, c1 - i, gather)
+                              : xf_grid_fit(&c->grid, v, c1 - i);
+        xf_qweight_set_grid(q, r, c->grp[i], &fit);
+    }
+}
 
 /* Columns per sub-block: inside a block, the column-by-column updates only
  * reach the end of the sub-block; a small GEMM then updates the rest of
@@ -189,11 +204,11 @@ static void sweep_tile(const sweep_ctx *c, xf_qweight *q, int64_t ra, int64_t rb
         const float d = c->d[i];
         const float *ui = c->F + i * n;
         const int64_t gi = c->grp[i], st = c->store[i];
+        if (c->fit_at[i])
+            fit_group(c, q, ra, rb, w, e, i, i1, s1, s2, i2, vals, gather);
         for (int64_t t = 0; t < m; t++) {
             const int64_t r = ra + t;
             float *restrict wr = w + t * n;
-            if (c->fit_at[i])
-                fit_group(c, q, r, wr, e + t * B, i, i1, s1, s2, i2, vals, gather);
             const float x = wr[i];
             if (c->gg) {
                 const int64_t j = st % c->gg->block;
@@ -352,7 +367,8 @@ static sweep_layout layout_of(const xf_gptq_factor *f, const xf_gptq_params *p)
 /* The working memory of one solve (sweep_buffers_alloc / sweep_buffers_free). */
 typedef struct sweep_buffers {
     int nthreads;
-    int64_t scratch_len;   /* per-thread scratch: a group, or a row with static groups */
+    int64_t scratch_len;   /* per-thread scratch: a group of ROW_TILE rows, or a row with
+                              static groups */
     float *Wp;             /* [rows, n] W in quantization order, updated by the sweep */
     float *E;              /* [rows, B] propagated errors of the current block */
     float *L;              /* [rows, B] its scaled errors (x - q) / U_ii, for the loss */
@@ -402,7 +418,7 @@ static int sweep_buffers_alloc(sweep_buffers *b, int64_t rows, int64_t n, const 
 {
     memset(b, 0, sizeof *b);
     b->nthreads = omp_get_max_threads();
-    b->scratch_len = l->static_g ? n : l->g;
+    b->scratch_len = l->static_g ? n : ROW_TILE * l->g;
     const size_t per_thread = (size_t)b->nthreads * (size_t)b->scratch_len;
     if (n_out) {
         b->mask = malloc((size_t)rows * (size_t)n);
@@ -442,35 +458,34 @@ static int sweep_buffers_alloc(sweep_buffers *b, int64_t rows, int64_t n, const 
  * [s, s+len) after the first, M = (-F[s:s+len, s:s+len])^-1, unit upper,
  * row-major with stride g, by back substitution in fp64 from the fp32 F:
  * M[l][j] = sum_{l<k<=j} F[l][k] M[k][j]. n g^2 / 6 multiply-adds. */
-static void group_inverses(const xf_gptq_factor *f, int64_t g, float *M)
+static int group_inverses(const xf_gptq_factor *f, int64_t g, float *M)
 {
     const int64_t n = f->n, groups = (n + g - 1) / g;
-#pragma omp parallel
-    {
-        double *col = malloc((size_t)g * sizeof *col);
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t G = 1; G < groups; G++) {
-            const int64_t s0 = G * g, len = s0 + g < n ? g : n - s0;
-            float *m = M + (size_t)G * (size_t)g * (size_t)g;
-            for (int64_t j = 0; j < len; j++) { /* column j of M */
-                for (int64_t l = 0; l < j; l++)
-                    m[l * g + j] = 0.0f;
-                m[j * g + j] = 1.0f;
-                if (!col) /* out of memory: F's own entries are M's to first order */
-                    continue;
-                col[j] = 1.0;
-                for (int64_t l = j - 1; l >= 0; l--) {
-                    const float *fl = f->F + (s0 + l) * n + s0;
-                    double a = 0.0;
-                    for (int64_t k = l + 1; k <= j; k++)
-                        a += (double)fl[k] * col[k];
-                    col[l] = a;
-                    m[l * g + j] = (float)a;
-                }
+    double *cols = malloc((size_t)omp_get_max_threads() * (size_t)g * sizeof *cols);
+    if (!cols)
+        return -1;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t G = 1; G < groups; G++) {
+        double *col = cols + (size_t)omp_get_thread_num() * (size_t)g;
+        const int64_t s0 = G * g, len = s0 + g < n ? g : n - s0;
+        float *m = M + (size_t)G * (size_t)g * (size_t)g;
+        for (int64_t j = 0; j < len; j++) { /* column j of M */
+            for (int64_t l = 0; l < g; l++) /* below the diagonal stays 0 */
+                m[l * g + j] = 0.0f;
+            m[j * g + j] = 1.0f;
+            col[j] = 1.0;
+            for (int64_t l = j - 1; l >= 0; l--) {
+                const float *fl = f->F + (s0 + l) * n + s0;
+                double a = 0.0;
+                for (int64_t k = l + 1; k <= j; k++)
+                    a += (double)fl[k] * col[k];
+                col[l] = a;
+                m[l * g + j] = (float)a;
             }
         }
-        free(col);
     }
+    free(cols);
+    return 0;
 }
 
 /* Group, storage column and grid-fit points of each quantization position. */
@@ -664,8 +679,11 @@ int xf_gptq_solve_factored(float *W, int64_t rows, const xf_gptq_factor *f,
         return -1;
     }
     plan_columns(f, &l, &b);
-    if (need_M)
-        group_inverses(f, l.g, b.M);
+    if (need_M && group_inverses(f, l.g, b.M) != 0) {
+        sweep_buffers_free(&b);
+        xf_qweight_free(out);
+        return xf_fail(err, "%s: out of memory for the GPTQ group inverses", name);
+    }
     for (int64_t i = 0; gg && i < n; i++) { /* GGML fit importance 1 / U_ii^2 */
         const double d = f->d[i];
         b.imp[i] = (float)(1.0 / (d * d));
