@@ -103,15 +103,19 @@ static inline float orig_weight(const sweep_ctx *c, int64_t r, int64_t i)
  * X_2 = W_2 + (W_1 - Q_1) Ut_12 U_22; (P - W)_2 = (W_1 - Q_1) Ut_12
  * diag(Ut_22)^-1 and U_22 is upper, so the block's own columns suffice.
  * V: the P of the group (len columns) of the tile's m rows in (stride g),
- * X out; D: m * g floats scratch. One small GEMM per tile and group. */
+ * X out; e: the rows' E (stride B; the original weights of the block's
+ * columns from i on); D: m * g floats scratch. One small GEMM per tile and
+ * group. */
 static void to_inverse_form(const sweep_ctx *c, int64_t ra, int64_t m, int64_t i, int64_t len,
-                            float *restrict V, float *restrict D)
+                            const float *e, int64_t i1, int64_t i2, float *restrict V,
+                            float *restrict D)
 {
-    const int64_t g = c->g;
+    const int64_t g = c->g, B = c->B;
     const float *M = c->M + (size_t)(i / g) * (size_t)g * (size_t)g;
     for (int64_t t = 0; t < m; t++)
         for (int64_t l = 0; l < len; l++) {
-            const float w = orig_weight(c, ra + t, i + l);
+            const int64_t j = i + l; /* E holds the block's original weights from i on */
+            const float w = j < i2 ? e[t * B + (j - i1)] : orig_weight(c, ra + t, j);
             D[t * g + l] = V[t * g + l] - w;
             V[t * g + l] = w;
         }
@@ -164,7 +168,7 @@ static void fit_group(const sweep_ctx *c, xf_qweight *q, int64_t ra, int64_t rb,
     for (int64_t t = 0; t < m; t++)
         group_values(c, w + t * n, e + t * c->B, i, c1, i1, s1, s2, i2, vals + t * g);
     if (c->M && i > 0)
-        to_inverse_form(c, ra, m, i, c1 - i, vals, vals + ROW_TILE * g);
+        to_inverse_form(c, ra, m, i, c1 - i, e, i1, i2, vals, vals + ROW_TILE * g);
     for (int64_t t = 0; t < m; t++) {
         const int64_t r = ra + t;
         float *v = vals + t * g;
@@ -185,16 +189,17 @@ static void fit_group(const sweep_ctx *c, xf_qweight *q, int64_t ra, int64_t rb,
  * loops cost rows*cols*SUB/2 instead of rows*cols*B/2). */
 enum { SUB_BLOCK = 16 };
 
-/* The propagated error of row r's column i quantized from x to qv. */
-static inline float prop_error(const sweep_ctx *c, int64_t r, int64_t i, float x, float qv,
-                               float d)
+/* The propagated error of a column quantized from x to qv; eo: its E slot
+ * (the Cholesky form keeps the original weight there until then). */
+static inline float prop_error(const sweep_ctx *c, float eo, float x, float qv, float d)
 {
-    return c->inverse ? (x - qv) / d : orig_weight(c, r, i) - qv;
+    return c->inverse ? (x - qv) / d : eo - qv;
 }
 
 /* Columns [s1, s2) (a sub-block of block [i1, i2)) of rows [ra, rb)
  * (rb - ra <= ROW_TILE): Wp rows in w (stride n), their E and L rows in e
- * and l (stride B, column k - i1 for column k). */
+ * and l (stride B, column k - i1 for column k). Cholesky form: e holds the
+ * original weights of the block's columns not yet quantized (sweep_rows). */
 static void sweep_tile(const sweep_ctx *c, xf_qweight *q, int64_t ra, int64_t rb, float *w,
                        float *e, float *l, int64_t i1, int64_t s1, int64_t s2, int64_t i2,
                        float *vals, float *gather)
@@ -216,7 +221,7 @@ static void sweep_tile(const sweep_ctx *c, xf_qweight *q, int64_t ra, int64_t rb
                 const int code =
                     xf_ggml_grid_code(c->gg, block_subs(c, q, r, gi) + j / c->gg->sub, x, &qv);
                 xf_ggml_grid_put_code(c->gg, xf_qweight_block(q, r, gi), (int)j, code);
-                const float pe = prop_error(c, r, i, x, qv, d);
+                const float pe = prop_error(c, e[t * B + (i - i1)], x, qv, d);
                 l[t * B + (i - i1)] = (x - qv) / d;
                 e[t * B + (i - i1)] = pe;
                 wr[i] = qv;
@@ -230,14 +235,14 @@ static void sweep_tile(const sweep_ctx *c, xf_qweight *q, int64_t ra, int64_t rb
                  * error, nothing to propagate (as if q = x); its code is the
                  * zero point */
                 l[t * B + (i - i1)] = 0.0f;
-                e[t * B + (i - i1)] = c->inverse ? 0.0f : orig_weight(c, r, i) - x;
+                e[t * B + (i - i1)] = c->inverse ? 0.0f : e[t * B + (i - i1)] - x;
                 q->codes[r * n + st] = gr.zero;
                 wr[i] = xf_f16_to_f32(xf_f32_to_f16(x));
                 continue;
             }
             const uint8_t code = xf_grid_quantize(&gr, x);
             const float qv = xf_grid_dequantize(&gr, code);
-            const float pe = prop_error(c, r, i, x, qv, d);
+            const float pe = prop_error(c, e[t * B + (i - i1)], x, qv, d);
             l[t * B + (i - i1)] = (x - qv) / d;
             e[t * B + (i - i1)] = pe;
             q->codes[r * n + st] = code;
@@ -556,6 +561,16 @@ static double sweep_rows(const sweep_ctx *c, xf_qweight *out, float *Wp, float *
     double gs = 0.0;
     for (int64_t i1 = 0; i1 < n && m > 0; i1 += B) {
         const int64_t i2 = i1 + B < n ? i1 + B : n;
+        /* Cholesky form: the block's original weights, in E until each column
+         * replaces its own with its propagated error (compact rows: read
+         * from W0 in place, column by column, they were cache misses) */
+        for (int64_t r = r0; r < r1 && !c->inverse; r++) {
+            if (c->identity)
+                memcpy(E + r * B, c->W0 + r * n + i1, (size_t)(i2 - i1) * sizeof *E);
+            else
+                for (int64_t k = i1; k < i2; k++)
+                    E[r * B + (k - i1)] = orig_weight(c, r, k);
+        }
         for (int64_t s1 = i1; s1 < i2; s1 += SUB_BLOCK) {
             const int64_t s2 = s1 + SUB_BLOCK < i2 ? s1 + SUB_BLOCK : i2;
             for (int64_t ra = r0; ra < r1; ra += ROW_TILE) {
