@@ -120,7 +120,7 @@ static double error_bounded(const xf_grid *g, const float *x, int64_t n, double 
  * every candidate first gets an approximate sum A_c with a proven relative
  * error bound against E_c: the same d_i (the same fp32 operations), d^2.4
  * from a polynomial (xf_grid_pow24_approx: relative error <= XF_GRID_POW24_REL against
- * powf, checked by tests/test_grid.c), partial sums in fp32 lanes of 4
+ * powf, checked by tests/test_grid.c), partial sums in fp32 lanes of 2
  * terms, then fp64. That gives bounds lb_c <= E_c <= ub_c; a candidate with
  * lb_c > min ub cannot hold the minimum. If one candidate is left it is the
  * unique minimizer, i.e. the reference's choice; otherwise (near ties, within
@@ -186,11 +186,12 @@ static inline float grid_abs_err(float scale, float zero, float maxq, float x)
     return fabsf(x - scale * (q - zero));
 }
 
-/* The approximate sum A of one candidate, in blocks of 64 terms (16 fp32
- * lanes of 4, then fp64; the last block padded with zeros, whose terms are
+/* The approximate sum A of one candidate, in blocks of 32 terms (16 fp32
+ * lanes of 2, then fp64; the last block padded with zeros, whose terms are
  * 0: q(0) is the zero code); returns early (a partial sum > stop) once it
- * exceeds stop. */
-enum { XF_LANES = 16, XF_BLOCK = 64 };
+ * exceeds stop (checked per block: short blocks let a losing candidate
+ * stop after a quarter of a 128-wide group). */
+enum { XF_LANES = 16, XF_BLOCK = 32 };
 static inline __attribute__((always_inline)) void
 approx_block(float scale, float zero, float maxq, const float *x, float *lane)
 {
@@ -295,7 +296,7 @@ static xf_grid mse_search(const xf_grid_config *c, const float *x, int64_t n, fl
     if (!(fmaxf(-xmin, xmax) < XF_GRID_POW24_MAX))
         return exact_search(cand, keep, x, n);
     /* E >= (A (1 - gam) - tau)(1 - del)(1 - gex), E <= (A (1 + 2 gam) + tau)
-     * (1 + 2 del)(1 + gex): gam the fp32 lane sums (3 additions, < 2^-22)
+     * (1 + 2 del)(1 + gex): gam the fp32 lane sums (one addition, 2^-24)
      * and the fp64 ones, tau the terms counted as 0, del the per-term bound,
      * gex the reference's own fp64 summation (n 2^-53). Every factor is
      * rounded outward by a wide margin (fp64 products here: ~1e-16). */
