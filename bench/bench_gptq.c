@@ -276,7 +276,8 @@ static void shape_case_free(shape_case *c)
 /* Factor + blocked sweep of one route; the factor is kept in *f, the
  * codes in *q. Exits on failure. */
 static void factor_and_sweep(const shape_case *c, int64_t rows, int64_t cols, bool inverse,
-                             xf_gptq_factor *f, xf_qweight *q, double *factor_s, double *sweep_s)
+                             xf_gptq_factor *f, xf_qweight *q, double *factor_s, double *sweep_s,
+                             double *loss)
 {
     xf_gptq_params p = c->p;
     p.inverse_factor = inverse;
@@ -293,6 +294,7 @@ static void factor_and_sweep(const shape_case *c, int64_t rows, int64_t cols, bo
     }
     *factor_s = f->seconds;
     *sweep_s = st.seconds_sweep;
+    *loss = st.loss;
 }
 
 static int64_t codes_equal(const xf_qweight *a, const xf_qweight *b, int64_t count)
@@ -357,9 +359,9 @@ static void run_factor_shape(int64_t rows, int64_t cols, int reps)
         fprintf(stderr, "%s\n", err.msg);
         exit(1);
     }
-    const double old_sweep = st.seconds_sweep;
+    const double old_sweep = st.seconds_sweep, old_loss = st.loss;
 
-    double fs[2] = {1e30, 1e30}, ss[2] = {1e30, 1e30}, tot[2] = {1e30, 1e30};
+    double fs[2] = {1e30, 1e30}, ss[2] = {1e30, 1e30}, tot[2] = {1e30, 1e30}, loss[2];
     xf_qweight q[2] = {0};
     xf_gptq_factor fk[2] = {0};
     for (int r = 0; r < reps; r++)
@@ -367,7 +369,7 @@ static void run_factor_shape(int64_t rows, int64_t cols, int reps)
             xf_qweight_free(&q[k]);
             xf_gptq_factor_free(&fk[k]);
             double a, b;
-            factor_and_sweep(&c, rows, cols, k == 0, &fk[k], &q[k], &a, &b);
+            factor_and_sweep(&c, rows, cols, k == 0, &fk[k], &q[k], &a, &b, &loss[k]);
             fs[k] = fmin(fs[k], a);
             ss[k] = fmin(ss[k], b);
             tot[k] = fmin(tot[k], a + b);
@@ -400,6 +402,8 @@ static void run_factor_shape(int64_t rows, int64_t cols, int reps)
            "max |U| %.2e)\n", tag, (long long)differ, (long long)(cols * cols), maxd / maxu);
     printf("%s U_ii_differing_cholesky_vs_inverse: %lld of %lld\n", tag, (long long)d_differ,
            (long long)cols);
+    printf("%s gptq_loss baseline: %.9g inverse_form: %.9g cholesky_form: %.9g\n", tag, old_loss,
+           loss[0], loss[1]);
     printf("%s codes_equal_pct inverse_vs_baseline: %.4f cholesky_vs_inverse: %.4f\n", tag,
            100.0 * (double)codes_equal(&q[0], &q_old, N) / (double)N,
            100.0 * (double)codes_equal(&q[1], &q[0], N) / (double)N);
