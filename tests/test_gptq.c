@@ -541,6 +541,25 @@ static void test_factor_matches_reference_path(void **state)
     free(Q);
     free(X);
     free(H);
+    /* groups wider than 512 fitted in the sweep take the inverse form (the
+     * Cholesky form's group-block inverses would cost n g^2 / 6) */
+    enum { W = 700 };
+    double *Hw = calloc((size_t)W * W, sizeof *Hw);
+    for (int i = 0; i < W; i++)
+        Hw[i * W + i] = 1.0 + (double)(i % 7);
+    const struct { int64_t group; bool stat; bool inverse; } wide[] = {
+        {600, false, true}, {512, false, false}, {-1, false, false}, {600, true, false}};
+    for (int k = 0; k < 4; k++) {
+        xf_gptq_params p;
+        xf_gptq_params_default(&p);
+        p.group = wide[k].group;
+        p.static_groups = wide[k].stat;
+        xf_gptq_factor f;
+        assert_int_equal(xf_gptq_factor_init(&f, Hw, W, &p, "w", NULL), 0);
+        assert_int_equal(f.inverse, wide[k].inverse);
+        xf_gptq_factor_free(&f);
+    }
+    free(Hw);
 }
 
 static void test_singular_hessian_retries(void **state)

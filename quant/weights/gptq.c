@@ -449,8 +449,8 @@ static int sweep_buffers_alloc(sweep_buffers *b, int64_t rows, int64_t n, const 
         b->subs = malloc((size_t)rows * (size_t)(n / gg->sub) * sizeof *b->subs);
         b->imp = malloc(2 * (size_t)n * sizeof *b->imp);
     }
-    if (!b->Wp || !b->E || !b->L || !b->scratch || (need_M && !b->M) || !b->grp || !b->store || !b->fit_at || !b->row_loss ||
-        !b->row_qerr || !b->thread_gemm_s || (gg && (!b->subs || !b->imp)) ||
+    if (!b->Wp || !b->E || !b->L || !b->scratch || (need_M && !b->M) || !b->grp || !b->store ||
+        !b->fit_at || !b->row_loss || !b->row_qerr || !b->thread_gemm_s || (gg && (!b->subs || !b->imp)) ||
         (n_out && (!b->mask || !b->pos || !b->gather || (l->static_g && !b->lmask)))) {
         sweep_buffers_free(b);
         return xf_fail(err, "%s: out of memory for the GPTQ sweep of a [%lld, %lld] weight", name,

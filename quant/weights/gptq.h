@@ -48,7 +48,8 @@ typedef struct xf_gptq_params {
     const xf_ggml_grid_traits *ggml; /* solve on this GGML block grid (NULL: the uniform
                             grid; see xf_gptq_solve_factored) */
     bool inverse_factor; /* factorize as the reference, into U = chol(H^-1) (one more
-                            n^3/3 triangular inverse; see xf_gptq_factor); default false */
+                            n^3/3 triangular inverse; see xf_gptq_factor); default false
+                            (then also taken for groups wider than 512 fitted in the sweep) */
 } xf_gptq_params;
 
 /* 4 bits, asymmetric, per channel, no act-order, damp 0.01, block 128,
@@ -73,7 +74,8 @@ typedef struct xf_gptq_factor {
     int32_t *perm;        /* [n] quantization order: position i is column perm[i] */
     uint8_t *dead;        /* [n] by logical column */
     int64_t dead_columns;
-    bool inverse;         /* the form of F (params.inverse_factor) */
+    bool inverse;         /* the form of F: params.inverse_factor, or sweep-fitted
+                             groups wider than 512 */
     float *F;             /* [n, n] row-major in quantization order, lower
                              triangle 0; the sweep uses its strict upper
                              triangle. With H_p = H (permuted, damped) =

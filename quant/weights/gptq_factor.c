@@ -123,6 +123,21 @@ static int try_factor(const double *H, const int32_t *perm, const uint8_t *dead,
     return bad ? -1 : 0;
 }
 
+/* The Cholesky form's sweep gives a group's grid fit the reference's
+ * partial values through the inverse of the group's diagonal block of F
+ * (gptq.c, to_inverse_form): n g^2 / 6 + 2 r n g more work, small next to
+ * the n^3 / 3 it saves for the usual groups (32 .. 256), not for very wide
+ * ones: groups fitted in the sweep wider than this take the inverse form. */
+#define XF_GPTQ_CHOLESKY_MAX_GROUP 512
+
+static bool wide_sweep_groups(const xf_gptq_params *p, int64_t n)
+{
+    if (p->ggml || p->static_groups) /* GGML blocks are <= 256 wide */
+        return false;
+    const int64_t g = xf_group_size_resolve(p->group, n);
+    return g < n && g > XF_GPTQ_CHOLESKY_MAX_GROUP;
+}
+
 int xf_gptq_factor_init(xf_gptq_factor *f, const double *H, int64_t n, const xf_gptq_params *p,
                         const char *name, xf_error *err)
 {
@@ -146,7 +161,7 @@ int xf_gptq_factor_init(xf_gptq_factor *f, const double *H, int64_t n, const xf_
     f->act_order = p->act_order;
     f->perm = malloc((size_t)n * sizeof *f->perm);
     f->dead = calloc((size_t)n, 1);
-    f->inverse = p->inverse_factor;
+    f->inverse = p->inverse_factor || wide_sweep_groups(p, n);
     f->F = malloc(n2 * sizeof(float));
     f->d = malloc((size_t)n * sizeof *f->d);
     int32_t *tmp = malloc((size_t)n * sizeof *tmp);
