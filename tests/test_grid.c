@@ -298,14 +298,15 @@ static xf_grid plain_mse_search(const xf_grid_config *c, const float *x, int n)
 }
 
 /* The filtered MSE search picks exactly the reference's grid: random rows
- * of every kind and length (the 64-term chunks and the tail), and rows
+ * of every kind and length (the 32-term blocks and the padded tail, a
+ * long row's heap copy), and rows
  * built for ties (values on a grid, two values, a constant), every width. */
 static void test_mse_clip_exact(void **state)
 {
     (void)state;
     uint64_t rng = 11;
-    static const int lens[] = {1, 5, 63, 64, 65, 128, 129, 700};
-    float x[700];
+    static const int lens[] = {1, 5, 31, 32, 33, 128, 129, 700, 1500};
+    float x[1500];
     long rows = 0, shrunk = 0;
     for (int bits = 2; bits <= 8; bits++)
         for (int sym = 0; sym <= 1; sym++)

@@ -5,6 +5,7 @@
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/half.h"
@@ -314,8 +315,22 @@ static xf_grid mse_search(const xf_grid_config *c, const float *x, int64_t n, fl
         cand[i] = xf_grid_from_range(p * xmin, p * xmax, c->bits, c->sym);
         keep[i] = 1;
     }
-    if (!(fmaxf(-xmin, xmax) < XF_GRID_POW24_MAX))
+    const float amax = fmaxf(-xmin, xmax);
+    if (!(amax < XF_GRID_POW24_MAX))
         return exact_search(cand, keep, x, n);
+    /* The approximate sums see the weights of magnitude >= amax / 2 first
+     * (the ones the clipping candidates clip), so those exceed the bound
+     * after their first block (the sums' order does not enter the bounds). */
+    float local[1024], *xs = n <= 1024 ? local : malloc((size_t)n * sizeof *xs);
+    if (!xs)
+        return exact_search(cand, keep, x, n);
+    int64_t front = 0;
+    for (int64_t j = 0; j < n; j++)
+        if (fabsf(x[j]) >= 0.5f * amax)
+            xs[front++] = x[j];
+    for (int64_t j = 0; j < n; j++)
+        if (!(fabsf(x[j]) >= 0.5f * amax))
+            xs[front++] = x[j];
     /* E >= (A (1 - gam) - tau)(1 - del)(1 - gex), E <= (A (1 + 2 gam) + tau)
      * (1 + 2 del)(1 + gex): gam the fp32 lane sums (one addition, 2^-24)
      * and the fp64 ones, tau the terms counted as 0, del the per-term bound,
@@ -351,7 +366,7 @@ static xf_grid mse_search(const xf_grid_config *c, const float *x, int64_t n, fl
         }
         const int i = order[k];
         const double stop = (ub_min + tl) * inv_lo; /* INFINITY while ub_min is */
-        const double A = approx_error(&cand[i], x, n, stop);
+        const double A = approx_error(&cand[i], xs, n, stop);
         /* (a candidate whose lb rounds to <= ub_min after an early stop is
          * only summed exactly below: never a wrong choice) */
         lb[i] = A * lo - tl;
@@ -365,6 +380,8 @@ static xf_grid mse_search(const xf_grid_config *c, const float *x, int64_t n, fl
             coarse = i;
         }
     }
+    if (xs != local)
+        free(xs);
     int left = 0, last = 0;
     for (int i = 0; i < XF_GRID_MSE_STEPS; i++) {
         keep[i] = lb[i] <= ub_min;
