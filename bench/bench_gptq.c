@@ -10,12 +10,16 @@
  * the rank-1 updates stay memory-bound as with all rows) and scaled to all
  * rows. --quick runs small shapes only as a smoke test: its matrices fit in
  * cache and its speedups mean little.
- * --factor: instead, the factorization against the 4/3 n^3 path of the
- * reference (Cholesky of H, inverse from it, Cholesky again: dpotrf + dpotri
- * + dpotrf, measured here as the baseline) in the same run: seconds of each,
- * their ratio, factor + blocked sweep of each, and how many entries of the
- * fp32 U differ between the two. Default shapes only (rows x cols, H is
- * cols x cols); with --quick 1024x1024 and 1024x2752.
+ * --factor: instead, the three factorization routes in the same run: the
+ * 4/3 n^3 path of the reference (Cholesky of H, inverse from it, Cholesky
+ * again: dpotrf + dpotri + dpotrf), the inverse form (reversed Cholesky +
+ * triangular inverse: the solver before the Cholesky form) and the Cholesky
+ * form (reversed Cholesky only, the default): seconds of each factor, of
+ * its sweep and of both, their ratios, how many fp32 U entries differ
+ * between the baseline and the inverse form, and how many codes differ
+ * between the routes. The inverse and Cholesky routes alternate 3 times on
+ * 4096x4096 (minimum of each), once on 4096x11008 (rows x cols, H is
+ * cols x cols); with --quick 1024x1024 and 1024x2752, once each.
  * --ggml: instead, the sweep on llama.cpp's block grids (quant/weights/ggml_grid.h:
  * one block fit per row and block, on the updated weights) against the plain
  * 4-bit grid (asymmetric, groups of 128) with the same factorization, in the
@@ -150,7 +154,7 @@ static void run_shape(int64_t rows, int64_t cols, int64_t sub_rows)
         int64_t i2 = i1 + B;
         t = xf_now_seconds();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)(cols - i2), (int)B,
-                    -1.0f, E, (int)B, f.U + i1 * cols + i2, (int)cols, 1.0f, C + i2, (int)cols);
+                    -1.0f, E, (int)B, f.F + i1 * cols + i2, (int)cols, 1.0f, C + i2, (int)cols);
         plain_s += xf_now_seconds() - t;
         plain_flops += 2.0 * (double)rows * (double)B * (double)(cols - i2);
     }
@@ -269,17 +273,50 @@ static void shape_case_free(shape_case *c)
     free(c->Wb);
 }
 
-/* --factor: the factorization (one reversed Cholesky + one triangular
- * inverse) against the 4/3 n^3 baseline, each followed by the same sweep. */
-static void run_factor_shape(int64_t rows, int64_t cols)
+/* Factor + blocked sweep of one route; the factor is kept in *f, the
+ * codes in *q. Exits on failure. */
+static void factor_and_sweep(const shape_case *c, int64_t rows, int64_t cols, bool inverse,
+                             xf_gptq_factor *f, xf_qweight *q, double *factor_s, double *sweep_s,
+                             double *loss)
+{
+    xf_gptq_params p = c->p;
+    p.inverse_factor = inverse;
+    xf_error err;
+    if (xf_gptq_factor_init(f, c->H, cols, &p, c->tag, &err) != 0) {
+        fprintf(stderr, "%s\n", err.msg);
+        exit(1);
+    }
+    memcpy(c->Wb, c->W, sizeof(float) * (size_t)(rows * cols));
+    xf_gptq_stats st;
+    if (xf_gptq_solve_factored(c->Wb, rows, f, &p, q, &st, c->tag, &err) != 0) {
+        fprintf(stderr, "%s\n", err.msg);
+        exit(1);
+    }
+    *factor_s = f->seconds;
+    *sweep_s = st.seconds_sweep;
+    *loss = st.loss;
+}
+
+static int64_t codes_equal(const xf_qweight *a, const xf_qweight *b, int64_t count)
+{
+    int64_t same = 0;
+    for (int64_t i = 0; i < count; i++)
+        same += a->codes[i] == b->codes[i];
+    return same;
+}
+
+/* --factor: three routes to the sweep's factor, each followed by its blocked
+ * sweep, in the same run: the 4/3 n^3 baseline (reference U, inverse-form
+ * sweep), the inverse form (one reversed Cholesky + one triangular inverse,
+ * inverse-form sweep: the solver before the Cholesky form) and the Cholesky
+ * form (one reversed Cholesky, no inverse: the default). The inverse and
+ * Cholesky routes alternate `reps` times; the minimum of each is printed. */
+static void run_factor_shape(int64_t rows, int64_t cols, int reps)
 {
     shape_case c;
     shape_case_init(&c, rows, cols);
     const char *tag = c.tag;
     double *H = c.H;
-    float *W = c.W, *Wb = c.Wb;
-    xf_gptq_params p = c.p;
-    xf_error err;
     xf_gptq_factor f = c.f;
     if (f.retries != 0 || f.dead_columns != 0) {
         fprintf(stderr, "bench_gptq: synthetic Hessian needed retries / has dead columns\n");
@@ -287,7 +324,8 @@ static void run_factor_shape(int64_t rows, int64_t cols)
     }
     double *A = xmalloc(sizeof(double) * (size_t)(cols * cols));
     float *U_old = xmalloc(sizeof(float) * (size_t)(cols * cols));
-    /* where the factorization's time goes: its two LAPACK calls alone */
+    float *d_old = xmalloc(sizeof(float) * (size_t)cols);
+    /* where the inverse form's time goes: its two LAPACK calls alone */
     double mean = 0.0;
     for (int64_t i = 0; i < cols; i++)
         mean += H[i * cols + i];
@@ -304,46 +342,78 @@ static void run_factor_shape(int64_t rows, int64_t cols)
     double trtri_s = xf_now_seconds() - t;
     double old_s = factor_4_3(H, cols, f.perm, f.damp_used, A, U_old);
     free(A);
-    int64_t differ = 0;
+    for (int64_t i = 0; i < cols; i++)
+        d_old[i] = U_old[i * cols + i];
+    xf_error err;
+    /* the 4/3 baseline's sweep: its U in the inverse form */
+    xf_gptq_factor g = f;
+    g.inverse = true;
+    g.F = U_old;
+    g.d = d_old;
+    xf_gptq_params pinv = c.p;
+    pinv.inverse_factor = true;
+    xf_qweight q_old;
+    xf_gptq_stats st;
+    memcpy(c.Wb, c.W, sizeof(float) * (size_t)(rows * cols));
+    if (xf_gptq_solve_factored(c.Wb, rows, &g, &pinv, &q_old, &st, tag, &err) != 0) {
+        fprintf(stderr, "%s\n", err.msg);
+        exit(1);
+    }
+    const double old_sweep = st.seconds_sweep, old_loss = st.loss;
+
+    double fs[2] = {1e30, 1e30}, ss[2] = {1e30, 1e30}, tot[2] = {1e30, 1e30}, loss[2];
+    xf_qweight q[2] = {0};
+    xf_gptq_factor fk[2] = {0};
+    for (int r = 0; r < reps; r++)
+        for (int k = 0; k < 2; k++) { /* k = 0: inverse form, 1: Cholesky form */
+            xf_qweight_free(&q[k]);
+            xf_gptq_factor_free(&fk[k]);
+            double a, b;
+            factor_and_sweep(&c, rows, cols, k == 0, &fk[k], &q[k], &a, &b, &loss[k]);
+            fs[k] = fmin(fs[k], a);
+            ss[k] = fmin(ss[k], b);
+            tot[k] = fmin(tot[k], a + b);
+        }
+    int64_t differ = 0, d_differ = 0;
     double maxu = 0.0, maxd = 0.0;
     for (int64_t i = 0; i < cols * cols; i++) {
-        differ += U_old[i] != f.U[i];
+        differ += U_old[i] != fk[0].F[i];
         maxu = fmax(maxu, fabs((double)U_old[i]));
-        maxd = fmax(maxd, fabs((double)U_old[i] - (double)f.U[i]));
+        maxd = fmax(maxd, fabs((double)U_old[i] - (double)fk[0].F[i]));
     }
-    double sweep[2];
-    int64_t codes_same = 0;
-    xf_qweight q[2];
+    for (int64_t i = 0; i < cols; i++)
+        d_differ += fk[0].d[i] != fk[1].d[i];
+    const int64_t N = rows * cols;
+    printf("%s reps: %d (minimum of each route)\n", tag, reps);
+    printf("%s factor_4_3_baseline_s: %.3f (sweep %.3f, total %.3f)\n", tag, old_s, old_sweep,
+           old_s + old_sweep);
+    printf("%s inverse_form_factor_s: %.3f (dpotrf alone %.3f, dtrtri alone %.3f)\n", tag, fs[0],
+           potrf_s, trtri_s);
+    printf("%s inverse_form_sweep_s: %.3f\n", tag, ss[0]);
+    printf("%s inverse_form_factor_plus_sweep_s: %.3f\n", tag, tot[0]);
+    printf("%s cholesky_form_factor_s: %.3f\n", tag, fs[1]);
+    printf("%s cholesky_form_sweep_s: %.3f\n", tag, ss[1]);
+    printf("%s cholesky_form_factor_plus_sweep_s: %.3f\n", tag, tot[1]);
+    printf("%s cholesky_vs_inverse_factor: %.2f\n", tag, fs[1] / fs[0]);
+    printf("%s cholesky_vs_inverse_factor_plus_sweep: %.2f\n", tag, tot[1] / tot[0]);
+    printf("%s cholesky_vs_4_3_baseline_factor_plus_sweep: %.2f\n", tag,
+           tot[1] / (old_s + old_sweep));
+    printf("%s inverse_form_fp32_U_entries_differing_from_baseline: %lld of %lld (max |diff| / "
+           "max |U| %.2e)\n", tag, (long long)differ, (long long)(cols * cols), maxd / maxu);
+    printf("%s U_ii_differing_cholesky_vs_inverse: %lld of %lld\n", tag, (long long)d_differ,
+           (long long)cols);
+    printf("%s gptq_loss baseline: %.9g inverse_form: %.9g cholesky_form: %.9g\n", tag, old_loss,
+           loss[0], loss[1]);
+    printf("%s codes_equal_pct inverse_vs_baseline: %.4f cholesky_vs_inverse: %.4f\n", tag,
+           100.0 * (double)codes_equal(&q[0], &q_old, N) / (double)N,
+           100.0 * (double)codes_equal(&q[1], &q[0], N) / (double)N);
     for (int k = 0; k < 2; k++) {
-        memcpy(Wb, W, sizeof(float) * (size_t)(rows * cols));
-        xf_gptq_factor g = f;
-        if (k == 1)
-            g.U = U_old;
-        xf_gptq_stats st;
-        if (xf_gptq_solve_factored(Wb, rows, &g, &p, &q[k], &st, tag, &err) != 0) {
-            fprintf(stderr, "%s\n", err.msg);
-            exit(1);
-        }
-        sweep[k] = st.seconds_sweep;
+        xf_qweight_free(&q[k]);
+        xf_gptq_factor_free(&fk[k]);
     }
-    for (int64_t i = 0; i < rows * cols; i++)
-        codes_same += q[0].codes[i] == q[1].codes[i];
-    printf("%s factor_4_3_baseline_s: %.3f\n", tag, old_s);
-    printf("%s factor_s: %.3f\n", tag, f.seconds);
-    printf("%s factor_vs_baseline: %.2f\n", tag, f.seconds / old_s);
-    printf("%s factor_dpotrf_s: %.3f factor_dtrtri_s: %.3f (the rest of factor_s: %.3f)\n", tag,
-           potrf_s, trtri_s, f.seconds - potrf_s - trtri_s);
-    printf("%s sweep_s: %.3f (with the baseline U: %.3f)\n", tag, sweep[0], sweep[1]);
-    printf("%s factor_plus_sweep_s: %.3f\n", tag, f.seconds + sweep[0]);
-    printf("%s factor_plus_sweep_4_3_baseline_s: %.3f\n", tag, old_s + sweep[1]);
-    printf("%s factor_plus_sweep_vs_baseline: %.2f\n", tag,
-           (f.seconds + sweep[0]) / (old_s + sweep[1]));
-    printf("%s fp32_U_entries_differing: %lld of %lld (max |diff| / max |U| %.2e)\n", tag,
-           (long long)differ, (long long)(cols * cols), maxd / maxu);
-    printf("%s codes_equal_pct: %.4f\n", tag, 100.0 * (double)codes_same / (double)(rows * cols));
-    xf_qweight_free(&q[0]);
-    xf_qweight_free(&q[1]);
+    xf_qweight_free(&q_old);
     free(U_old);
+    free(d_old);
     shape_case_free(&c);
 }
 
@@ -402,8 +472,8 @@ int main(int argc, char **argv)
     xf_threads_set(threads);
     printf("threads: %d\n", xf_threads_get());
     if (factor) {
-        run_factor_shape(quick ? 1024 : 4096, quick ? 1024 : 4096);
-        run_factor_shape(quick ? 1024 : 4096, quick ? 2752 : 11008);
+        run_factor_shape(quick ? 1024 : 4096, quick ? 1024 : 4096, quick ? 1 : 3);
+        run_factor_shape(quick ? 1024 : 4096, quick ? 2752 : 11008, 1);
         return 0;
     }
     if (ggml) {

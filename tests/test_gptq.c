@@ -209,49 +209,56 @@ static void test_matches_plain_reference(void **state)
         {-1, false, false, XF_CLIP_NONE, 4}, {32, false, false, XF_CLIP_NONE, 3},
         {32, true, true, XF_CLIP_NONE, 4},   {32, false, true, XF_CLIP_MSE, 4},
         {24, false, false, XF_CLIP_NONE, 4}}; /* group starts inside sub-blocks */
-    long total = 0, off = 0, scale_off = 0;
-    for (int m = 0; m < 5; m++)
-        for (int act = 0; act <= 1; act++) {
-            xf_gptq_params p;
-            xf_gptq_params_default(&p);
-            p.grid.bits = modes[m].bits;
-            p.grid.sym = modes[m].sym;
-            p.grid.clip = modes[m].clip;
-            p.group = modes[m].group;
-            p.static_groups = modes[m].stat;
-            p.act_order = act;
-            ref_result ref;
-            ref_gptq(W, ROWS, COLS, H, &p, &ref);
-            for (int b = 0; b < 5; b++) {
-                p.block = blocks[b];
-                float *Wq = xf_test_copy_f32(W, ROWS * COLS);
-                xf_qweight q;
-                xf_gptq_stats st;
-                xf_error err;
-                assert_int_equal(xf_gptq_solve(Wq, ROWS, COLS, H, &p, &q, &st, "l", &err), 0);
-                assert_int_equal(q.perm != NULL, ref.has_perm);
-                if (q.perm)
-                    assert_memory_equal(q.perm, ref.perm, sizeof(int32_t) * COLS);
-                long mism = 0;
-                for (int i = 0; i < ROWS * COLS; i++) {
-                    int d = abs((int)q.codes[i] - (int)ref.codes[i]);
-                    assert_true(d <= 1);
-                    mism += d != 0;
+    /* per factor form: [0] Cholesky (the default), [1] inverse */
+    long total[2] = {0}, off[2] = {0}, scale_off[2] = {0};
+    for (int inv = 0; inv < 2; inv++) {
+        for (int m = 0; m < 5; m++)
+            for (int act = 0; act <= 1; act++) {
+                xf_gptq_params p;
+                xf_gptq_params_default(&p);
+                p.grid.bits = modes[m].bits;
+                p.grid.sym = modes[m].sym;
+                p.grid.clip = modes[m].clip;
+                p.group = modes[m].group;
+                p.static_groups = modes[m].stat;
+                p.act_order = act;
+                p.inverse_factor = inv;
+                ref_result ref;
+                ref_gptq(W, ROWS, COLS, H, &p, &ref);
+                for (int b = 0; b < 5; b++) {
+                    p.block = blocks[b];
+                    float *Wq = xf_test_copy_f32(W, ROWS * COLS);
+                    xf_qweight q;
+                    xf_gptq_stats st;
+                    xf_error err;
+                    assert_int_equal(xf_gptq_solve(Wq, ROWS, COLS, H, &p, &q, &st, "l", &err), 0);
+                    assert_int_equal(q.perm != NULL, ref.has_perm);
+                    if (q.perm)
+                        assert_memory_equal(q.perm, ref.perm, sizeof(int32_t) * COLS);
+                    long mism = 0;
+                    for (int i = 0; i < ROWS * COLS; i++) {
+                        int d = abs((int)q.codes[i] - (int)ref.codes[i]);
+                        assert_true(d <= 1);
+                        mism += d != 0;
+                    }
+                    for (int i = 0; i < ROWS * q.n_groups; i++)
+                        scale_off[inv] += q.scales[i] != ref.scales[i] || q.zeros[i] != ref.zeros[i];
+                    total[inv] += ROWS * COLS;
+                    off[inv] += mism;
+                    assert_true(mism <= ROWS * COLS / 200); /* at most 0.5% per solve */
+                    assert_true(st.loss > 0 && isfinite(st.loss));
+                    xf_qweight_free(&q);
+                    free(Wq);
                 }
-                for (int i = 0; i < ROWS * q.n_groups; i++)
-                    scale_off += q.scales[i] != ref.scales[i] || q.zeros[i] != ref.zeros[i];
-                total += ROWS * COLS;
-                off += mism;
-                assert_true(mism <= ROWS * COLS / 200); /* at most 0.5% per solve */
-                assert_true(st.loss > 0 && isfinite(st.loss));
-                xf_qweight_free(&q);
-                free(Wq);
+                ref_free(&ref);
             }
-            ref_free(&ref);
-        }
-    print_message("blocked vs plain fp64 GPTQ: %ld of %ld codes differ by one (%.4f%%), "
-                  "%ld grids differ\n", off, total, 100.0 * off / total, scale_off);
-    assert_true(off * 1000 <= total); /* at most 0.1% overall */
+    }
+    for (int inv = 0; inv < 2; inv++) {
+        print_message("blocked vs plain fp64 GPTQ (%s form): %ld of %ld codes differ by one "
+                      "(%.4f%%), %ld grids differ\n", inv ? "inverse" : "Cholesky", off[inv],
+                      total[inv], 100.0 * off[inv] / total[inv], scale_off[inv]);
+        assert_true(off[inv] * 1000 <= total[inv]); /* at most 0.1% overall */
+    }
     free(X);
     free(H);
     free(W);
@@ -396,46 +403,81 @@ static int ref_factor_U(const double *H0, int n, bool act_order, double damp, in
     return rc;
 }
 
-/* One reversed Cholesky + one triangular inverse (quant/weights/gptq_factor.c)
- * gives the reference's U: every fp32 entry within its own rounding
- * (2^-24 relative) plus 1e-10 * max |U| of the fp64 reference, the same
- * order, dead columns and, on an indefinite H, the same single retry. */
+/* The inverse form, one reversed Cholesky + one triangular inverse
+ * (quant/weights/gptq_factor.c), gives the reference's U: every fp32 entry
+ * within its own rounding (2^-24 relative) plus 1e-10 * max |U| of the fp64
+ * reference, the same order, dead columns and, on an indefinite H, the same
+ * single retry. The Cholesky form: the same order, dead columns, retry and
+ * diagonal d = U_ii, and F = -Ut diag(Ut)^-1 with Ut = U^-1: with U' =
+ * diag(U)^-1 U (unit upper), -U' F = U' Ut diag(U) = I, each entry within
+ * the fp32 rounding of F (2^-23 relative, with margin) of the sum of
+ * |U'_ik F_kj| it is formed from. */
+static void check_cholesky_form(const xf_gptq_factor *f, const double *U, int n, double maxu)
+{
+    for (int a = 0; a < n; a++) {
+        double ref = U[a * n + a];
+        assert_true(fabs(f->d[a] - ref) <= 0x1p-24 * fabs(ref) + 1e-10 * maxu);
+    }
+    for (int a = 0; a < n; a++)
+        for (int b = 0; b < n; b++) {
+            if (b < a) {
+                assert_true(f->F[a * n + b] == 0.0f);
+                continue;
+            }
+            double s = 0.0, mag = 0.0;
+            for (int k = a; k <= b; k++) {
+                double t = U[a * n + k] / U[a * n + a] * f->F[k * n + b];
+                s -= t;
+                mag += fabs(t);
+            }
+            assert_true(fabs(s - (a == b)) <= 0x1p-22 * mag + 1e-12);
+        }
+}
+
 static void check_factor_matches_reference(const double *H, int n, bool act_order, double damp,
                                            int expect_retries, double expect_damp)
 {
-    xf_gptq_params p;
-    xf_gptq_params_default(&p);
-    p.act_order = act_order;
-    p.damp = damp;
-    xf_gptq_factor f;
-    xf_error err;
-    assert_int_equal(xf_gptq_factor_init(&f, H, n, &p, "w", &err), 0);
-    assert_int_equal(f.retries, expect_retries);
-    assert_true(fabs(f.damp_used - expect_damp) <= 1e-12 * expect_damp);
-    int perm[256];
-    double *U = malloc(sizeof(double) * n * n), maxu = 0;
-    if (expect_retries > 0) /* the reference path fails at the first damp too */
-        assert_int_equal(ref_factor_U(H, n, act_order, damp, perm, U), -1);
-    assert_int_equal(ref_factor_U(H, n, act_order, f.damp_used, perm, U), 0);
-    int64_t dead = 0;
-    for (int i = 0; i < n; i++) {
-        assert_int_equal(f.perm[i], perm[i]);
-        assert_int_equal(f.dead[i], H[i * n + i] == 0);
-        dead += H[i * n + i] == 0;
-    }
-    assert_int_equal(f.dead_columns, dead);
-    for (int i = 0; i < n * n; i++)
-        maxu = fmax(maxu, fabs(U[i]));
-    for (int a = 0; a < n; a++)
-        for (int b = 0; b < n; b++) {
-            double ref = U[a * n + b], got = f.U[a * n + b];
-            if (b < a)
-                assert_true(got == 0.0 && ref == 0.0);
-            else
-                assert_true(fabs(got - ref) <= 0x1p-24 * fabs(ref) + 1e-10 * maxu);
+    for (int inverse = 0; inverse < 2; inverse++) {
+        xf_gptq_params p;
+        xf_gptq_params_default(&p);
+        p.act_order = act_order;
+        p.damp = damp;
+        p.inverse_factor = inverse;
+        xf_gptq_factor f;
+        xf_error err;
+        assert_int_equal(xf_gptq_factor_init(&f, H, n, &p, "w", &err), 0);
+        assert_int_equal(f.retries, expect_retries);
+        assert_true(fabs(f.damp_used - expect_damp) <= 1e-12 * expect_damp);
+        int perm[256];
+        double *U = malloc(sizeof(double) * n * n), maxu = 0;
+        if (expect_retries > 0) /* the reference path fails at the first damp too */
+            assert_int_equal(ref_factor_U(H, n, act_order, damp, perm, U), -1);
+        assert_int_equal(ref_factor_U(H, n, act_order, f.damp_used, perm, U), 0);
+        int64_t dead = 0;
+        for (int i = 0; i < n; i++) {
+            assert_int_equal(f.perm[i], perm[i]);
+            assert_int_equal(f.dead[i], H[i * n + i] == 0);
+            dead += H[i * n + i] == 0;
         }
-    free(U);
-    xf_gptq_factor_free(&f);
+        assert_int_equal(f.dead_columns, dead);
+        for (int i = 0; i < n * n; i++)
+            maxu = fmax(maxu, fabs(U[i]));
+        assert_int_equal(f.inverse, inverse);
+        if (!inverse)
+            check_cholesky_form(&f, U, n, maxu);
+        for (int a = 0; inverse && a < n; a++)
+            for (int b = 0; b < n; b++) {
+                double ref = U[a * n + b], got = f.F[a * n + b];
+                if (b < a)
+                    assert_true(got == 0.0 && ref == 0.0);
+                else
+                    assert_true(fabs(got - ref) <= 0x1p-24 * fabs(ref) + 1e-10 * maxu);
+                if (a == b)
+                    assert_true(f.d[a] == got);
+            }
+        free(U);
+        xf_gptq_factor_free(&f);
+    }
 }
 
 static void test_factor_matches_reference_path(void **state)
@@ -499,6 +541,25 @@ static void test_factor_matches_reference_path(void **state)
     free(Q);
     free(X);
     free(H);
+    /* groups wider than 512 fitted in the sweep take the inverse form (the
+     * Cholesky form's group-block inverses would cost n g^2 / 6) */
+    enum { W = 700 };
+    double *Hw = calloc((size_t)W * W, sizeof *Hw);
+    for (int i = 0; i < W; i++)
+        Hw[i * W + i] = 1.0 + (double)(i % 7);
+    const struct { int64_t group; bool stat; bool inverse; } wide[] = {
+        {600, false, true}, {512, false, false}, {-1, false, false}, {600, true, false}};
+    for (int k = 0; k < 4; k++) {
+        xf_gptq_params p;
+        xf_gptq_params_default(&p);
+        p.group = wide[k].group;
+        p.static_groups = wide[k].stat;
+        xf_gptq_factor f;
+        assert_int_equal(xf_gptq_factor_init(&f, Hw, W, &p, "w", NULL), 0);
+        assert_int_equal(f.inverse, wide[k].inverse);
+        xf_gptq_factor_free(&f);
+    }
+    free(Hw);
 }
 
 static void test_singular_hessian_retries(void **state)

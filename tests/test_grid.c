@@ -240,6 +240,107 @@ static void test_mse_clip(void **state)
     assert_true(shrunk > 0); /* outlier rows do get clipped */
 }
 
+/* xf_grid_pow24_approx against powf(d, 2.4f), the term of the reference's
+ * error: within XF_GRID_POW24_REL relative (the bound the MSE search's
+ * filter relies on), and with a real margin (below a quarter of it), over
+ * every 13th mantissa of exponents covering the five residues of e mod 5
+ * at the bottom, middle and top of the range. */
+static void test_pow24_approx_bound(void **state)
+{
+    (void)state;
+    static const int exps[] = {-40, -39, -38, -37, -36, -9, -8, -7, -6, -5, 15, 16, 17, 18, 19};
+    double worst = 0.0;
+    for (size_t k = 0; k < sizeof exps / sizeof exps[0]; k++)
+        for (uint32_t mu = 0; mu < (1u << 23); mu += (mu + 13 < (1u << 23) ? 13 : 1)) {
+            uint32_t bits = (uint32_t)(exps[k] + 127) << 23 | mu;
+            float d;
+            memcpy(&d, &bits, sizeof d);
+            double want = powf(d, 2.4f), got = xf_grid_pow24_approx(d);
+            double rel = fabs(got - want) / want;
+            worst = rel > worst ? rel : worst;
+            if (!(rel <= XF_GRID_POW24_REL))
+                fail_msg("d = %a: approx %a, powf %a", (double)d, got, want);
+        }
+    print_message("pow24 approx: worst relative error against powf %.3e\n", worst);
+    assert_true(worst < XF_GRID_POW24_REL / 4);
+}
+
+/* The reference's MSE search verbatim: every candidate summed in order with
+ * powf, the first strictly lowest wins. */
+static xf_grid plain_mse_search(const xf_grid_config *c, const float *x, int n)
+{
+    float lo, hi;
+    ref_minmax(x, n, &lo, &hi);
+    if (c->sym) {
+        float m = -lo > hi ? -lo : hi;
+        lo = -m;
+        hi = m;
+    }
+    if (lo == 0.0f && hi == 0.0f) {
+        lo = -1.0f;
+        hi = 1.0f;
+    }
+    xf_grid best = {0};
+    double best_err = INFINITY;
+    for (int i = 0; i < XF_GRID_MSE_STEPS; i++) {
+        float p = (float)(1.0 - (double)i / XF_GRID_MSE_GRID);
+        xf_grid g = xf_grid_from_range(p * lo, p * hi, c->bits, c->sym);
+        double e = 0.0;
+        for (int j = 0; j < n; j++)
+            e += (double)powf(fabsf(x[j] - xf_grid_dequantize(&g, xf_grid_quantize(&g, x[j]))),
+                              2.4f);
+        if (e < best_err) {
+            best_err = e;
+            best = g;
+        }
+    }
+    return best;
+}
+
+/* The filtered MSE search picks exactly the reference's grid: random rows
+ * of every kind and length (the 32-term blocks and the padded tail, a
+ * long row's heap copy), and rows
+ * built for ties (values on a grid, two values, a constant), every width. */
+static void test_mse_clip_exact(void **state)
+{
+    (void)state;
+    uint64_t rng = 11;
+    static const int lens[] = {1, 5, 31, 32, 33, 128, 129, 700, 1500};
+    float x[1500];
+    long rows = 0, shrunk = 0;
+    for (int bits = 2; bits <= 8; bits++)
+        for (int sym = 0; sym <= 1; sym++)
+            for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++)
+                for (int k = 0; k < NCASES + 3; k++) {
+                    const int n = lens[li];
+                    if (k < NCASES) {
+                        make_row(k, x, n, &rng);
+                    } else {
+                        const float s = 0.0625f * (float)(1 + k - NCASES);
+                        for (int i = 0; i < n; i++) { /* grid points, two values, constant */
+                            int v = (int)(xf_test_rand_normal(&rng) * 4.0f);
+                            x[i] = k == NCASES ? s * (float)v
+                                   : k == NCASES + 1 ? (v > 0 ? s : -2.0f * s)
+                                                     : s;
+                        }
+                    }
+                    xf_grid_config c = {.bits = bits, .sym = sym, .clip = XF_CLIP_MSE};
+                    xf_grid got = xf_grid_fit(&c, x, n), want = plain_mse_search(&c, x, n);
+                    if (got.scale != want.scale || got.zero != want.zero ||
+                        got.maxq != want.maxq)
+                        fail_msg("bits %d sym %d n %d kind %d: scale %a zero %d, reference "
+                                 "scale %a zero %d", bits, sym, n, k, (double)got.scale,
+                                 got.zero, (double)want.scale, want.zero);
+                    xf_grid_config c0 = c;
+                    c0.clip = XF_CLIP_NONE;
+                    shrunk += xf_grid_fit(&c0, x, n).scale != got.scale;
+                    rows++;
+                }
+    print_message("MSE clip search: %ld rows equal to the reference's, %ld of them clipped\n",
+                  rows, shrunk);
+    assert_true(shrunk > rows / 10);
+}
+
 static void test_config_check(void **state)
 {
     (void)state;
@@ -392,6 +493,8 @@ int main(void)
         cmocka_unit_test(test_round_half_even_and_clamp),
         cmocka_unit_test(test_round_scale_limits),
         cmocka_unit_test(test_mse_clip),
+        cmocka_unit_test(test_pow24_approx_bound),
+        cmocka_unit_test(test_mse_clip_exact),
         cmocka_unit_test(test_config_check),
         cmocka_unit_test(test_rtn_matches_reference),
         cmocka_unit_test(test_rtn_rows_match_whole),

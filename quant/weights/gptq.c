@@ -1,14 +1,30 @@
 /* GPTQ stage 2: the blocked column sweep (lazy batch updates).
  *
  * W is copied into Wp, permuted to quantization order (dead columns
- * zeroed). Per block of B columns [i1, i2): every row runs the column loop
- * on its own (rows are independent), recording the scaled errors
- * E [rows, B]; then the columns right of the block get one cblas_sgemm:
- * Wp[:, i2:] -= E U[i1:i2, i2:] (one per block and per thread's row slice,
- * see below). Inside the block the same idea is used once more with
- * sub-blocks of SUB_BLOCK columns. All sweep arithmetic is fp32 with fp32 U,
- * as the reference; only the summation order of the updates differs from
- * the plain column-by-column algorithm.
+ * zeroed). Column i is quantized from its current value x = Wp[i] to q, and
+ * then propagates e_i F[i][j] to every column j > i: Wp[j] -= e_i F[i][j].
+ * With the inverse form (F = U, the reference's upper Cholesky factor of
+ * H^-1), e_i = (x - q) / U_ii: the reference's error feedback. With the
+ * Cholesky form (F = -Ut diag(Ut)^-1, H = Ut Ut^T, U = Ut^-1, no inverse
+ * formed), e_i = w_i - q, w_i the column's *original* weight: the two give
+ * the same x for every column in exact arithmetic. Proof: the reference's
+ * loop states W - Q = Err U (row vectors, Err = the scaled errors, U upper
+ * with its diagonal), so Err = (W - Q) Ut, and column j's final value is
+ * x_j = q_j + Err_j U_jj = w_j + sum_{k<j} (w_k - q_k) Ut[k][j] / Ut[j][j].
+ * (GPTQ as Babai's nearest-plane algorithm on the Cholesky factor.) So the
+ * sweep needs no triangular inverse, only Ut, and the update is a product
+ * with known errors instead of a recurrence; in fp32 the x differ from the
+ * inverse form's in the last bits only (a code flips where x sits on a
+ * rounding boundary). The loss uses (x - q) / U_ii in both forms.
+ *
+ * Per block of B columns [i1, i2): every row runs the column loop on its
+ * own (rows are independent), recording the propagated errors E [rows, B]
+ * (and the scaled errors for the loss in L); then the columns right of the
+ * block get one cblas_sgemm: Wp[:, i2:] -= E F[i1:i2, i2:] (one per block
+ * and per thread's row slice, see below). Inside the block the same idea is
+ * used once more with sub-blocks of SUB_BLOCK columns. All sweep arithmetic
+ * is fp32 with fp32 F, as the reference; only the summation order of the
+ * updates differs from the plain column-by-column algorithm.
  *
  * Group grids (non-static) are fitted when column i reaches a group start,
  * on the *current* weights of columns [i, i+g): the updates still pending
@@ -38,8 +54,16 @@
 typedef struct sweep_ctx {
     int64_t n;             /* columns */
     int64_t g;             /* group size (n = per channel) */
-    int64_t B;             /* block width (leading dimension of E) */
-    const float *U;        /* [n, n] */
+    int64_t B;             /* block width (leading dimension of E and L) */
+    const float *F;        /* [n, n] the factor (xf_gptq_factor.F) */
+    const float *d;        /* [n] U_ii */
+    bool inverse;          /* F's form: e = (x - q) / U_ii, else e = w - q */
+    const float *W0;       /* Cholesky form: the input weights [rows, n], logical order */
+    const int32_t *perm;   /* [n] logical column of position i */
+    const uint8_t *dead;   /* [n] by logical column */
+    bool identity;         /* perm is the identity and no column is dead */
+    const float *M;        /* Cholesky form with in-sweep group fits: [n_groups, g, g]
+                              (see group_inverses), else NULL */
     const int32_t *grp;    /* [n] group index of quantization position i */
     const int32_t *store;  /* [n] storage column of position i */
     const uint8_t *fit_at; /* [n] 1 where a grid is fitted (group start) */
@@ -58,46 +82,106 @@ static inline xf_ggml_sub *block_subs(const sweep_ctx *c, const xf_qweight *q, i
                                                                                   c->gg->sub);
 }
 
-/* Fits row r's grid for the group starting at column i on the row's
- * current weights (outliers left out, gathered in `gather`). Column i lies
- * in sub-block [s1, s2) of block [i1, i2); w: the row of Wp; e: its row of
- * E. Columns in [s2, i2) still miss the updates of columns s1..i-1,
- * columns from i2 on those of i1..i-1. */
-static void fit_group(const sweep_ctx *c, xf_qweight *q, int64_t r, const float *w,
-                      const float *e, int64_t i, int64_t i1, int64_t s1, int64_t s2, int64_t i2,
-                      float *restrict vals, float *restrict gather)
+/* Row r's original weight at quantization position i (Cholesky form). */
+static inline float orig_weight(const sweep_ctx *c, int64_t r, int64_t i)
+{
+    if (c->identity)
+        return c->W0[r * c->n + i];
+    const int32_t j = c->perm[i];
+    return c->dead[j] ? 0.0f : c->W0[r * c->n + j];
+}
+
+/* Cholesky form, group fits: a grid is fitted at column i on the *current*
+ * weights of columns [i, i+g), i.e. with the updates of the columns before
+ * i only. Those partial values differ between the forms (only the complete
+ * sums, at j = i, agree): with P_j = w_j + sum_{k<i} (w_k - q_k) Ut[k][j] /
+ * Ut[j][j] the Cholesky form's partial value, the inverse form's is
+ * X_j = w_j + sum_{i<=l<=j} (P_l - w_l) M[l][j], M = (-F[i:i+g, i:i+g])^-1
+ * (unit upper; M = diag(U)^-1 U on the block). Proof: with Err_1, Q_1 the
+ * columns before i, the reference has X_2 = W_2 - Err_1 U_12 and Err_1 =
+ * (W_1 - Q_1) Ut_11, and U_11^-1 U_12 = -Ut_12 U_22 (from U Ut = I), so
+ * X_2 = W_2 + (W_1 - Q_1) Ut_12 U_22; (P - W)_2 = (W_1 - Q_1) Ut_12
+ * diag(Ut_22)^-1 and U_22 is upper, so the block's own columns suffice.
+ * V: the P of the group (len columns) of the tile's m rows in (stride g),
+ * X out; e: the rows' E (stride B; the original weights of the block's
+ * columns from i on); D: m * g floats scratch. One small GEMM per tile and
+ * group. */
+static void to_inverse_form(const sweep_ctx *c, int64_t ra, int64_t m, int64_t i, int64_t len,
+                            const float *e, int64_t i1, int64_t i2, float *restrict V,
+                            float *restrict D)
+{
+    const int64_t g = c->g, B = c->B;
+    const float *M = c->M + (size_t)(i / g) * (size_t)g * (size_t)g;
+    for (int64_t t = 0; t < m; t++)
+        for (int64_t l = 0; l < len; l++) {
+            const int64_t j = i + l; /* E holds the block's original weights from i on */
+            const float w = j < i2 ? e[t * B + (j - i1)] : orig_weight(c, ra + t, j);
+            D[t * g + l] = V[t * g + l] - w;
+            V[t * g + l] = w;
+        }
+    /* V += D M (M unit upper, zero below the diagonal) */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)len, (int)len, 1.0f, D,
+                (int)g, M, (int)g, 1.0f, V, (int)g);
+}
+
+/* Row r's current weights of the group [i, c1) into vals. Column i lies in
+ * sub-block [s1, s2) of block [i1, i2); w: the row of Wp; e: its row of E.
+ * Columns in [s2, i2) still miss the updates of columns s1..i-1, columns
+ * from i2 on those of i1..i-1. */
+static void group_values(const sweep_ctx *c, const float *w, const float *e, int64_t i,
+                         int64_t c1, int64_t i1, int64_t s1, int64_t s2, int64_t i2,
+                         float *restrict vals)
 {
     const int64_t n = c->n;
-    const int64_t c1 = i + c->g < n ? i + c->g : n;
     for (int64_t j = i; j < c1; j++)
         vals[j - i] = w[j];
     const int64_t blk_end = c1 < i2 ? c1 : i2;
     for (int64_t k = s1; k < i && s2 < blk_end; k++) {
         const float ek = e[k - i1];
-        const float *uk = c->U + k * n;
+        const float *uk = c->F + k * n;
         for (int64_t j = s2; j < blk_end; j++)
             vals[j - i] -= ek * uk[j];
     }
     for (int64_t k = i1; k < i && i2 < c1; k++) {
         const float ek = e[k - i1];
-        const float *uk = c->U + k * n;
+        const float *uk = c->F + k * n;
         for (int64_t j = i2; j < c1; j++)
             vals[j - i] -= ek * uk[j];
     }
-    if (c->gg) { /* blocks are whole: n is a multiple of the block, no perm */
-        xf_ggml_grid_fit(c->gg, vals, c->imp + i, xf_qweight_block(q, r, c->grp[i]),
-                         block_subs(c, q, r, c->grp[i]));
-        return;
-    }
-    xf_grid fit = c->mask ? xf_outliers_fit(&c->grid, vals, c->mask + r * n + i, c1 - i, gather)
-                          : xf_grid_fit(&c->grid, vals, c1 - i);
-    xf_qweight_set_grid(q, r, c->grp[i], &fit);
 }
 
 /* Rows handled together by one thread: each row is a serial chain of
  * divisions and updates; interleaving a few independent rows column by
- * column lets the CPU overlap their latencies (and reuses each U row). */
+ * column lets the CPU overlap their latencies (and reuses each F row). */
 enum { ROW_TILE = 8 };
+
+/* Fits the grids of rows [ra, rb) (at most ROW_TILE) for the group
+ * starting at column i on the rows' current weights (outliers left out,
+ * gathered in `gather`); w, e as in sweep_tile. vals: 2 * ROW_TILE * g
+ * floats scratch. */
+static void fit_group(const sweep_ctx *c, xf_qweight *q, int64_t ra, int64_t rb, const float *w,
+                      const float *e, int64_t i, int64_t i1, int64_t s1, int64_t s2, int64_t i2,
+                      float *restrict vals, float *restrict gather)
+{
+    const int64_t n = c->n, g = c->g, m = rb - ra;
+    const int64_t c1 = i + g < n ? i + g : n;
+    for (int64_t t = 0; t < m; t++)
+        group_values(c, w + t * n, e + t * c->B, i, c1, i1, s1, s2, i2, vals + t * g);
+    if (c->M && i > 0)
+        to_inverse_form(c, ra, m, i, c1 - i, e, i1, i2, vals, vals + ROW_TILE * g);
+    for (int64_t t = 0; t < m; t++) {
+        const int64_t r = ra + t;
+        float *v = vals + t * g;
+        if (c->gg) { /* blocks are whole: n is a multiple of the block, no perm */
+            xf_ggml_grid_fit(c->gg, v, c->imp + i, xf_qweight_block(q, r, c->grp[i]),
+                             block_subs(c, q, r, c->grp[i]));
+            continue;
+        }
+        xf_grid fit = c->mask ? xf_outliers_fit(&c->grid, v, c->mask + r * n + i, c1 - i, gather)
+                              : xf_grid_fit(&c->grid, v, c1 - i);
+        xf_qweight_set_grid(q, r, c->grp[i], &fit);
+    }
+}
 
 /* Columns per sub-block: inside a block, the column-by-column updates only
  * reach the end of the sub-block; a small GEMM then updates the rest of
@@ -105,23 +189,31 @@ enum { ROW_TILE = 8 };
  * loops cost rows*cols*SUB/2 instead of rows*cols*B/2). */
 enum { SUB_BLOCK = 16 };
 
+/* The propagated error of a column quantized from x to qv; eo: its E slot
+ * (the Cholesky form keeps the original weight there until then). */
+static inline float prop_error(const sweep_ctx *c, float eo, float x, float qv, float d)
+{
+    return c->inverse ? (x - qv) / d : eo - qv;
+}
+
 /* Columns [s1, s2) (a sub-block of block [i1, i2)) of rows [ra, rb)
- * (rb - ra <= ROW_TILE): Wp rows in w (stride n), their E rows in e
- * (stride B, column k - i1 for column k). */
+ * (rb - ra <= ROW_TILE): Wp rows in w (stride n), their E and L rows in e
+ * and l (stride B, column k - i1 for column k). Cholesky form: e holds the
+ * original weights of the block's columns not yet quantized (sweep_rows). */
 static void sweep_tile(const sweep_ctx *c, xf_qweight *q, int64_t ra, int64_t rb, float *w,
-                       float *e, int64_t i1, int64_t s1, int64_t s2, int64_t i2, float *vals,
-                       float *gather)
+                       float *e, float *l, int64_t i1, int64_t s1, int64_t s2, int64_t i2,
+                       float *vals, float *gather)
 {
     const int64_t n = c->n, B = c->B, m = rb - ra;
     for (int64_t i = s1; i < s2; i++) {
-        const float d = c->U[i * n + i];
-        const float *ui = c->U + i * n;
+        const float d = c->d[i];
+        const float *ui = c->F + i * n;
         const int64_t gi = c->grp[i], st = c->store[i];
+        if (c->fit_at[i])
+            fit_group(c, q, ra, rb, w, e, i, i1, s1, s2, i2, vals, gather);
         for (int64_t t = 0; t < m; t++) {
             const int64_t r = ra + t;
             float *restrict wr = w + t * n;
-            if (c->fit_at[i])
-                fit_group(c, q, r, wr, e + t * B, i, i1, s1, s2, i2, vals, gather);
             const float x = wr[i];
             if (c->gg) {
                 const int64_t j = st % c->gg->block;
@@ -129,30 +221,34 @@ static void sweep_tile(const sweep_ctx *c, xf_qweight *q, int64_t ra, int64_t rb
                 const int code =
                     xf_ggml_grid_code(c->gg, block_subs(c, q, r, gi) + j / c->gg->sub, x, &qv);
                 xf_ggml_grid_put_code(c->gg, xf_qweight_block(q, r, gi), (int)j, code);
-                const float err = (x - qv) / d;
-                e[t * B + (i - i1)] = err;
+                const float pe = prop_error(c, e[t * B + (i - i1)], x, qv, d);
+                l[t * B + (i - i1)] = (x - qv) / d;
+                e[t * B + (i - i1)] = pe;
                 wr[i] = qv;
                 for (int64_t j2 = i + 1; j2 < s2; j2++)
-                    wr[j2] -= err * ui[j2];
+                    wr[j2] -= pe * ui[j2];
                 continue;
             }
             const xf_grid gr = xf_qweight_grid(q, r, gi);
             if (c->mask && c->mask[r * n + i]) {
                 /* an outlier keeps its current value (fp16, as stored): no
-                 * error, nothing to propagate; its code is the zero point */
-                e[t * B + (i - i1)] = 0.0f;
+                 * error, nothing to propagate (as if q = x); its code is the
+                 * zero point */
+                l[t * B + (i - i1)] = 0.0f;
+                e[t * B + (i - i1)] = c->inverse ? 0.0f : e[t * B + (i - i1)] - x;
                 q->codes[r * n + st] = gr.zero;
                 wr[i] = xf_f16_to_f32(xf_f32_to_f16(x));
                 continue;
             }
             const uint8_t code = xf_grid_quantize(&gr, x);
             const float qv = xf_grid_dequantize(&gr, code);
-            const float err = (x - qv) / d;
-            e[t * B + (i - i1)] = err;
+            const float pe = prop_error(c, e[t * B + (i - i1)], x, qv, d);
+            l[t * B + (i - i1)] = (x - qv) / d;
+            e[t * B + (i - i1)] = pe;
             q->codes[r * n + st] = code;
             wr[i] = qv;
             for (int64_t j = i + 1; j < s2; j++)
-                wr[j] -= err * ui[j];
+                wr[j] -= pe * ui[j];
         }
     }
 }
@@ -205,7 +301,7 @@ static int choose_outliers(const float *W, int64_t rows, const xf_gptq_factor *f
         xf_fail(err, "%s: out of memory scoring outliers", name);
     } else {
         for (int64_t i = 0; i < n; i++) {
-            const double d = f->U[i * n + i];
+            const double d = f->d[i];
             wq[i] = (float)(1.0 / (d * d));
         }
         for (int64_t j = 0; j < n; j++)
@@ -276,10 +372,13 @@ static sweep_layout layout_of(const xf_gptq_factor *f, const xf_gptq_params *p)
 /* The working memory of one solve (sweep_buffers_alloc / sweep_buffers_free). */
 typedef struct sweep_buffers {
     int nthreads;
-    int64_t scratch_len;   /* per-thread scratch: a group, or a row with static groups */
+    int64_t scratch_len;   /* per-thread scratch: a group of ROW_TILE rows, or a row with
+                              static groups */
     float *Wp;             /* [rows, n] W in quantization order, updated by the sweep */
-    float *E;              /* [rows, B] scaled errors of the current block */
-    float *scratch;        /* [nthreads, scratch_len] */
+    float *E;              /* [rows, B] propagated errors of the current block */
+    float *L;              /* [rows, B] its scaled errors (x - q) / U_ii, for the loss */
+    float *scratch;        /* [nthreads, 2 * scratch_len] */
+    float *M;              /* Cholesky form with in-sweep group fits: group_inverses */
     int32_t *grp, *store;  /* [n] group and storage column of each position */
     uint8_t *fit_at;       /* [n] */
     double *row_loss, *row_qerr; /* [rows] */
@@ -300,7 +399,9 @@ static void sweep_buffers_free(sweep_buffers *b)
 {
     free(b->Wp);
     free(b->E);
+    free(b->L);
     free(b->scratch);
+    free(b->M);
     free(b->grp);
     free(b->store);
     free(b->fit_at);
@@ -317,12 +418,12 @@ static void sweep_buffers_free(sweep_buffers *b)
 }
 
 static int sweep_buffers_alloc(sweep_buffers *b, int64_t rows, int64_t n, const sweep_layout *l,
-                               const xf_ggml_grid_traits *gg, int64_t n_out, const char *name,
-                               xf_error *err)
+                               const xf_ggml_grid_traits *gg, int64_t n_out, bool need_M,
+                               const char *name, xf_error *err)
 {
     memset(b, 0, sizeof *b);
     b->nthreads = omp_get_max_threads();
-    b->scratch_len = l->static_g ? n : l->g;
+    b->scratch_len = l->static_g ? n : ROW_TILE * l->g;
     const size_t per_thread = (size_t)b->nthreads * (size_t)b->scratch_len;
     if (n_out) {
         b->mask = malloc((size_t)rows * (size_t)n);
@@ -333,7 +434,11 @@ static int sweep_buffers_alloc(sweep_buffers *b, int64_t rows, int64_t n, const 
     }
     b->Wp = malloc((size_t)rows * (size_t)n * sizeof *b->Wp);
     b->E = malloc((size_t)rows * (size_t)l->B * sizeof *b->E);
-    b->scratch = malloc(per_thread * sizeof *b->scratch);
+    b->L = malloc((size_t)rows * (size_t)l->B * sizeof *b->L);
+    b->scratch = malloc(2 * per_thread * sizeof *b->scratch);
+    if (need_M)
+        b->M = malloc((size_t)((n + l->g - 1) / l->g) * (size_t)l->g * (size_t)l->g *
+                      sizeof *b->M);
     b->grp = malloc((size_t)n * sizeof *b->grp);
     b->store = malloc((size_t)n * sizeof *b->store);
     b->fit_at = calloc((size_t)n, 1);
@@ -344,13 +449,47 @@ static int sweep_buffers_alloc(sweep_buffers *b, int64_t rows, int64_t n, const 
         b->subs = malloc((size_t)rows * (size_t)(n / gg->sub) * sizeof *b->subs);
         b->imp = malloc(2 * (size_t)n * sizeof *b->imp);
     }
-    if (!b->Wp || !b->E || !b->scratch || !b->grp || !b->store || !b->fit_at || !b->row_loss ||
-        !b->row_qerr || !b->thread_gemm_s || (gg && (!b->subs || !b->imp)) ||
+    if (!b->Wp || !b->E || !b->L || !b->scratch || (need_M && !b->M) || !b->grp || !b->store ||
+        !b->fit_at || !b->row_loss || !b->row_qerr || !b->thread_gemm_s || (gg && (!b->subs || !b->imp)) ||
         (n_out && (!b->mask || !b->pos || !b->gather || (l->static_g && !b->lmask)))) {
         sweep_buffers_free(b);
         return xf_fail(err, "%s: out of memory for the GPTQ sweep of a [%lld, %lld] weight", name,
                        (long long)rows, (long long)n);
     }
+    return 0;
+}
+
+/* Cholesky form, in-sweep group fits (see to_inverse_form): for every group
+ * [s, s+len) after the first, M = (-F[s:s+len, s:s+len])^-1, unit upper,
+ * row-major with stride g, by back substitution in fp64 from the fp32 F:
+ * M[l][j] = sum_{l<k<=j} F[l][k] M[k][j]. n g^2 / 6 multiply-adds. */
+static int group_inverses(const xf_gptq_factor *f, int64_t g, float *M)
+{
+    const int64_t n = f->n, groups = (n + g - 1) / g;
+    double *cols = malloc((size_t)omp_get_max_threads() * (size_t)g * sizeof *cols);
+    if (!cols)
+        return -1;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t G = 1; G < groups; G++) {
+        double *col = cols + (size_t)omp_get_thread_num() * (size_t)g;
+        const int64_t s0 = G * g, len = s0 + g < n ? g : n - s0;
+        float *m = M + (size_t)G * (size_t)g * (size_t)g;
+        for (int64_t j = 0; j < len; j++) { /* column j of M */
+            for (int64_t l = 0; l < g; l++) /* below the diagonal stays 0 */
+                m[l * g + j] = 0.0f;
+            m[j * g + j] = 1.0f;
+            col[j] = 1.0;
+            for (int64_t l = j - 1; l >= 0; l--) {
+                const float *fl = f->F + (s0 + l) * n + s0;
+                double a = 0.0;
+                for (int64_t k = l + 1; k <= j; k++)
+                    a += (double)fl[k] * col[k];
+                col[l] = a;
+                m[l * g + j] = (float)a;
+            }
+        }
+    }
+    free(cols);
     return 0;
 }
 
@@ -415,35 +554,46 @@ static void fit_static_groups(const sweep_ctx *c, const xf_gptq_factor *f, xf_qw
 
 /* The blocked sweep of rows [r0, r1): quantizes Wp in place, accumulates
  * each row's loss; returns the seconds spent in the trailing GEMMs. */
-static double sweep_rows(const sweep_ctx *c, xf_qweight *out, float *Wp, float *E,
+static double sweep_rows(const sweep_ctx *c, xf_qweight *out, float *Wp, float *E, float *L,
                          double *row_loss, int64_t r0, int64_t r1, float *vals, float *gat)
 {
     const int64_t n = c->n, B = c->B, m = r1 - r0;
     double gs = 0.0;
     for (int64_t i1 = 0; i1 < n && m > 0; i1 += B) {
         const int64_t i2 = i1 + B < n ? i1 + B : n;
+        /* Cholesky form: the block's original weights, in E until each column
+         * replaces its own with its propagated error (compact rows: read
+         * from W0 in place, column by column, they were cache misses) */
+        for (int64_t r = r0; r < r1 && !c->inverse; r++) {
+            if (c->identity)
+                memcpy(E + r * B, c->W0 + r * n + i1, (size_t)(i2 - i1) * sizeof *E);
+            else
+                for (int64_t k = i1; k < i2; k++)
+                    E[r * B + (k - i1)] = orig_weight(c, r, k);
+        }
         for (int64_t s1 = i1; s1 < i2; s1 += SUB_BLOCK) {
             const int64_t s2 = s1 + SUB_BLOCK < i2 ? s1 + SUB_BLOCK : i2;
             for (int64_t ra = r0; ra < r1; ra += ROW_TILE) {
                 const int64_t rb = ra + ROW_TILE < r1 ? ra + ROW_TILE : r1;
-                sweep_tile(c, out, ra, rb, Wp + ra * n, E + ra * B, i1, s1, s2, i2, vals, gat);
+                sweep_tile(c, out, ra, rb, Wp + ra * n, E + ra * B, L + ra * B, i1, s1, s2, i2,
+                           vals, gat);
             }
-            if (s2 < i2) /* Wp[rows, s2:i2] -= E[rows, s1:s2] U[s1:s2, s2:i2] */
+            if (s2 < i2) /* Wp[rows, s2:i2] -= E[rows, s1:s2] F[s1:s2, s2:i2] */
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)(i2 - s2),
                             (int)(s2 - s1), -1.0f, E + r0 * B + (s1 - i1), (int)B,
-                            c->U + s1 * n + s2, (int)n, 1.0f, Wp + r0 * n + s2, (int)n);
+                            c->F + s1 * n + s2, (int)n, 1.0f, Wp + r0 * n + s2, (int)n);
         }
         /* loss (w - q)^2 / d^2 = err^2, summed off the serial chain */
         for (int64_t r = r0; r < r1; r++) {
             double l = 0.0;
             for (int64_t k = 0; k < i2 - i1; k++)
-                l += (double)E[r * B + k] * E[r * B + k];
+                l += (double)L[r * B + k] * L[r * B + k];
             row_loss[r] += l;
         }
-        if (i2 < n) { /* Wp[rows, i2:] -= E[rows, :] U[i1:i2, i2:] */
+        if (i2 < n) { /* Wp[rows, i2:] -= E[rows, :] F[i1:i2, i2:] */
             const double tg = xf_now_seconds();
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)(n - i2),
-                        (int)(i2 - i1), -1.0f, E + r0 * B, (int)B, c->U + i1 * n + i2, (int)n,
+                        (int)(i2 - i1), -1.0f, E + r0 * B, (int)B, c->F + i1 * n + i2, (int)n,
                         1.0f, Wp + r0 * n + i2, (int)n);
             gs += xf_now_seconds() - tg;
         }
@@ -465,13 +615,14 @@ static void sweep_all_rows(const sweep_ctx *c, const xf_gptq_factor *f, const sw
     {
         const int T = omp_get_num_threads(), t = omp_get_thread_num();
         const int64_t r0 = rows * t / T, r1 = rows * (t + 1) / T;
-        float *vals = b->scratch + (size_t)t * (size_t)b->scratch_len;
+        float *vals = b->scratch + (size_t)t * 2 * (size_t)b->scratch_len;
         float *gat = b->gather ? b->gather + (size_t)t * (size_t)b->scratch_len : NULL;
         uint8_t *lm = b->lmask ? b->lmask + (size_t)t * (size_t)c->n : NULL;
         permute_rows(W, f, l->identity, b->Wp, r0, r1);
         if (l->static_g)
             fit_static_groups(c, f, out, b->Wp, imp_l, r0, r1, vals, lm, gat);
-        b->thread_gemm_s[t] = sweep_rows(c, out, b->Wp, b->E, b->row_loss, r0, r1, vals, gat);
+        b->thread_gemm_s[t] =
+            sweep_rows(c, out, b->Wp, b->E, b->L, b->row_loss, r0, r1, vals, gat);
     }
 }
 
@@ -537,17 +688,26 @@ int xf_gptq_solve_factored(float *W, int64_t rows, const xf_gptq_factor *f,
 
     const int64_t n_out = xf_outliers_count(p->outliers, rows * n);
     sweep_buffers b;
-    if (sweep_buffers_alloc(&b, rows, n, &l, gg, n_out, name, err) != 0) {
+    const bool need_M = !f->inverse && !l.per_channel && !l.static_g;
+    if (sweep_buffers_alloc(&b, rows, n, &l, gg, n_out, need_M, name, err) != 0) {
         xf_qweight_free(out);
         return -1;
     }
     plan_columns(f, &l, &b);
+    if (need_M && group_inverses(f, l.g, b.M) != 0) {
+        sweep_buffers_free(&b);
+        xf_qweight_free(out);
+        return xf_fail(err, "%s: out of memory for the GPTQ group inverses", name);
+    }
     for (int64_t i = 0; gg && i < n; i++) { /* GGML fit importance 1 / U_ii^2 */
-        const double d = f->U[i * n + i];
+        const double d = f->d[i];
         b.imp[i] = (float)(1.0 / (d * d));
         b.imp[n + f->perm[i]] = b.imp[i];
     }
-    const sweep_ctx ctx = {.n = n, .g = l.g, .B = l.B, .U = f->U, .grp = b.grp,
+    const sweep_ctx ctx = {.n = n, .g = l.g, .B = l.B, .F = f->F, .d = f->d,
+                           .inverse = f->inverse, .W0 = W, .perm = f->perm, .dead = f->dead,
+                           .identity = l.identity && f->dead_columns == 0, .M = b.M,
+                           .grp = b.grp,
                            .store = b.store, .fit_at = b.fit_at, .mask = b.mask,
                            .grid = p->grid, .gg = gg, .subs = b.subs, .imp = b.imp};
     int rc = -1;

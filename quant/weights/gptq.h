@@ -5,7 +5,8 @@
  * Two stages, so that layers sharing an input (q/k/v, gate/up) can share
  * the expensive O(cols^3) part:
  *   xf_gptq_factor_init: dead columns, act-order permutation, damping and
- *     U = upper Cholesky factor of H^-1 (fp64 LAPACK, then stored as fp32);
+ *     the sweep's factor (fp64 LAPACK, then stored as fp32): one Cholesky
+ *     factorization of H (see xf_gptq_factor);
  *   xf_gptq_solve_factored: the blocked column sweep on W (fp32, one
  *     cblas_sgemm per block for the columns right of the block; each OpenMP
  *     thread sweeps its own slice of rows, with OpenBLAS single-threaded
@@ -46,6 +47,9 @@ typedef struct xf_gptq_params {
                             see xf_gptq_solve_factored); default 0 */
     const xf_ggml_grid_traits *ggml; /* solve on this GGML block grid (NULL: the uniform
                             grid; see xf_gptq_solve_factored) */
+    bool inverse_factor; /* factorize as the reference, into U = chol(H^-1) (one more
+                            n^3/3 triangular inverse; see xf_gptq_factor); default false
+                            (then also taken for groups wider than 512 fitted in the sweep) */
 } xf_gptq_params;
 
 /* 4 bits, asymmetric, per channel, no act-order, damp 0.01, block 128,
@@ -70,20 +74,30 @@ typedef struct xf_gptq_factor {
     int32_t *perm;        /* [n] quantization order: position i is column perm[i] */
     uint8_t *dead;        /* [n] by logical column */
     int64_t dead_columns;
-    float *U;             /* [n, n] row-major in quantization order; upper
-                             triangle = U with H^-1 = U^T U, lower = 0 */
+    bool inverse;         /* the form of F: params.inverse_factor, or sweep-fitted
+                             groups wider than 512 */
+    float *F;             /* [n, n] row-major in quantization order, lower
+                             triangle 0; the sweep uses its strict upper
+                             triangle. With H_p = H (permuted, damped) =
+                             Ut Ut^T, Ut upper, and U = Ut^-1 (H_p^-1 = U^T U,
+                             the reference's U):
+                             Cholesky form: F = -Ut diag(Ut)^-1;
+                             inverse form: F = U */
+    float *d;             /* [n] U_ii = 1 / Ut_ii (both forms): the GPTQ loss of
+                             column i is ((w - q) / U_ii)^2 */
     double damp_used;
     int retries;
     double seconds;
 } xf_gptq_factor;
 
-/* H: fp64 [n, n], symmetric (only read). Uses p->act_order, p->damp and
- * p->max_damp. The damped H is factorized with the reverse-order Cholesky
- * (H = Ut Ut^T, Ut upper; then U = Ut^-1: dpotrf + dtrtri), which gives the
- * same U as chol(inverse(chol(H)), upper) of the reference at half the
- * O(n^3) cost and without forming H^-1. A failed dpotrf/dtrtri or a
- * non-finite U retries with damp*10 (logged as a warning); past max_damp
- * it fails naming `name`. */
+/* H: fp64 [n, n], symmetric (only read). Uses p->act_order, p->damp,
+ * p->max_damp and p->inverse_factor. The damped H is factorized with the
+ * reverse-order Cholesky (H = Ut Ut^T, Ut upper: one dpotrf, n^3/3). The
+ * Cholesky form stops there (F from Ut); the inverse form adds U = Ut^-1
+ * (dtrtri, n^3/3 more), the same U as chol(inverse(chol(H)), upper) of the
+ * reference at half its O(n^3) cost and without forming H^-1. A failed
+ * dpotrf/dtrtri, a tiny pivot or a non-finite F retries with damp*10
+ * (logged as a warning); past max_damp it fails naming `name`. */
 int xf_gptq_factor_init(xf_gptq_factor *f, const double *H, int64_t n, const xf_gptq_params *p,
                         const char *name, xf_error *err);
 void xf_gptq_factor_free(xf_gptq_factor *f);

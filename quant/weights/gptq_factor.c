@@ -1,6 +1,7 @@
-/* GPTQ stage 1: from the Hessian to U, the upper Cholesky factor of the
- * damped H^-1 (in act-order order), with the reference's dead-column rule
- * and automatic damping retries. */
+/* GPTQ stage 1: from the Hessian to the sweep's factor F (in act-order
+ * order): by default the normalized Cholesky factor of the damped H, or (the
+ * inverse form) U, the upper Cholesky factor of the damped H^-1; with the
+ * reference's dead-column rule and automatic damping retries. */
 #include <lapacke.h>
 #include <math.h>
 #include <stdlib.h>
@@ -46,19 +47,28 @@ static void sort_desc_stable(const double *key, int32_t *idx, int32_t *tmp, int6
 /* One factorization attempt with absolute damping lambda. A (fp64 n*n
  * scratch) receives J*P^T*H*P*J + lambda*I (J = index reversal), whose
  * Cholesky A = R^T R (LAPACK column-major 'U', R upper) gives
- * H_p = Ut Ut^T with Ut = J R^T J upper; U = Ut^-1 = J R^-T J, so
- * U[a][b] = R^-1[n-1-b][n-1-a], which column-major storage puts at
- * A[(n-1-a)*n + (n-1-b)]: row a of U is row n-1-a of A, reversed.
+ * H_p = Ut Ut^T with Ut = J R^T J upper, so Ut[a][b] = R[n-1-b][n-1-a],
+ * which column-major storage puts at A[(n-1-a)*n + (n-1-b)]: row a of Ut
+ * is column n-1-a of A, reversed. The reference's U (H_p^-1 = U^T U, U
+ * upper) is Ut^-1, so U_aa = 1 / Ut_aa.
+ * - Cholesky form (inverse = false): F = -Ut diag(Ut)^-1, i.e.
+ *   F[a][b] = -Ut[a][b] / Ut[b][b], formed in fp64 and stored as fp32; no
+ *   inverse is computed (see the sweep in gptq.c for why it suffices).
+ * - inverse form: dtrtri turns R into R^-1, and F = U = J R^-T J:
+ *   U[a][b] = R^-1[n-1-b][n-1-a], at the same place in A as Ut[a][b] above.
+ * d[a] = fp32(U_aa) in both forms (dtrtri forms the diagonal of R^-1 as
+ * 1 / R_ii in fp64, as done here for the Cholesky form).
  * Returns 0, or -1 when H_p + lambda*I is not (numerically) positive
- * definite or U is not finite in fp32. "Numerically": dpotrf also succeeds
+ * definite or F is not finite in fp32. "Numerically": dpotrf also succeeds
  * on a singular PSD matrix whose zero eigenvalues came out as +1e-16, with
  * pivots near 0 and a useless, huge U; a squared pivot R_ii^2 below
  * XF_GPTQ_MIN_PIVOT * mean(diag H) counts as a failure too, so such a
  * Hessian gets more damping (a PSD H with damp >= 1e-10 always passes:
- * every pivot^2 is >= the smallest eigenvalue >= lambda). */
+ * every pivot^2 is >= the smallest eigenvalue >= lambda). The _work LAPACKE
+ * calls skip LAPACKE's NaN scans of A: H was checked finite on entry. */
 #define XF_GPTQ_MIN_PIVOT 1e-10
 static int try_factor(const double *H, const int32_t *perm, const uint8_t *dead, int64_t n,
-                      double mean, double lambda, double *A, float *U)
+                      double mean, double lambda, bool inverse, double *A, float *F, float *d)
 {
     /* A[p][q] = H[perm[n-1-p]][perm[n-1-q]], dead diagonals set to 1 */
 #pragma omp parallel for schedule(static)
@@ -72,30 +82,60 @@ static int try_factor(const double *H, const int32_t *perm, const uint8_t *dead,
             a[p] = 1.0;
         a[p] += lambda;
     }
-    lapack_int info = LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'U', (lapack_int)n, A, (lapack_int)n);
+    lapack_int info = LAPACKE_dpotrf_work(LAPACK_COL_MAJOR, 'U', (lapack_int)n, A, (lapack_int)n);
     if (info != 0)
         return -1;
     for (int64_t i = 0; i < n; i++)
         if (!(A[i * n + i] * A[i * n + i] >= XF_GPTQ_MIN_PIVOT * mean))
             return -1;
-    info = LAPACKE_dtrtri(LAPACK_COL_MAJOR, 'U', 'N', (lapack_int)n, A, (lapack_int)n);
-    if (info != 0)
-        return -1;
+    /* 1 / Ut_bb by position b, before dtrtri overwrites the diagonal */
+    double *rinv = malloc((size_t)n * sizeof *rinv);
+    if (!rinv)
+        return -2;
+    for (int64_t b = 0; b < n; b++)
+        rinv[b] = 1.0 / A[(n - 1 - b) * n + (n - 1 - b)];
+    if (inverse) {
+        info = LAPACKE_dtrtri_work(LAPACK_COL_MAJOR, 'U', 'N', (lapack_int)n, A, (lapack_int)n);
+        if (info != 0) {
+            free(rinv);
+            return -1;
+        }
+    }
     int bad = 0;
 #pragma omp parallel for schedule(static) reduction(| : bad)
     for (int64_t a = 0; a < n; a++) {
-        const double *src = A + (n - 1 - a) * n; /* src[n-1-b] = U[a][b] */
-        float *u = U + a * n;
+        const double *src = A + (n - 1 - a) * n; /* src[n-1-b]: Ut[a][b] or U[a][b] */
+        float *u = F + a * n;
         for (int64_t b = 0; b < a; b++)
             u[b] = 0.0f;
-        for (int64_t b = a; b < n; b++) {
-            float v = (float)src[n - 1 - b];
-            bad |= !isfinite(v);
-            u[b] = v;
-        }
-        bad |= !(u[a] > 0.0f);
+        if (inverse)
+            for (int64_t b = a; b < n; b++)
+                u[b] = (float)src[n - 1 - b];
+        else
+            for (int64_t b = a; b < n; b++)
+                u[b] = (float)(-src[n - 1 - b] * rinv[b]);
+        for (int64_t b = a; b < n; b++)
+            bad |= !isfinite(u[b]);
+        d[a] = (float)rinv[a];
+        bad |= !(d[a] > 0.0f) || !isfinite(d[a]);
     }
+    free(rinv);
     return bad ? -1 : 0;
+}
+
+/* The Cholesky form's sweep gives a group's grid fit the reference's
+ * partial values through the inverse of the group's diagonal block of F
+ * (gptq.c, to_inverse_form): n g^2 / 6 + 2 r n g more work, small next to
+ * the n^3 / 3 it saves for the usual groups (32 .. 256), not for very wide
+ * ones: groups fitted in the sweep wider than this take the inverse form. */
+#define XF_GPTQ_CHOLESKY_MAX_GROUP 512
+
+static bool wide_sweep_groups(const xf_gptq_params *p, int64_t n)
+{
+    if (p->ggml || p->static_groups) /* GGML blocks are <= 256 wide */
+        return false;
+    const int64_t g = xf_group_size_resolve(p->group, n);
+    return g < n && g > XF_GPTQ_CHOLESKY_MAX_GROUP;
 }
 
 int xf_gptq_factor_init(xf_gptq_factor *f, const double *H, int64_t n, const xf_gptq_params *p,
@@ -121,11 +161,13 @@ int xf_gptq_factor_init(xf_gptq_factor *f, const double *H, int64_t n, const xf_
     f->act_order = p->act_order;
     f->perm = malloc((size_t)n * sizeof *f->perm);
     f->dead = calloc((size_t)n, 1);
-    f->U = malloc(n2 * sizeof(float));
+    f->inverse = p->inverse_factor || wide_sweep_groups(p, n);
+    f->F = malloc(n2 * sizeof(float));
+    f->d = malloc((size_t)n * sizeof *f->d);
     int32_t *tmp = malloc((size_t)n * sizeof *tmp);
     double *diag = malloc((size_t)n * sizeof *diag);
     double *A = malloc(n2 * sizeof(double));
-    if (!f->perm || !f->dead || !f->U || !tmp || !diag || !A) {
+    if (!f->perm || !f->dead || !f->F || !f->d || !tmp || !diag || !A) {
         free(tmp);
         free(diag);
         free(A);
@@ -153,8 +195,8 @@ int xf_gptq_factor_init(xf_gptq_factor *f, const double *H, int64_t n, const xf_
     double damp = p->damp;
     int rc = -1;
     for (;;) {
-        rc = try_factor(H, f->perm, f->dead, n, mean, damp * mean, A, f->U);
-        if (rc == 0)
+        rc = try_factor(H, f->perm, f->dead, n, mean, damp * mean, f->inverse, A, f->F, f->d);
+        if (rc != -1)
             break;
         double next = damp > 0.0 ? damp * 10.0 : 0.01;
         if (next > p->max_damp * (1.0 + 1e-9))
@@ -167,6 +209,11 @@ int xf_gptq_factor_init(xf_gptq_factor *f, const double *H, int64_t n, const xf_
     free(tmp);
     free(diag);
     free(A);
+    if (rc == -2) {
+        xf_gptq_factor_free(f);
+        return xf_fail(err, "%s: out of memory factorizing a %lld x %lld Hessian", name,
+                       (long long)n, (long long)n);
+    }
     if (rc != 0) {
         int retries = f->retries;
         xf_gptq_factor_free(f);
@@ -184,6 +231,7 @@ void xf_gptq_factor_free(xf_gptq_factor *f)
 {
     free(f->perm);
     free(f->dead);
-    free(f->U);
+    free(f->F);
+    free(f->d);
     memset(f, 0, sizeof *f);
 }

@@ -31,6 +31,18 @@
 #define XF_GRID_MSE_STEPS 80
 #define XF_GRID_MSE_NORM 2.4f
 
+/* The MSE search's fast filter (grid.c): xf_grid_pow24_approx(d) is within
+ * XF_GRID_POW24_REL * powf(d, 2.4f) of it for XF_GRID_POW24_MIN <= d <
+ * 2^20 (tests measure < 6e-7 against the exact power, powf itself is
+ * within 1 ulp = 1.2e-7 of it; 4e-6 leaves a wide margin, at the price of
+ * a few more exact fallbacks). Smaller d count as 0 (d^2.4 <= 2^-96, in an
+ * absolute slack); groups with a |x| of XF_GRID_POW24_MAX or more take the
+ * exact path. Exposed for the tests. */
+#define XF_GRID_POW24_REL 4e-6
+#define XF_GRID_POW24_MIN 0x1p-40f
+#define XF_GRID_POW24_MAX 0x1p15f
+float xf_grid_pow24_approx(float d);
+
 typedef enum xf_clip { XF_CLIP_NONE = 0, XF_CLIP_MSE = 1 } xf_clip;
 
 typedef struct xf_grid_config {
