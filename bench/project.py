@@ -24,13 +24,16 @@ def dims(cfg):
 def layer_params(d):
     return d['h'] * (d['q'] + 2 * d['kv']) + d['q'] * d['h'] + 3 * d['h'] * d['m']
 
-def flops(d, N, T, blocks):
-    """FLOPs per stage of `blocks` decoder blocks over N tokens in windows of T."""
+def flops(d, N, T, blocks, recompute=False):
+    """FLOPs per stage of `blocks` decoder blocks over N tokens in windows of T;
+    recompute: the stream kept the narrow states and rebuilt each down input
+    from the MLP input (gate/up once more: counted with the Hessians, whose
+    time includes it)."""
     P = layer_params(d)
     fwd = blocks * (2 * P * N + 2 * d['q'] * T * N)            # linears + causal attention
     widths = [d['h'], d['q'], d['h'], d['m']]                   # qkv, o, mlp, down inputs
-    hess = blocks * (sum(N * w * w for w in widths)             # SYRK, symmetric half x 2
-                     + 4 * d['h'] * d['m'] * N)                 # down input recomputed (gate/up)
+    hess = blocks * (sum(N * w * w for w in widths)             # SYRK: w(w+1)/2 multiply-adds per token
+                     + (4 * d['h'] * d['m'] * N if recompute else 0))
     factor = blocks * sum(2 * w ** 3 / 3 for w in widths)       # Cholesky + triangular inverse
     readers = [(d['q'] + 2 * d['kv'], d['h']), (d['h'], d['q']), (2 * d['m'], d['h']),
                (d['h'], d['m'])]                                # (rows, input width)
@@ -54,7 +57,8 @@ d = dims(cfg)
 calib = s.get('calibration', {})
 N = fw['tokens']; T = calib.get('seqlen', 512)
 blocks = fw['blocks']
-f = flops(d, N, T, blocks)
+kept = s.get('memory', {}).get('down_input_kept', True)
+f = flops(d, N, T, blocks, recompute=not kept)
 t = s['timing']
 rate = {'forward': f['forward'] / fw['seconds'] / cores_measured,
         'hessian': f['hessian'] / t['hessian_s'] / cores_measured,
@@ -69,7 +73,9 @@ targets = {
         num_hidden_layers=80, num_attention_heads=64, num_key_value_heads=8, vocab_size=32000),
 }
 N_t, T_t = 128 * 2048, 2048
-print(f"\nprojected gptq (nsamples 128 x seqlen 2048 = {N_t} tokens; one forward + Hessians + solves):")
+print(f"\nprojected gptq (nsamples 128 x seqlen 2048 = {N_t} tokens; one forward + Hessians + solves;"
+      " the down inputs kept, as where memory allows; states: the narrow states, (h+m)/(2h) times that when the"
+      " down input is kept):")
 print("| model | PFLOP fwd / Hess / solve | 2 cores | 16 cores | 64 cores | states | rest in memory | model fp16 |")
 print("|---|---|---:|---:|---:|---:|---:|---:|")
 for name, c in targets.items():
