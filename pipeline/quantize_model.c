@@ -675,6 +675,12 @@ static int quantize_gptq(xf_loaded_model *m, const xf_quant_options *o,
     }
     if (rc == 0 && plan)
         rc = rtn_embeddings(mw, plan, col, err);
+    /* a run that fails before its first checkpoint leaves no empty
+     * directory; one that made a checkpoint keeps it for --resume */
+    if (rc != 0 && ck.dir && !xf_gptq_checkpoint_present(ck.dir)) {
+        xf_error ignored = {{0}};
+        xf_gptq_checkpoint_remove(ck.dir, &ignored);
+    }
     xf_gptq_checkpoint_free(&ck);
     gptq_streams_free(&st);
     xf_gptq_progress_end(&gp);

@@ -392,11 +392,11 @@ static run_res fault_run(const char *ops, const char *mode, long k, int err_no, 
     snprintf(e_errno, sizeof e_errno, "XF_FAULT_ERRNO=%s", errno_name(err_no));
     snprintf(e_path, sizeof e_path, "XF_FAULT_PATH=%s", needle);
     const char *env[] = {e_ops, e_k, e_errno, e_path, NULL};
-    const char *a[16] = {0};
-    for (int i = 0; i < 15 && argv[i]; i++)
+    const char *a[18] = {0};
+    for (int i = 0; i < 17 && argv[i]; i++)
         a[i] = argv[i];
     return run_xf(env, NULL, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10],
-                  a[11], a[12], a[13], a[14], NULL);
+                  a[11], a[12], a[13], a[14], a[15], a[16], NULL);
 }
 
 /* gptq → .xfq on stories260K: the same writer behind a different command. */
@@ -410,8 +410,11 @@ static void test_gptq_write_faults(void **state)
     XF_TEST_REQUIRE_SHARED(calib, "data/tinystories/calib.txt");
     char calib_path[1024];
     snprintf(calib_path, sizeof calib_path, "%s", calib);
+    /* --no-checkpoint: the output's own write; a failed run keeps a
+     * checkpoint it made (OUT.ckpt/, for --resume: tests/faults/resume.sh) */
     const char *argv[] = {"gptq", "--bits", "3", "--group", "32", "--nsamples", "4", "--seqlen",
-                          "64", "--threads", "1", "--calib", calib_path, model, g_new, NULL};
+                          "64", "--threads", "1", "--no-checkpoint", "--calib", calib_path, model,
+                          g_new, NULL};
     struct {
         const char *op, *mode;
         long k;
