@@ -4,15 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The widest input a resumable stream keeps per window: every input but
- * down's, which is recomputed from the MLP input (block_stream.h), unless
- * the stream keeps that one too. */
-static int64_t widest_kept_input(const xf_model_config *cfg, bool keep_down)
+int64_t xf_block_stream_kept_width(const xf_model_config *cfg, xf_stream_keep keep)
 {
     int64_t w = 0;
-    for (int in = 0; in < XF_IN_COUNT; in++) {
-        if (in == XF_IN_DOWN && !keep_down)
-            continue;
+    for (int in = 0; in < XF_IN_COUNT && keep != XF_STREAM_KEEP_NONE; in++) {
+        if (in == XF_IN_DOWN && keep != XF_STREAM_KEEP_ALL)
+            continue; /* recomputed from the MLP input (block_stream.h) */
         int64_t c = xf_lin_input_width(cfg, (xf_lin_input)in);
         w = c > w ? c : w;
     }
@@ -53,7 +50,9 @@ static int init_shape(xf_block_stream *bs, const xf_model_config *cfg, int64_t n
     bs->T = T;
     bs->hidden = cfg->hidden;
     bs->keep_down = keep == XF_STREAM_KEEP_ALL;
-    bs->keep_in = widest_kept_input(cfg, bs->keep_down);
+    bs->keep_in = xf_block_stream_kept_width(cfg, keep == XF_STREAM_KEEP_NONE
+                                                       ? XF_STREAM_KEEP_NARROW
+                                                       : keep);
     bs->at = XF_AT_START;
     bs->touched = -1;
     if (spill_dir && !(bs->spill_dir = strdup(spill_dir)))

@@ -80,6 +80,11 @@ typedef struct xf_block_stream {
     int64_t touched;    /* the window whose input was last handed out; -1: none */
 } xf_block_stream;
 
+/* The widest input a stream keeping `keep` holds per token besides h (0
+ * for XF_STREAM_KEEP_NONE): what its memory is planned with
+ * (pipeline/gptq_memory.h). */
+int64_t xf_block_stream_kept_width(const xf_model_config *cfg, xf_stream_keep keep);
+
 /* Embeds windows 0..nsamples-1 of tokens ([nsamples, T], contiguous) at
  * positions 0..T-1; the stream then stands before block 0. keep (not
  * NONE): keep the pending inputs, so that runs may stop at an input and

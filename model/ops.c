@@ -98,48 +98,6 @@ void xf_op_act_gated(xf_activation act, float *a, const float *up, int64_t n)
         a[i] = act_one(act, a[i]) * up[i];
 }
 
-#define XF_OP_LANES 16
-
-float xf_op_max(const float *x, int64_t n)
-{
-    float m = x[0];
-    int64_t i = 0;
-    if (n >= XF_OP_LANES) {
-        float lane[XF_OP_LANES];
-        memcpy(lane, x, sizeof lane);
-        for (i = XF_OP_LANES; i + XF_OP_LANES <= n; i += XF_OP_LANES)
-            for (int l = 0; l < XF_OP_LANES; l++)
-                lane[l] = x[i + l] > lane[l] ? x[i + l] : lane[l];
-        for (int l = 0; l < XF_OP_LANES; l++)
-            m = lane[l] > m ? lane[l] : m;
-    }
-    for (; i < n; i++)
-        m = x[i] > m ? x[i] : m;
-    return m;
-}
-
-float xf_op_exp_sum(float *x, int64_t n, float shift)
-{
-    float lane[XF_OP_LANES] = {0};
-    int64_t i = 0;
-    for (; i + XF_OP_LANES <= n; i += XF_OP_LANES)
-        for (int l = 0; l < XF_OP_LANES; l++) {
-            const float e = xf_op_exp(x[i + l] - shift);
-            x[i + l] = e;
-            lane[l] += e;
-        }
-    for (int l = 0; i < n; i++, l++) {
-        const float e = xf_op_exp(x[i] - shift);
-        x[i] = e;
-        lane[l] += e;
-    }
-    /* pairwise: 16 -> 8 -> 4 -> 2 -> 1 */
-    for (int w = XF_OP_LANES / 2; w >= 1; w /= 2)
-        for (int l = 0; l < w; l++)
-            lane[l] += lane[l + w];
-    return lane[0];
-}
-
 void xf_op_add(float *a, const float *b, int64_t n)
 {
     for (int64_t i = 0; i < n; i++)

@@ -6,7 +6,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
 
 #include "model/config.h"
 #include "model/weights.h"
@@ -29,45 +28,6 @@ void xf_op_linear(const float *x, int64_t T, int64_t in, const float *W, const f
 void xf_op_act(xf_activation act, float *a, int64_t n);
 /* a = act(a) * up elementwise (gated MLP). */
 void xf_op_act_gated(xf_activation act, float *a, const float *up, int64_t n);
-
-/* e^x in fp32 without a libm call, written so that the compiler turns a
- * loop of it into vector code: x = k ln2 + r, |r| <= ln2/2, e^r by a
- * degree-7 polynomial, 2^k put in the exponent bits. Within 1 ulp of
- * e^x on [-87.3, 88.3]; 0 below, e^88.3 above (no Inf). Pure C, the same
- * bytes on every x86-64 (no fused multiply-add: ISO C mode leaves
- * contraction off). */
-static inline float xf_op_exp(float x)
-{
-    const float hi = 88.3f, lo = -87.3f;
-    const float xc = x > hi ? hi : (x < lo ? lo : x);
-    /* k = round(x / ln2): adding 1.5 * 2^23 rounds to an integer */
-    const float shifter = 12582912.0f;
-    const float kf = (xc * 1.44269504088896341f + shifter) - shifter;
-    /* r = x - k ln2, ln2 split in a part exact in fp32 and the rest */
-    float r = xc - kf * 0.693359375f;
-    r = r - kf * -2.12194440e-4f;
-    /* e^r = 1 + r + r^2 (1/2 + r/6 + ...), Taylor coefficients */
-    float p = 1.9841270e-4f;
-    p = p * r + 1.3888889e-3f;
-    p = p * r + 8.3333333e-3f;
-    p = p * r + 4.1666667e-2f;
-    p = p * r + 1.6666667e-1f;
-    p = p * r + 0.5f;
-    const float er = p * (r * r) + r + 1.0f;
-    /* 2^k as exponent bits; k in [-126, 127] */
-    const int32_t bits = ((int32_t)kf + 127) << 23;
-    float two_k;
-    memcpy(&two_k, &bits, sizeof two_k);
-    const float y = er * two_k;
-    return x < lo ? 0.0f : y;
-}
-
-/* The largest of x[0..n-1] (n >= 1). */
-float xf_op_max(const float *x, int64_t n);
-/* x[i] = e^(x[i] - shift) by xf_op_exp, and their sum: 16 partial sums
- * (i mod 16) added in a fixed order, so that it vectorizes and does not
- * depend on the vector width. */
-float xf_op_exp_sum(float *x, int64_t n, float shift);
 
 /* a += b, n values. */
 void xf_op_add(float *a, const float *b, int64_t n);

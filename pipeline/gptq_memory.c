@@ -2,6 +2,7 @@
 #include "pipeline/gptq_memory.h"
 
 #include "core/mem_info.h"
+#include "model/block_stream.h"
 #include "model/forward.h"
 #include "model/linear_inputs.h"
 #include "model/ops.h"
@@ -41,16 +42,6 @@ static int64_t work_bytes(const xf_model_config *c, int64_t T)
            4 * score_heads * T * T + MARGIN_BYTES;
 }
 
-/* Widest input the resumable stream keeps per token (block_stream.h). */
-static int64_t kept_width(const xf_model_config *c, bool keep_down)
-{
-    int64_t w = 0;
-    for (int in = 0; in < XF_IN_COUNT; in++)
-        if (in != XF_IN_DOWN || keep_down)
-            w = max64(w, xf_lin_input_width(c, (xf_lin_input)in));
-    return w;
-}
-
 int xf_gptq_memory_plan(const xf_model_config *cfg, const xf_quant_options *o,
                         int64_t n_blocks, int64_t nsamples, int64_t T,
                         int64_t max_memory, xf_gptq_memory *m, const char *what,
@@ -71,9 +62,9 @@ int xf_gptq_memory_plan(const xf_model_config *cfg, const xf_quant_options *o,
     const double bpw = o->gguf ? 8.5 : (double)o->grid.bits + 24.0 / group;
     m->packed = (int64_t)((double)quantized_params * bpw / 8.0);
     m->work = work_bytes(cfg, T);
-    const int64_t per_token = 4 * (cfg->hidden + kept_width(cfg, false)) * streams;
+    const int64_t per_token = 4 * (cfg->hidden + xf_block_stream_kept_width(cfg, XF_STREAM_KEEP_NARROW)) * streams;
     m->states = nsamples * T * per_token;
-    m->states_all = nsamples * T * 4 * (cfg->hidden + kept_width(cfg, true)) * streams;
+    m->states_all = nsamples * T * 4 * (cfg->hidden + xf_block_stream_kept_width(cfg, XF_STREAM_KEEP_ALL)) * streams;
     m->spill_window = 2 * T * per_token; /* the window in use and the one released last */
     m->fixed = m->block + m->solve + m->head + m->packed + m->work;
     if (max_memory == 0) {
