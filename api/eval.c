@@ -58,7 +58,7 @@ static int window_length(const xf_eval_opts *eo, xf_protocol p, const xf_model_c
 }
 
 static void ppl_stats(xf_ppl_stats *o, const xf_ppl_result *r, xf_protocol p,
-                      const char *sha256, const char *scheme)
+                      const char *sha256, int half, const char *scheme)
 {
     memset(o, 0, sizeof *o);
     o->ppl = r->ppl;
@@ -73,6 +73,7 @@ static void ppl_stats(xf_ppl_stats *o, const xf_ppl_result *r, xf_protocol p,
     o->threads = xf_threads_get();
     snprintf(o->protocol, sizeof o->protocol, "%s", xf_protocol_name(p));
     snprintf(o->text_sha256, sizeof o->text_sha256, "%s", sha256);
+    o->text_half = half;
     snprintf(o->act_scheme, sizeof o->act_scheme, "%s", scheme);
 }
 
@@ -90,11 +91,11 @@ static char *ppl_json(const xf_ppl_stats *r, const char *model, const char *text
                      "{\"ppl\": %.10g, \"nll\": %.10g, \"ppl_stderr\": %.6g, \"ntokens\": %lld, "
                      "\"nwindows\": %lld, \"seqlen\": %lld, \"n_scored\": %lld, \"protocol\": "
                      "\"%s\", \"tokens_per_second\": %.1f, \"seconds\": %.3f, \"threads\": %d, "
-                     "%s%s\"text_sha256\": \"%s\"}",
+                     "%s%s\"text_half\": %d, \"text_sha256\": \"%s\"}",
                      r->ppl, r->nll, r->ppl_stderr, (long long)r->n_tokens,
                      (long long)r->n_windows, (long long)r->seqlen, (long long)r->n_scored,
                      r->protocol, r->tokens_per_second, r->seconds, r->threads, s ? s + 1 : "",
-                     s ? ", " : "", r->text_sha256);
+                     s ? ", " : "", r->text_half, r->text_sha256);
     free(s);
     return n < 0 ? NULL : line;
 }
@@ -106,7 +107,8 @@ static int text_windows(const xf_loaded_model *m, const char *text_path, const x
                         xf_text_tokens *tt, xf_window_plan *plan, xf_error *err)
 {
     if (!(*tok = xf_model_tokenizer(m, err)) ||
-        xf_text_tokens_load(tt, text_path, *tok, eo && eo->text_binary_ok, err) != 0)
+        xf_text_tokens_load_half(tt, text_path, *tok, eo && eo->text_binary_ok, eo ? eo->text_half : 0,
+                                 err) != 0)
         return -1;
     if (xf_window_plan_make(plan, protocol, seqlen, (int64_t)tt->n, eo ? eo->max_windows : 0,
                             xf_llamacpp_chunk_bos(*tok), err) != 0)
@@ -143,7 +145,7 @@ static int ppl_run(const xf_model *h, const char *text_path, const xf_eval_opts 
     xf_model_scorer_free(&ms);
     if (prc != 0)
         goto out;
-    ppl_stats(out, &res, protocol, tt.sha256, scheme);
+    ppl_stats(out, &res, protocol, tt.sha256, eo ? eo->text_half : 0, scheme);
     if (json && !(*json = ppl_json(out, m->path, text_path))) {
         xf_fail(&err, "%s: out of memory for the JSON result", text_path);
         goto out;
@@ -176,8 +178,9 @@ XF_API int xf_perplexity(const xf_model *m, const char *text_path, const xf_eval
 static char *kld_json(const xf_kld_stats *r, const char *base, const char *model, const char *text)
 {
     json_t *o = json_pack(
-        "{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}",
-        "base", base, "model", model, "text", text, "text_sha256", r->base.text_sha256,
+        "{s:s, s:s, s:s, s:i, s:s, s:s, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}",
+        "base", base, "model", model, "text", text, "text_half", r->base.text_half, "text_sha256",
+        r->base.text_sha256,
         "protocol", r->base.protocol, "seqlen", (json_int_t)r->base.seqlen, "nwindows",
         (json_int_t)r->base.n_windows, "n_scored", (json_int_t)r->n_scored, "kl_mean",
         r->kl_mean, "kl_median", r->kl_median, "kl_p99", r->kl_p99, "kl_p999", r->kl_p999,
@@ -221,8 +224,8 @@ static int kld_run(const xf_model *hb, const xf_model *hm, const char *text_path
     if (xf_kld_run(&sb.scorer, &sm.scorer, tt.ids, (int64_t)tt.n, &plan, &r, &err) != 0)
         goto out;
     memset(out, 0, sizeof *out);
-    ppl_stats(&out->base, &r.base, protocol, tt.sha256, "");
-    ppl_stats(&out->model, &r.model, protocol, tt.sha256, "");
+    ppl_stats(&out->base, &r.base, protocol, tt.sha256, eo ? eo->text_half : 0, "");
+    ppl_stats(&out->model, &r.model, protocol, tt.sha256, eo ? eo->text_half : 0, "");
     out->kl_mean = r.kl_mean;
     out->kl_median = r.kl_median;
     out->kl_p99 = r.kl_p99;

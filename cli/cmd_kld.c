@@ -11,7 +11,7 @@ static const char kld_help[] =
     "KL divergence of MODEL's next-token distributions from BASE's on FILE\n"
     "(tokenized with BASE's tokenizer; both models must share the vocabulary).\n"
     "Options as for 'xfquant ppl': --protocol, --seqlen, --ctx, --max-windows,\n"
-    "--threads, --json, --progress, --text-binary-ok.\n";
+    "--threads, --json, --progress, --text-binary-ok, --text-half.\n";
 
 int xf_cmd_kld(const xf_cli_ctx *ctx, int argc, char **argv)
 {

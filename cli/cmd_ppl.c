@@ -22,6 +22,9 @@ static const char ppl_help[] =
     "                            tokens_per_second, model, text_sha256, ...}\n"
     "  --progress MODE           auto (default: a bar on a terminal, else nothing), bar,\n"
     "                            json (one JSON object per event and line) or none\n"
+    "  --text-half 1|2           score only that half of FILE: its bytes cut after the first\n"
+    "                            line break at or after the middle (two disjoint held-out\n"
+    "                            texts; the hash and tokens are the half's)\n"
     "  --text-binary-ok          score FILE even if it is not UTF-8 text (invalid UTF-8\n"
     "                            or NUL bytes are refused by default)\n";
 
@@ -46,18 +49,19 @@ int xf_cmd_ppl(const xf_cli_ctx *ctx, int argc, char **argv)
         return xf_cli_status_exit("ppl", &st);
     }
     const char *sep = r.act_scheme[0] ? "; " : "";
+    const char *half = r.text_half == 1 ? ", text half 1" : r.text_half == 2 ? ", text half 2" : "";
     if (a.json)
         printf("%s\n", json);
     else if (r.protocol[0] == 'l') /* llamacpp */
         printf("%s: ppl %.4f +/- %.4f (llama.cpp protocol, ctx %lld, %lld chunks, %lld tokens "
-               "scored of %lld, %.0f tok/s%s%s)\n",
+               "scored of %lld%s, %.0f tok/s%s%s)\n",
                a.positional[0], r.ppl, r.ppl_stderr, (long long)r.seqlen, (long long)r.n_windows,
-               (long long)r.n_scored, (long long)r.n_tokens, r.tokens_per_second, sep,
+               (long long)r.n_scored, (long long)r.n_tokens, half, r.tokens_per_second, sep,
                r.act_scheme);
     else
-        printf("%s: ppl %.4f (GPTQ protocol, seqlen %lld, %lld windows, %lld tokens, %.0f tok/s%s%s)\n",
+        printf("%s: ppl %.4f (GPTQ protocol, seqlen %lld, %lld windows, %lld tokens%s, %.0f tok/s%s%s)\n",
                a.positional[0], r.ppl, (long long)r.seqlen, (long long)r.n_windows,
-               (long long)r.n_tokens, r.tokens_per_second, sep, r.act_scheme);
+               (long long)r.n_tokens, half, r.tokens_per_second, sep, r.act_scheme);
     xf_free(json);
     xf_close_model(m);
     return XF_EXIT_OK;

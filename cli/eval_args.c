@@ -15,6 +15,7 @@ int xf_eval_args_parse(xf_eval_args *a, const char *cmd, const char *help, int n
         {"max-windows", required_argument, NULL, 'm'}, {"threads", required_argument, NULL, 'j'},
         {"json", no_argument, NULL, 'J'},           {"help", no_argument, NULL, 'h'},
         {"text-binary-ok", no_argument, NULL, 'B'}, {"progress", required_argument, NULL, 'P'},
+        {"text-half", required_argument, NULL, 'H'},
         {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     bool llamacpp = false;
@@ -56,6 +57,11 @@ int xf_eval_args_parse(xf_eval_args *a, const char *cmd, const char *help, int n
             break;
         case 'J': a->json = true; break;
         case 'B': a->eval.text_binary_ok = 1; break;
+        case 'H':
+            if (!xf_parse_int(optarg, 1, 2, &v))
+                return xf_usage_error(cmd, "--text-half must be 1 or 2, not '%s'", optarg);
+            a->eval.text_half = (int)v;
+            break;
         case 'P':
             if (!xf_cli_progress_mode_parse(optarg, &a->progress))
                 return xf_usage_error(cmd, "--progress must be auto, bar, json or none, not '%s'",

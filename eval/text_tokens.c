@@ -7,10 +7,29 @@
 #include "core/sha256.h"
 #include "core/utf8.h"
 
+int xf_text_half_range(const char *text, size_t len, int half, size_t *off, size_t *n)
+{
+    const char *lf = len ? memchr(text + len / 2, '\n', len - len / 2) : NULL;
+    if (!lf)
+        return -1;
+    size_t cut = (size_t)(lf - text) + 1;
+    *off = half == 2 ? cut : 0;
+    *n = half == 2 ? len - cut : cut;
+    return 0;
+}
+
 int xf_text_tokens_load(xf_text_tokens *tt, const char *path, const xf_tokenizer *tok,
                         bool binary_ok, xf_error *err)
 {
+    return xf_text_tokens_load_half(tt, path, tok, binary_ok, 0, err);
+}
+
+int xf_text_tokens_load_half(xf_text_tokens *tt, const char *path, const xf_tokenizer *tok,
+                             bool binary_ok, int half, xf_error *err)
+{
     memset(tt, 0, sizeof *tt);
+    if (half < 0 || half > 2)
+        return xf_fail(err, "%s: text half must be 1 or 2, not %d", path, half);
     char *text;
     size_t len;
     if (xf_read_file(path, &text, &len, err) != 0)
@@ -19,10 +38,26 @@ int xf_text_tokens_load(xf_text_tokens *tt, const char *path, const xf_tokenizer
         free(text);
         return xf_fail(err, "%s: the text file is empty", path);
     }
+    size_t base = 0; /* of the half, in the file: error offsets are the file's */
+    if (half) {
+        size_t off, n;
+        if (xf_text_half_range(text, len, half, &off, &n) != 0) {
+            free(text);
+            return xf_fail(err, "%s: no line break at or after the middle of the text: it has no halves",
+                           path);
+        }
+        if (n == 0) {
+            free(text);
+            return xf_fail(err, "%s: half %d of the text is empty", path, half);
+        }
+        memmove(text, text + off, n);
+        len = n;
+        base = off;
+    }
     const size_t bad = binary_ok ? len : xf_utf8_scan(text, len, false);
     if (bad < len) {
         xf_fail(err, "%s: not a UTF-8 text file (%s at byte %zu); --text-binary-ok scores it anyway",
-                path, text[bad] == 0 ? "NUL byte" : "invalid UTF-8", bad);
+                path, text[bad] == 0 ? "NUL byte" : "invalid UTF-8", base + bad);
         free(text);
         return -1;
     }
@@ -38,7 +73,8 @@ int xf_text_tokens_load(xf_text_tokens *tt, const char *path, const xf_tokenizer
     size_t content = tt->n - (xf_tokenizer_adds_bos(tok) && tt->n > 0 ? 1 : 0);
     if (content == 0) {
         xf_text_tokens_free(tt);
-        return xf_fail(err, "%s: the text encodes to no tokens", path);
+        return xf_fail(err, "%s: the text%s encodes to no tokens", path,
+                       half == 1 ? " (half 1)" : half == 2 ? " (half 2)" : "");
     }
     return 0;
 }

@@ -27,6 +27,20 @@ typedef struct xf_text_tokens {
 int xf_text_tokens_load(xf_text_tokens *tt, const char *path, const xf_tokenizer *tok,
                         bool binary_ok, xf_error *err);
 
+/* Same, for one half of the file (half 1 or 2; 0 = the whole file): the
+ * file's bytes are cut after the first LF at or after byte len / 2 (half 1
+ * ends with that LF), so both halves are whole lines and each is a text the
+ * other never contains: a recipe tuned on nothing but calibration text can
+ * be checked on two disjoint held-out texts. The hash, the UTF-8 check and
+ * the tokens are those of the half's bytes, as if it were its own file. A
+ * file with no LF at or after its midpoint has no halves: an error. */
+int xf_text_tokens_load_half(xf_text_tokens *tt, const char *path, const xf_tokenizer *tok,
+                             bool binary_ok, int half, xf_error *err);
+
+/* The byte range [*off, *off + *n) of half 1 or 2 of text[0, len) (the cut
+ * above); -1 when there is no LF at or after len / 2. */
+int xf_text_half_range(const char *text, size_t len, int half, size_t *off, size_t *n);
+
 void xf_text_tokens_free(xf_text_tokens *tt);
 
 /* The token llama.cpp's perplexity puts at the start of every chunk: BOS

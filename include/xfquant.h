@@ -202,6 +202,8 @@ typedef struct xf_eval_opts {
     int64_t ctx;          /* llamacpp chunk (0: default, min(512, max positions)) */
     int64_t max_windows;  /* 0: all */
     int text_binary_ok;   /* score a text that is not UTF-8 */
+    int text_half;        /* 0: the whole text; 1 or 2: that half of the file, cut after
+                             the first LF at or after its middle byte (held-out checks) */
 } xf_eval_opts;
 
 typedef struct xf_ppl_stats {
@@ -210,7 +212,8 @@ typedef struct xf_ppl_stats {
     double seconds, tokens_per_second;
     int threads;             /* threads the call ran with */
     char protocol[16];       /* "gptq" or "llamacpp" */
-    char text_sha256[65];
+    char text_sha256[65];     /* of the bytes scored (the half, with text_half) */
+    int text_half;           /* as xf_eval_opts.text_half */
     char act_scheme[256];    /* "" or the .xfq's activation scheme, described */
 } xf_ppl_stats;
 

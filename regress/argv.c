@@ -78,6 +78,8 @@ char **xf_regress_eval_argv(const xf_regress_case *c, int *argc)
     push_int(&a, "--ctx", e->ctx);
     if (e->max_windows > 0)
         push_int(&a, "--max-windows", e->max_windows);
+    if (e->half > 0)
+        push_int(&a, "--text-half", e->half);
     return finish(&a, argc);
 }
 

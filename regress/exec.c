@@ -57,7 +57,7 @@ static int evaluate(const xf_regress_case *c, const xf_loaded_model *base,
     if (!tok)
         return -1;
     xf_text_tokens tt;
-    int rc = xf_text_tokens_load(&tt, c->eval.text_path, tok, false, err);
+    int rc = xf_text_tokens_load_half(&tt, c->eval.text_path, tok, false, (int)c->eval.half, err);
     int32_t bos = xf_llamacpp_chunk_bos(tok);
     xf_tokenizer_free(tok);
     if (rc != 0)
@@ -226,7 +226,7 @@ static xf_regress_exec gguf_steps(const xf_regress_case *c, xf_regress_exec_ctx 
             int64_t nsamples = r->nsamples != XF_REGRESS_ABSENT ? r->nsamples : 0;
             rc = export_gguf(c->model_path, f32, true, why);
             if (rc == 0 && r->imatrix == 1)
-                rc = xf_text_to_lf(r->calib_path, calib, why) ||
+                rc = xf_text_to_lf(r->calib_path, 0, calib, why) ||
                      xf_llamacpp_imatrix(t, "f32.gguf", "calib.txt", seqlen, nsamples,
                                          "imatrix.gguf", dir, why);
             if (rc == 0)
@@ -241,7 +241,7 @@ static xf_regress_exec gguf_steps(const xf_regress_case *c, xf_regress_exec_ctx 
     if (rc == 0)
         rc = xf_gguf_weight_bits(gguf, &out->bits_per_weight, &out->file_bytes, why);
     if (rc == 0)
-        rc = xf_text_to_lf(c->eval.text_path, text, why);
+        rc = xf_text_to_lf(c->eval.text_path, (int)c->eval.half, text, why);
     if (rc == 0) {
         int64_t T = window_length(&c->eval, &base->cfg);
         rc = xf_llamacpp_perplexity(t, "model.gguf", "eval.txt", T, c->eval.max_windows, dir,

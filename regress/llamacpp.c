@@ -14,6 +14,7 @@
 
 #include "core/log.h"
 #include "core/read_file.h"
+#include "eval/text_tokens.h"
 #include "formats/gguf.h"
 
 extern char **environ;
@@ -188,14 +189,20 @@ int xf_llamacpp_find(xf_llamacpp_tools *t, const char *build_script, const char 
     return t->found ? 0 : not_found(t, why);
 }
 
-int xf_text_to_lf(const char *in, const char *out, xf_error *err)
+int xf_text_to_lf(const char *in, int half, const char *out, xf_error *err)
 {
     char *text;
     size_t len;
     if (xf_read_file(in, &text, &len, err) != 0)
         return -1;
+    size_t off = 0, n = len; /* the half's bytes, cut where xfquant's evaluator cuts */
+    if (half && xf_text_half_range(text, len, half, &off, &n) != 0) {
+        free(text);
+        return xf_fail(err, "%s: no line break at or after the middle of the text: it has no halves",
+                       in);
+    }
     size_t k = 0;
-    for (size_t i = 0; i < len; i++)
+    for (size_t i = off; i < off + n; i++)
         if (text[i] != '\r')
             text[k++] = text[i];
     FILE *f = fopen(out, "wb");

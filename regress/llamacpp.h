@@ -39,9 +39,10 @@ int xf_llamacpp_find(xf_llamacpp_tools *t, const char *build_script, const char 
  * signal N): LAST LOG LINE". */
 int xf_llamacpp_spawn(char *const argv[], const char *cwd, const char *log_path, xf_error *err);
 
-/* Copies text file in to out without any '\r' (`tr -d '\r'`): llama.cpp
+/* Copies text file in (or its half 1 or 2, cut as eval/text_tokens.h
+ * cuts it; 0: all of it) to out without any '\r' (`tr -d '\r'`): llama.cpp
  * tokenizes a CR as a character, xfquant's text reader does not. */
-int xf_text_to_lf(const char *in, const char *out, xf_error *err);
+int xf_text_to_lf(const char *in, int half, const char *out, xf_error *err);
 
 /* The tools below run in workdir, and their file arguments are names
  * relative to it: llama-quantize records the imatrix file's name and

@@ -72,8 +72,8 @@ static const char *const gguf_types[] = {"Q2_K",   "Q3_K_S", "Q3_K_M", "Q3_K_L",
  * quantization, online rotations): refused with scorer llama-perplexity. */
 static const char *const not_in_gguf_prefixes[] = {"act_", "kv_", "attn_prob_", "rotate", "klt_",
                                                    NULL};
-static const char *const eval_keys[] = {"text",        "protocol", "seqlen", "ctx",
-                                        "max_windows", "scorer",   NULL};
+static const char *const eval_keys[] = {"text",   "protocol", "seqlen", "ctx", "max_windows",
+                                        "scorer", "half",     NULL};
 static const char *const band_keys[] = {"value",       "abs_floor",   "rel_floor",
                                         "abs_ceiling", "rel_ceiling", NULL};
 static const char *const relation_keys[] = {"id", "description", "expect", NULL};
@@ -357,8 +357,11 @@ static int parse_eval(xf_regress_eval *ev, const json_t *j, const char *root, co
         return xf_fail(err, "%s: eval: 'protocol' must be \"gptq\" or \"llamacpp\"", ctx);
     if (get_int(j, "seqlen", 2, INT32_MAX, &ev->seqlen, ctx, w, err) ||
         get_int(j, "ctx", 4, INT32_MAX, &ev->ctx, ctx, w, err) ||
-        get_int(j, "max_windows", 0, INT32_MAX, &ev->max_windows, ctx, w, err))
+        get_int(j, "max_windows", 0, INT32_MAX, &ev->max_windows, ctx, w, err) ||
+        get_int(j, "half", 1, 2, &ev->half, ctx, w, err))
         return -1;
+    if (ev->half == XF_REGRESS_ABSENT)
+        ev->half = 0;
     /* Same rule as the CLI: each protocol has its own window option. */
     if (ev->protocol == XF_PROTOCOL_GPTQ && ev->ctx != XF_REGRESS_ABSENT)
         return xf_fail(err, "%s: eval: 'ctx' applies to protocol llamacpp; use 'seqlen'", ctx);

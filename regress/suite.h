@@ -95,6 +95,7 @@ typedef struct xf_regress_eval {
     int64_t seqlen;       /* --seqlen (gptq protocol only) or XF_REGRESS_ABSENT */
     int64_t ctx;          /* --ctx (llamacpp protocol only) or XF_REGRESS_ABSENT */
     int64_t max_windows;  /* --max-windows; 0 = all (the default) */
+    int64_t half;         /* --text-half: 1 or 2; 0 = the whole text (the default) */
     xf_regress_scorer scorer; /* who measures the perplexity */
 } xf_regress_eval;
 

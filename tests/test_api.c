@@ -19,6 +19,7 @@
 #include "include/xfquant.h"
 #include "model/loader.h"
 #include "tests/support/random_model.h"
+#include "tests/support/random_tokenizer.h"
 #include "tests/support/test_util.h"
 
 int openblas_get_num_threads(void);
@@ -122,6 +123,74 @@ static void test_threads_restored_and_callbacks(void **state)
     assert_int_equal(s.updates, before);
     xf_set_log(NULL, NULL, XF_LEVEL_WARN);
     xf_close_model(m);
+}
+
+/* --text-half: the two halves are the file's bytes cut after the first LF
+ * at or after the middle; scoring half k equals scoring a file holding
+ * exactly those bytes (same tokens, hash and perplexity); a text with no
+ * line break after its middle has no halves. */
+static void test_text_halves(void **state)
+{
+    (void)state;
+    char *dir = xf_test_tmpdir();
+    xf_random_model_spec spec = {.family = "llama", .hidden = 32, .intermediate = 64,
+                                 .layers = 1, .heads = 4, .kv_heads = 2, .vocab = 300,
+                                 .max_pos = 64, .seed = 5};
+    char *mdir = xf_random_model_write(dir, &spec);
+    assert_non_null(mdir);
+    assert_int_equal(xf_random_tokenizer_write(mdir, false), 0);
+    /* lines of different lengths, CRLF ends, so the cut is not at len / 2 */
+    char text[4096] = "";
+    for (int i = 0; i < 40; i++)
+        snprintf(text + strlen(text), sizeof text - strlen(text), "line %d %.*s\r\n", i, i % 7 * 3,
+                 "the cat sat on the mat and then");
+    const size_t len = strlen(text);
+    size_t o1, n1, o2, n2;
+    assert_int_equal(xf_text_half_range(text, len, 1, &o1, &n1), 0);
+    assert_int_equal(xf_text_half_range(text, len, 2, &o2, &n2), 0);
+    assert_int_equal(o1, 0);
+    assert_int_equal(o2, n1);             /* disjoint, nothing lost */
+    assert_int_equal(n1 + n2, len);
+    assert_true(n1 >= len / 2 && n1 < len / 2 + 64);
+    assert_int_equal(text[n1 - 1], '\n'); /* half 1 ends at a line end */
+    assert_true(memchr(text + len / 2, '\n', n1 - len / 2 - 1) == NULL); /* the first LF */
+    char *whole = xf_test_write_file(dir, "whole.txt", text, len);
+    char *h1 = xf_test_write_file(dir, "h1.txt", text, n1);
+    char *h2 = xf_test_write_file(dir, "h2.txt", text + o2, n2);
+    xf_status st;
+    xf_run_opts run = {.threads = 1};
+    xf_model *m = xf_open_model(mdir, &run, &st);
+    assert_non_null(m);
+    for (int half = 1; half <= 2; half++) {
+        xf_ppl_stats a, b;
+        xf_eval_opts eo = {.seqlen = 16, .text_half = half};
+        assert_int_equal(xf_perplexity(m, whole, &eo, &run, &a, NULL, &st), 0);
+        eo.text_half = 0;
+        assert_int_equal(xf_perplexity(m, half == 1 ? h1 : h2, &eo, &run, &b, NULL, &st), 0);
+        assert_true(a.ppl == b.ppl);
+        assert_int_equal(a.n_tokens, b.n_tokens);
+        assert_string_equal(a.text_sha256, b.text_sha256);
+        assert_int_equal(a.text_half, half);
+    }
+    xf_ppl_stats w, one;
+    assert_int_equal(xf_perplexity(m, whole, &(xf_eval_opts){.seqlen = 16}, &run, &w, NULL, &st), 0);
+    assert_int_equal(xf_perplexity(m, whole, &(xf_eval_opts){.seqlen = 16, .text_half = 1}, &run,
+                                   &one, NULL, &st), 0);
+    assert_true(one.n_tokens < w.n_tokens);
+    /* no LF after the middle: refused, naming the file */
+    char *flat = xf_test_write_file(dir, "flat.txt", "one line\nno break after the middle", 35);
+    assert_int_equal(xf_perplexity(m, flat, &(xf_eval_opts){.seqlen = 4, .text_half = 2}, &run,
+                                   &one, NULL, &st), -1);
+    assert_non_null(strstr(st.message, "flat.txt"));
+    assert_non_null(strstr(st.message, "no halves"));
+    xf_close_model(m);
+    free(flat);
+    free(whole);
+    free(h1);
+    free(h2);
+    free(mdir);
+    xf_test_rmtree(dir);
+    free(dir);
 }
 
 static void test_errors_and_info(void **state)
@@ -257,6 +326,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_threads_restored_and_callbacks),
         cmocka_unit_test(test_errors_and_info),
+        cmocka_unit_test(test_text_halves),
         cmocka_unit_test(test_progress_events),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

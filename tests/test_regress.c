@@ -202,7 +202,7 @@ static void test_parse_full_case(void **state)
                   " 'expect': {}}"
                   ", {'id': 'rtn.w3_x', 'model': '/abs/model', 'recipe': {'method': 'rtn', "
                   "'bits': 3, 'sym': true, 'act_bits': 8, 'kv_bits': 4, 'rotate': 'hadamard',"
-                  " 'seed': 7}, 'eval': {'text': 'eval.txt'}, 'expect': " PPL_BAND("90") "}"
+                  " 'seed': 7}, 'eval': {'text': 'eval.txt', 'half': 2}, 'expect': " PPL_BAND("90") "}"
                   "], 'relations': [{'id': 'order', 'expect': 'ppl(gptq-w4)<ppl(rtn.w3_x)*0.99'},"
                   " {'expect': ' kld( base ) >= kld(gptq-w4) '}]}",
                   &s, &err);
@@ -255,9 +255,11 @@ static void test_parse_full_case(void **state)
     assert_int_equal(base->eval.protocol, XF_PROTOCOL_LLAMACPP);
     assert_int_equal(base->eval.ctx, 128);
     assert_int_equal(base->eval.max_windows, 0);
+    assert_int_equal(base->eval.half, 0); /* absent: the whole text */
 
     const xf_regress_case *rtn = &s.cases[2];
     assert_string_equal(rtn->model_path, "/abs/model"); /* absolute paths stay */
+    assert_int_equal(rtn->eval.half, 2);
     const xf_quant_options *ro = &rtn->recipe.quant->o;
     assert_true(ro->grid.sym);
     assert_int_equal(ro->act.act_bits, 8);
@@ -300,6 +302,9 @@ static void test_parse_errors_name_file_and_case(void **state)
         {"{'cases': []}", "non-empty array"},
         {"{'cases': [{'id': 'a', 'recipe': " RTN_RECIPE ", 'eval': " EVAL ", 'expect': {}}]}",
          "case 'a': missing key 'model'"},
+        {"{'cases': [{'id': 'a', 'model': 'm', 'recipe': " RTN_RECIPE
+         ", 'eval': {'text': 'e.txt', 'half': 3}, 'expect': {}}]}",
+         "case 'a': eval: 'half' must be an integer in [1, 2]"},
         {"{'cases': [{'model': 'm', 'recipe': " RTN_RECIPE ", 'eval': " EVAL ", 'expect': {}}]}",
          "case #1: missing key 'id'"},
         {"{'cases': [{'id': 'a', 'modle': 'm', 'model': 'm', 'recipe': " RTN_RECIPE
@@ -1640,7 +1645,7 @@ static void test_argv_maps_recipe_to_cli_flags(void **state)
              "'act_bits': 8, 'rotate': 'hadamard', 'seed': 1}, 'eval': {'text': 'eval.txt'}, "
              "'expect': {}},"
              "{'id': 'f', 'model': 'models/m', 'recipe': {'method': 'fp16'}, "
-             "'eval': {'text': 'eval.txt', 'seqlen': 128}, 'expect': {}}]}",
+             "'eval': {'text': 'eval.txt', 'seqlen': 128, 'half': 1}, 'expect': {}}]}",
              &s, &err),
         0);
     char model[4096], calib[4096], text[4096];
@@ -1672,7 +1677,8 @@ static void test_argv_maps_recipe_to_cli_flags(void **state)
 
     assert_null(s.cases[2].recipe.quant); /* fp16: nothing to quantize */
     argv = xf_regress_eval_argv(&s.cases[2], &argc);
-    const char *const want_fe[] = {"--text", text, "--protocol", "gptq", "--seqlen", "128", NULL};
+    const char *const want_fe[] = {"--text",   text, "--protocol",  "gptq", "--seqlen",
+                                   "128",      "--text-half", "1",   NULL};
     assert_argv(argv, argc, want_fe);
     xf_regress_argv_free(argv);
     xf_regress_suite_free(&s);
@@ -1699,7 +1705,8 @@ static void test_argv_maps_recipe_to_cli_flags(void **state)
         {"rtn", "--kv-bits"},        {"rtn", "--kv-group"},      {"rtn", "--kv-clip"},
         {"rtn", "--attn-prob-bits"}, {"rtn", "--attn-prob-quant"}, {"rtn", "--attn-prob-base"},
         {"rtn", "--tensor-bits"},    {"gptq", "--act-bits"},     {"gptq", "--tensor-bits"},
-        {"rtn", "--calib"},          {"rtn", "--nsamples"}};
+        {"rtn", "--calib"},          {"rtn", "--nsamples"},      {"ppl", "--text-half"},
+        {"kld", "--text-half"}};
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
         char cmd[4200], help[16384];
         snprintf(cmd, sizeof cmd, "'%s' %s --help 2>&1", bin, flags[i][0]);
