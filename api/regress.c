@@ -21,7 +21,9 @@ static int run_suite(const char *suite_path, const xf_regress_options *o, char *
                                 .progress = false,
                                 .llamacpp_build_script = NULL};
     xf_regress_results res;
-    if (xf_regress_run(&suite, o->filter, xf_regress_execute, &ectx, &res, &err) != 0) {
+    int run_rc = xf_regress_run(&suite, o->filter, xf_regress_execute, &ectx, &res, &err);
+    xf_regress_exec_ctx_free(&ectx);
+    if (run_rc != 0) {
         xf_regress_suite_free(&suite);
         return xf_api_fail(st, XF_FAIL, &err);
     }

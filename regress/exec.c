@@ -154,6 +154,34 @@ static void sweep_dead_runs(const char *tmpdir)
     closedir(d);
 }
 
+/* The reuse key of a quantized case: its model path and canonical recipe
+ * (NULL when out of memory: no reuse). */
+static char *reuse_key(const xf_regress_case *c)
+{
+    json_t *j = xf_quant_options_to_json(&c->recipe.quant->o);
+    char *s = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(j);
+    char *key = NULL;
+    if (s && asprintf(&key, "%s\n%s", c->model_path, s) < 0)
+        key = NULL;
+    free(s);
+    return key;
+}
+
+static void drop_reuse_file(xf_regress_exec_ctx *ctx)
+{
+    if (ctx->reuse_path)
+        unlink(ctx->reuse_path);
+    free(ctx->reuse_path);
+    free(ctx->reuse_key);
+    ctx->reuse_path = ctx->reuse_key = NULL;
+}
+
+void xf_regress_exec_ctx_free(xf_regress_exec_ctx *ctx)
+{
+    drop_reuse_file(ctx);
+}
+
 /* Quantizes base with the case's recipe into path, as `xfquant rtn|gptq
  * --recipe` would (the recipe is the option table's: regress/suite.h);
  * *bpw: the quantizer's bits per weight. */
@@ -303,15 +331,35 @@ xf_regress_exec xf_regress_execute(const xf_regress_case *c, void *user, xf_regr
     char path[4096];
     snprintf(path, sizeof path, "%s/xfquant-regress-%08x-%ld-%s.xfq", tmpdir,
              xf_atomic_host_tag(), (long)getpid(), c->id);
-    if (quantize_case(c, ctx, &base, path, &out->bits_per_weight, why) == 0) {
+    char *key = ctx && c->recipe.quant ? reuse_key(c) : NULL;
+    bool reuse = key && ctx->reuse_key && !strcmp(key, ctx->reuse_key);
+    int made = 0;
+    if (reuse) {
+        out->bits_per_weight = ctx->reuse_bpw;
+        ctx->reused++;
+        xf_log_info("regress: %s: same model and recipe as the case before: its file reused",
+                    c->id);
+    } else {
+        if (ctx)
+            drop_reuse_file(ctx);
+        made = quantize_case(c, ctx, &base, path, &out->bits_per_weight, why) == 0;
+    }
+    const char *qpath = reuse ? ctx->reuse_path : path;
+    if (reuse || made) {
         xf_loaded_model q;
-        if (xf_model_open(&q, path, why) == 0) {
+        if (xf_model_open(&q, qpath, why) == 0) {
             if (evaluate(c, &base, &q, out, why) == 0)
                 verdict = XF_REGRESS_EXEC_OK;
             xf_model_close(&q);
         }
     }
-    unlink(path);
+    if (made && key && (ctx->reuse_path = strdup(path)) != NULL) {
+        ctx->reuse_key = key; /* kept for the next case */
+        ctx->reuse_bpw = out->bits_per_weight;
+        key = NULL;
+    } else if (!reuse)
+        unlink(path);
+    free(key);
     xf_model_close(&base);
     out->seconds = xf_now_seconds() - t0;
     return verdict;

@@ -28,7 +28,20 @@ typedef struct xf_regress_exec_ctx {
      * (zero-initialize it). */
     const char *llamacpp_build_script;
     xf_llamacpp_tools tools;
+    /* The last quantized case's file, kept for the next case when that one
+     * quantizes the same model with the same recipe (canonical recipe JSON:
+     * pipeline/recipe_options.h) and differs only in its evaluation, e.g.
+     * the two halves of a text: quantizing is deterministic, so the file
+     * would be the same bytes. Such a case's "seconds" counts its
+     * evaluation only. Zero-initialize; xf_regress_exec_ctx_free removes
+     * the file. */
+    char *reuse_key;       /* model path + recipe, or NULL */
+    char *reuse_path;
+    double reuse_bpw;
+    int reused;            /* cases that reused a file (for tests and logs) */
 } xf_regress_exec_ctx;
+
+void xf_regress_exec_ctx_free(xf_regress_exec_ctx *ctx);
 
 /* An xf_regress_executor; user = xf_regress_exec_ctx* (its `tools` is
  * written: not shared between threads). */

@@ -20,10 +20,13 @@
 
 #include "core/read_file.h"
 #include "regress/compare.h"
+#include "regress/exec.h"
 #include "regress/report.h"
 #include "regress/run.h"
 #include "pipeline/recipe_options.h"
 #include "regress/suite.h"
+#include "tests/support/random_model.h"
+#include "tests/support/random_tokenizer.h"
 #include "tests/support/test_util.h"
 
 /* A case's rtn/gptq recipe as the option table writes it, checked against
@@ -1626,6 +1629,65 @@ static void assert_argv(char **argv, int argc, const char *const *want)
     assert_null(argv[argc]);
 }
 
+/* The real executor reuses the previous case's file when a case quantizes
+ * the same model with the same recipe (the two halves of a text), and the
+ * numbers are those of a fresh quantization; a different recipe quantizes
+ * again; nothing is left in the temporary directory. */
+static void test_exec_reuses_same_recipe(void **state)
+{
+    fixture *f = *state;
+    char mdir[4096], tmp[4096];
+    snprintf(mdir, sizeof mdir, "%s/models/r", f->root);
+    snprintf(tmp, sizeof tmp, "%s/tmp", f->root);
+    mkdir(tmp, 0700);
+    xf_random_model_spec spec = {.family = "llama", .hidden = 32, .intermediate = 64,
+                                 .layers = 1, .heads = 4, .kv_heads = 2, .vocab = 300,
+                                 .max_pos = 64, .seed = 9};
+    char *d = xf_random_model_write(mdir, &spec);
+    assert_non_null(d);
+    free(d);
+    assert_int_equal(xf_random_tokenizer_write(mdir, false), 0);
+    char text[4096] = "";
+    for (int i = 0; i < 60; i++)
+        snprintf(text + strlen(text), sizeof text - strlen(text), "the cat %d sat on a mat\n", i);
+    free(xf_test_write_file(f->root, "lines.txt", text, strlen(text)));
+#define RCASE(id, bits, half)                                                                \
+    "{'id': '" id "', 'model': 'models/r', 'recipe': {'method': 'rtn', 'bits': " bits       \
+    ", 'group': -1}, 'eval': {'text': 'lines.txt', 'seqlen': 16, 'half': " half "},"         \
+    " 'expect': {}}"
+    xf_regress_suite s;
+    xf_error err = {0};
+    assert_int_equal(load(f,
+                          "{'cases': [" RCASE("a", "4", "1") ", " RCASE("b", "4", "2") ", " RCASE(
+                              "c", "3", "1") ", " RCASE("b2", "4", "2") "]}",
+                          &s, &err),
+                     0);
+#undef RCASE
+    xf_regress_exec_ctx ctx = {.tmpdir = tmp};
+    xf_regress_metrics m[4];
+    for (int i = 0; i < 3; i++) {
+        xf_regress_metrics_clear(&m[i]);
+        assert_int_equal(xf_regress_execute(&s.cases[i], &ctx, &m[i], &err), XF_REGRESS_EXEC_OK);
+        assert_int_equal(ctx.reused, i >= 1 ? 1 : 0); /* b reuses a's file, c does not */
+    }
+    assert_true(m[0].bits_per_weight == m[1].bits_per_weight);
+    assert_true(m[0].ppl != m[1].ppl); /* the other half */
+    assert_true(m[2].bits_per_weight < m[0].bits_per_weight);
+    /* b after a fresh start (c's recipe in between): the same numbers as when reused */
+    xf_regress_exec_ctx_free(&ctx);
+    assert_int_equal(xf_test_dir_entries(tmp), 0);
+    xf_regress_exec_ctx fresh = {.tmpdir = tmp};
+    xf_regress_metrics_clear(&m[3]);
+    assert_int_equal(xf_regress_execute(&s.cases[3], &fresh, &m[3], &err), XF_REGRESS_EXEC_OK);
+    assert_int_equal(fresh.reused, 0);
+    assert_true(m[3].ppl == m[1].ppl);
+    assert_true(m[3].bits_per_weight == m[1].bits_per_weight);
+    assert_int_equal(xf_test_dir_entries(tmp), 1); /* kept for a next case */
+    xf_regress_exec_ctx_free(&fresh);
+    assert_int_equal(xf_test_dir_entries(tmp), 0);
+    xf_regress_suite_free(&s);
+}
+
 /* The recipe and eval keys become exactly the documented CLI flags. */
 static void test_argv_maps_recipe_to_cli_flags(void **state)
 {
@@ -1869,6 +1931,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_every_scheme_key_is_allowed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scheme_keys_map_to_options, setup, teardown),
         cmocka_unit_test_setup_teardown(test_argv_maps_recipe_to_cli_flags, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_exec_reuses_same_recipe, setup, teardown),
         cmocka_unit_test(test_docs_example_parses),
         cmocka_unit_test(test_repo_suites_parse),
     };
