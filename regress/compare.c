@@ -2,6 +2,7 @@
 #include "regress/compare.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -171,46 +172,81 @@ static bool op_holds(xf_regress_op op, double a, double b)
     return false;
 }
 
-/* True (with the SKIP reason in why) when the term's case has no values. */
+/* True (with the SKIP reason in why) when one of the term's cases has no values. */
 static bool term_unavailable(const xf_regress_results *r, const xf_regress_term *t, xf_error *why)
 {
-    const xf_regress_case_result *cr = &r->cases[t->case_index];
-    const char *id = r->suite->cases[t->case_index].id;
-    if (!cr->selected) {
-        xf_fail(why, "case '%s' not selected by the filter", id);
-        return true;
-    }
-    if (cr->exec == XF_REGRESS_EXEC_SKIP) {
-        xf_fail(why, "case '%s' skipped: %s", id, cr->reason.msg);
-        return true;
-    }
-    if (cr->exec == XF_REGRESS_EXEC_FAIL) {
-        xf_fail(why, "case '%s' did not run: %s", id, cr->reason.msg);
-        return true;
+    for (size_t m = 0; m < t->n_cases; m++) {
+        const xf_regress_case_result *cr = &r->cases[t->cases[m]];
+        const char *id = r->suite->cases[t->cases[m]].id;
+        if (!cr->selected) {
+            xf_fail(why, "case '%s' not selected by the filter", id);
+            return true;
+        }
+        if (cr->exec == XF_REGRESS_EXEC_SKIP) {
+            xf_fail(why, "case '%s' skipped: %s", id, cr->reason.msg);
+            return true;
+        }
+        if (cr->exec == XF_REGRESS_EXEC_FAIL) {
+            xf_fail(why, "case '%s' did not run: %s", id, cr->reason.msg);
+            return true;
+        }
     }
     return false;
+}
+
+static bool term_selected(const xf_regress_results *r, const xf_regress_term *t)
+{
+    for (size_t m = 0; m < t->n_cases; m++)
+        if (r->cases[t->cases[m]].selected)
+            return true;
+    return false;
+}
+
+/* The term's value (mean over its cases, in suite order) and range, times
+ * its factor; the index of a case that did not measure the metric in
+ * *missing (the value is then NAN). */
+static double term_value(const xf_regress_results *r, const xf_regress_term *t, double *lo,
+                         double *hi, size_t *missing)
+{
+    double sum = 0;
+    *lo = INFINITY;
+    *hi = -INFINITY;
+    for (size_t m = 0; m < t->n_cases; m++) {
+        double v = xf_regress_metrics_get(&r->cases[t->cases[m]].got, t->metric);
+        if (!isfinite(v)) {
+            *missing = t->cases[m];
+            *lo = *hi = NAN;
+            return NAN;
+        }
+        sum += v;
+        *lo = fmin(*lo, v * t->factor);
+        *hi = fmax(*hi, v * t->factor);
+    }
+    return sum / (double)t->n_cases * t->factor;
 }
 
 static void compare_relation(const xf_regress_results *r, const xf_regress_relation *rl,
                              xf_regress_relation_result *rr)
 {
-    const xf_regress_case_result *a = &r->cases[rl->lhs.case_index];
-    const xf_regress_case_result *b = &r->cases[rl->rhs.case_index];
-    rr->selected = a->selected || b->selected;
-    rr->lhs = rr->rhs = NAN;
+    rr->selected = term_selected(r, &rl->lhs) || term_selected(r, &rl->rhs);
+    rr->lhs = rr->rhs = rr->lhs_min = rr->lhs_max = rr->rhs_min = rr->rhs_max = NAN;
+    rr->lhs_n = rl->lhs.n_cases;
+    rr->rhs_n = rl->rhs.n_cases;
     xf_error_clear(&rr->reason);
     rr->status = XF_REGRESS_SKIP;
     if (term_unavailable(r, &rl->lhs, &rr->reason) || term_unavailable(r, &rl->rhs, &rr->reason))
         return;
-    double va = xf_regress_metrics_get(&a->got, rl->lhs.metric);
-    double vb = xf_regress_metrics_get(&b->got, rl->rhs.metric);
-    rr->lhs = va * rl->lhs.factor;
-    rr->rhs = vb * rl->rhs.factor;
-    const xf_regress_term *missing = !isfinite(va) ? &rl->lhs : !isfinite(vb) ? &rl->rhs : NULL;
+    size_t miss = SIZE_MAX;
+    rr->lhs = term_value(r, &rl->lhs, &rr->lhs_min, &rr->lhs_max, &miss);
+    const xf_regress_term *missing = miss != SIZE_MAX ? &rl->lhs : NULL;
+    if (!missing) {
+        rr->rhs = term_value(r, &rl->rhs, &rr->rhs_min, &rr->rhs_max, &miss);
+        missing = miss != SIZE_MAX ? &rl->rhs : NULL;
+    }
     if (missing) {
         rr->status = XF_REGRESS_FAIL;
         xf_fail(&rr->reason, "%s(%s) not measured", xf_regress_metric_name(missing->metric),
-                r->suite->cases[missing->case_index].id);
+                r->suite->cases[miss].id);
         return;
     }
     if (op_holds(rl->op, rr->lhs, rr->rhs)) {

@@ -69,7 +69,10 @@ typedef struct xf_regress_case_result {
 typedef struct xf_regress_relation_result {
     bool selected; /* at least one of its cases selected */
     xf_regress_status status;
-    double lhs, rhs; /* factor * metric of each side; NAN when not evaluated */
+    double lhs, rhs; /* factor * metric of each side (the mean over a pattern's
+                        cases); NAN when not evaluated */
+    double lhs_min, lhs_max, rhs_min, rhs_max; /* factor * the range over the cases */
+    size_t lhs_n, rhs_n; /* cases averaged on each side (1: a plain id) */
     xf_error reason;
 } xf_regress_relation_result;
 

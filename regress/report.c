@@ -24,6 +24,20 @@ static const char *fmt_num(char *buf, size_t cap, double v)
     return buf;
 }
 
+/* A relation's side: the value, or for a pattern over n > 1 cases "mean
+ * (min..max, n=N)", so the spread is read beside the mean. */
+static const char *fmt_side(char *buf, size_t cap, double v, double lo, double hi, size_t n)
+{
+    char m[32], a[32], b[32];
+    fmt_num(m, sizeof m, v);
+    if (n <= 1 || isnan(v))
+        snprintf(buf, cap, "%s", m);
+    else
+        snprintf(buf, cap, "%s (%s..%s, n=%zu)", m, fmt_num(a, sizeof a, lo),
+                 fmt_num(b, sizeof b, hi), n);
+    return buf;
+}
+
 static const char *fmt_delta(char *buf, size_t cap, const xf_regress_check *k)
 {
     if (!isfinite(k->delta))
@@ -160,14 +174,16 @@ static int render_table(FILE *o, const xf_regress_results *r)
         const xf_regress_relation_result *rr = &r->relations[i];
         if (!rr->selected)
             continue;
-        char a[32], b[32];
+        char a[160], b[160];
         if (!(row = table_add(&t)))
             goto oom;
         /* an unnamed relation is named by its expression: do not print it twice */
         const char *name =
             strcmp(s->relations[i].id, s->relations[i].expr) ? s->relations[i].id : "-";
-        cells(row, name, s->relations[i].expr, fmt_num(a, sizeof a, rr->lhs),
-              fmt_num(b, sizeof b, rr->rhs), xf_regress_status_name(rr->status), NULL, NULL);
+        cells(row, name, s->relations[i].expr,
+              fmt_side(a, sizeof a, rr->lhs, rr->lhs_min, rr->lhs_max, rr->lhs_n),
+              fmt_side(b, sizeof b, rr->rhs, rr->rhs_min, rr->rhs_max, rr->rhs_n),
+              xf_regress_status_name(rr->status), NULL, NULL);
         row->note = rr->reason.msg;
         nrel++;
     }
@@ -252,6 +268,13 @@ static json_t *build_json(const xf_regress_results *r)
         json_object_set_new(j, "status", json_string(xf_regress_status_name(rr->status)));
         json_object_set_new(j, "lhs", jnum(rr->lhs));
         json_object_set_new(j, "rhs", jnum(rr->rhs));
+        /* a side over several cases: its range and count (the value is the mean) */
+        if (rr->lhs_n > 1)
+            json_object_set_new(j, "lhs_range", json_pack("[o, o, I]", jnum(rr->lhs_min),
+                                                          jnum(rr->lhs_max), (json_int_t)rr->lhs_n));
+        if (rr->rhs_n > 1)
+            json_object_set_new(j, "rhs_range", json_pack("[o, o, I]", jnum(rr->rhs_min),
+                                                          jnum(rr->rhs_max), (json_int_t)rr->rhs_n));
         json_object_set_new(j, "reason",
                             rr->reason.msg[0] ? json_string(rr->reason.msg) : json_null());
         json_array_append_new(rels, j);
@@ -418,12 +441,14 @@ static int render_markdown(FILE *o, const xf_regress_results *r)
                   "|---|---|---:|---:|---|\n",
                   o);
         header = true;
-        char a[32], b[32];
+        char a[160], b[160];
         fputs("| ", o);
         md_escaped(o, s->relations[i].id);
         fputs(" | ", o);
         md_escaped(o, s->relations[i].expr);
-        fprintf(o, " | %s | %s | %s", fmt_num(a, sizeof a, rr->lhs), fmt_num(b, sizeof b, rr->rhs),
+        fprintf(o, " | %s | %s | %s",
+                fmt_side(a, sizeof a, rr->lhs, rr->lhs_min, rr->lhs_max, rr->lhs_n),
+                fmt_side(b, sizeof b, rr->rhs, rr->rhs_min, rr->rhs_max, rr->rhs_n),
                 xf_regress_status_name(rr->status));
         if (rr->reason.msg[0]) {
             fputs(": ", o);

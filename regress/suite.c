@@ -2,6 +2,7 @@
 #include "regress/suite.h"
 
 #include <ctype.h>
+#include <fnmatch.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -565,7 +566,8 @@ static int syntax(rel_lexer *lx, const char *wanted, xf_error *err)
 {
     return xf_fail(err,
                    "%s: expected %s at column %d of \"%s\" (grammar: metric(case) [* number] "
-                   "<|<=|>|>= metric(case) [* number])",
+                   "<|<=|>|>= metric(case) [* number]; a case id with '*' means the mean over "
+                   "the cases it matches)",
                    lx->ctx, wanted, (int)(lx->p - lx->text) + 1, lx->text);
 }
 
@@ -588,7 +590,8 @@ static int parse_term(rel_lexer *lx, const xf_regress_suite *s, xf_regress_term 
     lx->p++;
     skip_ws(lx);
     const char *i0 = lx->p;
-    while (isalnum((unsigned char)*lx->p) || *lx->p == '_' || *lx->p == '-' || *lx->p == '.')
+    while (isalnum((unsigned char)*lx->p) || *lx->p == '_' || *lx->p == '-' || *lx->p == '.' ||
+           *lx->p == '*')
         lx->p++;
     size_t n = (size_t)(lx->p - i0);
     if (n == 0)
@@ -598,10 +601,23 @@ static int parse_term(rel_lexer *lx, const xf_regress_suite *s, xf_regress_term 
         return xf_fail(err, "%s: unknown case id '%.*s'", lx->ctx, (int)n, i0);
     memcpy(id, i0, n);
     id[n] = 0;
-    long ci = xf_regress_suite_find(s, id);
-    if (ci < 0)
-        return xf_fail(err, "%s: unknown case id '%s'", lx->ctx, id);
-    t->case_index = (size_t)ci;
+    if (!(t->cases = calloc(s->n_cases, sizeof *t->cases)))
+        return xf_fail(err, "%s: out of memory", lx->ctx);
+    t->n_cases = 0;
+    if (!strchr(id, '*')) {
+        long ci = xf_regress_suite_find(s, id);
+        if (ci < 0)
+            return xf_fail(err, "%s: unknown case id '%s'", lx->ctx, id);
+        t->cases[t->n_cases++] = (size_t)ci;
+    } else {
+        /* ids have no character fnmatch treats specially besides the '*' */
+        for (size_t i = 0; i < s->n_cases; i++)
+            if (fnmatch(id, s->cases[i].id, 0) == 0)
+                t->cases[t->n_cases++] = i;
+        if (t->n_cases == 0)
+            return xf_fail(err, "%s: no case id matches '%s'", lx->ctx, id);
+    }
+    t->case_index = t->cases[0];
     skip_ws(lx);
     if (*lx->p != ')')
         return syntax(lx, "')'", err);
@@ -673,17 +689,17 @@ static int parse_relation(xf_regress_suite *s, size_t idx, const json_t *j, xf_e
     if (*lx.p)
         return syntax(&lx, "the end of the expression", err);
     const xf_regress_term *terms[2] = {&rl->lhs, &rl->rhs};
-    for (int k = 0; k < 2; k++) {
-        const xf_regress_case *tc = &s->cases[terms[k]->case_index];
-        bool gguf = xf_regress_case_is_gguf(tc);
-        if ((terms[k]->metric == XF_REGRESS_KLD && gguf) ||
-            (terms[k]->metric == XF_REGRESS_FILE_BYTES && !gguf))
-            return xf_fail(err, "%s: case '%s' does not measure %s (%s)", ctx, tc->id,
-                           xf_regress_metric_name(terms[k]->metric),
-                           gguf ? "scorer llama-perplexity" : "not a GGUF case");
-    }
-    s->cases[rl->lhs.case_index].wants[rl->lhs.metric] = true;
-    s->cases[rl->rhs.case_index].wants[rl->rhs.metric] = true;
+    for (int k = 0; k < 2; k++)
+        for (size_t m = 0; m < terms[k]->n_cases; m++) {
+            xf_regress_case *tc = &s->cases[terms[k]->cases[m]];
+            bool gguf = xf_regress_case_is_gguf(tc);
+            if ((terms[k]->metric == XF_REGRESS_KLD && gguf) ||
+                (terms[k]->metric == XF_REGRESS_FILE_BYTES && !gguf))
+                return xf_fail(err, "%s: case '%s' does not measure %s (%s)", ctx, tc->id,
+                               xf_regress_metric_name(terms[k]->metric),
+                               gguf ? "scorer llama-perplexity" : "not a GGUF case");
+            tc->wants[terms[k]->metric] = true;
+        }
     return 0;
 }
 
@@ -796,6 +812,8 @@ void xf_regress_suite_free(xf_regress_suite *s)
     for (size_t i = 0; s->relations && i < s->n_relations; i++) {
         free(s->relations[i].id);
         free(s->relations[i].expr);
+        free(s->relations[i].lhs.cases);
+        free(s->relations[i].rhs.cases);
         free(s->relations[i].description);
     }
     free(s->cases);

@@ -146,11 +146,15 @@ typedef enum xf_regress_op {
 /* "<", "<=", ">", ">=". */
 const char *xf_regress_op_name(xf_regress_op op);
 
-/* metric(case) [* factor] */
+/* metric(case) [* factor]; the case may be a pattern with '*' (any run of
+ * id characters): the term is then the mean of the metric over every case
+ * the pattern matches, e.g. ppl(stories-learned-h1-s*) over the seeds. */
 typedef struct xf_regress_term {
     xf_regress_metric metric;
-    size_t case_index;
-    double factor; /* 1 when the term has no "* NUMBER" */
+    size_t case_index;  /* the first case matched */
+    size_t *cases;      /* every case matched, in suite order [n_cases] */
+    size_t n_cases;     /* 1 for a plain id */
+    double factor;      /* 1 when the term has no "* NUMBER" */
 } xf_regress_term;
 
 typedef struct xf_regress_relation {

@@ -771,6 +771,69 @@ static void test_relations(void **state)
     xf_regress_suite_free(&s);
 }
 
+/* A case id with '*' averages the metric over the cases it matches (the
+ * seeds of a method): the relation compares the means, the report shows the
+ * range; a pattern matching nothing is a suite error. */
+static void test_relation_mean_over_pattern(void **state)
+{
+    fixture *f = *state;
+    xf_regress_suite s;
+    xf_error err = {0};
+    assert_int_equal(
+        load(f,
+             "{'cases': [" CASE("a-s0", RTN_RECIPE, "{}") "," CASE("a-s1", RTN_RECIPE, "{}")
+             "," CASE("a-s2", RTN_RECIPE, "{}") "," CASE("b-s0", RTN_RECIPE, "{}")
+             "," CASE("b-s1", RTN_RECIPE, "{}") "," CASE("b-s2", RTN_RECIPE, "{}")
+             "], 'relations': ["
+             "{'id': 'means', 'expect': 'ppl(a-s*) < ppl(b-s*)'},"
+             "{'id': 'one-seed', 'expect': 'ppl(a-s2) < ppl(b-s2)'},"
+             "{'id': 'mixed', 'expect': 'ppl(a-s*) * 0.5 < ppl(b-s0)'}"
+             "]}",
+             &s, &err),
+        0);
+    assert_int_equal(s.relations[0].lhs.n_cases, 3);
+    assert_int_equal(s.relations[0].rhs.cases[2], 5);
+    assert_int_equal(s.relations[1].lhs.n_cases, 1);
+    /* a's seeds 10, 11, 15 (mean 12); b's 13, 13, 13: the means order holds
+     * although seed 2 alone does not */
+    const fake_entry ent[] = {OK("a-s0", 10, 4), OK("a-s1", 11, 4), OK("a-s2", 15, 4),
+                              OK("b-s0", 13, 4), OK("b-s1", 13, 4), OK("b-s2", 13, 4)};
+    fake_exec fx = {ent, 6, 0, {{0}}};
+    xf_regress_results r;
+    assert_int_equal(xf_regress_run(&s, NULL, fake_run, &fx, &r, &err), 0);
+    assert_int_equal(r.relations[0].status, XF_REGRESS_PASS);
+    assert_true(fabs(r.relations[0].lhs - 12) < 1e-12);
+    assert_true(r.relations[0].lhs_min == 10 && r.relations[0].lhs_max == 15);
+    assert_int_equal(r.relations[0].lhs_n, 3);
+    assert_int_equal(r.relations[1].status, XF_REGRESS_FAIL);
+    assert_true(fabs(r.relations[2].lhs - 6) < 1e-12);
+    assert_true(r.relations[2].lhs_max == 7.5);
+    char *table = xf_regress_render(&r, XF_REGRESS_TABLE);
+    assert_non_null(table);
+    assert_non_null(strstr(table, "12 (10..15, n=3)"));
+    free(table);
+    char *json = xf_regress_render(&r, XF_REGRESS_JSON);
+    assert_non_null(strstr(json, "\"lhs_range\""));
+    free(json);
+    xf_regress_results_free(&r);
+    /* one of the matched cases skipped: the relation is skipped */
+    const fake_entry ent2[] = {OK("a-s0", 10, 4), OK("a-s1", 11, 4),
+                               {"a-s2", XF_REGRESS_EXEC_SKIP, NAN, NAN, NAN, NAN, "no data"},
+                               OK("b-s0", 13, 4), OK("b-s1", 13, 4), OK("b-s2", 13, 4)};
+    fx = (fake_exec){ent2, 6, 0, {{0}}};
+    assert_int_equal(xf_regress_run(&s, NULL, fake_run, &fx, &r, &err), 0);
+    assert_int_equal(r.relations[0].status, XF_REGRESS_SKIP);
+    assert_non_null(strstr(r.relations[0].reason.msg, "a-s2"));
+    xf_regress_results_free(&r);
+    xf_regress_suite_free(&s);
+    assert_int_equal(load(f,
+                          "{'cases': [" CASE("a-s0", RTN_RECIPE, "{}")
+                          "], 'relations': [{'expect': 'ppl(c-*) < ppl(a-s0)'}]}",
+                          &s, &err),
+                     -1);
+    assert_non_null(strstr(err.msg, "no case id matches 'c-*'"));
+}
+
 /* ------------------------------------------------------------------ */
 /* Skips, failures to run, the filter */
 
@@ -1932,6 +1995,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scheme_keys_map_to_options, setup, teardown),
         cmocka_unit_test_setup_teardown(test_argv_maps_recipe_to_cli_flags, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exec_reuses_same_recipe, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_relation_mean_over_pattern, setup, teardown),
         cmocka_unit_test(test_docs_example_parses),
         cmocka_unit_test(test_repo_suites_parse),
     };
