@@ -131,6 +131,9 @@ int xf_dist_agree(xf_dist *d, int rc, xf_error *err)
 
 int xf_dist_send(xf_dist *d, int peer, const void *buf, size_t bytes, xf_error *err)
 {
+    if (peer < 0 || peer >= d->size || peer == d->rank)
+        return xf_fail(err, "no rank %d to exchange with (rank %d of %d)", peer, d->rank,
+                       d->size);
 #ifdef XF_HAVE_MPI
     const double t0 = xf_now_seconds();
     const char *p = buf;
@@ -144,13 +147,16 @@ int xf_dist_send(xf_dist *d, int peer, const void *buf, size_t bytes, xf_error *
     d->comm_s += xf_now_seconds() - t0;
     return 0;
 #else
-    (void)d, (void)peer, (void)buf, (void)bytes;
-    return xf_fail(err, "no rank %d in a single-process run", peer);
+    (void)buf, (void)bytes;
+    return 0;
 #endif
 }
 
 int xf_dist_recv(xf_dist *d, int peer, void *buf, size_t bytes, xf_error *err)
 {
+    if (peer < 0 || peer >= d->size || peer == d->rank)
+        return xf_fail(err, "no rank %d to exchange with (rank %d of %d)", peer, d->rank,
+                       d->size);
 #ifdef XF_HAVE_MPI
     const double t0 = xf_now_seconds();
     char *p = buf;
@@ -164,8 +170,8 @@ int xf_dist_recv(xf_dist *d, int peer, void *buf, size_t bytes, xf_error *err)
     d->comm_s += xf_now_seconds() - t0;
     return 0;
 #else
-    (void)d, (void)peer, (void)buf, (void)bytes;
-    return xf_fail(err, "no rank %d in a single-process run", peer);
+    (void)buf, (void)bytes;
+    return 0;
 #endif
 }
 
