@@ -17,6 +17,7 @@
 #include "sim/act_hooks.h"
 #include "quant/weights/gptq.h"
 #include "pipeline/gguf_plan.h"
+#include "pipeline/dist_qweight.h"
 #include "pipeline/dist_sums.h"
 #include "pipeline/gptq_checkpoint.h"
 #include "pipeline/gptq_memory.h"
@@ -298,14 +299,89 @@ static void gptq_params_from(const xf_quant_options *o, xf_gptq_params *p)
     p->outliers = o->outliers;
 }
 
+/* gptq_linears in an MPI job: the j-th linear to quantize is solved by
+ * rank j mod size (q/k/v, gate/up: independent solves of one Hessian);
+ * its dequantized weights are broadcast, so every rank continues with the
+ * quantized layer, and rank 0 gets the quantized container itself and adds
+ * it to col in the linears' order (pipeline/dist_qweight.h): the bytes of
+ * one process. Collective; every failure agreed on. */
+static int gptq_linears_dist(const xf_quant_options *o, const xf_gguf_type_plan *plan,
+                             float *const *W, const int64_t *rows, const xf_tensor *const *src,
+                             const char *const *names, int n, int64_t cols, const double *H,
+                             xf_dist *d, xf_quant_collector *col, xf_error *err)
+{
+    xf_gptq_params p;
+    gptq_params_from(o, &p);
+    int owner[XF_IN_MAX_READERS];
+    const xf_ggml_grid_traits *gg[XF_IN_MAX_READERS];
+    bool mine = false;
+    for (int k = 0, j = 0; k < n; k++) {
+        bool skip;
+        gg[k] = plan_grid(plan, src[k], &skip);
+        owner[k] = skip ? -1 : j++ % d->size;
+        mine = mine || owner[k] == d->rank;
+    }
+    xf_qweight q[XF_IN_MAX_READERS];
+    xf_gptq_stats st[XF_IN_MAX_READERS];
+    bool have[XF_IN_MAX_READERS] = {false};
+    int rc = 0;
+    if (mine) {
+        xf_gptq_factor f;
+        const int frc = xf_gptq_factor_init(&f, H, cols, &p, names[0], err);
+        rc = frc;
+        for (int k = 0; k < n && rc == 0; k++) {
+            if (owner[k] != d->rank)
+                continue;
+            p.ggml = gg[k];
+            p.grid.bits = bits_for(o, names[k]);
+            rc = xf_gptq_solve_factored(W[k], rows[k], &f, &p, &q[k], &st[k], names[k], err);
+            have[k] = rc == 0;
+        }
+        if (frc == 0)
+            xf_gptq_factor_free(&f);
+    }
+    rc = xf_dist_agree(d, rc, err);
+    for (int k = 0; k < n && rc == 0; k++) {
+        if (owner[k] < 0)
+            continue;
+        rc = xf_dist_agree(
+            d, xf_dist_bcast(d, owner[k], W[k], (size_t)(rows[k] * cols) * sizeof *W[k], err),
+            err);
+        int r = 0;
+        if (rc == 0 && owner[k] != 0 && d->rank == owner[k])
+            r = xf_dist_send_qweight(d, 0, &q[k], &st[k], err);
+        if (rc == 0 && owner[k] != 0 && d->rank == 0) {
+            r = xf_dist_recv_qweight(d, owner[k], &q[k], &st[k], gg[k], names[k], err);
+            have[k] = r == 0;
+        }
+        if (rc == 0)
+            rc = xf_dist_agree(d, r, err);
+        if (rc == 0)
+            rc = xf_dist_agree(d,
+                               d->rank == 0 ? xf_quant_collector_add(col, &q[k], names[k],
+                                                                     gptq_stats_json(&st[k]), err)
+                                            : 0,
+                               err);
+    }
+    for (int k = 0; k < n; k++)
+        if (have[k])
+            xf_qweight_free(&q[k]);
+    return rc;
+}
+
 /* GPTQ on the fp32 weights W [out, in] of the linears sharing one input
  * (one factorization of its Hessian H); each W is replaced by its
- * dequantized quantization, so later passes see the quantized layer. */
+ * dequantized quantization, so later passes see the quantized layer. In an
+ * MPI job (d with several ranks) the solves are dealt to the ranks
+ * (gptq_linears_dist), except with outlier tables, which every rank solves
+ * alike. */
 static int gptq_linears(const xf_quant_options *o, const xf_gguf_type_plan *plan,
                         float *const *W, const int64_t *rows, const xf_tensor *const *src,
                         const char *const *names, int n, int64_t cols, const double *H,
-                        xf_quant_collector *col, xf_error *err)
+                        xf_dist *d, xf_quant_collector *col, xf_error *err)
 {
+    if (d->size > 1 && o->outliers <= 0)
+        return gptq_linears_dist(o, plan, W, rows, src, names, n, cols, H, d, col, err);
     xf_gptq_params p;
     gptq_params_from(o, &p);
     bool any = false;
@@ -408,7 +484,8 @@ static int gptq_head(xf_loaded_model *m, const xf_quant_options *o, const xf_ggu
         const xf_tensor *src = mw->lm_head.w;
         t0 = xf_now_seconds();
         rc = xf_dist_agree(
-            d, gptq_linears(o, plan, &hd.w, &vocab, &src, &name, 1, hidden, H, col, err), err);
+            d, gptq_linears(o, plan, &hd.w, &vocab, &src, &name, 1, hidden, H, d, col, err),
+            err);
         xf_gptq_progress_solve(gp, t0);
     }
 out:
@@ -543,8 +620,8 @@ static int input_statistics(gptq_streams *st, const xf_dense_layer *dl,
  * first), replacing their fp32 weights by the dequantized results. */
 static int quantize_readers(const xf_quant_options *o, const xf_gguf_type_plan *plan,
                             const xf_model_weights *mw, xf_dense_layer *dl, xf_lin_input in,
-                            const double *H, const double *C, xf_quant_collector *col,
-                            xf_error *err)
+                            const double *H, const double *C, xf_dist *dist,
+                            xf_quant_collector *col, xf_error *err)
 {
     xf_linear_role roles[XF_IN_MAX_READERS];
     const int n = xf_lin_input_readers(&mw->cfg, in, roles);
@@ -553,16 +630,19 @@ static int quantize_readers(const xf_quant_options *o, const xf_gguf_type_plan *
     const char *names[XF_IN_MAX_READERS];
     const xf_tensor *src[XF_IN_MAX_READERS];
     const int64_t d = dl->in[roles[0]];
+    int rc = 0;
     for (int k = 0; k < n; k++) {
         W[k] = dl->w[roles[k]];
         rows[k] = dl->out[roles[k]];
         src[k] = mw->layers[dl->layer].lin[roles[k]].w;
         names[k] = src[k]->name;
         double used;
-        if (C && xf_gptq_v2_correct(W[k], rows[k], d, H, C, o->damp, &used, names[k], err) != 0)
-            return -1;
+        if (rc == 0 && C)
+            rc = xf_gptq_v2_correct(W[k], rows[k], d, H, C, o->damp, &used, names[k], err);
     }
-    return gptq_linears(o, plan, W, rows, src, names, n, d, H, col, err);
+    if (xf_dist_agree(dist, rc, err) != 0)
+        return -1;
+    return gptq_linears(o, plan, W, rows, src, names, n, d, H, dist, col, err);
 }
 
 /* Runs the streams to input `in` of block dl, then quantizes its readers. */
@@ -595,7 +675,7 @@ static int gptq_input(const xf_quant_options *o, const xf_gguf_type_plan *plan,
     /* every rank solves (the same H, the same bytes): each continues with
      * the quantized weights */
     if (rc == 0)
-        rc = xf_dist_agree(st->d, quantize_readers(o, plan, mw, dl, in, H, C, col, err), err);
+        rc = xf_dist_agree(st->d, quantize_readers(o, plan, mw, dl, in, H, C, st->d, col, err), err);
     xf_gptq_progress_solve(gp, t0);
     free(H);
     free(C);
