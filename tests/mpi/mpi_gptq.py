@@ -7,11 +7,11 @@ one process.
       process, then -np 2 and -np 3 (oversubscribed), each in its own
       directory with the same command line; the three .xfq files must be
       byte-identical.
-  kill XFQUANT MODEL CALIB SEQLEN NSAMPLES
-      -np 2 with checkpoints, rank 1 killed (SIGKILL) once rank 0 has
-      checkpointed block 1: the job must end non-zero within seconds, with a
-      message, leaving no output; `--resume` under -np 2 must then write the
-      bytes of one uninterrupted process.
+  kill XFQUANT MODEL CALIB SEQLEN NSAMPLES [RANK]
+      -np 2 with checkpoints, rank RANK (default 1; 0 is the writer) killed
+      (SIGKILL) once rank 0 has checkpointed block 1: the job must end
+      non-zero within seconds, with a message, leaving no output; `--resume`
+      under -np 2 must then write the bytes of one uninterrupted process.
 
 Exit 77 (skip) when the shared models or mpirun are absent."""
 import json, os, shutil, subprocess, sys, tempfile, time
@@ -25,6 +25,7 @@ def fail(why):
     sys.exit(1)
 
 mode, xfq, model, calib, seqlen, nsamples = sys.argv[1:7]
+victim = int(sys.argv[7]) if len(sys.argv) > 7 else 1
 if not os.path.isdir(model) or not os.path.isfile(calib):
     skip(f'{model} or {calib} is absent (../shared)')
 mpirun = shutil.which('mpirun')
@@ -79,19 +80,21 @@ try:
         d = os.path.join(work, 'job')
         os.mkdir(d)
         ckpt = os.path.join(d, 'out.xfq.ckpt', 'block-00001.xfq')
-        # MPMD: rank 0 plain, rank 1 under a shell that kills it once rank 0
-        # has written block 1's checkpoint (rank 1 waits for that write in
-        # the agreement that follows it, so the job cannot finish first)
+        # MPMD: the victim rank under a shell that kills it once rank 0 has
+        # written block 1's checkpoint (the ranks wait for that write in the
+        # agreement that follows it, so the job cannot finish first), the
+        # other rank plain
         args = base + ['--json', model, 'out.xfq']
         q = ' '.join("'" + a.replace("'", "'\\''") + "'" for a in args)
         watcher = (f'{q} & pid=$!; while [ ! -e {ckpt} ] && kill -0 $pid 2>/dev/null; '
                    f'do sleep 0.005; done; kill -9 $pid; wait $pid')
-        cmd = [mpirun, '--oversubscribe', '-np', '1'] + args + [':', '-np', '1', 'sh', '-c',
-                                                                  watcher]
+        plain, killed = args, ['sh', '-c', watcher]
+        ranks = [killed, plain] if victim == 0 else [plain, killed]
+        cmd = [mpirun, '--oversubscribe', '-np', '1'] + ranks[0] + [':', '-np', '1'] + ranks[1]
         t0 = time.time()
         pk = subprocess.run(cmd, cwd=d, env=env, capture_output=True, text=True, timeout=300)
         secs = time.time() - t0
-        print(f'killed job: exit {pk.returncode} after {secs:.1f} s')
+        print(f'killed job (rank {victim}): exit {pk.returncode} after {secs:.1f} s')
         print('its stderr:', pk.stderr.strip()[-600:])
         if pk.returncode == 0:
             fail('the job with a killed rank exited 0')
