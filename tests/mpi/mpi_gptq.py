@@ -7,11 +7,13 @@ one process.
       process, then -np 2 and -np 3 (oversubscribed), each in its own
       directory with the same command line; the three .xfq files must be
       byte-identical.
-  kill XFQUANT MODEL CALIB SEQLEN NSAMPLES [RANK]
+  kill XFQUANT MODEL CALIB SEQLEN NSAMPLES [RANK [RESUME_RANKS]]
       -np 2 with checkpoints, rank RANK (default 1; 0 is the writer) killed
       (SIGKILL) once rank 0 has checkpointed block 1: the job must end
       non-zero within seconds, with a message, leaving no output; `--resume`
-      under -np 2 must then write the bytes of one uninterrupted process.
+      under -np RESUME_RANKS (default 2; the checkpoint does not depend on
+      the rank count) must then write the bytes of one uninterrupted
+      process.
 
 Exit 77 (skip) when the shared models or mpirun are absent."""
 import json, os, shutil, subprocess, sys, tempfile, time
@@ -26,6 +28,7 @@ def fail(why):
 
 mode, xfq, model, calib, seqlen, nsamples = sys.argv[1:7]
 victim = int(sys.argv[7]) if len(sys.argv) > 7 else 1
+resume_ranks = int(sys.argv[8]) if len(sys.argv) > 8 else 2
 if not os.path.isdir(model) or not os.path.isfile(calib):
     skip(f'{model} or {calib} is absent (../shared)')
 mpirun = shutil.which('mpirun')
@@ -111,20 +114,20 @@ try:
             fail(f'the killed job left {leftovers}')
         # the killed job's command line without --resume is what the
         # provenance records, so the resumed output equals the reference
-        pr, secs = run(d, 2, base + ['--resume', '--json', model, 'out.xfq'])
+        pr, secs = run(d, resume_ranks, base + ['--resume', '--json', model, 'out.xfq'])
         if pr.returncode != 0:
-            fail(f'--resume under -np 2: exit {pr.returncode}: {pr.stderr.strip()}')
+            fail(f'--resume under -np {resume_ranks}: exit {pr.returncode}: {pr.stderr.strip()}')
         summary = json.loads(pr.stdout)  # rank 0's alone: the others report nothing
         at = summary.get('resumed_at_block', 0)
-        print(f'resumed under -np 2 at block {at} in {secs:.1f} s')
+        print(f'resumed under -np {resume_ranks} at block {at} in {secs:.1f} s')
         if at < 1:
             fail('--resume did not continue from the checkpoint')
-        if summary.get('distributed', {}).get('ranks') != 2:
-            fail('the summary does not describe the 2 ranks')
+        if summary.get('distributed', {}).get('ranks') != resume_ranks:
+            fail(f'the summary does not describe the {resume_ranks} ranks')
         a = open(os.path.join(ref, 'out.xfq'), 'rb').read()
         b = open(os.path.join(d, 'out.xfq'), 'rb').read()
         if a != b:
-            fail('the resumed -np 2 output differs from one uninterrupted process')
+            fail(f'the resumed -np {resume_ranks} output differs from one uninterrupted process')
         if os.path.exists(os.path.join(d, 'out.xfq.ckpt')):
             fail('the checkpoint directory outlived the finished output')
         print('killed rank: job ended non-zero, nothing written; --resume: byte-identical')
