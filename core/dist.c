@@ -22,23 +22,23 @@ bool xf_dist_built(void)
 
 int xf_dist_launched_size(void)
 {
-    /* Open MPI's mpirun, MPICH/Hydra and Slurm's PMI, PMIx launchers, srun */
-    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE",
-                                       "SLURM_NTASKS"};
+    /* Open MPI's mpirun, PMI launchers (MPICH's Hydra, srun --mpi=pmi2),
+     * an srun step (any --mpi): the world size */
+    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE",
+                                       "SLURM_STEP_NUM_TASKS"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
         const char *v = getenv(vars[i]);
         if (!v || !*v)
-            continue;
-        /* SLURM_NTASKS is set for a whole allocation, also in a plain
-         * shell of it: only a step started by srun (SLURM_STEP_ID) counts */
-        if (i == 3 && !getenv("SLURM_STEP_ID"))
             continue;
         char *end;
         long n = strtol(v, &end, 10);
         if (*end == '\0' && n >= 1 && n <= INT32_MAX)
             return (int)n;
     }
-    return 0;
+    /* a PMIx server (srun --mpi=pmix, prterun) names the rank, not the
+     * size: MPI_Comm_size tells */
+    const char *r = getenv("PMIX_RANK");
+    return r && *r ? 1 : 0;
 }
 
 int xf_dist_open(xf_dist *d, xf_error *err)

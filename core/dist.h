@@ -1,7 +1,7 @@
 /* The job's ranks: the one place xfquant talks to MPI (docs/distributed.md).
  *
  * A process started by an MPI launcher (mpirun, srun: the launcher's
- * environment names a world size) in an MPI build (-Dmpi) joins the job
+ * environment names a world size or a PMIx rank) in an MPI build (-Dmpi) joins the job
  * with MPI_Init; any other process is rank 0 of 1 and never calls MPI, so
  * plain runs, the tests, sanitizers and LD_PRELOAD shims see no MPI at
  * all. A build without MPI started by a launcher with more than one rank
@@ -34,8 +34,10 @@ typedef struct xf_dist {
 /* Whether this binary was built with MPI. */
 bool xf_dist_built(void);
 
-/* The world size a launcher announced in the environment (Open MPI, PMI,
- * PMIx, Slurm's srun); 0 when not launched by one. */
+/* The world size a launcher announced in the environment (Open MPI's
+ * OMPI_COMM_WORLD_SIZE, PMI_SIZE, an srun step's SLURM_STEP_NUM_TASKS; 1
+ * for a PMIx server's PMIX_RANK alone, which names no size); 0 when not
+ * launched by one (a plain shell of a Slurm allocation included). */
 int xf_dist_launched_size(void);
 
 /* Joins the job (MPI_Init) when launched by an MPI launcher, else rank 0

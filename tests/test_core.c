@@ -583,8 +583,8 @@ static void test_progress_route(void **state)
 static void test_dist_single(void **state)
 {
     (void)state;
-    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE",
-                                       "SLURM_NTASKS", "SLURM_STEP_ID"};
+    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE",
+                                       "SLURM_STEP_NUM_TASKS", "PMIX_RANK", "SLURM_NTASKS"};
     char *saved[5];
     for (int i = 0; i < 5; i++) {
         const char *v = getenv(vars[i]);
@@ -594,7 +594,9 @@ static void test_dist_single(void **state)
     assert_int_equal(xf_dist_launched_size(), 0);
     setenv("SLURM_NTASKS", "4", 1);
     assert_int_equal(xf_dist_launched_size(), 0); /* an allocation's shell, not a step */
-    setenv("SLURM_STEP_ID", "0", 1);
+    setenv("PMIX_RANK", "0", 1);
+    assert_int_equal(xf_dist_launched_size(), 1); /* PMIx: launched, size from MPI */
+    setenv("SLURM_STEP_NUM_TASKS", "4", 1);
     assert_int_equal(xf_dist_launched_size(), 4);
     setenv("OMPI_COMM_WORLD_SIZE", "x3", 1);      /* not a number: the next variable */
     assert_int_equal(xf_dist_launched_size(), 4);
