@@ -45,12 +45,13 @@ for d, readers in inputs:
             Q = HEAD + STATS + rows * cols + rows * g * 4 + rows * g
             sent[owner] += Q; recv[0] += Q
 print(f'{N} ranks, {blocks} blocks; bytes per block (measured / cost model):')
-print('| rank | windows | forward s | Hessian s | solve s | transfers s | waiting s | sent MB/block | received MB/block |')
-print('|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+print('| rank | windows | forward s | Hessian s | solve s | transfers s | waiting s | CPU s: own work / in MPI | sent MB/block | received MB/block |')
+print('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
 for r, pr in enumerate(dist['per_rank']):
     ms, mr = pr['bytes_sent'] / blocks, pr['bytes_recv'] / blocks
+    cpu = f"{pr['cpu_s'] - pr['mpi_cpu_s']:.1f} / {pr['mpi_cpu_s']:.1f}" if 'cpu_s' in pr else '-'
     print(f"| {r} | {pr['windows']} | {pr['forward_s']:.1f} | {pr['hessian_s']:.1f} | "
-          f"{pr['solve_s']:.1f} | {pr['comm_s']:.2f} | {pr['wait_s']:.2f} | "
+          f"{pr['solve_s']:.1f} | {pr['comm_s']:.2f} | {pr['wait_s']:.2f} | {cpu} | "
           f"{ms / 1e6:.3f} / {sent[r] / 1e6:.3f} | {mr / 1e6:.3f} / {recv[r] / 1e6:.3f} |")
     if abs(ms - sent[r]) > 256 or abs(mr - recv[r]) > 256:
         print(f'  rank {r}: off the model by {ms - sent[r]:.0f} / {mr - recv[r]:.0f} bytes per block')

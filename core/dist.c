@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/progress.h"
 
@@ -18,6 +19,14 @@ bool xf_dist_built(void)
 #else
     return false;
 #endif
+}
+
+double xf_dist_cpu_seconds(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0)
+        return 0.0;
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 int xf_dist_launched_size(void)
@@ -102,7 +111,7 @@ int xf_dist_agree(xf_dist *d, int rc, xf_error *err)
     if (d->size == 1)
         return rc != 0 ? -1 : 0;
 #ifdef XF_HAVE_MPI
-    const double t0 = xf_now_seconds();
+    const double t0 = xf_now_seconds(), c0 = xf_dist_cpu_seconds();
     int mine = rc != 0 ? d->rank : d->size, first = d->size;
     int e = MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
     if (e == MPI_SUCCESS && first < d->size) {
@@ -120,6 +129,7 @@ int xf_dist_agree(xf_dist *d, int rc, xf_error *err)
         }
     }
     d->wait_s += xf_now_seconds() - t0;
+    d->mpi_cpu_s += xf_dist_cpu_seconds() - c0;
     if (e != MPI_SUCCESS)
         return mpi_failed(err, "agreement", e);
     return first < d->size ? -1 : 0;
@@ -135,7 +145,7 @@ int xf_dist_send(xf_dist *d, int peer, const void *buf, size_t bytes, xf_error *
         return xf_fail(err, "no rank %d to exchange with (rank %d of %d)", peer, d->rank,
                        d->size);
 #ifdef XF_HAVE_MPI
-    const double t0 = xf_now_seconds();
+    const double t0 = xf_now_seconds(), c0 = xf_dist_cpu_seconds();
     const char *p = buf;
     for (size_t off = 0; off < bytes; off += PIECE) {
         const size_t n = bytes - off < PIECE ? bytes - off : PIECE;
@@ -145,6 +155,7 @@ int xf_dist_send(xf_dist *d, int peer, const void *buf, size_t bytes, xf_error *
     }
     d->bytes_sent += (int64_t)bytes;
     d->comm_s += xf_now_seconds() - t0;
+    d->mpi_cpu_s += xf_dist_cpu_seconds() - c0;
     return 0;
 #else
     (void)buf, (void)bytes;
@@ -158,7 +169,7 @@ int xf_dist_recv(xf_dist *d, int peer, void *buf, size_t bytes, xf_error *err)
         return xf_fail(err, "no rank %d to exchange with (rank %d of %d)", peer, d->rank,
                        d->size);
 #ifdef XF_HAVE_MPI
-    const double t0 = xf_now_seconds();
+    const double t0 = xf_now_seconds(), c0 = xf_dist_cpu_seconds();
     char *p = buf;
     for (size_t off = 0; off < bytes; off += PIECE) {
         const size_t n = bytes - off < PIECE ? bytes - off : PIECE;
@@ -168,6 +179,7 @@ int xf_dist_recv(xf_dist *d, int peer, void *buf, size_t bytes, xf_error *err)
     }
     d->bytes_recv += (int64_t)bytes;
     d->comm_s += xf_now_seconds() - t0;
+    d->mpi_cpu_s += xf_dist_cpu_seconds() - c0;
     return 0;
 #else
     (void)buf, (void)bytes;
@@ -180,7 +192,7 @@ int xf_dist_bcast(xf_dist *d, int root, void *buf, size_t bytes, xf_error *err)
     if (d->size == 1)
         return 0;
 #ifdef XF_HAVE_MPI
-    const double t0 = xf_now_seconds();
+    const double t0 = xf_now_seconds(), c0 = xf_dist_cpu_seconds();
     char *p = buf;
     for (size_t off = 0; off < bytes; off += PIECE) {
         const size_t n = bytes - off < PIECE ? bytes - off : PIECE;
@@ -193,6 +205,7 @@ int xf_dist_bcast(xf_dist *d, int root, void *buf, size_t bytes, xf_error *err)
     else
         d->bytes_recv += (int64_t)bytes;
     d->comm_s += xf_now_seconds() - t0;
+    d->mpi_cpu_s += xf_dist_cpu_seconds() - c0;
     return 0;
 #else
     (void)root, (void)buf, (void)bytes, (void)err;
@@ -205,10 +218,11 @@ int xf_dist_sum_i64(xf_dist *d, int64_t *v, xf_error *err)
     if (d->size == 1)
         return 0;
 #ifdef XF_HAVE_MPI
-    const double t0 = xf_now_seconds();
+    const double t0 = xf_now_seconds(), c0 = xf_dist_cpu_seconds();
     int64_t in = *v;
     int e = MPI_Allreduce(&in, v, 1, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
     d->comm_s += xf_now_seconds() - t0;
+    d->mpi_cpu_s += xf_dist_cpu_seconds() - c0;
     return e == MPI_SUCCESS ? 0 : mpi_failed(err, "sum", e);
 #else
     (void)v, (void)err;
@@ -221,10 +235,11 @@ int xf_dist_max_f64(xf_dist *d, double *v, xf_error *err)
     if (d->size == 1)
         return 0;
 #ifdef XF_HAVE_MPI
-    const double t0 = xf_now_seconds();
+    const double t0 = xf_now_seconds(), c0 = xf_dist_cpu_seconds();
     double in = *v;
     int e = MPI_Allreduce(&in, v, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
     d->comm_s += xf_now_seconds() - t0;
+    d->mpi_cpu_s += xf_dist_cpu_seconds() - c0;
     return e == MPI_SUCCESS ? 0 : mpi_failed(err, "maximum", e);
 #else
     (void)v, (void)err;
@@ -237,9 +252,10 @@ int xf_dist_barrier(xf_dist *d, xf_error *err)
     if (d->size == 1)
         return 0;
 #ifdef XF_HAVE_MPI
-    const double t0 = xf_now_seconds();
+    const double t0 = xf_now_seconds(), c0 = xf_dist_cpu_seconds();
     int e = MPI_Barrier(MPI_COMM_WORLD);
     d->wait_s += xf_now_seconds() - t0;
+    d->mpi_cpu_s += xf_dist_cpu_seconds() - c0;
     return e == MPI_SUCCESS ? 0 : mpi_failed(err, "barrier", e);
 #else
     (void)err;

@@ -29,7 +29,12 @@ typedef struct xf_dist {
     int64_t bytes_recv; /* payload bytes this rank received */
     double comm_s;      /* seconds in transfers (sends, receives, broadcasts, sums) */
     double wait_s;      /* seconds in agreements and barriers: waiting for the slowest rank */
+    double mpi_cpu_s;   /* CPU seconds of this process inside those calls (MPI polls while
+                           it waits): the rest of its CPU time is its own work */
 } xf_dist;
+
+/* CPU seconds of this process so far (all its threads). */
+double xf_dist_cpu_seconds(void);
 
 /* Whether this binary was built with MPI. */
 bool xf_dist_built(void);

@@ -853,14 +853,15 @@ static int resume_point_dist(const xf_gptq_checkpoint *ck, const xf_quant_run *r
 
 /* The summary's "distributed": every rank's windows, seconds by kind of
  * work and bytes moved, gathered on rank 0 (collective). */
-#define RANK_FIELDS 9
+#define RANK_FIELDS 11
 static int dist_summary(xf_dist *d, const gptq_streams *st, const xf_gptq_timing *t,
                         int64_t blocks, json_t *summary_extra, xf_error *err)
 {
     const double mine[RANK_FIELDS] = {(double)st->first,  (double)st->q.ns,  t->forward_s,
                                       t->hessian_s,      t->solve_s,        d->comm_s,
                                       d->wait_s,         (double)d->bytes_sent,
-                                      (double)d->bytes_recv};
+                                      (double)d->bytes_recv, xf_dist_cpu_seconds(),
+                                      d->mpi_cpu_s};
     double *all = d->rank == 0 ? malloc((size_t)d->size * sizeof mine) : NULL;
     int rc = xf_dist_agree(d, d->rank == 0 && !all ? xf_fail(err, "out of memory") : 0, err);
     if (rc != 0) {
@@ -880,11 +881,12 @@ static int dist_summary(xf_dist *d, const gptq_streams *st, const xf_gptq_timing
         for (int r = 0; r < d->size; r++) {
             const double *v = all + r * RANK_FIELDS;
             json_array_append_new(
-                ranks, json_pack("{s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:I, s:I}",
+                ranks, json_pack("{s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:I, s:I, s:f, s:f}",
                                  "first_window", (json_int_t)v[0], "windows", (json_int_t)v[1],
                                  "forward_s", v[2], "hessian_s", v[3], "solve_s", v[4],
                                  "comm_s", v[5], "wait_s", v[6], "bytes_sent",
-                                 (json_int_t)v[7], "bytes_recv", (json_int_t)v[8]));
+                                 (json_int_t)v[7], "bytes_recv", (json_int_t)v[8], "cpu_s",
+                                 v[9], "mpi_cpu_s", v[10]));
         }
         json_object_set_new(summary_extra, "distributed",
                             json_pack("{s:i, s:I, s:I, s:o}", "ranks", d->size, "unit_windows",
