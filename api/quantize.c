@@ -13,6 +13,8 @@
 #include "api/call.h"
 #include "api/recipe_impl.h"
 #include "core/atomic_file.h"
+#include "core/dist.h"
+#include "core/log.h"
 #include "core/json_util.h"
 #include "export/export.h"
 #include "model/loader.h"
@@ -45,7 +47,11 @@ static int quantize_to_gguf(xf_loaded_model *m, const xf_quant_options *o,
     if (rc == 0) {
         xf_export_opts eo = {0};
         json_t *es = NULL;
-        rc = xf_export_gguf(tmp, out, &eo, &es, err);
+        /* an MPI job's rank 0 wrote the .xfq and exports it */
+        const bool writer = !qr->dist || qr->dist->rank == 0;
+        rc = writer ? xf_export_gguf(tmp, out, &eo, &es, err) : 0;
+        if (qr->dist)
+            rc = xf_dist_agree(qr->dist, rc, err);
         if (rc == 0 && *summary) {
             json_object_set_new(*summary, "gguf_export", es);
             json_object_set_new(*summary, "output", json_string(out));
@@ -95,6 +101,23 @@ static char *render_report(const json_t *summary, const char *out, int format)
     return s;
 }
 
+/* Ranks other than 0 of an MPI job log only warnings and draw no
+ * progress: rank 0 speaks for the job. */
+static void quiet_rank(const xf_dist *d, const xf_run_opts *run, xf_run_opts *mine,
+                       xf_log_level *level)
+{
+    *level = xf_log_get_level();
+    if (d->rank == 0)
+        return;
+    if (run) {
+        *mine = *run;
+        mine->progress = NULL;
+        mine->progress_event = NULL;
+    }
+    if (*level > XF_LOG_WARN)
+        xf_log_set_level(XF_LOG_WARN);
+}
+
 XF_API int xf_quantize(const char *in_path, const xf_recipe *r, const char *out_path,
                        const xf_run_opts *run, int format, char **report, xf_status *st)
 {
@@ -112,10 +135,22 @@ XF_API int xf_quantize(const char *in_path, const xf_recipe *r, const char *out_
     }
     if (xf_quant_recipe_check(&r->q, &err) != 0)
         return xf_api_fail(st, XF_USAGE, &err);
+    /* the job's ranks when launched by mpirun/srun (core/dist.h) */
+    xf_dist dist;
+    if (xf_dist_open(&dist, &err) != 0)
+        return xf_api_fail(st, XF_FAIL, &err);
+    xf_run_opts run_rank;
+    xf_log_level level;
+    quiet_rank(&dist, run, &run_rank, &level);
+    if (dist.rank != 0 && run)
+        run = &run_rank;
     xf_api_call call;
     xf_api_begin(&call, run);
     xf_loaded_model m;
-    int rc = xf_model_open(&m, in_path, &err);
+    const int orc = xf_model_open(&m, in_path, &err);
+    int rc = xf_dist_agree(&dist, orc, &err);
+    if (rc != 0 && orc == 0)
+        xf_model_close(&m);
     json_t *summary = NULL;
     if (rc == 0) {
         json_t *cmdline = json_array();
@@ -124,22 +159,32 @@ XF_API int xf_quantize(const char *in_path, const xf_recipe *r, const char *out_
             json_array_append_new(cmdline, json_string(run->argv[i]));
         char *ckpt = NULL;
         xf_quant_run qr = {0};
-        rc = run_options(run, out_path, &qr, &ckpt, &err);
+        qr.dist = dist.size > 1 ? &dist : NULL;
+        rc = xf_dist_agree(&dist, run_options(run, out_path, &qr, &ckpt, &err), &err);
         if (rc == 0)
             rc = ends_with(out_path, ".gguf")
                      ? quantize_to_gguf(&m, &r->q.o, &qr, out_path, cmdline, &summary, &err)
                      : xf_quantize_model(&m, &r->q.o, &qr, out_path, cmdline, &summary, &err);
         /* the output is final: its checkpoint has served */
-        if (rc == 0 && ckpt)
+        if (rc == 0 && ckpt && dist.rank == 0)
             rc = xf_gptq_checkpoint_remove(ckpt, &err);
+        rc = xf_dist_agree(&dist, rc, &err);
         free(ckpt);
         json_decref(cmdline);
         xf_model_close(&m);
     }
     xf_api_end(&call);
+    xf_log_set_level(level);
+    const int rank = dist.rank;
+    xf_dist_close(&dist);
     if (rc != 0) {
         json_decref(summary);
         return xf_api_fail(st, XF_FAIL, &err);
+    }
+    if (report && rank != 0) { /* rank 0 reports for the job */
+        json_decref(summary);
+        xf_api_ok(st);
+        return 0;
     }
     if (report) {
         *report = summary ? render_report(summary, out_path, format) : NULL;

@@ -269,7 +269,7 @@ static int run_quant(const xf_cli_ctx *ctx, const char *cmd, int argc, char **ar
                         &st) != 0)
             rc = st.code == XF_USAGE ? xf_usage_error(cmd, "%s", st.message)
                                      : xf_failure(st.message);
-        else
+        else if (report) /* NULL on the ranks other than 0 of an MPI job */
             puts(report);
         xf_free(report);
     }

@@ -153,7 +153,10 @@ XF_API void xf_recipe_free(xf_recipe *r);
  * with recipe r into out_path (.xfq, or .gguf with a gguf type), written
  * atomically. report (may be NULL) receives the run summary (xf_free):
  * XF_FORMAT_TEXT one line ("OUT: N tensors quantized ..."), XF_FORMAT_JSON
- * the summary object (sorted keys, indented). */
+ * the summary object (sorted keys, indented). In a process launched by
+ * mpirun/srun in an MPI build, the call is one rank of a distributed job
+ * (docs/distributed.md): rank 0 writes out_path and gets the report, the
+ * other ranks get *report = NULL and log only warnings. */
 XF_API int xf_quantize(const char *in_path, const xf_recipe *r, const char *out_path,
                        const xf_run_opts *run, int format, char **report, xf_status *st);
 

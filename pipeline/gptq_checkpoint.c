@@ -178,37 +178,49 @@ out:
     return rc;
 }
 
-/* A stream's hidden states as one F32 tensor [ns, T, hidden]. */
-static xfq_write_tensor stream_tensor(const xf_block_stream *bs, const char *name)
+/* Hidden states [ns, T, hidden] as one F32 tensor. */
+static xfq_write_tensor states_tensor(const float *h, int64_t ns, int64_t T, int64_t hidden,
+                                      const char *name)
 {
     xfq_write_tensor t = {.name = name, .dtype = XF_DTYPE_F32, .ndim = 3};
-    t.shape[0] = bs->ns;
-    t.shape[1] = bs->T;
-    t.shape[2] = bs->hidden;
-    t.data = xf_block_stream_hidden(bs, 0);
-    t.nbytes = (size_t)(bs->ns * bs->T * bs->hidden) * sizeof(float);
+    t.shape[0] = ns;
+    t.shape[1] = T;
+    t.shape[2] = hidden;
+    t.data = h;
+    t.nbytes = (size_t)(ns * T * hidden) * sizeof(float);
     return t;
+}
+
+int xf_gptq_checkpoint_save_states(const xf_gptq_checkpoint *c, int block,
+                                   const xf_quant_collector *col, size_t first, const float *hq,
+                                   const float *hfp, int64_t ns, int64_t T, int64_t hidden,
+                                   xf_error *err)
+{
+    if (save_block(c, block, col, first, err) != 0)
+        return -1;
+    xfq_write_tensor t[2] = {states_tensor(hq, ns, T, hidden, STREAM_Q)};
+    if (hfp)
+        t[1] = states_tensor(hfp, ns, T, hidden, STREAM_FP);
+    json_t *meta = meta_for(c, "next_block", block + 1);
+    char *path = path_in(c->dir, STREAM_FILE);
+    int rc = meta && path ? xfq_write(path, meta, t, hfp ? 2 : 1, err)
+                          : xf_fail(err, "%s: out of memory", c->dir);
+    json_decref(meta);
+    free(path);
+    return rc;
 }
 
 int xf_gptq_checkpoint_save(const xf_gptq_checkpoint *c, int block, const xf_quant_collector *col,
                             size_t first, const xf_block_stream *q, const xf_block_stream *fp,
                             xf_error *err)
 {
-    if (save_block(c, block, col, first, err) != 0)
-        return -1;
-    xfq_write_tensor t[2] = {stream_tensor(q, STREAM_Q)};
-    if (fp)
-        t[1] = stream_tensor(fp, STREAM_FP);
-    json_t *meta = meta_for(c, "next_block", block + 1);
-    char *path = path_in(c->dir, STREAM_FILE);
-    int rc = meta && path ? xfq_write(path, meta, t, fp ? 2 : 1, err)
-                          : xf_fail(err, "%s: out of memory", c->dir);
+    int rc = xf_gptq_checkpoint_save_states(c, block, col, first, xf_block_stream_hidden(q, 0),
+                                            fp ? xf_block_stream_hidden(fp, 0) : NULL, q->ns,
+                                            q->T, q->hidden, err);
     /* writing read every page of a spilled stream: let them go again */
     xf_state_buffer_release(&q->h_buf, 0, (size_t)(q->ns * q->T * q->hidden));
     if (fp)
         xf_state_buffer_release(&fp->h_buf, 0, (size_t)(fp->ns * fp->T * fp->hidden));
-    json_decref(meta);
-    free(path);
     return rc;
 }
 
@@ -270,19 +282,28 @@ static int load_block(const xf_gptq_checkpoint *c, int block, xf_quant_collector
     return rc;
 }
 
-static int restore_stream(const xfq_file *f, const char *path, const char *name,
-                          xf_block_stream *bs, int next, xf_error *err)
+/* The hidden states `name` [ns, T, hidden] of f: into dst, or (dst
+ * NULL) into stream bs restored at block next. */
+static int restore_states(const xfq_file *f, const char *path, const char *name, int64_t ns,
+                          int64_t T, int64_t hidden, float *dst, xf_block_stream *bs, int next,
+                          xf_error *err)
 {
     const xf_tensor *t = xf_tensor_set_find(&f->tensors, name);
-    if (!t || t->dtype != XF_DTYPE_F32 || t->ndim != 3 || t->shape[0] != bs->ns ||
-        t->shape[1] != bs->T || t->shape[2] != bs->hidden)
-        return xf_fail(err, "%s: no F32 tensor %s [%lld, %lld, %lld]", path, name,
-                       (long long)bs->ns, (long long)bs->T, (long long)bs->hidden);
-    return xf_block_stream_restore(bs, next, t->data, err);
+    if (!t || t->dtype != XF_DTYPE_F32 || t->ndim != 3 || t->shape[0] != ns || t->shape[1] != T ||
+        t->shape[2] != hidden)
+        return xf_fail(err, "%s: no F32 tensor %s [%lld, %lld, %lld]", path, name, (long long)ns,
+                       (long long)T, (long long)hidden);
+    if (!dst)
+        return xf_block_stream_restore(bs, next, t->data, err);
+    memcpy(dst, t->data, (size_t)(ns * T * hidden) * sizeof *dst);
+    return 0;
 }
 
-int xf_gptq_checkpoint_load(const xf_gptq_checkpoint *c, xf_quant_collector *col,
-                            xf_block_stream *q, xf_block_stream *fp, int *next, xf_error *err)
+/* The checkpoint's next block and states (into streams or arrays), then
+ * its blocks' tensors into col. */
+static int load(const xf_gptq_checkpoint *c, xf_quant_collector *col, xf_block_stream *q,
+                xf_block_stream *fp, float *hq, float *hfp, int64_t ns, int64_t T, int64_t hidden,
+                int64_t n_layers, int *next, xf_error *err)
 {
     char *path = path_in(c->dir, STREAM_FILE);
     if (!path)
@@ -293,18 +314,32 @@ int xf_gptq_checkpoint_load(const xf_gptq_checkpoint *c, xf_quant_collector *col
         free(path);
         return -1;
     }
-    if (*next < 1 || *next > q->ws.cfg.n_layers)
+    if (*next < 1 || *next > n_layers)
         rc = xf_fail(err, "%s: next block %d is not in 1..%lld", path, *next,
-                     (long long)q->ws.cfg.n_layers);
+                     (long long)n_layers);
     if (rc == 0)
-        rc = restore_stream(&f, path, STREAM_Q, q, *next, err);
-    if (rc == 0 && fp)
-        rc = restore_stream(&f, path, STREAM_FP, fp, *next, err);
+        rc = restore_states(&f, path, STREAM_Q, ns, T, hidden, hq, q, *next, err);
+    if (rc == 0 && (fp || hfp))
+        rc = restore_states(&f, path, STREAM_FP, ns, T, hidden, hfp, fp, *next, err);
     xfq_close(&f);
     free(path);
     for (int l = 0; l < *next && rc == 0; l++)
         rc = load_block(c, l, col, err);
     return rc;
+}
+
+int xf_gptq_checkpoint_load(const xf_gptq_checkpoint *c, xf_quant_collector *col,
+                            xf_block_stream *q, xf_block_stream *fp, int *next, xf_error *err)
+{
+    return load(c, col, q, fp, NULL, NULL, q->ns, q->T, q->hidden, q->ws.cfg.n_layers, next,
+                err);
+}
+
+int xf_gptq_checkpoint_load_states(const xf_gptq_checkpoint *c, xf_quant_collector *col,
+                                   float *hq, float *hfp, int64_t ns, int64_t T, int64_t hidden,
+                                   int64_t n_layers, int *next, xf_error *err)
+{
+    return load(c, col, NULL, NULL, hq, hfp, ns, T, hidden, n_layers, next, err);
 }
 
 /* The names a checkpoint directory may hold: its files and their temps

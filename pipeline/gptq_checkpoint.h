@@ -58,11 +58,25 @@ int xf_gptq_checkpoint_save(const xf_gptq_checkpoint *c, int block, const xf_qua
                             size_t first, const xf_block_stream *q, const xf_block_stream *fp,
                             xf_error *err);
 
+/* The same from hidden states [ns, T, hidden] (hfp: NULL unless
+ * --gptq-v2): an MPI job's rank 0 with every rank's windows gathered
+ * (pipeline/dist_sums.h). */
+int xf_gptq_checkpoint_save_states(const xf_gptq_checkpoint *c, int block,
+                                   const xf_quant_collector *col, size_t first, const float *hq,
+                                   const float *hfp, int64_t ns, int64_t T, int64_t hidden,
+                                   xf_error *err);
+
 /* Resumes: checks the fingerprint, adds blocks 0..next-1's tensors to col
  * and restores the streams (fp: NULL unless --gptq-v2) at the start of
  * block *next. */
 int xf_gptq_checkpoint_load(const xf_gptq_checkpoint *c, xf_quant_collector *col,
                             xf_block_stream *q, xf_block_stream *fp, int *next, xf_error *err);
+
+/* The same into arrays [ns, T, hidden] (hfp: NULL unless --gptq-v2),
+ * for rank 0 of an MPI job to deal out; n_layers bounds the block. */
+int xf_gptq_checkpoint_load_states(const xf_gptq_checkpoint *c, xf_quant_collector *col,
+                                   float *hq, float *hfp, int64_t ns, int64_t T, int64_t hidden,
+                                   int64_t n_layers, int *next, xf_error *err);
 
 /* Removes dir's checkpoint files (and their stale temps) and dir itself,
  * once the output is final. A directory that holds other files is left,

@@ -17,6 +17,8 @@
 #include "sim/act_hooks.h"
 #include "quant/weights/gptq.h"
 #include "pipeline/gguf_plan.h"
+#include "pipeline/dist_qweight.h"
+#include "pipeline/dist_sums.h"
 #include "pipeline/gptq_checkpoint.h"
 #include "pipeline/gptq_memory.h"
 #include "pipeline/recipe_options.h"
@@ -297,14 +299,89 @@ static void gptq_params_from(const xf_quant_options *o, xf_gptq_params *p)
     p->outliers = o->outliers;
 }
 
+/* gptq_linears in an MPI job: the j-th linear to quantize is solved by
+ * rank j mod size (q/k/v, gate/up: independent solves of one Hessian);
+ * its dequantized weights are broadcast, so every rank continues with the
+ * quantized layer, and rank 0 gets the quantized container itself and adds
+ * it to col in the linears' order (pipeline/dist_qweight.h): the bytes of
+ * one process. Collective; every failure agreed on. */
+static int gptq_linears_dist(const xf_quant_options *o, const xf_gguf_type_plan *plan,
+                             float *const *W, const int64_t *rows, const xf_tensor *const *src,
+                             const char *const *names, int n, int64_t cols, const double *H,
+                             xf_dist *d, xf_quant_collector *col, xf_error *err)
+{
+    xf_gptq_params p;
+    gptq_params_from(o, &p);
+    int owner[XF_IN_MAX_READERS];
+    const xf_ggml_grid_traits *gg[XF_IN_MAX_READERS];
+    bool mine = false;
+    for (int k = 0, j = 0; k < n; k++) {
+        bool skip;
+        gg[k] = plan_grid(plan, src[k], &skip);
+        owner[k] = skip ? -1 : j++ % d->size;
+        mine = mine || owner[k] == d->rank;
+    }
+    xf_qweight q[XF_IN_MAX_READERS];
+    xf_gptq_stats st[XF_IN_MAX_READERS];
+    bool have[XF_IN_MAX_READERS] = {false};
+    int rc = 0;
+    if (mine) {
+        xf_gptq_factor f;
+        const int frc = xf_gptq_factor_init(&f, H, cols, &p, names[0], err);
+        rc = frc;
+        for (int k = 0; k < n && rc == 0; k++) {
+            if (owner[k] != d->rank)
+                continue;
+            p.ggml = gg[k];
+            p.grid.bits = bits_for(o, names[k]);
+            rc = xf_gptq_solve_factored(W[k], rows[k], &f, &p, &q[k], &st[k], names[k], err);
+            have[k] = rc == 0;
+        }
+        if (frc == 0)
+            xf_gptq_factor_free(&f);
+    }
+    rc = xf_dist_agree(d, rc, err);
+    for (int k = 0; k < n && rc == 0; k++) {
+        if (owner[k] < 0)
+            continue;
+        rc = xf_dist_agree(
+            d, xf_dist_bcast(d, owner[k], W[k], (size_t)(rows[k] * cols) * sizeof *W[k], err),
+            err);
+        int r = 0;
+        if (rc == 0 && owner[k] != 0 && d->rank == owner[k])
+            r = xf_dist_send_qweight(d, 0, &q[k], &st[k], err);
+        if (rc == 0 && owner[k] != 0 && d->rank == 0) {
+            r = xf_dist_recv_qweight(d, owner[k], &q[k], &st[k], gg[k], names[k], err);
+            have[k] = r == 0;
+        }
+        if (rc == 0)
+            rc = xf_dist_agree(d, r, err);
+        if (rc == 0)
+            rc = xf_dist_agree(d,
+                               d->rank == 0 ? xf_quant_collector_add(col, &q[k], names[k],
+                                                                     gptq_stats_json(&st[k]), err)
+                                            : 0,
+                               err);
+    }
+    for (int k = 0; k < n; k++)
+        if (have[k])
+            xf_qweight_free(&q[k]);
+    return rc;
+}
+
 /* GPTQ on the fp32 weights W [out, in] of the linears sharing one input
  * (one factorization of its Hessian H); each W is replaced by its
- * dequantized quantization, so later passes see the quantized layer. */
+ * dequantized quantization, so later passes see the quantized layer. In an
+ * MPI job (d with several ranks) the solves are dealt to the ranks
+ * (gptq_linears_dist), except with outlier tables, which every rank solves
+ * alike. */
 static int gptq_linears(const xf_quant_options *o, const xf_gguf_type_plan *plan,
                         float *const *W, const int64_t *rows, const xf_tensor *const *src,
                         const char *const *names, int n, int64_t cols, const double *H,
-                        xf_quant_collector *col, xf_error *err)
+                        xf_dist *d, xf_quant_collector *col, xf_error *err)
 {
+    if (d->size > 1 && o->outliers <= 0)
+        return gptq_linears_dist(o, plan, W, rows, src, names, n, cols, H, d, col, err);
     xf_gptq_params p;
     gptq_params_from(o, &p);
     bool any = false;
@@ -357,23 +434,34 @@ static int prepare_calibration(xf_loaded_model *m, const xf_quant_options *o, in
 /* GPTQ of the LM head on the final norm of the stream's last hidden
  * states. */
 static int gptq_head(xf_loaded_model *m, const xf_quant_options *o, const xf_gguf_type_plan *plan,
-                     const xf_block_stream *bs, xf_gptq_progress *gp, xf_quant_collector *col,
-                     xf_error *err)
+                     const xf_block_stream *bs, xf_dist *d, xf_gptq_progress *gp,
+                     xf_quant_collector *col, xf_error *err)
 {
     const int64_t nsamples = bs->ns, T = bs->T;
     const xf_model_weights *mw = &m->weights;
     int64_t hidden = mw->cfg.hidden, vocab = mw->cfg.vocab;
     xf_dense_head hd;
-    if (xf_dense_head_init(&hd, mw, err) != 0)
+    /* collective from here: every failure agreed on (core/dist.h) */
+    const int hrc = xf_dense_head_init(&hd, mw, err);
+    if (xf_dist_agree(d, hrc, err) != 0) {
+        if (hrc == 0)
+            xf_dense_head_free(&hd);
         return -1;
-    xf_hessian hs;
+    }
+    xf_hessian hs = {0};
     float *x = malloc((size_t)(T * hidden) * sizeof *x);
     double *H = malloc((size_t)(hidden * hidden) * sizeof *H);
     int rc = 0;
-    if (!x || !H || xf_hessian_init(&hs, hidden, err) != 0) {
-        rc = x && H ? -1 : xf_fail(err, "out of memory for the head Hessian");
-        goto out_nohess;
+    if (!x || !H)
+        rc = xf_fail(err, "out of memory for the head Hessian");
+    else
+        rc = xf_hessian_init(&hs, hidden, err);
+    if (xf_dist_agree(d, rc, err) != 0) {
+        rc = -1;
+        goto out;
     }
+    if (d->size > 1)
+        xf_hessian_defer(&hs); /* summed along the ranks (pipeline/dist_sums.h) */
     double t0 = xf_now_seconds();
     for (int64_t s = 0; s < nsamples && rc == 0; s++) {
         const float *h = xf_block_stream_hidden(bs, s);
@@ -385,18 +473,23 @@ static int gptq_head(xf_loaded_model *m, const xf_quant_options *o, const xf_ggu
             xf_op_rmsnorm(h, x, T, hidden, hd.norm_w, mw->cfg.norm_eps);
         rc = xf_hessian_add(&hs, x, T, err);
     }
+    rc = xf_dist_agree(d, rc, err);
     if (rc == 0)
-        rc = xf_hessian_finalize(&hs, H, err);
+        rc = xf_dist_agree(d, xf_dist_hessian_sum(d, &hs, err), err);
+    if (rc == 0)
+        rc = xf_dist_agree(d, xf_hessian_finalize(&hs, H, err), err);
     xf_gptq_progress_hessian(gp, t0);
     if (rc == 0) {
         const char *name = mw->lm_head.w->name;
         const xf_tensor *src = mw->lm_head.w;
         t0 = xf_now_seconds();
-        rc = gptq_linears(o, plan, &hd.w, &vocab, &src, &name, 1, hidden, H, col, err);
+        rc = xf_dist_agree(
+            d, gptq_linears(o, plan, &hd.w, &vocab, &src, &name, 1, hidden, H, d, col, err),
+            err);
         xf_gptq_progress_solve(gp, t0);
     }
+out:
     xf_hessian_free(&hs);
-out_nohess:
     free(x);
     free(H);
     xf_dense_head_free(&hd);
@@ -415,8 +508,10 @@ typedef struct stream_place {
 } stream_place;
 
 typedef struct gptq_streams {
-    xf_block_stream q, fp;
+    xf_block_stream q, fp; /* this rank's windows [first, first + q.ns) */
     bool v2;
+    xf_dist *d;
+    int64_t first, nsamples; /* nsamples: every rank's windows */
     xf_act_hooks ah_q, ah_fp;
     const xf_forward_hooks *hq, *hf; /* NULL: no hooks */
 } gptq_streams;
@@ -432,10 +527,16 @@ static void gptq_streams_free(gptq_streams *st)
 
 static int gptq_streams_init(gptq_streams *st, const xf_loaded_model *m,
                              const xf_quant_options *o, const xf_calib_set *calib, int64_t T,
-                             xf_stream_keep keep, const char *spill_dir, xf_error *err)
+                             xf_stream_keep keep, const char *spill_dir, xf_dist *d,
+                             xf_error *err)
 {
     memset(st, 0, sizeof *st);
     st->v2 = o->gptq_v2;
+    st->d = d;
+    st->nsamples = calib->nsamples;
+    int64_t count = calib->nsamples;
+    if (xf_dist_windows(d, calib->nsamples, T, &st->first, &count, err) != 0)
+        return -1;
     xf_act_scheme fp_scheme; /* the full-precision stream keeps the online transforms */
     xf_act_scheme_default(&fp_scheme);
     fp_scheme.online = o->act.online;
@@ -444,7 +545,7 @@ static int gptq_streams_init(gptq_streams *st, const xf_loaded_model *m,
         return -1;
     st->hq = xf_act_scheme_needs_hooks(&o->act) ? &st->ah_q.hooks : NULL;
     st->hf = xf_act_scheme_needs_hooks(&fp_scheme) ? &st->ah_fp.hooks : NULL;
-    if (xf_block_stream_init(&st->q, &m->weights, calib->tokens, calib->nsamples, T, keep,
+    if (xf_block_stream_init(&st->q, &m->weights, calib->tokens + st->first * T, count, T, keep,
                              spill_dir, m->path, err) != 0)
         return -1;
     if (st->v2 && xf_block_stream_copy(&st->fp, &st->q, err) != 0) {
@@ -471,15 +572,21 @@ static int input_statistics(gptq_streams *st, const xf_dense_layer *dl,
                             const xf_dense_layer *dl_fp, int64_t d, double *H, double *C,
                             xf_error *err)
 {
-    xf_hessian hs;
-    xf_cross_cov cc;
-    if (xf_hessian_init(&hs, d, err) != 0)
-        return -1;
-    if (C && xf_cross_cov_init(&cc, d, err) != 0) {
+    xf_hessian hs = {0};
+    xf_cross_cov cc = {0};
+    int rc = xf_hessian_init(&hs, d, err);
+    if (rc == 0 && C)
+        rc = xf_cross_cov_init(&cc, d, err);
+    if (xf_dist_agree(st->d, rc, err) != 0) { /* collective: agreed (core/dist.h) */
+        xf_cross_cov_free(&cc);
         xf_hessian_free(&hs);
         return -1;
     }
-    int rc = 0;
+    if (st->d->size > 1) { /* summed along the ranks (pipeline/dist_sums.h) */
+        xf_hessian_defer(&hs);
+        if (C)
+            xf_cross_cov_defer(&cc);
+    }
     for (int64_t s = 0; s < st->q.ns && rc == 0; s++) {
         int64_t cols, cols_fp = d;
         const float *xq, *xfp = NULL;
@@ -494,10 +601,15 @@ static int input_statistics(gptq_streams *st, const xf_dense_layer *dl,
         if (rc == 0 && C)
             rc = xf_cross_cov_add(&cc, xfp, xq, st->q.T, err);
     }
+    rc = xf_dist_agree(st->d, rc, err);
     if (rc == 0)
-        rc = xf_hessian_finalize(&hs, H, err);
+        rc = xf_dist_agree(st->d, xf_dist_hessian_sum(st->d, &hs, err), err);
     if (rc == 0 && C)
-        rc = xf_cross_cov_finalize(&cc, C, err);
+        rc = xf_dist_agree(st->d, xf_dist_cross_cov_sum(st->d, &cc, err), err);
+    if (rc == 0)
+        rc = xf_dist_agree(st->d, xf_hessian_finalize(&hs, H, err), err);
+    if (rc == 0 && C)
+        rc = xf_dist_agree(st->d, xf_cross_cov_finalize(&cc, C, err), err);
     if (C)
         xf_cross_cov_free(&cc);
     xf_hessian_free(&hs);
@@ -508,8 +620,8 @@ static int input_statistics(gptq_streams *st, const xf_dense_layer *dl,
  * first), replacing their fp32 weights by the dequantized results. */
 static int quantize_readers(const xf_quant_options *o, const xf_gguf_type_plan *plan,
                             const xf_model_weights *mw, xf_dense_layer *dl, xf_lin_input in,
-                            const double *H, const double *C, xf_quant_collector *col,
-                            xf_error *err)
+                            const double *H, const double *C, xf_dist *dist,
+                            xf_quant_collector *col, xf_error *err)
 {
     xf_linear_role roles[XF_IN_MAX_READERS];
     const int n = xf_lin_input_readers(&mw->cfg, in, roles);
@@ -518,16 +630,19 @@ static int quantize_readers(const xf_quant_options *o, const xf_gguf_type_plan *
     const char *names[XF_IN_MAX_READERS];
     const xf_tensor *src[XF_IN_MAX_READERS];
     const int64_t d = dl->in[roles[0]];
+    int rc = 0;
     for (int k = 0; k < n; k++) {
         W[k] = dl->w[roles[k]];
         rows[k] = dl->out[roles[k]];
         src[k] = mw->layers[dl->layer].lin[roles[k]].w;
         names[k] = src[k]->name;
         double used;
-        if (C && xf_gptq_v2_correct(W[k], rows[k], d, H, C, o->damp, &used, names[k], err) != 0)
-            return -1;
+        if (rc == 0 && C)
+            rc = xf_gptq_v2_correct(W[k], rows[k], d, H, C, o->damp, &used, names[k], err);
     }
-    return gptq_linears(o, plan, W, rows, src, names, n, d, H, col, err);
+    if (xf_dist_agree(dist, rc, err) != 0)
+        return -1;
+    return gptq_linears(o, plan, W, rows, src, names, n, d, H, dist, col, err);
 }
 
 /* Runs the streams to input `in` of block dl, then quantizes its readers. */
@@ -539,7 +654,7 @@ static int gptq_input(const xf_quant_options *o, const xf_gguf_type_plan *plan,
     double t0 = xf_now_seconds();
     int fw = gptq_streams_run(st, dl, dl_fp, xf_layer_point_at(in), err);
     xf_gptq_progress_forward(gp, t0);
-    if (fw != 0)
+    if (xf_dist_agree(st->d, fw, err) != 0)
         return -1;
     const int64_t d = xf_lin_input_width(&mw->cfg, in);
     double *H = malloc((size_t)(d * d) * sizeof *H);
@@ -547,13 +662,20 @@ static int gptq_input(const xf_quant_options *o, const xf_gguf_type_plan *plan,
     int rc = 0;
     if (!H || (st->v2 && !C))
         rc = xf_fail(err, "out of memory for a %lld-wide Hessian", (long long)d);
+    if (xf_dist_agree(st->d, rc, err) != 0) {
+        free(H);
+        free(C);
+        return -1;
+    }
     t0 = xf_now_seconds();
     if (rc == 0)
         rc = input_statistics(st, dl, dl_fp, d, H, C, err);
     xf_gptq_progress_hessian(gp, t0);
     t0 = xf_now_seconds();
+    /* every rank solves (the same H, the same bytes): each continues with
+     * the quantized weights */
     if (rc == 0)
-        rc = quantize_readers(o, plan, mw, dl, in, H, C, col, err);
+        rc = xf_dist_agree(st->d, quantize_readers(o, plan, mw, dl, in, H, C, st->d, col, err), err);
     xf_gptq_progress_solve(gp, t0);
     free(H);
     free(C);
@@ -570,9 +692,9 @@ static int gptq_block(const xf_quant_options *o, const xf_gguf_type_plan *plan,
                       xf_quant_collector *col, xf_error *err)
 {
     xf_dense_layer dl, dl_fp;
-    if (xf_dense_layer_init(&dl, mw, l, err) != 0)
+    if (xf_dist_agree(st->d, xf_dense_layer_init(&dl, mw, l, err), err) != 0)
         return -1;
-    if (st->v2 && xf_dense_layer_init(&dl_fp, mw, l, err) != 0) {
+    if (st->v2 && xf_dist_agree(st->d, xf_dense_layer_init(&dl_fp, mw, l, err), err) != 0) {
         xf_dense_layer_free(&dl);
         return -1;
     }
@@ -586,7 +708,7 @@ static int gptq_block(const xf_quant_options *o, const xf_gguf_type_plan *plan,
     }
     double t0 = xf_now_seconds();
     if (rc == 0)
-        rc = gptq_streams_run(st, &dl, &dl_fp, XF_AT_END, err);
+        rc = xf_dist_agree(st->d, gptq_streams_run(st, &dl, &dl_fp, XF_AT_END, err), err);
     xf_gptq_progress_forward(gp, t0);
     xf_dense_layer_free(&dl);
     if (st->v2)
@@ -597,7 +719,7 @@ static int gptq_block(const xf_quant_options *o, const xf_gguf_type_plan *plan,
 /* Where a GPTQ run stands with its checkpoint: resumed from it (blocks
  * before *start done, their tensors in col, the streams restored), or
  * starting at block 0 (refusing to overwrite an interrupted run's
- * checkpoint unless resuming). */
+ * checkpoint unless resuming). One process. */
 static int gptq_resume_point(const xf_gptq_checkpoint *ck, const xf_quant_run *run,
                              gptq_streams *st, xf_quant_collector *col, int *start,
                              xf_error *err)
@@ -620,12 +742,169 @@ static int gptq_resume_point(const xf_gptq_checkpoint *ck, const xf_quant_run *r
     return 0;
 }
 
+/* Every rank's hidden states of both streams, gathered ([nsamples, T,
+ * hidden] each, rank 0 only: *hq, *hfp malloc'd there, NULL elsewhere). */
+static int alloc_all_states(const gptq_streams *st, float **hq, float **hfp, xf_error *err)
+{
+    *hq = *hfp = NULL;
+    if (st->d->rank != 0)
+        return 0;
+    const size_t n = (size_t)(st->nsamples * st->q.T * st->q.hidden);
+    *hq = malloc(n * sizeof **hq);
+    if (st->v2)
+        *hfp = malloc(n * sizeof **hfp);
+    if (!*hq || (st->v2 && !*hfp))
+        return xf_fail(err, "out of memory for the %lld calibration windows of a checkpoint",
+                       (long long)st->nsamples);
+    return 0;
+}
+
+/* The checkpoint after block l of an MPI job: rank 0 gathers every
+ * rank's hidden states and writes (pipeline/gptq_checkpoint.h). */
+static int save_checkpoint_dist(const xf_gptq_checkpoint *ck, int l,
+                                const xf_quant_collector *col, size_t first, gptq_streams *st,
+                                xf_error *err)
+{
+    xf_dist *d = st->d;
+    float *hq, *hfp;
+    const size_t win = (size_t)(st->q.T * st->q.hidden);
+    int rc = xf_dist_agree(d, alloc_all_states(st, &hq, &hfp, err), err);
+    if (rc == 0)
+        rc = xf_dist_agree(d,
+                           xf_dist_gather_windows(d, xf_block_stream_hidden(&st->q, 0), hq,
+                                                  st->nsamples, st->q.T, win, err),
+                           err);
+    if (rc == 0 && st->v2)
+        rc = xf_dist_agree(d,
+                           xf_dist_gather_windows(d, xf_block_stream_hidden(&st->fp, 0), hfp,
+                                                  st->nsamples, st->q.T, win, err),
+                           err);
+    if (rc == 0)
+        rc = xf_dist_agree(d,
+                           d->rank == 0 ? xf_gptq_checkpoint_save_states(
+                                              ck, l, col, first, hq, hfp, st->nsamples,
+                                              st->q.T, st->q.hidden, err)
+                                        : 0,
+                           err);
+    free(hq);
+    free(hfp);
+    return rc;
+}
+
+/* gptq_resume_point for an MPI job: rank 0 reads the checkpoint and deals
+ * every rank its windows' hidden states. */
+static int resume_point_dist(const xf_gptq_checkpoint *ck, const xf_quant_run *run,
+                             gptq_streams *st, xf_quant_collector *col, int *start,
+                             xf_error *err)
+{
+    xf_dist *d = st->d;
+    *start = 0;
+    int64_t present = d->rank == 0 && xf_gptq_checkpoint_present(run->checkpoint_dir);
+    int rc = xf_dist_agree(d, xf_dist_bcast(d, 0, &present, sizeof present, err), err);
+    if (rc != 0)
+        return -1;
+    if (!present) {
+        if (run->resume && d->rank == 0)
+            xf_log_warn("--resume: %s holds no checkpoint; starting at block 0",
+                        run->checkpoint_dir);
+        return 0;
+    }
+    if (!run->resume)
+        return xf_fail(err, "%s: holds the checkpoint of an interrupted run: add --resume to "
+                            "continue it, or remove the directory",
+                       run->checkpoint_dir);
+    float *hq, *hfp;
+    int64_t next = 0;
+    rc = alloc_all_states(st, &hq, &hfp, err);
+    if (rc == 0 && d->rank == 0) {
+        int nx = 0;
+        rc = xf_gptq_checkpoint_load_states(ck, col, hq, hfp, st->nsamples, st->q.T,
+                                            st->q.hidden, st->q.ws.cfg.n_layers, &nx, err);
+        next = nx;
+    }
+    rc = xf_dist_agree(d, rc, err);
+    if (rc == 0)
+        rc = xf_dist_agree(d, xf_dist_bcast(d, 0, &next, sizeof next, err), err);
+    const size_t win = (size_t)(st->q.T * st->q.hidden);
+    float *mine = rc == 0 ? malloc((size_t)st->q.ns * win * sizeof *mine) : NULL;
+    if (rc == 0)
+        rc = xf_dist_agree(d, mine ? 0 : xf_fail(err, "out of memory"), err);
+    if (rc == 0)
+        rc = xf_dist_agree(
+            d, xf_dist_scatter_windows(d, hq, mine, st->nsamples, st->q.T, win, err), err);
+    if (rc == 0)
+        rc = xf_dist_agree(d, xf_block_stream_restore(&st->q, (int)next, mine, err), err);
+    if (rc == 0 && st->v2)
+        rc = xf_dist_agree(
+            d, xf_dist_scatter_windows(d, hfp, mine, st->nsamples, st->q.T, win, err), err);
+    if (rc == 0 && st->v2)
+        rc = xf_dist_agree(d, xf_block_stream_restore(&st->fp, (int)next, mine, err), err);
+    free(mine);
+    free(hq);
+    free(hfp);
+    if (rc == 0) {
+        *start = (int)next;
+        if (d->rank == 0)
+            xf_log_info("resuming at block %d from %s (%d ranks)", *start, run->checkpoint_dir,
+                        d->size);
+    }
+    return rc;
+}
+
+/* The summary's "distributed": every rank's windows, seconds by kind of
+ * work and bytes moved, gathered on rank 0 (collective). */
+#define RANK_FIELDS 11
+static int dist_summary(xf_dist *d, const gptq_streams *st, const xf_gptq_timing *t,
+                        int64_t blocks, json_t *summary_extra, xf_error *err)
+{
+    const double mine[RANK_FIELDS] = {(double)st->first,  (double)st->q.ns,  t->forward_s,
+                                      t->hessian_s,      t->solve_s,        d->comm_s,
+                                      d->wait_s,         (double)d->bytes_sent,
+                                      (double)d->bytes_recv, xf_dist_cpu_seconds(),
+                                      d->mpi_cpu_s};
+    double *all = d->rank == 0 ? malloc((size_t)d->size * sizeof mine) : NULL;
+    int rc = xf_dist_agree(d, d->rank == 0 && !all ? xf_fail(err, "out of memory") : 0, err);
+    if (rc != 0) {
+        free(all);
+        return -1;
+    }
+    if (d->rank != 0) {
+        rc = xf_dist_send(d, 0, mine, sizeof mine, err);
+    } else {
+        memcpy(all, mine, sizeof mine);
+        for (int r = 1; r < d->size && rc == 0; r++)
+            rc = xf_dist_recv(d, r, all + r * RANK_FIELDS, sizeof mine, err);
+    }
+    rc = xf_dist_agree(d, rc, err);
+    if (rc == 0 && d->rank == 0) {
+        json_t *ranks = json_array();
+        for (int r = 0; r < d->size; r++) {
+            const double *v = all + r * RANK_FIELDS;
+            json_array_append_new(
+                ranks, json_pack("{s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:I, s:I, s:f, s:f}",
+                                 "first_window", (json_int_t)v[0], "windows", (json_int_t)v[1],
+                                 "forward_s", v[2], "hessian_s", v[3], "solve_s", v[4],
+                                 "comm_s", v[5], "wait_s", v[6], "bytes_sent",
+                                 (json_int_t)v[7], "bytes_recv", (json_int_t)v[8], "cpu_s",
+                                 v[9], "mpi_cpu_s", v[10]));
+        }
+        json_object_set_new(summary_extra, "distributed",
+                            json_pack("{s:i, s:I, s:I, s:o}", "ranks", d->size, "unit_windows",
+                                      (json_int_t)xf_dist_unit_windows(st->q.T), "blocks",
+                                      (json_int_t)blocks, "per_rank", ranks));
+    }
+    free(all);
+    return rc;
+}
+
 /* summary_extra gets "timing": the stage's seconds by kind of work
  * (pipeline/gptq_progress.h), for the run summary (never for the .xfq:
- * same inputs, same bytes). */
+ * same inputs, same bytes). Under MPI (run->dist with several ranks) every
+ * rank runs this with its share of the windows; every failure is agreed
+ * on, so the ranks leave together. */
 static int quantize_gptq(xf_loaded_model *m, const xf_quant_options *o,
                          const xf_gguf_type_plan *plan, int64_t T, const xf_calib_set *calib,
-                         const xf_quant_run *run, const stream_place *place,
+                         const xf_quant_run *run, const stream_place *place, xf_dist *d,
                          xf_quant_collector *col, json_t *summary_extra, xf_error *err)
 {
     const xf_model_weights *mw = &m->weights;
@@ -639,18 +918,33 @@ static int quantize_gptq(xf_loaded_model *m, const xf_quant_options *o,
     xf_gptq_progress gp;
     xf_gptq_progress_begin(&gp, cfg, n_blocks, calib->nsamples, T, o->gptq_v2 ? 2 : 1, head);
     gptq_streams st;
-    if (gptq_streams_init(&st, m, o, calib, T, place->keep, place->spill_dir, err) != 0) {
-        xf_act_hooks_free(&st.ah_q);
-        xf_act_hooks_free(&st.ah_fp);
+    const int src = gptq_streams_init(&st, m, o, calib, T, place->keep, place->spill_dir, d, err);
+    if (xf_dist_agree(d, src, err) != 0) {
+        if (src == 0) {
+            gptq_streams_free(&st);
+        } else {
+            xf_act_hooks_free(&st.ah_q);
+            xf_act_hooks_free(&st.ah_fp);
+        }
         xf_gptq_progress_end(&gp);
         return -1;
     }
+    if (d->size > 1 && d->rank == 0)
+        xf_log_info("%d ranks: windows in units of %lld, this rank %lld..%lld", d->size,
+                    (long long)xf_dist_unit_windows(T), (long long)st.first,
+                    (long long)(st.first + st.q.ns - 1));
     xf_gptq_checkpoint ck = {0};
     int rc = 0, start = 0;
-    if (run->checkpoint_dir)
+    /* an MPI job's checkpoint is rank 0's to write */
+    if (run->checkpoint_dir && d->rank == 0)
         rc = xf_gptq_checkpoint_init(&ck, run->checkpoint_dir, m, o, calib, err);
+    rc = xf_dist_agree(d, rc, err);
     if (rc == 0)
-        rc = gptq_resume_point(&ck, run, &st, col, &start, err);
+        rc = d->size > 1 ? (run->checkpoint_dir ? resume_point_dist(&ck, run, &st, col, &start,
+                                                                    err)
+                                                : 0)
+                         : gptq_resume_point(&ck, run, &st, col, &start, err);
+    rc = xf_dist_agree(d, rc, err);
     if (rc == 0 && start > 0) {
         json_object_set_new(summary_extra, "resumed_at_block", json_integer(start));
         xf_gptq_progress_resumed(&gp, start);
@@ -659,22 +953,23 @@ static int quantize_gptq(xf_loaded_model *m, const xf_quant_options *o,
     for (int64_t l = start; l < n_blocks && rc == 0; l++) {
         const size_t first = col->n;
         rc = gptq_block(o, plan, mw, &st, (int)l, &gp, col, err);
-        if (rc == 0 && ck.dir) {
+        if (rc == 0 && run->checkpoint_dir) {
             double t0 = xf_now_seconds();
-            rc = xf_gptq_checkpoint_save(&ck, (int)l, col, first, &st.q, st.v2 ? &st.fp : NULL,
-                                         err);
+            rc = d->size > 1 ? save_checkpoint_dist(&ck, (int)l, col, first, &st, err)
+                             : xf_gptq_checkpoint_save(&ck, (int)l, col, first, &st.q,
+                                                       st.v2 ? &st.fp : NULL, err);
             t_ckpt += xf_now_seconds() - t0;
         }
         if (rc == 0)
             xf_gptq_progress_block(&gp, l);
     }
     if (rc == 0 && head) {
-        rc = gptq_head(m, o, plan, &st.q, &gp, col, err);
+        rc = gptq_head(m, o, plan, &st.q, d, &gp, col, err);
         if (rc == 0)
             xf_gptq_progress_head(&gp);
     }
     if (rc == 0 && plan)
-        rc = rtn_embeddings(mw, plan, col, err);
+        rc = xf_dist_agree(d, rtn_embeddings(mw, plan, col, err), err);
     /* a run that fails before its first checkpoint leaves no empty
      * directory; one that made a checkpoint keeps it for --resume */
     if (rc != 0 && ck.dir && !xf_gptq_checkpoint_present(ck.dir)) {
@@ -682,8 +977,10 @@ static int quantize_gptq(xf_loaded_model *m, const xf_quant_options *o,
         xf_gptq_checkpoint_remove(ck.dir, &ignored);
     }
     xf_gptq_checkpoint_free(&ck);
-    gptq_streams_free(&st);
     xf_gptq_progress_end(&gp);
+    if (rc == 0 && d->size > 1)
+        rc = dist_summary(d, &st, &gp.t, n_blocks - start, summary_extra, err);
+    gptq_streams_free(&st);
     /* the head's Hessian and solve included */
     json_t *tm = xf_gptq_timing_json(&gp.t);
     json_object_set_new(tm, "checkpoint_s", json_real(t_ckpt));
@@ -854,7 +1151,11 @@ static int plan_memory(const xf_loaded_model *m, const xf_quant_options *o, int6
                        o->gguf ? "--gguf-type" : "--quantize-head");
     const int64_t n_blocks = o->max_blocks > 0 ? o->max_blocks : cfg->n_layers;
     xf_gptq_memory mem;
-    if (xf_gptq_memory_plan(cfg, o, n_blocks, o->nsamples, T, run->max_memory, &mem, m->path,
+    /* an MPI rank holds its share of the windows (pipeline/dist_sums.h) */
+    int64_t first = 0, share = o->nsamples;
+    if (run->dist && xf_dist_windows(run->dist, o->nsamples, T, &first, &share, err) != 0)
+        return -1;
+    if (xf_gptq_memory_plan(cfg, o, n_blocks, share, T, run->max_memory, &mem, m->path,
                             err) != 0)
         return -1;
     json_object_set_new(summary_extra, "memory", xf_gptq_memory_to_json(&mem));
@@ -883,6 +1184,8 @@ int xf_quantize_model(xf_loaded_model *m, const xf_quant_options *o, const xf_qu
     const xf_quant_run run_defaults = {0};
     if (!run)
         run = &run_defaults;
+    xf_dist one = {.rank = 0, .size = 1};
+    xf_dist *d = run->dist ? run->dist : &one;
     const xf_model_config *cfg = &m->cfg;
     if (o->quantize_head && cfg->tie_embeddings)
         return xf_fail(err, "%s: the LM head is tied to the embeddings; --quantize-head would "
@@ -949,9 +1252,12 @@ int xf_quantize_model(xf_loaded_model *m, const xf_quant_options *o, const xf_qu
         }
     }
     const xf_gguf_type_plan *pl = planned && rc == 0 ? &plan : NULL;
+    /* the stages above run on every rank alike; from here GPTQ's are
+     * collective, so a rank that failed alone stops all of them */
+    rc = xf_dist_agree(d, rc, err);
     if (rc == 0)
         rc = o->method == XF_METHOD_RTN ? quantize_rtn(m, &oc, pl, &col, err)
-                                        : quantize_gptq(m, &oc, pl, T, &cs, run, &place,
+                                        : quantize_gptq(m, &oc, pl, T, &cs, run, &place, d,
                                                         &col, run_info, err);
     if (planned)
         xf_gguf_type_plan_free(&plan);
@@ -961,8 +1267,12 @@ int xf_quantize_model(xf_loaded_model *m, const xf_quant_options *o, const xf_qu
         json_object_update(recipe, extra);
         json_object_set_new(recipe, "online_transforms", xf_online_to_json(&online));
     }
+    /* an MPI job's ranks hold the same tensors: rank 0 writes */
     if (rc == 0)
-        rc = xf_quant_write_xfq(m, &col, recipe, prov, out_path, err);
+        rc = xf_dist_agree(d, d->rank == 0 ? xf_quant_write_xfq(m, &col, recipe, prov, out_path,
+                                                                err)
+                                           : 0,
+                           err);
     if (rc == 0 && summary) {
         int64_t qparams = 0, qbytes = 0;
         for (size_t i = 0; i < col.n; i++) {

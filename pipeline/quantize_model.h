@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "calib/calib_text.h"
+#include "core/dist.h"
 #include "core/error.h"
 #include "model/loader.h"
 #include "export/gguf_ftype.h"
@@ -82,6 +83,9 @@ typedef struct xf_quant_run {
     const char *checkpoint_dir; /* gptq: a checkpoint after every block
                                    (pipeline/gptq_checkpoint.h); NULL: none */
     bool resume;                /* continue from checkpoint_dir's checkpoint */
+    xf_dist *dist;              /* the ranks of an MPI job (core/dist.h): gptq splits the
+                                   calibration windows across them, rank 0 writes; NULL:
+                                   one process */
 } xf_quant_run;
 
 /* Quantizes the linears of m and writes out_path atomically. run may be

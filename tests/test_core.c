@@ -21,6 +21,7 @@
 #include "core/mem_info.h"
 #include "core/state_buffer.h"
 #include "core/progress.h"
+#include "core/dist.h"
 #include "core/read_file.h"
 #include "core/sha256.h"
 #include "tests/support/test_util.h"
@@ -576,6 +577,59 @@ static void test_progress_route(void **state)
     assert_int_equal(s.n_simple, 3);
 }
 
+/* core/dist.h outside a launcher: rank 0 of 1, no MPI call; the
+ * launcher's world size read from the environment (Slurm's only inside a
+ * step). The MPI side runs in the 'mpi' suite (tests/mpi/). */
+static void test_dist_single(void **state)
+{
+    (void)state;
+    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE",
+                                       "SLURM_STEP_NUM_TASKS", "PMIX_RANK", "SLURM_NTASKS"};
+    char *saved[5];
+    for (int i = 0; i < 5; i++) {
+        const char *v = getenv(vars[i]);
+        saved[i] = v ? strdup(v) : NULL;
+        unsetenv(vars[i]);
+    }
+    assert_int_equal(xf_dist_launched_size(), 0);
+    setenv("SLURM_NTASKS", "4", 1);
+    assert_int_equal(xf_dist_launched_size(), 0); /* an allocation's shell, not a step */
+    setenv("PMIX_RANK", "0", 1);
+    assert_int_equal(xf_dist_launched_size(), 1); /* PMIx: launched, size from MPI */
+    setenv("SLURM_STEP_NUM_TASKS", "4", 1);
+    assert_int_equal(xf_dist_launched_size(), 4);
+    setenv("OMPI_COMM_WORLD_SIZE", "x3", 1);      /* not a number: the next variable */
+    assert_int_equal(xf_dist_launched_size(), 4);
+    setenv("OMPI_COMM_WORLD_SIZE", "3", 1);
+    assert_int_equal(xf_dist_launched_size(), 3);
+    for (int i = 0; i < 5; i++)
+        unsetenv(vars[i]);
+
+    xf_dist d;
+    xf_error err = {{0}};
+    assert_int_equal(xf_dist_open(&d, &err), 0);
+    assert_int_equal(d.rank, 0);
+    assert_int_equal(d.size, 1);
+    assert_false(d.mpi);
+    int64_t v = 41;
+    assert_int_equal(xf_dist_sum_i64(&d, &v, &err), 0);
+    assert_int_equal(v, 41);
+    char buf[4] = "abc";
+    assert_int_equal(xf_dist_bcast(&d, 0, buf, sizeof buf, &err), 0);
+    assert_string_equal(buf, "abc");
+    assert_int_equal(xf_dist_agree(&d, 0, &err), 0);
+    xf_fail(&err, "model.safetensors: truncated");
+    assert_int_equal(xf_dist_agree(&d, -1, &err), -1);
+    assert_string_equal(err.msg, "model.safetensors: truncated"); /* untouched */
+    assert_int_equal(xf_dist_send(&d, 1, buf, 1, &err), -1); /* no other rank */
+    xf_dist_close(&d);
+    for (int i = 0; i < 5; i++) {
+        if (saved[i])
+            setenv(vars[i], saved[i], 1);
+        free(saved[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -586,6 +640,7 @@ int main(void)
         cmocka_unit_test(test_json_file_cap),
         cmocka_unit_test(test_state_buffer_spill), cmocka_unit_test(test_mem_info),
         cmocka_unit_test(test_progress_route),
+        cmocka_unit_test(test_dist_single),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

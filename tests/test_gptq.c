@@ -833,6 +833,52 @@ static void test_hessian_accumulator(void **state)
     free(H);
 }
 
+/* The sum of an MPI job (pipeline/dist_sums.h) without MPI: rows split
+ * at multiples of XF_HESSIAN_FLUSH_ROWS into deferred accumulators, the
+ * running sum handed from one to the next, which adds its kept batches:
+ * the same bytes as one accumulator over all rows, added window by window
+ * (windows of 512 rows, as a calibration stream adds them). */
+static void test_hessian_split_sum(void **state)
+{
+    (void)state;
+    enum { D = 24, W = 512, N = 3 * XF_HESSIAN_FLUSH_ROWS + 3 * W };
+    float *X = xf_test_correlated_inputs(N, D, 37);
+    double *ref = malloc(sizeof(double) * D * D), *H = malloc(sizeof(double) * D * D);
+    xf_error err;
+    xf_hessian one;
+    assert_int_equal(xf_hessian_init(&one, D, &err), 0);
+    for (int r = 0; r < N; r += W)
+        assert_int_equal(xf_hessian_add(&one, X + r * D, W, &err), 0);
+    assert_int_equal(xf_hessian_finalize(&one, ref, &err), 0);
+    xf_hessian_free(&one);
+    /* two and three parts */
+    const int cuts[2][4] = {{0, 2 * XF_HESSIAN_FLUSH_ROWS, N, -1},
+                            {0, XF_HESSIAN_FLUSH_ROWS, 2 * XF_HESSIAN_FLUSH_ROWS, N}};
+    for (int c = 0; c < 2; c++) {
+        const int parts = cuts[c][3] < 0 ? 2 : 3;
+        xf_hessian h[3];
+        for (int k = 0; k < parts; k++) {
+            assert_int_equal(xf_hessian_init(&h[k], D, &err), 0);
+            xf_hessian_defer(&h[k]);
+            for (int r = cuts[c][k]; r < cuts[c][k + 1]; r += W)
+                assert_int_equal(xf_hessian_add(&h[k], X + r * D, W, &err), 0);
+            assert_int_equal(xf_hessian_seal(&h[k], &err), 0);
+            if (k > 0) /* the running sum of the parts before */
+                memcpy(h[k].sum, h[k - 1].sum, sizeof(double) * D * D);
+            xf_hessian_fold_kept(&h[k], 0, D / 2); /* in two slabs, as on the wire */
+            xf_hessian_fold_kept(&h[k], D / 2, D);
+        }
+        xf_hessian_set_count(&h[parts - 1], N);
+        assert_int_equal(xf_hessian_finalize(&h[parts - 1], H, &err), 0);
+        assert_memory_equal(H, ref, sizeof(double) * D * D);
+        for (int k = 0; k < parts; k++)
+            xf_hessian_free(&h[k]);
+    }
+    free(X);
+    free(ref);
+    free(H);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -845,6 +891,7 @@ int main(void)
         cmocka_unit_test(test_determinism_and_export),
         cmocka_unit_test(test_bad_inputs),
         cmocka_unit_test(test_hessian_accumulator),
+        cmocka_unit_test(test_hessian_split_sum),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

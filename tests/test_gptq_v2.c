@@ -139,11 +139,55 @@ static void test_correction_solves_normal_equations(void **state)
     free(C);
 }
 
+/* The cross-covariance of an MPI job (pipeline/dist_sums.h) without MPI:
+ * windows split between two deferred accumulators, the second adding its
+ * kept products into the first's running sum: the bytes of one. */
+static void test_cross_cov_split_sum(void **state)
+{
+    (void)state;
+    enum { D = 16, T = 40, WINDOWS = 7, SPLIT = 3 };
+    float *x = malloc(sizeof(float) * T * WINDOWS * D), *xq = malloc(sizeof(float) * T * WINDOWS * D);
+    uint64_t rng = 77;
+    for (int i = 0; i < T * WINDOWS * D; i++) {
+        x[i] = xf_test_rand_normal(&rng);
+        xq[i] = x[i] + 0.1f * xf_test_rand_normal(&rng);
+    }
+    double *ref = malloc(sizeof(double) * D * D), *C = malloc(sizeof(double) * D * D);
+    xf_error err;
+    xf_cross_cov one, a, b;
+    assert_int_equal(xf_cross_cov_init(&one, D, &err), 0);
+    assert_int_equal(xf_cross_cov_init(&a, D, &err), 0);
+    assert_int_equal(xf_cross_cov_init(&b, D, &err), 0);
+    xf_cross_cov_defer(&a);
+    xf_cross_cov_defer(&b);
+    for (int w = 0; w < WINDOWS; w++) {
+        const size_t o = (size_t)w * T * D;
+        assert_int_equal(xf_cross_cov_add(&one, x + o, xq + o, T, &err), 0);
+        assert_int_equal(xf_cross_cov_add(w < SPLIT ? &a : &b, x + o, xq + o, T, &err), 0);
+    }
+    assert_int_equal(xf_cross_cov_finalize(&one, ref, &err), 0);
+    xf_cross_cov_fold_kept(&a, 0, D);
+    memcpy(b.sum, a.sum, sizeof(double) * D * D);
+    xf_cross_cov_fold_kept(&b, 0, 5);
+    xf_cross_cov_fold_kept(&b, 5, D);
+    b.n = one.n;
+    assert_int_equal(xf_cross_cov_finalize(&b, C, &err), 0);
+    assert_memory_equal(C, ref, sizeof(double) * D * D);
+    xf_cross_cov_free(&one);
+    xf_cross_cov_free(&a);
+    xf_cross_cov_free(&b);
+    free(x);
+    free(xq);
+    free(ref);
+    free(C);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_identical_streams_change_nothing),
         cmocka_unit_test(test_correction_solves_normal_equations),
+        cmocka_unit_test(test_cross_cov_split_sum),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,6 +22,9 @@ int xf_cross_cov_init(xf_cross_cov *c, int64_t d, xf_error *err)
 
 void xf_cross_cov_free(xf_cross_cov *c)
 {
+    for (int64_t k = 0; k < c->n_kept; k++)
+        free(c->kept[k]);
+    free(c->kept);
     free(c->sum);
     free(c->batch);
     free(c->diff);
@@ -44,10 +47,36 @@ int xf_cross_cov_add(xf_cross_cov *c, const float *x_fp, const float *x_q, int64
     /* batch = diff^T x_q : [d, n] x [n, d] */
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d, (int)d, (int)n, 1.0f, c->diff,
                 (int)d, x_q, (int)d, 0.0f, c->batch, (int)d);
+    c->n += n;
+    if (c->deferred) {
+        if (c->n_kept == c->cap_kept) {
+            int64_t cap = c->cap_kept ? 2 * c->cap_kept : 8;
+            float **k = realloc(c->kept, (size_t)cap * sizeof *k);
+            if (!k)
+                return xf_fail(err, "out of memory for a %lld-wide cross-covariance", (long long)d);
+            c->kept = k;
+            c->cap_kept = cap;
+        }
+        float *p = malloc((size_t)(d * d) * sizeof *p);
+        if (!p)
+            return xf_fail(err, "out of memory for a %lld-wide cross-covariance", (long long)d);
+        memcpy(p, c->batch, (size_t)(d * d) * sizeof *p);
+        c->kept[c->n_kept++] = p;
+        return 0;
+    }
     for (int64_t i = 0; i < d * d; i++)
         c->sum[i] += c->batch[i];
-    c->n += n;
     return 0;
+}
+
+void xf_cross_cov_defer(xf_cross_cov *c) { c->deferred = true; }
+
+void xf_cross_cov_fold_kept(xf_cross_cov *c, int64_t i0, int64_t i1)
+{
+    const int64_t d = c->d;
+    for (int64_t k = 0; k < c->n_kept; k++)
+        for (int64_t i = i0 * d; i < i1 * d; i++)
+            c->sum[i] += c->kept[k][i];
 }
 
 int xf_cross_cov_finalize(const xf_cross_cov *c, double *C, xf_error *err)

@@ -11,6 +11,7 @@
 #ifndef XF_QUANT_WEIGHTS_GPTQ_V2_H
 #define XF_QUANT_WEIGHTS_GPTQ_V2_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/error.h"
@@ -22,6 +23,11 @@ typedef struct xf_cross_cov {
     float *batch;    /* [d, d] fp32 product of one add() */
     float *diff;     /* [rows_cap, d] scratch for X - X~ */
     int64_t rows_cap;
+    /* deferred (xf_cross_cov_defer): each add()'s product kept instead of
+     * being added into `sum` */
+    bool deferred;
+    float **kept;
+    int64_t n_kept, cap_kept;
 } xf_cross_cov;
 
 int xf_cross_cov_init(xf_cross_cov *c, int64_t d, xf_error *err);
@@ -30,6 +36,16 @@ void xf_cross_cov_free(xf_cross_cov *c);
  * full-precision and the quantized model. */
 int xf_cross_cov_add(xf_cross_cov *c, const float *x_fp, const float *x_q, int64_t n,
                      xf_error *err);
+/* Deferred sums, for a sum split across processes (pipeline/dist_sums.h):
+ * `sum` is 0 + p_0 + p_1 + ... over the fp32 products p_k of the add()
+ * calls in order (one per calibration window), so keeping each process's
+ * products (xf_cross_cov_defer, before any add) and adding them into the
+ * running sum of the windows before (xf_cross_cov_fold_kept) gives the
+ * bytes of one process. Memory: 4 d^2 bytes per kept product. */
+void xf_cross_cov_defer(xf_cross_cov *c);
+/* sum rows i0 <= i < i1 += the kept products in order. */
+void xf_cross_cov_fold_kept(xf_cross_cov *c, int64_t i0, int64_t i1);
+
 /* C = (2/N) sum (x - x~) x~^T as fp64 [d, d] (C[i][j] = sum dx_i x~_j). */
 int xf_cross_cov_finalize(const xf_cross_cov *c, double *C, xf_error *err);
 

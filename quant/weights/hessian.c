@@ -29,16 +29,51 @@ int xf_hessian_init(xf_hessian *h, int64_t d, xf_error *err)
 
 void xf_hessian_free(xf_hessian *h)
 {
+    for (int64_t k = 0; k < h->n_kept; k++)
+        free(h->kept[k]);
+    free(h->kept);
     free(h->sum);
     free(h->batch);
     memset(h, 0, sizeof *h);
 }
 
-/* sum += batch (upper triangles); batch = 0. */
-static void flush(xf_hessian *h)
+/* Offset of row i's diagonal in a packed upper triangle of width d. */
+static size_t packed_row(int64_t d, int64_t i)
+{
+    return (size_t)i * (size_t)d - (size_t)i * (size_t)(i - 1) / 2;
+}
+
+/* Deferred: batch (upper) -> a kept packed copy; batch = 0. */
+static int keep_batch(xf_hessian *h)
+{
+    const int64_t d = h->d;
+    if (h->n_kept == h->cap_kept) {
+        int64_t cap = h->cap_kept ? 2 * h->cap_kept : 8;
+        float **k = realloc(h->kept, (size_t)cap * sizeof *k);
+        if (!k)
+            return -1;
+        h->kept = k;
+        h->cap_kept = cap;
+    }
+    float *p = malloc(packed_row(d, d) * sizeof *p);
+    if (!p)
+        return -1;
+    for (int64_t i = 0; i < d; i++) {
+        memcpy(p + packed_row(d, i), h->batch + i * d + i, (size_t)(d - i) * sizeof *p);
+        memset(h->batch + i * d + i, 0, (size_t)(d - i) * sizeof *p);
+    }
+    h->kept[h->n_kept++] = p;
+    h->pending = 0;
+    return 0;
+}
+
+/* sum += batch (upper triangles); batch = 0 (deferred: the batch kept). */
+static int flush(xf_hessian *h)
 {
     if (h->pending == 0)
-        return;
+        return 0;
+    if (h->deferred)
+        return keep_batch(h);
     const int64_t d = h->d;
 #pragma omp parallel for schedule(dynamic, 16)
     for (int64_t i = 0; i < d; i++) {
@@ -50,7 +85,33 @@ static void flush(xf_hessian *h)
         }
     }
     h->pending = 0;
+    return 0;
 }
+
+void xf_hessian_defer(xf_hessian *h) { h->deferred = true; }
+
+int xf_hessian_seal(xf_hessian *h, xf_error *err)
+{
+    if (flush(h) != 0)
+        return xf_fail(err, "hessian: out of memory for a %lld-wide batch", (long long)h->d);
+    return 0;
+}
+
+void xf_hessian_fold_kept(xf_hessian *h, int64_t i0, int64_t i1)
+{
+    const int64_t d = h->d;
+#pragma omp parallel for schedule(dynamic, 16)
+    for (int64_t i = i0; i < i1; i++) {
+        double *s = h->sum + i * d;
+        for (int64_t k = 0; k < h->n_kept; k++) {
+            const float *b = h->kept[k] + packed_row(d, i) - (size_t)i;
+            for (int64_t j = i; j < d; j++)
+                s[j] += (double)b[j];
+        }
+    }
+}
+
+void xf_hessian_set_count(xf_hessian *h, int64_t n) { h->n = n; }
 
 int xf_hessian_add(xf_hessian *h, const float *x, int64_t n, xf_error *err)
 {
@@ -77,8 +138,8 @@ int xf_hessian_add(xf_hessian *h, const float *x, int64_t n, xf_error *err)
         h->pending += take;
         h->n += take;
         r0 += take;
-        if (h->pending >= XF_HESSIAN_FLUSH_ROWS)
-            flush(h);
+        if (h->pending >= XF_HESSIAN_FLUSH_ROWS && flush(h) != 0)
+            return xf_fail(err, "hessian: out of memory for a %lld-wide batch", (long long)d);
     }
     return 0;
 }
@@ -87,7 +148,8 @@ int xf_hessian_finalize(xf_hessian *h, double *H, xf_error *err)
 {
     if (h->n == 0)
         return xf_fail(err, "hessian (width %lld): no input rows were added", (long long)h->d);
-    flush(h);
+    if (flush(h) != 0)
+        return xf_fail(err, "hessian: out of memory for a %lld-wide batch", (long long)h->d);
     const int64_t d = h->d;
     const double f = 2.0 / (double)h->n;
     /* 64x64 tiles on and above the diagonal, each written to both halves:
