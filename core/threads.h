@@ -1,6 +1,8 @@
 /* Thread count for OpenMP loops and OpenBLAS. OpenMP (GCC's libgomp) is
  * xfquant's threading library: loop-parallel kernels need nothing more.
- * Results depend only on inputs, seed and the thread count. */
+ * Results depend only on inputs and seed, not on the thread count: the
+ * products that would otherwise take OpenBLAS's threading go through
+ * core/gemm_tiled.h. */
 #ifndef XF_CORE_THREADS_H
 #define XF_CORE_THREADS_H
 

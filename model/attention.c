@@ -1,15 +1,21 @@
 /* RoPE and causal multi-head attention (GQA). The two products per head
- * (Q K^T and P V) are cblas_sgemm calls made from the calling thread, never
- * inside an OpenMP region (OpenBLAS threads them); the masked softmax
- * between them is an OpenMP loop over the rows of all heads of a chunk
- * when it is large enough. RoPE is a cheap elementwise pass and runs on the
+ * (Q K^T and P V) are single-threaded cblas_sgemm calls, one per head and
+ * block of XF_ATTN_BQ query rows, spread over OpenMP threads (run in turn
+ * inside an enclosing parallel region): each call is the same whatever
+ * the thread count, so the results are too (OpenBLAS's own threading
+ * changes the sums, core/gemm_tiled.h); the masked softmax between them is
+ * an OpenMP loop over the rows of all heads of a chunk when it is large
+ * enough. RoPE is a cheap elementwise pass and runs on the
  * calling thread (see ops.c on why). */
 #include "model/ops.h"
 
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <stdbool.h>
 #include <string.h>
+
+#include "core/threads.h"
 
 void xf_op_rope_tables(double theta, int64_t head_dim, int64_t max_T, float *cos_t,
                        float *sin_t)
@@ -133,19 +139,27 @@ int xf_op_attention_hooked(const float *q, const float *k, const float *v, float
     /* HF: (q k^T) * head_dim^-0.5, the scale a Python float applied in fp32 */
     const float scale = (float)(1.0 / sqrt((double)head_dim));
 
+    const int64_t nb = (T + XF_ATTN_BQ - 1) / XF_ATTN_BQ; /* query blocks per head */
+    const int nested = omp_in_parallel();
     for (int64_t h0 = 0; h0 < n_heads; h0 += score_heads) {
         const int64_t hc = n_heads - h0 < score_heads ? n_heads - h0 : score_heads;
+        const int64_t jobs = hc * nb;
+        xf_threads_saved saved;
+        if (!nested)
+            xf_threads_push_blas(1, &saved);
         /* 1. S_h = scale * Q_h K_kvh^T, block rows [i0, i1) against keys [0, i1) */
-        for (int64_t c = 0; c < hc; c++) {
-            const int64_t h = h0 + c, kvh = h / group;
-            float *S = scores + c * T * T;
-            for (int64_t i0 = 0; i0 < T; i0 += XF_ATTN_BQ) {
-                const int64_t i1 = i0 + XF_ATTN_BQ < T ? i0 + XF_ATTN_BQ : T;
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(i1 - i0), (int)i1,
-                            (int)head_dim, scale, q + i0 * q_dim + h * head_dim, (int)q_dim,
-                            k + kvh * head_dim, (int)kv_dim, 0.0f, S + i0 * T, (int)T);
-            }
+#pragma omp parallel for schedule(dynamic, 1) if (!nested && jobs > 1)
+        for (int64_t j = 0; j < jobs; j++) {
+            const int64_t c = j / nb, h = h0 + c, kvh = h / group;
+            const int64_t i0 = j % nb * XF_ATTN_BQ;
+            const int64_t i1 = i0 + XF_ATTN_BQ < T ? i0 + XF_ATTN_BQ : T;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(i1 - i0), (int)i1,
+                        (int)head_dim, scale, q + i0 * q_dim + h * head_dim, (int)q_dim,
+                        k + kvh * head_dim, (int)kv_dim, 0.0f, scores + c * T * T + i0 * T,
+                        (int)T);
         }
+        if (!nested)
+            xf_threads_pop(&saved);
         /* 2. causal stable softmax, rows of all heads of the chunk */
         const int64_t rows = hc * T;
         const bool par = hc * T * (T + 1) / 2 >= XF_ATTN_PAR_MIN_ENTRIES;
@@ -160,18 +174,21 @@ int xf_op_attention_hooked(const float *q, const float *k, const float *v, float
             if (rc != 0)
                 return rc;
         }
+        if (!nested)
+            xf_threads_push_blas(1, &saved);
         /* 3. O_h = P_h V_kvh, same blocks */
-        for (int64_t c = 0; c < hc; c++) {
-            const int64_t h = h0 + c, kvh = h / group;
-            const float *P = scores + c * T * T;
-            for (int64_t i0 = 0; i0 < T; i0 += XF_ATTN_BQ) {
-                const int64_t i1 = i0 + XF_ATTN_BQ < T ? i0 + XF_ATTN_BQ : T;
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(i1 - i0),
-                            (int)head_dim, (int)i1, 1.0f, P + i0 * T, (int)T,
-                            v + kvh * head_dim, (int)kv_dim, 0.0f,
-                            out + i0 * q_dim + h * head_dim, (int)q_dim);
-            }
+#pragma omp parallel for schedule(dynamic, 1) if (!nested && jobs > 1)
+        for (int64_t j = 0; j < jobs; j++) {
+            const int64_t c = j / nb, h = h0 + c, kvh = h / group;
+            const int64_t i0 = j % nb * XF_ATTN_BQ;
+            const int64_t i1 = i0 + XF_ATTN_BQ < T ? i0 + XF_ATTN_BQ : T;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(i1 - i0),
+                        (int)head_dim, (int)i1, 1.0f, scores + c * T * T + i0 * T, (int)T,
+                        v + kvh * head_dim, (int)kv_dim, 0.0f, out + i0 * q_dim + h * head_dim,
+                        (int)q_dim);
         }
+        if (!nested)
+            xf_threads_pop(&saved);
     }
     return 0;
 }

@@ -15,15 +15,16 @@
  * angles are HF's: inv_freq and p * inv_freq rounded to fp32 as HF computes
  * them, then cos/sin of that angle in double, cast to fp32.
  *
- * Threading: within one window, every product (the linears, and
- * attention's Q K^T and P V per head) is a cblas_sgemm call made from the
- * calling thread, threaded by OpenBLAS. The only OpenMP loop is attention's
- * softmax, parallel over (head, row) when it is large enough; the
- * elementwise ops stay on the calling thread (two busy-waiting thread pools
- * fighting over few cores cost more than they save). Results depend only on
- * inputs and the thread count. xf_runner_forward_windows (evaluation)
- * instead runs whole windows side by side, one per OpenMP thread, with
- * OpenBLAS single-threaded: its results do not depend on the thread count. */
+ * Threading: within one window, every product is cut into tiles fixed by
+ * its shape, one single-threaded cblas_sgemm each, spread over OpenMP
+ * threads (the linears: core/gemm_tiled.h; attention's Q K^T and P V per
+ * head and block of query rows), and attention's softmax is an OpenMP loop
+ * over (head, row) when it is large enough; the elementwise ops stay on the
+ * calling thread. Results depend only on the inputs, never on the thread
+ * count (OpenBLAS's own threading would change the sums).
+ * xf_runner_forward_windows (evaluation) runs whole windows side by side,
+ * one per OpenMP thread, each window's tiles in turn on its thread: the
+ * same bytes. */
 #ifndef XF_MODEL_FORWARD_H
 #define XF_MODEL_FORWARD_H
 

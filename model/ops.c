@@ -1,5 +1,7 @@
 #include "model/ops.h"
 
+#include "core/gemm_tiled.h"
+
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
@@ -59,8 +61,8 @@ void xf_op_layernorm(const float *x, float *out, int64_t T, int64_t n, const flo
 void xf_op_linear(const float *x, int64_t T, int64_t in, const float *W, const float *b,
                   int64_t out, float *y)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)out, (int)in, 1.0f, x,
-                (int)in, W, (int)in, 0.0f, y, (int)out);
+    /* tiles fixed by the shape: the same bits for any thread count */
+    xf_sgemm_tiled(CblasNoTrans, CblasTrans, T, out, in, 1.0f, x, in, W, in, 0.0f, y, out);
     if (!b)
         return;
     for (int64_t t = 0; t < T; t++) {

@@ -321,6 +321,59 @@ static void test_progress_events(void **state)
     free(tmp);
 }
 
+/* The same file for any thread count: GPTQ (v2, act-order, 4-bit
+ * activations and KV, Hadamard rotation) on a model with novels-5m's
+ * widths, where OpenBLAS's own threading gave other sums (a 256 x 688 x
+ * 256 product, LAPACK's dpotrf) before every product was tiled. */
+static void test_quantize_any_threads(void **state)
+{
+    (void)state;
+    char *tmp = xf_test_tmpdir();
+    char dir[4200], calib[4200];
+    snprintf(dir, sizeof dir, "%s/llama", tmp);
+    xf_random_model_spec spec = {.family = "llama", .hidden = 256, .intermediate = 688,
+                                 .layers = 2, .heads = 8, .kv_heads = 4, .vocab = 300,
+                                 .max_pos = 256, .seed = 11};
+    char *model = xf_random_model_write(dir, &spec);
+    assert_non_null(model);
+    assert_int_equal(xf_random_tokenizer_write(model, false), 0);
+    size_t cap = 1 << 16, len = 0;
+    char *text = malloc(cap);
+    uint64_t rs = 3;
+    static const char *const words[] = {"the", "cat", "sat", "on", "a", "mat", "and", "ran",
+                                        "to", "see", "dog", "big", "red", "sun", "hat"};
+    while (len + 16 < cap) {
+        const char *w = words[xf_test_rand_u64(&rs) % 15];
+        len += (size_t)snprintf(text + len, cap - len, "%s%s", w, len % 7 == 0 ? ".\n" : " ");
+    }
+    char *cpath = xf_test_write_file(tmp, "calib.txt", text, len);
+    snprintf(calib, sizeof calib, "%s", cpath);
+    free(cpath);
+    free(text);
+    xf_status st;
+    xf_recipe *r = xf_recipe_new("gptq", &st);
+    assert_non_null(r);
+    const char *kv[][2] = {{"bits", "4"},       {"gptq_v2", "true"}, {"act_order", "true"},
+                           {"act_bits", "4"},   {"kv_bits", "4"},    {"rotate", "hadamard"},
+                           {"nsamples", "4"},   {"seqlen", "256"},   {"calib", calib}};
+    for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
+        assert_int_equal(xf_recipe_set(r, kv[i][0], kv[i][1], &st), 0);
+    char out[3][4200];
+    const int threads[3] = {1, 2, 3};
+    for (int k = 0; k < 3; k++) {
+        snprintf(out[k], sizeof out[k], "%s/t%d.xfq", tmp, threads[k]);
+        xf_run_opts run = {.threads = threads[k]};
+        if (xf_quantize(model, r, out[k], &run, XF_FORMAT_TEXT, NULL, &st) != 0)
+            fail_msg("%s", st.message);
+    }
+    assert_true(xf_test_files_equal(out[0], out[1]));
+    assert_true(xf_test_files_equal(out[0], out[2]));
+    xf_recipe_free(r);
+    free(model);
+    xf_test_rmtree(tmp);
+    free(tmp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -328,6 +381,7 @@ int main(void)
         cmocka_unit_test(test_errors_and_info),
         cmocka_unit_test(test_text_halves),
         cmocka_unit_test(test_progress_events),
+        cmocka_unit_test(test_quantize_any_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

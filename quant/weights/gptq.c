@@ -154,6 +154,8 @@ static void group_values(const sweep_ctx *c, const float *w, const float *e, int
  * divisions and updates; interleaving a few independent rows column by
  * column lets the CPU overlap their latencies (and reuses each F row). */
 enum { ROW_TILE = 8 };
+/* Rows per independent sweep slice (sweep_all_rows): a multiple of ROW_TILE. */
+enum { SWEEP_ROWS = 256 };
 
 /* Fits the grids of rows [ra, rb) (at most ROW_TILE) for the group
  * starting at column i on the rows' current weights (outliers left out,
@@ -602,8 +604,11 @@ static double sweep_rows(const sweep_ctx *c, xf_qweight *out, float *Wp, float *
 }
 
 /* Rows are independent in GPTQ, so every OpenMP thread runs the whole
- * sweep on its own slice of rows, with its own per-block cblas_sgemm for
- * the slice's trailing update, and the threads never synchronize. The
+ * sweep on its own slices of rows, with its own per-block cblas_sgemm for
+ * a slice's trailing update, and the threads never synchronize. The slices
+ * are fixed by the row count alone (SWEEP_ROWS rows, or fewer for a small
+ * matrix), never by the thread count: a GEMM's sums can depend on its row
+ * count, and the file must not depend on --threads. The
  * caller has set OpenBLAS to one thread meanwhile: alternating OpenMP
  * regions with multi-threaded BLAS calls on the same cores lets the idle
  * side spin-wait against the busy one (measured 1.5-50x slower here). */
@@ -611,18 +616,23 @@ static void sweep_all_rows(const sweep_ctx *c, const xf_gptq_factor *f, const sw
                            const float *W, int64_t rows, xf_qweight *out, sweep_buffers *b)
 {
     const float *imp_l = b->imp ? b->imp + c->n : NULL;
+    const int64_t slices = (rows + SWEEP_ROWS - 1) / SWEEP_ROWS;
 #pragma omp parallel num_threads(b->nthreads)
     {
-        const int T = omp_get_num_threads(), t = omp_get_thread_num();
-        const int64_t r0 = rows * t / T, r1 = rows * (t + 1) / T;
+        const int t = omp_get_thread_num();
         float *vals = b->scratch + (size_t)t * 2 * (size_t)b->scratch_len;
         float *gat = b->gather ? b->gather + (size_t)t * (size_t)b->scratch_len : NULL;
         uint8_t *lm = b->lmask ? b->lmask + (size_t)t * (size_t)c->n : NULL;
-        permute_rows(W, f, l->identity, b->Wp, r0, r1);
-        if (l->static_g)
-            fit_static_groups(c, f, out, b->Wp, imp_l, r0, r1, vals, lm, gat);
-        b->thread_gemm_s[t] =
-            sweep_rows(c, out, b->Wp, b->E, b->L, b->row_loss, r0, r1, vals, gat);
+        b->thread_gemm_s[t] = 0.0;
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t s = 0; s < slices; s++) {
+            const int64_t r0 = s * SWEEP_ROWS, r1 = r0 + SWEEP_ROWS < rows ? r0 + SWEEP_ROWS : rows;
+            permute_rows(W, f, l->identity, b->Wp, r0, r1);
+            if (l->static_g)
+                fit_static_groups(c, f, out, b->Wp, imp_l, r0, r1, vals, lm, gat);
+            b->thread_gemm_s[t] +=
+                sweep_rows(c, out, b->Wp, b->E, b->L, b->row_loss, r0, r1, vals, gat);
+        }
     }
 }
 

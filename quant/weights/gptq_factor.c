@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "core/progress.h"
+#include "core/threads.h"
 #include "core/log.h"
 #include "quant/weights/gptq.h"
 
@@ -82,7 +83,12 @@ static int try_factor(const double *H, const int32_t *perm, const uint8_t *dead,
             a[p] = 1.0;
         a[p] += lambda;
     }
+    /* One BLAS thread: OpenBLAS's dpotrf gives other bits with 2 threads than
+     * with 1 (even at n = 64), and the file must not depend on --threads. */
+    xf_threads_saved saved;
+    xf_threads_push_blas(1, &saved);
     lapack_int info = LAPACKE_dpotrf_work(LAPACK_COL_MAJOR, 'U', (lapack_int)n, A, (lapack_int)n);
+    xf_threads_pop(&saved);
     if (info != 0)
         return -1;
     for (int64_t i = 0; i < n; i++)
@@ -95,7 +101,9 @@ static int try_factor(const double *H, const int32_t *perm, const uint8_t *dead,
     for (int64_t b = 0; b < n; b++)
         rinv[b] = 1.0 / A[(n - 1 - b) * n + (n - 1 - b)];
     if (inverse) {
+        xf_threads_push_blas(1, &saved);
         info = LAPACKE_dtrtri_work(LAPACK_COL_MAJOR, 'U', 'N', (lapack_int)n, A, (lapack_int)n);
+        xf_threads_pop(&saved);
         if (info != 0) {
             free(rinv);
             return -1;

@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/gemm_tiled.h"
+#include "core/threads.h"
+
 int xf_cross_cov_init(xf_cross_cov *c, int64_t d, xf_error *err)
 {
     memset(c, 0, sizeof *c);
@@ -45,8 +48,8 @@ int xf_cross_cov_add(xf_cross_cov *c, const float *x_fp, const float *x_q, int64
     for (int64_t i = 0; i < n * d; i++)
         c->diff[i] = x_fp[i] - x_q[i];
     /* batch = diff^T x_q : [d, n] x [n, d] */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d, (int)d, (int)n, 1.0f, c->diff,
-                (int)d, x_q, (int)d, 0.0f, c->batch, (int)d);
+    xf_sgemm_tiled(CblasTrans, CblasNoTrans, d, d, n, 1.0f, c->diff, d, x_q, d, 0.0f, c->batch,
+                   d);
     c->n += n;
     if (c->deferred) {
         if (c->n_kept == c->cap_kept) {
@@ -117,9 +120,15 @@ int xf_gptq_v2_correct(float *W, int64_t rows, int64_t d, const double *H, const
         for (int64_t i = 0; i < d; i++)
             for (int64_t j = 0; j < d; j++)
                 M[i * d + j] = C[j * d + i];
-        if (LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', (lapack_int)d, Hd, (lapack_int)d) == 0 &&
+        /* one BLAS thread: LAPACK's results depend on OpenBLAS's thread count */
+        xf_threads_saved saved;
+        xf_threads_push_blas(1, &saved);
+        const bool solved =
+            LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', (lapack_int)d, Hd, (lapack_int)d) == 0 &&
             LAPACKE_dpotrs(LAPACK_ROW_MAJOR, 'L', (lapack_int)d, (lapack_int)d, Hd,
-                           (lapack_int)d, M, (lapack_int)d) == 0) {
+                           (lapack_int)d, M, (lapack_int)d) == 0;
+        xf_threads_pop(&saved);
+        if (solved) {
             bool finite = true;
             for (int64_t i = 0; i < d * d && finite; i++)
                 finite = isfinite(M[i]);
@@ -139,8 +148,7 @@ int xf_gptq_v2_correct(float *W, int64_t rows, int64_t d, const double *H, const
         for (int64_t j = 0; j < d; j++)
             Mf[i * d + j] = (float)M[j * d + i];
     memcpy(Wc, W, (size_t)(rows * d) * sizeof *Wc);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)d, (int)d, 1.0f, Wc,
-                (int)d, Mf, (int)d, 1.0f, W, (int)d);
+    xf_sgemm_tiled(CblasNoTrans, CblasNoTrans, rows, d, d, 1.0f, Wc, d, Mf, d, 1.0f, W, d);
     for (int64_t i = 0; i < rows * d; i++)
         if (!isfinite(W[i])) {
             rc = xf_fail(err, "%s: GPTQv2 correction produced a non-finite weight", name);

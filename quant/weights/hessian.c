@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/threads.h"
+
 int xf_hessian_init(xf_hessian *h, int64_t d, xf_error *err)
 {
     memset(h, 0, sizeof *h);
@@ -113,6 +115,36 @@ void xf_hessian_fold_kept(xf_hessian *h, int64_t i0, int64_t i1)
 
 void xf_hessian_set_count(xf_hessian *h, int64_t n) { h->n = n; }
 
+/* C(upper) += X^T X, X [k, d]: tiles of the upper triangle fixed by d, each
+ * one single-threaded BLAS call (ssyrk on the diagonal, sgemm above it),
+ * spread over OpenMP threads. OpenBLAS's own threading of one ssyrk would
+ * make the sums depend on the thread count (core/gemm_tiled.h). */
+static void add_upper_tiles(float *C, const float *X, int64_t d, int64_t k)
+{
+    enum { TILE = 256 };
+    const int64_t nt = (d + TILE - 1) / TILE, tiles = nt * (nt + 1) / 2;
+    xf_threads_saved saved;
+    xf_threads_push_blas(1, &saved);
+#pragma omp parallel for schedule(dynamic, 1) if (tiles > 1)
+    for (int64_t t = 0; t < tiles; t++) {
+        int64_t bi = 0, rest = t; /* t-th upper tile, row by row */
+        while (rest >= nt - bi) {
+            rest -= nt - bi;
+            bi++;
+        }
+        const int64_t bj = bi + rest;
+        const int64_t i0 = bi * TILE, j0 = bj * TILE;
+        const int64_t ic = d - i0 < TILE ? d - i0 : TILE, jc = d - j0 < TILE ? d - j0 : TILE;
+        if (bi == bj)
+            cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)ic, (int)k, 1.0f, X + i0,
+                        (int)d, 1.0f, C + i0 * d + i0, (int)d);
+        else
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)ic, (int)jc, (int)k, 1.0f,
+                        X + i0, (int)d, X + j0, (int)d, 1.0f, C + i0 * d + j0, (int)d);
+    }
+    xf_threads_pop(&saved);
+}
+
 int xf_hessian_add(xf_hessian *h, const float *x, int64_t n, xf_error *err)
 {
     const int64_t d = h->d;
@@ -133,8 +165,7 @@ int xf_hessian_add(xf_hessian *h, const float *x, int64_t n, xf_error *err)
         if (take > XF_HESSIAN_FLUSH_ROWS - h->pending)
             take = XF_HESSIAN_FLUSH_ROWS - h->pending;
         /* batch(upper) += X^T X for X = x[r0 : r0 + take, :] */
-        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)d, (int)take, 1.0f, x + r0 * d,
-                    (int)d, 1.0f, h->batch, (int)d);
+        add_upper_tiles(h->batch, x + r0 * d, d, take);
         h->pending += take;
         h->n += take;
         r0 += take;
