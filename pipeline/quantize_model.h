@@ -19,6 +19,12 @@
 
 typedef enum xf_quant_method { XF_METHOD_RTN = 1, XF_METHOD_GPTQ } xf_quant_method;
 
+/* --token-weight: each token's term in GPTQ's Hessians (pipeline/token_weights.h) */
+typedef enum xf_token_weight {
+    XF_TOKEN_WEIGHT_UNIFORM = 0,
+    XF_TOKEN_WEIGHT_ATTN_CON, /* RSQ's attention concentration */
+} xf_token_weight;
+
 typedef struct xf_quant_options {
     xf_quant_method method;
     xf_grid_config grid;   /* bits, sym, clip */
@@ -39,6 +45,7 @@ typedef struct xf_quant_options {
     int64_t block;         /* lazy-batch block size (128) */
     bool gptq_v2;          /* asymmetric calibration (GPTQv2) */
     int64_t max_blocks;    /* > 0: only the first N decoder blocks; 0: all */
+    int token_weight;      /* xf_token_weight (int: the option table's enum setter) */
     /* calibration (GPTQ) */
     const char *calib_path;
     const char *calib_field;   /* JSONL field or NULL */

@@ -387,6 +387,7 @@ static const char *const clip_names[] = {"none", "mse", NULL};
 static const char *const format_names[] = {"", "text", "jsonl", "dir", NULL};
 static const char *const prob_names[] = {"uniform", "log2", NULL};
 static const char *const rotate_names[] = {"none", "hadamard", "learned", "klt", NULL};
+static const char *const token_weight_names[] = {"uniform", "attn-concentration", NULL};
 
 #define BOOL_ROW(fl, k, f, m, h)                                                              \
     {.flag = fl, .key = k, .type = XF_RO_BOOL, .default_text = "false", .help = h,            \
@@ -510,6 +511,14 @@ static const xf_recipe_row rows[] = {
     BOOL_ROW("gptq-v2", "gptq_v2", gptq_v2, XF_RO_GPTQ,
              "asymmetric calibration (GPTQv2): match the full-precision layer outputs on\n"
              "full-precision inputs"),
+    /* RSQ (issue 15): token-weighted Hessians */
+    {.flag = "token-weight", .key = "token_weight", .type = XF_RO_ENUM, .arg_name = "W",
+     .default_text = "uniform",
+     .help = "uniform, or attn-concentration (RSQ): each token's term of every Hessian\n"
+             "weighted by the attention it receives in its block (summed over heads and\n"
+             "queries; per window scaled to [0.005, 1], then to mean 1)",
+     .methods = XF_RO_GPTQ, .set = set_enum, .get = get_enum, FIELD(token_weight),
+     .expect = "uniform or attn-concentration", .names = token_weight_names},
     /* activations, KV cache, attention probabilities (recorded in the .xfq;
      * `xfquant ppl OUT.xfq` applies them with no extra flags) */
     {.flag = "act-bits", .key = "act_bits", .type = XF_RO_INT, .arg_name = "N",
@@ -604,6 +613,7 @@ _Static_assert(sizeof rows / sizeof *rows <= XF_RECIPE_MAX_ROWS, "given is a 64-
 _Static_assert(FIELD_SIZE(act.act_bits) == sizeof(int) && FIELD_SIZE(grid.clip) == sizeof(int) &&
                    FIELD_SIZE(calib_format) == sizeof(int) && FIELD_SIZE(rotate) == sizeof(int) &&
                    FIELD_SIZE(act.attn_prob_quant) == sizeof(int) &&
+                   FIELD_SIZE(token_weight) == sizeof(int) &&
                    FIELD_SIZE(group) == sizeof(int64_t) && FIELD_SIZE(seed) == sizeof(int64_t),
                "the generic setters store enums as int and integers as 64 bits");
 
