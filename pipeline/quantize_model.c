@@ -606,10 +606,11 @@ static int gptq_block(const xf_quant_options *o, const xf_gguf_type_plan *plan,
     /* --token-weight attn-concentration: the block's token weights, from its
      * attention before any of its linears is quantized */
     float *r = NULL;
-    if (o->token_weight == XF_TOKEN_WEIGHT_ATTN_CON) {
+    if (o->token_weight != XF_TOKEN_WEIGHT_UNIFORM) {
         double t0 = xf_now_seconds();
         r = malloc((size_t)(st->q.ns * st->q.T) * sizeof *r);
-        rc = r ? xf_stream_token_weights(&st->q, &dl, st->hq, r, err)
+        rc = r ? xf_stream_token_weights(&st->q, &dl, st->hq,
+                                         o->token_weight == XF_TOKEN_WEIGHT_ATTN_CON_MEAN, r, err)
                : xf_fail(err, "out of memory for token weights");
         xf_gptq_progress_forward(gp, t0);
     }

@@ -23,6 +23,7 @@ typedef enum xf_quant_method { XF_METHOD_RTN = 1, XF_METHOD_GPTQ } xf_quant_meth
 typedef enum xf_token_weight {
     XF_TOKEN_WEIGHT_UNIFORM = 0,
     XF_TOKEN_WEIGHT_ATTN_CON, /* RSQ's attention concentration */
+    XF_TOKEN_WEIGHT_ATTN_CON_MEAN, /* the same per query that sees the token */
 } xf_token_weight;
 
 typedef struct xf_quant_options {

@@ -387,7 +387,8 @@ static const char *const clip_names[] = {"none", "mse", NULL};
 static const char *const format_names[] = {"", "text", "jsonl", "dir", NULL};
 static const char *const prob_names[] = {"uniform", "log2", NULL};
 static const char *const rotate_names[] = {"none", "hadamard", "learned", "klt", NULL};
-static const char *const token_weight_names[] = {"uniform", "attn-concentration", NULL};
+static const char *const token_weight_names[] = {"uniform", "attn-concentration",
+                                                 "attn-concentration-mean", NULL};
 
 #define BOOL_ROW(fl, k, f, m, h)                                                              \
     {.flag = fl, .key = k, .type = XF_RO_BOOL, .default_text = "false", .help = h,            \
@@ -516,9 +517,12 @@ static const xf_recipe_row rows[] = {
      .default_text = "uniform",
      .help = "uniform, or attn-concentration (RSQ): each token's term of every Hessian\n"
              "weighted by the attention it receives in its block (summed over heads and\n"
-             "queries; per window scaled to [0.005, 1], then to mean 1)",
+             "queries; per window scaled to [0.005, 1], then to mean 1);\n"
+             "attn-concentration-mean: the sum divided by the queries that see the token\n"
+             "(T - t), without the bias toward early positions",
      .methods = XF_RO_GPTQ, .set = set_enum, .get = get_enum, FIELD(token_weight),
-     .expect = "uniform or attn-concentration", .names = token_weight_names},
+     .expect = "uniform, attn-concentration or attn-concentration-mean",
+     .names = token_weight_names},
     /* activations, KV cache, attention probabilities (recorded in the .xfq;
      * `xfquant ppl OUT.xfq` applies them with no extra flags) */
     {.flag = "act-bits", .key = "act_bits", .type = XF_RO_INT, .arg_name = "N",

@@ -38,7 +38,8 @@ static int on_probs(void *user, int layer, int64_t head, float *p, int64_t T_q, 
 }
 
 int xf_stream_token_weights(xf_block_stream *bs, const xf_dense_layer *dl,
-                            const xf_forward_hooks *hooks, float *r, xf_error *err)
+                            const xf_forward_hooks *hooks, bool per_query, float *r,
+                            xf_error *err)
 {
     const int64_t T = bs->T;
     capture c = {.inner = hooks, .acc = malloc((size_t)T * sizeof(double))};
@@ -54,6 +55,8 @@ int xf_stream_token_weights(xf_block_stream *bs, const xf_dense_layer *dl,
     for (int64_t s = 0; s < bs->ns && rc == 0; s++) {
         memset(c.acc, 0, (size_t)T * sizeof *c.acc);
         rc = xf_block_stream_peek(bs, dl, s, XF_AT_O, &h, scratch, err);
+        for (int64_t t = 0; t < T && per_query; t++)
+            c.acc[t] /= (double)(T - t);
         if (rc == 0)
             rc = xf_token_weights_from_concentration(c.acc, T, XF_TOKEN_WEIGHT_R_MIN,
                                                      XF_TOKEN_WEIGHT_R_MAX, r + s * T, err);

@@ -15,8 +15,12 @@
 #include "model/block_stream.h"
 
 /* r [bs->ns * bs->T]: window s's weights at r + s * T. hooks: the stream's
- * (may be NULL). The stream must stand at block dl's start. */
+ * (may be NULL). The stream must stand at block dl's start. per_query:
+ * each token's concentration divided by the T - t queries that see it
+ * (causal), the mean attention it receives, before the normalisation:
+ * RSQ's sum favours early positions by construction. */
 int xf_stream_token_weights(xf_block_stream *bs, const xf_dense_layer *dl,
-                            const xf_forward_hooks *hooks, float *r, xf_error *err);
+                            const xf_forward_hooks *hooks, bool per_query, float *r,
+                            xf_error *err);
 
 #endif
