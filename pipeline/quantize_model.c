@@ -27,6 +27,7 @@
 #include "quant/transform/rotate.h"
 #include "quant/weights/rtn.h"
 #include "quant/transform/smooth.h"
+#include "quant/search/smooth_search.h"
 #include "pipeline/xfq_out.h"
 
 /* Bits of one tensor under the --tensor-bits rules (validated up front by
@@ -798,7 +799,14 @@ static int transform_model(xf_loaded_model *m, const xf_quant_options *o, const 
                            json_t *recipe_extra, xf_error *err)
 {
     json_t *rec = NULL;
-    if (o->smooth > 0) {
+    if (o->smooth_search) { /* QQQ: alphas searched on the quantized layers' output error */
+        if (xf_smooth_search_model(m, edit, cs->tokens, cs->nsamples, T, &o->act, &o->grid,
+                                   o->group, o->smooth_inputs ? o->smooth_inputs
+                                                              : XF_SMOOTH_INPUTS_DEFAULT,
+                                   &rec, err) != 0)
+            return -1;
+        json_object_set_new(recipe_extra, "smooth", rec);
+    } else if (o->smooth > 0) {
         if (xf_smooth_model(m, edit, cs->tokens, cs->nsamples, T, o->smooth,
                             o->smooth_inputs ? o->smooth_inputs : XF_SMOOTH_INPUTS_DEFAULT, &rec,
                             err) != 0)
@@ -963,7 +971,7 @@ int xf_quantize_model(xf_loaded_model *m, const xf_quant_options *o, const xf_qu
         rc = xf_rotate_supported(cfg, !o->rotate_no_online, m->path, err);
     if (rc == 0 && xf_quant_recipe_needs_calib(o))
         rc = prepare_calibration(m, o, T, &cs, prov, err);
-    if (rc == 0 && (o->smooth > 0 || o->rotate != XF_ROTATE_NONE)) {
+    if (rc == 0 && (o->smooth > 0 || o->smooth_search || o->rotate != XF_ROTATE_NONE)) {
         rc = xf_model_edit_init(&edit, m, err);
         if (rc == 0)
             rc = transform_model(m, o, &cs, T, &edit, &online, extra, err);

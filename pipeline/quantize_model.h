@@ -65,6 +65,8 @@ typedef struct xf_quant_options {
     bool attn_prob_base_search; /* --attn-prob-base search (needs calibration) */
     /* SmoothQuant-style smoothing (quant/transform/smooth.h), before any rotation */
     double smooth;              /* alpha; <= 0: off */
+    bool smooth_search;         /* --smooth search: alpha per layer and input searched
+                                   (QQQ, quant/search/smooth_search.h) */
     unsigned smooth_inputs;     /* bit (1u << xf_lin_input); 0: the default */
     /* rotation (quant/transform/rotate.h): fold norms, rotate, record the online
      * transforms; --seed also seeds the randomized Hadamard */

@@ -258,7 +258,27 @@ static bool prob_base_searched(const xf_quant_options *o)
 
 static bool smoothed(const xf_quant_options *o)
 {
-    return o->smooth > 0;
+    return o->smooth > 0 || o->smooth_search;
+}
+
+/* --smooth: an alpha, or "search" (QQQ: one alpha per layer and input) */
+static int set_smooth(const xf_recipe_row *row, xf_quant_recipe *r, const char *text,
+                      const char *name, xf_error *err)
+{
+    if (text && !strcmp(text, "search")) {
+        r->o.smooth_search = true;
+        r->o.smooth = 0;
+        return 0;
+    }
+    if (set_float(row, r, text, name, err) != 0)
+        return -1;
+    r->o.smooth_search = false;
+    return 0;
+}
+
+static json_t *get_smooth(const xf_recipe_row *row, const xf_quant_options *o)
+{
+    return o->smooth_search ? json_string("search") : get_float(row, o);
 }
 
 static bool data_rotation(const xf_quant_options *o)
@@ -579,12 +599,13 @@ static const xf_recipe_row rows[] = {
      .uses_calib = prob_base_searched, .calib_when = "search", FIELD(act.attn_prob_log2_base), .lo = 1.0 / 16.0,
      .hi = 4, .expect = "search or a number in [0.0625, 4]"},
     /* smoothing and rotations (exact rewrites of the fp model before quantizing) */
-    {.flag = "smooth", .key = "smooth", .type = XF_RO_FLOAT, .arg_name = "A",
+    {.flag = "smooth", .key = "smooth", .type = XF_RO_FLOAT, .arg_name = "A|search",
      .help = "SmoothQuant migration strength alpha in (0, 1] of the per-channel activation\n"
-             "maxima into the weights",
-     .methods = XF_RO_BOTH, .needs_calib = true, .set = set_float, .get = get_float,
+             "maxima into the weights, or search (QQQ): one alpha per layer and input,\n"
+             "0.05..0.95, minimising the quantized layer's output error on calibration text",
+     .methods = XF_RO_BOTH, .needs_calib = true, .set = set_smooth, .get = get_smooth,
      .uses_calib = smoothed, FIELD(smooth), .lo = 0, .hi = 1, .lo_open = true,
-     .expect = "a number in (0, 1]"},
+     .expect = "search or a number in (0, 1]"},
     {.flag = "smooth-inputs", .key = "smooth_inputs", .type = XF_RO_STRING, .arg_name = "LIST",
      .help = "which inputs (qkv,o,mlp,down; default: all that are exact)",
      .methods = XF_RO_BOTH, .set = set_inputs, .get = get_inputs, FIELD(smooth_inputs),
