@@ -8,6 +8,7 @@
 #
 # Usage: bench/rsq_qqq_grid.sh [BUILD_DIR]
 #   GRID=rsq|rsqv2|qqq|all (default all)  MODELS="stories260K novels-5m"
+#   TWS="uniform attn-concentration attn-concentration-mean" (the token weights of rsq/rsqv2)
 #   HALVES=DIR (default /work/tmp/halves: tinystories-1.txt ... novels-2.txt,
 #   the eval texts split at the first LF at or after the byte midpoint)
 set -euo pipefail
@@ -17,6 +18,7 @@ shared=${SHARED:-../shared}
 halves=${HALVES:-/work/tmp/halves}
 grid=${GRID:-all}
 models=${MODELS:-"stories260K novels-5m"}
+tws=${TWS:-"uniform attn-concentration attn-concentration-mean"}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -63,7 +65,7 @@ for model in $models; do
   if [[ $grid == all || $grid == rsq ]]; then
     for g in 32 -1; do
       for rot in none hadamard; do
-        for tw in uniform attn-concentration; do
+        for tw in $tws; do
           row "$model" "W3 g$g rotate=$rot token-weight=$tw" --bits 3 --group "$g" \
             --rotate "$rot" --token-weight "$tw"
         done
@@ -71,7 +73,7 @@ for model in $models; do
     done
   fi
   if [[ $grid == all || $grid == rsqv2 ]] && [[ $model == stories260K ]]; then
-    for tw in uniform attn-concentration; do
+    for tw in $tws; do
       for rot in none hadamard; do
         row "$model" "W3 g32 gptq-v2 clip=mse rotate=$rot token-weight=$tw" --bits 3 --group 32 \
           --gptq-v2 --clip mse --rotate "$rot" --token-weight "$tw"
