@@ -244,6 +244,11 @@ static void test_pipeline_shared(void **state)
     /* every quantized linear (5 blocks x 7) sees other Hessians */
     assert_int_equal(tensors_differing(plain, a1), 35);
     expect_same_tensors(a1, a2);
+    /* the per-query variant weighs other tokens: other tensors again */
+    char *m1 = tmp_path("mean.xfq");
+    quantize(model, calib, m1, "--token-weight attn-concentration-mean");
+    assert_int_equal(tensors_differing(a1, m1), 35);
+    free(m1);
     xf_cli_result r = xf_cli_run(g_tmp, "info %s", a1); /* the recipe line */
     assert_int_equal(r.code, 0);
     assert_non_null(strstr(r.out, "\"token_weight\":\"attn-concentration\""));
