@@ -12,6 +12,9 @@
 #include "api/model.h"
 #include "core/log.h"
 #include "model/loader.h"
+#include "quant/transform/qsur.h"
+#include "sim/act_hooks.h"
+#include "sim/online.h"
 
 #define STATS_DEFAULT_NSAMPLES 32
 
@@ -20,6 +23,7 @@
 typedef struct stats_args {
     xf_calib_source src;
     int64_t top;
+    bool qsur;
     const char *in;
 } stats_args;
 
@@ -34,6 +38,7 @@ static int stats_args_make(stats_args *a, const xf_stats_options *o, const char 
     a->src.seqlen = o->seqlen;
     a->src.seed = o->seed;
     a->top = o->top ? o->top : XF_ACT_STATS_DEFAULT_TOP;
+    a->qsur = o->qsur != 0;
     if (!o->calib)
         return xf_api_fail_msg(st, XF_USAGE, "--calib FILE is required");
     if (!o->calib_format)
@@ -79,8 +84,55 @@ static int window_length(const stats_args *a, const xf_model_config *cfg, int64_
     return 0;
 }
 
+/* --qsur: every input's QSUR (quant/transform/qsur.h) from its covariance,
+ * [n_layers * XF_IN_COUNT]; NULL without --qsur. */
+static int compute_qsur(const xf_model_act_stats *st, xf_qsur **out, xf_error *err)
+{
+    *out = NULL;
+    if (!st->cov)
+        return 0;
+    const int64_t n = st->n_layers * XF_IN_COUNT;
+    xf_qsur *q = calloc((size_t)n, sizeof *q);
+    if (!q)
+        return xf_fail(err, "out of memory for QSUR");
+    int rc = 0;
+    for (int64_t i = 0; i < n && rc == 0; i++) {
+        const int64_t d = st->cov[i].d;
+        double *mean = malloc((size_t)d * sizeof *mean);
+        double *cov = malloc((size_t)d * (size_t)d * sizeof *cov);
+        rc = mean && cov ? xf_act_cov_finalize(&st->cov[i], mean, cov, err)
+                         : xf_fail(err, "out of memory for QSUR");
+        if (rc == 0)
+            rc = xf_qsur_compute(mean, cov, d, &q[i], err);
+        if (rc != 0)
+            xf_fail_prefix(err, "layer %lld %s input", (long long)(i / XF_IN_COUNT),
+                           xf_lin_input_name((xf_lin_input)(i % XF_IN_COUNT)));
+        free(mean);
+        free(cov);
+    }
+    if (rc != 0) {
+        free(q);
+        return -1;
+    }
+    *out = q;
+    return 0;
+}
+
+static json_t *num_or_null(double v)
+{
+    return isfinite(v) ? json_real(v) : json_null();
+}
+
+static json_t *qsur_json(const xf_qsur *q, const xf_act_cov *c)
+{
+    return json_pack("{s:o, s:o, s:f, s:o, s:o, s:I}", "root", num_or_null(q->root), "log10",
+                     num_or_null(q->log10), "chi2", q->chi2, "min_eigenvalue",
+                     num_or_null(q->min_eig), "max_eigenvalue", num_or_null(q->max_eig), "rows",
+                     (json_int_t)c->rows);
+}
+
 static json_t *report_json(const stats_args *a, const xf_loaded_model *m,
-                           const xf_model_act_stats *st, json_t *calib)
+                           const xf_model_act_stats *st, const xf_qsur *qs, json_t *calib)
 {
     json_t *rows = json_array();
     for (int64_t l = 0; l < st->n_layers; l++)
@@ -92,6 +144,9 @@ static json_t *report_json(const stats_args *a, const xf_loaded_model *m,
             }
             json_object_set_new(o, "layer", json_integer(l));
             json_object_set_new(o, "input", json_string(xf_lin_input_name(in)));
+            if (qs)
+                json_object_set_new(o, "qsur", qsur_json(&qs[l * XF_IN_COUNT + in],
+                                                         &st->cov[l * XF_IN_COUNT + in]));
             json_array_append_new(rows, o);
         }
     return json_pack("{s:s, s:s, s:I, s:I, s:O, s:I, s:I, s:o}", "model", a->in, "model_type",
@@ -135,7 +190,7 @@ static int print_row(FILE *out, int64_t layer, xf_lin_input in, const xf_act_sta
 }
 
 static int report_text(FILE *out, const stats_args *a, const xf_loaded_model *m,
-                       const xf_model_act_stats *st, const json_t *calib)
+                       const xf_model_act_stats *st, const xf_qsur *qs, const json_t *calib)
 {
     fprintf(out, "model:       %s (%s, %lld layers, hidden %lld)\n", a->in, m->cfg.model_type,
            (long long)m->cfg.n_layers, (long long)m->cfg.hidden);
@@ -159,7 +214,23 @@ static int report_text(FILE *out, const stats_args *a, const xf_loaded_model *m,
         for (int in = 0; in < XF_IN_COUNT && rc == 0; in++)
             rc = print_row(out, l, in, xf_model_act_stats_at(st, l, in), a->top, top);
     free(top);
-    return rc;
+    if (rc != 0 || !qs)
+        return rc;
+    fprintf(out, "\nQSUR (OstQuant): volume of the data's 0.99 Gaussian ellipsoid over that of the\n"
+                 "cube one shared range must span; qsur^(1/d) per dimension (higher is better;\n"
+                 "a ball in its cube is the bound), log10 of the ratio, covariance eigenvalues.\n\n");
+    fprintf(out, "%5s  %-5s %6s %10s %12s %11s %11s\n", "layer", "input", "width", "qsur^(1/d)",
+            "log10(qsur)", "min eig", "max eig");
+    for (int64_t l = 0; l < st->n_layers; l++)
+        for (int in = 0; in < XF_IN_COUNT; in++) {
+            const xf_qsur *q = &qs[l * XF_IN_COUNT + in];
+            char r[32], lg[32];
+            fprintf(out, "%5lld  %-5s %6lld %10s %12s %11.4g %11.4g\n", (long long)l,
+                    xf_lin_input_name((xf_lin_input)in), (long long)st->cov[l * XF_IN_COUNT + in].d,
+                    fmt_num(r, sizeof r, q->root, 4, ""), fmt_num(lg, sizeof lg, q->log10, 2, ""),
+                    q->min_eig, q->max_eig);
+        }
+    return 0;
 }
 
 static int stats_run(const xf_loaded_model *m, const stats_args *a0, int format, char **report,
@@ -167,16 +238,35 @@ static int stats_run(const xf_loaded_model *m, const stats_args *a0, int format,
 {
     stats_args a = *a0;
     xf_error err = {0};
+    /* a rotated .xfq's activations exist only with its online transforms
+     * applied (statistics of the plain forward pass would describe no real
+     * model): they run before the capture, as the evaluator runs them; its
+     * quantizers do not (the statistics are of what they would quantize) */
+    xf_online_transforms online;
+    xf_online_init(&online);
+    xf_act_hooks ah = {0};
+    xf_act_capture_opts copts = {.covariance = a.qsur};
     if (m->has_online_transforms) {
-        /* its activations exist only with the online transforms applied:
-         * statistics of the plain forward pass would describe no real model */
-        xf_fail(&err, "%s: is a rotated .xfq (online transforms); run stats on the original model",
-                a.in);
-        return xf_api_fail(st, XF_FAIL, &err);
+        char what[1200];
+        snprintf(what, sizeof what, "%s: recipe", a.in);
+        const json_t *arr =
+            json_object_get(json_object_get(m->xfq.meta, "recipe"), "online_transforms");
+        xf_act_scheme off;
+        xf_act_scheme_default(&off);
+        if (xf_online_from_json(&online, arr, &m->cfg, what, &err) != 0 ||
+            xf_act_hooks_init_online(&ah, &off, &online, NULL, &err) != 0) {
+            xf_online_free(&online);
+            return xf_api_fail(st, XF_FAIL, &err);
+        }
+        copts.pre = &ah.hooks;
     }
+    xf_qsur *qs = NULL;
     int64_t T = 0;
-    if (window_length(&a, &m->cfg, &T, st) != 0)
+    if (window_length(&a, &m->cfg, &T, st) != 0) {
+        xf_act_hooks_free(&ah);
+        xf_online_free(&online);
         return -1;
+    }
     a.src.seqlen = T;
     xf_calib_set cs;
     json_t *calib = NULL;
@@ -184,8 +274,10 @@ static int stats_run(const xf_loaded_model *m, const stats_args *a0, int format,
     int rc = -1;
     if (xf_calib_windows_load(&cs, m, &a.src, &calib, &err) != 0)
         goto out;
-    int crc = xf_model_act_stats_collect(&acts, &m->weights, cs.tokens, cs.nsamples, cs.seqlen,
-                                         &err);
+    int crc = xf_model_act_stats_collect_opts(&acts, &m->weights, cs.tokens, cs.nsamples,
+                                              cs.seqlen, &copts, &err);
+    if (crc == 0)
+        crc = compute_qsur(&acts, &qs, &err);
     xf_calib_set_free(&cs);
     if (crc != 0) {
         xf_fail_prefix(&err, "%s", a.in);
@@ -193,7 +285,7 @@ static int stats_run(const xf_loaded_model *m, const stats_args *a0, int format,
     }
     char *s = NULL;
     if (format == XF_FORMAT_JSON) {
-        json_t *j = report_json(&a, m, &acts, calib);
+        json_t *j = report_json(&a, m, &acts, qs, calib);
         s = j ? json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(10)) : NULL;
         json_decref(j);
         if (!s) {
@@ -206,7 +298,7 @@ static int stats_run(const xf_loaded_model *m, const stats_args *a0, int format,
             xf_fail(&err, "%s: out of memory for the report", a.in);
             goto out;
         }
-        int trc = report_text(t.f, &a, m, &acts, calib);
+        int trc = report_text(t.f, &a, m, &acts, qs, calib);
         s = xf_api_text_take(&t);
         if (trc != 0 || !s) {
             free(s);
@@ -223,6 +315,9 @@ out:
     if (rc != 0)
         xf_api_fail(st, XF_FAIL, &err);
     xf_model_act_stats_free(&acts);
+    free(qs);
+    xf_act_hooks_free(&ah);
+    xf_online_free(&online);
     json_decref(calib);
     return rc;
 }

@@ -22,6 +22,11 @@ static const char stats_help[] =
     "  --seqlen N           tokens per window (default min(2048, max_position_embeddings))\n"
     "  --seed N             window sampling seed (default 0; the windows gptq would use)\n"
     "  --top K              outlier channels listed per input (default 5)\n"
+    "  --qsur               also the quantization space utilisation (OstQuant) of each\n"
+    "                       input from its covariance (column qsur^(1/d)); memory:\n"
+    "                       8 * width^2 bytes per input and layer. Before/after a\n"
+    "                       transform: run it on the original model and on the .xfq\n"
+    "                       the transform made (its online transforms are applied)\n"
     "  --threads N          threads (default: all cores)\n"
     "  --json               print a JSON object instead of the table\n"
     "  --progress MODE      auto (default: a bar on a terminal, else nothing), bar,\n"
@@ -30,7 +35,7 @@ static const char stats_help[] =
 
 enum {
     OPT_CALIB = 256, OPT_FIELD, OPT_FORMAT, OPT_NSAMPLES, OPT_SEQLEN, OPT_SEED, OPT_TOP,
-    OPT_THREADS, OPT_JSON, OPT_HELP, OPT_PROGRESS
+    OPT_THREADS, OPT_JSON, OPT_HELP, OPT_PROGRESS, OPT_QSUR
 };
 
 typedef struct stats_args {
@@ -52,6 +57,7 @@ static int parse(stats_args *a, int argc, char **argv, bool *done)
         {"seqlen", required_argument, NULL, OPT_SEQLEN},
         {"seed", required_argument, NULL, OPT_SEED},
         {"top", required_argument, NULL, OPT_TOP},
+        {"qsur", no_argument, NULL, OPT_QSUR},
         {"threads", required_argument, NULL, OPT_THREADS},
         {"json", no_argument, NULL, OPT_JSON},
         {"verbose", no_argument, NULL, 'v'},
@@ -106,6 +112,7 @@ static int parse(stats_args *a, int argc, char **argv, bool *done)
             a->threads = (int)v;
             break;
         case OPT_JSON: a->json = true; break;
+        case OPT_QSUR: a->o.qsur = true; break;
         case OPT_PROGRESS:
             if (!xf_cli_progress_mode_parse(optarg, &a->progress))
                 return xf_usage_error("stats",

@@ -262,6 +262,8 @@ typedef struct xf_stats_options {
     int64_t seqlen;           /* 0: min(2048, max positions) */
     uint64_t seed;
     int64_t top;              /* outlier channels listed per input; 0: 5 */
+    int qsur;                 /* nonzero: also each input's QSUR (OstQuant) from its fp64
+                                 covariance: 8 * width^2 bytes per input and layer */
 } xf_stats_options;
 
 /* Per-layer statistics of the linear inputs (docs/cli.md, "stats"). */

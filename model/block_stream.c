@@ -253,6 +253,30 @@ int xf_block_stream_input(xf_block_stream *bs, const xf_dense_layer *dl,
     return 0;
 }
 
+int xf_block_stream_peek(xf_block_stream *bs, const xf_dense_layer *dl, int64_t s,
+                         xf_layer_point to, const xf_forward_hooks *hooks, float *scratch,
+                         xf_error *err)
+{
+    const char *what = bs->ws.cfg.model_type;
+    if (dl->layer != bs->layer)
+        return xf_fail(err, "%s: calibration stream stands in block %d, not %d", what, bs->layer,
+                       dl->layer);
+    if (bs->at != XF_AT_START || to <= XF_AT_START || to > XF_AT_END)
+        return xf_fail(err, "%s: block %d: a look ahead runs from the block start", what,
+                       bs->layer);
+    if (s < 0 || s >= bs->ns)
+        return xf_fail(err, "%s: no calibration window %lld of %lld", what, (long long)s,
+                       (long long)bs->ns);
+    const size_t win = (size_t)(bs->T * bs->hidden);
+    memcpy(scratch, bs->h + (size_t)s * win, win * sizeof *scratch);
+    release_window(bs, s);
+    int rc = xf_forward_layer_span(&bs->ws, dl, scratch, bs->T, XF_AT_START, to, hooks, err);
+    if (rc == XF_HOOK_STOP)
+        return xf_fail(err, "%s: block %d: a hook stopped the look ahead of window %lld", what,
+                       bs->layer, (long long)s);
+    return rc;
+}
+
 const float *xf_block_stream_hidden(const xf_block_stream *bs, int64_t s)
 {
     return s >= 0 && s < bs->ns ? bs->h + (size_t)(s * bs->T * bs->hidden) : NULL;

@@ -123,6 +123,16 @@ int xf_block_stream_run(xf_block_stream *bs, const xf_dense_layer *dl, xf_layer_
 int xf_block_stream_input(xf_block_stream *bs, const xf_dense_layer *dl,
                           const xf_forward_hooks *hooks, int64_t s, const float **x,
                           int64_t *cols, xf_error *err);
+/* Runs window s of a stream standing at a block start through block dl to
+ * point `to` on a copy of its hidden states (scratch [T, hidden]), calling
+ * hooks, without moving the stream: a look ahead at what the block computes
+ * from its current input with its current weights (RSQ's token weights need
+ * the block's attention before its q/k/v linears are quantized). Uses the
+ * stream's workspace, which holds nothing between runs at a block start. */
+int xf_block_stream_peek(xf_block_stream *bs, const xf_dense_layer *dl, int64_t s,
+                         xf_layer_point to, const xf_forward_hooks *hooks, float *scratch,
+                         xf_error *err);
+
 /* Window s's hidden states [T, hidden]: at a block start, that block's
  * input (after the last block: the final norm's input). */
 const float *xf_block_stream_hidden(const xf_block_stream *bs, int64_t s);

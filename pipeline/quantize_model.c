@@ -22,11 +22,14 @@
 #include "pipeline/gptq_checkpoint.h"
 #include "pipeline/gptq_memory.h"
 #include "pipeline/recipe_options.h"
+#include "pipeline/token_weights.h"
 #include "quant/weights/gptq_v2.h"
 #include "quant/weights/hessian.h"
+#include "quant/weights/token_weight.h"
 #include "quant/transform/rotate.h"
 #include "quant/weights/rtn.h"
 #include "quant/transform/smooth.h"
+#include "quant/search/smooth_search.h"
 #include "pipeline/xfq_out.h"
 
 /* Bits of one tensor under the --tensor-bits rules (validated up front by
@@ -565,12 +568,33 @@ static int gptq_streams_run(gptq_streams *st, const xf_dense_layer *dl,
     return st->v2 ? xf_block_stream_run(&st->fp, dl_fp, to, st->hf, err) : 0;
 }
 
+/* GPTQv2 with token weights: the Hessian and cross-covariance of one window
+ * from its rows scaled by sqrt(r_t), both streams alike. */
+static int weighted_pair(xf_hessian *hs, xf_cross_cov *cc, const float *xfp, const float *xq,
+                         const float *r, int64_t T, int64_t d, xf_error *err)
+{
+    float *sq = malloc((size_t)(T * d) * sizeof *sq), *sf = malloc((size_t)(T * d) * sizeof *sf);
+    int rc = sq && sf ? 0 : xf_fail(err, "out of memory for weighted rows");
+    if (rc == 0)
+        rc = xf_token_weight_scale_rows(xq, r, T, d, sq, err);
+    if (rc == 0)
+        rc = xf_token_weight_scale_rows(xfp, r, T, d, sf, err);
+    if (rc == 0)
+        rc = xf_hessian_add(hs, sq, T, err);
+    if (rc == 0)
+        rc = xf_cross_cov_add(cc, sf, sq, T, err);
+    free(sq);
+    free(sf);
+    return rc;
+}
+
 /* Hessian H of the d-wide input pending in the quantized stream (block
  * dl) and, for GPTQv2, the cross-covariance C with the full-precision
- * stream's (block dl_fp); windows in order. */
+ * stream's (block dl_fp); windows in order. r (NULL: uniform): RSQ's token
+ * weights [ns * T], every row of both scaled by sqrt(r_t). */
 static int input_statistics(gptq_streams *st, const xf_dense_layer *dl,
-                            const xf_dense_layer *dl_fp, int64_t d, double *H, double *C,
-                            xf_error *err)
+                            const xf_dense_layer *dl_fp, int64_t d, const float *r, double *H,
+                            double *C, xf_error *err)
 {
     xf_hessian hs = {0};
     xf_cross_cov cc = {0};
@@ -596,9 +620,12 @@ static int input_statistics(gptq_streams *st, const xf_dense_layer *dl,
         if (rc == 0 && (cols != d || cols_fp != d))
             rc = xf_fail(err, "layer %d: pending input has %lld columns, the Hessian %lld",
                          st->q.layer, (long long)cols, (long long)d);
-        if (rc == 0)
-            rc = xf_hessian_add(&hs, xq, st->q.T, err);
-        if (rc == 0 && C)
+        const float *rw = r ? r + s * st->q.T : NULL;
+        if (rc == 0 && (!rw || !C))
+            rc = xf_hessian_add_weighted(&hs, xq, rw, st->q.T, err);
+        else if (rc == 0) /* GPTQv2 weighted: both inputs scaled, one Hessian and C of them */
+            rc = weighted_pair(&hs, &cc, xfp, xq, rw, st->q.T, d, err);
+        if (rc == 0 && C && !rw)
             rc = xf_cross_cov_add(&cc, xfp, xq, st->q.T, err);
     }
     rc = xf_dist_agree(st->d, rc, err);
@@ -648,8 +675,8 @@ static int quantize_readers(const xf_quant_options *o, const xf_gguf_type_plan *
 /* Runs the streams to input `in` of block dl, then quantizes its readers. */
 static int gptq_input(const xf_quant_options *o, const xf_gguf_type_plan *plan,
                       const xf_model_weights *mw, gptq_streams *st, xf_dense_layer *dl,
-                      const xf_dense_layer *dl_fp, xf_lin_input in, xf_gptq_progress *gp,
-                      xf_quant_collector *col, xf_error *err)
+                      const xf_dense_layer *dl_fp, xf_lin_input in, const float *r,
+                      xf_gptq_progress *gp, xf_quant_collector *col, xf_error *err)
 {
     double t0 = xf_now_seconds();
     int fw = gptq_streams_run(st, dl, dl_fp, xf_layer_point_at(in), err);
@@ -669,7 +696,7 @@ static int gptq_input(const xf_quant_options *o, const xf_gguf_type_plan *plan,
     }
     t0 = xf_now_seconds();
     if (rc == 0)
-        rc = input_statistics(st, dl, dl_fp, d, H, C, err);
+        rc = input_statistics(st, dl, dl_fp, d, r, H, C, err);
     xf_gptq_progress_hessian(gp, t0);
     t0 = xf_now_seconds();
     /* every rank solves (the same H, the same bytes): each continues with
@@ -699,8 +726,19 @@ static int gptq_block(const xf_quant_options *o, const xf_gguf_type_plan *plan,
         return -1;
     }
     int rc = 0;
+    /* --token-weight attn-concentration: the block's token weights, from its
+     * attention before any of its linears is quantized */
+    float *r = NULL;
+    if (o->token_weight != XF_TOKEN_WEIGHT_UNIFORM) {
+        double t0 = xf_now_seconds();
+        r = malloc((size_t)(st->q.ns * st->q.T) * sizeof *r);
+        rc = r ? xf_stream_token_weights(&st->q, &dl, st->hq,
+                                         o->token_weight == XF_TOKEN_WEIGHT_ATTN_CON_MEAN, r, err)
+               : xf_fail(err, "out of memory for token weights");
+        xf_gptq_progress_forward(gp, t0);
+    }
     for (int in = 0; in < XF_IN_COUNT && rc == 0; in++) {
-        rc = gptq_input(o, plan, mw, st, &dl, &dl_fp, (xf_lin_input)in, gp, col, err);
+        rc = gptq_input(o, plan, mw, st, &dl, &dl_fp, (xf_lin_input)in, r, gp, col, err);
         if (rc == 0)
             xf_gptq_progress_input(gp, l, xf_lin_input_name((xf_lin_input)in),
                                    xf_linear_role_name(
@@ -710,6 +748,7 @@ static int gptq_block(const xf_quant_options *o, const xf_gguf_type_plan *plan,
     if (rc == 0)
         rc = xf_dist_agree(st->d, gptq_streams_run(st, &dl, &dl_fp, XF_AT_END, err), err);
     xf_gptq_progress_forward(gp, t0);
+    free(r);
     xf_dense_layer_free(&dl);
     if (st->v2)
         xf_dense_layer_free(&dl_fp);
@@ -1057,7 +1096,14 @@ static int transform_model(xf_loaded_model *m, const xf_quant_options *o, const 
                            json_t *recipe_extra, xf_error *err)
 {
     json_t *rec = NULL;
-    if (o->smooth > 0) {
+    if (o->smooth_search) { /* QQQ: alphas searched on the quantized layers' output error */
+        if (xf_smooth_search_model(m, edit, cs->tokens, cs->nsamples, T, &o->act, &o->grid,
+                                   o->group, o->smooth_inputs ? o->smooth_inputs
+                                                              : XF_SMOOTH_INPUTS_DEFAULT,
+                                   &rec, err) != 0)
+            return -1;
+        json_object_set_new(recipe_extra, "smooth", rec);
+    } else if (o->smooth > 0) {
         if (xf_smooth_model(m, edit, cs->tokens, cs->nsamples, T, o->smooth,
                             o->smooth_inputs ? o->smooth_inputs : XF_SMOOTH_INPUTS_DEFAULT, &rec,
                             err) != 0)
@@ -1228,7 +1274,7 @@ int xf_quantize_model(xf_loaded_model *m, const xf_quant_options *o, const xf_qu
         rc = xf_rotate_supported(cfg, !o->rotate_no_online, m->path, err);
     if (rc == 0 && xf_quant_recipe_needs_calib(o))
         rc = prepare_calibration(m, o, T, &cs, prov, err);
-    if (rc == 0 && (o->smooth > 0 || o->rotate != XF_ROTATE_NONE)) {
+    if (rc == 0 && (o->smooth > 0 || o->smooth_search || o->rotate != XF_ROTATE_NONE)) {
         rc = xf_model_edit_init(&edit, m, err);
         if (rc == 0)
             rc = transform_model(m, o, &cs, T, &edit, &online, extra, err);

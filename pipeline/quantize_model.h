@@ -20,6 +20,13 @@
 
 typedef enum xf_quant_method { XF_METHOD_RTN = 1, XF_METHOD_GPTQ } xf_quant_method;
 
+/* --token-weight: each token's term in GPTQ's Hessians (pipeline/token_weights.h) */
+typedef enum xf_token_weight {
+    XF_TOKEN_WEIGHT_UNIFORM = 0,
+    XF_TOKEN_WEIGHT_ATTN_CON, /* RSQ's attention concentration */
+    XF_TOKEN_WEIGHT_ATTN_CON_MEAN, /* the same per query that sees the token */
+} xf_token_weight;
+
 typedef struct xf_quant_options {
     xf_quant_method method;
     xf_grid_config grid;   /* bits, sym, clip */
@@ -40,6 +47,7 @@ typedef struct xf_quant_options {
     int64_t block;         /* lazy-batch block size (128) */
     bool gptq_v2;          /* asymmetric calibration (GPTQv2) */
     int64_t max_blocks;    /* > 0: only the first N decoder blocks; 0: all */
+    int token_weight;      /* xf_token_weight (int: the option table's enum setter) */
     /* calibration (GPTQ) */
     const char *calib_path;
     const char *calib_field;   /* JSONL field or NULL */
@@ -58,6 +66,8 @@ typedef struct xf_quant_options {
     bool attn_prob_base_search; /* --attn-prob-base search (needs calibration) */
     /* SmoothQuant-style smoothing (quant/transform/smooth.h), before any rotation */
     double smooth;              /* alpha; <= 0: off */
+    bool smooth_search;         /* --smooth search: alpha per layer and input searched
+                                   (QQQ, quant/search/smooth_search.h) */
     unsigned smooth_inputs;     /* bit (1u << xf_lin_input); 0: the default */
     /* rotation (quant/transform/rotate.h): fold norms, rotate, record the online
      * transforms; --seed also seeds the randomized Hadamard */

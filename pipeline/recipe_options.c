@@ -258,7 +258,27 @@ static bool prob_base_searched(const xf_quant_options *o)
 
 static bool smoothed(const xf_quant_options *o)
 {
-    return o->smooth > 0;
+    return o->smooth > 0 || o->smooth_search;
+}
+
+/* --smooth: an alpha, or "search" (QQQ: one alpha per layer and input) */
+static int set_smooth(const xf_recipe_row *row, xf_quant_recipe *r, const char *text,
+                      const char *name, xf_error *err)
+{
+    if (text && !strcmp(text, "search")) {
+        r->o.smooth_search = true;
+        r->o.smooth = 0;
+        return 0;
+    }
+    if (set_float(row, r, text, name, err) != 0)
+        return -1;
+    r->o.smooth_search = false;
+    return 0;
+}
+
+static json_t *get_smooth(const xf_recipe_row *row, const xf_quant_options *o)
+{
+    return o->smooth_search ? json_string("search") : get_float(row, o);
 }
 
 static bool data_rotation(const xf_quant_options *o)
@@ -387,6 +407,8 @@ static const char *const clip_names[] = {"none", "mse", NULL};
 static const char *const format_names[] = {"", "text", "jsonl", "dir", NULL};
 static const char *const prob_names[] = {"uniform", "log2", NULL};
 static const char *const rotate_names[] = {"none", "hadamard", "learned", "klt", NULL};
+static const char *const token_weight_names[] = {"uniform", "attn-concentration",
+                                                 "attn-concentration-mean", NULL};
 
 #define BOOL_ROW(fl, k, f, m, h)                                                              \
     {.flag = fl, .key = k, .type = XF_RO_BOOL, .default_text = "false", .help = h,            \
@@ -510,6 +532,17 @@ static const xf_recipe_row rows[] = {
     BOOL_ROW("gptq-v2", "gptq_v2", gptq_v2, XF_RO_GPTQ,
              "asymmetric calibration (GPTQv2): match the full-precision layer outputs on\n"
              "full-precision inputs"),
+    /* RSQ (issue 15): token-weighted Hessians */
+    {.flag = "token-weight", .key = "token_weight", .type = XF_RO_ENUM, .arg_name = "W",
+     .default_text = "uniform",
+     .help = "uniform, or attn-concentration (RSQ): each token's term of every Hessian\n"
+             "weighted by the attention it receives in its block (summed over heads and\n"
+             "queries; per window scaled to [0.005, 1], then to mean 1);\n"
+             "attn-concentration-mean: the sum divided by the queries that see the token\n"
+             "(T - t), without the bias toward early positions",
+     .methods = XF_RO_GPTQ, .set = set_enum, .get = get_enum, FIELD(token_weight),
+     .expect = "uniform, attn-concentration or attn-concentration-mean",
+     .names = token_weight_names},
     /* activations, KV cache, attention probabilities (recorded in the .xfq;
      * `xfquant ppl OUT.xfq` applies them with no extra flags) */
     {.flag = "act-bits", .key = "act_bits", .type = XF_RO_INT, .arg_name = "N",
@@ -566,12 +599,13 @@ static const xf_recipe_row rows[] = {
      .uses_calib = prob_base_searched, .calib_when = "search", FIELD(act.attn_prob_log2_base), .lo = 1.0 / 16.0,
      .hi = 4, .expect = "search or a number in [0.0625, 4]"},
     /* smoothing and rotations (exact rewrites of the fp model before quantizing) */
-    {.flag = "smooth", .key = "smooth", .type = XF_RO_FLOAT, .arg_name = "A",
+    {.flag = "smooth", .key = "smooth", .type = XF_RO_FLOAT, .arg_name = "A|search",
      .help = "SmoothQuant migration strength alpha in (0, 1] of the per-channel activation\n"
-             "maxima into the weights",
-     .methods = XF_RO_BOTH, .needs_calib = true, .set = set_float, .get = get_float,
+             "maxima into the weights, or search (QQQ): one alpha per layer and input,\n"
+             "0.05..0.95, minimising the quantized layer's output error on calibration text",
+     .methods = XF_RO_BOTH, .needs_calib = true, .set = set_smooth, .get = get_smooth,
      .uses_calib = smoothed, FIELD(smooth), .lo = 0, .hi = 1, .lo_open = true,
-     .expect = "a number in (0, 1]"},
+     .expect = "search or a number in (0, 1]"},
     {.flag = "smooth-inputs", .key = "smooth_inputs", .type = XF_RO_STRING, .arg_name = "LIST",
      .help = "which inputs (qkv,o,mlp,down; default: all that are exact)",
      .methods = XF_RO_BOTH, .set = set_inputs, .get = get_inputs, FIELD(smooth_inputs),
@@ -604,6 +638,7 @@ _Static_assert(sizeof rows / sizeof *rows <= XF_RECIPE_MAX_ROWS, "given is a 64-
 _Static_assert(FIELD_SIZE(act.act_bits) == sizeof(int) && FIELD_SIZE(grid.clip) == sizeof(int) &&
                    FIELD_SIZE(calib_format) == sizeof(int) && FIELD_SIZE(rotate) == sizeof(int) &&
                    FIELD_SIZE(act.attn_prob_quant) == sizeof(int) &&
+                   FIELD_SIZE(token_weight) == sizeof(int) &&
                    FIELD_SIZE(group) == sizeof(int64_t) && FIELD_SIZE(seed) == sizeof(int64_t),
                "the generic setters store enums as int and integers as 64 bits");
 

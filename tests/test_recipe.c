@@ -51,7 +51,7 @@ static const struct {
     {"calib_max_tokens", "4096"}, {"nsamples", "16"},   {"seqlen", "64"},
     {"seed", "3"},           {"act_order", "true"},     {"static_groups", "true"},
     {"damp", "0.05"},        {"block", "64"},           {"gptq_v2", "true"},
-    {"max_blocks", "2"},
+    {"max_blocks", "2"},     {"token_weight", "attn-concentration"},
     {"act_bits", "4"},       {"act_sym", "false"},      {"act_asym", "true"},
     {"act_group", "32"},     {"act_clip", "0.9"},       {"act_inputs", "qkv,down"},
     {"kv_bits", "4"},        {"kv_group", "16"},        {"kv_clip", "0.95"},

@@ -67,6 +67,7 @@ typedef struct smooth_ctx {
     xf_model_edit *edit;
     const xf_act_absmax *stats;
     double alpha;
+    const double *alphas; /* [n_layers * XF_IN_COUNT] per layer and input, or NULL: alpha */
     unsigned apply; /* inputs applied (mask minus the inexact ones) */
     factor_stats fs[XF_IN_COUNT];
 } smooth_ctx;
@@ -161,6 +162,7 @@ static int input_factors(smooth_ctx *sc, int64_t l, xf_lin_input in, lin_buf *L,
     }
     const float *s = xf_act_absmax_row(sc->stats, l, in);
     factor_stats *fs = &sc->fs[in];
+    const double alpha = sc->alphas ? sc->alphas[l * XF_IN_COUNT + in] : sc->alpha;
     bool g, cl;
     if (in == XF_IN_O) {
         int64_t hd = c->head_dim, group = c->n_heads / c->n_kv_heads;
@@ -171,12 +173,12 @@ static int input_factors(smooth_ctx *sc, int64_t l, xf_lin_input in, lin_buf *L,
                     sm = fmax(sm, (double)s[h * hd + d]);
                     wm = fmax(wm, w[h * hd + d]);
                 }
-                f[kv * hd + d] = xf_smooth_factor(sm, wm, sc->alpha, &g, &cl);
+                f[kv * hd + d] = xf_smooth_factor(sm, wm, alpha, &g, &cl);
                 note_factor(fs, f[kv * hd + d], g, cl);
             }
     } else {
         for (int64_t j = 0; j < width; j++) {
-            f[j] = xf_smooth_factor((double)s[j], w[j], sc->alpha, &g, &cl);
+            f[j] = xf_smooth_factor((double)s[j], w[j], alpha, &g, &cl);
             note_factor(fs, f[j], g, cl);
         }
     }
@@ -377,15 +379,48 @@ static int check_args(const xf_loaded_model *m, const xf_model_edit *edit,
     return 0;
 }
 
+void xf_smooth_column_factors(const xf_model_config *c, xf_lin_input in, const float *s,
+                              const double *w, double alpha, double *f)
+{
+    const int64_t width = xf_lin_input_width(c, in);
+    if (in != XF_IN_O) {
+        for (int64_t j = 0; j < width; j++)
+            f[j] = xf_smooth_factor((double)s[j], w[j], alpha, NULL, NULL);
+        return;
+    }
+    const int64_t hd = c->head_dim, group = c->n_heads / c->n_kv_heads;
+    for (int64_t kv = 0; kv < c->n_kv_heads; kv++)
+        for (int64_t d = 0; d < hd; d++) {
+            double sm = 0.0, wm = 0.0;
+            for (int64_t h = kv * group; h < (kv + 1) * group; h++) {
+                sm = fmax(sm, (double)s[h * hd + d]);
+                wm = fmax(wm, w[h * hd + d]);
+            }
+            const double fv = xf_smooth_factor(sm, wm, alpha, NULL, NULL);
+            for (int64_t h = kv * group; h < (kv + 1) * group; h++)
+                f[h * hd + d] = fv;
+        }
+}
+
 int xf_smooth_apply(xf_loaded_model *m, xf_model_edit *edit, const xf_act_absmax *stats,
                     double alpha, unsigned inputs_mask, json_t **record, xf_error *err)
+{
+    return xf_smooth_apply_alphas(m, edit, stats, alpha, NULL, inputs_mask, record, err);
+}
+
+int xf_smooth_apply_alphas(xf_loaded_model *m, xf_model_edit *edit, const xf_act_absmax *stats,
+                           double alpha, const double *alphas, unsigned inputs_mask,
+                           json_t **record, xf_error *err)
 {
     if (record)
         *record = NULL;
     if (check_args(m, edit, stats, alpha, inputs_mask, err) != 0)
         return -1;
+    for (int64_t i = 0; alphas && i < m->cfg.n_layers * XF_IN_COUNT; i++)
+        if (check_args(m, edit, stats, alphas[i], inputs_mask, err) != 0)
+            return -1;
     const xf_model_config *c = &m->cfg;
-    smooth_ctx sc = {.m = m, .edit = edit, .stats = stats, .alpha = alpha};
+    smooth_ctx sc = {.m = m, .edit = edit, .stats = stats, .alpha = alpha, .alphas = alphas};
     for (int in = 0; in < XF_IN_COUNT; in++) {
         if (!(inputs_mask & (1u << in)))
             continue;

@@ -74,6 +74,22 @@ const char *xf_smooth_not_exact(const xf_model_config *cfg, xf_lin_input in);
 int xf_smooth_apply(xf_loaded_model *m, xf_model_edit *edit, const xf_act_absmax *stats,
                     double alpha, unsigned inputs_mask, json_t **record, xf_error *err);
 
+/* The same with one alpha per layer and input: alphas [n_layers *
+ * XF_IN_COUNT] (layer-major; NULL: `alpha` everywhere, which the record
+ * reports either way). */
+int xf_smooth_apply_alphas(xf_loaded_model *m, xf_model_edit *edit, const xf_act_absmax *stats,
+                           double alpha, const double *alphas, unsigned inputs_mask,
+                           json_t **record, xf_error *err);
+
+/* The factor of every column of input `in` (width of the input) as
+ * xf_smooth_apply computes it: s the channel maxima of the input, w the
+ * column abs-max over every linear reading it; for o, one factor per v
+ * channel (maxima over the q heads of its kv group) repeated on those
+ * heads' columns. The searched smoothing (quant/search/smooth_search.h)
+ * scores candidate alphas with it. */
+void xf_smooth_column_factors(const xf_model_config *c, xf_lin_input in, const float *s,
+                              const double *w, double alpha, double *f);
+
 /* Measures the maxima on tokens [nsamples, T] (calibration windows, e.g.
  * xf_calib_set.tokens) with m as currently bound, then xf_smooth_apply. */
 int xf_smooth_model(xf_loaded_model *m, xf_model_edit *edit, const int32_t *tokens,

@@ -3,6 +3,7 @@
 #include "quant/weights/hessian.h"
 
 #include "quant/weights/grid.h"
+#include "quant/weights/token_weight.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -173,6 +174,26 @@ int xf_hessian_add(xf_hessian *h, const float *x, int64_t n, xf_error *err)
             return xf_fail(err, "hessian: out of memory for a %lld-wide batch", (long long)d);
     }
     return 0;
+}
+
+int xf_hessian_add_weighted(xf_hessian *h, const float *x, const float *r, int64_t n,
+                            xf_error *err)
+{
+    if (!r || n <= 0)
+        return xf_hessian_add(h, x, n, err);
+    size_t cells;
+    if (__builtin_mul_overflow((size_t)n, (size_t)h->d, &cells) || cells > SIZE_MAX / sizeof(float))
+        return xf_fail(err, "hessian (width %lld): %lld weighted rows are too many",
+                       (long long)h->d, (long long)n);
+    float *xs = malloc(cells * sizeof *xs);
+    if (!xs)
+        return xf_fail(err, "hessian (width %lld): out of memory for %lld weighted rows",
+                       (long long)h->d, (long long)n);
+    int rc = xf_token_weight_scale_rows(x, r, n, h->d, xs, err);
+    if (rc == 0)
+        rc = xf_hessian_add(h, xs, n, err);
+    free(xs);
+    return rc;
 }
 
 int xf_hessian_finalize(xf_hessian *h, double *H, xf_error *err)

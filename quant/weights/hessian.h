@@ -36,6 +36,13 @@ void xf_hessian_free(xf_hessian *h);
  * is not finite. n == 0 is a no-op. */
 int xf_hessian_add(xf_hessian *h, const float *x, int64_t n, xf_error *err);
 
+/* Adds n rows x[n, d] weighted by r[n] (RSQ, quant/weights/token_weight.h):
+ * sum r_t x_t x_t^T through rows sqrt(r_t) x_t, so N still counts rows and
+ * H = (2/N) sum r_t x_t x_t^T. r NULL: xf_hessian_add (the same bytes).
+ * Fails (nothing added) on a non-finite value or a negative weight. */
+int xf_hessian_add_weighted(xf_hessian *h, const float *x, const float *r, int64_t n,
+                            xf_error *err);
+
 /* Writes H = (2/N) * sum x x^T as a full symmetric fp64 [d, d] matrix.
  * Fails when no rows were added. The accumulator stays usable. */
 int xf_hessian_finalize(xf_hessian *h, double *H, xf_error *err);
