@@ -55,6 +55,11 @@ static json_t *recipe_json(const xf_quant_options *o)
         json_object_set_new(r, "gguf_type", json_string(xf_gguf_ftype_name(o->gguf_ftype)));
     if (o->weight_grid_log2) /* absent for uniform: those files stay byte-identical */
         json_object_set_new(r, "weight_grid", json_string("log2"));
+    if (o->weight_grid_razor) {
+        json_object_set_new(r, "weight_grid", json_string("razor"));
+        json_object_set_new(r, "razor_group", json_integer(o->act.razor_group));
+        json_object_set_new(r, "razor_base_bits", json_integer(8));
+    }
     if (o->outliers > 0) /* absent at 0: such files stay byte-identical to older ones */
         json_object_set_new(r, "outliers", json_real(o->outliers));
     if (!xf_act_scheme_is_off(&o->act))
@@ -153,7 +158,8 @@ static int rtn_tensor(const xf_quant_options *o, const xf_tensor *t, bool transp
 {
     int64_t rows = transposed ? t->shape[1] : t->shape[0];
     int64_t cols = transposed ? t->shape[0] : t->shape[1];
-    xf_rtn_params p = {o->grid, o->group, false, o->outliers, o->weight_grid_log2};
+    xf_rtn_params p = {o->grid, o->group, false, o->outliers, o->weight_grid_log2,
+                       o->weight_grid_razor, o->act.razor_group};
     p.grid.bits = bits_for(o, name);
     if (!gg && !transposed && t->ndim == 2 && xf_rtn_streamable(&p, rows, cols))
         return rtn_rows(&p, t, name, col, err);
@@ -709,6 +715,14 @@ static int check_options(const xf_quant_options *o, xf_error *err)
     /* the learned rotation's objective simulates the uniform weight grid */
     if (o->weight_grid_log2 && o->rotate == XF_ROTATE_LEARNED)
         return xf_fail(err, "--weight-grid log2 cannot be combined with --rotate learned");
+    if (o->weight_grid_razor && (o->method != XF_METHOD_RTN || o->outliers > 0 ||
+                                 o->rotate == XF_ROTATE_LEARNED || o->gguf))
+        return xf_fail(err, "--weight-grid razor applies to rtn only, without --outliers, "
+                            "--rotate learned or --gguf-type");
+    if (o->weight_grid_razor && o->group != -1)
+        return xf_fail(err, "--weight-grid razor quantizes whole rows to 8-bit abs-max "
+                            "integers: it needs --group -1 (--razor-group sets the razor "
+                            "groups)");
     if (o->gguf && o->weight_grid_log2)
         return xf_fail(err, "--gguf-type cannot be combined with --weight-grid log2");
     if (o->gguf && o->outliers > 0)
