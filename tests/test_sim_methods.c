@@ -1,0 +1,454 @@
+/* QRazor (sim/razor_quant, quant/weights/razor_weights), LogQuant and the
+ * recent window (sim/kv_keep, the kv_keep forward hook in
+ * model/attention.c), and their scheme JSON.
+ *
+ * Razoring against a scalar reference written here from the definition in
+ * sim/razor_quant.h with its own tools (round half to even by floor, the
+ * leading one by testing bits from the top, the kept bits by masking and
+ * a half-up increment), bit for bit, on random data with outliers, every
+ * base width and razor groups that do and do not divide the row; the
+ * razor weight grid's dequantized values against the same reference with
+ * fp16 row scales. LogQuant's closed form against the decoder's list
+ * updates simulated here; the recent window's count and tokens. Attention
+ * with kept tokens against a per-query fp64 reference reading a mixed K/V.
+ * Scheme JSON: round trip, unknown values refused, other schemes' objects
+ * without the new keys (their bytes unchanged). */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/half.h"
+#include "model/ops.h"
+#include "quant/weights/razor_weights.h"
+#include "sim/act_quant.h"
+#include "sim/kv_keep.h"
+#include "sim/razor_quant.h"
+#include "tests/support/test_util.h"
+
+/* ---- razoring reference --------------------------------------------------- */
+
+static float ref_round(float v)
+{
+    float f = floorf(v), d = v - f;
+    if (d > 0.5f || (d == 0.5f && fmodf(f, 2.0f) != 0.0f))
+        f += 1.0f;
+    return f;
+}
+
+/* the highest set bit of a > 0, by testing from bit 30 down */
+static int ref_leading_one(long a)
+{
+    for (int b = 30; b >= 0; b--)
+        if (a & (1L << b))
+            return b;
+    return -1;
+}
+
+/* the magnitude a razored at shift s, K bits: drop the bits below s,
+ * add one at bit s when bit s-1 was set, saturate at K ones */
+static long ref_razor_mag(long a, int s, int K)
+{
+    long kept = a & ~((1L << s) - 1);
+    if (s > 0 && (a & (1L << (s - 1))))
+        kept += 1L << s;
+    long top = ((1L << K) - 1) << s;
+    return kept > top ? top : kept;
+}
+
+static void ref_razor_base(float *x, int64_t n, int B, int K, int64_t R, float clip)
+{
+    float m = 0.0f;
+    for (int64_t i = 0; i < n; i++)
+        m = fabsf(x[i]) > m ? fabsf(x[i]) : m;
+    if (m == 0.0f)
+        return;
+    const float qmax = (float)(pow(2.0, B - 1) - 1.0);
+    const float scale = clip * m / qmax;
+    if (R <= 0 || R > n)
+        R = n;
+    long *q = malloc((size_t)n * sizeof *q);
+    for (int64_t i = 0; i < n; i++) {
+        float v = ref_round(x[i] / scale);
+        v = v > qmax ? qmax : v < -qmax ? -qmax : v;
+        q[i] = (long)v;
+    }
+    for (int64_t g0 = 0; g0 < n; g0 += R) {
+        int64_t len = n - g0 < R ? n - g0 : R;
+        int p = -1;
+        for (int64_t i = 0; i < len; i++) {
+            int b = q[g0 + i] ? ref_leading_one(labs(q[g0 + i])) : -1;
+            p = b > p ? b : p;
+        }
+        int s = p - K + 1 > 0 ? p - K + 1 : 0;
+        for (int64_t i = 0; i < len; i++) {
+            long a = ref_razor_mag(labs(q[g0 + i]), s, K);
+            x[g0 + i] = (float)(q[g0 + i] < 0 ? -a : a) * scale;
+        }
+    }
+    free(q);
+}
+
+static void fill(float *x, int64_t n, uint64_t *st)
+{
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = xf_test_rand_normal(st);
+        if (xf_test_rand_uniform(st) < 0.03f)
+            x[i] *= 40.0f; /* outliers: other razor groups shift less */
+        if (xf_test_rand_uniform(st) < 0.05f)
+            x[i] = 0.0f;
+    }
+}
+
+static void test_razor_bit_exact(void **state)
+{
+    (void)state;
+    uint64_t st = 11;
+    const int64_t n = 172; /* 16 does not divide it: a short last group */
+    float *x = malloc(n * sizeof *x), *r = malloc(n * sizeof *r);
+    const int bases[] = {8, 16, 6};
+    const int64_t groups[] = {16, 4, 0, 172, 43};
+    int64_t changed = 0;
+    for (int trial = 0; trial < 40; trial++)
+        for (size_t b = 0; b < 3; b++)
+            for (size_t g = 0; g < 5; g++) {
+                fill(x, n, &st);
+                memcpy(r, x, n * sizeof *x);
+                const float clip = trial % 2 ? 1.0f : 0.9f;
+                const int K = bases[b] == 6 ? 3 : 4;
+                assert_int_equal(xf_razor_row(x, n, 0, bases[b], K, groups[g], clip), 0);
+                ref_razor_base(r, n, bases[b], K, groups[g], clip);
+                for (int64_t i = 0; i < n; i++) {
+                    if (memcmp(&x[i], &r[i], sizeof x[i]) != 0)
+                        fail_msg("base %d group %lld value %lld: %.9g vs reference %.9g",
+                                 bases[b], (long long)groups[g], (long long)i, x[i], r[i]);
+                }
+                changed++;
+            }
+    assert_true(changed > 0);
+    /* base groups: two halves quantized independently */
+    fill(x, n, &st);
+    memcpy(r, x, n * sizeof *x);
+    assert_int_equal(xf_razor_row(x, n, 86, 16, 4, 16, 1.0f), 0);
+    ref_razor_base(r, 86, 16, 4, 16, 1.0f);
+    ref_razor_base(r + 86, 86, 16, 4, 16, 1.0f);
+    assert_memory_equal(x, r, n * sizeof *x);
+    free(x);
+    free(r);
+}
+
+/* hand-made integers: 0b1011011 (91) with K = 4 keeps 1011 at shift 3 and
+ * rounds up on the 0 below: 1011 << 3 = 88; 0b1111111 saturates to 120 */
+static void test_razor_hand_values(void **state)
+{
+    (void)state;
+    int32_t q[4] = {91, -127, 5, 0};
+    assert_int_equal(xf_razor_ints(q, 4, 4), 3);
+    assert_int_equal(q[0], 88);
+    assert_int_equal(q[1], -120);
+    assert_int_equal(q[2], 8); /* 0b101 at shift 3: bit 2 set rounds up to 8 */
+    assert_int_equal(q[3], 0);
+    int32_t h[3] = {92, 12, -4}; /* 92 = 1011100: bit 2 set -> round up to 96 */
+    assert_int_equal(xf_razor_ints(h, 3, 4), 3);
+    assert_int_equal(h[0], 96);
+    assert_int_equal(h[1], 16);
+    assert_int_equal(h[2], -8);
+    int32_t small[2] = {7, -3}; /* leading one at 2 < K: nothing dropped */
+    assert_int_equal(xf_razor_ints(small, 2, 4), 0);
+    assert_int_equal(small[0], 7);
+    assert_int_equal(small[1], -3);
+    /* all zero: values unchanged, no failure; a NaN fails */
+    float z[3] = {0, 0, 0};
+    assert_int_equal(xf_razor_row(z, 3, 0, 16, 4, 16, 1.0f), 0);
+    assert_true(z[0] == 0.0f && z[1] == 0.0f && z[2] == 0.0f);
+    float bad[2] = {1.0f, NAN};
+    assert_int_equal(xf_razor_row(bad, 2, 0, 16, 4, 16, 1.0f), -1);
+    assert_true(bad[0] == 1.0f);
+}
+
+static void test_razor_weights(void **state)
+{
+    (void)state;
+    uint64_t st = 5;
+    const int64_t rows = 7, cols = 40;
+    float *W = malloc(rows * cols * sizeof *W), *dq = malloc(rows * cols * sizeof *dq);
+    fill(W, rows * cols, &st);
+    for (int64_t j = 0; j < cols; j++)
+        W[3 * cols + j] = 0.0f; /* an all-zero row */
+    xf_qweight q;
+    xf_error err = {0};
+    assert_int_equal(xf_razor_weights_quantize(W, rows, cols, 4, 16, &q, "w", &err), 0);
+    xf_qweight_dequantize(&q, dq);
+    for (int64_t r = 0; r < rows; r++) {
+        /* reference: fp16 scale from the row max, then razor groups of 16 */
+        float m = 0.0f;
+        for (int64_t j = 0; j < cols; j++)
+            m = fabsf(W[r * cols + j]) > m ? fabsf(W[r * cols + j]) : m;
+        float s = xf_f16_to_f32(xf_f32_to_f16(m / 127.0f));
+        float ref[40];
+        for (int64_t j0 = 0; j0 < cols; j0 += 16) {
+            int64_t len = cols - j0 < 16 ? cols - j0 : 16;
+            long qi[16];
+            int p = -1;
+            for (int64_t j = 0; j < len; j++) {
+                float v = s > 0.0f ? ref_round(W[r * cols + j0 + j] / s) : 0.0f;
+                v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
+                qi[j] = (long)v;
+                int b = qi[j] ? ref_leading_one(labs(qi[j])) : -1;
+                p = b > p ? b : p;
+            }
+            int sh = p - 3 > 0 ? p - 3 : 0;
+            for (int64_t j = 0; j < len; j++) {
+                long a = ref_razor_mag(labs(qi[j]), sh, 4);
+                ref[j0 + j] = (float)(qi[j] < 0 ? -a : a) * s;
+            }
+        }
+        for (int64_t j = 0; j < cols; j++)
+            if (memcmp(&ref[j], &dq[r * cols + j], sizeof(float)) != 0)
+                fail_msg("row %lld col %lld: %.9g vs reference %.9g", (long long)r,
+                         (long long)j, dq[r * cols + j], ref[j]);
+        /* stored codes stay within sign + 4 bits, scales are fp16 values */
+        for (int64_t j = 0; j < cols; j++)
+            assert_true(abs((int)q.codes[r * cols + j] - 128) <= 15);
+        for (int64_t gi = 0; gi < q.n_groups; gi++) {
+            float sc = q.scales[r * q.n_groups + gi];
+            assert_true(xf_f16_to_f32(xf_f32_to_f16(sc)) == sc);
+        }
+    }
+    assert_int_equal(xf_razor_weights_quantize(W, rows, cols, 8, 16, &q, "w", &err), -1);
+    assert_non_null(strstr(err.msg, "w:"));
+    xf_qweight_free(&q);
+    free(W);
+    free(dq);
+}
+
+/* ---- LogQuant ----------------------------------------------------------------- */
+
+/* the decoder's updates, literally: R gets each token; when |R| > 2W the
+ * first W of R merge into L (every other of L + them, or themselves) */
+static void test_logquant_matches_decoder(void **state)
+{
+    (void)state;
+    const int64_t T = 700;
+    int64_t *L = malloc(T * sizeof *L), *R = malloc(T * sizeof *R), *tmp = malloc(2 * T * sizeof *tmp);
+    int64_t *idx = malloc(T * sizeof *idx), *rec = malloc(T * sizeof *rec);
+    const int64_t windows[] = {1, 2, 3, 4, 5, 7, 8, 16, 32};
+    for (size_t w = 0; w < sizeof windows / sizeof *windows; w++) {
+        const int64_t W = windows[w];
+        int64_t nl = 0, nr = 0;
+        for (int64_t t = 0; t < T; t++) {
+            R[nr++] = t;
+            if (nr > 2 * W) {
+                int64_t nt = 0;
+                for (int64_t i = 0; i < nl; i++)
+                    tmp[nt++] = L[i];
+                for (int64_t i = 0; i < W; i++)
+                    tmp[nt++] = R[i];
+                if (nl == 0) {
+                    for (int64_t i = 0; i < W; i++)
+                        L[i] = R[i];
+                    nl = W;
+                } else {
+                    nl = 0;
+                    for (int64_t i = 0; i < nt; i += 2)
+                        L[nl++] = tmp[i];
+                }
+                memmove(R, R + W, (size_t)(nr - W) * sizeof *R);
+                nr -= W;
+            }
+            /* L before R and both ascending: L + R is the sorted kept set */
+            int64_t n = xf_kv_keep_log(t, W, idx);
+            if (n != nl + nr)
+                fail_msg("W %lld query %lld: %lld kept, decoder %lld", (long long)W,
+                         (long long)t, (long long)n, (long long)(nl + nr));
+            for (int64_t i = 0; i < nl; i++)
+                assert_int_equal(idx[i], L[i]);
+            for (int64_t i = 0; i < nr; i++)
+                assert_int_equal(idx[nl + i], R[i]);
+            assert_int_equal(xf_kv_keep_log_count(t, W), n);
+            assert_true(n <= 3 * W);
+            assert_int_equal(idx[0], 0); /* the first token always stays */
+            /* the recent window: same count, the last tokens */
+            int64_t m = xf_kv_keep_recent(t, W, rec);
+            assert_int_equal(m, n);
+            for (int64_t i = 0; i < m; i++)
+                assert_int_equal(rec[i], t - m + 1 + i);
+            assert_int_equal(xf_kv_keep_tokens(XF_KV_KEEP_NONE, W, t, rec), 0);
+        }
+    }
+    free(L);
+    free(R);
+    free(tmp);
+    free(idx);
+    free(rec);
+}
+
+/* ---- attention with kept tokens --------------------------------------------- */
+
+typedef struct {
+    int64_t W;
+    xf_kv_keep_kind kind;
+} keep_user;
+
+static int64_t keep_fn(void *user, int layer, int64_t i, int64_t *idx)
+{
+    (void)layer;
+    const keep_user *u = user;
+    return xf_kv_keep_tokens(u->kind, u->W, i, idx);
+}
+
+static void test_attention_keep_reference(void **state)
+{
+    (void)state;
+    const int64_t T = 150, H = 4, KVH = 2, d = 8, qd = H * d, kvd = KVH * d;
+    uint64_t st = 3;
+    float *q = malloc(T * qd * sizeof *q), *k = malloc(T * kvd * sizeof *k);
+    float *v = malloc(T * kvd * sizeof *v), *kq = malloc(T * kvd * sizeof *kq);
+    float *vq = malloc(T * kvd * sizeof *vq), *out = malloc(T * qd * sizeof *out);
+    float *plain = malloc(T * qd * sizeof *plain);
+    float *scores = malloc(H * T * T * sizeof *scores);
+    int64_t *idx = malloc(T * sizeof *idx);
+    for (int64_t i = 0; i < T * qd; i++)
+        q[i] = xf_test_rand_normal(&st);
+    for (int64_t i = 0; i < T * kvd; i++) {
+        k[i] = xf_test_rand_normal(&st);
+        v[i] = xf_test_rand_normal(&st);
+        kq[i] = k[i] + 0.3f * xf_test_rand_normal(&st); /* "quantized": perturbed */
+        vq[i] = v[i] + 0.3f * xf_test_rand_normal(&st);
+    }
+    const xf_kv_keep_kind kinds[] = {XF_KV_KEEP_LOG, XF_KV_KEEP_RECENT};
+    for (int kk = 0; kk < 2; kk++) {
+        keep_user u = {.W = 8, .kind = kinds[kk]};
+        xf_op_kv_keep keep = {k, v, keep_fn, &u, idx};
+        xf_error err = {0};
+        /* score chunks of 1 and of all heads give the same result */
+        for (int64_t sh = 1; sh <= H; sh += H - 1) {
+            assert_int_equal(xf_op_attention_keep(q, kq, vq, out, T, H, KVH, d, scores, sh, NULL,
+                                                  NULL, 0, &keep, &err),
+                             0);
+            double worst = 0.0;
+            for (int64_t h = 0; h < H; h++) {
+                const int64_t kvh = h / (H / KVH);
+                for (int64_t i = 0; i < T; i++) {
+                    char kept[150] = {0};
+                    int64_t n = xf_kv_keep_tokens(u.kind, u.W, i, idx);
+                    for (int64_t t = 0; t < n; t++)
+                        kept[idx[t]] = 1;
+                    double s[150], mx = -1e300, sum = 0.0;
+                    for (int64_t j = 0; j <= i; j++) {
+                        const float *kj = (kept[j] ? k : kq) + j * kvd + kvh * d;
+                        double dot = 0.0;
+                        for (int64_t e = 0; e < d; e++)
+                            dot += (double)q[i * qd + h * d + e] * kj[e];
+                        s[j] = dot / sqrt((double)d);
+                        mx = s[j] > mx ? s[j] : mx;
+                    }
+                    for (int64_t j = 0; j <= i; j++)
+                        sum += (s[j] = exp(s[j] - mx));
+                    for (int64_t e = 0; e < d; e++) {
+                        double o = 0.0;
+                        for (int64_t j = 0; j <= i; j++)
+                            o += s[j] / sum * (kept[j] ? v : vq)[j * kvd + kvh * d + e];
+                        double diff = fabs(o - out[i * qd + h * d + e]);
+                        worst = diff > worst ? diff : worst;
+                    }
+                }
+            }
+            if (worst > 2e-5)
+                fail_msg("kind %d score heads %lld: worst |diff| %g", kk, (long long)sh, worst);
+        }
+    }
+    /* keep NULL: exactly the plain attention on the quantized K/V */
+    xf_error err = {0};
+    assert_int_equal(xf_op_attention_keep(q, kq, vq, out, T, H, KVH, d, scores, H, NULL, NULL, 0,
+                                          NULL, &err),
+                     0);
+    xf_op_attention(q, kq, vq, plain, T, H, KVH, d, scores, H);
+    assert_memory_equal(out, plain, T * qd * sizeof *out);
+    free(q);
+    free(k);
+    free(v);
+    free(kq);
+    free(vq);
+    free(out);
+    free(plain);
+    free(scores);
+    free(idx);
+}
+
+/* ---- scheme JSON --------------------------------------------------------------- */
+
+static void test_scheme_json(void **state)
+{
+    (void)state;
+    xf_act_scheme s, back;
+    xf_error err = {0};
+    /* other schemes: none of the new keys, so their recipe bytes are unchanged */
+    xf_act_scheme_quarot(&s, 4, 4);
+    json_t *j = xf_act_scheme_to_json(&s);
+    static const char *const new_keys[] = {"act_quant", "kv_quant", "razor_group",
+                                           "razor_base_bits", "kv_razor_base_bits", "kv_keep",
+                                           "kv_keep_window"};
+    for (size_t i = 0; i < sizeof new_keys / sizeof *new_keys; i++)
+        assert_null(json_object_get(j, new_keys[i]));
+    assert_int_equal(json_object_size(j), 12);
+    json_decref(j);
+    /* razor + LogQuant round trip */
+    s.act_kind = XF_ACT_KIND_RAZOR;
+    s.kv_kind = XF_ACT_KIND_RAZOR;
+    s.razor_group = 32;
+    s.razor_base_bits = 12;
+    s.kv_razor_base_bits = 6;
+    s.kv_keep = XF_KV_KEEP_LOG;
+    s.kv_keep_window = 24;
+    assert_int_equal(xf_act_scheme_check(&s, "t", &err), 0);
+    j = xf_act_scheme_to_json(&s);
+    assert_int_equal(xf_act_scheme_from_json(&back, j, "t", &err), 0);
+    assert_int_equal(back.act_kind, XF_ACT_KIND_RAZOR);
+    assert_int_equal(back.kv_kind, XF_ACT_KIND_RAZOR);
+    assert_int_equal(back.razor_group, 32);
+    assert_int_equal(back.razor_base_bits, 12);
+    assert_int_equal(back.kv_razor_base_bits, 6);
+    assert_int_equal(back.kv_keep, XF_KV_KEEP_LOG);
+    assert_int_equal(back.kv_keep_window, 24);
+    /* unknown values are refused, naming the key */
+    json_object_set_new(j, "act_quant", json_string("razr"));
+    assert_int_equal(xf_act_scheme_from_json(&back, j, "t", &err), -1);
+    assert_non_null(strstr(err.msg, "act_quant"));
+    json_object_set_new(j, "act_quant", json_string("razor"));
+    json_object_set_new(j, "kv_keep", json_string("logarithmic"));
+    assert_int_equal(xf_act_scheme_from_json(&back, j, "t", &err), -1);
+    assert_non_null(strstr(err.msg, "kv_keep"));
+    json_object_set_new(j, "kv_keep", json_string("recent"));
+    json_object_set_new(j, "kv_keep_window", json_integer(0));
+    assert_int_equal(xf_act_scheme_from_json(&back, j, "t", &err), -1);
+    assert_non_null(strstr(err.msg, "kv_keep_window"));
+    json_object_set_new(j, "kv_keep_window", json_integer(4));
+    json_object_set_new(j, "kv_bits", json_integer(0));
+    assert_int_equal(xf_act_scheme_from_json(&back, j, "t", &err), -1);
+    assert_non_null(strstr(err.msg, "kv_bits"));
+    json_object_set_new(j, "kv_bits", json_integer(4));
+    json_object_set_new(j, "razor_base_bits", json_integer(4)); /* keeps all 4: refused */
+    assert_int_equal(xf_act_scheme_from_json(&back, j, "t", &err), -1);
+    assert_non_null(strstr(err.msg, "razor"));
+    json_decref(j);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_razor_bit_exact),
+        cmocka_unit_test(test_razor_hand_values),
+        cmocka_unit_test(test_razor_weights),
+        cmocka_unit_test(test_logquant_matches_decoder),
+        cmocka_unit_test(test_attention_keep_reference),
+        cmocka_unit_test(test_scheme_json),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
