@@ -24,6 +24,7 @@
 #include "quant/weights/hessian.h"
 #include "quant/transform/rotate.h"
 #include "quant/weights/rtn.h"
+#include "quant/transform/repquant.h"
 #include "quant/transform/smooth.h"
 #include "pipeline/xfq_out.h"
 
@@ -723,6 +724,11 @@ static int check_options(const xf_quant_options *o, xf_error *err)
         return xf_fail(err, "--weight-grid razor quantizes whole rows to 8-bit abs-max "
                             "integers: it needs --group -1 (--razor-group sets the razor "
                             "groups)");
+    if (o->repquant && (o->act.act_bits < 2 || o->act.act_bits > 8 ||
+                        !(o->act.act_inputs & ((1u << XF_IN_QKV) | (1u << XF_IN_MLP))) ||
+                        o->act.act_kind != XF_ACT_KIND_INT))
+        return xf_fail(err, "--repquant re-parameterises the qkv/mlp input quantizers: it "
+                            "needs --act-bits 2..8 on qkv or mlp (--act-quant int)");
     if (o->gguf && o->weight_grid_log2)
         return xf_fail(err, "--gguf-type cannot be combined with --weight-grid log2");
     if (o->gguf && o->outliers > 0)
@@ -939,12 +945,24 @@ int xf_quantize_model(xf_loaded_model *m, const xf_quant_options *o, const xf_qu
         rc = xf_rotate_supported(cfg, !o->rotate_no_online, m->path, err);
     if (rc == 0 && xf_quant_recipe_needs_calib(o))
         rc = prepare_calibration(m, o, T, &cs, prov, err);
-    if (rc == 0 && (o->smooth > 0 || o->rotate != XF_ROTATE_NONE)) {
+    if (rc == 0 && (o->smooth > 0 || o->rotate != XF_ROTATE_NONE || o->repquant)) {
         rc = xf_model_edit_init(&edit, m, err);
         if (rc == 0)
             rc = transform_model(m, o, &cs, T, &edit, &online, extra, err);
         /* every later pass (searches, GPTQ, evaluation) applies them */
         oc.act.online = &online;
+    }
+    /* RepQuant last: its per-channel fits see the smoothed / rotated model */
+    xf_static_act static_act = {0};
+    if (rc == 0 && o->repquant) {
+        json_t *rq = NULL;
+        rc = xf_repquant_model(m, &edit, cs.tokens, cs.nsamples, T, o->act.act_bits,
+                               &static_act, &rq, err);
+        if (rc == 0) {
+            json_object_set_new(extra, "repquant", rq);
+            json_object_set_new(extra, "static_act", xf_static_act_to_json(&static_act));
+            oc.act.static_act = &static_act;
+        }
     }
     if (rc == 0)
         rc = calibrate_scheme(m, &oc, &cs, T, prov, err);
@@ -996,6 +1014,7 @@ int xf_quantize_model(xf_loaded_model *m, const xf_quant_options *o, const xf_qu
     }
     xf_model_edit_free(&edit); /* restores m's own tensors */
     xf_online_free(&online);
+    xf_static_act_free(&static_act);
     json_decref(extra);
     json_decref(run_info);
     free(place.spill_dir);

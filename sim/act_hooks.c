@@ -7,6 +7,7 @@
 #include "sim/kv_keep.h"
 #include "sim/log2_quant.h"
 #include "sim/razor_quant.h"
+#include "sim/static_act.h"
 
 static int quant_linear_input(void *user, int layer, xf_linear_role role, float *x,
                               int64_t rows, int64_t cols, xf_error *err)
@@ -21,6 +22,14 @@ static int quant_linear_input(void *user, int layer, xf_linear_role role, float 
         if (cols % g != 0)
             return xf_fail(err, "layer %d %s input: act_group %lld does not divide %lld channels",
                            layer, xf_lin_input_name(in), (long long)g, (long long)cols);
+        const int slot = s->static_act ? xf_static_act_slot(in) : -1;
+        if (slot >= 0 && cols == s->static_act->width && layer < s->static_act->n_layers) {
+            for (int64_t t = 0; t < rows; t++)
+                if (xf_static_act_row(s->static_act, layer, slot, x + t * cols) != 0)
+                    return xf_fail(err, "layer %d %s input: non-finite activation in token %lld",
+                                   layer, xf_lin_input_name(in), (long long)t);
+            goto inner;
+        }
         const float clip = (float)xf_act_scheme_clip(s, in);
         const bool razor = s->act_kind == XF_ACT_KIND_RAZOR;
         for (int64_t t = 0; t < rows; t++) {
@@ -33,6 +42,7 @@ static int quant_linear_input(void *user, int layer, xf_linear_role role, float 
                                layer, xf_lin_input_name(in), (long long)t);
         }
     }
+inner:
     if (h->inner.on_linear_input)
         return h->inner.on_linear_input(h->inner.user, layer, role, x, rows, cols, err);
     return 0;

@@ -128,6 +128,11 @@ typedef struct xf_act_scheme {
      * scheme. Borrowed; NOT part of the JSON form (the recipe keeps them in
      * "online_transforms"); NULL: none. */
     const struct xf_online_transforms *online;
+    /* RepQuant's static qkv/mlp quantizers (sim/static_act.h), used instead
+     * of the per-token grid on those inputs when act_bits > 0 and the input
+     * is selected. Borrowed; NOT part of the JSON form (the recipe keeps
+     * them in "static_act"); NULL: none. */
+    const struct xf_static_act *static_act;
 } xf_act_scheme;
 
 /* Everything off: bits 0, act_sym true, groups 0, clips 1, all inputs,
