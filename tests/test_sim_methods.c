@@ -26,7 +26,14 @@
 
 #include "core/half.h"
 #include "model/ops.h"
+#include "model/forward.h"
+#include "model/loader.h"
+#include "model/model_edit.h"
+#include "quant/transform/repquant.h"
 #include "quant/weights/razor_weights.h"
+#include "sim/act_hooks.h"
+#include "sim/static_act.h"
+#include "tests/support/random_model.h"
 #include "sim/act_quant.h"
 #include "sim/kv_keep.h"
 #include "sim/razor_quant.h"
@@ -440,6 +447,210 @@ static void test_scheme_json(void **state)
     json_decref(j);
 }
 
+
+/* ---- RepQuant ------------------------------------------------------------------ */
+
+/* The re-parameterisation on its own: per channel, r_c Q~(x / r_c) equals
+ * Q_c(x) except where x / s_c sits within fp rounding of a half-integer
+ * (there the two fp32 quotients may round apart, one code apart). */
+static void test_repquant_reparam_exact(void **state)
+{
+    (void)state;
+    uint64_t st = 21;
+    const int64_t N = 512, C = 24, O = 10;
+    float *X = malloc(N * C * sizeof *X), *W = malloc(O * C * sizeof *W);
+    double *G = calloc(C * C, sizeof *G);
+    for (int64_t t = 0; t < N; t++)
+        for (int64_t c = 0; c < C; c++)
+            X[t * C + c] = xf_test_rand_normal(&st) * (float)(1 + c % 7) + (c % 3 ? 0.5f : -1.0f);
+    for (int64_t i = 0; i < O * C; i++)
+        W[i] = xf_test_rand_normal(&st);
+    for (int64_t o = 0; o < O; o++)
+        for (int64_t a = 0; a < C; a++)
+            for (int64_t b = 0; b < C; b++)
+                G[a * C + b] += (double)W[o * C + a] * W[o * C + b];
+    float lo[24], hi[24], scale;
+    int32_t zero[24];
+    double r[24], l0, l1;
+    xf_error err = {0};
+    for (int bits = 4; bits <= 8; bits += 4) {
+        assert_int_equal(xf_repquant_fit(X, N, C, G, bits, lo, hi, &l0, &l1, &err), 0);
+        assert_true(l1 <= l0 && l1 < l0); /* the fit lowered the output error */
+        /* the objective it reports is the output error of its bounds */
+        double direct = 0.0;
+        float *Q = xf_test_copy_f32(X, N * C), col[512];
+        for (int64_t c = 0; c < C; c++) {
+            for (int64_t t = 0; t < N; t++)
+                col[t] = X[t * C + c];
+            xf_repquant_channel_quant(col, N, lo[c], hi[c], bits);
+            for (int64_t t = 0; t < N; t++)
+                Q[t * C + c] = col[t];
+        }
+        for (int64_t t = 0; t < N; t++)
+            for (int64_t o = 0; o < O; o++) {
+                double y = 0.0;
+                for (int64_t c = 0; c < C; c++)
+                    y += (double)W[o * C + c] * ((double)Q[t * C + c] - X[t * C + c]);
+                direct += y * y;
+            }
+        assert_true(fabs(direct - l1) <= 1e-6 * direct);
+        xf_repquant_reparam(lo, hi, C, bits, &scale, zero, r);
+        xf_static_act sa;
+        assert_int_equal(xf_static_act_init(&sa, 1, C, bits, &err), 0);
+        sa.scale[0][0] = scale;
+        memcpy(sa.zero[0], zero, sizeof zero);
+        int64_t flips = 0;
+        float xr[24];
+        for (int64_t t = 0; t < N; t++) {
+            for (int64_t c = 0; c < C; c++)
+                xr[c] = (float)((double)X[t * C + c] / r[c]);
+            assert_int_equal(xf_static_act_row(&sa, 0, 0, xr), 0);
+            for (int64_t c = 0; c < C; c++) {
+                const double back = (double)xr[c] * r[c], ref = Q[t * C + c];
+                const float sc = (hi[c] - lo[c]) / (float)((1 << bits) - 1);
+                if (fabs(back - ref) <= 1e-5 * fmax(fabs(ref), sc))
+                    continue;
+                /* a flip: only next to a rounding tie, and one step */
+                const double u = (double)X[t * C + c] / sc;
+                assert_true(fabs(fabs(u - floor(u)) - 0.5) < 1e-4);
+                assert_true(fabs(fabs(back - ref) - sc) <= 1e-4 * sc);
+                flips++;
+            }
+        }
+        assert_true(flips <= N * C / 1000);
+        xf_static_act_free(&sa);
+        free(Q);
+    }
+    free(X);
+    free(W);
+    free(G);
+}
+
+typedef struct {
+    const float *gamma0, *gamma1; /* layer 0's attn norm before / after */
+    const xf_static_act *sa;
+    float *out;                   /* [T, C] the quantized layer-0 qkv input */
+    int bits;
+    bool per_channel;             /* the calibrated quantizer, else static */
+} capture_q;
+
+static int capture_qkv(void *user, int layer, xf_linear_role role, float *x, int64_t rows,
+                       int64_t cols, xf_error *err)
+{
+    (void)err;
+    capture_q *c = user;
+    if (layer != 0 || role != XF_LIN_Q)
+        return 0;
+    if (c->per_channel) {
+        /* Q_c with s_c = s~ r_c, r_c = gamma0 / gamma1, zero z_c */
+        const float qmax = (float)((1 << c->bits) - 1);
+        for (int64_t t = 0; t < rows; t++)
+            for (int64_t j = 0; j < cols; j++) {
+                const float sc = (float)((double)c->sa->scale[0][0] * c->gamma0[j] / c->gamma1[j]);
+                const float z = (float)c->sa->zero[0][j];
+                float q = rintf(x[t * cols + j] / sc) + z;
+                q = q < 0 ? 0 : q > qmax ? qmax : q;
+                x[t * cols + j] = (q - z) * sc;
+            }
+    }
+    memcpy(c->out, x, (size_t)(rows * cols) * sizeof *x);
+    return 0;
+}
+
+static float *tensor_copy(const xf_tensor *t)
+{
+    float *v = malloc((size_t)xf_tensor_numel(t) * sizeof *v);
+    xf_error err = {0};
+    assert_int_equal(xf_tensor_to_f32(t, v, &err), 0);
+    return v;
+}
+
+/* On a random llama model: the fold is exact in full precision (logits),
+ * and layer 0's qkv input quantized by the static quantizer on the folded
+ * model, times r, is the per-channel quantizer's output on the original
+ * model (to fp rounding); the evaluator's hooks apply the static one. */
+static void test_repquant_model(void **state)
+{
+    (void)state;
+    char *root = xf_test_tmpdir();
+    xf_random_model_spec spec = {.family = "llama", .hidden = 32, .intermediate = 48, .layers = 2,
+                                 .heads = 4, .kv_heads = 2, .vocab = 64, .max_pos = 64,
+                                 .seed = 9};
+    char path[512];
+    snprintf(path, sizeof path, "%s/m", root);
+    char *dir = xf_random_model_write(path, &spec);
+    assert_non_null(dir);
+    xf_loaded_model m;
+    xf_error err = {0};
+    assert_int_equal(xf_model_open(&m, dir, &err), 0);
+    const int64_t T = 24, C = m.cfg.hidden, V = m.cfg.vocab;
+    int32_t *cal = xf_test_random_tokens(4 * T, V, 3), *tok = xf_test_random_tokens(T, V, 4);
+    float *g0 = tensor_copy(m.weights.layers[0].attn_norm.w);
+    float *lg0 = malloc(T * V * sizeof *lg0), *lg1 = malloc(T * V * sizeof *lg1);
+    float *qa = malloc(T * C * sizeof *qa), *qb = malloc(T * C * sizeof *qb);
+    xf_runner run;
+    assert_int_equal(xf_runner_init(&run, &m.weights, T, 0, &err), 0);
+    assert_int_equal(xf_runner_forward(&run, tok, T, lg0, &err), 0);
+    xf_runner_free(&run);
+
+    xf_model_edit e;
+    assert_int_equal(xf_model_edit_init(&e, &m, &err), 0);
+    xf_static_act sa;
+    json_t *rec = NULL;
+    if (xf_repquant_model(&m, &e, cal, 4, T, 4, &sa, &rec, &err) != 0)
+        fail_msg("%s", err.msg);
+    assert_non_null(json_object_get(rec, "loss_ratio"));
+    float *g1 = tensor_copy(m.weights.layers[0].attn_norm.w);
+    bool moved = false;
+    for (int64_t j = 0; j < C; j++)
+        moved = moved || g1[j] != g0[j];
+    assert_true(moved);
+    /* full precision: the fold changes nothing but rounding */
+    assert_int_equal(xf_runner_init(&run, &m.weights, T, 0, &err), 0);
+    assert_int_equal(xf_runner_forward(&run, tok, T, lg1, &err), 0);
+    assert_true(xf_test_rel_diff(lg1, lg0, T * V) < 1e-5);
+    /* the static quantizer through the evaluator's hooks, captured after it */
+    capture_q cs = {g0, g1, &sa, qb, 4, false};
+    xf_forward_hooks inner = {.user = &cs, .on_linear_input = capture_qkv};
+    xf_act_scheme s;
+    xf_act_scheme_default(&s);
+    s.act_bits = 4;
+    s.act_inputs = (1u << XF_IN_QKV) | (1u << XF_IN_MLP);
+    s.static_act = &sa;
+    xf_act_hooks ah;
+    assert_int_equal(xf_act_hooks_init(&ah, &s, &inner, &err), 0);
+    assert_int_equal(xf_runner_forward_hooked(&run, tok, T, &ah.hooks, lg1, &err), 0);
+    xf_runner_free(&run);
+    xf_model_edit_free(&e);
+    /* the original model with the per-channel quantizer */
+    capture_q cp = {g0, g1, &sa, qa, 4, true};
+    xf_forward_hooks hp = {.user = &cp, .on_linear_input = capture_qkv};
+    assert_int_equal(xf_runner_init(&run, &m.weights, T, 0, &err), 0);
+    assert_int_equal(xf_runner_forward_hooked(&run, tok, T, &hp, lg0, &err), 0);
+    xf_runner_free(&run);
+    int64_t flips = 0, quantized = 0;
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t j = 0; j < C; j++) {
+            const double r = (double)g0[j] / g1[j];
+            const double back = qb[t * C + j] * r, ref = qa[t * C + j];
+            const double step = (double)sa.scale[0][0] * r;
+            if (fabs(back - ref) > 1e-4 * step) {
+                assert_true(fabs(fabs(back - ref) - step) <= 1e-3 * step);
+                flips++;
+            }
+            quantized += fabs(remainder(ref / step, 1.0)) < 1e-3; /* on the grid */
+        }
+    assert_int_equal(quantized, T * C);
+    assert_true(flips <= T * C / 100);
+    xf_act_hooks_free(&ah);
+    xf_static_act_free(&sa);
+    json_decref(rec);
+    xf_model_close(&m);
+    free(g0), free(g1), free(lg0), free(lg1), free(qa), free(qb), free(cal), free(tok), free(dir);
+    xf_test_rmtree(root);
+    free(root);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -449,6 +660,8 @@ int main(void)
         cmocka_unit_test(test_logquant_matches_decoder),
         cmocka_unit_test(test_attention_keep_reference),
         cmocka_unit_test(test_scheme_json),
+        cmocka_unit_test(test_repquant_reparam_exact),
+        cmocka_unit_test(test_repquant_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
