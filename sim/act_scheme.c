@@ -372,6 +372,8 @@ void xf_act_scheme_describe(const xf_act_scheme *s, char *buf, size_t cap)
                 }
         }
     }
+    if (s->static_act && s->act_bits > 0)
+        snprintf(buf + strlen(buf), cap - strlen(buf), " (qkv/mlp static, RepQuant)");
     if (s->kv_bits > 0) {
         snprintf(buf + strlen(buf), cap - strlen(buf), "%sKV%d", buf[0] ? ", " : "", s->kv_bits);
         if (s->kv_group > 0)
