@@ -651,6 +651,63 @@ static void test_repquant_model(void **state)
     free(root);
 }
 
+/* Through the forward pass: a window W with 2W >= T keeps every token, so
+ * KV2 with LogQuant equals the unquantized KV; a small W changes the
+ * logits, less than KV2 everywhere does; the recent window likewise. */
+static void test_kv_keep_forward(void **state)
+{
+    (void)state;
+    char *root = xf_test_tmpdir();
+    xf_random_model_spec spec = {.family = "llama", .hidden = 32, .intermediate = 48, .layers = 2,
+                                 .heads = 4, .kv_heads = 2, .vocab = 64, .max_pos = 128,
+                                 .seed = 17};
+    char path[512];
+    snprintf(path, sizeof path, "%s/m", root);
+    char *dir = xf_random_model_write(path, &spec);
+    assert_non_null(dir);
+    xf_loaded_model m;
+    xf_error err = {0};
+    assert_int_equal(xf_model_open(&m, dir, &err), 0);
+    const int64_t T = 96, V = m.cfg.vocab;
+    int32_t *tok = xf_test_random_tokens(T, V, 8);
+    float *ref = malloc(T * V * sizeof *ref), *lg = malloc(T * V * sizeof *lg);
+    float *uni = malloc(T * V * sizeof *uni);
+    xf_runner run;
+    assert_int_equal(xf_runner_init(&run, &m.weights, T, 0, &err), 0);
+    assert_int_equal(xf_runner_forward(&run, tok, T, ref, &err), 0);
+    xf_act_scheme s;
+    xf_act_scheme_default(&s);
+    s.kv_bits = 2;
+    xf_act_hooks ah;
+    assert_int_equal(xf_act_hooks_init(&ah, &s, NULL, &err), 0);
+    assert_int_equal(xf_runner_forward_hooked(&run, tok, T, &ah.hooks, uni, &err), 0);
+    const double d_uni = xf_test_rel_diff(uni, ref, T * V);
+    assert_true(d_uni > 1e-3);
+    s.kv_keep = XF_KV_KEEP_LOG;
+    s.kv_keep_window = T / 2;
+    assert_int_equal(xf_act_hooks_init(&ah, &s, NULL, &err), 0);
+    assert_non_null(ah.hooks.kv_keep);
+    assert_int_equal(xf_runner_forward_hooked(&run, tok, T, &ah.hooks, lg, &err), 0);
+    assert_true(xf_test_rel_diff(lg, ref, T * V) < 1e-5);
+    const xf_kv_keep_kind kinds[] = {XF_KV_KEEP_LOG, XF_KV_KEEP_RECENT};
+    for (int k = 0; k < 2; k++) {
+        s.kv_keep = kinds[k];
+        s.kv_keep_window = 8;
+        assert_int_equal(xf_act_hooks_init(&ah, &s, NULL, &err), 0);
+        assert_int_equal(xf_runner_forward_hooked(&run, tok, T, &ah.hooks, lg, &err), 0);
+        const double d = xf_test_rel_diff(lg, ref, T * V);
+        assert_true(d > 1e-5 && d < d_uni);
+        /* the first 2W queries keep everything: their logits are the reference's */
+        assert_true(xf_test_rel_diff(lg, ref, 16 * V) < 1e-5);
+    }
+    xf_act_hooks_free(&ah);
+    xf_runner_free(&run);
+    xf_model_close(&m);
+    free(tok), free(ref), free(lg), free(uni), free(dir);
+    xf_test_rmtree(root);
+    free(root);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -662,6 +719,7 @@ int main(void)
         cmocka_unit_test(test_scheme_json),
         cmocka_unit_test(test_repquant_reparam_exact),
         cmocka_unit_test(test_repquant_model),
+        cmocka_unit_test(test_kv_keep_forward),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
