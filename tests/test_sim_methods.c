@@ -33,6 +33,7 @@
 #include "quant/weights/razor_weights.h"
 #include "sim/act_hooks.h"
 #include "sim/static_act.h"
+#include "tests/support/cli_run.h"
 #include "tests/support/random_model.h"
 #include "sim/act_quant.h"
 #include "sim/kv_keep.h"
@@ -708,6 +709,81 @@ static void test_kv_keep_forward(void **state)
     free(root);
 }
 
+/* End to end through the CLI on stories260K: the flags land in the .xfq
+ * recipe and `ppl` applies them with no flag (its scheme line names
+ * them); the combinations the pipeline refuses are errors. */
+static void test_cli_end_to_end(void **state)
+{
+    (void)state;
+    XF_TEST_REQUIRE_SHARED(model_s, "models/stories260K");
+    char model[4096], text[4096], calib[4096];
+    snprintf(model, sizeof model, "%s", model_s);
+    XF_TEST_REQUIRE_SHARED(text_s, "data/tinystories/eval.txt");
+    snprintf(text, sizeof text, "%s", text_s);
+    XF_TEST_REQUIRE_SHARED(calib_s, "data/tinystories/calib.txt");
+    snprintf(calib, sizeof calib, "%s", calib_s);
+    char *tmp = xf_test_tmpdir();
+    char out[4200];
+    snprintf(out, sizeof out, "%s/r.xfq", tmp);
+    xf_cli_result r = xf_cli_run(tmp,
+                                 "rtn --bits 4 --group -1 --weight-grid razor --act-bits 4 "
+                                 "--act-quant razor --kv-bits 2 --kv-keep log --kv-keep-window 8 "
+                                 "%s %s",
+                                 model, out);
+    if (r.code != 0)
+        fail_msg("rtn: %s", r.err);
+    xf_cli_result_free(&r);
+    r = xf_cli_run(tmp, "info %s --json", out);
+    assert_int_equal(r.code, 0);
+    json_t *info = json_loads(r.out, 0, NULL);
+    xf_cli_result_free(&r);
+    const json_t *rec = json_object_get(info, "recipe");
+    const json_t *act = json_object_get(rec, "activations");
+    assert_string_equal(json_string_value(json_object_get(act, "act_quant")), "razor");
+    assert_string_equal(json_string_value(json_object_get(act, "kv_keep")), "log");
+    assert_null(json_object_get(act, "kv_quant")); /* KV stays on the int grid */
+    assert_string_equal(json_string_value(json_object_get(rec, "weight_grid")), "razor");
+    json_decref(info);
+    r = xf_cli_run(tmp, "ppl %s --text %s --max-windows 2 --seqlen 128", out, text);
+    if (r.code != 0)
+        fail_msg("ppl: %s", r.err);
+    assert_non_null(strstr(r.out, "A4 razor base 16 rg16"));
+    assert_non_null(strstr(r.out, "KV2 keep log W8"));
+    xf_cli_result_free(&r);
+    /* refused combinations */
+    r = xf_cli_run(tmp, "rtn --bits 4 --weight-grid razor %s %s/bad.xfq", model, tmp);
+    assert_int_not_equal(r.code, 0);
+    assert_non_null(strstr(r.err, "--group -1"));
+    xf_cli_result_free(&r);
+    r = xf_cli_run(tmp, "gptq --bits 4 --weight-grid razor --calib %s %s %s/bad.xfq", calib,
+                   model, tmp);
+    assert_int_equal(r.code, 2);
+    xf_cli_result_free(&r);
+    r = xf_cli_run(tmp, "rtn --bits 8 --kv-keep log %s %s/bad.xfq", model, tmp);
+    assert_int_not_equal(r.code, 0);
+    assert_non_null(strstr(r.err, "kv_bits"));
+    xf_cli_result_free(&r);
+    r = xf_cli_run(tmp, "rtn --bits 8 --act-bits 4 --repquant %s %s/bad.xfq", model, tmp);
+    assert_int_equal(r.code, 2); /* needs --calib */
+    xf_cli_result_free(&r);
+    /* RepQuant: fitted, recorded, applied */
+    snprintf(out, sizeof out, "%s/rq.xfq", tmp);
+    r = xf_cli_run(tmp,
+                   "rtn --bits 8 --group -1 --act-bits 4 --act-inputs qkv,mlp --act-asym "
+                   "--repquant --calib %s --nsamples 2 --seqlen 64 %s %s",
+                   calib, model, out);
+    if (r.code != 0)
+        fail_msg("rtn --repquant: %s", r.err);
+    xf_cli_result_free(&r);
+    r = xf_cli_run(tmp, "ppl %s --text %s --max-windows 2 --seqlen 128", out, text);
+    if (r.code != 0)
+        fail_msg("ppl: %s", r.err);
+    assert_non_null(strstr(r.out, "RepQuant"));
+    xf_cli_result_free(&r);
+    xf_test_rmtree(tmp);
+    free(tmp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -720,6 +796,7 @@ int main(void)
         cmocka_unit_test(test_repquant_reparam_exact),
         cmocka_unit_test(test_repquant_model),
         cmocka_unit_test(test_kv_keep_forward),
+        cmocka_unit_test(test_cli_end_to_end),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
