@@ -69,18 +69,42 @@ for M in $MODELS; do
         logquant)
             # weights: RTN W8 per channel (near fp16); KV2 asymmetric per head
             KV2="--bits 8 --group -1 --kv-bits 2"
+            run w8-fp-kv - rtn --bits 8 --group -1
             run kv2-uniform - rtn $KV2
-            run kv2-recent-w$KW - rtn $KV2 --kv-keep recent --kv-keep-window "$KW"
-            run kv2-logquant-w$KW - rtn $KV2 --kv-keep log --kv-keep-window "$KW"
-            run w8-fp-kv - rtn --bits 8 --group -1 ;;
+            # W = KW is the main setting (at most 3W = 48 of 512 / 24 of 256
+            # tokens in full precision, under 10%); half and twice it as well
+            for w in "$KW" $((KW / 2)) $((KW * 2)); do
+                run kv2-recent-w$w - rtn $KV2 --kv-keep recent --kv-keep-window "$w"
+                run kv2-logquant-w$w - rtn $KV2 --kv-keep log --kv-keep-window "$w"
+            done ;;
         repquant)
             # weights RTN W8 per channel; A4 on qkv/mlp inputs only (the
             # post-norm inputs RepQuant re-parameterises)
-            A4="--bits 8 --group -1 --act-bits 4 --act-inputs qkv,mlp --act-asym"
-            run a4-per-token - rtn $A4
-            for s in 0 1 2; do
-                run a4-repquant "$s" rtn $A4 --repquant $(CAL "$s")
+            for b in 4 6; do
+                A="--bits 8 --group -1 --act-bits $b --act-inputs qkv,mlp --act-asym"
+                run a$b-per-token - rtn $A
+                for s in 0 1 2; do
+                    run a$b-repquant "$s" rtn $A --repquant $(CAL "$s")
+                done
             done ;;
+        timing)
+            # the cost of the kept-token attention: ppl wall time of KV2 with
+            # LogQuant / the recent window against plain KV2, same run,
+            # interleaved 3 times (other agents share the 2 cores: ratios only)
+            KV2="--bits 8 --group -1 --kv-bits 2"
+            for k in none log recent; do
+                "$X" rtn $KV2 --kv-keep $k --kv-keep-window "$KW" "$MODEL" "$OUT/t-$k.xfq" > /dev/null 2>&1
+            done
+            for i in 1 2 3; do
+                for k in none log recent; do
+                    t0=$(date +%s.%N)
+                    "$X" ppl "$OUT/t-$k.xfq" --text "$HALVES/$TEXT-1.txt" --protocol gptq $EVAL > /dev/null 2>&1
+                    t1=$(date +%s.%N)
+                    echo "$M $k $(echo "$t1 - $t0" | bc -l)" >> "$OUT/timing.txt"
+                done
+            done
+            awk -v m="$M" '$1 == m { s[$2] += $3 } END { printf "%s ppl time vs plain KV2: log %.2fx, recent %.2fx\n", m, s["log"] / s["none"], s["recent"] / s["none"] }' "$OUT/timing.txt"
+            rm -f "$OUT"/t-*.xfq ;;
         esac
     done
 done
