@@ -59,6 +59,10 @@ for M in $MODELS; do
         case $part in
         qrazor)
             run qrazor-rtn - rtn $RAZOR
+            # equal payload: sign + 3 kept bits (4 bits a value, plus the
+            # group's shift) against the plain 4-bit grids
+            run qrazor3-rtn - rtn --bits 3 --group -1 --weight-grid razor --act-bits 3 \
+                --act-quant razor --kv-bits 3 --kv-quant razor --razor-group 16
             run rtn-w4a4kv4 - rtn $W4A4KV4
             for s in 0 1 2; do
                 run qrazor-rtn-hadamard "$s" rtn $RAZOR --rotate hadamard --seed "$s"
