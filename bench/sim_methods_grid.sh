@@ -69,6 +69,9 @@ for M in $MODELS; do
                 run rtn-w4a4kv4-hadamard "$s" rtn $W4A4KV4 --rotate hadamard --seed "$s"
                 run gptq-w4a4kv4 "$s" gptq $W4A4KV4 $(CAL "$s")
                 run gptq-w4a4kv4-hadamard "$s" gptq $W4A4KV4 --rotate hadamard $(CAL "$s")
+                # GPTQ int4 weights calibrated on razored activations / KV
+                run gptq-w4-razor-a4kv4 "$s" gptq --bits 4 --group -1 --sym --act-bits 4 \
+                    --act-quant razor --kv-bits 4 --kv-quant razor --razor-group 16 $(CAL "$s")
             done ;;
         logquant)
             # weights: RTN W8 per channel (near fp16); KV2 asymmetric per head
