@@ -9,6 +9,30 @@
 #include "sim/razor_quant.h"
 #include "sim/static_act.h"
 
+/* The scheme's quantizer on the rows of one selected input: RepQuant's
+ * static quantizer for the inputs it covers, else the per-token razor or
+ * integer grid. */
+static int quant_rows(const xf_act_scheme *s, int layer, xf_lin_input in, float *x, int64_t rows,
+                      int64_t cols, int64_t g, xf_error *err)
+{
+    const int slot = s->static_act ? xf_static_act_slot(in) : -1;
+    const bool fixed =
+        slot >= 0 && cols == s->static_act->width && layer < s->static_act->n_layers;
+    const bool razor = s->act_kind == XF_ACT_KIND_RAZOR;
+    const float clip = (float)xf_act_scheme_clip(s, in);
+    for (int64_t t = 0; t < rows; t++) {
+        float *row = x + t * cols;
+        int r = fixed   ? xf_static_act_row(s->static_act, layer, slot, row)
+                : razor ? xf_razor_row(row, cols, g, s->razor_base_bits, s->act_bits,
+                                       s->razor_group, clip)
+                        : xf_act_quant_row(row, cols, g, s->act_bits, s->act_sym, clip);
+        if (r != 0)
+            return xf_fail(err, "layer %d %s input: non-finite activation in token %lld", layer,
+                           xf_lin_input_name(in), (long long)t);
+    }
+    return 0;
+}
+
 static int quant_linear_input(void *user, int layer, xf_linear_role role, float *x,
                               int64_t rows, int64_t cols, xf_error *err)
 {
@@ -22,27 +46,9 @@ static int quant_linear_input(void *user, int layer, xf_linear_role role, float 
         if (cols % g != 0)
             return xf_fail(err, "layer %d %s input: act_group %lld does not divide %lld channels",
                            layer, xf_lin_input_name(in), (long long)g, (long long)cols);
-        const int slot = s->static_act ? xf_static_act_slot(in) : -1;
-        if (slot >= 0 && cols == s->static_act->width && layer < s->static_act->n_layers) {
-            for (int64_t t = 0; t < rows; t++)
-                if (xf_static_act_row(s->static_act, layer, slot, x + t * cols) != 0)
-                    return xf_fail(err, "layer %d %s input: non-finite activation in token %lld",
-                                   layer, xf_lin_input_name(in), (long long)t);
-            goto inner;
-        }
-        const float clip = (float)xf_act_scheme_clip(s, in);
-        const bool razor = s->act_kind == XF_ACT_KIND_RAZOR;
-        for (int64_t t = 0; t < rows; t++) {
-            float *row = x + t * cols;
-            int r = razor ? xf_razor_row(row, cols, g, s->razor_base_bits, s->act_bits,
-                                         s->razor_group, clip)
-                          : xf_act_quant_row(row, cols, g, s->act_bits, s->act_sym, clip);
-            if (r != 0)
-                return xf_fail(err, "layer %d %s input: non-finite activation in token %lld",
-                               layer, xf_lin_input_name(in), (long long)t);
-        }
+        if (quant_rows(s, layer, in, x, rows, cols, g, err) != 0)
+            return -1;
     }
-inner:
     if (h->inner.on_linear_input)
         return h->inner.on_linear_input(h->inner.user, layer, role, x, rows, cols, err);
     return 0;
