@@ -784,6 +784,57 @@ static void test_cli_end_to_end(void **state)
     free(tmp);
 }
 
+/* The recipe's "static_act": round trip; everything malformed refused,
+ * naming the entry. */
+static void test_static_act_json(void **state)
+{
+    (void)state;
+    xf_model_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.n_layers = 2;
+    cfg.hidden = 3;
+    xf_static_act a, b;
+    xf_error err = {0};
+    assert_int_equal(xf_static_act_init(&a, 2, 3, 4, &err), 0);
+    for (int k = 0; k < XF_STATIC_ACT_SLOTS; k++)
+        for (int l = 0; l < 2; l++) {
+            a.scale[k][l] = 0.1f * (float)(1 + k + 2 * l) / 3.0f;
+            for (int c = 0; c < 3; c++)
+                a.zero[k][l * 3 + c] = (k + l + c) % 16;
+        }
+    json_t *j = xf_static_act_to_json(&a);
+    assert_int_equal(xf_static_act_from_json(&b, j, &cfg, "f", &err), 0);
+    for (int k = 0; k < XF_STATIC_ACT_SLOTS; k++) {
+        assert_memory_equal(a.scale[k], b.scale[k], 2 * sizeof(float));
+        assert_memory_equal(a.zero[k], b.zero[k], 6 * sizeof(int32_t));
+    }
+    xf_static_act_free(&b);
+    struct {
+        const char *path, *why;
+    } bad[] = {{"extra", "unknown key"}, {"bits", "bits"}, {"layers", "2 layers"},
+               {"zero", "zero[1]"}, {"scale", "scale"}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        json_t *c = json_deep_copy(j);
+        json_t *l0 = json_array_get(json_object_get(c, "mlp"), 0);
+        if (!strcmp(bad[i].path, "extra"))
+            json_object_set_new(c, "extra", json_true());
+        else if (!strcmp(bad[i].path, "bits"))
+            json_object_set_new(c, "bits", json_integer(9));
+        else if (!strcmp(bad[i].path, "layers"))
+            json_array_remove(json_object_get(c, "qkv"), 1);
+        else if (!strcmp(bad[i].path, "zero"))
+            json_array_set_new(json_object_get(l0, "zero"), 1, json_integer(16));
+        else
+            json_object_set_new(l0, "scale", json_real(0.0));
+        assert_int_equal(xf_static_act_from_json(&b, c, &cfg, "f", &err), -1);
+        if (!strstr(err.msg, bad[i].why))
+            fail_msg("%s: %s", bad[i].path, err.msg);
+        json_decref(c);
+    }
+    json_decref(j);
+    xf_static_act_free(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -797,6 +848,7 @@ int main(void)
         cmocka_unit_test(test_repquant_model),
         cmocka_unit_test(test_kv_keep_forward),
         cmocka_unit_test(test_cli_end_to_end),
+        cmocka_unit_test(test_static_act_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
