@@ -302,6 +302,10 @@ static void gptq_params_from(const xf_quant_options *o, xf_gptq_params *p)
     p->damp = o->damp;
     p->block = o->block;
     p->outliers = o->outliers;
+    /* razor group 0 (one run per row): a run as wide as any row */
+    p->razor_group = !o->weight_grid_razor      ? 0
+                     : o->act.razor_group > 0 ? o->act.razor_group
+                                              : INT64_MAX;
 }
 
 /* GPTQ on the fp32 weights W [out, in] of the linears sharing one input
@@ -716,10 +720,10 @@ static int check_options(const xf_quant_options *o, xf_error *err)
     /* the learned rotation's objective simulates the uniform weight grid */
     if (o->weight_grid_log2 && o->rotate == XF_ROTATE_LEARNED)
         return xf_fail(err, "--weight-grid log2 cannot be combined with --rotate learned");
-    if (o->weight_grid_razor && (o->method != XF_METHOD_RTN || o->outliers > 0 ||
-                                 o->rotate == XF_ROTATE_LEARNED || o->gguf))
-        return xf_fail(err, "--weight-grid razor applies to rtn only, without --outliers, "
-                            "--rotate learned or --gguf-type");
+    if (o->weight_grid_razor && (o->outliers > 0 || o->rotate == XF_ROTATE_LEARNED || o->gguf ||
+                                 o->static_groups || o->gptq_v2))
+        return xf_fail(err, "--weight-grid razor cannot be combined with --outliers, --rotate "
+                            "learned, --gguf-type, --static-groups or --gptq-v2");
     if (o->weight_grid_razor && o->group != -1)
         return xf_fail(err, "--weight-grid razor quantizes whole rows to 8-bit abs-max "
                             "integers: it needs --group -1 (--razor-group sets the razor "

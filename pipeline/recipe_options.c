@@ -364,10 +364,10 @@ static int set_weight_grid(const xf_recipe_row *row, xf_quant_recipe *r, const c
         ;
     else if (text && !strcmp(text, "log2") && r->o.method == XF_METHOD_RTN)
         r->o.weight_grid_log2 = true;
-    else if (text && !strcmp(text, "razor") && r->o.method == XF_METHOD_RTN)
+    else if (text && !strcmp(text, "razor"))
         r->o.weight_grid_razor = true;
-    else if (text && (!strcmp(text, "log2") || !strcmp(text, "razor")))
-        return xf_fail(err, "%s %s applies to rtn only", name, text);
+    else if (text && !strcmp(text, "log2"))
+        return xf_fail(err, "%s log2 applies to rtn only", name);
     else
         return bad_value(row, name, text, err);
     return 0;
@@ -469,9 +469,10 @@ static const xf_recipe_row rows[] = {
     {.flag = "weight-grid", .key = "weight_grid", .type = XF_RO_ENUM, .arg_name = "G",
      .default_text = "uniform",
      .help = "uniform, log2 (rtn only): per row/group levels +-scale*2^-k and 0, scale\n"
-             "searched (L2..L8 storage), or razor (rtn only, QRazor: 8-bit abs-max rows\n"
-             "razored to --bits bits from each --razor-group group's leading one; needs\n"
-             "--group -1; stored as Q8 codes with one scale per razor group)",
+             "searched (L2..L8 storage), or razor (QRazor: 8-bit abs-max rows razored to\n"
+             "--bits bits from each --razor-group group's leading one; needs --group -1;\n"
+             "gptq fits each group's shift when its sweep enters it; stored as Q8 codes\n"
+             "with one scale per razor group)",
      .methods = XF_RO_BOTH, .set = set_weight_grid, .get = get_weight_grid,
      .expect = "uniform, log2 or razor"},
     {.flag = "tensor-bits", .key = "tensor_bits", .type = XF_RO_LIST, .arg_name = "REGEX=BITS",

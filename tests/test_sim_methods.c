@@ -30,6 +30,7 @@
 #include "model/loader.h"
 #include "model/model_edit.h"
 #include "quant/transform/repquant.h"
+#include "quant/weights/gptq.h"
 #include "quant/weights/razor_weights.h"
 #include "sim/act_hooks.h"
 #include "sim/static_act.h"
@@ -755,9 +756,16 @@ static void test_cli_end_to_end(void **state)
     assert_int_not_equal(r.code, 0);
     assert_non_null(strstr(r.err, "--group -1"));
     xf_cli_result_free(&r);
-    r = xf_cli_run(tmp, "gptq --bits 4 --weight-grid razor --calib %s %s %s/bad.xfq", calib,
-                   model, tmp);
-    assert_int_equal(r.code, 2);
+    r = xf_cli_run(tmp, "gptq --bits 4 --weight-grid razor --static-groups --group -1 --calib %s "
+                   "%s %s/bad.xfq", calib, model, tmp);
+    assert_int_not_equal(r.code, 0);
+    assert_non_null(strstr(r.err, "--static-groups"));
+    xf_cli_result_free(&r);
+    /* GPTQ on the razor grid: recorded like rtn's */
+    r = xf_cli_run(tmp, "gptq --bits 4 --group -1 --weight-grid razor --calib %s --nsamples 2 "
+                   "--seqlen 64 %s %s/g.xfq", calib, model, tmp);
+    if (r.code != 0)
+        fail_msg("gptq razor: %s", r.err);
     xf_cli_result_free(&r);
     r = xf_cli_run(tmp, "rtn --bits 8 --kv-keep log %s %s/bad.xfq", model, tmp);
     assert_int_not_equal(r.code, 0);
@@ -835,6 +843,86 @@ static void test_static_act_json(void **state)
     xf_static_act_free(&a);
 }
 
+/* GPTQ on the razor grid: with a diagonal Hessian nothing propagates, so it
+ * is RTN's razoring bit for bit (per-row and 16-wide runs, act-order too);
+ * on correlated inputs it lowers the output error tr(E H E^T) below RTN's. */
+static double out_err(const float *W, const float *Q, const double *H, int64_t rows, int64_t d)
+{
+    double s = 0.0;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t a = 0; a < d; a++) {
+            const double ea = (double)W[r * d + a] - Q[r * d + a];
+            for (int64_t b = 0; b < d; b++)
+                s += ea * H[a * d + b] * ((double)W[r * d + b] - Q[r * d + b]);
+        }
+    return s;
+}
+
+static void test_gptq_razor(void **state)
+{
+    (void)state;
+    const int64_t rows = 12, d = 48;
+    uint64_t st = 77;
+    float *W = malloc(rows * d * sizeof *W), *Wg = malloc(rows * d * sizeof *W);
+    float *dq = malloc(rows * d * sizeof *dq), *dg = malloc(rows * d * sizeof *dg);
+    fill(W, rows * d, &st);
+    double *I = calloc(d * d, sizeof *I);
+    for (int64_t i = 0; i < d; i++)
+        I[i * d + i] = 1.0 + 0.01 * (double)i; /* diagonal, distinct: act-order reorders */
+    xf_error err = {0};
+    const int64_t groups[] = {16, 1 << 30}; /* runs of 16, one run per row */
+    for (int gi = 0; gi < 2; gi++)
+        for (int ao = 0; ao < 2; ao++) {
+            xf_qweight qr, qg;
+            assert_int_equal(xf_razor_weights_quantize(W, rows, d, 4, groups[gi], &qr, "w", &err),
+                             0);
+            xf_qweight_dequantize(&qr, dq);
+            xf_gptq_params p;
+            xf_gptq_params_default(&p);
+            p.grid.bits = 4;
+            p.group = -1;
+            p.razor_group = groups[gi];
+            p.act_order = ao;
+            memcpy(Wg, W, rows * d * sizeof *W);
+            if (xf_gptq_solve(Wg, rows, d, I, &p, &qg, NULL, "w", &err) != 0)
+                fail_msg("%s", err.msg);
+            xf_qweight_dequantize(&qg, dg);
+            if (!ao) /* the same runs of columns: the same values */
+                assert_memory_equal(dg, dq, rows * d * sizeof *dq);
+            else /* act-order runs differ, values stay sign + 4 bits on each run's shift */
+                for (int64_t i = 0; i < rows * d; i++)
+                    assert_true(abs((int)qg.codes[i] - 128) <= 15);
+            assert_memory_equal(Wg, dg, rows * d * sizeof *dg); /* W holds Q */
+            xf_qweight_free(&qr);
+            xf_qweight_free(&qg);
+        }
+    /* correlated inputs: GPTQ's error feedback pays */
+    float *X = xf_test_correlated_inputs(256, (int)d, 5);
+    double *H = xf_test_hessian(X, 256, (int)d);
+    xf_qweight qr, qg;
+    assert_int_equal(xf_razor_weights_quantize(W, rows, d, 4, 16, &qr, "w", &err), 0);
+    xf_qweight_dequantize(&qr, dq);
+    xf_gptq_params p;
+    xf_gptq_params_default(&p);
+    p.grid.bits = 4;
+    p.group = -1;
+    p.razor_group = 16;
+    memcpy(Wg, W, rows * d * sizeof *W);
+    assert_int_equal(xf_gptq_solve(Wg, rows, d, H, &p, &qg, NULL, "w", &err), 0);
+    xf_qweight_dequantize(&qg, dg);
+    const double e_rtn = out_err(W, dq, H, rows, d), e_gptq = out_err(W, dg, H, rows, d);
+    print_message("razor output error: RTN %g, GPTQ %g\n", e_rtn, e_gptq);
+    assert_true(e_gptq < 0.9 * e_rtn);
+    /* refused combinations name the tensor */
+    p.static_groups = true;
+    memcpy(Wg, W, rows * d * sizeof *W);
+    assert_int_equal(xf_gptq_solve(Wg, rows, d, H, &p, &qg, NULL, "w", &err), -1);
+    assert_non_null(strstr(err.msg, "razor"));
+    xf_qweight_free(&qr);
+    xf_qweight_free(&qg);
+    free(X), free(H), free(I), free(W), free(Wg), free(dq), free(dg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -849,6 +937,7 @@ int main(void)
         cmocka_unit_test(test_kv_keep_forward),
         cmocka_unit_test(test_cli_end_to_end),
         cmocka_unit_test(test_static_act_json),
+        cmocka_unit_test(test_gptq_razor),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
