@@ -69,6 +69,10 @@ for M in $MODELS; do
                 run rtn-w4a4kv4-hadamard "$s" rtn $W4A4KV4 --rotate hadamard --seed "$s"
                 run gptq-w4a4kv4 "$s" gptq $W4A4KV4 $(CAL "$s")
                 run gptq-w4a4kv4-hadamard "$s" gptq $W4A4KV4 --rotate hadamard $(CAL "$s")
+                # QRazor with GPTQ on the razor grid (calibrated on the
+                # razored activations / KV), with and without the rotation
+                run qrazor-gptq "$s" gptq $RAZOR $(CAL "$s")
+                run qrazor-gptq-hadamard "$s" gptq $RAZOR --rotate hadamard $(CAL "$s")
                 # GPTQ int4 weights calibrated on razored activations / KV
                 run gptq-w4-razor-a4kv4 "$s" gptq --bits 4 --group -1 --sym --act-bits 4 \
                     --act-quant razor --kv-bits 4 --kv-quant razor --razor-group 16 $(CAL "$s")
