@@ -913,6 +913,7 @@ static void test_gptq_razor(void **state)
     const double e_rtn = out_err(W, dq, H, rows, d), e_gptq = out_err(W, dg, H, rows, d);
     print_message("razor output error: RTN %g, GPTQ %g\n", e_rtn, e_gptq);
     assert_true(e_gptq < 0.9 * e_rtn);
+    xf_qweight_free(&qg);
     /* refused combinations name the tensor */
     p.static_groups = true;
     memcpy(Wg, W, rows * d * sizeof *W);
