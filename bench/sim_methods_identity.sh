@@ -27,6 +27,8 @@ rtn --bits 4 --group 128
 rtn --bits 4 --group -1 --sym --act-bits 4 --act-clip 0.9 --kv-bits 4 --kv-clip 0.95 --rotate hadamard --seed 1
 rtn --bits 4 --weight-grid log2
 gptq --bits 4 --group -1 --sym --act-bits 4 --act-clip 0.9 --kv-bits 4 --kv-clip 0.95 --rotate hadamard --calib $CALIB --nsamples 8 --seqlen 128 --seed 2
+gptq --bits 3 --group 32 --act-order --calib $CALIB --nsamples 8 --seqlen 128
+gptq --bits 4 --group 32 --act-order --static-groups --clip mse --calib $CALIB --nsamples 8 --seqlen 128
 rtn --bits 8 --act-bits 8 --attn-prob-bits 4 --attn-prob-quant log2 --smooth 0.5 --calib $CALIB --nsamples 4 --seqlen 64
 LIST
 exit $status
