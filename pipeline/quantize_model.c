@@ -728,6 +728,13 @@ static int check_options(const xf_quant_options *o, xf_error *err)
         return xf_fail(err, "--weight-grid razor quantizes whole rows to 8-bit abs-max "
                             "integers: it needs --group -1 (--razor-group sets the razor "
                             "groups)");
+    /* the clip search and the learned rotation's objective simulate the
+     * integer grids; RepQuant replaces the qkv/mlp quantizers they fit */
+    const bool razor_act = o->act.act_kind == XF_ACT_KIND_RAZOR ||
+                           o->act.kv_kind == XF_ACT_KIND_RAZOR;
+    if ((razor_act || o->repquant) && (o->act_clip_search || o->rotate == XF_ROTATE_LEARNED))
+        return xf_fail(err, "--act-clip search and --rotate learned fit the integer grids: they "
+                            "cannot be combined with --act-quant/--kv-quant razor or --repquant");
     if (o->repquant && (o->act.act_bits < 2 || o->act.act_bits > 8 ||
                         !(o->act.act_inputs & ((1u << XF_IN_QKV) | (1u << XF_IN_MLP))) ||
                         o->act.act_kind != XF_ACT_KIND_INT))

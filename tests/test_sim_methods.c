@@ -767,6 +767,11 @@ static void test_cli_end_to_end(void **state)
     if (r.code != 0)
         fail_msg("gptq razor: %s", r.err);
     xf_cli_result_free(&r);
+    r = xf_cli_run(tmp, "rtn --bits 8 --act-bits 4 --act-quant razor --act-clip search --calib %s "
+                   "%s %s/bad.xfq", calib, model, tmp);
+    assert_int_not_equal(r.code, 0);
+    assert_non_null(strstr(r.err, "integer grids"));
+    xf_cli_result_free(&r);
     r = xf_cli_run(tmp, "rtn --bits 8 --kv-keep log %s %s/bad.xfq", model, tmp);
     assert_int_not_equal(r.code, 0);
     assert_non_null(strstr(r.err, "kv_bits"));
