@@ -77,8 +77,20 @@ int xf_model_scorer_open(xf_model_scorer *ms, const xf_loaded_model *m, int64_t 
             json_object_get(json_object_get(m->xfq.meta, "recipe"), "online_transforms");
         if (xf_online_from_json(&ms->online, arr, &m->cfg, what, err) != 0)
             return -1;
+        const json_t *st =
+            json_object_get(json_object_get(m->xfq.meta, "recipe"), "static_act");
+        if (st) {
+            if (xf_static_act_from_json(&ms->static_act, st, &m->cfg, what, err) != 0) {
+                xf_online_free(&ms->online);
+                return -1;
+            }
+            s.static_act = &ms->static_act;
+        }
     }
-    return scorer_start(ms, &m->weights, &s, max_T, err);
+    int rc = scorer_start(ms, &m->weights, &s, max_T, err);
+    if (rc != 0)
+        xf_static_act_free(&ms->static_act);
+    return rc;
 }
 
 void xf_model_scorer_free(xf_model_scorer *ms)
@@ -86,6 +98,7 @@ void xf_model_scorer_free(xf_model_scorer *ms)
     xf_runner_free(&ms->runner);
     xf_act_hooks_free(&ms->act);
     xf_online_free(&ms->online);
+    xf_static_act_free(&ms->static_act);
     memset(ms, 0, sizeof *ms);
 }
 

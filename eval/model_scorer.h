@@ -11,11 +11,13 @@
 #include "model/forward.h"
 #include "model/loader.h"
 #include "sim/act_hooks.h"
+#include "sim/static_act.h"
 
 typedef struct xf_model_scorer {
     xf_runner runner;
     xf_scorer scorer;
     xf_online_transforms online; /* the recipe's online transforms */
+    xf_static_act static_act;    /* the recipe's "static_act" (RepQuant), or none */
     xf_act_hooks act;  /* online transforms + the scheme's quantizers */
     bool hooked;       /* false: the scheme quantizes nothing, plain forward */
 } xf_model_scorer;

@@ -134,6 +134,53 @@ int xf_op_attention_hooked(const float *q, const float *k, const float *v, float
                            int64_t score_heads, xf_op_probs_fn probs, void *user, int layer,
                            xf_error *err)
 {
+    return xf_op_attention_keep(q, k, v, out, T, n_heads, n_kv_heads, head_dim, scores,
+                                score_heads, probs, user, layer, NULL, err);
+}
+
+/* Kept tokens (ops.h xf_op_kv_keep): the scores of query rows of chunk
+ * head c against their kept keys, recomputed from the full-precision keys */
+static void keep_scores(const xf_op_kv_keep *kk, float *S, const float *q, int64_t T, int64_t h,
+                        int64_t kvh, int64_t q_dim, int64_t kv_dim, int64_t head_dim, float scale,
+                        int layer)
+{
+    for (int64_t i = 0; i < T; i++) {
+        const int64_t n = kk->keep(kk->user, layer, i, kk->idx);
+        const float *qi = q + i * q_dim + h * head_dim;
+        for (int64_t t = 0; t < n; t++) {
+            const float *kj = kk->k_full + kk->idx[t] * kv_dim + kvh * head_dim;
+            float d = 0.0f;
+            for (int64_t e = 0; e < head_dim; e++)
+                d += qi[e] * kj[e];
+            S[i * T + kk->idx[t]] = scale * d;
+        }
+    }
+}
+
+/* out_i += sum over kept j of P[i, j] (v_full[j] - v[j]) */
+static void keep_values(const xf_op_kv_keep *kk, const float *P, const float *v, float *out,
+                        int64_t T, int64_t h, int64_t kvh, int64_t q_dim, int64_t kv_dim,
+                        int64_t head_dim, int layer)
+{
+    for (int64_t i = 0; i < T; i++) {
+        const int64_t n = kk->keep(kk->user, layer, i, kk->idx);
+        float *oi = out + i * q_dim + h * head_dim;
+        for (int64_t t = 0; t < n; t++) {
+            const int64_t j = kk->idx[t];
+            const float p = P[i * T + j];
+            const float *vf = kk->v_full + j * kv_dim + kvh * head_dim;
+            const float *vq = v + j * kv_dim + kvh * head_dim;
+            for (int64_t e = 0; e < head_dim; e++)
+                oi[e] += p * (vf[e] - vq[e]);
+        }
+    }
+}
+
+int xf_op_attention_keep(const float *q, const float *k, const float *v, float *out, int64_t T,
+                         int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, float *scores,
+                         int64_t score_heads, xf_op_probs_fn probs, void *user, int layer,
+                         const xf_op_kv_keep *keep, xf_error *err)
+{
     const int64_t q_dim = n_heads * head_dim, kv_dim = n_kv_heads * head_dim;
     const int64_t group = n_heads / n_kv_heads;
     /* HF: (q k^T) * head_dim^-0.5, the scale a Python float applied in fp32 */
@@ -160,6 +207,10 @@ int xf_op_attention_hooked(const float *q, const float *k, const float *v, float
         }
         if (!nested)
             xf_threads_pop(&saved);
+        if (keep) /* kept tokens' scores, head by head (keep's index buffer is shared) */
+            for (int64_t c = 0; c < hc; c++)
+                keep_scores(keep, scores + c * T * T, q, T, h0 + c, (h0 + c) / group, q_dim,
+                            kv_dim, head_dim, scale, layer);
         /* 2. causal stable softmax, rows of all heads of the chunk */
         const int64_t rows = hc * T;
         const bool par = hc * T * (T + 1) / 2 >= XF_ATTN_PAR_MIN_ENTRIES;
@@ -189,6 +240,10 @@ int xf_op_attention_hooked(const float *q, const float *k, const float *v, float
         }
         if (!nested)
             xf_threads_pop(&saved);
+        if (keep)
+            for (int64_t c = 0; c < hc; c++)
+                keep_values(keep, scores + c * T * T, v, out, T, h0 + c, (h0 + c) / group, q_dim,
+                            kv_dim, head_dim, layer);
     }
     return 0;
 }

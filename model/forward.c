@@ -94,6 +94,9 @@ void xf_workspace_free(xf_workspace *ws)
     free(ws->rope_cos);
     free(ws->rope_sin);
     free(ws->scores);
+    free(ws->k_full);
+    free(ws->v_full);
+    free(ws->keep_idx);
     memset(ws, 0, sizeof *ws);
 }
 
@@ -221,14 +224,31 @@ static int part_attention(xf_workspace *ws, const xf_dense_layer *dl, int64_t T,
         xf_op_rope_apply(ws->q, T, c->n_heads, c->head_dim, ws->rope_cos, ws->rope_sin);
         xf_op_rope_apply(ws->k, T, c->n_kv_heads, c->head_dim, ws->rope_cos, ws->rope_sin);
     }
+    xf_op_kv_keep keep = {0};
+    if (hooks && hooks->kv_keep) {
+        /* the full-precision K/V the kept tokens are read at (on_kv may
+         * quantize ws->k / ws->v in place) */
+        if (!ws->k_full) {
+            ws->k_full = malloc((size_t)(ws->max_T * kvd) * sizeof *ws->k_full);
+            ws->v_full = malloc((size_t)(ws->max_T * kvd) * sizeof *ws->v_full);
+            ws->keep_idx = malloc((size_t)ws->max_T * sizeof *ws->keep_idx);
+            if (!ws->k_full || !ws->v_full || !ws->keep_idx)
+                return xf_fail(err, "layer %d: out of memory for the full-precision KV",
+                               dl->layer);
+        }
+        memcpy(ws->k_full, ws->k, (size_t)(T * kvd) * sizeof *ws->k);
+        memcpy(ws->v_full, ws->v, (size_t)(T * kvd) * sizeof *ws->v);
+        keep = (xf_op_kv_keep){ws->k_full, ws->v_full, hooks->kv_keep, hooks->user, ws->keep_idx};
+    }
     if (hooks && hooks->on_kv &&
         hooks->on_kv(hooks->user, dl->layer, ws->k, ws->v, T, c->n_kv_heads, c->head_dim, err) !=
             0)
         return -1;
-    int hr = xf_op_attention_hooked(ws->q, ws->k, ws->v, ws->attn, T, c->n_heads, c->n_kv_heads,
-                                    c->head_dim, ws->scores, ws->score_heads,
-                                    hooks ? hooks->on_attn_probs : NULL,
-                                    hooks ? hooks->user : NULL, dl->layer, err);
+    int hr = xf_op_attention_keep(ws->q, ws->k, ws->v, ws->attn, T, c->n_heads, c->n_kv_heads,
+                                  c->head_dim, ws->scores, ws->score_heads,
+                                  hooks ? hooks->on_attn_probs : NULL,
+                                  hooks ? hooks->user : NULL, dl->layer,
+                                  keep.keep ? &keep : NULL, err);
     if (hr != 0)
         return hr < 0 ? -1 : hr;
     return hook_input(hooks, dl->layer, XF_LIN_O, ws->attn, T, qd, err);

@@ -120,6 +120,13 @@ typedef struct xf_forward_hooks {
                  int64_t head_dim, xf_error *err);
     int (*on_attn_probs)(void *user, int layer, int64_t head, float *p, int64_t T_q,
                          int64_t T_k, xf_error *err);
+    /* kv_keep (query-dependent full-precision KV, e.g. LogQuant): when set,
+     * the layer keeps K and V as they were BEFORE on_kv (after RoPE) and
+     * query i reads the tokens kv_keep(user, layer, i, idx) lists (returns
+     * their count; idx ascending in 0..i, capacity i + 1) at those values
+     * in both Q K^T and P V, every other token as on_kv left it. NULL: the
+     * attention reads K and V as on_kv left them (no extra work). */
+    int64_t (*kv_keep)(void *user, int layer, int64_t i, int64_t *idx);
 } xf_forward_hooks;
 
 /* ---- layer-level forward ---------------------------------------------- */
@@ -144,6 +151,10 @@ typedef struct xf_workspace {
     float *rope_cos, *rope_sin; /* [max_T, head_dim / 2], NULL without RoPE */
     float *scores;          /* [score_heads, max_T, max_T] attention scores */
     int64_t score_heads;    /* heads whose scores are held at once */
+    /* kv_keep hooks only, allocated on first use: K/V before on_kv
+     * [max_T, kv_dim] x2, kept-token scratch [max_T] */
+    float *k_full, *v_full;
+    int64_t *keep_idx;
 } xf_workspace;
 
 /* Checks the head/dimension arithmetic of cfg (fails naming `what`). */

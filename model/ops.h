@@ -62,6 +62,26 @@ int xf_op_attention_hooked(const float *q, const float *k, const float *v, float
                            int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, float *scores,
                            int64_t score_heads, xf_op_probs_fn probs, void *user, int layer,
                            xf_error *err);
+/* Query-dependent full-precision K/V (xf_forward_hooks.kv_keep): query i
+ * reads the tokens keep(user, layer, i, idx) lists at k_full / v_full
+ * ([T, n_kv_heads * head_dim]) instead of k / v. idx: T int64 of scratch. */
+typedef struct xf_op_kv_keep {
+    const float *k_full, *v_full;
+    int64_t (*keep)(void *user, int layer, int64_t i, int64_t *idx);
+    void *user;
+    int64_t *idx;
+} xf_op_kv_keep;
+/* xf_op_attention_hooked with kept tokens (keep NULL: exactly it). The
+ * scores of kept (i, j) are recomputed from k_full (scale * dot product in
+ * fp32, replacing the quantized key's score before the softmax), and
+ * P[i, j] (v_full[j] - v[j]) is added to the output for each kept j after
+ * P V: O(kept tokens x head_dim) per query and head on top of the plain
+ * attention, so a selection of at most 3W tokens costs O(T W d), not
+ * another T^2 d. */
+int xf_op_attention_keep(const float *q, const float *k, const float *v, float *out, int64_t T,
+                         int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, float *scores,
+                         int64_t score_heads, xf_op_probs_fn probs, void *user, int layer,
+                         const xf_op_kv_keep *keep, xf_error *err);
 /* How many heads' [max_T, max_T] score matrices fit budget_bytes (>= 1,
  * <= n_heads). */
 int64_t xf_op_attention_score_heads(int64_t n_heads, int64_t max_T, size_t budget_bytes);

@@ -28,6 +28,7 @@
 #include "quant/weights/token_weight.h"
 #include "quant/transform/rotate.h"
 #include "quant/weights/rtn.h"
+#include "quant/transform/repquant.h"
 #include "quant/transform/smooth.h"
 #include "quant/search/smooth_search.h"
 #include "pipeline/xfq_out.h"
@@ -60,6 +61,11 @@ static json_t *recipe_json(const xf_quant_options *o)
         json_object_set_new(r, "gguf_type", json_string(xf_gguf_ftype_name(o->gguf_ftype)));
     if (o->weight_grid_log2) /* absent for uniform: those files stay byte-identical */
         json_object_set_new(r, "weight_grid", json_string("log2"));
+    if (o->weight_grid_razor) {
+        json_object_set_new(r, "weight_grid", json_string("razor"));
+        json_object_set_new(r, "razor_group", json_integer(o->act.razor_group));
+        json_object_set_new(r, "razor_base_bits", json_integer(8));
+    }
     if (o->outliers > 0) /* absent at 0: such files stay byte-identical to older ones */
         json_object_set_new(r, "outliers", json_real(o->outliers));
     if (!xf_act_scheme_is_off(&o->act))
@@ -158,7 +164,8 @@ static int rtn_tensor(const xf_quant_options *o, const xf_tensor *t, bool transp
 {
     int64_t rows = transposed ? t->shape[1] : t->shape[0];
     int64_t cols = transposed ? t->shape[0] : t->shape[1];
-    xf_rtn_params p = {o->grid, o->group, false, o->outliers, o->weight_grid_log2};
+    xf_rtn_params p = {o->grid, o->group, false, o->outliers, o->weight_grid_log2,
+                       o->weight_grid_razor, o->act.razor_group};
     p.grid.bits = bits_for(o, name);
     if (!gg && !transposed && t->ndim == 2 && xf_rtn_streamable(&p, rows, cols))
         return rtn_rows(&p, t, name, col, err);
@@ -300,6 +307,10 @@ static void gptq_params_from(const xf_quant_options *o, xf_gptq_params *p)
     p->damp = o->damp;
     p->block = o->block;
     p->outliers = o->outliers;
+    /* razor group 0 (one run per row): a run as wide as any row */
+    p->razor_group = !o->weight_grid_razor      ? 0
+                     : o->act.razor_group > 0 ? o->act.razor_group
+                                              : INT64_MAX;
 }
 
 /* gptq_linears in an MPI job: the j-th linear to quantize is solved by
@@ -1045,6 +1056,26 @@ static int check_options(const xf_quant_options *o, xf_error *err)
     /* the learned rotation's objective simulates the uniform weight grid */
     if (o->weight_grid_log2 && o->rotate == XF_ROTATE_LEARNED)
         return xf_fail(err, "--weight-grid log2 cannot be combined with --rotate learned");
+    if (o->weight_grid_razor && (o->outliers > 0 || o->rotate == XF_ROTATE_LEARNED || o->gguf ||
+                                 o->static_groups || o->gptq_v2))
+        return xf_fail(err, "--weight-grid razor cannot be combined with --outliers, --rotate "
+                            "learned, --gguf-type, --static-groups or --gptq-v2");
+    if (o->weight_grid_razor && o->group != -1)
+        return xf_fail(err, "--weight-grid razor quantizes whole rows to 8-bit abs-max "
+                            "integers: it needs --group -1 (--razor-group sets the razor "
+                            "groups)");
+    /* the clip search and the learned rotation's objective simulate the
+     * integer grids; RepQuant replaces the qkv/mlp quantizers they fit */
+    const bool razor_act = o->act.act_kind == XF_ACT_KIND_RAZOR ||
+                           o->act.kv_kind == XF_ACT_KIND_RAZOR;
+    if ((razor_act || o->repquant) && (o->act_clip_search || o->rotate == XF_ROTATE_LEARNED))
+        return xf_fail(err, "--act-clip search and --rotate learned fit the integer grids: they "
+                            "cannot be combined with --act-quant/--kv-quant razor or --repquant");
+    if (o->repquant && (o->act.act_bits < 2 || o->act.act_bits > 8 ||
+                        !(o->act.act_inputs & ((1u << XF_IN_QKV) | (1u << XF_IN_MLP))) ||
+                        o->act.act_kind != XF_ACT_KIND_INT))
+        return xf_fail(err, "--repquant re-parameterises the qkv/mlp input quantizers: it "
+                            "needs --act-bits 2..8 on qkv or mlp (--act-quant int)");
     if (o->gguf && o->weight_grid_log2)
         return xf_fail(err, "--gguf-type cannot be combined with --weight-grid log2");
     if (o->gguf && o->outliers > 0)
@@ -1274,12 +1305,25 @@ int xf_quantize_model(xf_loaded_model *m, const xf_quant_options *o, const xf_qu
         rc = xf_rotate_supported(cfg, !o->rotate_no_online, m->path, err);
     if (rc == 0 && xf_quant_recipe_needs_calib(o))
         rc = prepare_calibration(m, o, T, &cs, prov, err);
-    if (rc == 0 && (o->smooth > 0 || o->smooth_search || o->rotate != XF_ROTATE_NONE)) {
+    if (rc == 0 &&
+        (o->smooth > 0 || o->smooth_search || o->rotate != XF_ROTATE_NONE || o->repquant)) {
         rc = xf_model_edit_init(&edit, m, err);
         if (rc == 0)
             rc = transform_model(m, o, &cs, T, &edit, &online, extra, err);
         /* every later pass (searches, GPTQ, evaluation) applies them */
         oc.act.online = &online;
+    }
+    /* RepQuant last: its per-channel fits see the smoothed / rotated model */
+    xf_static_act static_act = {0};
+    if (rc == 0 && o->repquant) {
+        json_t *rq = NULL;
+        rc = xf_repquant_model(m, &edit, cs.tokens, cs.nsamples, T, o->act.act_bits,
+                               &static_act, &rq, err);
+        if (rc == 0) {
+            json_object_set_new(extra, "repquant", rq);
+            json_object_set_new(extra, "static_act", xf_static_act_to_json(&static_act));
+            oc.act.static_act = &static_act;
+        }
     }
     if (rc == 0)
         rc = calibrate_scheme(m, &oc, &cs, T, prov, err);
@@ -1338,6 +1382,7 @@ int xf_quantize_model(xf_loaded_model *m, const xf_quant_options *o, const xf_qu
     }
     xf_model_edit_free(&edit); /* restores m's own tensors */
     xf_online_free(&online);
+    xf_static_act_free(&static_act);
     json_decref(extra);
     json_decref(run_info);
     free(place.spill_dir);

@@ -35,6 +35,13 @@ typedef struct xf_quant_options {
     double outliers;  /* fraction 0..1 of weights kept in fp16 (dense-and-sparse) */
     bool weight_grid_log2; /* --weight-grid log2 (RTN only): L-typed weights, recipe
                               "weight_grid": "log2"; false: uniform (key absent) */
+    bool weight_grid_razor; /* --weight-grid razor (RTN only): QRazor's razoring of
+                              8-bit abs-max rows, act.razor_group wide groups, --bits
+                              kept bits (quant/weights/razor_weights.h); recipe
+                              "weight_grid": "razor" */
+    bool repquant;         /* --repquant: RepQuant's per-channel qkv/mlp input
+                              quantizers, re-parameterised into static per-tensor
+                              ones (quant/transform/repquant.h) */
     /* --gguf-type: quantize onto llama.cpp's block types, each tensor the type
      * llama-quantize gives it for this file type (pipeline/gguf_plan.h); bits,
      * group, sym, clip and --tensor-bits do not apply */

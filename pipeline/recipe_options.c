@@ -281,6 +281,11 @@ static json_t *get_smooth(const xf_recipe_row *row, const xf_quant_options *o)
     return o->smooth_search ? json_string("search") : get_float(row, o);
 }
 
+static bool repquant_on(const xf_quant_options *o)
+{
+    return o->repquant;
+}
+
 static bool data_rotation(const xf_quant_options *o)
 {
     return o->rotate == XF_ROTATE_LEARNED || o->rotate == XF_ROTATE_KLT;
@@ -374,10 +379,13 @@ static json_t *get_tensor_bits(const xf_recipe_row *row, const xf_quant_options 
 static int set_weight_grid(const xf_recipe_row *row, xf_quant_recipe *r, const char *text,
                            const char *name, xf_error *err)
 {
+    r->o.weight_grid_log2 = r->o.weight_grid_razor = false;
     if (text && !strcmp(text, "uniform"))
-        r->o.weight_grid_log2 = false;
+        ;
     else if (text && !strcmp(text, "log2") && r->o.method == XF_METHOD_RTN)
         r->o.weight_grid_log2 = true;
+    else if (text && !strcmp(text, "razor"))
+        r->o.weight_grid_razor = true;
     else if (text && !strcmp(text, "log2"))
         return xf_fail(err, "%s log2 applies to rtn only", name);
     else
@@ -388,7 +396,9 @@ static int set_weight_grid(const xf_recipe_row *row, xf_quant_recipe *r, const c
 static json_t *get_weight_grid(const xf_recipe_row *row, const xf_quant_options *o)
 {
     (void)row;
-    return json_string(o->weight_grid_log2 ? "log2" : "uniform");
+    return json_string(o->weight_grid_log2    ? "log2"
+                       : o->weight_grid_razor ? "razor"
+                                              : "uniform");
 }
 
 /* --act-asym: act_sym false */
@@ -409,6 +419,8 @@ static const char *const prob_names[] = {"uniform", "log2", NULL};
 static const char *const rotate_names[] = {"none", "hadamard", "learned", "klt", NULL};
 static const char *const token_weight_names[] = {"uniform", "attn-concentration",
                                                  "attn-concentration-mean", NULL};
+static const char *const act_kind_names[] = {"int", "razor", NULL};
+static const char *const kv_keep_names[] = {"none", "log", "recent", NULL};
 
 #define BOOL_ROW(fl, k, f, m, h)                                                              \
     {.flag = fl, .key = k, .type = XF_RO_BOOL, .default_text = "false", .help = h,            \
@@ -478,10 +490,13 @@ static const xf_recipe_row rows[] = {
      .expect = "a percentage in [0%, 100%] (\"0.5%\") or a fraction in [0, 1]"},
     {.flag = "weight-grid", .key = "weight_grid", .type = XF_RO_ENUM, .arg_name = "G",
      .default_text = "uniform",
-     .help = "uniform or log2 (rtn only): per row/group levels +-scale*2^-k and 0, scale\n"
-             "searched (L2..L8 storage)",
+     .help = "uniform, log2 (rtn only): per row/group levels +-scale*2^-k and 0, scale\n"
+             "searched (L2..L8 storage), or razor (QRazor: 8-bit abs-max rows razored to\n"
+             "--bits bits from each --razor-group group's leading one; needs --group -1;\n"
+             "gptq fits each group's shift when its sweep enters it; stored as Q8 codes\n"
+             "with one scale per razor group)",
      .methods = XF_RO_BOTH, .set = set_weight_grid, .get = get_weight_grid,
-     .expect = "uniform or log2"},
+     .expect = "uniform, log2 or razor"},
     {.flag = "tensor-bits", .key = "tensor_bits", .type = XF_RO_LIST, .arg_name = "REGEX=BITS",
      .help = "bits (2, 3, 4, 8) for tensors whose name matches REGEX (PCRE, searched\n"
              "anywhere in the name); repeatable, first match wins, e.g. 'down_proj=8'",
@@ -598,6 +613,50 @@ static const xf_recipe_row rows[] = {
      .methods = XF_RO_BOTH, .needs_calib = true, .set = set_or_search, .get = get_or_search,
      .uses_calib = prob_base_searched, .calib_when = "search", FIELD(act.attn_prob_log2_base), .lo = 1.0 / 16.0,
      .hi = 4, .expect = "search or a number in [0.0625, 4]"},
+    /* QRazor, LogQuant, RepQuant (docs/methods.md) */
+    {.flag = "act-quant", .key = "act_quant", .type = XF_RO_ENUM, .arg_name = "Q",
+     .default_text = "int",
+     .help = "activation quantizer: int (the --act-bits grid) or razor (QRazor: abs-max\n"
+             "to --razor-base-bits, then --act-bits bits kept from each razor group's\n"
+             "leading one)",
+     .methods = XF_RO_BOTH, .set = set_enum, .get = get_enum, FIELD(act.act_kind),
+     .expect = "int or razor", .names = act_kind_names},
+    {.flag = "kv-quant", .key = "kv_quant", .type = XF_RO_ENUM, .arg_name = "Q",
+     .default_text = "int", .help = "KV quantizer: int or razor (base --kv-razor-base-bits)",
+     .methods = XF_RO_BOTH, .set = set_enum, .get = get_enum, FIELD(act.kv_kind),
+     .expect = "int or razor", .names = act_kind_names},
+    {.flag = "razor-group", .key = "razor_group", .type = XF_RO_INT, .arg_name = "G",
+     .default_text = "16",
+     .help = "values sharing one razoring point (activations, KV, --weight-grid razor;\n"
+             "0: the whole abs-max group)",
+     .methods = XF_RO_BOTH, .set = set_int, .get = get_int, FIELD(act.razor_group), .lo = 0,
+     .hi = INT32_MAX, .expect = "a non-negative integer"},
+    {.flag = "razor-base-bits", .key = "razor_base_bits", .type = XF_RO_INT, .arg_name = "B",
+     .default_text = "16", .help = "activations' abs-max integer bits before razoring (4..16)",
+     .methods = XF_RO_BOTH, .set = set_int32, .get = get_int32, FIELD(act.razor_base_bits),
+     .lo = 4, .hi = 16, .expect = "an integer in 4..16"},
+    {.flag = "kv-razor-base-bits", .key = "kv_razor_base_bits", .type = XF_RO_INT,
+     .arg_name = "B", .default_text = "8",
+     .help = "K/V abs-max integer bits before razoring (4..16)", .methods = XF_RO_BOTH,
+     .set = set_int32, .get = get_int32, FIELD(act.kv_razor_base_bits), .lo = 4, .hi = 16,
+     .expect = "an integer in 4..16"},
+    {.flag = "kv-keep", .key = "kv_keep", .type = XF_RO_ENUM, .arg_name = "SEL",
+     .default_text = "none",
+     .help = "K/V tokens each query reads in full precision while the rest is quantized\n"
+             "(--kv-bits): log (LogQuant, window --kv-keep-window: 2W+1..3W tokens) or\n"
+             "recent (the same count of most recent tokens)",
+     .methods = XF_RO_BOTH, .set = set_enum, .get = get_enum, FIELD(act.kv_keep),
+     .expect = "none, log or recent", .names = kv_keep_names},
+    {.flag = "kv-keep-window", .key = "kv_keep_window", .type = XF_RO_INT, .arg_name = "W",
+     .default_text = "16", .help = "LogQuant's window W", .methods = XF_RO_BOTH,
+     .set = set_int, .get = get_int, FIELD(act.kv_keep_window), .lo = 1, .hi = 1 << 30,
+     .expect = "an integer in 1..2^30"},
+    {.flag = "repquant", .key = "repquant", .type = XF_RO_BOOL, .default_text = "false",
+     .help = "RepQuant: per-channel qkv/mlp input quantizers (--act-bits, asymmetric,\n"
+             "dual clipping bounds fitted on calibration text) re-parameterised into static\n"
+             "per-tensor ones plus norm/linear scale folds",
+     .methods = XF_RO_BOTH, .needs_calib = true, .set = set_bool, .get = get_bool,
+     .uses_calib = repquant_on, FIELD(repquant)},
     /* smoothing and rotations (exact rewrites of the fp model before quantizing) */
     {.flag = "smooth", .key = "smooth", .type = XF_RO_FLOAT, .arg_name = "A|search",
      .help = "SmoothQuant migration strength alpha in (0, 1] of the per-channel activation\n"

@@ -4,7 +4,34 @@
 
 #include <string.h>
 
+#include "sim/kv_keep.h"
 #include "sim/log2_quant.h"
+#include "sim/razor_quant.h"
+#include "sim/static_act.h"
+
+/* The scheme's quantizer on the rows of one selected input: RepQuant's
+ * static quantizer for the inputs it covers, else the per-token razor or
+ * integer grid. */
+static int quant_rows(const xf_act_scheme *s, int layer, xf_lin_input in, float *x, int64_t rows,
+                      int64_t cols, int64_t g, xf_error *err)
+{
+    const int slot = s->static_act ? xf_static_act_slot(in) : -1;
+    const bool fixed =
+        slot >= 0 && cols == s->static_act->width && layer < s->static_act->n_layers;
+    const bool razor = s->act_kind == XF_ACT_KIND_RAZOR;
+    const float clip = (float)xf_act_scheme_clip(s, in);
+    for (int64_t t = 0; t < rows; t++) {
+        float *row = x + t * cols;
+        int r = fixed   ? xf_static_act_row(s->static_act, layer, slot, row)
+                : razor ? xf_razor_row(row, cols, g, s->razor_base_bits, s->act_bits,
+                                       s->razor_group, clip)
+                        : xf_act_quant_row(row, cols, g, s->act_bits, s->act_sym, clip);
+        if (r != 0)
+            return xf_fail(err, "layer %d %s input: non-finite activation in token %lld", layer,
+                           xf_lin_input_name(in), (long long)t);
+    }
+    return 0;
+}
 
 static int quant_linear_input(void *user, int layer, xf_linear_role role, float *x,
                               int64_t rows, int64_t cols, xf_error *err)
@@ -19,11 +46,8 @@ static int quant_linear_input(void *user, int layer, xf_linear_role role, float 
         if (cols % g != 0)
             return xf_fail(err, "layer %d %s input: act_group %lld does not divide %lld channels",
                            layer, xf_lin_input_name(in), (long long)g, (long long)cols);
-        const float clip = (float)xf_act_scheme_clip(s, in);
-        for (int64_t t = 0; t < rows; t++)
-            if (xf_act_quant_row(x + t * cols, cols, g, s->act_bits, s->act_sym, clip) != 0)
-                return xf_fail(err, "layer %d %s input: non-finite activation in token %lld",
-                               layer, xf_lin_input_name(in), (long long)t);
+        if (quant_rows(s, layer, in, x, rows, cols, g, err) != 0)
+            return -1;
     }
     if (h->inner.on_linear_input)
         return h->inner.on_linear_input(h->inner.user, layer, role, x, rows, cols, err);
@@ -41,12 +65,18 @@ static int quant_kv(void *user, int layer, float *k, float *v, int64_t T, int64_
             return xf_fail_prefix(err, "layer %d", layer);
         const int64_t dim = n_kv_heads * head_dim;
         const float clip = (float)s->kv_clip;
+        const bool razor = s->kv_kind == XF_ACT_KIND_RAZOR;
         /* groups of g channels never span heads: g divides head_dim */
         for (int64_t t = 0; t < T; t++) {
-            if (xf_act_quant_row(k + t * dim, dim, g, s->kv_bits, false, clip) != 0)
+            float *kt = k + t * dim, *vt = v + t * dim;
+            if ((razor ? xf_razor_row(kt, dim, g, s->kv_razor_base_bits, s->kv_bits,
+                                      s->razor_group, clip)
+                       : xf_act_quant_row(kt, dim, g, s->kv_bits, false, clip)) != 0)
                 return xf_fail(err, "layer %d: non-finite key in token %lld", layer,
                                (long long)t);
-            if (xf_act_quant_row(v + t * dim, dim, g, s->kv_bits, false, clip) != 0)
+            if ((razor ? xf_razor_row(vt, dim, g, s->kv_razor_base_bits, s->kv_bits,
+                                      s->razor_group, clip)
+                       : xf_act_quant_row(vt, dim, g, s->kv_bits, false, clip)) != 0)
                 return xf_fail(err, "layer %d: non-finite value in token %lld", layer,
                                (long long)t);
         }
@@ -78,6 +108,14 @@ static int quant_probs(void *user, int layer, int64_t head, float *p, int64_t T_
     return 0;
 }
 
+/* LogQuant / recent-window kept tokens of query i (sim/kv_keep.h) */
+static int64_t keep_kv(void *user, int layer, int64_t i, int64_t *idx)
+{
+    (void)layer;
+    const xf_act_hooks *h = user;
+    return xf_kv_keep_tokens(h->scheme.kv_keep, h->scheme.kv_keep_window, i, idx);
+}
+
 int xf_act_hooks_init(xf_act_hooks *h, const xf_act_scheme *s, const xf_forward_hooks *inner,
                       xf_error *err)
 {
@@ -86,7 +124,8 @@ int xf_act_hooks_init(xf_act_hooks *h, const xf_act_scheme *s, const xf_forward_
 
 bool xf_act_hooks_active(const xf_act_hooks *h)
 {
-    return h->hooks.on_linear_input || h->hooks.on_kv || h->hooks.on_attn_probs;
+    return h->hooks.on_linear_input || h->hooks.on_kv || h->hooks.on_attn_probs ||
+           h->hooks.kv_keep;
 }
 
 int xf_act_hooks_init_online(xf_act_hooks *h, const xf_act_scheme *s,
@@ -111,6 +150,8 @@ int xf_act_hooks_init_online(xf_act_hooks *h, const xf_act_scheme *s,
         h->hooks.on_kv = quant_kv;
     if (s->attn_prob_bits > 0 || h->inner.on_attn_probs)
         h->hooks.on_attn_probs = quant_probs;
+    if (s->kv_bits > 0 && s->kv_keep != XF_KV_KEEP_NONE)
+        h->hooks.kv_keep = keep_kv;
     return 0;
 }
 

@@ -58,6 +58,30 @@ typedef enum xf_prob_quant {
     XF_PROB_LOG2 = 1,    /* levels base^-k (sim/log2_quant.h) */
 } xf_prob_quant;
 
+/* The quantizer of activations / KV (the act_quant / kv_quant keys):
+ * the integer grids above, or QRazor's razoring (sim/razor_quant.h), which
+ * keeps act_bits / kv_bits magnitude bits from each razor group's leading
+ * one after an abs-max base quantization. */
+typedef enum xf_act_kind {
+    XF_ACT_KIND_INT = 0,
+    XF_ACT_KIND_RAZOR = 1,
+} xf_act_kind;
+
+/* Which K/V tokens a query reads in full precision when the KV cache is
+ * quantized (sim/kv_keep.h): none, LogQuant's log-distributed set, or the
+ * same number of most recent tokens. */
+typedef enum xf_kv_keep_kind {
+    XF_KV_KEEP_NONE = 0,
+    XF_KV_KEEP_LOG = 1,
+    XF_KV_KEEP_RECENT = 2,
+} xf_kv_keep_kind;
+
+/* "int" / "razor"; "none" / "log" / "recent"; parse: -1 if unknown. */
+const char *xf_act_kind_name(xf_act_kind k);
+int xf_act_kind_from_name(const char *name, xf_act_kind *out);
+const char *xf_kv_keep_name(xf_kv_keep_kind k);
+int xf_kv_keep_from_name(const char *name, xf_kv_keep_kind *out);
+
 /* "uniform" / "log2"; parse: -1 if unknown. */
 const char *xf_prob_quant_name(xf_prob_quant q);
 int xf_prob_quant_from_name(const char *name, xf_prob_quant *out);
@@ -85,15 +109,35 @@ typedef struct xf_act_scheme {
     xf_prob_quant attn_prob_quant;
     double attn_prob_log2_base; /* log2 quantizer base as log2(base) in
                                [1/16, 4]; 1 = base 2 (RepQ-ViT), 0.5 = sqrt 2 */
+    /* QRazor (sim/razor_quant.h). JSON keys written only when a kind is
+     * razor, so files of other schemes keep their bytes. */
+    xf_act_kind act_kind;   /* int (default) or razor */
+    xf_act_kind kv_kind;    /* int (default) or razor */
+    int64_t razor_group;    /* values per razor group inside a base group
+                               (0, or >= the base group: the whole base
+                               group; the last one of a base group may be
+                               shorter); default 16 */
+    int razor_base_bits;    /* activations' base integer bits (4..16; 16) */
+    int kv_razor_base_bits; /* K/V base integer bits (4..16; 8) */
+    /* LogQuant (sim/kv_keep.h): per query, which K/V tokens stay in full
+     * precision while the others are quantized (kv_bits > 0 needed). */
+    xf_kv_keep_kind kv_keep;
+    int64_t kv_keep_window; /* LogQuant's W (>= 1): at most 3W tokens kept */
     /* Online transforms of a rotated model (sim/online.h), applied to a
      * linear's input before its quantizer by every hook built from this
      * scheme. Borrowed; NOT part of the JSON form (the recipe keeps them in
      * "online_transforms"); NULL: none. */
     const struct xf_online_transforms *online;
+    /* RepQuant's static qkv/mlp quantizers (sim/static_act.h), used instead
+     * of the per-token grid on those inputs when act_bits > 0 and the input
+     * is selected. Borrowed; NOT part of the JSON form (the recipe keeps
+     * them in "static_act"); NULL: none. */
+    const struct xf_static_act *static_act;
 } xf_act_scheme;
 
 /* Everything off: bits 0, act_sym true, groups 0, clips 1, all inputs,
- * uniform probabilities, log2 base 2. */
+ * uniform probabilities, log2 base 2; integer kinds (razor group 16, base
+ * bits 16 / 8 when razor is chosen), no kept KV tokens (window 16). */
 void xf_act_scheme_default(xf_act_scheme *s);
 /* QuaRot's settings: activations act_bits per token symmetric clip 0.9 on
  * all four inputs (head in fp); KV kv_bits asymmetric, one group per head

@@ -7,6 +7,7 @@
 
 #include "core/json_util.h"
 #include "sim/online.h"
+#include "sim/razor_quant.h"
 
 void xf_act_scheme_default(xf_act_scheme *s)
 {
@@ -17,6 +18,45 @@ void xf_act_scheme_default(xf_act_scheme *s)
     s->kv_clip = 1.0;
     s->attn_prob_quant = XF_PROB_UNIFORM;
     s->attn_prob_log2_base = 1.0;
+    s->razor_group = 16;
+    s->razor_base_bits = 16;
+    s->kv_razor_base_bits = 8;
+    s->kv_keep_window = 16;
+}
+
+const char *xf_act_kind_name(xf_act_kind k)
+{
+    return k == XF_ACT_KIND_INT ? "int" : k == XF_ACT_KIND_RAZOR ? "razor" : NULL;
+}
+
+int xf_act_kind_from_name(const char *name, xf_act_kind *out)
+{
+    if (name && strcmp(name, "int") == 0)
+        *out = XF_ACT_KIND_INT;
+    else if (name && strcmp(name, "razor") == 0)
+        *out = XF_ACT_KIND_RAZOR;
+    else
+        return -1;
+    return 0;
+}
+
+const char *xf_kv_keep_name(xf_kv_keep_kind k)
+{
+    return k == XF_KV_KEEP_NONE     ? "none"
+           : k == XF_KV_KEEP_LOG    ? "log"
+           : k == XF_KV_KEEP_RECENT ? "recent"
+                                    : NULL;
+}
+
+int xf_kv_keep_from_name(const char *name, xf_kv_keep_kind *out)
+{
+    static const xf_kv_keep_kind kinds[] = {XF_KV_KEEP_NONE, XF_KV_KEEP_LOG, XF_KV_KEEP_RECENT};
+    for (size_t i = 0; name && i < sizeof kinds / sizeof *kinds; i++)
+        if (strcmp(name, xf_kv_keep_name(kinds[i])) == 0) {
+            *out = kinds[i];
+            return 0;
+        }
+    return -1;
 }
 
 void xf_act_scheme_quarot(xf_act_scheme *s, int act_bits, int kv_bits)
@@ -87,6 +127,30 @@ int xf_act_scheme_check(const xf_act_scheme *s, const char *what, xf_error *err)
     if (!(s->attn_prob_log2_base >= 1.0 / 16.0 && s->attn_prob_log2_base <= 4.0))
         return xf_fail(err, "%s: attn_prob_log2_base %g outside [1/16, 4]", what,
                        s->attn_prob_log2_base);
+    if (!xf_act_kind_name(s->act_kind) || !xf_act_kind_name(s->kv_kind))
+        return xf_fail(err, "%s: unknown act_quant/kv_quant kind", what);
+    if (s->razor_group < 0)
+        return xf_fail(err, "%s: razor_group %lld < 0", what, (long long)s->razor_group);
+    if (s->razor_base_bits < XF_RAZOR_MIN_BASE_BITS || s->razor_base_bits > XF_RAZOR_MAX_BASE_BITS ||
+        s->kv_razor_base_bits < XF_RAZOR_MIN_BASE_BITS ||
+        s->kv_razor_base_bits > XF_RAZOR_MAX_BASE_BITS)
+        return xf_fail(err, "%s: razor base bits %d / %d outside %d..%d", what,
+                       s->razor_base_bits, s->kv_razor_base_bits, XF_RAZOR_MIN_BASE_BITS,
+                       XF_RAZOR_MAX_BASE_BITS);
+    if (s->act_kind == XF_ACT_KIND_RAZOR && s->act_bits >= s->razor_base_bits)
+        return xf_fail(err, "%s: razor keeps act_bits %d of %d base bits: keep fewer", what,
+                       s->act_bits, s->razor_base_bits);
+    if (s->kv_kind == XF_ACT_KIND_RAZOR && s->kv_bits >= s->kv_razor_base_bits)
+        return xf_fail(err, "%s: razor keeps kv_bits %d of %d base bits: keep fewer", what,
+                       s->kv_bits, s->kv_razor_base_bits);
+    if (!xf_kv_keep_name(s->kv_keep))
+        return xf_fail(err, "%s: unknown kv_keep %d", what, (int)s->kv_keep);
+    if (s->kv_keep_window < 1 || s->kv_keep_window > (INT64_C(1) << 30))
+        return xf_fail(err, "%s: kv_keep_window %lld outside 1..2^30", what,
+                       (long long)s->kv_keep_window);
+    if (s->kv_keep != XF_KV_KEEP_NONE && s->kv_bits == 0)
+        return xf_fail(err, "%s: kv_keep %s needs a quantized KV cache (kv_bits)", what,
+                       xf_kv_keep_name(s->kv_keep));
     return 0;
 }
 
@@ -111,7 +175,8 @@ int xf_act_scheme_kv_group(const xf_act_scheme *s, int64_t head_dim, int64_t *gr
 static const char *const known_keys[] = {
     "act_bits", "act_sym", "act_group", "act_clip", "act_clip_inputs", "act_inputs",
     "kv_bits", "kv_group", "kv_clip", "attn_prob_bits", "attn_prob_quant",
-    "attn_prob_log2_base",
+    "attn_prob_log2_base", "act_quant", "kv_quant", "razor_group", "razor_base_bits",
+    "kv_razor_base_bits", "kv_keep", "kv_keep_window",
 };
 
 json_t *xf_act_scheme_to_json(const xf_act_scheme *s)
@@ -137,6 +202,21 @@ json_t *xf_act_scheme_to_json(const xf_act_scheme *s)
     const char *pq = xf_prob_quant_name(s->attn_prob_quant);
     json_object_set_new(j, "attn_prob_quant", json_string(pq ? pq : "?"));
     json_object_set_new(j, "attn_prob_log2_base", json_real(s->attn_prob_log2_base));
+    /* written only when used: the objects of other schemes keep their bytes */
+    if (s->act_kind != XF_ACT_KIND_INT) {
+        json_object_set_new(j, "act_quant", json_string(xf_act_kind_name(s->act_kind)));
+        json_object_set_new(j, "razor_base_bits", json_integer(s->razor_base_bits));
+    }
+    if (s->kv_kind != XF_ACT_KIND_INT) {
+        json_object_set_new(j, "kv_quant", json_string(xf_act_kind_name(s->kv_kind)));
+        json_object_set_new(j, "kv_razor_base_bits", json_integer(s->kv_razor_base_bits));
+    }
+    if (s->act_kind != XF_ACT_KIND_INT || s->kv_kind != XF_ACT_KIND_INT)
+        json_object_set_new(j, "razor_group", json_integer(s->razor_group));
+    if (s->kv_keep != XF_KV_KEEP_NONE) {
+        json_object_set_new(j, "kv_keep", json_string(xf_kv_keep_name(s->kv_keep)));
+        json_object_set_new(j, "kv_keep_window", json_integer(s->kv_keep_window));
+    }
     return j;
 }
 
@@ -223,6 +303,22 @@ int xf_act_scheme_from_json(xf_act_scheme *s, const json_t *j, const char *what,
         return -1;
     if (xf_prob_quant_from_name(pq, &t.attn_prob_quant) != 0)
         return xf_fail(err, "%s: attn_prob_quant \"%s\" is not uniform or log2", what, pq);
+    const char *aq, *kq, *kk;
+    if (xf_json_get_string(j, "act_quant", false, "int", &aq, what, err) != 0 ||
+        xf_json_get_string(j, "kv_quant", false, "int", &kq, what, err) != 0 ||
+        xf_json_get_string(j, "kv_keep", false, "none", &kk, what, err) != 0 ||
+        xf_json_get_int(j, "razor_group", false, t.razor_group, &t.razor_group, what, err) != 0 ||
+        get_small_int(j, "razor_base_bits", &t.razor_base_bits, what, err) != 0 ||
+        get_small_int(j, "kv_razor_base_bits", &t.kv_razor_base_bits, what, err) != 0 ||
+        xf_json_get_int(j, "kv_keep_window", false, t.kv_keep_window, &t.kv_keep_window, what,
+                        err) != 0)
+        return -1;
+    if (xf_act_kind_from_name(aq, &t.act_kind) != 0)
+        return xf_fail(err, "%s: act_quant \"%s\" is not int or razor", what, aq);
+    if (xf_act_kind_from_name(kq, &t.kv_kind) != 0)
+        return xf_fail(err, "%s: kv_quant \"%s\" is not int or razor", what, kq);
+    if (xf_kv_keep_from_name(kk, &t.kv_keep) != 0)
+        return xf_fail(err, "%s: kv_keep \"%s\" is not none, log or recent", what, kk);
     const json_t *in = json_object_get(j, "act_inputs");
     if (in && parse_inputs(in, &t.act_inputs, what, err) != 0)
         return -1;
@@ -247,7 +343,11 @@ void xf_act_scheme_describe(const xf_act_scheme *s, char *buf, size_t cap)
         return;
     buf[0] = '\0';
     if (s->act_bits > 0 && (s->act_inputs & XF_IN_ALL)) {
-        snprintf(buf, cap, "A%d %s", s->act_bits, s->act_sym ? "sym" : "asym");
+        if (s->act_kind == XF_ACT_KIND_RAZOR)
+            snprintf(buf, cap, "A%d razor base %d rg%lld", s->act_bits, s->razor_base_bits,
+                     (long long)s->razor_group);
+        else
+            snprintf(buf, cap, "A%d %s", s->act_bits, s->act_sym ? "sym" : "asym");
         if (s->act_group > 0)
             snprintf(buf + strlen(buf), cap - strlen(buf), " g%lld", (long long)s->act_group);
         bool per_input = false;
@@ -272,11 +372,19 @@ void xf_act_scheme_describe(const xf_act_scheme *s, char *buf, size_t cap)
                 }
         }
     }
+    if (s->static_act && s->act_bits > 0)
+        snprintf(buf + strlen(buf), cap - strlen(buf), " (qkv/mlp static, RepQuant)");
     if (s->kv_bits > 0) {
         snprintf(buf + strlen(buf), cap - strlen(buf), "%sKV%d", buf[0] ? ", " : "", s->kv_bits);
         if (s->kv_group > 0)
             snprintf(buf + strlen(buf), cap - strlen(buf), " g%lld", (long long)s->kv_group);
         add_clip(buf, cap, s->kv_clip);
+        if (s->kv_kind == XF_ACT_KIND_RAZOR)
+            snprintf(buf + strlen(buf), cap - strlen(buf), " razor base %d rg%lld",
+                     s->kv_razor_base_bits, (long long)s->razor_group);
+        if (s->kv_keep != XF_KV_KEEP_NONE)
+            snprintf(buf + strlen(buf), cap - strlen(buf), " keep %s W%lld",
+                     xf_kv_keep_name(s->kv_keep), (long long)s->kv_keep_window);
     }
     if (s->attn_prob_bits > 0) {
         snprintf(buf + strlen(buf), cap - strlen(buf), "%sP%d %s", buf[0] ? ", " : "",

@@ -59,6 +59,9 @@ static const struct {
     {"smooth", "0.5"},       {"smooth_inputs", "qkv,mlp"}, {"rotate", "hadamard"},
     {"rotate_no_online", "true"}, {"rotate_no_headwise", "true"}, {"klt_hadamard", "true"},
     {"rotate_steps", "10"},  {"rotate_lr", "0.5"},
+    {"act_quant", "razor"},  {"kv_quant", "razor"},     {"razor_group", "32"},
+    {"razor_base_bits", "8"}, {"kv_razor_base_bits", "6"}, {"kv_keep", "log"},
+    {"kv_keep_window", "8"}, {"repquant", "true"},
 };
 
 static const char *sample_of(const char *key)

@@ -72,7 +72,49 @@ typedef struct sweep_ctx {
     const xf_ggml_grid_traits *gg; /* GGML block grid, or NULL */
     xf_ggml_sub *subs;     /* gg: [rows, n_groups, block / sub] decoded sub-blocks */
     const float *imp;      /* gg: [n] fit importance 1 / U_ii^2 by quantization position */
+    /* QRazor (xf_gptq_params.razor_group): [rows] 8-bit base scales, the
+     * kept bits, and [rows, n_groups] each run's shift, set by fit_group */
+    const float *razor_base;
+    int razor_keep;
+    uint8_t *razor_k;
 } sweep_ctx;
+
+/* QRazor: the base integer of x (quant/weights/razor_weights.h) */
+static inline int32_t razor_int(float x, float s)
+{
+    float v = rintf(x / s);
+    return (int32_t)(v < -127.0f ? -127.0f : v > 127.0f ? 127.0f : v);
+}
+
+/* QRazor: the run's shift from its current values v[0..len) */
+static xf_grid razor_fit(const sweep_ctx *c, int64_t r, int64_t gi, int64_t n_groups,
+                         const float *v, int64_t len)
+{
+    const float s = c->razor_base[r];
+    int32_t M = 0;
+    for (int64_t j = 0; j < len; j++) {
+        int32_t a = abs(razor_int(v[j], s));
+        M = a > M ? a : M;
+    }
+    int p = 0;
+    while (M != 0 && (M >> (p + 1)) != 0)
+        p++;
+    const int k = p - c->razor_keep + 1 > 0 ? p - c->razor_keep + 1 : 0;
+    c->razor_k[r * n_groups + gi] = (uint8_t)k;
+    xf_grid g = {.scale = ldexpf(s, k), .zero = 128, .maxq = 255};
+    return g;
+}
+
+/* QRazor: x razored with the run's shift; its code on grid gr */
+static inline uint8_t razor_code(const sweep_ctx *c, int64_t r, int64_t gi, int64_t n_groups,
+                                 float x)
+{
+    const int k = c->razor_k[r * n_groups + gi];
+    const int32_t q = razor_int(x, c->razor_base[r]), top = (1 << c->razor_keep) - 1;
+    int32_t a = (abs(q) + (k > 0 ? 1 << (k - 1) : 0)) >> k;
+    a = a > top ? top : a;
+    return (uint8_t)(128 + (q < 0 ? -a : a));
+}
 
 /* gg: the decoded sub-blocks of row r's block gi. */
 static inline xf_ggml_sub *block_subs(const sweep_ctx *c, const xf_qweight *q, int64_t r,
@@ -179,8 +221,10 @@ static void fit_group(const sweep_ctx *c, xf_qweight *q, int64_t ra, int64_t rb,
                              block_subs(c, q, r, c->grp[i]));
             continue;
         }
-        xf_grid fit = c->mask ? xf_outliers_fit(&c->grid, v, c->mask + r * n + i, c1 - i, gather)
-                              : xf_grid_fit(&c->grid, v, c1 - i);
+        xf_grid fit = c->razor_base ? razor_fit(c, r, c->grp[i], q->n_groups, v, c1 - i)
+                      : c->mask     ? xf_outliers_fit(&c->grid, v, c->mask + r * n + i, c1 - i,
+                                                      gather)
+                                    : xf_grid_fit(&c->grid, v, c1 - i);
         xf_qweight_set_grid(q, r, c->grp[i], &fit);
     }
 }
@@ -242,7 +286,8 @@ static void sweep_tile(const sweep_ctx *c, xf_qweight *q, int64_t ra, int64_t rb
                 wr[i] = xf_f16_to_f32(xf_f32_to_f16(x));
                 continue;
             }
-            const uint8_t code = xf_grid_quantize(&gr, x);
+            const uint8_t code = c->razor_base ? razor_code(c, r, gi, q->n_groups, x)
+                                               : xf_grid_quantize(&gr, x);
             const float qv = xf_grid_dequantize(&gr, code);
             const float pe = prop_error(c, e[t * B + (i - i1)], x, qv, d);
             l[t * B + (i - i1)] = (x - qv) / d;
@@ -343,6 +388,10 @@ static int check_solve(const float *W, int64_t rows, const xf_gptq_factor *f,
     if (gg && p->act_order && !p->static_groups)
         return xf_fail(err, "%s: act-order on a GGML grid needs static groups (GGUF stores no "
                             "column permutation)", name);
+    if (p->razor_group > 0 && (gg || p->outliers > 0 || p->static_groups ||
+                               p->grid.bits < 2 || p->grid.bits > 7))
+        return xf_fail(err, "%s: the razor grid keeps 2..7 bits, without static groups, GGML "
+                            "grids or outliers", name);
     return 0;
 }
 
@@ -360,7 +409,9 @@ static sweep_layout layout_of(const xf_gptq_factor *f, const xf_gptq_params *p)
 {
     const int64_t n = f->n;
     sweep_layout l;
-    l.g = p->ggml ? p->ggml->block : xf_group_size_resolve(p->group, n);
+    l.g = p->ggml            ? p->ggml->block
+          : p->razor_group > 0 ? xf_group_size_resolve(p->razor_group, n)
+                               : xf_group_size_resolve(p->group, n);
     l.per_channel = l.g == n && !p->ggml;
     l.static_g = p->static_groups && !l.per_channel;
     l.identity = true;
@@ -689,10 +740,28 @@ int xf_gptq_solve_factored(float *W, int64_t rows, const xf_gptq_factor *f,
         return -1;
     const xf_ggml_grid_traits *gg = p->ggml;
     const sweep_layout l = layout_of(f, p);
+    const bool razor = p->razor_group > 0;
     if (gg ? xf_qweight_init_ggml(out, rows, n, gg, name, err)
-           : xf_qweight_init(out, rows, n, p->grid.bits, l.g, !p->grid.sym, l.store_perm, name,
-                             err))
+           : xf_qweight_init(out, rows, n, razor ? 8 : p->grid.bits, l.g,
+                             !razor && !p->grid.sym, l.store_perm, name, err))
         return -1;
+    /* QRazor: each row's fp16 abs-max / 127 over its live columns */
+    float *razor_base = razor ? malloc((size_t)rows * sizeof *razor_base) : NULL;
+    uint8_t *razor_k = razor ? calloc((size_t)(rows * out->n_groups), 1) : NULL;
+    if (razor && (!razor_base || !razor_k)) {
+        free(razor_base);
+        free(razor_k);
+        xf_qweight_free(out);
+        return xf_fail(err, "%s: out of memory", name);
+    }
+    for (int64_t r = 0; razor && r < rows; r++) {
+        float m = 0.0f;
+        for (int64_t j = 0; j < n; j++)
+            if (!f->dead[j])
+                m = fabsf(W[r * n + j]) > m ? fabsf(W[r * n + j]) : m;
+        const float s = xf_f16_to_f32(xf_f32_to_f16(m / 127.0f));
+        razor_base[r] = s > 0.0f ? s : 1.0f;
+    }
     if (l.store_perm)
         memcpy(out->perm, f->perm, (size_t)n * sizeof *f->perm);
 
@@ -700,12 +769,16 @@ int xf_gptq_solve_factored(float *W, int64_t rows, const xf_gptq_factor *f,
     sweep_buffers b;
     const bool need_M = !f->inverse && !l.per_channel && !l.static_g;
     if (sweep_buffers_alloc(&b, rows, n, &l, gg, n_out, need_M, name, err) != 0) {
+        free(razor_base);
+        free(razor_k);
         xf_qweight_free(out);
         return -1;
     }
     plan_columns(f, &l, &b);
     if (need_M && group_inverses(f, l.g, b.M) != 0) {
         sweep_buffers_free(&b);
+        free(razor_base);
+        free(razor_k);
         xf_qweight_free(out);
         return xf_fail(err, "%s: out of memory for the GPTQ group inverses", name);
     }
@@ -719,7 +792,9 @@ int xf_gptq_solve_factored(float *W, int64_t rows, const xf_gptq_factor *f,
                            .identity = l.identity && f->dead_columns == 0, .M = b.M,
                            .grp = b.grp,
                            .store = b.store, .fit_at = b.fit_at, .mask = b.mask,
-                           .grid = p->grid, .gg = gg, .subs = b.subs, .imp = b.imp};
+                           .grid = p->grid, .gg = gg, .subs = b.subs, .imp = b.imp,
+                           .razor_base = razor_base, .razor_keep = p->grid.bits,
+                           .razor_k = razor_k};
     int rc = -1;
     /* OpenBLAS single-threaded for the call's OpenMP regions (see
      * sweep_all_rows), restored before returning */
@@ -751,6 +826,8 @@ int xf_gptq_solve_factored(float *W, int64_t rows, const xf_gptq_factor *f,
 done:
     xf_threads_pop(&blas_threads);
     sweep_buffers_free(&b);
+    free(razor_base);
+    free(razor_k);
     if (rc != 0)
         xf_qweight_free(out);
     return rc;

@@ -50,6 +50,13 @@ typedef struct xf_gptq_params {
     bool inverse_factor; /* factorize as the reference, into U = chol(H^-1) (one more
                             n^3/3 triangular inverse; see xf_gptq_factor); default false
                             (then also taken for groups wider than 512 fitted in the sweep) */
+    int64_t razor_group; /* > 0: QRazor's razor grid (quant/weights/razor_weights.h): each
+                            row's 8-bit abs-max scale from the input W, grid.bits magnitude
+                            bits kept per run of razor_group quantization positions, the
+                            run's shift fitted on its current weights when the sweep enters
+                            it (as group grids are); stored as 8-bit symmetric codes, one
+                            scale per run (>= cols: one run per row). No static groups, GGML
+                            grids or outliers. 0: off */
 } xf_gptq_params;
 
 /* 4 bits, asymmetric, per channel, no act-order, damp 0.01, block 128,

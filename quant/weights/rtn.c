@@ -1,6 +1,7 @@
 /* Round-to-nearest: fit grids on the weights, quantize each weight alone. */
 #include "quant/weights/rtn.h"
 
+#include "quant/weights/razor_weights.h"
 #include "sim/log2_quant.h"
 
 #include <math.h>
@@ -114,6 +115,17 @@ int xf_rtn_quantize(const float *W, int64_t rows, int64_t cols, const xf_rtn_par
         name = "?";
     if (xf_grid_config_check(&p->grid, name, err) != 0)
         return -1;
+    if (p->razor) {
+        if (p->per_tensor || p->outliers > 0.0 || p->log2_grid)
+            return xf_fail(err, "%s: the razor weight grid supports neither per-tensor grids, "
+                                "outliers nor log2", name);
+        int64_t bad = xf_first_nonfinite(W, rows * cols);
+        if (bad >= 0)
+            return xf_fail(err, "%s: non-finite weight at [%lld, %lld]", name,
+                           (long long)(bad / cols), (long long)(bad % cols));
+        return xf_razor_weights_quantize(W, rows, cols, p->grid.bits, p->razor_group, out, name,
+                                         err);
+    }
     if (p->log2_grid && (p->per_tensor || p->outliers > 0.0))
         return xf_fail(err, "%s: the log2 weight grid supports neither per-tensor grids nor "
                             "outliers", name);
@@ -148,7 +160,7 @@ int xf_rtn_quantize(const float *W, int64_t rows, int64_t cols, const xf_rtn_par
 
 bool xf_rtn_streamable(const xf_rtn_params *p, int64_t rows, int64_t cols)
 {
-    return !p->per_tensor && !p->log2_grid && xf_outliers_count(p->outliers, rows * cols) == 0;
+    return !p->per_tensor && !p->log2_grid && !p->razor && xf_outliers_count(p->outliers, rows * cols) == 0;
 }
 
 double xf_rtn_row_sq_error(const float *w, const float *dq, int64_t n)

@@ -20,6 +20,9 @@ typedef struct xf_rtn_params {
     bool log2_grid;  /* --weight-grid log2: every row/group on the log2 grid of
                         xf_log2_weight_row_codes (grid.sym/clip unused); no
                         per_tensor, no outliers */
+    bool razor;      /* --weight-grid razor: quant/weights/razor_weights.h with
+                        grid.bits kept bits (group, sym, clip unused) */
+    int64_t razor_group;
 } xf_rtn_params;
 
 /* Quantizes W [rows, cols] (fp32, row-major, finite; not modified) into
