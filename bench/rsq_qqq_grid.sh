@@ -9,13 +9,11 @@
 # Usage: bench/rsq_qqq_grid.sh [BUILD_DIR]
 #   GRID=rsq|rsqv2|qqq|all (default all)  MODELS="stories260K novels-5m"
 #   TWS="uniform attn-concentration attn-concentration-mean" (the token weights of rsq/rsqv2)
-#   HALVES=DIR (default /work/tmp/halves: tinystories-1.txt ... novels-2.txt,
-#   the eval texts split at the first LF at or after the byte midpoint)
+#   each model's eval text is scored on its two halves (`ppl --text-half 1|2`)
 set -euo pipefail
 build=${1:-build}
 X="$build/cli/xfquant"
 shared=${SHARED:-../shared}
-halves=${HALVES:-/work/tmp/halves}
 grid=${GRID:-all}
 models=${MODELS:-"stories260K novels-5m"}
 tws=${TWS:-"uniform attn-concentration attn-concentration-mean"}
@@ -25,16 +23,16 @@ trap 'rm -rf "$work"' EXIT
 # model -> calibration text, eval halves, eval flags
 setup() {
   case $1 in
-    stories260K) calib=$shared/data/tinystories/calib.txt; hp=$halves/tinystories
+    stories260K) calib=$shared/data/tinystories/calib.txt; evalt=$shared/data/tinystories/eval.txt
                  evalf="--seqlen 512 --max-windows 64" ;;
-    novels-5m)   calib=$shared/data/novels/calib.txt; hp=$halves/novels
+    novels-5m)   calib=$shared/data/novels/calib.txt; evalt=$shared/data/novels/eval.txt
                  evalf="--seqlen 256 --max-windows 128" ;;
     *) echo "unknown model $1" >&2; exit 2 ;;
   esac
 }
 
 ppl() { # FILE HALF -> ppl
-  "$X" ppl "$1" --text "$hp-$2.txt" --protocol gptq $evalf --threads 2 2>/dev/null |
+  "$X" ppl "$1" --text "$evalt" --text-half "$2" --protocol gptq $evalf --threads 2 2>/dev/null |
     sed -n 's/.*: ppl \([0-9.]*\).*/\1/p'
 }
 

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Issue 15 items 5-7 under the accuracy protocol (/work/helper-protocol.md):
+# Issue 15 items 5-7 under the accuracy protocol (docs/accuracy-methods.md: both halves of each eval text, `ppl --text-half`):
 # QRazor W4A4KV4, LogQuant KV2 against uniform KV2 and the recent window at
 # equal memory, RepQuant's re-parameterised qkv/mlp quantizers, on both
 # models and both halves of each eval text; seeds 0, 1, 2 where a seed
@@ -15,9 +15,8 @@
 set -eu
 BUILD=${1:-build}
 X=$(realpath "$BUILD/cli/xfquant")
-SH=$(realpath "$(dirname "$0")/../../shared" 2>/dev/null || echo /work/shared)
-[ -d "$SH/models" ] || SH=/work/shared
-HALVES=${GRID_HALVES:-/work/tmp/halves}
+SH=$(realpath "$(dirname "$0")/../../shared")
+[ -d "$SH/models" ] || { echo "SKIP: ../shared is absent" >&2; exit 77; }
 OUT=${GRID_OUT:-/tmp/sim_methods_grid}
 PARTS=${GRID_PARTS:-qrazor logquant repquant}
 MODELS=${GRID_MODELS:-stories novels}
@@ -28,9 +27,9 @@ touch "$RES"
 setup_model() {
     case $1 in
     stories) MODEL=$SH/models/stories260K; CALIB=$SH/data/tinystories/calib.txt
-        TEXT=tinystories; EVAL="--seqlen 512 --max-windows 64"; KW=16 ;;
+        TEXT=$SH/data/tinystories/eval.txt; EVAL="--seqlen 512 --max-windows 64"; KW=16 ;;
     novels) MODEL=$SH/models/novels-5m; CALIB=$SH/data/novels/calib.txt
-        TEXT=novels; EVAL="--seqlen 256 --max-windows 128"; KW=8 ;;
+        TEXT=$SH/data/novels/eval.txt; EVAL="--seqlen 256 --max-windows 128"; KW=8 ;;
     esac
 }
 
@@ -42,7 +41,7 @@ run() {
     "$X" "$@" "$MODEL" "$f" > "$OUT/$M-$lab-$seed.log" 2>&1 ||
         { echo "FAILED: $M $lab $seed: $(tail -1 "$OUT/$M-$lab-$seed.log")" >&2; return 0; }
     for h in 1 2; do
-        p=$("$X" ppl "$f" --text "$HALVES/$TEXT-$h.txt" --protocol gptq $EVAL 2>/dev/null |
+        p=$("$X" ppl "$f" --text "$TEXT" --text-half $h --protocol gptq $EVAL 2>/dev/null |
             sed -n 's/.*: ppl \([0-9.]*\) .*/\1/p')
         printf '%s\t%s\t%s\t%s\t%s\n' "$M" "$lab" "$seed" "$h" "$p" >> "$RES"
     done
