@@ -108,7 +108,7 @@ for M in $MODELS; do
             for i in 1 2 3; do
                 for k in none log recent; do
                     t0=$(date +%s.%N)
-                    "$X" ppl "$OUT/t-$k.xfq" --text "$HALVES/$TEXT-1.txt" --protocol gptq $EVAL > /dev/null 2>&1
+                    "$X" ppl "$OUT/t-$k.xfq" --text "$TEXT" --text-half 1 --protocol gptq $EVAL > /dev/null 2>&1
                     t1=$(date +%s.%N)
                     echo "$M $k $(echo "$t1 - $t0" | bc -l)" >> "$OUT/timing.txt"
                 done
