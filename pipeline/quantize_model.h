@@ -66,6 +66,12 @@ typedef struct xf_quant_options {
     bool klt_hadamard;          /* klt: eigenbasis followed by a randomized Hadamard */
     int64_t rotate_steps;       /* learned: Cayley SGD steps */
     double rotate_lr;           /* learned: learning rate */
+    /* learned: objective (e2e / local) and the e2e loss, windows, batch
+     * (quant/transform/e2e_learn.c) */
+    xf_rotate_objective rotate_objective;
+    xf_rotate_loss rotate_loss;
+    int64_t rotate_windows;
+    int64_t rotate_batch;
     /* per-tensor bit widths (--tensor-bits REGEX=BITS), first match wins */
     const char *tensor_bits[XF_TENSOR_BITS_MAX_RULES];
     size_t n_tensor_bits;
