@@ -178,6 +178,10 @@ static int layer_backward(xf_tape *tp, const xf_dense_layer *dl, int l, xf_layer
     xf_op_attention_backward(y->q, y->k, y->v, y->p, y->pq ? y->pq : y->p, tp->dao, T,
                              c->n_heads, c->n_kv_heads, c->head_dim, tp->dq, tp->dk, tp->dv,
                              tp->dP);
+    if (bh && bh->on_qk_grad &&
+        bh->on_qk_grad(bh->user, dl->layer, tp->dq, tp->dk, T, c->n_heads, c->n_kv_heads,
+                       c->head_dim, err) != 0)
+        return -1;
     xf_op_rope_backward(tp->dq, T, c->n_heads, c->head_dim, tp->rope_cos, tp->rope_sin);
     xf_op_rope_backward(tp->dk, T, c->n_kv_heads, c->head_dim, tp->rope_cos, tp->rope_sin);
     linear_backward(y->xq, tp->dq, T, H, qd, dl->w[XF_LIN_Q], g->w[XF_LIN_Q], g->b[XF_LIN_Q], dx,

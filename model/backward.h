@@ -47,7 +47,7 @@
 typedef struct xf_tape_layer {
     float *h_in;   /* [T, hidden] layer input (residual stream) */
     float *xq;     /* [T, hidden] qkv input after its hook */
-    float *q;      /* [T, q_dim] Q after RoPE */
+    float *q;      /* [T, q_dim] Q after RoPE and on_q */
     float *k, *v;  /* [T, kv_dim] after on_kv */
     float *p;      /* [n_heads, T, T] softmax output (before on_attn_probs) */
     float *pq;     /* [n_heads, T, T] after on_attn_probs; NULL: = p */
@@ -98,6 +98,11 @@ typedef struct xf_backward_hooks {
      * in xf_forward_hooks.on_linear_input. NULL: identity. */
     int (*on_linear_input_grad)(void *user, int layer, xf_linear_role role, float *dx,
                                 int64_t rows, int64_t cols, xf_error *err);
+    /* dL/d(Q after on_q), dL/d(K after on_kv) -> dL/d(Q, K after RoPE),
+     * in place ([T, n_heads * head_dim], [T, n_kv_heads * head_dim]).
+     * NULL: identity. */
+    int (*on_qk_grad)(void *user, int layer, float *dq, float *dk, int64_t T, int64_t n_heads,
+                      int64_t n_kv_heads, int64_t head_dim, xf_error *err);
 } xf_backward_hooks;
 
 /* Gradients, accumulated (+=) by xf_tape_backward; arrays of the shapes of

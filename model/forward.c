@@ -221,6 +221,9 @@ static int part_attention(xf_workspace *ws, const xf_dense_layer *dl, int64_t T,
         xf_op_rope_apply(ws->q, T, c->n_heads, c->head_dim, ws->rope_cos, ws->rope_sin);
         xf_op_rope_apply(ws->k, T, c->n_kv_heads, c->head_dim, ws->rope_cos, ws->rope_sin);
     }
+    if (hooks && hooks->on_q &&
+        hooks->on_q(hooks->user, dl->layer, ws->q, T, c->n_heads, c->head_dim, err) != 0)
+        return -1;
     if (hooks && hooks->on_kv &&
         hooks->on_kv(hooks->user, dl->layer, ws->k, ws->v, T, c->n_kv_heads, c->head_dim, err) !=
             0)

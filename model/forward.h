@@ -119,6 +119,11 @@ typedef struct xf_forward_hooks {
                  int64_t head_dim, xf_error *err);
     int (*on_attn_probs)(void *user, int layer, int64_t head, float *p, int64_t T_q,
                          int64_t T_k, xf_error *err);
+    /* on_q: Q after RoPE, [T, n_heads * head_dim] row-major, mutable,
+     * called right before on_kv (SpinQuant's R3: a head_dim Hadamard on Q
+     * and K, sim/online.h). */
+    int (*on_q)(void *user, int layer, float *q, int64_t T, int64_t n_heads, int64_t head_dim,
+                xf_error *err);
 } xf_forward_hooks;
 
 /* ---- layer-level forward ---------------------------------------------- */

@@ -165,6 +165,9 @@ static int layer_forward(xf_tape *tp, xf_workspace *ws, const xf_dense_layer *dl
     xf_op_linear(y->xq, T, H, dl->w[XF_LIN_V], dl->b[XF_LIN_V], kvd, y->v);
     xf_op_rope_apply(y->q, T, c->n_heads, c->head_dim, ws->rope_cos, ws->rope_sin);
     xf_op_rope_apply(y->k, T, c->n_kv_heads, c->head_dim, ws->rope_cos, ws->rope_sin);
+    if (hooks && hooks->on_q &&
+        hooks->on_q(hooks->user, dl->layer, y->q, T, c->n_heads, c->head_dim, err) != 0)
+        return -1;
     if (hooks && hooks->on_kv &&
         hooks->on_kv(hooks->user, dl->layer, y->k, y->v, T, c->n_kv_heads, c->head_dim, err) != 0)
         return -1;

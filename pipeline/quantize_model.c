@@ -720,6 +720,11 @@ static int check_options(const xf_quant_options *o, xf_error *err)
     if (o->gguf && o->act_order && !o->static_groups)
         return xf_fail(err, "--gguf-type with --act-order needs --static-groups (GGUF stores "
                             "no column permutation)");
+    if (o->rotate_qk && o->rotate == XF_ROTATE_NONE)
+        return xf_fail(err, "--rotate-qk needs --rotate");
+    if (o->gguf && o->rotate_qk)
+        return xf_fail(err, "--gguf-type cannot be combined with --rotate-qk (llama.cpp runs no "
+                            "online Hadamard transforms)");
     if (o->gguf && o->rotate != XF_ROTATE_NONE && !o->rotate_no_online)
         return xf_fail(err, "--gguf-type with --rotate needs --rotate-no-online (llama.cpp "
                             "runs no online Hadamard transforms)");
@@ -771,8 +776,11 @@ static int learned_e2e(xf_model_edit *edit, const xf_quant_options *o, const xf_
         rc = xf_fail(err, "learned rotation: out of memory");
     if (rc == 0 && on)
         rc = xf_online_enable_down(&down, cfg, err);
+    if (rc == 0 && o->rotate_qk)
+        rc = xf_online_enable_qk(&down, cfg, err);
     if (rc == 0)
-        rc = xf_learned_e2e(&edit->m->weights, q, on ? &down : NULL, R1, R2, rot, err);
+        rc = xf_learned_e2e(&edit->m->weights, q, xf_online_any(&down) ? &down : NULL, R1, R2,
+                            rot, err);
     if (rc == 0)
         rc = xf_rotate_apply(edit, R1, false, on, err);
     for (int64_t l = 0; rc == 0 && r2 && l < L; l++)
@@ -811,6 +819,9 @@ static int transform_model(xf_loaded_model *m, const xf_quant_options *o, const 
                             "seed", (json_int_t)o->seed, "headwise_vo", !o->rotate_no_headwise,
                             "online_down", !o->rotate_no_online, "fold", fold);
     json_object_set_new(recipe_extra, "rotation", rot);
+    /* R3 (sim/online.h): independent of the weights, recorded with the others */
+    if (o->rotate_qk && xf_online_enable_qk(online, &m->weights.cfg, err) != 0)
+        return -1;
     xf_r1_request q = {.kind = o->rotate, .seed = o->seed, .klt_hadamard = o->klt_hadamard,
                        .steps = o->rotate_steps, .lr = o->rotate_lr, .tokens = cs->tokens,
                        .nsamples = cs->nsamples, .T = T, .act = &o->act,

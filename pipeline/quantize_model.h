@@ -63,6 +63,7 @@ typedef struct xf_quant_options {
     xf_rotate_kind rotate;
     bool rotate_no_online;      /* no online down_proj Hadamard */
     bool rotate_no_headwise;    /* no head-wise v/o Hadamard */
+    bool rotate_qk;             /* online head_dim Hadamard on Q and K after RoPE (R3) */
     bool klt_hadamard;          /* klt: eigenbasis followed by a randomized Hadamard */
     int64_t rotate_steps;       /* learned: Cayley SGD steps */
     double rotate_lr;           /* learned: learning rate */

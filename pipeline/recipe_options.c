@@ -594,6 +594,9 @@ static const xf_recipe_row rows[] = {
              "no online Hadamard before down_proj"),
     BOOL_ROW("rotate-no-headwise", "rotate_no_headwise", rotate_no_headwise, XF_RO_BOTH,
              "no head-wise Hadamard on v/o"),
+    BOOL_ROW("rotate-qk", "rotate_qk", rotate_qk, XF_RO_BOTH,
+             "online head_dim Hadamard on Q and K after RoPE (SpinQuant's R3: KV quantization\n"
+             "of rotated heads)"),
     BOOL_ROW("klt-hadamard", "klt_hadamard", klt_hadamard, XF_RO_BOTH,
              "klt: follow the eigenbasis by the randomized Hadamard"),
     {.flag = "rotate-steps", .key = "rotate_steps", .type = XF_RO_INT, .arg_name = "N",

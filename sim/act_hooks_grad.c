@@ -17,9 +17,22 @@ static int online_transpose(void *user, int layer, xf_linear_role role, float *d
     return xf_hadamard_rows_f32(&h->online->down_had, dx, rows, true, err);
 }
 
+static int qk_transpose(void *user, int layer, float *dq, float *dk, int64_t T, int64_t n_heads,
+                        int64_t n_kv_heads, int64_t head_dim, xf_error *err)
+{
+    const xf_act_hooks *h = user;
+    if (!h->online || !h->online->qk)
+        return 0;
+    if (xf_online_apply_heads(h->online, layer, dq, T, n_heads, head_dim, true, err) != 0 ||
+        xf_online_apply_heads(h->online, layer, dk, T, n_kv_heads, head_dim, true, err) != 0)
+        return -1;
+    return 0;
+}
+
 void xf_act_hooks_backward(const xf_act_hooks *h, xf_backward_hooks *bh)
 {
     memset(bh, 0, sizeof *bh);
     bh->user = (void *)h;
     bh->on_linear_input_grad = online_transpose;
+    bh->on_qk_grad = qk_transpose;
 }

@@ -1,7 +1,8 @@
 /* The backward hooks matching sim/act_hooks.h (model/backward.h): the
  * straight-through estimator of every quantizer (identity) and the
  * transpose of each linear online transform (sim/online.h): the down-input
- * Hadamard x -> x H pulls dL/d(x H) back to dL/dx = dL/d(x H) H^T. */
+ * Hadamard x -> x H pulls dL/d(x H) back to dL/dx = dL/d(x H) H^T, the
+ * Q/K head Hadamard (R3) likewise per head. */
 #ifndef XF_SIM_ACT_HOOKS_GRAD_H
 #define XF_SIM_ACT_HOOKS_GRAD_H
 

@@ -117,7 +117,7 @@ static double *dup(const float *x, int64_t n)
     return d;
 }
 
-static void ref_init(ref *r, const fixture *f, bool online)
+static void ref_init(ref *r, const fixture *f, int online)
 {
     memset(r, 0, sizeof *r);
     r->c = &f->cfg;
@@ -136,6 +136,12 @@ static void ref_init(ref *r, const fixture *f, bool online)
         assert_non_null(r->had);
         xf_hadamard_dense_of(&f->online.down_had, r->had);
     }
+    if (online == 2) {
+        const int64_t d = f->cfg.head_dim;
+        r->had_qk = malloc((size_t)(d * d) * sizeof *r->had_qk);
+        assert_non_null(r->had_qk);
+        xf_hadamard_dense_of(&f->online.qk_had, r->had_qk);
+    }
 }
 
 static void ref_free(ref *r)
@@ -150,6 +156,7 @@ static void ref_free(ref *r)
     free(r->norm);
     free(r->embed);
     free(r->had);
+    free(r->had_qk);
 }
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -202,6 +209,8 @@ static void test_tape_forward_matches(void **state)
     xf_error err = {{0}};
     const int64_t V = f.cfg.vocab, H = f.cfg.hidden;
     for (int quant = 0; quant < 2; quant++) {
+        if (quant && xf_online_enable_qk(&f.online, &f.cfg, &err) != 0)
+            fail_msg("qk: %s", err.msg);
         xf_act_hooks ah;
         hooks_for(&ah, &f, quant, quant);
         xf_workspace ws;
@@ -238,7 +247,9 @@ static void test_gradients_match_differences(void **state)
     fixture_open(&f, "grad");
     xf_error err = {{0}};
     const int64_t V = f.cfg.vocab, H = f.cfg.hidden;
-    for (int online = 0; online < 2; online++) {
+    for (int online = 0; online < 3; online++) {
+        if (online == 2 && xf_online_enable_qk(&f.online, &f.cfg, &err) != 0)
+            fail_msg("qk: %s", err.msg);
         xf_act_hooks ah;
         hooks_for(&ah, &f, false, online);
         xf_backward_hooks bh;
@@ -264,12 +275,19 @@ static void test_gradients_match_differences(void **state)
         ref r;
         ref_init(&r, &f, online);
         assert_true(fabs(ref_loss(&r, f.tok, T_WIN) - loss) <= 1e-4 * fabs(loss));
+        if (r.had_qk) { /* R3 is exact: the loss does not depend on it */
+            double *keep = r.had_qk;
+            const double with = ref_loss(&r, f.tok, T_WIN);
+            r.had_qk = NULL;
+            assert_true(fabs(ref_loss(&r, f.tok, T_WIN) - with) <= 1e-12 * fabs(with));
+            r.had_qk = keep;
+        }
         uint64_t rng = 11;
         char what[64];
         for (int l = 0; l < f.cfg.n_layers; l++) {
             for (int k = 0; k < XF_LIN_COUNT; k++) {
                 snprintf(what, sizeof what, "layer %d %s%s", l, xf_linear_role_name((xf_linear_role)k),
-                         online ? " (online down)" : "");
+                         online == 2 ? " (online down, qk)" : online ? " (online down)" : "");
                 check_entries(what, &r, r.w[l][k], g.layers[l].w[k],
                               f.dl[l].out[k] * f.dl[l].in[k], f.tok, 6, &rng, 2e-3);
             }

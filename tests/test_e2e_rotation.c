@@ -18,11 +18,13 @@
 
 #include "model/backward.h"
 #include "model/loader.h"
+#include "model/forward.h"
 #include "sim/act_hooks.h"
 #include "sim/act_hooks_grad.h"
 #include "quant/transform/e2e_rotation.h"
 #include "quant/transform/rotate.h"
 #include "quant/transform/rotation_learning.h"
+#include "tests/support/cli_run.h"
 #include "tests/support/random_model.h"
 #include "tests/support/ref_llama.h"
 #include "tests/support/test_util.h"
@@ -317,12 +319,95 @@ static void test_refuses_other_families(void **state)
     xf_model_close(&lm);
 }
 
+/* logits [T, vocab] of mw with the online transforms o (no quantizer) */
+static float *logits_with(const xf_model_weights *mw, const xf_online_transforms *o,
+                          const int32_t *tok, int64_t T)
+{
+    xf_error err = {{0}};
+    xf_act_scheme off;
+    xf_act_scheme_default(&off);
+    xf_act_hooks ah;
+    assert_int_equal(xf_act_hooks_init_online(&ah, &off, o, NULL, &err), 0);
+    xf_runner r;
+    assert_int_equal(xf_runner_init(&r, mw, T, 0, &err), 0);
+    float *lg = malloc((size_t)(T * mw->cfg.vocab) * sizeof *lg);
+    assert_non_null(lg);
+    if (xf_runner_forward_hooked(&r, tok, T, xf_act_hooks_active(&ah) ? &ah.hooks : NULL, lg,
+                                 &err) != 0)
+        fail_msg("forward: %s", err.msg);
+    xf_runner_free(&r);
+    xf_act_hooks_free(&ah);
+    return lg;
+}
+
+/* --rotate-qk (R3) end to end: recorded in the .xfq, read back, exact in
+ * full precision (the file with and without its Q/K Hadamard gives the
+ * same logits); bad entries and --rotate-qk without a rotation refused. */
+static void test_qk_online_transform(void **state)
+{
+    (void)state;
+    char dir[4096], out[4096], out2[4096];
+    snprintf(dir, sizeof dir, "%s/qk", g_tmp);
+    xf_random_model_spec s = {.family = "llama", .hidden = 16, .intermediate = 32, .layers = 2,
+                              .heads = 4, .kv_heads = 2, .vocab = 40, .max_pos = 64, .seed = 2};
+    char *d = xf_random_model_write(dir, &s);
+    assert_non_null(d);
+    free(d);
+    snprintf(out, sizeof out, "%s/qk.xfq", g_tmp);
+    xf_cli_result res = xf_cli_run(g_tmp, "rtn --bits 8 --rotate hadamard --rotate-qk %s %s", dir,
+                                   out);
+    if (res.code != 0)
+        fail_msg("rtn: %s", res.err);
+    xf_cli_result_free(&res);
+    xf_error err = {{0}};
+    xf_loaded_model q;
+    if (xf_model_open(&q, out, &err) != 0)
+        fail_msg("reload: %s", err.msg);
+    const json_t *recipe = json_object_get(q.xfq.meta, "recipe");
+    xf_online_transforms on, down_only;
+    if (xf_online_from_json(&on, json_object_get(recipe, "online_transforms"), &q.cfg, out,
+                            &err) != 0)
+        fail_msg("online: %s", err.msg);
+    assert_true(on.down && on.qk && on.qk_had.n == q.cfg.head_dim);
+    xf_online_init(&down_only);
+    assert_int_equal(xf_online_enable_down(&down_only, &q.cfg, &err), 0);
+    int32_t *tok = xf_test_random_tokens(12, q.cfg.vocab, 4);
+    float *a = logits_with(&q.weights, &on, tok, 12), *b = logits_with(&q.weights, &down_only, tok, 12);
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < 12 * q.cfg.vocab; i++) {
+        num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        den += (double)b[i] * b[i];
+    }
+    assert_true(sqrt(num / den) < 1e-5);
+    free(a), free(b), free(tok);
+    /* strict reader: a qk entry of the wrong size and an unknown input */
+    json_t *bad = json_pack("[{s:s, s:s, s:i}]", "kind", "hadamard", "input", "qk", "n", 3);
+    xf_online_transforms t;
+    assert_int_equal(xf_online_from_json(&t, bad, &q.cfg, "f.xfq", &err), -1);
+    assert_non_null(strstr(err.msg, "f.xfq: online_transforms[0]: expected {kind, input, n = 4}"));
+    json_decref(bad);
+    bad = json_pack("[{s:s, s:s, s:i}]", "kind", "hadamard", "input", "q_only", "n", 4);
+    assert_int_equal(xf_online_from_json(&t, bad, &q.cfg, "f.xfq", &err), -1);
+    assert_non_null(strstr(err.msg, "does not implement"));
+    json_decref(bad);
+    xf_online_free(&on);
+    xf_online_free(&down_only);
+    xf_model_close(&q);
+    /* --rotate-qk alone is refused */
+    snprintf(out2, sizeof out2, "%s/qk_alone.xfq", g_tmp);
+    res = xf_cli_run(g_tmp, "rtn --bits 4 --rotate-qk %s %s", dir, out2);
+    assert_int_not_equal(res.code, 0);
+    assert_non_null(strstr(res.err, "--rotate-qk needs --rotate"));
+    xf_cli_result_free(&res);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rotation_gradients),
         cmocka_unit_test(test_learner_lowers_loss),
         cmocka_unit_test(test_refuses_other_families),
+        cmocka_unit_test(test_qk_online_transform),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -57,7 +57,7 @@ static const struct {
     {"kv_bits", "4"},        {"kv_group", "16"},        {"kv_clip", "0.95"},
     {"attn_prob_bits", "4"}, {"attn_prob_quant", "log2"}, {"attn_prob_base", "search"},
     {"smooth", "0.5"},       {"smooth_inputs", "qkv,mlp"}, {"rotate", "hadamard"},
-    {"rotate_no_online", "true"}, {"rotate_no_headwise", "true"}, {"klt_hadamard", "true"},
+    {"rotate_no_online", "true"}, {"rotate_no_headwise", "true"}, {"rotate_qk", "true"}, {"klt_hadamard", "true"},
     {"rotate_steps", "10"},  {"rotate_lr", "0.5"},
     {"rotate_objective", "local"}, {"rotate_loss", "kl"}, {"rotate_windows", "8"},
     {"rotate_batch", "2"},

@@ -38,6 +38,21 @@ static void rope(double *x, int64_t t, int64_t heads, int64_t d, double theta)
 }
 
 /* Sum over positions 0..T-2 of the next-token cross-entropy. */
+/* each of the n heads of x (d values) -> x_h M */
+static void heads_times(double *x, int64_t n, int64_t d, const double *M)
+{
+    double tmp[64];
+    for (int64_t h = 0; h < n; h++) {
+        for (int64_t j = 0; j < d; j++) {
+            double acc = 0;
+            for (int64_t i = 0; i < d; i++)
+                acc += x[h * d + i] * M[i * d + j];
+            tmp[j] = acc;
+        }
+        memcpy(x + h * d, tmp, (size_t)d * sizeof *tmp);
+    }
+}
+
 double xf_ref_llama_loss(const xf_ref_llama *r, const int32_t *tok, int64_t T)
 {
     const xf_model_config *c = r->c;
@@ -59,6 +74,10 @@ double xf_ref_llama_loss(const xf_ref_llama *r, const int32_t *tok, int64_t T)
             mv(r->w[l][XF_LIN_V], x, v + t * kvd, kvd, H);
             rope(q + t * qd, t, nh, d, c->rope_theta);
             rope(k + t * kvd, t, nkv, d, c->rope_theta);
+            if (r->had_qk) {
+                heads_times(q + t * qd, nh, d, r->had_qk);
+                heads_times(k + t * kvd, nkv, d, r->had_qk);
+            }
         }
         for (int64_t hh = 0; hh < nh; hh++) {
             const int64_t kh = hh / (nh / nkv);

@@ -21,6 +21,7 @@ typedef struct xf_ref_llama {
     double *w[XF_REF_MAX_LAYERS][XF_LIN_COUNT], *an[XF_REF_MAX_LAYERS], *mn[XF_REF_MAX_LAYERS];
     double *head, *norm, *embed;
     double *had; /* [I, I]: the down input is multiplied by it (x -> x had), or NULL */
+    double *had_qk; /* [d, d]: every head of Q and K after RoPE times it (R3), or NULL */
 } xf_ref_llama;
 
 /* Sum over positions 0..T-2 of -log p(tok[t+1]). */

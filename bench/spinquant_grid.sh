@@ -1,0 +1,74 @@
+#!/bin/bash
+# The issue-15 accuracy grid of SpinQuant (docs/accuracy-methods.md), per
+# /work/helper-protocol.md: GPTQ W4A4KV4 with --rotate none / hadamard /
+# learned (e2e, and local), seeds 0 1 2, both halves of the eval text,
+# ppl mean and spread; fp16 for reference.
+#
+#   bench/spinquant_grid.sh [stories|novels] [OUTDIR] [extra rtn/gptq flags for learned...]
+#
+# Env: XFQ (binary, default build/cli/xfquant), HALVES (default
+# /work/tmp/halves), SEEDS (default "0 1 2"), METHODS (default
+# "none hadamard learned local"). Prints a Markdown table; each run's
+# numbers also go to OUTDIR/results.tsv.
+set -euo pipefail
+model=${1:-stories}
+out=${2:-/tmp/spinquant_grid}
+shift $(( $# > 2 ? 2 : $# )) || true
+extra=("$@")
+here=$(cd "$(dirname "$0")/.." && pwd)
+XFQ=${XFQ:-$here/build/cli/xfquant}
+HALVES=${HALVES:-/work/tmp/halves}
+SEEDS=${SEEDS:-0 1 2}
+METHODS=${METHODS:-none hadamard learned local}
+shared=$here/../shared
+case $model in
+stories) M=$shared/models/stories260K; calib=$shared/data/tinystories/calib.txt
+         half=tinystories; eval=(--seqlen 512 --max-windows 64) ;;
+novels)  M=$shared/models/novels-5m; calib=$shared/data/novels/calib.txt
+         half=novels; eval=(--seqlen 256 --max-windows 128) ;;
+*) echo "usage: $0 stories|novels [OUTDIR] [flags...]" >&2; exit 2 ;;
+esac
+mkdir -p "$out"
+res=$out/results.tsv
+: > "$res"
+q=(--calib "$calib" --nsamples 64 --seqlen 256 --bits 4 --group -1 --sym --act-bits 4
+   --act-clip 0.9 --kv-bits 4 --kv-clip 0.95 --progress none)
+ppl() { "$XFQ" ppl "$1" --text "$HALVES/$half-$2.txt" --protocol gptq "${eval[@]}" --json \
+        --progress none | sed -n 's/.*"ppl": \([0-9.]*\).*/\1/p'; }
+for h in 1 2; do printf 'fp16\t-\t%s\t%s\n' "$h" "$(ppl "$M" $h)" >> "$res"; done
+for meth in $METHODS; do
+  case $meth in
+  none|hadamard) flags=(--rotate "$meth") ;;
+  learned) flags=(--rotate learned --rotate-objective e2e "${extra[@]}") ;;
+  local) flags=(--rotate learned --rotate-objective local) ;;
+  esac
+  for s in $SEEDS; do
+    f=$out/$model-$meth-$s.xfq
+    "$XFQ" gptq "$M" "$f" "${q[@]}" --seed "$s" "${flags[@]}" -v 2> "$out/$model-$meth-$s.log" > /dev/null
+    for h in 1 2; do printf '%s\t%s\t%s\t%s\n' "$meth" "$s" "$h" "$(ppl "$f" $h)" >> "$res"; done
+    rm -f "$f"
+  done
+done
+python3 - "$res" "$model" <<'PY'
+import sys, statistics as st
+rows = [l.split('\t') for l in open(sys.argv[1]).read().split('\n') if l]
+by = {}
+for m, s, h, p in rows:
+    by.setdefault((m, h), []).append(float(p))
+meths = list(dict.fromkeys(m for m, _, _, _ in rows))
+print(f"### {sys.argv[2]}: GPTQ W4A4KV4, ppl (mean over seeds, min..max)\n")
+print("| method | half 1 | half 2 |")
+print("|---|---|---|")
+for m in meths:
+    cells = []
+    for h in ("1", "2"):
+        v = by.get((m, h), [])
+        cells.append(f"{st.mean(v):.3f}" + (f" ({min(v):.3f}..{max(v):.3f}, n={len(v)})" if len(v) > 1 else ""))
+    print(f"| {m} | {cells[0]} | {cells[1]} |")
+fp = {h: st.mean(by[("fp16", h)]) for h in ("1", "2")}
+if all(("hadamard", h) in by and ("learned", h) in by for h in ("1", "2")):
+    for h in ("1", "2"):
+        had, lea = st.mean(by[("hadamard", h)]), st.mean(by[("learned", h)])
+        print(f"\nhalf {h}: learned closes {100 * (had - lea) / (had - fp[h]):.1f}% of hadamard's gap to fp16", end="")
+    print()
+PY
