@@ -778,8 +778,16 @@ static int learned_e2e(xf_model_edit *edit, const xf_quant_options *o, const xf_
         rc = xf_online_enable_down(&down, cfg, err);
     if (rc == 0 && o->rotate_qk)
         rc = xf_online_enable_qk(&down, cfg, err);
+    /* SpinQuant learns the rotations for GPTQ with full-precision weights
+     * (GPTQ then removes most of the weight error RTN would show) */
+    xf_r1_request qe = *q;
+    const bool fp_weights = o->rotate_weights == 2 || (o->rotate_weights == 0 &&
+                                                         o->method == XF_METHOD_GPTQ);
+    if (fp_weights)
+        qe.weight_bits = 0;
+    json_object_set_new(rot, "learned_weights", json_string(fp_weights ? "fp" : "rtn"));
     if (rc == 0)
-        rc = xf_learned_e2e(&edit->m->weights, q, xf_online_any(&down) ? &down : NULL, R1, R2,
+        rc = xf_learned_e2e(&edit->m->weights, &qe, xf_online_any(&down) ? &down : NULL, R1, R2,
                             rot, err);
     if (rc == 0)
         rc = xf_rotate_apply(edit, R1, false, on, err);

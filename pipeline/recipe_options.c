@@ -389,6 +389,7 @@ static const char *const prob_names[] = {"uniform", "log2", NULL};
 static const char *const rotate_names[] = {"none", "hadamard", "learned", "klt", NULL};
 static const char *const rotate_objective_names[] = {"e2e", "local", NULL};
 static const char *const rotate_loss_names[] = {"ce", "kl", NULL};
+static const char *const rotate_weights_names[] = {"auto", "rtn", "fp", NULL};
 
 #define BOOL_ROW(fl, k, f, m, h)                                                              \
     {.flag = fl, .key = k, .type = XF_RO_BOOL, .default_text = "false", .help = h,            \
@@ -620,6 +621,13 @@ static const xf_recipe_row rows[] = {
      .help = "learned e2e: ce (next-token cross-entropy) or kl (to the full-precision logits)",
      .methods = XF_RO_BOTH, .set = set_enum, .get = get_enum, FIELD(rotate_loss),
      .expect = "ce or kl", .names = rotate_loss_names},
+    {.flag = "rotate-weights", .key = "rotate_weights", .type = XF_RO_ENUM, .arg_name = "KIND",
+     .default_text = "auto",
+     .help = "learned e2e: the weights in the objective: rtn (fake-quantized on the recipe's\n"
+             "grid), fp (full precision: only activations/KV quantized, as SpinQuant learns\n"
+             "before GPTQ) or auto (gptq: fp, rtn: rtn)",
+     .methods = XF_RO_BOTH, .set = set_enum, .get = get_enum, FIELD(rotate_weights),
+     .expect = "auto, rtn or fp", .names = rotate_weights_names},
     {.flag = "rotate-windows", .key = "rotate_windows", .type = XF_RO_INT, .arg_name = "N",
      .default_text = "16", .help = "learned e2e: calibration windows the loss is measured on",
      .methods = XF_RO_BOTH, .set = set_int, .get = get_int, FIELD(rotate_windows), .lo = 1,
@@ -635,6 +643,7 @@ _Static_assert(FIELD_SIZE(act.act_bits) == sizeof(int) && FIELD_SIZE(grid.clip) 
                    FIELD_SIZE(calib_format) == sizeof(int) && FIELD_SIZE(rotate) == sizeof(int) &&
                    FIELD_SIZE(rotate_objective) == sizeof(int) &&
                    FIELD_SIZE(rotate_loss) == sizeof(int) &&
+                   FIELD_SIZE(rotate_weights) == sizeof(int) &&
                    FIELD_SIZE(act.attn_prob_quant) == sizeof(int) &&
                    FIELD_SIZE(group) == sizeof(int64_t) && FIELD_SIZE(seed) == sizeof(int64_t),
                "the generic setters store enums as int and integers as 64 bits");
