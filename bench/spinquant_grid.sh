@@ -8,7 +8,10 @@
 #
 # Env: XFQ (binary, default build/cli/xfquant), HALVES (default
 # /work/tmp/halves), SEEDS (default "0 1 2"), METHODS (default
-# "none hadamard learned local"). Prints a Markdown table; each run's
+# "none hadamard learned local"; also hadamard_qk, learned_qk: with
+# --rotate-qk), APPEND=1 (add to OUTDIR/results.tsv instead of starting
+# it; fp16 is measured only when it is not there), TABLE_ONLY=1 (print the
+# table of OUTDIR/results.tsv). Prints a Markdown table; each run's
 # numbers also go to OUTDIR/results.tsv.
 set -euo pipefail
 model=${1:-stories}
@@ -30,17 +33,23 @@ novels)  M=$shared/models/novels-5m; calib=$shared/data/novels/calib.txt
 esac
 mkdir -p "$out"
 res=$out/results.tsv
-: > "$res"
+if [ "${TABLE_ONLY:-0}" != 1 ]; then
+[ "${APPEND:-0}" = 1 ] || : > "$res"
 q=(--calib "$calib" --nsamples 64 --seqlen 256 --bits 4 --group -1 --sym --act-bits 4
    --act-clip 0.9 --kv-bits 4 --kv-clip 0.95 --progress none)
 ppl() { "$XFQ" ppl "$1" --text "$HALVES/$half-$2.txt" --protocol gptq "${eval[@]}" --json \
         --progress none | sed -n 's/.*"ppl": \([0-9.]*\).*/\1/p'; }
-for h in 1 2; do printf 'fp16\t-\t%s\t%s\n' "$h" "$(ppl "$M" $h)" >> "$res"; done
+if ! grep -q '^fp16' "$res" 2>/dev/null; then
+  for h in 1 2; do printf 'fp16\t-\t%s\t%s\n' "$h" "$(ppl "$M" $h)" >> "$res"; done
+fi
 for meth in $METHODS; do
   case $meth in
   none|hadamard) flags=(--rotate "$meth") ;;
   learned) flags=(--rotate learned --rotate-objective e2e "${extra[@]}") ;;
   local) flags=(--rotate learned --rotate-objective local) ;;
+  hadamard_qk) flags=(--rotate hadamard --rotate-qk) ;;
+  learned_qk) flags=(--rotate learned --rotate-objective e2e --rotate-qk "${extra[@]}") ;;
+  *) echo "unknown method $meth" >&2; exit 2 ;;
   esac
   for s in $SEEDS; do
     f=$out/$model-$meth-$s.xfq
@@ -49,6 +58,7 @@ for meth in $METHODS; do
     rm -f "$f"
   done
 done
+fi
 python3 - "$res" "$model" <<'PY'
 import sys, statistics as st
 rows = [l.split('\t') for l in open(sys.argv[1]).read().split('\n') if l]
@@ -66,9 +76,10 @@ for m in meths:
         cells.append(f"{st.mean(v):.3f}" + (f" ({min(v):.3f}..{max(v):.3f}, n={len(v)})" if len(v) > 1 else ""))
     print(f"| {m} | {cells[0]} | {cells[1]} |")
 fp = {h: st.mean(by[("fp16", h)]) for h in ("1", "2")}
-if all(("hadamard", h) in by and ("learned", h) in by for h in ("1", "2")):
-    for h in ("1", "2"):
-        had, lea = st.mean(by[("hadamard", h)]), st.mean(by[("learned", h)])
-        print(f"\nhalf {h}: learned closes {100 * (had - lea) / (had - fp[h]):.1f}% of hadamard's gap to fp16", end="")
-    print()
+for a, b in (("hadamard", "learned"), ("hadamard_qk", "learned_qk"), ("hadamard", "local")):
+    if all((a, h) in by and (b, h) in by for h in ("1", "2")):
+        for h in ("1", "2"):
+            had, lea = st.mean(by[(a, h)]), st.mean(by[(b, h)])
+            print(f"\nhalf {h}: {b} closes {100 * (had - lea) / (had - fp[h]):.1f}% of {a}'s gap to fp16", end="")
+        print()
 PY
