@@ -136,12 +136,15 @@ static void rmsnorm_backward(const float *x, const float *dy, int64_t T, int64_t
     }
 }
 
-static int hook_grad(const xf_backward_hooks *bh, int layer, xf_linear_role role, float *dx,
-                     int64_t T, int64_t cols, xf_error *err)
+static int hook_grad(const xf_backward_hooks *bh, int layer, xf_linear_role role,
+                     const float *x_in, const float *x_out, float *dx, int64_t T, int64_t cols,
+                     xf_error *err)
 {
     if (!bh || !bh->on_linear_input_grad)
         return 0;
-    return bh->on_linear_input_grad(bh->user, layer, role, dx, T, cols, err) == 0 ? 0 : -1;
+    return bh->on_linear_input_grad(bh->user, layer, role, x_in, x_out, dx, T, cols, err) == 0
+               ? 0
+               : -1;
 }
 
 /* dh: in dL/d(layer output), out dL/d(layer input). */
@@ -156,7 +159,7 @@ static int layer_backward(xf_tape *tp, const xf_dense_layer *dl, int l, xf_layer
     /* MLP: h_out = h_mid + down(act(gate(xm)) * up(xm)) */
     linear_backward(y->ad, dh, T, NI, H, dl->w[XF_LIN_DOWN], g->w[XF_LIN_DOWN], g->b[XF_LIN_DOWN],
                     dx, false);
-    if (hook_grad(bh, dl->layer, XF_LIN_DOWN, dx, T, NI, err) != 0)
+    if (hook_grad(bh, dl->layer, XF_LIN_DOWN, y->ad0, y->ad, dx, T, NI, err) != 0)
         return -1;
     for (int64_t i = 0; i < T * NI; i++) {
         const float gv = y->g[i], s = 1.0f / (1.0f + expf(-gv));
@@ -167,20 +170,20 @@ static int layer_backward(xf_tape *tp, const xf_dense_layer *dl, int l, xf_layer
                     g->b[XF_LIN_GATE], dx, false);
     linear_backward(y->xm, tp->du, T, H, NI, dl->w[XF_LIN_UP], g->w[XF_LIN_UP], g->b[XF_LIN_UP],
                     dx, true);
-    if (hook_grad(bh, dl->layer, XF_LIN_GATE, dx, T, H, err) != 0)
+    if (hook_grad(bh, dl->layer, XF_LIN_GATE, y->xm0, y->xm, dx, T, H, err) != 0)
         return -1;
     rmsnorm_backward(y->h_mid, dx, T, H, dl->mlp_norm_w, c->norm_eps, g->mlp_norm_w, dh);
     /* attention: h_mid = h_in + o(attention(rope(q(xq)), rope(k(xq)), v(xq))) */
     linear_backward(y->ao, dh, T, qd, H, dl->w[XF_LIN_O], g->w[XF_LIN_O], g->b[XF_LIN_O],
                     tp->dao, false);
-    if (hook_grad(bh, dl->layer, XF_LIN_O, tp->dao, T, qd, err) != 0)
+    if (hook_grad(bh, dl->layer, XF_LIN_O, y->ao0, y->ao, tp->dao, T, qd, err) != 0)
         return -1;
     xf_op_attention_backward(y->q, y->k, y->v, y->p, y->pq ? y->pq : y->p, tp->dao, T,
                              c->n_heads, c->n_kv_heads, c->head_dim, tp->dq, tp->dk, tp->dv,
                              tp->dP);
-    if (bh && bh->on_qk_grad &&
-        bh->on_qk_grad(bh->user, dl->layer, tp->dq, tp->dk, T, c->n_heads, c->n_kv_heads,
-                       c->head_dim, err) != 0)
+    if (bh && bh->on_qkv_grad &&
+        bh->on_qkv_grad(bh->user, dl->layer, y->k0, y->v0, y->k, y->v, tp->dq, tp->dk, tp->dv, T,
+                        c->n_heads, c->n_kv_heads, c->head_dim, err) != 0)
         return -1;
     xf_op_rope_backward(tp->dq, T, c->n_heads, c->head_dim, tp->rope_cos, tp->rope_sin);
     xf_op_rope_backward(tp->dk, T, c->n_kv_heads, c->head_dim, tp->rope_cos, tp->rope_sin);
@@ -190,7 +193,7 @@ static int layer_backward(xf_tape *tp, const xf_dense_layer *dl, int l, xf_layer
                     dx, true);
     linear_backward(y->xq, tp->dv, T, H, kvd, dl->w[XF_LIN_V], g->w[XF_LIN_V], g->b[XF_LIN_V],
                     dx, true);
-    if (hook_grad(bh, dl->layer, XF_LIN_Q, dx, T, H, err) != 0)
+    if (hook_grad(bh, dl->layer, XF_LIN_Q, y->xq0, y->xq, dx, T, H, err) != 0)
         return -1;
     rmsnorm_backward(y->h_in, dx, T, H, dl->attn_norm_w, c->norm_eps, g->attn_norm_w, dh);
     return 0;

@@ -56,6 +56,10 @@ typedef struct xf_tape_layer {
     float *xm;     /* [T, hidden] mlp input after its hook */
     float *g, *u;  /* [T, intermediate] gate and up outputs */
     float *ad;     /* [T, intermediate] down input after its hook */
+    /* the same inputs BEFORE their hooks (for backward hooks whose
+     * pull-back depends on them, e.g. a quantizer's scale STE) */
+    float *xq0, *ao0, *xm0, *ad0; /* linear inputs */
+    float *k0, *v0;               /* K (after RoPE), V before on_kv */
 } xf_tape_layer;
 
 typedef struct xf_tape {
@@ -96,13 +100,18 @@ typedef struct xf_backward_hooks {
     void *user;
     /* dL/d(hooked input) -> dL/d(input before the hook), in place; role as
      * in xf_forward_hooks.on_linear_input. NULL: identity. */
-    int (*on_linear_input_grad)(void *user, int layer, xf_linear_role role, float *dx,
-                                int64_t rows, int64_t cols, xf_error *err);
-    /* dL/d(Q after on_q), dL/d(K after on_kv) -> dL/d(Q, K after RoPE),
-     * in place ([T, n_heads * head_dim], [T, n_kv_heads * head_dim]).
-     * NULL: identity. */
-    int (*on_qk_grad)(void *user, int layer, float *dq, float *dk, int64_t T, int64_t n_heads,
-                      int64_t n_kv_heads, int64_t head_dim, xf_error *err);
+    /* x_in / x_out: the input before / after the forward hook. */
+    int (*on_linear_input_grad)(void *user, int layer, xf_linear_role role, const float *x_in,
+                                const float *x_out, float *dx, int64_t rows, int64_t cols,
+                                xf_error *err);
+    /* dL/d(Q after on_q), dL/d(K, V after on_kv) -> dL/d(Q, K after RoPE,
+     * V), in place ([T, n_heads * head_dim], [T, n_kv_heads * head_dim]);
+     * k_in, v_in / k_out, v_out: K and V before / after on_kv. NULL:
+     * identity. */
+    int (*on_qkv_grad)(void *user, int layer, const float *k_in, const float *v_in,
+                       const float *k_out, const float *v_out, float *dq, float *dk, float *dv,
+                       int64_t T, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
+                       xf_error *err);
 } xf_backward_hooks;
 
 /* Gradients, accumulated (+=) by xf_tape_backward; arrays of the shapes of

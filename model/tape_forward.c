@@ -58,6 +58,12 @@ int xf_tape_init(xf_tape *tp, const xf_model_config *c, int64_t max_T, bool prob
         y->g = take(T * I, &ok);
         y->u = take(T * I, &ok);
         y->ad = take(T * I, &ok);
+        y->xq0 = take(T * H, &ok);
+        y->ao0 = take(T * qd, &ok);
+        y->xm0 = take(T * H, &ok);
+        y->ad0 = take(T * I, &ok);
+        y->k0 = take(T * kvd, &ok);
+        y->v0 = take(T * kvd, &ok);
     }
     size_t wide = I > qd ? I : qd;
     wide = wide > H ? wide : H;
@@ -88,7 +94,8 @@ void xf_tape_free(xf_tape *tp)
     for (int l = 0; tp->layers && l < tp->n_layers; l++) {
         xf_tape_layer *y = &tp->layers[l];
         float *all[] = {y->h_in, y->xq, y->q, y->k, y->v, y->p, y->pq,
-                        y->ao, y->h_mid, y->xm, y->g, y->u, y->ad};
+                        y->ao, y->h_mid, y->xm, y->g, y->u, y->ad,
+                        y->xq0, y->ao0, y->xm0, y->ad0, y->k0, y->v0};
         for (size_t i = 0; i < sizeof all / sizeof *all; i++)
             free(all[i]);
     }
@@ -113,9 +120,11 @@ int xf_tape_embed(const float *embed, int64_t vocab, int64_t hidden, const int32
     return 0;
 }
 
+/* keeps the input before the hook in x0, then runs the hook on x */
 static int hook_input(const xf_forward_hooks *hooks, int layer, xf_linear_role role, float *x,
-                      int64_t rows, int64_t cols, xf_error *err)
+                      float *x0, int64_t rows, int64_t cols, xf_error *err)
 {
+    memcpy(x0, x, (size_t)(rows * cols) * sizeof *x);
     if (!hooks || !hooks->on_linear_input)
         return 0;
     return hooks->on_linear_input(hooks->user, layer, role, x, rows, cols, err) == 0 ? 0 : -1;
@@ -158,7 +167,7 @@ static int layer_forward(xf_tape *tp, xf_workspace *ws, const xf_dense_layer *dl
     const size_t nH = (size_t)(T * H) * sizeof(float);
     memcpy(y->h_in, h, nH);
     xf_op_rmsnorm(h, y->xq, T, H, dl->attn_norm_w, c->norm_eps);
-    if (hook_input(hooks, dl->layer, XF_LIN_Q, y->xq, T, H, err) != 0)
+    if (hook_input(hooks, dl->layer, XF_LIN_Q, y->xq, y->xq0, T, H, err) != 0)
         return -1;
     xf_op_linear(y->xq, T, H, dl->w[XF_LIN_Q], dl->b[XF_LIN_Q], qd, y->q);
     xf_op_linear(y->xq, T, H, dl->w[XF_LIN_K], dl->b[XF_LIN_K], kvd, y->k);
@@ -168,6 +177,8 @@ static int layer_forward(xf_tape *tp, xf_workspace *ws, const xf_dense_layer *dl
     if (hooks && hooks->on_q &&
         hooks->on_q(hooks->user, dl->layer, y->q, T, c->n_heads, c->head_dim, err) != 0)
         return -1;
+    memcpy(y->k0, y->k, (size_t)(T * kvd) * sizeof(float));
+    memcpy(y->v0, y->v, (size_t)(T * kvd) * sizeof(float));
     if (hooks && hooks->on_kv &&
         hooks->on_kv(hooks->user, dl->layer, y->k, y->v, T, c->n_kv_heads, c->head_dim, err) != 0)
         return -1;
@@ -176,19 +187,19 @@ static int layer_forward(xf_tape *tp, xf_workspace *ws, const xf_dense_layer *dl
                                c->head_dim, ws->scores, ws->score_heads, record_probs, &pr,
                                dl->layer, err) != 0)
         return -1;
-    if (hook_input(hooks, dl->layer, XF_LIN_O, y->ao, T, qd, err) != 0)
+    if (hook_input(hooks, dl->layer, XF_LIN_O, y->ao, y->ao0, T, qd, err) != 0)
         return -1;
     xf_op_linear(y->ao, T, qd, dl->w[XF_LIN_O], dl->b[XF_LIN_O], H, ws->y);
     xf_op_add(h, ws->y, T * H);
     memcpy(y->h_mid, h, nH);
     xf_op_rmsnorm(h, y->xm, T, H, dl->mlp_norm_w, c->norm_eps);
-    if (hook_input(hooks, dl->layer, XF_LIN_GATE, y->xm, T, H, err) != 0)
+    if (hook_input(hooks, dl->layer, XF_LIN_GATE, y->xm, y->xm0, T, H, err) != 0)
         return -1;
     xf_op_linear(y->xm, T, H, dl->w[XF_LIN_GATE], dl->b[XF_LIN_GATE], I, y->g);
     xf_op_linear(y->xm, T, H, dl->w[XF_LIN_UP], dl->b[XF_LIN_UP], I, y->u);
     memcpy(y->ad, y->g, (size_t)(T * I) * sizeof(float));
     xf_op_act_gated(c->act, y->ad, y->u, T * I);
-    if (hook_input(hooks, dl->layer, XF_LIN_DOWN, y->ad, T, I, err) != 0)
+    if (hook_input(hooks, dl->layer, XF_LIN_DOWN, y->ad, y->ad0, T, I, err) != 0)
         return -1;
     xf_op_linear(y->ad, T, I, dl->w[XF_LIN_DOWN], dl->b[XF_LIN_DOWN], H, ws->y);
     xf_op_add(h, ws->y, T * H);

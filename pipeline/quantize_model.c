@@ -835,7 +835,8 @@ static int transform_model(xf_loaded_model *m, const xf_quant_options *o, const 
                        .nsamples = cs->nsamples, .T = T, .act = &o->act,
                        .weight_bits = o->grid.bits, .weight_sym = o->grid.sym,
                        .weight_group = o->group, .e2e_loss = o->rotate_loss,
-                       .e2e_windows = o->rotate_windows, .e2e_batch = o->rotate_batch};
+                       .e2e_windows = o->rotate_windows, .e2e_batch = o->rotate_batch,
+                       .e2e_ste_scale = o->rotate_ste == 1};
     xf_online_transforms *on = o->rotate_no_online ? NULL : online;
     if (o->rotate == XF_ROTATE_LEARNED && o->rotate_objective == XF_ROTATE_OBJ_E2E)
         return learned_e2e(edit, o, &q, on, rot, err);

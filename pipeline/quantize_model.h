@@ -70,6 +70,7 @@ typedef struct xf_quant_options {
     /* learned: objective (e2e / local) and the e2e loss, windows, batch
      * (quant/transform/e2e_learn.c) */
     xf_rotate_objective rotate_objective;
+    int rotate_ste;             /* e2e activation/KV STE: 0 identity, 1 scale */
     int rotate_weights;         /* e2e weight quantizer: 0 auto (gptq: fp, rtn: RTN), 1 rtn, 2 fp */
     xf_rotate_loss rotate_loss;
     int64_t rotate_windows;

@@ -390,6 +390,7 @@ static const char *const rotate_names[] = {"none", "hadamard", "learned", "klt",
 static const char *const rotate_objective_names[] = {"e2e", "local", NULL};
 static const char *const rotate_loss_names[] = {"ce", "kl", NULL};
 static const char *const rotate_weights_names[] = {"auto", "rtn", "fp", NULL};
+static const char *const rotate_ste_names[] = {"identity", "scale", NULL};
 
 #define BOOL_ROW(fl, k, f, m, h)                                                              \
     {.flag = fl, .key = k, .type = XF_RO_BOOL, .default_text = "false", .help = h,            \
@@ -628,6 +629,12 @@ static const xf_recipe_row rows[] = {
              "before GPTQ) or auto (gptq: fp, rtn: rtn)",
      .methods = XF_RO_BOTH, .set = set_enum, .get = get_enum, FIELD(rotate_weights),
      .expect = "auto, rtn or fp", .names = rotate_weights_names},
+    {.flag = "rotate-ste", .key = "rotate_ste", .type = XF_RO_ENUM, .arg_name = "KIND",
+     .default_text = "identity",
+     .help = "learned e2e: the activation/KV quantizers' straight-through estimator:\n"
+             "identity (SpinQuant) or scale (the step follows the range it was fitted on)",
+     .methods = XF_RO_BOTH, .set = set_enum, .get = get_enum, FIELD(rotate_ste),
+     .expect = "identity or scale", .names = rotate_ste_names},
     {.flag = "rotate-windows", .key = "rotate_windows", .type = XF_RO_INT, .arg_name = "N",
      .default_text = "16", .help = "learned e2e: calibration windows the loss is measured on",
      .methods = XF_RO_BOTH, .set = set_int, .get = get_int, FIELD(rotate_windows), .lo = 1,
@@ -644,6 +651,7 @@ _Static_assert(FIELD_SIZE(act.act_bits) == sizeof(int) && FIELD_SIZE(grid.clip) 
                    FIELD_SIZE(rotate_objective) == sizeof(int) &&
                    FIELD_SIZE(rotate_loss) == sizeof(int) &&
                    FIELD_SIZE(rotate_weights) == sizeof(int) &&
+                   FIELD_SIZE(rotate_ste) == sizeof(int) &&
                    FIELD_SIZE(act.attn_prob_quant) == sizeof(int) &&
                    FIELD_SIZE(group) == sizeof(int64_t) && FIELD_SIZE(seed) == sizeof(int64_t),
                "the generic setters store enums as int and integers as 64 bits");

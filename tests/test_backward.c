@@ -253,7 +253,7 @@ static void test_gradients_match_differences(void **state)
         xf_act_hooks ah;
         hooks_for(&ah, &f, false, online);
         xf_backward_hooks bh;
-        xf_act_hooks_backward(&ah, &bh);
+        xf_act_hooks_backward(&ah, false, &bh);
         xf_workspace ws;
         xf_tape tp;
         xf_grads g;
@@ -365,6 +365,64 @@ static void test_loss_gradients(void **state)
     assert_true(fabs(self) < 1e-12);
 }
 
+/* The scale STE of sim/act_hooks_grad.h against central differences of
+ * the frozen quantizer it differentiates: xq(x) = x + s(x) r with the
+ * rounding residual r (in steps) fixed and s = clip max|x| / 7 (A4
+ * symmetric), F(x) = sum_j d_j xq_j(x). */
+static void test_scale_ste(void **state)
+{
+    (void)state;
+    xf_error err = {{0}};
+    xf_act_scheme s;
+    xf_act_scheme_quarot(&s, 4, 4);
+    xf_act_hooks ah;
+    assert_int_equal(xf_act_hooks_init(&ah, &s, NULL, &err), 0);
+    const int n = 16;
+    const double clip = xf_act_scheme_clip(&s, XF_IN_O);
+    uint64_t rng = 3;
+    float x[16], xq[16], d[16], g[16];
+    for (int j = 0; j < n; j++) {
+        x[j] = xf_test_rand_normal(&rng);
+        d[j] = xf_test_rand_normal(&rng);
+    }
+    x[5] = -6.0f; /* the range is set by one value */
+    memcpy(xq, x, sizeof x);
+    assert_int_equal(xf_act_quant_row(xq, n, n, 4, true, (float)clip), 0);
+    const double s0 = clip * 6.0 / 7.0;
+    double r[16];
+    for (int j = 0; j < n; j++)
+        r[j] = ((double)xq[j] - x[j]) / s0;
+    for (int scale = 0; scale < 2; scale++) {
+        xf_backward_hooks bh;
+        xf_act_hooks_backward(&ah, scale, &bh);
+        memcpy(g, d, sizeof d);
+        assert_int_equal(bh.on_linear_input_grad(bh.user, 0, XF_LIN_O, x, xq, g, 1, n, &err), 0);
+        for (int j = 0; j < n; j++) {
+            double fd = d[j];
+            if (scale) { /* differences of F along x_j */
+                double F[2];
+                for (int k = 0; k < 2; k++) {
+                    double xp[16], m = 0, sum = 0;
+                    for (int i = 0; i < n; i++)
+                        xp[i] = x[i];
+                    xp[j] += k == 0 ? 1e-6 : -1e-6;
+                    for (int i = 0; i < n; i++)
+                        m = fmax(m, fabs(xp[i]));
+                    for (int i = 0; i < n; i++)
+                        sum += d[i] * (xp[i] + clip * m / 7.0 * r[i]);
+                    F[k] = sum;
+                }
+                fd = (F[0] - F[1]) / 2e-6;
+            }
+            if (fabs(fd - g[j]) > 1e-4 * fmax(1.0, fabs(fd)))
+                fail_msg("scale %d, x[%d]: hook %.6g vs %.6g", scale, j, (double)g[j], fd);
+        }
+    }
+    /* the scale STE moves the gradient of the range-setting value only */
+    assert_true(fabsf(g[5] - d[5]) > 1e-3f);
+    xf_act_hooks_free(&ah);
+}
+
 static void test_refuses_other_families(void **state)
 {
     (void)state;
@@ -382,6 +440,7 @@ int main(void)
         cmocka_unit_test(test_tape_forward_matches),
         cmocka_unit_test(test_gradients_match_differences),
         cmocka_unit_test(test_loss_gradients),
+        cmocka_unit_test(test_scale_ste),
         cmocka_unit_test(test_refuses_other_families),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

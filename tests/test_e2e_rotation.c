@@ -166,7 +166,7 @@ static void test_rotation_gradients(void **state)
     xf_act_hooks ah;
     assert_int_equal(xf_act_hooks_init_online(&ah, &off, &on, NULL, &err), 0);
     xf_backward_hooks bh;
-    xf_act_hooks_backward(&ah, &bh);
+    xf_act_hooks_backward(&ah, false, &bh);
     xf_workspace ws;
     xf_tape tp;
     xf_grads g;

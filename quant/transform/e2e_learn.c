@@ -150,7 +150,7 @@ static int learner_init(learner *ln, const xf_model_weights *mw, const xf_r1_req
         xf_act_hooks_init_online(&ln->ah, q->act ? q->act : &off, online, NULL, err) != 0 ||
         xf_act_hooks_init_online(&ln->ah_fp, &off, online, NULL, err) != 0)
         return -1;
-    xf_act_hooks_backward(&ln->ah, &ln->bh);
+    xf_act_hooks_backward(&ln->ah, q->e2e_ste_scale, &ln->bh);
     const size_t TH = (size_t)(ln->T * ln->H), TV = (size_t)(ln->T * ln->V);
     ln->h0 = malloc(TH * sizeof *ln->h0);
     ln->dh0 = malloc(TH * sizeof *ln->dh0);
@@ -287,8 +287,9 @@ int xf_learned_e2e(const xf_model_weights *mw, const xf_r1_request *q,
                     kept ? "kept" : "not better: the Hadamard start is kept");
         json_object_set_new(
             record, "learned",
-            json_pack("{s:s, s:s, s:f, s:f, s:i, s:f, s:I, s:I, s:b, s:b, s:f}", "objective",
-                      "e2e", "loss", xf_rotate_loss_name(q->e2e_loss), "loss_initial", loss0,
+            json_pack("{s:s, s:s, s:s, s:f, s:f, s:i, s:f, s:I, s:I, s:b, s:b, s:f}",
+                      "objective", "e2e", "loss", xf_rotate_loss_name(q->e2e_loss), "ste",
+                      q->e2e_ste_scale ? "scale" : "identity", "loss_initial", loss0,
                       "loss_final", loss1, "steps", steps_run, "lr", q->lr, "windows",
                       (json_int_t)ln.nwin, "batch_windows",
                       (json_int_t)(q->e2e_batch < ln.nwin ? q->e2e_batch : ln.nwin), "r2",

@@ -115,6 +115,7 @@ typedef struct xf_r1_request {
     xf_rotate_loss e2e_loss;
     int64_t e2e_windows;       /* calibration windows the loss is measured on */
     int64_t e2e_batch;         /* windows per step */
+    bool e2e_ste_scale;        /* activation/KV quantizers: scale STE (sim/act_hooks_grad.h) */
 } xf_r1_request;
 
 /* R1 [hidden, hidden] (malloc'd, row-major fp64, orthogonal) for a model
