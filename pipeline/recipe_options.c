@@ -423,6 +423,7 @@ void xf_quant_options_defaults(xf_quant_options *o, xf_quant_method method)
     o->rotate_loss = XF_ROTATE_LOSS_CE;
     o->rotate_windows = 16;
     o->rotate_batch = 4;
+    o->rotate_ste = 1;
 }
 
 static const xf_recipe_row rows[] = {
@@ -630,7 +631,7 @@ static const xf_recipe_row rows[] = {
      .methods = XF_RO_BOTH, .set = set_enum, .get = get_enum, FIELD(rotate_weights),
      .expect = "auto, rtn or fp", .names = rotate_weights_names},
     {.flag = "rotate-ste", .key = "rotate_ste", .type = XF_RO_ENUM, .arg_name = "KIND",
-     .default_text = "identity",
+     .default_text = "scale",
      .help = "learned e2e: the activation/KV quantizers' straight-through estimator:\n"
              "identity (SpinQuant) or scale (the step follows the range it was fitted on)",
      .methods = XF_RO_BOTH, .set = set_enum, .get = get_enum, FIELD(rotate_ste),

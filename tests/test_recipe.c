@@ -59,7 +59,7 @@ static const struct {
     {"smooth", "0.5"},       {"smooth_inputs", "qkv,mlp"}, {"rotate", "hadamard"},
     {"rotate_no_online", "true"}, {"rotate_no_headwise", "true"}, {"rotate_qk", "true"}, {"klt_hadamard", "true"},
     {"rotate_steps", "10"},  {"rotate_lr", "0.5"},
-    {"rotate_objective", "local"}, {"rotate_weights", "fp"}, {"rotate_ste", "scale"}, {"rotate_loss", "kl"}, {"rotate_windows", "8"},
+    {"rotate_objective", "local"}, {"rotate_weights", "fp"}, {"rotate_ste", "identity"}, {"rotate_loss", "kl"}, {"rotate_windows", "8"},
     {"rotate_batch", "2"},
 };
 
