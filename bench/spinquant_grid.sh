@@ -73,6 +73,9 @@ for m in meths:
     cells = []
     for h in ("1", "2"):
         v = by.get((m, h), [])
+        if not v:
+            cells.append("-")
+            continue
         cells.append(f"{st.mean(v):.3f}" + (f" ({min(v):.3f}..{max(v):.3f}, n={len(v)})" if len(v) > 1 else ""))
     print(f"| {m} | {cells[0]} | {cells[1]} |")
 fp = {h: st.mean(by[("fp16", h)]) for h in ("1", "2")}
