@@ -125,7 +125,7 @@ int main(int argc, char **argv)
     xf_backward_hooks bh;
     if (xf_act_hooks_init_online(&ah, &s, &on, NULL, &err) != 0)
         die("hooks", &err);
-    xf_act_hooks_backward(&ah, &bh);
+    xf_act_hooks_backward(&ah, true, &bh); /* the learner's default STE */
     xf_workspace ws;
     xf_tape tp;
     xf_grads g;
