@@ -224,6 +224,9 @@ static int part_attention(xf_workspace *ws, const xf_dense_layer *dl, int64_t T,
         xf_op_rope_apply(ws->q, T, c->n_heads, c->head_dim, ws->rope_cos, ws->rope_sin);
         xf_op_rope_apply(ws->k, T, c->n_kv_heads, c->head_dim, ws->rope_cos, ws->rope_sin);
     }
+    if (hooks && hooks->on_q &&
+        hooks->on_q(hooks->user, dl->layer, ws->q, T, c->n_heads, c->head_dim, err) != 0)
+        return -1;
     xf_op_kv_keep keep = {0};
     if (hooks && hooks->kv_keep) {
         /* the full-precision K/V the kept tokens are read at (on_kv may

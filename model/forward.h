@@ -127,6 +127,11 @@ typedef struct xf_forward_hooks {
      * in both Q K^T and P V, every other token as on_kv left it. NULL: the
      * attention reads K and V as on_kv left them (no extra work). */
     int64_t (*kv_keep)(void *user, int layer, int64_t i, int64_t *idx);
+    /* on_q: Q after RoPE, [T, n_heads * head_dim] row-major, mutable,
+     * called right before on_kv (SpinQuant's R3: a head_dim Hadamard on Q
+     * and K, sim/online.h). */
+    int (*on_q)(void *user, int layer, float *q, int64_t T, int64_t n_heads, int64_t head_dim,
+                xf_error *err);
 } xf_forward_hooks;
 
 /* ---- layer-level forward ---------------------------------------------- */

@@ -1087,6 +1087,17 @@ static int check_options(const xf_quant_options *o, xf_error *err)
     if (o->gguf && o->act_order && !o->static_groups)
         return xf_fail(err, "--gguf-type with --act-order needs --static-groups (GGUF stores "
                             "no column permutation)");
+    if (o->rotate_qk && o->rotate == XF_ROTATE_NONE)
+        return xf_fail(err, "--rotate-qk needs --rotate");
+    /* kept KV tokens are read at K as it was before the KV hook, which is
+     * where R3 rotates K: the kept scores would pair a rotated Q with an
+     * unrotated K; and the learned rotation's recording forward runs no
+     * kept-token attention, so its objective would not be what is evaluated */
+    if (o->act.kv_keep != XF_KV_KEEP_NONE && (o->rotate_qk || o->rotate == XF_ROTATE_LEARNED))
+        return xf_fail(err, "--kv-keep cannot be combined with --rotate-qk or --rotate learned");
+    if (o->gguf && o->rotate_qk)
+        return xf_fail(err, "--gguf-type cannot be combined with --rotate-qk (llama.cpp runs no "
+                            "online Hadamard transforms)");
     if (o->gguf && o->rotate != XF_ROTATE_NONE && !o->rotate_no_online)
         return xf_fail(err, "--gguf-type with --rotate needs --rotate-no-online (llama.cpp "
                             "runs no online Hadamard transforms)");
@@ -1116,6 +1127,52 @@ static int check_scheme_fits(const xf_act_scheme *s, const xf_model_config *cfg,
     if (s->kv_bits > 0 && xf_act_scheme_kv_group(s, cfg->head_dim, &g, err) != 0)
         return xf_fail_prefix(err, "%s", path);
     return 0;
+}
+
+/* --rotate learned --rotate-objective e2e: R1 and the per-layer R2 learned
+ * together on the folded model (quant/transform/e2e_learn.c), then applied
+ * as the other kinds are. The online down Hadamard the objective sees is
+ * the one xf_rotate_apply enables (same size, plain). */
+static int learned_e2e(xf_model_edit *edit, const xf_quant_options *o, const xf_r1_request *q,
+                       xf_online_transforms *on, json_t *rot, xf_error *err)
+{
+    const xf_model_config *cfg = &edit->m->weights.cfg;
+    const int64_t H = cfg->hidden, d = cfg->head_dim, L = cfg->n_layers;
+    const bool r2 = !o->rotate_no_headwise;
+    double *R1 = malloc((size_t)(H * H) * sizeof *R1);
+    double *R2 = r2 ? malloc((size_t)(L * d * d) * sizeof *R2) : NULL;
+    const double **R2l = r2 ? malloc((size_t)L * sizeof *R2l) : NULL;
+    xf_online_transforms down;
+    xf_online_init(&down);
+    int rc = 0;
+    if (!R1 || (r2 && (!R2 || !R2l)))
+        rc = xf_fail(err, "learned rotation: out of memory");
+    if (rc == 0 && on)
+        rc = xf_online_enable_down(&down, cfg, err);
+    if (rc == 0 && o->rotate_qk)
+        rc = xf_online_enable_qk(&down, cfg, err);
+    /* SpinQuant learns the rotations for GPTQ with full-precision weights
+     * (GPTQ then removes most of the weight error RTN would show) */
+    xf_r1_request qe = *q;
+    const bool fp_weights = o->rotate_weights == 2 || (o->rotate_weights == 0 &&
+                                                         o->method == XF_METHOD_GPTQ);
+    if (fp_weights)
+        qe.weight_bits = 0;
+    json_object_set_new(rot, "learned_weights", json_string(fp_weights ? "fp" : "rtn"));
+    if (rc == 0)
+        rc = xf_learned_e2e(&edit->m->weights, &qe, xf_online_any(&down) ? &down : NULL, R1, R2,
+                            rot, err);
+    if (rc == 0)
+        rc = xf_rotate_apply(edit, R1, false, on, err);
+    for (int64_t l = 0; rc == 0 && r2 && l < L; l++)
+        R2l[l] = R2 + l * d * d;
+    if (rc == 0 && r2)
+        rc = xf_rotate_headwise(edit, R2l, err);
+    xf_online_free(&down);
+    free((void *)R2l);
+    free(R2);
+    free(R1);
+    return rc;
 }
 
 /* Smoothing and rotation: exact rewrites of the full-precision model
@@ -1150,18 +1207,25 @@ static int transform_model(xf_loaded_model *m, const xf_quant_options *o, const 
                             "seed", (json_int_t)o->seed, "headwise_vo", !o->rotate_no_headwise,
                             "online_down", !o->rotate_no_online, "fold", fold);
     json_object_set_new(recipe_extra, "rotation", rot);
+    /* R3 (sim/online.h): independent of the weights, recorded with the others */
+    if (o->rotate_qk && xf_online_enable_qk(online, &m->weights.cfg, err) != 0)
+        return -1;
     xf_r1_request q = {.kind = o->rotate, .seed = o->seed, .klt_hadamard = o->klt_hadamard,
                        .steps = o->rotate_steps, .lr = o->rotate_lr, .tokens = cs->tokens,
                        .nsamples = cs->nsamples, .T = T, .act = &o->act,
                        .weight_bits = o->grid.bits, .weight_sym = o->grid.sym,
-                       .weight_group = o->group};
+                       .weight_group = o->group, .e2e_loss = o->rotate_loss,
+                       .e2e_windows = o->rotate_windows, .e2e_batch = o->rotate_batch,
+                       .e2e_ste_scale = o->rotate_ste == 1};
+    xf_online_transforms *on = o->rotate_no_online ? NULL : online;
+    if (o->rotate == XF_ROTATE_LEARNED && o->rotate_objective == XF_ROTATE_OBJ_E2E)
+        return learned_e2e(edit, o, &q, on, rot, err);
     double *R1 = NULL;
     if (xf_rotation_r1(&m->weights, &q, &R1, rot, err) != 0)
         return -1;
     /* learned: R1 first without the head-wise Hadamard, whose place the
      * learned per-layer R2 takes (its capture needs the R1-rotated model) */
     const bool learned_r2 = o->rotate == XF_ROTATE_LEARNED && !o->rotate_no_headwise;
-    xf_online_transforms *on = o->rotate_no_online ? NULL : online;
     int rc = xf_rotate_apply(edit, R1, !o->rotate_no_headwise && !learned_r2, on, err);
     free(R1);
     if (rc == 0 && learned_r2)

@@ -81,9 +81,18 @@ typedef struct xf_quant_options {
     xf_rotate_kind rotate;
     bool rotate_no_online;      /* no online down_proj Hadamard */
     bool rotate_no_headwise;    /* no head-wise v/o Hadamard */
+    bool rotate_qk;             /* online head_dim Hadamard on Q and K after RoPE (R3) */
     bool klt_hadamard;          /* klt: eigenbasis followed by a randomized Hadamard */
     int64_t rotate_steps;       /* learned: Cayley SGD steps */
     double rotate_lr;           /* learned: learning rate */
+    /* learned: objective (e2e / local) and the e2e loss, windows, batch
+     * (quant/transform/e2e_learn.c) */
+    xf_rotate_objective rotate_objective;
+    int rotate_ste;             /* e2e activation/KV STE: 0 identity, 1 scale */
+    int rotate_weights;         /* e2e weight quantizer: 0 auto (gptq: fp, rtn: RTN), 1 rtn, 2 fp */
+    xf_rotate_loss rotate_loss;
+    int64_t rotate_windows;
+    int64_t rotate_batch;
     /* per-tensor bit widths (--tensor-bits REGEX=BITS), first match wins */
     const char *tensor_bits[XF_TENSOR_BITS_MAX_RULES];
     size_t n_tensor_bits;

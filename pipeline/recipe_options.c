@@ -421,6 +421,10 @@ static const char *const token_weight_names[] = {"uniform", "attn-concentration"
                                                  "attn-concentration-mean", NULL};
 static const char *const act_kind_names[] = {"int", "razor", NULL};
 static const char *const kv_keep_names[] = {"none", "log", "recent", NULL};
+static const char *const rotate_objective_names[] = {"e2e", "local", NULL};
+static const char *const rotate_loss_names[] = {"ce", "kl", NULL};
+static const char *const rotate_weights_names[] = {"auto", "rtn", "fp", NULL};
+static const char *const rotate_ste_names[] = {"identity", "scale", NULL};
 
 #define BOOL_ROW(fl, k, f, m, h)                                                              \
     {.flag = fl, .key = k, .type = XF_RO_BOOL, .default_text = "false", .help = h,            \
@@ -449,6 +453,11 @@ void xf_quant_options_defaults(xf_quant_options *o, xf_quant_method method)
     xf_act_scheme_default(&o->act);
     o->rotate_steps = 100;
     o->rotate_lr = 1.5;
+    o->rotate_objective = XF_ROTATE_OBJ_E2E;
+    o->rotate_loss = XF_ROTATE_LOSS_CE;
+    o->rotate_windows = 16;
+    o->rotate_batch = 4;
+    o->rotate_ste = 1;
 }
 
 static const xf_recipe_row rows[] = {
@@ -681,6 +690,9 @@ static const xf_recipe_row rows[] = {
              "no online Hadamard before down_proj"),
     BOOL_ROW("rotate-no-headwise", "rotate_no_headwise", rotate_no_headwise, XF_RO_BOTH,
              "no head-wise Hadamard on v/o"),
+    BOOL_ROW("rotate-qk", "rotate_qk", rotate_qk, XF_RO_BOTH,
+             "online head_dim Hadamard on Q and K after RoPE (SpinQuant's R3: KV quantization\n"
+             "of rotated heads)"),
     BOOL_ROW("klt-hadamard", "klt_hadamard", klt_hadamard, XF_RO_BOTH,
              "klt: follow the eigenbasis by the randomized Hadamard"),
     {.flag = "rotate-steps", .key = "rotate_steps", .type = XF_RO_INT, .arg_name = "N",
@@ -691,11 +703,49 @@ static const xf_recipe_row rows[] = {
      .default_text = "1.5", .help = "learned: learning rate", .methods = XF_RO_BOTH,
      .set = set_float, .get = get_float, FIELD(rotate_lr), .lo = 0, .hi = 1e6, .lo_open = true,
      .expect = "a positive number"},
+    /* --rotate learned's objective (quant/transform/e2e_learn.c) */
+    {.flag = "rotate-objective", .key = "rotate_objective", .type = XF_RO_ENUM,
+     .arg_name = "KIND", .default_text = "e2e",
+     .help = "learned: e2e (SpinQuant: R1 and per-layer R2 against the whole quantized\n"
+             "network's loss on the calibration windows) or local (each rotated space's\n"
+             "readers' output error)",
+     .methods = XF_RO_BOTH, .set = set_enum, .get = get_enum, FIELD(rotate_objective),
+     .expect = "e2e or local", .names = rotate_objective_names},
+    {.flag = "rotate-loss", .key = "rotate_loss", .type = XF_RO_ENUM, .arg_name = "LOSS",
+     .default_text = "ce",
+     .help = "learned e2e: ce (next-token cross-entropy) or kl (to the full-precision logits)",
+     .methods = XF_RO_BOTH, .set = set_enum, .get = get_enum, FIELD(rotate_loss),
+     .expect = "ce or kl", .names = rotate_loss_names},
+    {.flag = "rotate-weights", .key = "rotate_weights", .type = XF_RO_ENUM, .arg_name = "KIND",
+     .default_text = "auto",
+     .help = "learned e2e: the weights in the objective: rtn (fake-quantized on the recipe's\n"
+             "grid), fp (full precision: only activations/KV quantized, as SpinQuant learns\n"
+             "before GPTQ) or auto (gptq: fp, rtn: rtn)",
+     .methods = XF_RO_BOTH, .set = set_enum, .get = get_enum, FIELD(rotate_weights),
+     .expect = "auto, rtn or fp", .names = rotate_weights_names},
+    {.flag = "rotate-ste", .key = "rotate_ste", .type = XF_RO_ENUM, .arg_name = "KIND",
+     .default_text = "scale",
+     .help = "learned e2e: the activation/KV quantizers' straight-through estimator:\n"
+             "identity (SpinQuant) or scale (the step follows the range it was fitted on)",
+     .methods = XF_RO_BOTH, .set = set_enum, .get = get_enum, FIELD(rotate_ste),
+     .expect = "identity or scale", .names = rotate_ste_names},
+    {.flag = "rotate-windows", .key = "rotate_windows", .type = XF_RO_INT, .arg_name = "N",
+     .default_text = "16", .help = "learned e2e: calibration windows the loss is measured on",
+     .methods = XF_RO_BOTH, .set = set_int, .get = get_int, FIELD(rotate_windows), .lo = 1,
+     .hi = 1000000, .expect = "an integer in 1..1000000"},
+    {.flag = "rotate-batch", .key = "rotate_batch", .type = XF_RO_INT, .arg_name = "N",
+     .default_text = "4", .help = "learned e2e: windows per optimizer step",
+     .methods = XF_RO_BOTH, .set = set_int, .get = get_int, FIELD(rotate_batch), .lo = 1,
+     .hi = 1000000, .expect = "an integer in 1..1000000"},
 };
 #define N_ROWS ((int)(sizeof rows / sizeof *rows))
 _Static_assert(sizeof rows / sizeof *rows <= XF_RECIPE_MAX_ROWS, "given is a 64-bit set");
 _Static_assert(FIELD_SIZE(act.act_bits) == sizeof(int) && FIELD_SIZE(grid.clip) == sizeof(int) &&
                    FIELD_SIZE(calib_format) == sizeof(int) && FIELD_SIZE(rotate) == sizeof(int) &&
+                   FIELD_SIZE(rotate_objective) == sizeof(int) &&
+                   FIELD_SIZE(rotate_loss) == sizeof(int) &&
+                   FIELD_SIZE(rotate_weights) == sizeof(int) &&
+                   FIELD_SIZE(rotate_ste) == sizeof(int) &&
                    FIELD_SIZE(act.attn_prob_quant) == sizeof(int) &&
                    FIELD_SIZE(token_weight) == sizeof(int) &&
                    FIELD_SIZE(group) == sizeof(int64_t) && FIELD_SIZE(seed) == sizeof(int64_t),

@@ -59,6 +59,10 @@ static int quant_kv(void *user, int layer, float *k, float *v, int64_t T, int64_
 {
     const xf_act_hooks *h = user;
     const xf_act_scheme *s = &h->scheme;
+    /* R3 before the quantizer: the cache holds rotated heads */
+    if (h->online &&
+        xf_online_apply_heads(h->online, layer, k, T, n_kv_heads, head_dim, false, err) != 0)
+        return -1;
     if (s->kv_bits > 0) {
         int64_t g;
         if (xf_act_scheme_kv_group(s, head_dim, &g, err) != 0)
@@ -83,6 +87,18 @@ static int quant_kv(void *user, int layer, float *k, float *v, int64_t T, int64_
     }
     if (h->inner.on_kv)
         return h->inner.on_kv(h->inner.user, layer, k, v, T, n_kv_heads, head_dim, err);
+    return 0;
+}
+
+static int rotate_q(void *user, int layer, float *q, int64_t T, int64_t n_heads,
+                    int64_t head_dim, xf_error *err)
+{
+    const xf_act_hooks *h = user;
+    if (h->online &&
+        xf_online_apply_heads(h->online, layer, q, T, n_heads, head_dim, false, err) != 0)
+        return -1;
+    if (h->inner.on_q)
+        return h->inner.on_q(h->inner.user, layer, q, T, n_heads, head_dim, err);
     return 0;
 }
 
@@ -125,7 +141,7 @@ int xf_act_hooks_init(xf_act_hooks *h, const xf_act_scheme *s, const xf_forward_
 bool xf_act_hooks_active(const xf_act_hooks *h)
 {
     return h->hooks.on_linear_input || h->hooks.on_kv || h->hooks.on_attn_probs ||
-           h->hooks.kv_keep;
+           h->hooks.kv_keep || h->hooks.on_q;
 }
 
 int xf_act_hooks_init_online(xf_act_hooks *h, const xf_act_scheme *s,
@@ -146,8 +162,11 @@ int xf_act_hooks_init_online(xf_act_hooks *h, const xf_act_scheme *s,
     if ((s->act_bits > 0 && (s->act_inputs & XF_IN_ALL)) || h->inner.on_linear_input ||
         h->online)
         h->hooks.on_linear_input = quant_linear_input;
-    if (s->kv_bits > 0 || h->inner.on_kv)
+    const bool qk = h->online && h->online->qk;
+    if (s->kv_bits > 0 || h->inner.on_kv || qk)
         h->hooks.on_kv = quant_kv;
+    if (qk || h->inner.on_q)
+        h->hooks.on_q = rotate_q;
     if (s->attn_prob_bits > 0 || h->inner.on_attn_probs)
         h->hooks.on_attn_probs = quant_probs;
     if (s->kv_bits > 0 && s->kv_keep != XF_KV_KEEP_NONE)

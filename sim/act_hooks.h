@@ -41,6 +41,7 @@ typedef struct xf_act_hooks {
     const xf_online_transforms *online; /* borrowed, or NULL: applied to a
                                 linear's input BEFORE its quantizer */
     xf_forward_hooks inner;  /* copy of the chained hooks; all NULL if none */
+    bool ste_scale;          /* backward hooks (sim/act_hooks_grad.h): scale STE */
 } xf_act_hooks;
 
 /* Checks the scheme (errors name "activation scheme"); inner may be NULL. */

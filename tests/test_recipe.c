@@ -57,11 +57,13 @@ static const struct {
     {"kv_bits", "4"},        {"kv_group", "16"},        {"kv_clip", "0.95"},
     {"attn_prob_bits", "4"}, {"attn_prob_quant", "log2"}, {"attn_prob_base", "search"},
     {"smooth", "0.5"},       {"smooth_inputs", "qkv,mlp"}, {"rotate", "hadamard"},
-    {"rotate_no_online", "true"}, {"rotate_no_headwise", "true"}, {"klt_hadamard", "true"},
+    {"rotate_no_online", "true"}, {"rotate_no_headwise", "true"}, {"rotate_qk", "true"}, {"klt_hadamard", "true"},
     {"rotate_steps", "10"},  {"rotate_lr", "0.5"},
     {"act_quant", "razor"},  {"kv_quant", "razor"},     {"razor_group", "32"},
     {"razor_base_bits", "8"}, {"kv_razor_base_bits", "6"}, {"kv_keep", "log"},
     {"kv_keep_window", "8"}, {"repquant", "true"},
+    {"rotate_objective", "local"}, {"rotate_weights", "fp"}, {"rotate_ste", "identity"}, {"rotate_loss", "kl"}, {"rotate_windows", "8"},
+    {"rotate_batch", "2"},
 };
 
 static const char *sample_of(const char *key)

@@ -752,6 +752,11 @@ static void test_cli_end_to_end(void **state)
     assert_non_null(strstr(r.out, "KV2 keep log W8"));
     xf_cli_result_free(&r);
     /* refused combinations */
+    r = xf_cli_run(tmp, "rtn --bits 8 --kv-bits 2 --kv-keep log --rotate hadamard --rotate-qk %s "
+                   "%s/bad.xfq", model, tmp);
+    assert_int_not_equal(r.code, 0);
+    assert_non_null(strstr(r.err, "--rotate-qk"));
+    xf_cli_result_free(&r);
     r = xf_cli_run(tmp, "rtn --bits 4 --weight-grid razor %s %s/bad.xfq", model, tmp);
     assert_int_not_equal(r.code, 0);
     assert_non_null(strstr(r.err, "--group -1"));

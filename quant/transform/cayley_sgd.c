@@ -295,3 +295,45 @@ out:
         *rep_out = rep;
     return rc;
 }
+
+int xf_lrot_cayley_step(double *R, const double *G, int64_t n, double lr, double step_cap,
+                        double *eta_out, xf_error *err)
+{
+    cayley_ws w;
+    memset(&w, 0, sizeof w);
+    const size_t nn = (size_t)(n * n);
+    bool ok = (w.G = malloc(nn * sizeof *w.G)) && (w.M = calloc(nn, sizeof *w.M)) &&
+              (w.T = malloc(nn * sizeof *w.T)) && (w.L = malloc(nn * sizeof *w.L)) &&
+              (w.Rn = malloc(nn * sizeof *w.Rn)) && (w.ipiv = malloc((size_t)n * sizeof *w.ipiv));
+    int rc = -1;
+    if (!ok) {
+        xf_fail(err, "learned rotation: out of memory for a Cayley step (n %lld)", (long long)n);
+    } else {
+        memcpy(w.G, G, nn * sizeof *w.G);
+        xf_lrot_options o;
+        xf_lrot_options_default(&o);
+        o.step_cap = step_cap;
+        bool capped;
+        double eta;
+        rc = cayley_step(R, n, lr, &o, &w, &eta, &capped, err);
+        if (rc == 0 && eta_out)
+            *eta_out = eta;
+    }
+    ws_free(&w, 0);
+    return rc;
+}
+
+int xf_lrot_reorthogonalize(double *R, int64_t n, double *orth_error, xf_error *err)
+{
+    double *T = malloc((size_t)(n * n) * sizeof *T), *R2 = malloc((size_t)(n * n) * sizeof *R2);
+    if (!T || !R2) {
+        free(T);
+        free(R2);
+        return xf_fail(err, "learned rotation: out of memory");
+    }
+    reorthogonalize(R, n, T, R2);
+    free(T);
+    free(R2);
+    *orth_error = xf_lrot_orth_error(R, n);
+    return 0;
+}

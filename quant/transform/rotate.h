@@ -80,6 +80,23 @@ int xf_rotate_kind_from_name(const char *name, xf_rotate_kind *out);
 int xf_rotate_supported(const xf_model_config *cfg, bool online_down, const char *what,
                         xf_error *err);
 
+/* What --rotate learned minimises: the whole quantized network's loss
+ * (e2e, quant/transform/e2e_learn.c) or each rotated space's readers'
+ * output error (local, r1_learn.c / r2_learn.c). */
+typedef enum xf_rotate_objective {
+    XF_ROTATE_OBJ_E2E = 0,
+    XF_ROTATE_OBJ_LOCAL = 1,
+} xf_rotate_objective;
+
+/* The e2e loss: next-token cross-entropy of the calibration windows, or
+ * KL divergence to the full-precision model's logits. */
+typedef enum xf_rotate_loss {
+    XF_ROTATE_LOSS_CE = 0,
+    XF_ROTATE_LOSS_KL = 1,
+} xf_rotate_loss;
+
+const char *xf_rotate_loss_name(xf_rotate_loss l);
+
 /* How R1 is made (xf_rotation_r1). */
 typedef struct xf_r1_request {
     xf_rotate_kind kind;
@@ -94,6 +111,11 @@ typedef struct xf_r1_request {
     int weight_bits;
     bool weight_sym;
     int64_t weight_group;
+    /* learned, objective e2e (xf_learned_e2e) */
+    xf_rotate_loss e2e_loss;
+    int64_t e2e_windows;       /* calibration windows the loss is measured on */
+    int64_t e2e_batch;         /* windows per step */
+    bool e2e_ste_scale;        /* activation/KV quantizers: scale STE (sim/act_hooks_grad.h) */
 } xf_r1_request;
 
 /* R1 [hidden, hidden] (malloc'd, row-major fp64, orthogonal) for a model
@@ -138,5 +160,17 @@ int xf_rotate_headwise(xf_model_edit *e, const double *const *R2, xf_error *err)
  * and adds "learned_r2" (per-layer losses) to `record`. */
 int xf_learned_r2(xf_model_edit *e, const xf_r1_request *q, const xf_online_transforms *online,
                   json_t *record, xf_error *err);
+
+/* R1 [hidden, hidden] and, when R2 != NULL, R2 [n_layers, head_dim,
+ * head_dim] learned jointly against the loss of the whole fake-quantized
+ * network (quant/transform/e2e_learn.c, e2e_rotation.h) on a folded,
+ * unrotated model; online: the transforms xf_rotate_apply will enable (the
+ * down Hadamard is part of the objective), or NULL. Starts from the
+ * randomized Hadamard of q->seed (R1) and the plain H_d (R2), the
+ * --rotate hadamard rotations; keeps the result only if the calibration
+ * loss drops. Adds "learned" to `record`. Llama family, bias-free. */
+int xf_learned_e2e(const xf_model_weights *mw, const xf_r1_request *q,
+                   const xf_online_transforms *online, double *R1, double *R2, json_t *record,
+                   xf_error *err);
 
 #endif

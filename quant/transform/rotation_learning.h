@@ -247,6 +247,16 @@ typedef struct xf_lrot_report {
 int xf_lrot_optimize(const xf_lrot_problem *p, const xf_lrot_options *o, double *R,
                      xf_lrot_progress cb, void *user, xf_lrot_report *rep, xf_error *err);
 
+/* One Cayley step of xf_lrot_optimize on R [n, n] given its gradient G
+ * (another objective's, e.g. quant/transform/e2e_learn.c), without
+ * momentum: eta = lr capped so that eta ||G R^T - R G^T||_1 <= step_cap
+ * (<= 0: no cap); *eta_out (may be NULL) gets the eta used. */
+int xf_lrot_cayley_step(double *R, const double *G, int64_t n, double lr, double step_cap,
+                        double *eta_out, xf_error *err);
+/* Newton-Schulz toward the nearest orthogonal matrix (as the optimiser's
+ * upkeep); *orth_error = ||R^T R - I||_max afterwards. */
+int xf_lrot_reorthogonalize(double *R, int64_t n, double *orth_error, xf_error *err);
+
 /* ||R^T R - I||_max (largest entry by magnitude), fp64. -1 when out of memory. */
 double xf_lrot_orth_error(const double *R, int64_t n);
 
