@@ -7,6 +7,7 @@
  * The row sums are fp64. */
 #include "model/backward_ops.h"
 
+#include "core/threads.h"
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
@@ -39,6 +40,10 @@ void xf_op_attention_backward(const float *q, const float *k, const float *v, co
     const float scale = (float)(1.0 / sqrt((double)head_dim));
     memset(dk, 0, (size_t)(T * kvd) * sizeof *dk);
     memset(dv, 0, (size_t)(T * kvd) * sizeof *dv);
+    /* one BLAS thread: OpenBLAS's threading would make the sums depend on
+     * the thread count (core/gemm_tiled.h) */
+    xf_threads_saved saved;
+    xf_threads_push_blas(1, &saved);
     for (int64_t h = 0; h < n_heads; h++) {
         const int64_t g = h / group;
         const float *P = p + (size_t)h * (size_t)(T * T);
@@ -65,4 +70,5 @@ void xf_op_attention_backward(const float *q, const float *k, const float *v, co
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, t, d, t, 1.0f, dP, t,
                     q + h * head_dim, (int)qd, 1.0f, dk + g * head_dim, (int)kvd);
     }
+    xf_threads_pop(&saved);
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/gemm_tiled.h"
 #include "model/backward_ops.h"
 
 /* ---- gradient buffers ---- */
@@ -103,15 +104,15 @@ void xf_grads_free(xf_grads *g)
 static void linear_backward(const float *x, const float *dy, int64_t T, int64_t in, int64_t out,
                             const float *W, float *dW, float *db, float *dx, bool accumulate)
 {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)T, 1.0f, dy,
-                (int)out, x, (int)in, 1.0f, dW, (int)in);
+    /* tiled: the same bits for any thread count (core/gemm_tiled.h) */
+    xf_sgemm_tiled(CblasTrans, CblasNoTrans, out, in, T, 1.0f, dy, out, x, in, 1.0f, dW, in);
     if (db)
         for (int64_t t = 0; t < T; t++)
             for (int64_t o = 0; o < out; o++)
                 db[o] += dy[t * out + o];
     if (dx)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)in, (int)out, 1.0f,
-                    dy, (int)out, W, (int)in, accumulate ? 1.0f : 0.0f, dx, (int)in);
+        xf_sgemm_tiled(CblasNoTrans, CblasNoTrans, T, in, out, 1.0f, dy, out, W, in,
+                       accumulate ? 1.0f : 0.0f, dx, in);
 }
 
 /* y = w * x * r, r = (mean(x^2) + eps)^-1/2 per row: dx_i += r w_i dy_i -

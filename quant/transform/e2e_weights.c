@@ -1,6 +1,7 @@
 /* The rotation parametrization of quant/transform/e2e_rotation.h: the
  * effective (rotated, fake-quantized) weights for given R1 / R2 and the
  * gradients of R1 / R2 from the effective weights' gradients. */
+#include "core/gemm_tiled.h"
 #include "quant/transform/e2e_rotation.h"
 
 #include <cblas.h>
@@ -145,8 +146,8 @@ static void fake_quant(float *W, int64_t out, int64_t in, const xf_grid_config *
 static void mm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *A, int64_t lda,
                const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
 {
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                (int)m, (int)n, (int)k, 1.0f, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+    xf_sgemm_tiled(ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, 1.0f, A,
+                   lda, B, ldb, beta, C, ldc);
 }
 
 int xf_e2e_build(xf_e2e_model *m, const double *R1, const double *R2, const xf_grid_config *c,
