@@ -25,5 +25,9 @@ enum { XF_GEMM_TILE_M = 128, XF_GEMM_TILE_N = 256 };
 void xf_sgemm_tiled(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K,
                     float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
                     float beta, float *C, int64_t ldc);
+/* The same in fp64 (cblas_dgemm). */
+void xf_dgemm_tiled(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K,
+                    double alpha, const double *A, int64_t lda, const double *B, int64_t ldb,
+                    double beta, double *C, int64_t ldc);
 
 #endif

@@ -3,6 +3,8 @@
 #include "sim/hadamard.h"
 
 #include <cblas.h>
+
+#include "core/gemm_tiled.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +18,7 @@
 
 #define XF_T float
 #define XF_SFX f32
-#define XF_GEMM cblas_sgemm
+#define XF_GEMM(order, ...) xf_sgemm_tiled(__VA_ARGS__)
 #define XF_BASE base_f32
 #include "sim/hadamard_rows.inc"
 #undef XF_T
@@ -26,7 +28,7 @@
 
 #define XF_T double
 #define XF_SFX f64
-#define XF_GEMM cblas_dgemm
+#define XF_GEMM(order, ...) xf_dgemm_tiled(__VA_ARGS__)
 #define XF_BASE base_f64
 #include "sim/hadamard_rows.inc"
 #undef XF_T

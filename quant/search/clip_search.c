@@ -4,6 +4,8 @@
 #include "quant/search/clip_search.h"
 
 #include <cblas.h>
+
+#include "core/gemm_tiled.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,7 +86,7 @@ int xf_act_clip_search_add(xf_act_clip_search *s, const float *X, int64_t n, int
                 break;
             for (int64_t i = 0; i < m * d; i++)
                 E[i] = Xc[i] - E[i];
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)out, (int)d, 1.0f,
+            xf_sgemm_tiled(CblasNoTrans, CblasTrans, (int)m, (int)out, (int)d, 1.0f,
                         E, (int)d, W, (int)d, 0.0f, Y, (int)out);
             double e = 0.0;
             for (int64_t i = 0; i < m * out; i++)

@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/gemm_tiled.h"
+#include "core/threads.h"
+
 void xf_lrot_options_default(xf_lrot_options *o)
 {
     memset(o, 0, sizeof *o);
@@ -52,8 +55,11 @@ double xf_lrot_orth_error(const double *R, int64_t n)
     double *T = malloc((size_t)(n * n) * sizeof *T);
     if (!T)
         return -1.0;
+    xf_threads_saved saved; /* one BLAS thread: the same bits for any thread count */
+    xf_threads_push_blas(1, &saved);
     cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)n, (int)n, 1.0, R, (int)n, 0.0, T,
                 (int)n);
+    xf_threads_pop(&saved);
     double e = 0.0;
     for (int64_t i = 0; i < n; i++)
         for (int64_t j = i; j < n; j++) {
@@ -70,11 +76,11 @@ double xf_lrot_orth_error(const double *R, int64_t n)
 static void reorthogonalize(double *R, int64_t n, double *T, double *R2)
 {
     for (int it = 0; it < 4; it++) {
-        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)n, (int)n, (int)n, -0.5, R,
+        xf_dgemm_tiled(CblasTrans, CblasNoTrans, (int)n, (int)n, (int)n, -0.5, R,
                     (int)n, R, (int)n, 0.0, T, (int)n);
         for (int64_t i = 0; i < n; i++)
             T[i * n + i] += 1.5;
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)n, (int)n, 1.0, R,
+        xf_dgemm_tiled(CblasNoTrans, CblasNoTrans, (int)n, (int)n, (int)n, 1.0, R,
                     (int)n, T, (int)n, 0.0, R2, (int)n);
         memcpy(R, R2, (size_t)(n * n) * sizeof *R);
     }
@@ -176,7 +182,7 @@ static int cayley_step(double *R, int64_t n, double lr, const xf_lrot_options *o
                        double *eta_out, bool *capped, xf_error *err)
 {
     const int ni = (int)n;
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ni, ni, ni, 1.0, w->G, ni, R, ni, 0.0,
+    xf_dgemm_tiled(CblasNoTrans, CblasTrans, ni, ni, ni, 1.0, w->G, ni, R, ni, 0.0,
                 w->T, ni);
     for (int64_t i = 0; i < n; i++)
         for (int64_t j = 0; j < n; j++)
@@ -198,11 +204,14 @@ static int cayley_step(double *R, int64_t n, double lr, const xf_lrot_options *o
     for (int64_t i = 0; i < n; i++)
         w->L[i * n + i] += 1.0;
     memcpy(w->Rn, R, (size_t)(n * n) * sizeof *R);
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ni, ni, ni, -0.5 * eta, w->M, ni, R, ni,
+    xf_dgemm_tiled(CblasNoTrans, CblasNoTrans, ni, ni, ni, -0.5 * eta, w->M, ni, R, ni,
                 1.0, w->Rn, ni);
     /* I + skew is never singular (eigenvalues 1 + i lambda); info != 0
      * means NaN got in */
+    xf_threads_saved saved; /* one BLAS thread: the same bits for any thread count */
+    xf_threads_push_blas(1, &saved);
     lapack_int info = LAPACKE_dgesv(LAPACK_ROW_MAJOR, ni, ni, w->L, ni, w->ipiv, w->Rn, ni);
+    xf_threads_pop(&saved);
     if (info != 0)
         return xf_fail(err, "learned rotation: Cayley solve failed (dgesv info %d)", (int)info);
     for (int64_t i = 0; i < n * n; i++)

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/threads.h"
 #include "model/forward.h"
 #include "sim/hadamard.h"
 #include "quant/weights/hessian.h"
@@ -62,10 +63,13 @@ static int klt_r1(const xf_model_weights *mw, const xf_r1_request *q, double *R1
         rc = xf_hessian_finalize(&c.hs, R1, err);
     xf_hessian_free(&c.hs);
     /* dsyevd: ascending eigenvalues, eigenvectors in the columns of R1 */
+    xf_threads_saved saved; /* one BLAS thread: the same bits for any thread count */
+    xf_threads_push_blas(1, &saved);
     if (rc == 0 && LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'U', (lapack_int)n, R1, (lapack_int)n,
                                   w) != 0)
         rc = xf_fail(err, "klt: eigendecomposition of the %lld-wide covariance failed",
                      (long long)n);
+    xf_threads_pop(&saved);
     if (rc == 0) {
         /* reverse the column order: largest variance first */
         for (int64_t i = 0; i < n; i++)

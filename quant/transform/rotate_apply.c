@@ -4,6 +4,8 @@
 #include "quant/transform/rotate.h"
 
 #include <cblas.h>
+
+#include "core/gemm_tiled.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -146,7 +148,7 @@ static int per_head_right(const head_rot *hr, double *a, int64_t rows, int64_t c
     if (!t)
         return xf_fail(err, "out of memory for a %lld x %lld head-wise product", (long long)m,
                        (long long)d);
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)d, (int)d, 1.0, a,
+    xf_dgemm_tiled(CblasNoTrans, CblasNoTrans, (int)m, (int)d, (int)d, 1.0, a,
                 (int)d, hr->R, (int)d, 0.0, t, (int)d);
     memcpy(a, t, (size_t)(m * d) * sizeof *a);
     free(t);

@@ -1,6 +1,8 @@
 #include "quant/transform/rotate_mat.h"
 
 #include <cblas.h>
+
+#include "core/gemm_tiled.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,7 +70,7 @@ int xf_rmat_right(xf_rmat *m, const double *R, xf_error *err)
     if (!out)
         return xf_fail(err, "out of memory for a %lld x %lld rotation product",
                        (long long)m->rows, (long long)m->cols);
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m->rows, (int)m->cols,
+    xf_dgemm_tiled(CblasNoTrans, CblasNoTrans, (int)m->rows, (int)m->cols,
                 (int)m->cols, 1.0, m->a, (int)m->cols, R, (int)m->cols, 0.0, out, (int)m->cols);
     free(m->a);
     m->a = out;
@@ -81,7 +83,7 @@ int xf_rmat_left_t(xf_rmat *m, const double *R, xf_error *err)
     if (!out)
         return xf_fail(err, "out of memory for a %lld x %lld rotation product",
                        (long long)m->rows, (long long)m->cols);
-    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)m->rows, (int)m->cols,
+    xf_dgemm_tiled(CblasTrans, CblasNoTrans, (int)m->rows, (int)m->cols,
                 (int)m->rows, 1.0, R, (int)m->rows, m->a, (int)m->cols, 0.0, out, (int)m->cols);
     free(m->a);
     m->a = out;

@@ -10,6 +10,8 @@
 #include "quant/transform/rotation_learning.h"
 
 #include <cblas.h>
+
+#include "core/gemm_tiled.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,7 +127,7 @@ static int measure_energy(xf_lrot_term *t, xf_error *err)
     double s = 0.0;
     for (int64_t r0 = 0; r0 < t->N; r0 += chunk) {
         const int64_t m = t->N - r0 < chunk ? t->N - r0 : chunk;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)t->out, (int)t->width,
+        xf_sgemm_tiled(CblasNoTrans, CblasTrans, (int)m, (int)t->out, (int)t->width,
                     1.0f, t->X + r0 * t->width, (int)t->width, t->W, (int)t->width, 0.0f, Y,
                     (int)t->out);
         s += sum_squares(Y, m, t->out, rowsum);
@@ -388,7 +390,7 @@ static int term_eval(const xf_lrot_problem *p, const xf_lrot_term *t, const floa
     if (term_buf_init(&b, w, t, p->n, chunk, rows != NULL, G != NULL, ste, err) != 0)
         return -1;
     /* B = Q_w(W R): W read as [out k, n] applies R to each slice */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, out * k, n, n, 1.0f, t->W, n, Rf, n,
+    xf_sgemm_tiled(CblasNoTrans, CblasNoTrans, out * k, n, n, 1.0f, t->W, n, Rf, n,
                 0.0f, b.B, n);
     if (!xf_all_finite(b.B, t->out * t->width)) {
         return xf_fail(err, "%s: non-finite rotated weight", t->name);
@@ -408,7 +410,7 @@ static int term_eval(const xf_lrot_problem *p, const xf_lrot_term *t, const floa
             Xc = b.Xc;
         }
         /* A = Q_a(X R) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m * k, n, n, 1.0f, Xc, n, Rf, n,
+        xf_sgemm_tiled(CblasNoTrans, CblasNoTrans, m * k, n, n, 1.0f, Xc, n, Rf, n,
                     0.0f, b.A, n);
         if (b.A0)
             memcpy(b.A0, b.A, (size_t)m * (size_t)width * sizeof *b.A0);
@@ -424,18 +426,18 @@ static int term_eval(const xf_lrot_problem *p, const xf_lrot_term *t, const floa
             return xf_fail(err, "%s: non-finite rotated activation", t->name);
         }
         /* E = X W^T - A B^T */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, out, width, 1.0f, Xc, width, t->W,
+        xf_sgemm_tiled(CblasNoTrans, CblasTrans, m, out, width, 1.0f, Xc, width, t->W,
                     width, 0.0f, b.E, out);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, out, width, -1.0f, b.A, width, b.B,
+        xf_sgemm_tiled(CblasNoTrans, CblasTrans, m, out, width, -1.0f, b.A, width, b.B,
                     width, 1.0f, b.E, out);
         sq += sum_squares(b.E, m, out, b.rowsum);
         if (!G)
             continue;
         const float beta = r0 == 0 ? 0.0f : 1.0f;
         /* dL/dA ~ E B, dL/dB ~ E^T A (the factor -2 c_t / total comes last) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, width, out, 1.0f, b.E, out, b.B,
+        xf_sgemm_tiled(CblasNoTrans, CblasNoTrans, m, width, out, 1.0f, b.E, out, b.B,
                     width, 0.0f, b.dA, width);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, width, m, 1.0f, b.E, out, b.A,
+        xf_sgemm_tiled(CblasTrans, CblasNoTrans, out, width, m, 1.0f, b.E, out, b.A,
                     width, beta, b.dB, width);
         if (b.A0) {
             for (int i = 0; i < m; i++)
@@ -443,7 +445,7 @@ static int term_eval(const xf_lrot_problem *p, const xf_lrot_term *t, const floa
                              b.dA + (int64_t)i * width, width, &t->q, ste);
         }
         /* X^T dL/d(XR) summed over the k diagonal blocks */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, n, m * k, 1.0f, Xc, n, b.dA, n,
+        xf_sgemm_tiled(CblasTrans, CblasNoTrans, n, n, m * k, 1.0f, Xc, n, b.dA, n,
                     beta, b.Gt, n);
     }
     const double c = (p->norm == XF_LROT_NORM_RELATIVE ? t->weight / t->energy
@@ -456,7 +458,7 @@ static int term_eval(const xf_lrot_problem *p, const xf_lrot_term *t, const floa
     if (G) {
         if (b.V)
             weight_backward(b.V, b.B, b.dB, t->out, t->width, &t->q, b.wscale);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, n, out * k, 1.0f, t->W, n, b.dB, n,
+        xf_sgemm_tiled(CblasTrans, CblasNoTrans, n, n, out * k, 1.0f, t->W, n, b.dB, n,
                     1.0f, b.Gt, n);
         for (int64_t i = 0; i < p->n * p->n; i++)
             G[i] += -2.0 * c * (double)b.Gt[i];
