@@ -862,7 +862,9 @@ static const char *value_text(const xf_recipe_row *row, const json_t *v, char *b
         snprintf(buf, cap, "%lld", (long long)json_integer_value(v));
         return buf;
     case XF_RO_FLOAT:
-        if (json_is_string(v) && row->uses_calib && row->set == set_or_search)
+        /* "search" where the row takes it (its JSON form, as get_* writes it) */
+        if (json_is_string(v) && ((row->uses_calib && row->set == set_or_search) ||
+                                  row->set == set_smooth))
             return json_string_value(v);
         if (!json_is_number(v))
             return NULL;
@@ -877,7 +879,9 @@ static const char *type_words(const xf_recipe_row *row)
     switch (row->type) {
     case XF_RO_BOOL: return "true or false";
     case XF_RO_INT: return "an integer";
-    case XF_RO_FLOAT: return row->set == set_or_search ? "a number or \"search\"" : "a number";
+    case XF_RO_FLOAT:
+        return row->set == set_or_search || row->set == set_smooth ? "a number or \"search\""
+                                                                   : "a number";
     case XF_RO_LIST: return "an array of strings";
     default: return "a string";
     }

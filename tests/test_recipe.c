@@ -149,6 +149,25 @@ static void test_every_row_round_trips(void **state)
             xf_recipe_free(r);
         }
     }
+    /* the rows that also take "search" read their recorded "search" back */
+    static const char *const searched[] = {"smooth", "act_clip", "attn_prob_base"};
+    for (size_t i = 0; i < sizeof searched / sizeof searched[0]; i++) {
+        xf_status st;
+        xf_recipe *r = xf_recipe_new("gptq", &st);
+        if (xf_recipe_set(r, searched[i], "search", &st) != 0)
+            fail_msg("%s search: %s", searched[i], st.message);
+        char *j1 = to_json(r);
+        assert_non_null(strstr(j1, "\"search\""));
+        xf_recipe *back = xf_recipe_from_json(j1, &st);
+        if (!back)
+            fail_msg("%s: its own JSON %s is refused: %s", searched[i], j1, st.message);
+        char *j2 = to_json(back);
+        assert_string_equal(j1, j2);
+        xf_free(j1);
+        xf_free(j2);
+        xf_recipe_free(back);
+        xf_recipe_free(r);
+    }
 }
 
 /* from_json: the flat object, a .xfq's recipe (its "options"), strict keys. */
