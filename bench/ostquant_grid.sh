@@ -5,7 +5,7 @@
 # kl-top), seeds 0 1 2, both halves of the eval text, ppl mean and spread;
 # fp16 for reference. With GRID_PARTS=w3: the W3 group-32 weight-only case
 # (gptq --bits 3 --group 32 --gptq-v2 --clip mse, with and without the
-# OstQuant transform). With GRID_PARTS=timing: the time of one learning step
+# OstQuant transform, learned with --rotate-weights rtn). With GRID_PARTS=timing: the time of one learning step
 # against GPTQ's solve time in the same run (ratios; see below).
 #
 #   bench/ostquant_grid.sh [stories|novels] [OUTDIR] [extra flags for ost...]
@@ -81,7 +81,10 @@ for meth in $METHODS; do
   none|hadamard) flags=(--rotate "$meth") ;;
   learned) flags=(--rotate learned) ;;
   learned_kltop) flags=(--rotate learned --rotate-loss kl-top) ;;
-  ost) flags=(--rotate learned --rotate-scales --rotate-loss kl-top "${extra[@]}") ;;
+  ost) flags=(--rotate learned --rotate-scales --rotate-loss kl-top "${extra[@]}")
+       # weight-only: nothing else is quantized, so the objective needs the
+       # weights fake-quantized (RTN on the recipe's grid), not gptq's default fp
+       [ "$PART" = w3 ] && flags+=(--rotate-weights rtn) ;;
   ost_ce) flags=(--rotate learned --rotate-scales "${extra[@]}") ;;
   *) echo "unknown method $meth" >&2; exit 2 ;;
   esac
