@@ -9,6 +9,11 @@
  *   step           one learner step: xf_e2e_build (rotate + RTN every
  *                  linear), `batch` windows of tape forward + backward, the
  *                  R1 / R2 gradients, the Cayley steps
+ *   ost_step       one OstQuant learner step (quant/transform/ost_learn.c):
+ *                  xf_ost_build (rotate + scale + RTN), `batch` windows of
+ *                  tape forward + KL-Top loss (k 32) + backward, the scale
+ *                  and rotation gradients (xf_ost_grad), the Cayley steps
+ *                  (the Adam update of the log-scales is O(parameters))
  *   gptq_solve     GPTQ's solve of every linear of the model once (the
  *                  Cholesky factor and the blocked sweep, W4 per channel,
  *                  Hessians from the tape's recorded inputs of one window);
@@ -31,6 +36,7 @@
 #include "sim/act_hooks.h"
 #include "sim/act_hooks_grad.h"
 #include "quant/transform/e2e_rotation.h"
+#include "quant/transform/ost.h"
 #include "quant/transform/rotation_learning.h"
 #include "quant/weights/gptq.h"
 #include "quant/weights/hessian.h"
@@ -192,6 +198,66 @@ int main(int argc, char **argv)
         free(R1c);
         t_step = fmin(t_step, now() - t0);
     }
+    /* the OstQuant step: its own parametrization of the same model */
+    double t_ost = 1e30;
+    {
+        xf_ost_model om;
+        xf_ost_params p, gp;
+        xf_grads og;
+        const int64_t K = V < 32 ? V : 32;
+        int32_t *top = malloc((size_t)(T * K) * sizeof *top);
+        float *top_lp = malloc((size_t)(T * K) * sizeof *top_lp);
+        if (xf_ost_model_init(&om, &lm.weights, &on.down_had, argv[1], &err) != 0 ||
+            xf_ost_params_init(&p, c, true, &err) != 0 ||
+            xf_ost_params_init(&gp, c, true, &err) != 0 || !top || !top_lp)
+            die("ost", &err);
+        memcpy(p.R1, R1, (size_t)(H * H) * sizeof *R1);
+        memcpy(p.R2, R2, (size_t)(L * d * d) * sizeof *R2);
+        if (xf_ost_build(&om, &p, NULL, 0, &err) != 0 ||
+            xf_grads_init(&og, om.m.eff, (int)L, &om.m.eff_head, &err) != 0 ||
+            xf_e2e_embed(&om.m, tok, T, h0, &err) != 0 ||
+            xf_tape_forward(&tp, &ws, om.m.eff, &om.m.eff_head, h0, T, &ah.hooks, lg, &err) != 0)
+            die("ost reference", &err);
+        xf_kl_top_reference(lg, T, V, K, top, top_lp);
+        for (int r = 0; r < (reps < 3 ? reps : 3); r++) {
+            double t0 = now(), loss = 0;
+            if (xf_ost_build(&om, &p, &grid, 0, &err) != 0)
+                die("ost build", &err);
+            xf_grads_zero(&og);
+            xf_ost_params_zero(&gp);
+            for (int64_t b = 0; b < batch; b++) {
+                if (xf_e2e_embed(&om.m, tok, T, h0, &err) != 0 ||
+                    xf_tape_forward(&tp, &ws, om.m.eff, &om.m.eff_head, h0, T, &ah.hooks, lg,
+                                    &err) != 0)
+                    die("ost tape", &err);
+                xf_loss_kl_top(lg, top, top_lp, T, V, K, 1.0 / (double)(batch * T), &loss, dl);
+                if (xf_tape_backward(&tp, om.m.eff, &om.m.eff_head, dl, &bh, &og, dh0, &err) != 0)
+                    die("ost backward", &err);
+                xf_e2e_grad_embed(&om.m, tok, T, dh0, gp.R1);
+            }
+            xf_ost_grad(&om, &og, &gp, &err);
+            double *R1c = malloc((size_t)(H * H) * sizeof *R1c);
+            memcpy(R1c, p.R1, (size_t)(H * H) * sizeof *R1c);
+            if (xf_lrot_cayley_step(R1c, gp.R1, H, 0.1, 1.0, NULL, &err) != 0)
+                die("cayley", &err);
+            for (int64_t l = 0; l < L && d <= 64; l++) {
+                double R2c[64 * 64];
+                memcpy(R2c, p.R2 + l * d * d, (size_t)(d * d) * sizeof *R2c);
+                if (xf_lrot_cayley_step(R2c, gp.R2 + l * d * d, d, 0.1, 1.0, NULL, &err) != 0)
+                    die("cayley", &err);
+            }
+            free(R1c);
+            t_ost = fmin(t_ost, now() - t0);
+        }
+        free(top);
+        free(top_lp);
+        xf_grads_free(&og);
+        xf_ost_params_free(&p);
+        xf_ost_params_free(&gp);
+        xf_ost_model_free(&om);
+        if (xf_e2e_build(&m, R1, R2, &grid, 0, &err) != 0 || xf_e2e_embed(&m, tok, T, h0, &err) != 0)
+            die("build", &err);
+    }
     /* GPTQ's solve of every linear, Hessians from the recorded window */
     if (xf_tape_forward(&tp, &ws, m.eff, &m.eff_head, h0, T, &ah.hooks, lg, &err) != 0)
         die("tape", &err);
@@ -211,8 +277,10 @@ int main(int argc, char **argv)
     printf("model: %s (hidden %lld, layers %lld, vocab %lld), seqlen %lld, batch %lld, threads %d\n",
            argv[1], (long long)H, (long long)L, (long long)V, (long long)T, (long long)batch,
            xf_threads_get());
-    printf("forward: %.6f\ntape_forward: %.6f\nbackward: %.6f\nstep: %.6f\ngptq_solve: %.6f\n",
-           t_fwd, t_tape, t_bwd, t_step, t_gptq);
+    printf("forward: %.6f\ntape_forward: %.6f\nbackward: %.6f\nstep: %.6f\nost_step: %.6f\n"
+           "gptq_solve: %.6f\n",
+           t_fwd, t_tape, t_bwd, t_step, t_ost, t_gptq);
+    printf("ost_step/step: %.3f\nost_step/gptq_solve: %.3f\n", t_ost / t_step, t_ost / t_gptq);
     printf("tape_forward/forward: %.3f\nbackward/forward: %.3f\nstep/gptq_solve: %.3f\n"
            "100_steps/gptq_solve: %.2f\n",
            t_tape / t_fwd, t_bwd / t_fwd, t_step / t_gptq, 100.0 * t_step / t_gptq);

@@ -155,4 +155,16 @@ void xf_loss_next_token_ce(const float *logits, const int32_t *tokens, int64_t T
 void xf_loss_kl(const float *logits, const float *ref_logits, int64_t T, int64_t vocab,
                 double scale, double *loss, float *dlogits);
 
+/* KL-Top (OstQuant): per position, KL(p_ref || p) over the k tokens with
+ * the largest reference logits only, both distributions renormalised over
+ * them (model/loss_kl_top.c). xf_kl_top_reference: idx [T, k] those
+ * tokens (descending, ties to the lower id) and logp [T, k] the reference
+ * log-probabilities over them; 1 <= k <= vocab. xf_loss_kl_top: *loss +=
+ * scale * sum_t KL_t; dlogits [T, vocab] (overwritten) = scale * (p - p_ref)
+ * on the k tokens, 0 elsewhere. */
+void xf_kl_top_reference(const float *ref_logits, int64_t T, int64_t V, int64_t k, int32_t *idx,
+                         float *logp);
+void xf_loss_kl_top(const float *logits, const int32_t *idx, const float *logp, int64_t T,
+                    int64_t V, int64_t k, double scale, double *loss, float *dlogits);
+
 #endif

@@ -27,6 +27,7 @@
 #include "quant/weights/hessian.h"
 #include "quant/weights/token_weight.h"
 #include "quant/transform/rotate.h"
+#include "quant/transform/ost.h"
 #include "quant/weights/rtn.h"
 #include "quant/transform/repquant.h"
 #include "quant/transform/smooth.h"
@@ -1089,6 +1090,10 @@ static int check_options(const xf_quant_options *o, xf_error *err)
                             "no column permutation)");
     if (o->rotate_qk && o->rotate == XF_ROTATE_NONE)
         return xf_fail(err, "--rotate-qk needs --rotate");
+    if ((o->rotate_scales || o->rotate_loss == XF_ROTATE_LOSS_KL_TOP) &&
+        (o->rotate != XF_ROTATE_LEARNED || o->rotate_objective != XF_ROTATE_OBJ_E2E))
+        return xf_fail(err, "--rotate-scales and --rotate-loss kl-top need --rotate learned "
+                            "--rotate-objective e2e");
     /* kept KV tokens are read at K as it was before the KV hook, which is
      * where R3 rotates K: the kept scores would pair a rotated Q with an
      * unrotated K; and the learned rotation's recording forward runs no
@@ -1175,6 +1180,55 @@ static int learned_e2e(xf_model_edit *edit, const xf_quant_options *o, const xf_
     return rc;
 }
 
+/* --rotate learned with --rotate-scales or --rotate-loss kl-top
+ * (OstQuant, quant/transform/ost.h): R1, R2 and the scales learned
+ * together on the folded model (quant/transform/ost_learn.c), then fused:
+ * the up/down scales first (before the down Hadamard is fused), then the
+ * rotations as learned_e2e, then the norm and v/o scales. */
+static int learned_ost(xf_model_edit *edit, const xf_quant_options *o, const xf_r1_request *q,
+                       xf_online_transforms *on, json_t *rot, xf_error *err)
+{
+    const xf_model_config *cfg = &edit->m->weights.cfg;
+    const int64_t d = cfg->head_dim, L = cfg->n_layers;
+    const bool r2 = !o->rotate_no_headwise;
+    xf_ost_params p;
+    if (xf_ost_params_init(&p, cfg, r2, err) != 0)
+        return -1;
+    const double **R2l = r2 ? malloc((size_t)L * sizeof *R2l) : NULL;
+    xf_online_transforms down;
+    xf_online_init(&down);
+    int rc = 0;
+    if (r2 && !R2l)
+        rc = xf_fail(err, "OstQuant: out of memory");
+    if (rc == 0 && on)
+        rc = xf_online_enable_down(&down, cfg, err);
+    if (rc == 0 && o->rotate_qk)
+        rc = xf_online_enable_qk(&down, cfg, err);
+    xf_r1_request qe = *q;
+    const bool fp_weights = o->rotate_weights == 2 || (o->rotate_weights == 0 &&
+                                                         o->method == XF_METHOD_GPTQ);
+    if (fp_weights)
+        qe.weight_bits = 0;
+    json_object_set_new(rot, "learned_weights", json_string(fp_weights ? "fp" : "rtn"));
+    if (rc == 0)
+        rc = xf_learned_ost(&edit->m->weights, &qe, xf_online_any(&down) ? &down : NULL, &p, rot,
+                            err);
+    if (rc == 0 && o->rotate_scales)
+        rc = xf_ost_fuse_mlp_scales(edit, p.lu, err);
+    if (rc == 0)
+        rc = xf_rotate_apply(edit, p.R1, false, on, err);
+    for (int64_t l = 0; rc == 0 && r2 && l < L; l++)
+        R2l[l] = p.R2 + l * d * d;
+    if (rc == 0 && r2)
+        rc = xf_rotate_headwise(edit, R2l, err);
+    if (rc == 0 && o->rotate_scales)
+        rc = xf_ost_fuse_stream_scales(edit, p.la, p.lm, p.lv, err);
+    xf_online_free(&down);
+    free((void *)R2l);
+    xf_ost_params_free(&p);
+    return rc;
+}
+
 /* Smoothing and rotation: exact rewrites of the full-precision model
  * through `edit` before anything is quantized. *record gets what was done
  * (the recipe's "smooth" and "rotation" entries); online transforms of the
@@ -1216,8 +1270,12 @@ static int transform_model(xf_loaded_model *m, const xf_quant_options *o, const 
                        .weight_bits = o->grid.bits, .weight_sym = o->grid.sym,
                        .weight_group = o->group, .e2e_loss = o->rotate_loss,
                        .e2e_windows = o->rotate_windows, .e2e_batch = o->rotate_batch,
-                       .e2e_ste_scale = o->rotate_ste == 1};
+                       .e2e_ste_scale = o->rotate_ste == 1,
+                       .ost_scales = o->rotate_scales, .kl_top_k = o->kl_top_k};
     xf_online_transforms *on = o->rotate_no_online ? NULL : online;
+    if (o->rotate == XF_ROTATE_LEARNED && o->rotate_objective == XF_ROTATE_OBJ_E2E &&
+        (o->rotate_scales || o->rotate_loss == XF_ROTATE_LOSS_KL_TOP))
+        return learned_ost(edit, o, &q, on, rot, err);
     if (o->rotate == XF_ROTATE_LEARNED && o->rotate_objective == XF_ROTATE_OBJ_E2E)
         return learned_e2e(edit, o, &q, on, rot, err);
     double *R1 = NULL;

@@ -93,6 +93,10 @@ typedef struct xf_quant_options {
     xf_rotate_loss rotate_loss;
     int64_t rotate_windows;
     int64_t rotate_batch;
+    /* OstQuant (quant/transform/ost.h): learned scales beside the
+     * rotations; the kl-top loss's k */
+    bool rotate_scales;
+    int64_t kl_top_k;
     /* per-tensor bit widths (--tensor-bits REGEX=BITS), first match wins */
     const char *tensor_bits[XF_TENSOR_BITS_MAX_RULES];
     size_t n_tensor_bits;

@@ -422,7 +422,7 @@ static const char *const token_weight_names[] = {"uniform", "attn-concentration"
 static const char *const act_kind_names[] = {"int", "razor", NULL};
 static const char *const kv_keep_names[] = {"none", "log", "recent", NULL};
 static const char *const rotate_objective_names[] = {"e2e", "local", NULL};
-static const char *const rotate_loss_names[] = {"ce", "kl", NULL};
+static const char *const rotate_loss_names[] = {"ce", "kl", "kl-top", NULL};
 static const char *const rotate_weights_names[] = {"auto", "rtn", "fp", NULL};
 static const char *const rotate_ste_names[] = {"identity", "scale", NULL};
 
@@ -458,6 +458,7 @@ void xf_quant_options_defaults(xf_quant_options *o, xf_quant_method method)
     o->rotate_windows = 16;
     o->rotate_batch = 4;
     o->rotate_ste = 1;
+    o->kl_top_k = 32;
 }
 
 static const xf_recipe_row rows[] = {
@@ -713,9 +714,18 @@ static const xf_recipe_row rows[] = {
      .expect = "e2e or local", .names = rotate_objective_names},
     {.flag = "rotate-loss", .key = "rotate_loss", .type = XF_RO_ENUM, .arg_name = "LOSS",
      .default_text = "ce",
-     .help = "learned e2e: ce (next-token cross-entropy) or kl (to the full-precision logits)",
+     .help = "learned e2e: ce (next-token cross-entropy), kl (to the full-precision logits)\n"
+             "or kl-top (OstQuant: KL over the full-precision model's --kl-top-k most\n"
+             "likely tokens)",
      .methods = XF_RO_BOTH, .set = set_enum, .get = get_enum, FIELD(rotate_loss),
-     .expect = "ce or kl", .names = rotate_loss_names},
+     .expect = "ce, kl or kl-top", .names = rotate_loss_names},
+    {.flag = "kl-top-k", .key = "kl_top_k", .type = XF_RO_INT, .arg_name = "K",
+     .default_text = "32", .help = "--rotate-loss kl-top: tokens per position (1..vocabulary)",
+     .methods = XF_RO_BOTH, .set = set_int, .get = get_int, FIELD(kl_top_k), .lo = 1,
+     .hi = 1 << 30, .expect = "an integer in 1..2^30"},
+    BOOL_ROW("rotate-scales", "rotate_scales", rotate_scales, XF_RO_BOTH,
+             "learned e2e: OstQuant: learn per-channel scales beside the rotations (norm\n"
+             "outputs, v/o, up/down), fused exactly into the weights"),
     {.flag = "rotate-weights", .key = "rotate_weights", .type = XF_RO_ENUM, .arg_name = "KIND",
      .default_text = "auto",
      .help = "learned e2e: the weights in the objective: rtn (fake-quantized on the recipe's\n"

@@ -360,7 +360,12 @@ static void test_quantize_any_threads(void **state)
         assert_int_equal(xf_recipe_set(r, kv[i][0], kv[i][1], &st), 0);
     char out[3][4200];
     const int threads[3] = {1, 2, 3};
-    for (int pass = 0; pass < 2; pass++) {
+    static const char *const pass_name[] = {"hadamard", "learned", "learned+scales (OstQuant)"};
+    for (int pass = 0; pass < 3; pass++) {
+        if (pass == 2) { /* OstQuant: learned scales and the KL-Top loss on top */
+            assert_int_equal(xf_recipe_set(r, "rotate_scales", "true", &st), 0);
+            assert_int_equal(xf_recipe_set(r, "rotate_loss", "kl-top", &st), 0);
+        }
         if (pass == 1) { /* the learned rotation (end to end, a few steps) too */
             assert_int_equal(xf_recipe_set(r, "rotate", "learned", &st), 0);
             assert_int_equal(xf_recipe_set(r, "rotate_steps", "3", &st), 0);
@@ -374,7 +379,7 @@ static void test_quantize_any_threads(void **state)
                 fail_msg("%s", st.message);
         }
         if (!xf_test_files_equal(out[0], out[1]) || !xf_test_files_equal(out[0], out[2]))
-            fail_msg("%s: the file depends on the thread count", pass ? "learned" : "hadamard");
+            fail_msg("%s: the file depends on the thread count", pass_name[pass]);
     }
     xf_recipe_free(r);
     free(model);

@@ -63,7 +63,7 @@ static const struct {
     {"razor_base_bits", "8"}, {"kv_razor_base_bits", "6"}, {"kv_keep", "log"},
     {"kv_keep_window", "8"}, {"repquant", "true"},
     {"rotate_objective", "local"}, {"rotate_weights", "fp"}, {"rotate_ste", "identity"}, {"rotate_loss", "kl"}, {"rotate_windows", "8"},
-    {"rotate_batch", "2"},
+    {"rotate_batch", "2"},   {"kl_top_k", "8"},        {"rotate_scales", "true"},
 };
 
 static const char *sample_of(const char *key)

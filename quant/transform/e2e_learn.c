@@ -23,7 +23,10 @@
 #include "quant/transform/e2e_rotation.h"
 #include "quant/transform/rotation_learning.h"
 
-const char *xf_rotate_loss_name(xf_rotate_loss l) { return l == XF_ROTATE_LOSS_KL ? "kl" : "ce"; }
+const char *xf_rotate_loss_name(xf_rotate_loss l)
+{
+    return l == XF_ROTATE_LOSS_KL ? "kl" : l == XF_ROTATE_LOSS_KL_TOP ? "kl-top" : "ce";
+}
 
 typedef struct learner {
     const xf_r1_request *q;
@@ -229,6 +232,9 @@ int xf_learned_e2e(const xf_model_weights *mw, const xf_r1_request *q,
 {
     if (!q->tokens || q->nsamples < 1)
         return xf_fail(err, "--rotate learned needs calibration text (--calib)");
+    if (q->e2e_loss == XF_ROTATE_LOSS_KL_TOP)
+        return xf_fail(err, "learned rotation: the kl-top loss is learned by the OstQuant "
+                            "learner (quant/transform/ost_learn.c)");
     if (q->e2e_windows < 1 || q->e2e_batch < 1 || q->steps < 0)
         return xf_fail(err, "learned rotation: windows %lld and batch %lld must be >= 1",
                        (long long)q->e2e_windows, (long long)q->e2e_batch);

@@ -64,6 +64,10 @@ void xf_e2e_model_free(xf_e2e_model *m);
 int xf_e2e_build(xf_e2e_model *m, const double *R1, const double *R2, const xf_grid_config *c,
                  int64_t group, xf_error *err);
 
+/* RTN fake quantization of W [out, in] per row and group (group <= 0:
+ * whole rows), in place, as xf_e2e_build. */
+void xf_e2e_fake_quant(float *W, int64_t out, int64_t in, const xf_grid_config *c, int64_t group);
+
 /* h0 [T, H] = E[tokens] R1 (the last build's R1). */
 int xf_e2e_embed(const xf_e2e_model *m, const int32_t *tokens, int64_t T, float *h0,
                  xf_error *err);

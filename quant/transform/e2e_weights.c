@@ -127,8 +127,7 @@ void xf_e2e_model_free(xf_e2e_model *m)
     memset(m, 0, sizeof *m);
 }
 
-/* RTN fake quantization of W [out, in] per row and group, in place. */
-static void fake_quant(float *W, int64_t out, int64_t in, const xf_grid_config *c, int64_t group)
+void xf_e2e_fake_quant(float *W, int64_t out, int64_t in, const xf_grid_config *c, int64_t group)
 {
     const int64_t g = group <= 0 || group > in ? in : group;
     for (int64_t r = 0; r < out; r++) {
@@ -180,7 +179,7 @@ int xf_e2e_build(xf_e2e_model *m, const double *R1, const double *R2, const xf_g
         mm(true, false, H, NI, H, R1f, H, b->w[XF_LIN_DOWN], NI, 0.0f, e->w[XF_LIN_DOWN], NI);
         if (c && c->bits > 0)
             for (int r = 0; r < XF_LIN_COUNT; r++)
-                fake_quant(e->w[r], e->out[r], e->in[r], c, group);
+                xf_e2e_fake_quant(e->w[r], e->out[r], e->in[r], c, group);
         for (int r = 0; r < XF_LIN_COUNT; r++)
             for (int64_t i = 0; i < e->out[r] * e->in[r]; i++)
                 if (!isfinite(e->w[r][i]))

@@ -93,6 +93,7 @@ typedef enum xf_rotate_objective {
 typedef enum xf_rotate_loss {
     XF_ROTATE_LOSS_CE = 0,
     XF_ROTATE_LOSS_KL = 1,
+    XF_ROTATE_LOSS_KL_TOP = 2, /* KL over the reference's top-k tokens (OstQuant) */
 } xf_rotate_loss;
 
 const char *xf_rotate_loss_name(xf_rotate_loss l);
@@ -116,6 +117,9 @@ typedef struct xf_r1_request {
     int64_t e2e_windows;       /* calibration windows the loss is measured on */
     int64_t e2e_batch;         /* windows per step */
     bool e2e_ste_scale;        /* activation/KV quantizers: scale STE (sim/act_hooks_grad.h) */
+    /* OstQuant (quant/transform/ost.h, xf_learned_ost) */
+    bool ost_scales;           /* learn the per-channel scales beside R1 / R2 */
+    int64_t kl_top_k;          /* e2e_loss kl-top: the reference's top-k tokens */
 } xf_r1_request;
 
 /* R1 [hidden, hidden] (malloc'd, row-major fp64, orthogonal) for a model
