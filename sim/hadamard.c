@@ -5,6 +5,7 @@
 #include <cblas.h>
 
 #include "core/gemm_tiled.h"
+#include "core/splitmix.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,19 +37,11 @@
 #undef XF_GEMM
 #undef XF_BASE
 
-static uint64_t splitmix64_next(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 void xf_hadamard_signs(uint64_t seed, int64_t n, int8_t *s)
 {
     uint64_t state = seed;
     for (int64_t i = 0; i < n; i++)
-        s[i] = (splitmix64_next(&state) >> 63) ? -1 : 1;
+        s[i] = (xf_splitmix64(&state) >> 63) ? -1 : 1;
 }
 
 int xf_hadamard_init(xf_hadamard *h, int64_t n, xf_error *err)

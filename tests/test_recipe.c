@@ -572,6 +572,49 @@ static void test_calib_max_tokens(void **state)
     free(model);
 }
 
+/* Every file in recipes/ (the README and docs point users at them) loads
+ * through --recipe's reader, names no calibration setting (the user brings
+ * those), sets only options that differ from their defaults, and becomes a
+ * complete recipe once calibration flags are added. */
+static void test_checked_in_recipes(void **state)
+{
+    (void)state;
+    static const char *const files[] = {"recipes/best-w3-g32.json"};
+    for (size_t f = 0; f < sizeof files / sizeof *files; f++) {
+        json_error_t jerr;
+        json_t *doc = json_load_file(files[f], 0, &jerr);
+        if (!doc)
+            fail_msg("%s: %s", files[f], jerr.text);
+        xf_status st;
+        xf_recipe *r = xf_recipe_from_file(files[f], "gptq", NULL, &st);
+        if (!r)
+            fail_msg("%s", st.message);
+        char *canon = xf_recipe_to_json(r, &st);
+        assert_non_null(canon);
+        json_t *cj = json_loads(canon, 0, &jerr);
+        assert_non_null(cj);
+        const char *key;
+        json_t *val;
+        json_object_foreach(doc, key, val) {
+            (void)val;
+            if (!json_object_get(cj, key))
+                fail_msg("%s: \"%s\" is at its default (drop it)", files[f], key);
+        }
+        static const char *const calib_keys[] = {"calib", "nsamples", "seqlen", "seed",
+                                                 "calib_max_tokens", "threads"};
+        for (size_t k = 0; k < sizeof calib_keys / sizeof *calib_keys; k++)
+            if (json_object_get(doc, calib_keys[k]))
+                fail_msg("%s: names the calibration setting \"%s\"", files[f], calib_keys[k]);
+        assert_int_equal(xf_recipe_set(r, "calib", "calib.txt", &st), 0);
+        if (xf_recipe_check(r, &st) != 0)
+            fail_msg("%s: %s", files[f], st.message);
+        json_decref(cj);
+        json_decref(doc);
+        xf_free(canon);
+        xf_recipe_free(r);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -581,6 +624,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_recipe_file_and_flags, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recorded_recipe_reproduces, setup, teardown),
         cmocka_unit_test_setup_teardown(test_calib_max_tokens, setup, teardown),
+        cmocka_unit_test(test_checked_in_recipes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

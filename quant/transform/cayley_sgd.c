@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/gemm_tiled.h"
+#include "core/splitmix.h"
 #include "core/threads.h"
 
 void xf_lrot_options_default(xf_lrot_options *o)
@@ -86,15 +87,6 @@ static void reorthogonalize(double *R, int64_t n, double *T, double *R2)
     }
 }
 
-/* splitmix64 (the generator of xf_hadamard_signs) */
-static uint64_t splitmix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 static int cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -107,11 +99,11 @@ static int cmp_i64(const void *a, const void *b)
 static void sample_rows(uint64_t seed, int step, int64_t N, int64_t b, int64_t *perm, int64_t *out)
 {
     uint64_t s = seed;
-    s = splitmix(&s) ^ (0xd1b54a32d192ed03ull * (uint64_t)(step + 1));
+    s = xf_splitmix64(&s) ^ (0xd1b54a32d192ed03ull * (uint64_t)(step + 1));
     for (int64_t i = 0; i < N; i++)
         perm[i] = i;
     for (int64_t i = 0; i < b; i++) {
-        int64_t j = i + (int64_t)(splitmix(&s) % (uint64_t)(N - i));
+        int64_t j = i + (int64_t)(xf_splitmix64(&s) % (uint64_t)(N - i));
         int64_t tmp = perm[i];
         perm[i] = perm[j];
         perm[j] = tmp;

@@ -18,6 +18,7 @@
 
 #include "core/log.h"
 #include "core/progress.h"
+#include "core/splitmix.h"
 #include "sim/act_hooks.h"
 #include "sim/act_hooks_grad.h"
 #include "quant/transform/e2e_rotation.h"
@@ -106,23 +107,13 @@ static int reference_logits(learner *ln, xf_error *err)
     return rc;
 }
 
-/* splitmix64, as the optimiser's minibatches */
-static uint64_t splitmix(uint64_t *s)
+void xf_e2e_pick_windows(uint64_t seed, int step, int64_t nwin, int64_t b, int64_t *perm)
 {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-/* b distinct windows of nwin for step s (partial Fisher-Yates). */
-static void pick_windows(uint64_t seed, int s, int64_t nwin, int64_t b, int64_t *perm)
-{
-    uint64_t st = seed ^ (0xd1b54a32d192ed03ull * (uint64_t)(s + 1));
+    uint64_t st = seed ^ (0xd1b54a32d192ed03ull * (uint64_t)(step + 1));
     for (int64_t i = 0; i < nwin; i++)
         perm[i] = i;
     for (int64_t i = 0; i < b; i++) {
-        int64_t j = i + (int64_t)(splitmix(&st) % (uint64_t)(nwin - i));
+        int64_t j = i + (int64_t)(xf_splitmix64(&st) % (uint64_t)(nwin - i));
         int64_t t = perm[i];
         perm[i] = perm[j];
         perm[j] = t;
@@ -195,7 +186,7 @@ static int step(learner *ln, double *R1, double *R2, int s, int64_t *perm, doubl
 {
     const xf_r1_request *q = ln->q;
     const int64_t b = q->e2e_batch < ln->nwin ? q->e2e_batch : ln->nwin;
-    pick_windows(q->seed, s, ln->nwin, b, perm);
+    xf_e2e_pick_windows(q->seed, s, ln->nwin, b, perm);
     if (xf_e2e_build(&ln->m, R1, R2, &ln->grid, q->weight_group, err) != 0)
         return -1;
     xf_grads_zero(&ln->g);

@@ -50,6 +50,11 @@ typedef struct xf_e2e_model {
     float *A, *dd;         /* [d, H], [d, d] */
 } xf_e2e_model;
 
+/* The optimiser's minibatch for step `step`: perm[0..b) are b distinct
+ * windows of nwin, drawn from seed by a partial Fisher-Yates shuffle
+ * (perm must hold nwin). SpinQuant e2e and OstQuant draw the same ones. */
+void xf_e2e_pick_windows(uint64_t seed, int step, int64_t nwin, int64_t b, int64_t *perm);
+
 /* The base from a folded model (the caller folded the norms; mw must stay
  * open only during the call). down_had: the online down Hadamard (fused
  * into the base down weights), or NULL. Refuses what the backward pass

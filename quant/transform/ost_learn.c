@@ -108,28 +108,6 @@ static int reference(learner *ln, const xf_ost_params *ident, xf_error *err)
     return rc;
 }
 
-static uint64_t splitmix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-/* the minibatches of e2e_learn.c (same seed, same windows) */
-static void pick_windows(uint64_t seed, int s, int64_t nwin, int64_t b, int64_t *perm)
-{
-    uint64_t st = seed ^ (0xd1b54a32d192ed03ull * (uint64_t)(s + 1));
-    for (int64_t i = 0; i < nwin; i++)
-        perm[i] = i;
-    for (int64_t i = 0; i < b; i++) {
-        int64_t j = i + (int64_t)(splitmix(&st) % (uint64_t)(nwin - i));
-        int64_t t = perm[i];
-        perm[i] = perm[j];
-        perm[j] = t;
-    }
-}
-
 static int learner_init(learner *ln, const xf_model_weights *mw, const xf_r1_request *q,
                         const xf_online_transforms *online, bool with_r2, xf_error *err)
 {
@@ -216,7 +194,8 @@ static int step(learner *ln, xf_ost_params *p, int s, int64_t *perm, double *los
 {
     const xf_r1_request *q = ln->q;
     const int64_t b = q->e2e_batch < ln->nwin ? q->e2e_batch : ln->nwin;
-    pick_windows(q->seed, s, ln->nwin, b, perm);
+    /* the minibatches of SpinQuant e2e (same seed, same windows) */
+    xf_e2e_pick_windows(q->seed, s, ln->nwin, b, perm);
     if (xf_ost_build(&ln->om, p, &ln->grid, q->weight_group, err) != 0)
         return -1;
     xf_grads_zero(&ln->g);
