@@ -48,7 +48,7 @@ print('baselines of `tests/regress/methods.json`, which `OPENBLAS_CORETYPE=Haswe
 print('tests/regress/methods.json --update` recorded (the protocol: docs/accuracy-methods.md; cases')
 print('named `full-*` use docs/accuracy.md\'s protocol instead: every window of each half, 128')
 print('calibration windows of 512 tokens). `meson test -C build --suite methods` checks them')
-print('(about an hour on 2 cores; not in CI). Cells: mean over the seeds (min..max).\n')
+print('(about half an hour on 2 cores; not in CI). Cells: mean over the seeds (min..max).\n')
 print('## Means\n')
 print('| model | case | half 1 | half 2 | seeds | what |\n|---|---|---|---|---:|---|')
 for (model, meth), h in groups.items():
