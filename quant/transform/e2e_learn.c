@@ -21,6 +21,7 @@
 #include "core/splitmix.h"
 #include "sim/act_hooks.h"
 #include "sim/act_hooks_grad.h"
+#include "quant/transform/e2e_pass.h"
 #include "quant/transform/e2e_rotation.h"
 #include "quant/transform/rotation_learning.h"
 
@@ -32,46 +33,11 @@ const char *xf_rotate_loss_name(xf_rotate_loss l)
 typedef struct learner {
     const xf_r1_request *q;
     xf_e2e_model m;
-    xf_workspace ws;
-    xf_tape tp;
-    xf_grads g;
-    xf_act_hooks ah, ah_fp;  /* the scheme (+ online); online only */
-    xf_backward_hooks bh;
+    xf_e2e_pass ps; /* windows forward and back, the loss, its references */
     xf_grid_config grid;
-    int64_t T, V, H, d, L, nwin;
-    float *h0, *dh0, *logits, *dlogits, *ref; /* ref [nwin, T, V] (kl) */
+    int64_t H, d, L, nwin;
     double *G1, *G2;
 } learner;
-
-/* Loss of window w (its gradient into the weights' grads and G1 when
- * grad), scaled by `scale`. */
-static int window_loss(learner *ln, int64_t w, double scale, bool grad, double *loss,
-                       xf_error *err)
-{
-    const int32_t *tok = ln->q->tokens + w * ln->T;
-    if (xf_e2e_embed(&ln->m, tok, ln->T, ln->h0, err) != 0 ||
-        xf_tape_forward(&ln->tp, &ln->ws, ln->m.eff, &ln->m.eff_head, ln->h0, ln->T,
-                        &ln->ah.hooks, ln->logits, err) != 0)
-        return -1;
-    if (ln->q->e2e_loss == XF_ROTATE_LOSS_KL)
-        xf_loss_kl(ln->logits, ln->ref + (size_t)(w * ln->T * ln->V), ln->T, ln->V, scale, loss,
-                   ln->dlogits);
-    else
-        xf_loss_next_token_ce(ln->logits, tok, ln->T, ln->V, scale, loss, ln->dlogits);
-    if (!grad)
-        return 0;
-    if (xf_tape_backward(&ln->tp, ln->m.eff, &ln->m.eff_head, ln->dlogits, &ln->bh, &ln->g,
-                         ln->dh0, err) != 0)
-        return -1;
-    xf_e2e_grad_embed(&ln->m, tok, ln->T, ln->dh0, ln->G1);
-    return 0;
-}
-
-static double per_window_scale(const learner *ln, int64_t windows)
-{
-    const int64_t pos = ln->q->e2e_loss == XF_ROTATE_LOSS_KL ? ln->T : ln->T - 1;
-    return 1.0 / ((double)windows * (double)(pos > 0 ? pos : 1));
-}
 
 /* Mean loss per position over all windows at R1 / R2. */
 static int full_loss(learner *ln, const double *R1, const double *R2, double *loss, xf_error *err)
@@ -79,9 +45,9 @@ static int full_loss(learner *ln, const double *R1, const double *R2, double *lo
     if (xf_e2e_build(&ln->m, R1, R2, &ln->grid, ln->q->weight_group, err) != 0)
         return -1;
     *loss = 0.0;
-    const double s = per_window_scale(ln, ln->nwin);
+    const double s = xf_e2e_pass_scale(&ln->ps, ln->nwin);
     for (int64_t w = 0; w < ln->nwin; w++)
-        if (window_loss(ln, w, s, false, loss, err) != 0)
+        if (xf_e2e_pass_window(&ln->ps, &ln->m, w, s, false, loss, ln->G1, err) != 0)
             return -1;
     return 0;
 }
@@ -96,13 +62,8 @@ static int reference_logits(learner *ln, xf_error *err)
     for (int64_t i = 0; i < ln->H; i++)
         I1[i * ln->H + i] = 1.0;
     int rc = xf_e2e_build(&ln->m, I1, NULL, NULL, 0, err);
-    for (int64_t w = 0; w < ln->nwin && rc == 0; w++) {
-        const int32_t *tok = ln->q->tokens + w * ln->T;
-        rc = xf_e2e_embed(&ln->m, tok, ln->T, ln->h0, err);
-        if (rc == 0)
-            rc = xf_tape_forward(&ln->tp, &ln->ws, ln->m.eff, &ln->m.eff_head, ln->h0, ln->T,
-                                 &ln->ah_fp.hooks, ln->ref + (size_t)(w * ln->T * ln->V), err);
-    }
+    if (rc == 0)
+        rc = xf_e2e_pass_reference(&ln->ps, &ln->m, err);
     free(I1);
     return rc;
 }
@@ -126,55 +87,27 @@ static int learner_init(learner *ln, const xf_model_weights *mw, const xf_r1_req
     memset(ln, 0, sizeof *ln);
     ln->q = q;
     const xf_model_config *c = &mw->cfg;
-    ln->T = q->T;
-    ln->V = c->vocab;
     ln->H = c->hidden;
     ln->d = c->head_dim;
     ln->L = c->n_layers;
     ln->nwin = q->nsamples < q->e2e_windows ? q->nsamples : q->e2e_windows;
     ln->grid = (xf_grid_config){.bits = q->weight_bits, .sym = q->weight_sym, .clip = XF_CLIP_NONE};
     if (xf_e2e_model_init(&ln->m, mw, online && online->down ? &online->down_had : NULL,
-                          "--rotate-objective e2e", err) != 0)
+                          "--rotate-objective e2e", err) != 0 ||
+        xf_e2e_pass_init(&ln->ps, &ln->m, q, online, "learned rotation", err) != 0)
         return -1;
-    xf_act_scheme off;
-    xf_act_scheme_default(&off);
-    if (xf_workspace_init(&ln->ws, c, ln->T, "learned rotation", err) != 0 ||
-        xf_tape_init(&ln->tp, c, ln->T, q->act && q->act->attn_prob_bits > 0, err) != 0 ||
-        xf_grads_init(&ln->g, ln->m.eff, (int)ln->L, &ln->m.eff_head, err) != 0 ||
-        xf_act_hooks_init_online(&ln->ah, q->act ? q->act : &off, online, NULL, err) != 0 ||
-        xf_act_hooks_init_online(&ln->ah_fp, &off, online, NULL, err) != 0)
-        return -1;
-    xf_act_hooks_backward(&ln->ah, q->e2e_ste_scale, &ln->bh);
-    const size_t TH = (size_t)(ln->T * ln->H), TV = (size_t)(ln->T * ln->V);
-    ln->h0 = malloc(TH * sizeof *ln->h0);
-    ln->dh0 = malloc(TH * sizeof *ln->dh0);
-    ln->logits = malloc(TV * sizeof *ln->logits);
-    ln->dlogits = malloc(TV * sizeof *ln->dlogits);
     ln->G1 = malloc((size_t)(ln->H * ln->H) * sizeof *ln->G1);
     if (learn_r2)
         ln->G2 = malloc((size_t)(ln->L * ln->d * ln->d) * sizeof *ln->G2);
-    if (q->e2e_loss == XF_ROTATE_LOSS_KL)
-        ln->ref = malloc((size_t)ln->nwin * TV * sizeof *ln->ref);
-    if (!ln->h0 || !ln->dh0 || !ln->logits || !ln->dlogits || !ln->G1 || (learn_r2 && !ln->G2) ||
-        (q->e2e_loss == XF_ROTATE_LOSS_KL && !ln->ref))
-        return xf_fail(err, "learned rotation: out of memory for %lld windows",
-                       (long long)ln->nwin);
+    if (!ln->G1 || (learn_r2 && !ln->G2))
+        return xf_fail(err, "learned rotation: out of memory");
     return 0;
 }
 
 static void learner_free(learner *ln)
 {
     xf_e2e_model_free(&ln->m);
-    xf_workspace_free(&ln->ws);
-    xf_tape_free(&ln->tp);
-    xf_grads_free(&ln->g);
-    xf_act_hooks_free(&ln->ah);
-    xf_act_hooks_free(&ln->ah_fp);
-    free(ln->h0);
-    free(ln->dh0);
-    free(ln->logits);
-    free(ln->dlogits);
-    free(ln->ref);
+    xf_e2e_pass_free(&ln->ps);
     free(ln->G1);
     free(ln->G2);
 }
@@ -189,16 +122,16 @@ static int step(learner *ln, double *R1, double *R2, int s, int64_t *perm, doubl
     xf_e2e_pick_windows(q->seed, s, ln->nwin, b, perm);
     if (xf_e2e_build(&ln->m, R1, R2, &ln->grid, q->weight_group, err) != 0)
         return -1;
-    xf_grads_zero(&ln->g);
+    xf_grads_zero(&ln->ps.g);
     memset(ln->G1, 0, (size_t)(ln->H * ln->H) * sizeof *ln->G1);
     if (ln->G2)
         memset(ln->G2, 0, (size_t)(ln->L * ln->d * ln->d) * sizeof *ln->G2);
     *loss = 0.0;
-    const double sc = per_window_scale(ln, b);
+    const double sc = xf_e2e_pass_scale(&ln->ps, b);
     for (int64_t i = 0; i < b; i++)
-        if (window_loss(ln, perm[i], sc, true, loss, err) != 0)
+        if (xf_e2e_pass_window(&ln->ps, &ln->m, perm[i], sc, true, loss, ln->G1, err) != 0)
             return -1;
-    xf_e2e_grad_weights(&ln->m, &ln->g, ln->G1, ln->G2);
+    xf_e2e_grad_weights(&ln->m, &ln->ps.g, ln->G1, ln->G2);
     const double lr = 0.5 * q->lr * (1.0 + cos(M_PI * (double)s / (double)q->steps));
     if (xf_lrot_cayley_step(R1, ln->G1, ln->H, lr, 1.0, eta1, err) != 0)
         return -1;

@@ -19,71 +19,26 @@
 #include "core/progress.h"
 #include "sim/act_hooks.h"
 #include "sim/act_hooks_grad.h"
+#include "quant/transform/e2e_pass.h"
 #include "quant/transform/rotation_learning.h"
 
 typedef struct learner {
     const xf_r1_request *q;
     xf_ost_model om;
-    xf_workspace ws;
-    xf_tape tp;
-    xf_grads g;
-    xf_act_hooks ah, ah_fp;
-    xf_backward_hooks bh;
+    xf_e2e_pass ps; /* windows forward and back, the loss, its references */
     xf_grid_config grid;
-    int64_t T, V, H, nwin, k;
-    float *h0, *dh0, *logits, *dlogits;
-    float *ref;     /* kl: [nwin, T, V] */
-    int32_t *top;   /* kl-top: [nwin, T, k] */
-    float *top_lp;  /* kl-top: [nwin, T, k] */
+    int64_t nwin;
     xf_ost_params gp, m1, m2; /* gradient, Adam moments (scales only) */
 } learner;
-
-static int window_loss(learner *ln, int64_t w, double scale, bool grad, double *loss,
-                       xf_error *err)
-{
-    const int32_t *tok = ln->q->tokens + w * ln->T;
-    xf_e2e_model *m = &ln->om.m;
-    if (xf_e2e_embed(m, tok, ln->T, ln->h0, err) != 0 ||
-        xf_tape_forward(&ln->tp, &ln->ws, m->eff, &m->eff_head, ln->h0, ln->T, &ln->ah.hooks,
-                        ln->logits, err) != 0)
-        return -1;
-    const size_t off = (size_t)(w * ln->T);
-    switch (ln->q->e2e_loss) {
-    case XF_ROTATE_LOSS_KL:
-        xf_loss_kl(ln->logits, ln->ref + off * (size_t)ln->V, ln->T, ln->V, scale, loss,
-                   ln->dlogits);
-        break;
-    case XF_ROTATE_LOSS_KL_TOP:
-        xf_loss_kl_top(ln->logits, ln->top + off * (size_t)ln->k,
-                       ln->top_lp + off * (size_t)ln->k, ln->T, ln->V, ln->k, scale, loss,
-                       ln->dlogits);
-        break;
-    default:
-        xf_loss_next_token_ce(ln->logits, tok, ln->T, ln->V, scale, loss, ln->dlogits);
-    }
-    if (!grad)
-        return 0;
-    if (xf_tape_backward(&ln->tp, m->eff, &m->eff_head, ln->dlogits, &ln->bh, &ln->g, ln->dh0,
-                         err) != 0)
-        return -1;
-    xf_e2e_grad_embed(m, tok, ln->T, ln->dh0, ln->gp.R1);
-    return 0;
-}
-
-static double per_window_scale(const learner *ln, int64_t windows)
-{
-    const int64_t pos = ln->q->e2e_loss == XF_ROTATE_LOSS_CE ? ln->T - 1 : ln->T;
-    return 1.0 / ((double)windows * (double)(pos > 0 ? pos : 1));
-}
 
 static int full_loss(learner *ln, const xf_ost_params *p, double *loss, xf_error *err)
 {
     if (xf_ost_build(&ln->om, p, &ln->grid, ln->q->weight_group, err) != 0)
         return -1;
     *loss = 0.0;
-    const double s = per_window_scale(ln, ln->nwin);
+    const double s = xf_e2e_pass_scale(&ln->ps, ln->nwin);
     for (int64_t w = 0; w < ln->nwin; w++)
-        if (window_loss(ln, w, s, false, loss, err) != 0)
+        if (xf_e2e_pass_window(&ln->ps, &ln->om.m, w, s, false, loss, ln->gp.R1, err) != 0)
             return -1;
     return 0;
 }
@@ -92,20 +47,9 @@ static int full_loss(learner *ln, const xf_ost_params *p, double *loss, xf_error
  * online transforms on), kept whole (kl) or as its top-k (kl-top). */
 static int reference(learner *ln, const xf_ost_params *ident, xf_error *err)
 {
-    int rc = xf_ost_build(&ln->om, ident, NULL, 0, err);
-    xf_e2e_model *m = &ln->om.m;
-    for (int64_t w = 0; w < ln->nwin && rc == 0; w++) {
-        const int32_t *tok = ln->q->tokens + w * ln->T;
-        float *out = ln->ref ? ln->ref + (size_t)(w * ln->T * ln->V) : ln->logits;
-        rc = xf_e2e_embed(m, tok, ln->T, ln->h0, err);
-        if (rc == 0)
-            rc = xf_tape_forward(&ln->tp, &ln->ws, m->eff, &m->eff_head, ln->h0, ln->T,
-                                 &ln->ah_fp.hooks, out, err);
-        if (rc == 0 && ln->top)
-            xf_kl_top_reference(out, ln->T, ln->V, ln->k, ln->top + (size_t)(w * ln->T * ln->k),
-                                ln->top_lp + (size_t)(w * ln->T * ln->k));
-    }
-    return rc;
+    if (xf_ost_build(&ln->om, ident, NULL, 0, err) != 0)
+        return -1;
+    return xf_e2e_pass_reference(&ln->ps, &ln->om.m, err);
 }
 
 static int learner_init(learner *ln, const xf_model_weights *mw, const xf_r1_request *q,
@@ -114,68 +58,27 @@ static int learner_init(learner *ln, const xf_model_weights *mw, const xf_r1_req
     memset(ln, 0, sizeof *ln);
     ln->q = q;
     const xf_model_config *c = &mw->cfg;
-    ln->T = q->T;
-    ln->V = c->vocab;
-    ln->H = c->hidden;
-    ln->k = q->kl_top_k;
     ln->nwin = q->nsamples < q->e2e_windows ? q->nsamples : q->e2e_windows;
     ln->grid = (xf_grid_config){.bits = q->weight_bits, .sym = q->weight_sym, .clip = XF_CLIP_NONE};
-    if (q->e2e_loss == XF_ROTATE_LOSS_KL_TOP && (ln->k < 1 || ln->k > ln->V))
-        return xf_fail(err, "--kl-top-k %lld: must be in 1..%lld (the vocabulary)",
-                       (long long)ln->k, (long long)ln->V);
     if (xf_ost_model_init(&ln->om, mw, online && online->down ? &online->down_had : NULL,
-                          "--rotate-scales / kl-top", err) != 0)
-        return -1;
-    xf_act_scheme off;
-    xf_act_scheme_default(&off);
-    if (xf_workspace_init(&ln->ws, c, ln->T, "OstQuant", err) != 0 ||
-        xf_tape_init(&ln->tp, c, ln->T, q->act && q->act->attn_prob_bits > 0, err) != 0 ||
-        xf_grads_init(&ln->g, ln->om.m.eff, (int)c->n_layers, &ln->om.m.eff_head, err) != 0 ||
-        xf_act_hooks_init_online(&ln->ah, q->act ? q->act : &off, online, NULL, err) != 0 ||
-        xf_act_hooks_init_online(&ln->ah_fp, &off, online, NULL, err) != 0 ||
+                          "--rotate-scales / kl-top", err) != 0 ||
+        xf_e2e_pass_init(&ln->ps, &ln->om.m, q, online, "OstQuant", err) != 0 ||
         xf_ost_params_init(&ln->gp, c, with_r2, err) != 0 ||
         xf_ost_params_init(&ln->m1, c, false, err) != 0 ||
         xf_ost_params_init(&ln->m2, c, false, err) != 0)
         return -1;
     xf_ost_params_zero(&ln->m1);
     xf_ost_params_zero(&ln->m2);
-    xf_act_hooks_backward(&ln->ah, q->e2e_ste_scale, &ln->bh);
-    const size_t TH = (size_t)(ln->T * ln->H), TV = (size_t)(ln->T * ln->V);
-    ln->h0 = malloc(TH * sizeof *ln->h0);
-    ln->dh0 = malloc(TH * sizeof *ln->dh0);
-    ln->logits = malloc(TV * sizeof *ln->logits);
-    ln->dlogits = malloc(TV * sizeof *ln->dlogits);
-    bool ok = ln->h0 && ln->dh0 && ln->logits && ln->dlogits;
-    if (q->e2e_loss == XF_ROTATE_LOSS_KL)
-        ok = ok && (ln->ref = malloc((size_t)ln->nwin * TV * sizeof *ln->ref));
-    if (q->e2e_loss == XF_ROTATE_LOSS_KL_TOP) {
-        const size_t n = (size_t)(ln->nwin * ln->T * ln->k);
-        ok = ok && (ln->top = malloc(n * sizeof *ln->top)) &&
-             (ln->top_lp = malloc(n * sizeof *ln->top_lp));
-    }
-    if (!ok)
-        return xf_fail(err, "OstQuant: out of memory for %lld windows", (long long)ln->nwin);
     return 0;
 }
 
 static void learner_free(learner *ln)
 {
     xf_ost_model_free(&ln->om);
-    xf_workspace_free(&ln->ws);
-    xf_tape_free(&ln->tp);
-    xf_grads_free(&ln->g);
-    xf_act_hooks_free(&ln->ah);
-    xf_act_hooks_free(&ln->ah_fp);
+    xf_e2e_pass_free(&ln->ps);
     xf_ost_params_free(&ln->gp);
     xf_ost_params_free(&ln->m1);
     xf_ost_params_free(&ln->m2);
-    free(ln->h0);
-    free(ln->dh0);
-    free(ln->logits);
-    free(ln->dlogits);
-    free(ln->ref);
-    free(ln->top);
-    free(ln->top_lp);
 }
 
 /* Adam (beta 0.9 / 0.999, eps 1e-8) on x [n] */
@@ -198,15 +101,15 @@ static int step(learner *ln, xf_ost_params *p, int s, int64_t *perm, double *los
     xf_e2e_pick_windows(q->seed, s, ln->nwin, b, perm);
     if (xf_ost_build(&ln->om, p, &ln->grid, q->weight_group, err) != 0)
         return -1;
-    xf_grads_zero(&ln->g);
+    xf_grads_zero(&ln->ps.g);
     xf_ost_params_zero(&ln->gp);
     *loss = 0.0;
-    const double sc = per_window_scale(ln, b);
+    const double sc = xf_e2e_pass_scale(&ln->ps, b);
     for (int64_t i = 0; i < b; i++)
-        if (window_loss(ln, perm[i], sc, true, loss, err) != 0)
+        if (xf_e2e_pass_window(&ln->ps, &ln->om.m, perm[i], sc, true, loss, ln->gp.R1, err) != 0)
             return -1;
     err->msg[0] = '\0';
-    xf_ost_grad(&ln->om, &ln->g, &ln->gp, err);
+    xf_ost_grad(&ln->om, &ln->ps.g, &ln->gp, err);
     if (err->msg[0])
         return -1;
     const double cosf = 0.5 * (1.0 + cos(M_PI * (double)s / (double)q->steps));
