@@ -1134,6 +1134,31 @@ static int check_scheme_fits(const xf_act_scheme *s, const xf_model_config *cfg,
     return 0;
 }
 
+/* What the end-to-end learners (SpinQuant, OstQuant) are asked: the online
+ * transforms they simulate (the down Hadamard when the model gets one, R3
+ * with --rotate-qk) into `down`, and the request with the weights inside
+ * the objective: full precision for GPTQ by default, as SpinQuant learns
+ * its rotations (GPTQ then removes most of the weight error RTN would
+ * show), RTN on the recipe's grid otherwise or with --rotate-weights rtn;
+ * the choice recorded in rot. */
+static int learner_request(const xf_quant_options *o, const xf_r1_request *q,
+                           const xf_model_config *cfg, bool online_down,
+                           xf_online_transforms *down, xf_r1_request *qe, json_t *rot,
+                           xf_error *err)
+{
+    if (online_down && xf_online_enable_down(down, cfg, err) != 0)
+        return -1;
+    if (o->rotate_qk && xf_online_enable_qk(down, cfg, err) != 0)
+        return -1;
+    *qe = *q;
+    const bool fp_weights = o->rotate_weights == 2 || (o->rotate_weights == 0 &&
+                                                         o->method == XF_METHOD_GPTQ);
+    if (fp_weights)
+        qe->weight_bits = 0;
+    json_object_set_new(rot, "learned_weights", json_string(fp_weights ? "fp" : "rtn"));
+    return 0;
+}
+
 /* --rotate learned --rotate-objective e2e: R1 and the per-layer R2 learned
  * together on the folded model (quant/transform/e2e_learn.c), then applied
  * as the other kinds are. The online down Hadamard the objective sees is
@@ -1152,18 +1177,9 @@ static int learned_e2e(xf_model_edit *edit, const xf_quant_options *o, const xf_
     int rc = 0;
     if (!R1 || (r2 && (!R2 || !R2l)))
         rc = xf_fail(err, "learned rotation: out of memory");
-    if (rc == 0 && on)
-        rc = xf_online_enable_down(&down, cfg, err);
-    if (rc == 0 && o->rotate_qk)
-        rc = xf_online_enable_qk(&down, cfg, err);
-    /* SpinQuant learns the rotations for GPTQ with full-precision weights
-     * (GPTQ then removes most of the weight error RTN would show) */
-    xf_r1_request qe = *q;
-    const bool fp_weights = o->rotate_weights == 2 || (o->rotate_weights == 0 &&
-                                                         o->method == XF_METHOD_GPTQ);
-    if (fp_weights)
-        qe.weight_bits = 0;
-    json_object_set_new(rot, "learned_weights", json_string(fp_weights ? "fp" : "rtn"));
+    xf_r1_request qe;
+    if (rc == 0)
+        rc = learner_request(o, q, cfg, on != NULL, &down, &qe, rot, err);
     if (rc == 0)
         rc = xf_learned_e2e(&edit->m->weights, &qe, xf_online_any(&down) ? &down : NULL, R1, R2,
                             rot, err);
@@ -1200,16 +1216,9 @@ static int learned_ost(xf_model_edit *edit, const xf_quant_options *o, const xf_
     int rc = 0;
     if (r2 && !R2l)
         rc = xf_fail(err, "OstQuant: out of memory");
-    if (rc == 0 && on)
-        rc = xf_online_enable_down(&down, cfg, err);
-    if (rc == 0 && o->rotate_qk)
-        rc = xf_online_enable_qk(&down, cfg, err);
-    xf_r1_request qe = *q;
-    const bool fp_weights = o->rotate_weights == 2 || (o->rotate_weights == 0 &&
-                                                         o->method == XF_METHOD_GPTQ);
-    if (fp_weights)
-        qe.weight_bits = 0;
-    json_object_set_new(rot, "learned_weights", json_string(fp_weights ? "fp" : "rtn"));
+    xf_r1_request qe;
+    if (rc == 0)
+        rc = learner_request(o, q, cfg, on != NULL, &down, &qe, rot, err);
     if (rc == 0)
         rc = xf_learned_ost(&edit->m->weights, &qe, xf_online_any(&down) ? &down : NULL, &p, rot,
                             err);
