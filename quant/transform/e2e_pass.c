@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sim/act_hooks_grad.h"
+
 int xf_e2e_pass_init(xf_e2e_pass *p, xf_e2e_model *m, const xf_r1_request *q,
                      const xf_online_transforms *online, const char *what, xf_error *err)
 {
