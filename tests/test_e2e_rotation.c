@@ -61,29 +61,6 @@ static void open_model(xf_loaded_model *m, const char *name, const char *family)
         fail_msg("open: %s", err.msg);
 }
 
-/* fp64 W [out, in] from fp32 */
-static double *to64(const float *x, int64_t n)
-{
-    double *d = malloc((size_t)n * sizeof *d);
-    assert_non_null(d);
-    for (int64_t i = 0; i < n; i++)
-        d[i] = x[i];
-    return d;
-}
-
-/* C [m, n] = A [m, k] B [k, n], all row-major fp64 with leading dims */
-static void mm64(const double *A, int64_t lda, bool ta, const double *B, int64_t ldb, bool tb,
-                 double *C, int64_t ldc, int64_t m, int64_t n, int64_t k)
-{
-    for (int64_t i = 0; i < m; i++)
-        for (int64_t j = 0; j < n; j++) {
-            double s = 0;
-            for (int64_t p = 0; p < k; p++)
-                s += (ta ? A[p * lda + i] : A[i * lda + p]) * (tb ? B[j * ldb + p] : B[p * ldb + j]);
-            C[i * ldc + j] = s;
-        }
-}
-
 typedef struct base64 {
     double *w[2][XF_LIN_COUNT], *head, *embed;
 } base64;
@@ -99,22 +76,22 @@ static void effective(const xf_e2e_model *m, const base64 *b, const double *R1, 
     for (int l = 0; l < m->n_layers; l++) {
         const xf_linear_role readers[] = {XF_LIN_Q, XF_LIN_K, XF_LIN_GATE, XF_LIN_UP};
         for (int k = 0; k < 4; k++)
-            mm64(b->w[l][readers[k]], H, false, R1, H, false, r->w[l][readers[k]], H,
+            xf_ref_mm64(b->w[l][readers[k]], H, false, R1, H, false, r->w[l][readers[k]], H,
                  m->base[l].out[readers[k]], H, H);
         double *t = malloc((size_t)(H * (qd > kvd ? qd : kvd)) * sizeof *t);
-        mm64(b->w[l][XF_LIN_V], H, false, R1, H, false, t, H, kvd, H, H);
+        xf_ref_mm64(b->w[l][XF_LIN_V], H, false, R1, H, false, t, H, kvd, H, H);
         for (int64_t h = 0; h < nkv; h++) /* R2^T (W_v[h] R1) */
-            mm64(R2 + l * d * d, d, true, t + h * d * H, H, false, r->w[l][XF_LIN_V] + h * d * H,
+            xf_ref_mm64(R2 + l * d * d, d, true, t + h * d * H, H, false, r->w[l][XF_LIN_V] + h * d * H,
                  H, d, H, d);
-        mm64(R1, H, true, b->w[l][XF_LIN_O], qd, false, t, qd, H, qd, H);
+        xf_ref_mm64(R1, H, true, b->w[l][XF_LIN_O], qd, false, t, qd, H, qd, H);
         for (int64_t h = 0; h < nh; h++) /* (R1^T W_o)[:, h] R2 */
-            mm64(t + h * d, qd, false, R2 + l * d * d, d, false, r->w[l][XF_LIN_O] + h * d, qd, H,
+            xf_ref_mm64(t + h * d, qd, false, R2 + l * d * d, d, false, r->w[l][XF_LIN_O] + h * d, qd, H,
                  d, d);
-        mm64(R1, H, true, b->w[l][XF_LIN_DOWN], I, false, r->w[l][XF_LIN_DOWN], I, H, I, H);
+        xf_ref_mm64(R1, H, true, b->w[l][XF_LIN_DOWN], I, false, r->w[l][XF_LIN_DOWN], I, H, I, H);
         free(t);
     }
-    mm64(b->head, H, false, R1, H, false, r->head, H, c->vocab, H, H);
-    mm64(b->embed, H, false, R1, H, false, r->embed, H, c->vocab, H, H);
+    xf_ref_mm64(b->head, H, false, R1, H, false, r->head, H, c->vocab, H, H);
+    xf_ref_mm64(b->embed, H, false, R1, H, false, r->embed, H, c->vocab, H, H);
 }
 
 static double dot(const double *a, const double *b, int64_t n)
@@ -193,17 +170,17 @@ static void test_rotation_gradients(void **state)
     for (int l = 0; l < L; l++) {
         for (int k = 0; k < XF_LIN_COUNT; k++) {
             const int64_t n = m.base[l].out[k] * m.base[l].in[k];
-            b.w[l][k] = to64(m.base[l].w[k], n);
+            b.w[l][k] = xf_ref_to64(m.base[l].w[k], n);
             r.w[l][k] = malloc((size_t)n * sizeof(double));
         }
-        r.an[l] = to64(m.base[l].attn_norm_w, H);
-        r.mn[l] = to64(m.base[l].mlp_norm_w, H);
+        r.an[l] = xf_ref_to64(m.base[l].attn_norm_w, H);
+        r.mn[l] = xf_ref_to64(m.base[l].mlp_norm_w, H);
     }
-    b.head = to64(m.head.w, V * H);
-    b.embed = to64(m.embed, V * H);
+    b.head = xf_ref_to64(m.head.w, V * H);
+    b.embed = xf_ref_to64(m.embed, V * H);
     r.head = malloc((size_t)(V * H) * sizeof(double));
     r.embed = malloc((size_t)(V * H) * sizeof(double));
-    r.norm = to64(m.head.norm_w, H);
+    r.norm = xf_ref_to64(m.head.norm_w, H);
     const int64_t I = c->intermediate;
     r.had = malloc((size_t)(I * I) * sizeof(double));
     xf_hadamard_dense_of(&on.down_had, r.had);

@@ -117,27 +117,6 @@ static void test_kl_top_gradient(void **state)
     assert_true(fabs(a - b) < 1e-5 * fabs(b));
 }
 
-static double *to64(const float *x, int64_t n)
-{
-    double *d = malloc((size_t)n * sizeof *d);
-    assert_non_null(d);
-    for (int64_t i = 0; i < n; i++)
-        d[i] = x[i];
-    return d;
-}
-
-static void mm64(const double *A, int64_t lda, bool ta, const double *B, int64_t ldb, bool tb,
-                 double *C, int64_t ldc, int64_t m, int64_t n, int64_t k)
-{
-    for (int64_t i = 0; i < m; i++)
-        for (int64_t j = 0; j < n; j++) {
-            double s = 0;
-            for (int64_t p = 0; p < k; p++)
-                s += (ta ? A[p * lda + i] : A[i * lda + p]) * (tb ? B[j * ldb + p] : B[p * ldb + j]);
-            C[i * ldc + j] = s;
-        }
-}
-
 typedef struct base64 {
     double *w[2][XF_LIN_COUNT], *an[2], *mn[2], *head, *embed, *had;
 } base64;
@@ -166,7 +145,7 @@ static void effective(const xf_model_config *c, const base64 *b, const xf_ost_pa
         const int64_t outs[] = {qd, kvd, I, I};
         for (int k = 0; k < 4; k++) {
             double *w = r->w[l][readers[k]];
-            mm64(b->w[l][readers[k]], H, false, R1, H, false, w, H, outs[k], H, H);
+            xf_ref_mm64(b->w[l][readers[k]], H, false, R1, H, false, w, H, outs[k], H, H);
             const double *ls = k < 2 ? la : lm;
             for (int64_t i = 0; i < outs[k]; i++)
                 for (int64_t j = 0; j < H; j++)
@@ -174,27 +153,27 @@ static void effective(const xf_model_config *c, const base64 *b, const xf_ost_pa
         }
         double *t = malloc((size_t)(H * (qd > I ? qd : I)) * sizeof *t);
         assert_non_null(t);
-        mm64(b->w[l][XF_LIN_V], H, false, R1, H, false, t, H, kvd, H, H);
+        xf_ref_mm64(b->w[l][XF_LIN_V], H, false, R1, H, false, t, H, kvd, H, H);
         for (int64_t h = 0; h < nkv; h++)
-            mm64(R2, d, true, t + h * d * H, H, false, r->w[l][XF_LIN_V] + h * d * H, H, d, H, d);
+            xf_ref_mm64(R2, d, true, t + h * d * H, H, false, r->w[l][XF_LIN_V] + h * d * H, H, d, H, d);
         for (int64_t i = 0; i < kvd; i++)
             for (int64_t j = 0; j < H; j++)
                 r->w[l][XF_LIN_V][i * H + j] *= exp(lv[i] - la[j]);
-        mm64(R1, H, true, b->w[l][XF_LIN_O], qd, false, t, qd, H, qd, H);
+        xf_ref_mm64(R1, H, true, b->w[l][XF_LIN_O], qd, false, t, qd, H, qd, H);
         for (int64_t h = 0; h < nh; h++)
-            mm64(t + h * d, qd, false, R2, d, false, r->w[l][XF_LIN_O] + h * d, qd, H, d, d);
+            xf_ref_mm64(t + h * d, qd, false, R2, d, false, r->w[l][XF_LIN_O] + h * d, qd, H, d, d);
         for (int64_t i = 0; i < H; i++)
             for (int64_t cc = 0; cc < qd; cc++)
                 r->w[l][XF_LIN_O][i * qd + cc] *= exp(-lv2[(cc / d / rep) * d + cc % d]);
-        mm64(R1, H, true, b->w[l][XF_LIN_DOWN], I, false, t, I, H, I, H);
+        xf_ref_mm64(R1, H, true, b->w[l][XF_LIN_DOWN], I, false, t, I, H, I, H);
         for (int64_t i = 0; i < H; i++)
             for (int64_t j = 0; j < I; j++)
                 t[i * I + j] *= exp(-lu2[j]);
-        mm64(t, I, false, b->had, I, false, r->w[l][XF_LIN_DOWN], I, H, I, I);
+        xf_ref_mm64(t, I, false, b->had, I, false, r->w[l][XF_LIN_DOWN], I, H, I, I);
         free(t);
     }
-    mm64(b->head, H, false, R1, H, false, r->head, H, c->vocab, H, H);
-    mm64(b->embed, H, false, R1, H, false, r->embed, H, c->vocab, H, H);
+    xf_ref_mm64(b->head, H, false, R1, H, false, r->head, H, c->vocab, H, H);
+    xf_ref_mm64(b->embed, H, false, R1, H, false, r->embed, H, c->vocab, H, H);
 }
 
 static void copy_grads(xf_grads *dst, const xf_grads *src)
@@ -321,19 +300,19 @@ static void test_scale_gradients(void **state)
     for (int l = 0; l < L; l++) {
         for (int k = 0; k < XF_LIN_COUNT; k++) {
             const int64_t n = m->base[l].out[k] * m->base[l].in[k];
-            b.w[l][k] = to64(m->base[l].w[k], n);
+            b.w[l][k] = xf_ref_to64(m->base[l].w[k], n);
             r.w[l][k] = malloc((size_t)n * sizeof(double));
         }
-        b.an[l] = to64(m->base[l].attn_norm_w, H);
-        b.mn[l] = to64(m->base[l].mlp_norm_w, H);
+        b.an[l] = xf_ref_to64(m->base[l].attn_norm_w, H);
+        b.mn[l] = xf_ref_to64(m->base[l].mlp_norm_w, H);
         r.an[l] = malloc((size_t)H * sizeof(double));
         r.mn[l] = malloc((size_t)H * sizeof(double));
     }
-    b.head = to64(m->head.w, V * H);
-    b.embed = to64(m->embed, V * H);
+    b.head = xf_ref_to64(m->head.w, V * H);
+    b.embed = xf_ref_to64(m->embed, V * H);
     r.head = malloc((size_t)(V * H) * sizeof(double));
     r.embed = malloc((size_t)(V * H) * sizeof(double));
-    r.norm = to64(m->head.norm_w, H);
+    r.norm = xf_ref_to64(m->head.norm_w, H);
     r.had = malloc((size_t)(I * I) * sizeof(double));
     b.had = malloc((size_t)(I * I) * sizeof(double));
     xf_hadamard_dense_of(&on.down_had, r.had);

@@ -2,6 +2,7 @@
 #include "tests/support/ref_llama.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -139,3 +140,26 @@ double xf_ref_llama_loss(const xf_ref_llama *r, const int32_t *tok, int64_t T)
     return loss;
 }
 
+double *xf_ref_to64(const float *x, int64_t n)
+{
+    double *d = malloc((size_t)(n > 0 ? n : 1) * sizeof *d);
+    if (!d) {
+        fprintf(stderr, "ref_llama: out of memory for %lld values\n", (long long)n);
+        abort();
+    }
+    for (int64_t i = 0; i < n; i++)
+        d[i] = x[i];
+    return d;
+}
+
+void xf_ref_mm64(const double *A, int64_t lda, bool ta, const double *B, int64_t ldb, bool tb,
+                 double *C, int64_t ldc, int64_t m, int64_t n, int64_t k)
+{
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            double s = 0;
+            for (int64_t p = 0; p < k; p++)
+                s += (ta ? A[p * lda + i] : A[i * lda + p]) * (tb ? B[j * ldb + p] : B[p * ldb + j]);
+            C[i * ldc + j] = s;
+        }
+}
